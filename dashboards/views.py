@@ -1,0 +1,111 @@
+"""The pages. Views validate, call one deployer function, and render; they never
+talk to a host, a repository or an outside API."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboards.forms import DeployForm, LogCursorForm
+from deployer import selectors, tasks
+from deployer.deploys import deploy_request
+from deployer.errors import DeployConflict, DeployRefused
+from deployer.models import Deploy, Environment, Service
+
+HISTORY_PAGE_SIZE = 50
+
+
+@require_GET
+def services(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboards/services.html", {"overview": selectors.services_overview()})
+
+
+def _service_page(
+    request: HttpRequest, service: Service, *, error: str = "", status: int = 200, running: Deploy | None = None
+) -> HttpResponse:
+    context = {
+        "service": service,
+        "states": selectors.service_environments(service),
+        "branches": selectors.service_branches(service),
+        "recent": selectors.deploy_history().filter(environment__service=service)[:10],
+        "error": error,
+        "running": running,
+    }
+    return render(request, "dashboards/service.html", context, status=status)
+
+
+@require_GET
+def service_detail(request: HttpRequest, name: str) -> HttpResponse:
+    return _service_page(request, get_object_or_404(Service.objects.select_related("team"), name=name))
+
+
+@require_POST
+def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
+    service = get_object_or_404(Service, name=name)
+    tasks.sync_branches.delay(service.pk)
+    messages.info(request, f"Refreshing the branches of {service.name}; reload in a few seconds.")
+    return redirect("service", name=service.name)
+
+
+@require_POST
+def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = get_object_or_404(Environment.objects.select_related("service__team"), service__name=name, name=environment)
+    form = DeployForm(request.POST)
+    if not form.is_valid():
+        return _service_page(request, env.service, error=_form_error(form), status=400)
+    try:
+        deploy = deploy_request(environment=env, ref=form.cleaned_data["ref"], user=request.user)
+    except DeployConflict as exc:
+        return _service_page(request, env.service, error=str(exc), status=exc.status_code, running=exc.running)
+    except DeployRefused as exc:
+        return _service_page(request, env.service, error=str(exc), status=exc.status_code)
+    return redirect("deploy", pk=deploy.pk)
+
+
+def _form_error(form: DeployForm) -> str:
+    return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+
+
+def _deploy(pk: int) -> Deploy:
+    return get_object_or_404(Deploy.objects.select_related("environment__service", "requested_by"), pk=pk)
+
+
+@require_GET
+def deploy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = _deploy(pk)
+    lines = selectors.deploy_log_after(deploy, 0)
+    context = {
+        "deploy": deploy,
+        "hosts": deploy.hosts.all(),
+        "lines": lines,
+        "after": lines[-1].pk if lines else 0,
+    }
+    return render(request, "dashboards/deploy.html", context)
+
+
+@require_GET
+def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
+    """The log lines after `?after=<id>`, the deploy's summary, and (while it
+    runs) the next poller: htmx swaps these in place of the old poller."""
+    cursor = LogCursorForm(request.GET)
+    if not cursor.is_valid():
+        return HttpResponseBadRequest("after must be the id of the last log line shown (a whole number >= 0)")
+    deploy = _deploy(pk)
+    after = cursor.cleaned_data["after"] or 0
+    lines = selectors.deploy_log_after(deploy, after)
+    context = {
+        "deploy": deploy,
+        "hosts": deploy.hosts.all(),
+        "lines": lines,
+        "after": lines[-1].pk if lines else after,
+    }
+    return render(request, "dashboards/_log_update.html", context)
+
+
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.deploy_history(), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "dashboards/history.html", {"page": page})

@@ -1,0 +1,80 @@
+"""The admin edits the catalog models; deploys are shown read-only (they are the audit record)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from deployer.models import Branch, Deploy, DeployHost, Environment, Host, Service, Team
+
+
+class HostInline(admin.TabularInline):
+    model = Host
+    extra = 0
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "repo_url", "default_branch", "branches_synced_at"]
+    list_filter = ["team"]
+    search_fields = ["name", "repo_url"]
+    readonly_fields = ["branches_synced_at", "branches_sync_error"]
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "deploy_path", "releases_to_keep"]
+    list_filter = ["service"]
+    inlines = [HostInline]
+
+
+@admin.register(Branch)
+class BranchAdmin(admin.ModelAdmin):
+    list_display = ["service", "name", "sha", "author", "committed_at"]
+    list_filter = ["service"]
+    search_fields = ["name", "sha"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit records: visible to staff, never added, changed or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeployHostInline(admin.TabularInline):
+    model = DeployHost
+    extra = 0
+    can_delete = False
+    readonly_fields = ["address", "status", "release", "previous_release", "message", "finished_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Deploy)
+class DeployAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "environment", "ref", "sha", "status", "requested_by", "created_at"]
+    list_filter = ["status", "environment__service"]
+    search_fields = ["ref", "sha"]
+    inlines = [DeployHostInline]

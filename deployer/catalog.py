@@ -1,0 +1,262 @@
+"""catalog.yml ⇄ models: read and validate a catalog file, then apply it idempotently.
+
+Every problem is reported with its line in the file and a hint on how to fix
+it; a file with any problem changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from deployer.catalog_schema import CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
+from deployer.models import Environment, Host, Service, Team
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    where: str
+    message: str
+
+    def render(self, filename: str) -> str:
+        at = f"{filename}:{self.line}" if self.line else filename
+        return f"{at}: {self.where + ': ' if self.where else ''}{self.message}"
+
+
+class CatalogError(Exception):
+    """The catalog file is invalid; `problems` says where and how to fix each."""
+
+    def __init__(self, filename: str, problems: list[Problem]) -> None:
+        self.filename = filename
+        self.problems = problems
+        super().__init__("\n".join(p.render(filename) for p in problems))
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    not_in_file: list[str] = field(default_factory=list)
+
+
+def catalog_read(path: Path) -> CatalogSpec:
+    """Parse and validate a catalog file; raise CatalogError listing every problem."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(name, [Problem(None, "", f"cannot read the file: {exc.strerror}")]) from exc
+    return catalog_parse(text, filename=name)
+
+
+def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
+    try:
+        data = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = f"{exc.problem or exc.context} (is the indentation right? YAML needs spaces, not tabs)"
+        raise CatalogError(filename, [Problem(line, "", message)]) from exc
+    if not isinstance(data, CommentedMap):
+        raise CatalogError(filename, [Problem(1, "", "the file must be a mapping with teams: and services:")])
+    try:
+        spec = CatalogSpec.model_validate(_plain(data))
+    except ValidationError as exc:
+        raise CatalogError(filename, [_problem(data, err) for err in exc.errors()]) from exc
+    problems = list(_cross_problems(data, spec))
+    if problems:
+        raise CatalogError(filename, problems)
+    return spec
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types → plain dicts and lists for pydantic."""
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _problem(root: CommentedMap, err: Any) -> Problem:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}; {_known_keys_hint(loc)}"
+    elif kind == "missing":
+        message = f"missing required key {loc[-1]!r}; add {loc[-1]}: <{_describe(loc)}>"
+        loc = loc[:-1]
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if "input" in err and not isinstance(err["input"], dict | list):
+            message = f"{message} (got {err['input']!r})"
+    return Problem(_line_of(root, loc), _where(loc), message)
+
+
+def _where(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(root: CommentedMap, loc: Loc) -> int | None:
+    """1-based line of the deepest part of `loc` that exists in the file."""
+    node: Any = root
+    line = None
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+        else:
+            break
+        node = node[part]
+    return line
+
+
+# The schema model of the mapping at a location: locations alternate between a
+# fixed key and a name or index (services.<name>.environments.<name>.hosts[<i>]).
+_MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
+    (): CatalogSpec,
+    ("teams",): TeamSpec,
+    ("services",): ServiceSpec,
+    ("services", "environments"): EnvironmentSpec,
+    ("services", "environments", "hosts"): HostSpec,
+}
+
+
+def _spec_at(loc: Loc) -> type[BaseModel] | None:
+    return _MODEL_AT.get(loc[0::2]) if len(loc) % 2 == 0 else None
+
+
+def _known_keys_hint(loc: Loc) -> str:
+    model = _spec_at(loc[:-1])
+    if model is None:
+        return "remove it"
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"allowed keys here: {', '.join(allowed)}"
+
+
+def _describe(loc: Loc) -> str:
+    model = _spec_at(loc[:-1])
+    info = model.model_fields.get(str(loc[-1])) if model else None
+    return (info.description if info and info.description else "value") or "value"
+
+
+def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
+    """Rules that span entries: declared teams, unique hosts, no shared deploy paths."""
+    used_paths: dict[tuple[str, int, str], str] = {}
+    for service_name, service in spec.services.items():
+        if service.team and service.team not in spec.teams:
+            loc: Loc = ("services", service_name, "team")
+            declared = ", ".join(spec.teams) or "none"
+            yield Problem(
+                _line_of(root, loc),
+                _where(loc),
+                f"team {service.team!r} is not declared; add it under teams: (declared: {declared})",
+            )
+        for env_name, env in service.environments.items():
+            seen: set[tuple[str, int]] = set()
+            for index, host in enumerate(env.hosts):
+                loc = ("services", service_name, "environments", env_name, "hosts", index)
+                key = (host.address, host.port)
+                if key in seen:
+                    yield Problem(
+                        _line_of(root, loc), _where(loc), f"duplicate host {host.address}:{host.port}; remove one"
+                    )
+                seen.add(key)
+                path_key = (host.address, host.port, host.deploy_path or env.deploy_path)
+                owner = f"{service_name}/{env_name}"
+                if path_key in used_paths and used_paths[path_key] != owner:
+                    yield Problem(
+                        _line_of(root, loc),
+                        _where(loc),
+                        f"{host.address}:{host.port} already gets {used_paths[path_key]} in {path_key[2]}; "
+                        "two environments must not share a deploy path on one host",
+                    )
+                used_paths.setdefault(path_key, owner)
+
+
+@transaction.atomic
+def catalog_apply(spec: CatalogSpec) -> ApplyReport:
+    """Create or update everything the spec declares. Hosts follow the file;
+    services and environments missing from it are kept (they have history) and reported."""
+    report = ApplyReport()
+    teams = {name: _upsert(report, Team, {"name": name}, {}) for name in spec.teams}
+    for name, service_spec in spec.services.items():
+        service = _upsert(
+            report,
+            Service,
+            {"name": name},
+            {
+                "team": teams.get(service_spec.team) if service_spec.team else None,
+                "repo_url": service_spec.repo,
+                "default_branch": service_spec.default_branch,
+                "jenkins_job": service_spec.jenkins_job,
+                "runbook_url": service_spec.runbook or "",
+            },
+        )
+        _apply_environments(report, service, service_spec)
+    for service in Service.objects.exclude(name__in=list(spec.services)):
+        report.not_in_file.append(f"service {service.name}")
+    return report
+
+
+def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec) -> None:
+    for position, (name, env_spec) in enumerate(spec.environments.items()):
+        environment = _upsert(
+            report,
+            Environment,
+            {"service": service, "name": name},
+            {
+                "position": position,
+                **env_spec.model_dump(exclude={"hosts"}),
+            },
+        )
+        keep: list[int] = []
+        for host_position, host_spec in enumerate(env_spec.hosts):
+            host = _upsert(
+                report,
+                Host,
+                {"environment": environment, "address": host_spec.address, "port": host_spec.port},
+                {"user": host_spec.user, "deploy_path": host_spec.deploy_path or "", "position": host_position},
+            )
+            keep.append(host.pk)
+        for gone in environment.hosts.exclude(pk__in=keep):
+            report.removed.append(f"host {gone} of {environment}")
+            gone.delete()
+    for env in service.environments.exclude(name__in=list(spec.environments)):
+        report.not_in_file.append(f"environment {env}")
+
+
+def _upsert(report: ApplyReport, model: Any, lookup: dict[str, Any], values: dict[str, Any]) -> Any:
+    obj = model.objects.filter(**lookup).first()
+    label = f"{model._meta.verbose_name} {' '.join(str(v) for v in lookup.values())}"
+    if obj is None:
+        obj = model.objects.create(**lookup, **values)
+        report.created.append(label)
+        return obj
+    changed = [k for k, v in values.items() if getattr(obj, k) != v]
+    if changed:
+        for key in changed:
+            setattr(obj, key, values[key])
+        obj.save(update_fields=changed)
+        report.updated.append(f"{label} ({', '.join(changed)})")
+    return obj

@@ -1,0 +1,122 @@
+"""The shape of catalog.yml, as pydantic models: what keys exist, what they hold."""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from deployer.refs import RefError, branch_name_check
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
+USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[?[0-9a-fA-F:]+\]?")
+SCP_LIKE_RE = re.compile(r"[\w.-]+@[\w.-]+:[^\s]+")
+GIT_SCHEMES = {"https", "http", "ssh", "git", "file"}
+HEALTH_PLACEHOLDERS = {"address"}
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError("use lower-case letters, digits, '-' and '_' (at most 50), starting with a letter or digit")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or "\n" in value or "\0" in value:
+        raise ValueError("must be an absolute path, like /srv/myapp")
+    return value.rstrip("/") or "/"
+
+
+def _repo_url(value: str) -> str:
+    if value.startswith("/") or SCP_LIKE_RE.fullmatch(value):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme in GIT_SCHEMES and (parts.netloc or parts.scheme == "file") and " " not in value:
+        return value
+    raise ValueError(
+        "is not a git URL: use https://host/owner/name.git, git@host:owner/name.git, ssh://..., or an absolute path"
+    )
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _health_url(value: str) -> str:
+    if not value:
+        return value
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"is not a valid template ({exc}); write placeholders as {{address}}") from exc
+    unknown = fields - HEALTH_PLACEHOLDERS
+    if unknown:
+        raise ValueError(f"has unknown placeholder(s) {sorted(unknown)}; the only one is {{address}}")
+    return _http_url(value.format(address="host.example"))
+
+
+def _host(value: str) -> str:
+    if not HOST_RE.fullmatch(value):
+        raise ValueError("must be a host name or IP address, like app1.internal or 10.0.0.5")
+    return value
+
+
+def _branch(value: str) -> str:
+    try:
+        return branch_name_check(value)
+    except RefError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+Name = Annotated[str, AfterValidator(_name)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class HostSpec(_Spec):
+    address: Annotated[str, AfterValidator(_host)] = Field(description="host name or IP address")
+    port: int = Field(default=22, ge=1, le=65535, description="SSH port")
+    user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
+    deploy_path: AbsolutePath | None = Field(default=None, description="overrides the environment's deploy_path")
+
+
+class EnvironmentSpec(_Spec):
+    deploy_path: AbsolutePath = Field(description="absolute directory on each host, e.g. /srv/myapp")
+    build_command: str = Field(default="", description="shell command run in the new release directory")
+    restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
+    health_check_url: Annotated[str, AfterValidator(_health_url)] = Field(
+        default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
+    )
+    health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for HTTP 200")
+    releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
+    hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
+
+
+class ServiceSpec(_Spec):
+    team: Name | None = Field(default=None, description="name of a team declared under teams:")
+    repo: Annotated[str, AfterValidator(_repo_url)] = Field(description="git URL or absolute path of the repository")
+    default_branch: Annotated[str, AfterValidator(_branch)] = Field(default="main", description="main branch")
+    jenkins_job: str = Field(default="", description="Jenkins job name")
+    runbook: Annotated[str, AfterValidator(_http_url)] | None = Field(default=None, description="runbook URL")
+    environments: dict[Name, EnvironmentSpec] = Field(
+        min_length=1, description="mapping of environment name to settings, e.g. test: {...}"
+    )
+
+
+class TeamSpec(_Spec):
+    pass
+
+
+class CatalogSpec(_Spec):
+    teams: dict[Name, TeamSpec | None] = Field(default_factory=dict, description="mapping of team names")
+    services: dict[Name, ServiceSpec] = Field(description="mapping of service name to settings")

@@ -1,0 +1,71 @@
+"""A deploy's log: rollout code logs through `logging`; a handler writes the
+lines onto the deploy (capped), where the live page reads them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db.models import F
+
+from deployer.models import Deploy, DeployLog
+
+MAX_LINE_LENGTH = 4000
+logger = logging.getLogger("gantry.deploy")
+
+
+def deploy_logger(deploy_id: int, host: str = "") -> logging.LoggerAdapter[logging.Logger]:
+    """The logger rollout code writes to; its lines land on deploy `deploy_id`."""
+    return logging.LoggerAdapter(logger, {"deploy_id": deploy_id, "host": host})
+
+
+class DeployLogHandler(logging.Handler):
+    """Stores the records of one deploy as DeployLog rows, up to a cap."""
+
+    def __init__(self, deploy_id: int, max_lines: int) -> None:
+        super().__init__(level=logging.INFO)
+        self.deploy_id = deploy_id
+        self.room = max_lines
+        self.dropped = 0
+        self.count_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "deploy_id", None) != self.deploy_id:
+            return
+        with self.count_lock:
+            if self.room <= 0:
+                self.dropped += 1
+                return
+            self.room -= 1
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.levelno >= logging.ERROR:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            DeployLog.objects.create(
+                deploy_id=self.deploy_id,
+                at=datetime.fromtimestamp(record.created, tz=UTC),
+                host=getattr(record, "host", ""),
+                level=record.levelname.lower(),
+                message=message[:MAX_LINE_LENGTH],
+            )
+        except Exception:  # a log line must never break the deploy it describes
+            self.handleError(record)
+
+
+@contextmanager
+def deploy_logging(deploy: Deploy) -> Iterator[None]:
+    """While active, records for `deploy` are written onto its log."""
+    already = DeployLog.objects.filter(deploy=deploy).count()
+    handler = DeployLogHandler(deploy.pk, max(settings.DEPLOY_LOG_MAX_LINES - already, 0))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        if handler.dropped:
+            Deploy.objects.filter(pk=deploy.pk).update(log_lines_dropped=F("log_lines_dropped") + handler.dropped)

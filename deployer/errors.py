@@ -1,0 +1,28 @@
+"""Domain exceptions shared by the deploy rules and the pipeline's steps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deployer.models import Deploy
+
+
+class StepFailed(Exception):
+    """A deploy step failed for a reason a person can act on; the message says it."""
+
+
+class DeployRefused(Exception):
+    """A deploy request breaks a rule (bad ref, unknown branch); nothing was recorded."""
+
+    status_code = 400
+
+
+class DeployConflict(DeployRefused):
+    """Another deploy already holds the environment; `running` is that deploy."""
+
+    status_code = 409
+
+    def __init__(self, message: str, running: Deploy) -> None:
+        super().__init__(message)
+        self.running = running

@@ -1,0 +1,106 @@
+"""Gantry's local mirror of each service's git repository: fetch, list branches, archive a sha.
+
+Only workers call this. Every git call gets an argument list (never a shell),
+`--` before positional arguments, and a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from deployer.refs import is_full_sha
+
+
+class GitError(Exception):
+    """A git command failed; the message carries git's own words."""
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    name: str
+    sha: str
+    author: str
+    committed_at: datetime
+    message: str
+
+
+def mirror_path(service_name: str) -> Path:
+    return settings.REPO_MIRROR_DIR / f"{service_name}.git"
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=settings.GIT_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} took longer than {settings.GIT_TIMEOUT} s") from exc
+    if done.returncode != 0:
+        raise GitError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"git {args[0]} failed")
+    return done.stdout
+
+
+def mirror_update(service_name: str, repo_url: str) -> Path:
+    """Clone the repository as a bare mirror on first use, else fetch (pruning deleted branches)."""
+    path = mirror_path(service_name)
+    if not (path / "HEAD").exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "--mirror", "--quiet", "--", repo_url, str(path))
+    else:
+        _git("remote", "set-url", "origin", "--", repo_url, cwd=path)
+        _git("fetch", "--prune", "--quiet", "origin", cwd=path)
+    return path
+
+
+def branches_list(service_name: str) -> list[BranchInfo]:
+    fmt = "%(refname:strip=2)%00%(objectname)%00%(authorname)%00%(committerdate:unix)%00%(contents:subject)"
+    out = _git("for-each-ref", f"--format={fmt}", "refs/heads/", cwd=mirror_path(service_name))
+    branches = []
+    for line in out.splitlines():
+        name, sha, author, when, subject = line.split("\0", 4)
+        branches.append(
+            BranchInfo(
+                name=name,
+                sha=sha,
+                author=author,
+                committed_at=datetime.fromtimestamp(int(when), tz=UTC),
+                message=subject[:500],
+            )
+        )
+    return branches
+
+
+def archive(service_name: str, repo_url: str, sha: str, dest: Path) -> Path:
+    """Write a .tar.gz of the tree at `sha` to `dest`, fetching first if the mirror lacks it."""
+    if not is_full_sha(sha):
+        raise GitError(f"{sha!r} is not a full commit sha")
+    path = mirror_path(service_name)
+    if not _has_commit(path, sha):
+        mirror_update(service_name, repo_url)
+        if not _has_commit(path, sha):
+            raise GitError(f"commit {sha} is not in {repo_url}; was the branch force-pushed or deleted?")
+    _git("archive", "--format=tar.gz", f"--output={dest}", sha, cwd=path)
+    return dest
+
+
+def _has_commit(path: Path, sha: str) -> bool:
+    if not (path / "HEAD").exists():
+        return False
+    try:
+        _git("cat-file", "-e", f"{sha}^{{commit}}", cwd=path)
+    except GitError:
+        return False
+    return True

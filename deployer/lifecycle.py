@@ -1,0 +1,71 @@
+"""The one place a deploy changes state.
+
+Each change is a conditional UPDATE from the states it may come from, so two
+actors (a redelivered message, a second worker) can never both move a deploy:
+the one whose update changed no row stands down.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from deployer.choices import DeployStatus
+from deployer.models import Deploy, DeployLog
+
+logger = logging.getLogger(__name__)
+
+# Which states each state may move to.
+_NEXT: dict[str, set[str]] = {
+    DeployStatus.QUEUED: {DeployStatus.RUNNING, DeployStatus.FAILED},
+    DeployStatus.RUNNING: {DeployStatus.SUCCEEDED, DeployStatus.FAILED},
+}
+
+
+def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "") -> bool:
+    """Move `deploy` to `to` and write the audit line; False if its state in the
+    database did not allow it (someone else moved it first)."""
+    sources = [state for state, targets in _NEXT.items() if to in targets]
+    now = timezone.now()
+    values: dict[str, object] = {"status": to}
+    if to == DeployStatus.RUNNING:
+        values["started_at"] = now
+    if to in DeployStatus.finished():
+        values["finished_at"] = now
+        values["reason"] = reason
+    before = deploy.status
+    line = f"status: {before} → {to}" + (f": {reason}" if reason else "")
+    level = "error" if to == DeployStatus.FAILED else "info"
+    # One transaction: whoever sees the new state also sees its log line.
+    with transaction.atomic():
+        if not Deploy.objects.filter(pk=deploy.pk, status__in=sources).update(**values):
+            return False
+        DeployLog.objects.create(deploy=deploy, at=now, level=level, message=line)
+    for key, value in values.items():
+        setattr(deploy, key, value)
+    logger.info("deploy #%s %s", deploy.pk, line)
+    return True
+
+
+def deploy_claim(*, deploy_id: int) -> Deploy | None:
+    """Take a queued deploy for running; None when it is not (any longer) queued.
+
+    This, not the broker, decides whether work runs: a message delivered twice
+    finds the deploy already running or finished and does nothing.
+    """
+    deploy = Deploy.objects.select_related("environment__service").filter(pk=deploy_id).first()
+    if deploy is None:
+        logger.warning("deploy #%s does not exist; message ignored", deploy_id)
+        return None
+    if deploy_transition(deploy, to=DeployStatus.RUNNING):
+        return deploy
+    deploy.refresh_from_db(fields=["status"])
+    DeployLog.objects.create(
+        deploy=deploy,
+        at=timezone.now(),
+        level="warning",
+        message=f"another delivery of this deploy's job arrived while it was {deploy.status}; ignored it",
+    )
+    return None
