@@ -59,7 +59,8 @@ def _health_url(value: str) -> str:
     unknown = fields - HEALTH_PLACEHOLDERS
     if unknown:
         raise ValueError(f"has unknown placeholder(s) {sorted(unknown)}; the only one is {{address}}")
-    return _http_url(value.format(address="host.example"))
+    _http_url(value.format(address="host.example"))
+    return value
 
 
 def _host(value: str) -> str:

@@ -26,7 +26,7 @@ def health_wait(url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Lo
             log.info("health check %s: %s; waiting up to %d s", url, answer, timeout)
             last = answer
         if time.monotonic() >= deadline:
-            raise StepFailed(f"health check {url} answered {answer} (expected HTTP 200) for {timeout} s")
+            raise StepFailed(f"health check {url} did not answer HTTP 200 within {timeout} s; last: {answer}")
         time.sleep(POLL_SECONDS)
 
 

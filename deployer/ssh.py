@@ -204,19 +204,22 @@ def _known_hosts() -> paramiko.HostKeys:
     return paramiko.HostKeys(str(path)) if path.exists() else paramiko.HostKeys()
 
 
+def ed25519_key_write(private: Path, comment: str) -> None:
+    """Write a new OpenSSH ed25519 key pair to `private` and `private`.pub."""
+    private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    private.write_bytes(pem)
+    private.chmod(0o600)
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    private.with_name(private.name + ".pub").write_text(f"{line.decode()} {comment}\n")
+
+
 def ssh_key_ensure() -> str:
-    """Create Gantry's ed25519 key pair if it does not exist; return the public key line."""
+    """Create Gantry's key pair if it does not exist; return the public key line."""
     private = settings.GANTRY_SSH_KEY
-    public = private.with_name(private.name + ".pub")
     if not private.exists():
-        private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        private.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-            )
-        )
-        private.chmod(0o600)
-        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        public.write_text(line.decode() + f" gantry@{socket.gethostname()}\n")
-    return public.read_text().strip()
+        ed25519_key_write(private, f"gantry@{socket.gethostname()}")
+    return private.with_name(private.name + ".pub").read_text().strip()

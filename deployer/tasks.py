@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers that fetch by id and call a service function.
 
-Each task has an explicit name and queue: `deploys` (long, its own worker with
-prefetch 1) and `sync` (branch refreshes). Periodic tasks are declared in
-settings.CELERY_BEAT_SCHEDULE.
+Each task has an explicit name; settings.CELERY_TASK_ROUTES puts it on a queue:
+`deploys` (long, its own worker with prefetch 1) or `sync` (branch refreshes).
+Periodic tasks are declared in settings.CELERY_BEAT_SCHEDULE.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name="gantry.run_deploy",
-    queue="deploys",
     acks_late=True,
     soft_time_limit=settings.DEPLOY_TIME_LIMIT,
     time_limit=settings.DEPLOY_TIME_LIMIT + 60,
@@ -31,7 +30,7 @@ def run_deploy(deploy_id: int) -> None:
     deploy_execute(deploy_id=deploy_id)
 
 
-@shared_task(name="gantry.sync_branches", queue="sync", ignore_result=True)
+@shared_task(name="gantry.sync_branches", ignore_result=True)
 def sync_branches(service_id: int) -> None:
     service = Service.objects.filter(pk=service_id).first()
     if service is None:
@@ -41,7 +40,7 @@ def sync_branches(service_id: int) -> None:
         branches.branch_sync(service=service)
 
 
-@shared_task(name="gantry.sync_all_branches", queue="sync", ignore_result=True)
+@shared_task(name="gantry.sync_all_branches", ignore_result=True)
 def sync_all_branches() -> None:
     for service_id in Service.objects.values_list("pk", flat=True):
         sync_branches.delay(service_id)

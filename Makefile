@@ -1,0 +1,56 @@
+# Gantry: `make run` starts everything with a demo; `make test` installs what it needs and runs the suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PG_URL ?= postgres://postgres@127.0.0.1:5432/gantry
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test test-sqlite test-postgres lint system-deps clean
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Gantry needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Debian packages the demo and the tests need: OpenSSH's server (real SSH hosts) and git.
+system-deps:
+	@missing=""; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	test -x /usr/sbin/sshd || command -v sshd >/dev/null || missing="$$missing openssh-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "Gantry needs the Debian package(s)$$missing: run  sudo apt-get install$$missing  and try again"; exit 1; \
+	  fi; \
+	fi
+
+run: $(VENV)/.installed system-deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+	$(VENV)/bin/honcho start -f Procfile
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The suite runs twice: SQLite with the embedded broker, then PostgreSQL with Redis.
+test: lint test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.installed-dev system-deps
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest
+
+test-postgres: $(VENV)/.installed-dev system-deps
+	@$(PY) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2); socket.create_connection(('127.0.0.1', 6379), 2)" \
+	  || { echo "PostgreSQL (5432) and Redis (6379) must run on this machine for this half of the suite; start them, or run make test-sqlite"; exit 1; }
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
+
+clean:
+	rm -rf var/ $(VENV)

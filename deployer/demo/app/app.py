@@ -1,0 +1,58 @@
+"""Gantry's demo service: answers with the release it runs. Standard library only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def release() -> dict[str, str]:
+    revision = HERE / "REVISION"
+    return {
+        "sha": revision.read_text().strip() if revision.exists() else "unknown",
+        "ref": os.environ.get("GANTRY_REF", ""),
+        "greeting": (HERE / "greeting.txt").read_text().strip(),
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/healthz":
+            # A release that ships an UNHEALTHY file fails its health check (for trying out failures).
+            healthy = not (HERE / "UNHEALTHY").exists()
+            self.answer(200 if healthy else 500, "text/plain", b"ok\n" if healthy else b"unhealthy\n")
+        elif self.path == "/version":
+            self.answer(200, "application/json", json.dumps(release()).encode())
+        elif self.path == "/":
+            info = release()
+            page = f"<h1>{info['greeting']}</h1><p>release <code>{info['sha']}</code> ({info['ref']})</p>\n"
+            self.answer(200, "text/html; charset=utf-8", page.encode())
+        else:
+            self.answer(404, "text/plain", b"not found\n")
+
+    def answer(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args()
+    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

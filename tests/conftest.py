@@ -1,0 +1,181 @@
+"""Shared fixtures: personas, real sshd hosts, a real Celery worker, the app repository."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+
+from deployer.branches import branch_sync
+from deployer.catalog import catalog_apply, catalog_parse
+from deployer.demo import setup
+from deployer.demo.hosts import SshdHost
+from deployer.models import Deploy, Environment
+from tests.support.worker import Worker
+
+TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+
+
+def free_port(*addresses: str) -> int:
+    """A TCP port that is free on every one of `addresses`."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((addresses[0], 0))
+            port = probe.getsockname()[1]
+        if all(_bindable(address, port) for address in addresses[1:]):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+# --- personas ---------------------------------------------------------------
+
+
+@pytest.fixture
+def deployer(db: None) -> AbstractBaseUser:
+    """An engineer who deploys to non-production environments."""
+    return get_user_model().objects.create_user("dana", "dana@example.com", "dana-password")
+
+
+@pytest.fixture
+def deployer_client(deployer: AbstractBaseUser) -> Client:
+    client = Client()
+    client.force_login(deployer)
+    return client
+
+
+# --- real processes -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts() -> Iterator[list[SshdHost]]:
+    """Three real sshd hosts on loopback addresses, trusted by Gantry."""
+    hosts = [SshdHost(settings.VAR_DIR / "test-hosts" / f"h{n}", a, free_port(a)) for n, a in enumerate(TEST_ADDRESSES)]
+    setup.hosts_trust(hosts)
+    processes = [host.start() for host in hosts]
+    yield hosts
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[Worker]:
+    """A real Celery worker process consuming the deploys and sync queues."""
+    worker = Worker()
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def app_port() -> int:
+    return free_port(*TEST_ADDRESSES)
+
+
+@dataclass
+class AppRepo:
+    path: Path
+    broken_build_sha: str
+
+
+@pytest.fixture(scope="session")
+def app_repo(tmp_path_factory: pytest.TempPathFactory) -> AppRepo:
+    """The demo service's repository, plus a branch whose build fails."""
+    path = tmp_path_factory.mktemp("repo") / "app"
+    setup.repo_create(path)
+    broken = setup.repo_branch(path, "broken-build", {"build.sh": "echo 'compiler says no' >&2\nexit 3\n"}, "Break it")
+    return AppRepo(path, broken)
+
+
+# --- environments -------------------------------------------------------------
+
+MakeEnvironment = Callable[..., Environment]
+
+
+@pytest.fixture
+def make_environment(
+    transactional_db: None, ssh_hosts: list[SshdHost], app_repo: AppRepo, app_port: int, tmp_path: Path
+) -> Iterator[MakeEnvironment]:
+    """Load a catalog whose `test` environment spans some of the sshd hosts; sync its branches."""
+    deploy_roots: list[Path] = []
+
+    def make(hosts: list[SshdHost] | None = None, *, releases_to_keep: int = 5, health_timeout: int = 5) -> Environment:
+        hosts = ssh_hosts if hosts is None else hosts
+        lines = []
+        for host in hosts:
+            root = tmp_path / "hosts" / f"{host.address}-{host.port}" / "srv" / "app"
+            deploy_roots.append(root)
+            lines.append(
+                f"          - {{address: {host.address}, port: {host.port}, user: {host.user}, deploy_path: {root}}}"
+            )
+        catalog = f"""
+teams:
+  web: {{}}
+services:
+  app:
+    team: web
+    repo: {app_repo.path}
+    environments:
+      test:
+        deploy_path: /srv/app
+        build_command: sh build.sh
+        restart_command: sh bin/restart {app_port}
+        health_check_url: http://{{address}}:{app_port}/healthz
+        health_check_timeout: {health_timeout}
+        releases_to_keep: {releases_to_keep}
+        hosts:
+""" + "\n".join(lines)
+        catalog_apply(catalog_parse(catalog))
+        environment = Environment.objects.select_related("service").get(service__name="app", name="test")
+        branch_sync(service=environment.service)
+        return environment
+
+    yield make
+    for root in deploy_roots:
+        _stop_app(root / "shared" / "app.pid")
+
+
+def _stop_app(pidfile: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)
+
+
+def wait_for_deploy(deploy_id: int, worker: Worker, timeout: float = 60.0) -> Deploy:
+    """Wait for a deploy to finish; fail with the worker's log if it does not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deploy = Deploy.objects.get(pk=deploy_id)
+        if not deploy.is_active:
+            return deploy
+        time.sleep(0.2)
+    lines = "\n".join(str(line) for line in Deploy.objects.get(pk=deploy_id).log_lines.all())
+    pytest.fail(f"deploy #{deploy_id} still {deploy.status} after {timeout} s\n{lines}\n--- worker ---\n{worker.log()}")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"condition not met within {timeout} s")

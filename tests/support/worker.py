@@ -1,0 +1,60 @@
+"""A real Celery worker, in its own process, on the same broker and test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    """A URL for the test database pytest-django made (not the one in settings)."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    user = params["USER"] or "postgres"
+    return f"postgres://{user}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+class Worker:
+    def __init__(self, queues: str = "deploys,sync") -> None:
+        self.log_path = settings.VAR_DIR / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self.queues = queues
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url()}
+        command = [sys.executable, "-m", "celery", "-A", "deployer", "worker", "-Q", self.queues, "-c", "2"]
+        command += ["-n", f"{self.log_path.stem}@%h", "--loglevel", "INFO", "--without-heartbeat"]
+        command += ["--without-gossip", "--without-mingle"]
+        self.process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited:\n{self.log()}")
+            if " ready." in self.log():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the Celery worker did not get ready in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
