@@ -16,6 +16,7 @@ from django.db import transaction
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployer.catalog_schema import CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
@@ -65,6 +66,9 @@ def catalog_read(path: Path) -> CatalogSpec:
 def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
     try:
         data = YAML(typ="rt").load(text)
+    except DuplicateKeyError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise CatalogError(filename, [Problem(line, "", f"{exc.problem}; remove one of them")]) from exc
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -99,14 +103,26 @@ def _problem(root: CommentedMap, err: Any) -> Problem:
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}; add {loc[-1]}: <{_describe(loc)}>"
         loc = loc[:-1]
+    elif kind in _TYPE_HINTS:
+        message = _TYPE_HINTS[kind]
     else:
         message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and not isinstance(err["input"], dict | list):
+        if "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
             message = f"{message} (got {err['input']!r})"
     return Problem(_line_of(root, loc), _where(loc), message)
 
 
+# Plain words for pydantic's type errors.
+_TYPE_HINTS = {
+    "dict_type": "must be a mapping of names to settings (name: {...}), not a list or a value",
+    "list_type": "must be a list (one '- ' item per line)",
+    "model_type": "must be a mapping of settings (key: value)",
+}
+
+
 def _where(loc: Loc) -> str:
+    if loc and loc[-1] == "[key]":  # pydantic's marker for a bad mapping key: the name itself
+        loc = loc[:-1]
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

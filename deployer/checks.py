@@ -9,7 +9,9 @@ import requests
 
 from deployer.errors import StepFailed
 
-POLL_SECONDS = 0.5
+# Poll quickly at first (most services come up in well under a second), then back off.
+FIRST_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 1.0
 REQUEST_TIMEOUT = 5.0
 
 
@@ -17,6 +19,7 @@ def health_wait(url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Lo
     """Poll `url` until it answers HTTP 200; StepFailed naming the last answer after `timeout` s."""
     deadline = time.monotonic() + timeout
     last = ""
+    pause = FIRST_POLL_SECONDS
     while True:
         answer = _probe(url, min(REQUEST_TIMEOUT, max(deadline - time.monotonic(), 0.1)))
         if answer == "HTTP 200":
@@ -27,7 +30,8 @@ def health_wait(url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Lo
             last = answer
         if time.monotonic() >= deadline:
             raise StepFailed(f"health check {url} did not answer HTTP 200 within {timeout} s; last: {answer}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(pause * 1.5, MAX_POLL_SECONDS)
 
 
 def _probe(url: str, timeout: float) -> str:

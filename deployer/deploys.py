@@ -49,7 +49,7 @@ def _resolve(environment: Environment, ref: str) -> str:
     try:
         branch_name_check(ref)
     except RefError as exc:
-        raise DeployRefused(str(exc)) from exc
+        raise DeployRefused(f"{exc}. Pick a branch from the list on the service page.") from exc
     sha = Branch.objects.filter(service_id=environment.service_id, name=ref).values_list("sha", flat=True).first()
     if sha is None:
         raise DeployRefused(

@@ -38,10 +38,7 @@ def branch_name_check(name: str) -> str:
     problem = _branch_name_problem(name)
     if problem:
         shown = name if len(name) <= 80 else name[:77] + "..."
-        raise RefError(
-            f"{shown!r} is not a valid branch name: {problem}. "
-            "Git refuses such names (see `git check-ref-format`); pick a branch from the list."
-        )
+        raise RefError(f"{shown!r} is not a valid branch name: {problem} (git check-ref-format refuses it)")
     return name
 
 

@@ -21,7 +21,7 @@ from deployer.branches import branch_sync
 from deployer.catalog import catalog_apply, catalog_parse
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
-from deployer.models import Deploy, Environment
+from deployer.models import Branch, Deploy, Environment
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -61,6 +61,35 @@ def deployer_client(deployer: AbstractBaseUser) -> Client:
     client = Client()
     client.force_login(deployer)
     return client
+
+
+# --- a catalog without live hosts (for rules and pages) -----------------------
+
+SMALL_CATALOG = """
+teams:
+  web: {}
+services:
+  app:
+    team: web
+    repo: /srv/git/app.git
+    default_branch: main
+    environments:
+      test:
+        deploy_path: /srv/app
+        hosts:
+          - {address: 10.0.0.1}
+          - {address: 10.0.0.2}
+"""
+
+
+@pytest.fixture
+def environment(db: None) -> Environment:
+    """The `test` environment of service `app`, with branches main and feature/x known."""
+    catalog_apply(catalog_parse(SMALL_CATALOG))
+    env = Environment.objects.select_related("service").get(service__name="app", name="test")
+    for name, sha in [("main", "a" * 40), ("feature/x", "b" * 40)]:
+        Branch.objects.create(service=env.service, name=name, sha=sha, author="Ada", message=f"tip of {name}")
+    return env
 
 
 # --- real processes -----------------------------------------------------------

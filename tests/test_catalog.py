@@ -1,0 +1,161 @@
+"""catalog.yml: loaded idempotently; an invalid file names the line and the fix, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from deployer.catalog import CatalogError, catalog_apply, catalog_parse
+from deployer.models import Environment, Host, Service
+
+VALID = """\
+teams:
+  payments: {}
+services:
+  billing:
+    team: payments
+    repo: git@github.com:acme/billing.git
+    default_branch: main
+    jenkins_job: billing
+    runbook: https://wiki.example.com/billing
+    environments:
+      test:
+        deploy_path: /srv/billing
+        build_command: make build
+        restart_command: sudo systemctl restart billing
+        health_check_url: http://{address}:8080/healthz
+        releases_to_keep: 3
+        hosts:
+          - address: test1.internal
+          - address: 10.0.0.7
+            port: 2222
+            user: deployer
+      prod:
+        deploy_path: /srv/billing
+        hosts:
+          - {address: prod1.internal}
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(CatalogError) as caught:
+        catalog_parse(text, filename="catalog.yml")
+    return [p.render("catalog.yml") for p in caught.value.problems]
+
+
+def test_a_valid_catalog_creates_everything(db: None) -> None:
+    report = catalog_apply(catalog_parse(VALID))
+
+    service = Service.objects.get(name="billing")
+    assert service.team.name == "payments"
+    assert service.repo_url == "git@github.com:acme/billing.git"
+    assert [e.name for e in service.environments.order_by("position")] == ["test", "prod"]
+    test = service.environments.get(name="test")
+    assert test.health_check_url == "http://{address}:8080/healthz"
+    assert [(h.address, h.port, h.user) for h in test.hosts.all()] == [
+        ("test1.internal", 22, "deploy"),
+        ("10.0.0.7", 2222, "deployer"),
+    ]
+    assert "service billing" in report.created
+
+
+def test_loading_twice_changes_nothing_and_edits_update_in_place(db: None) -> None:
+    catalog_apply(catalog_parse(VALID))
+    ids = sorted(Host.objects.values_list("pk", flat=True))
+
+    again = catalog_apply(catalog_parse(VALID))
+    assert (again.created, again.updated, again.removed) == ([], [], [])
+    assert sorted(Host.objects.values_list("pk", flat=True)) == ids
+
+    edited = catalog_apply(catalog_parse(VALID.replace("releases_to_keep: 3", "releases_to_keep: 4")))
+    assert edited.updated == ["environment billing test (releases_to_keep)"]
+    assert Environment.objects.get(name="test").releases_to_keep == 4
+
+
+def test_hosts_follow_the_file_and_missing_services_are_kept_and_reported(db: None) -> None:
+    catalog_apply(catalog_parse(VALID))
+    Service.objects.create(name="legacy", repo_url="/srv/git/legacy")
+
+    report = catalog_apply(catalog_parse(VALID.replace("          - address: test1.internal\n", "")))
+
+    assert report.removed == ["host deploy@test1.internal:22 of billing/test"]
+    assert report.not_in_file == ["service legacy"]
+    assert Service.objects.filter(name="legacy").exists()
+
+
+def test_an_unknown_key_names_the_line_and_suggests_the_right_one() -> None:
+    assert problems(VALID.replace("port: 2222", "prot: 2222")) == [
+        "catalog.yml:20: services.billing.environments.test.hosts[1].prot: unknown key 'prot'; did you mean 'port'?"
+    ]
+
+
+def test_a_missing_field_names_the_line_and_what_to_add() -> None:
+    text = VALID.replace(
+        "        deploy_path: /srv/billing\n        hosts:\n          - {address: prod1",
+        "        hosts:\n          - {address: prod1",
+    )
+    assert problems(text) == [
+        "catalog.yml:22: services.billing.environments.prod: missing required key 'deploy_path'; "
+        "add deploy_path: <absolute directory on each host, e.g. /srv/myapp>"
+    ]
+
+
+def test_a_duplicate_host_is_refused_on_its_line() -> None:
+    text = VALID.replace("          - {address: prod1.internal}", "          - {address: prod1.internal}\n" * 2)
+    assert problems(text) == [
+        "catalog.yml:26: services.billing.environments.prod.hosts[1]: duplicate host prod1.internal:22; remove one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ("git@github.com:acme/billing.git", "not a url", "repo: is not a git URL"),
+        ("https://wiki.example.com/billing", "wiki/billing", "runbook: must be an http:// or https:// URL"),
+        ("http://{address}:8080/healthz", "http://{host}:8080/", "unknown placeholder(s) ['host']"),
+        ("deploy_path: /srv/billing\n        build", "deploy_path: srv/billing\n        build", "absolute path"),
+        ("team: payments", "team: finance", "team 'finance' is not declared; add it under teams:"),
+        ("port: 2222", "port: 99999", "less than or equal to 65535"),
+    ],
+)
+def test_bad_values_are_refused_with_a_hint(before: str, after: str, expected: str) -> None:
+    found = problems(VALID.replace(before, after, 1))
+    assert len(found) == 1 and expected in found[0], found
+    assert found[0].startswith("catalog.yml:")
+
+
+def test_broken_yaml_names_the_line() -> None:
+    found = problems(
+        VALID.replace("        hosts:\n          - address: test1", "        hosts\n          - address: test1")
+    )
+    assert found[0].startswith("catalog.yml:1") and "indentation" in found[0]
+
+
+def test_duplicate_keys_are_refused() -> None:
+    found = problems(VALID.replace("    jenkins_job: billing\n", "    jenkins_job: billing\n    jenkins_job: x\n"))
+    assert "jenkins_job" in found[0] and found[0].startswith("catalog.yml:")
+
+
+def test_the_command_refuses_an_invalid_file_and_changes_nothing(db: None, tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yml"
+    path.write_text(VALID.replace("port: 2222", "prot: 2222").replace("billing", "ledger"))
+
+    with pytest.raises(CommandError, match=r"catalog.yml is invalid \(1 problem\), nothing changed") as caught:
+        call_command("load_catalog", str(path))
+
+    assert "did you mean 'port'?" in str(caught.value)
+    assert not Service.objects.exists()
+
+
+def test_the_command_loads_a_valid_file(db: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "catalog.yml"
+    path.write_text(VALID)
+
+    call_command("load_catalog", str(path))
+    call_command("load_catalog", str(path))
+
+    assert "catalog already up to date" in capsys.readouterr().out
+    assert Host.objects.count() == 3
