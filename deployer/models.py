@@ -61,6 +61,9 @@ class Environment(models.Model):
     )
     health_check_timeout = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     releases_to_keep = models.PositiveIntegerField(default=5, validators=[MinValueValidator(2)])
+    command_timeout = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds one remote command may run; empty: GANTRY_SSH_COMMAND_TIMEOUT."
+    )
 
     class Meta:
         ordering = ["service__name", "position", "name"]

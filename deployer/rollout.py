@@ -40,6 +40,7 @@ class HostRun:
     host: Host
     record: DeployHost
     log: logging.LoggerAdapter[logging.Logger]
+    timeout: int
     conn: Connection | None = field(default=None, repr=False)
 
     @property
@@ -68,10 +69,11 @@ def _host_runs(deploy: Deploy) -> list[HostRun]:
     hosts = list(deploy.environment.hosts.all())
     if not hosts:
         raise StepFailed(f"{deploy.environment} has no hosts; add some under hosts: in the catalog")
+    timeout = deploy.environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
     runs = []
     for host in hosts:
         record = DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=str(deploy.pk))
-        runs.append(HostRun(host=host, record=record, log=deploy_logger(deploy.pk, str(host))))
+        runs.append(HostRun(host=host, record=record, log=deploy_logger(deploy.pk, str(host)), timeout=timeout))
     return runs
 
 
@@ -111,7 +113,7 @@ def _script(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
     return f"cd -- {shlex.quote(cwd)} || exit 1\n{exports}{body}"
 
 
-def _remote(run: HostRun, script: str, *, timeout: int | None = None, quiet: bool = False) -> list[str]:
+def _remote(run: HostRun, script: str, *, quiet: bool = False) -> list[str]:
     """Run `script` on the host; return its output lines (also logged unless quiet)."""
     lines: list[str] = []
 
@@ -121,7 +123,7 @@ def _remote(run: HostRun, script: str, *, timeout: int | None = None, quiet: boo
             run.log.info("%s", line)
 
     assert run.conn is not None
-    ssh.run(run.conn, script, timeout=timeout or settings.SSH_COMMAND_TIMEOUT, output=emit)
+    ssh.run(run.conn, script, timeout=run.timeout, output=emit)
     return lines
 
 
@@ -139,7 +141,7 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
         quiet=True,
     )
     previous_release = previous[0].removeprefix("releases/") if previous else ""
-    ssh.upload(run.conn, archive, f"{run.path}/{release}.tar.gz")  # type: ignore[arg-type]
+    ssh.upload(run.conn, archive, f"{run.path}/{release}.tar.gz", timeout=run.timeout)  # type: ignore[arg-type]
     _remote(
         run,
         _script(

@@ -160,9 +160,13 @@ def run(conn: Connection, script: str, *, timeout: int, output: Callable[[str], 
         raise StepFailed(f"exited with status {result.exited}")
 
 
-def upload(conn: Connection, local: Path, remote: str) -> None:
+def upload(conn: Connection, local: Path, remote: str, *, timeout: int) -> None:
+    """Copy a file over SFTP; a stalled transfer fails after `timeout` s without progress."""
     try:
+        conn.sftp().get_channel().settimeout(timeout)
         conn.put(str(local), remote=remote)
+    except TimeoutError as exc:
+        raise StepFailed(f"upload to {remote} stalled for {timeout} s") from exc
     except (OSError, paramiko.SSHException) as exc:
         raise StepFailed(f"upload to {remote} failed: {exc}") from exc
 

@@ -124,16 +124,17 @@ def app_port() -> int:
 @dataclass
 class AppRepo:
     path: Path
-    broken_build_sha: str
 
 
 @pytest.fixture(scope="session")
 def app_repo(tmp_path_factory: pytest.TempPathFactory) -> AppRepo:
-    """The demo service's repository, plus a branch whose build fails."""
+    """The demo service's repository, plus branches whose build fails or hangs."""
     path = tmp_path_factory.mktemp("repo") / "app"
     setup.repo_create(path)
-    broken = setup.repo_branch(path, "broken-build", {"build.sh": "echo 'compiler says no' >&2\nexit 3\n"}, "Break it")
-    return AppRepo(path, broken)
+    setup.repo_branch(path, "broken-build", {"build.sh": "echo 'compiler says no' >&2\nexit 3\n"}, "Break it")
+    slow = 'echo "thinking..."\nsleep 4\ntouch "$GANTRY_DEPLOY_PATH/shared/build-finished"\n'
+    setup.repo_branch(path, "slow-build", {"build.sh": slow}, "Take too long")
+    return AppRepo(path)
 
 
 # --- environments -------------------------------------------------------------
@@ -148,7 +149,13 @@ def make_environment(
     """Load a catalog whose `test` environment spans some of the sshd hosts; sync its branches."""
     deploy_roots: list[Path] = []
 
-    def make(hosts: list[SshdHost] | None = None, *, releases_to_keep: int = 5, health_timeout: int = 5) -> Environment:
+    def make(
+        hosts: list[SshdHost] | None = None,
+        *,
+        releases_to_keep: int = 5,
+        health_timeout: int = 5,
+        command_timeout: int = 60,
+    ) -> Environment:
         hosts = ssh_hosts if hosts is None else hosts
         lines = []
         for host in hosts:
@@ -172,6 +179,7 @@ services:
         health_check_url: http://{{address}}:{app_port}/healthz
         health_check_timeout: {health_timeout}
         releases_to_keep: {releases_to_keep}
+        command_timeout: {command_timeout}
         hosts:
 """ + "\n".join(lines)
         catalog_apply(catalog_parse(catalog))

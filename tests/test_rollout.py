@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from django.urls import reverse
 
 from deployer import tasks
 from deployer.choices import DeployStatus, HostStatus
+from deployer.demo.hosts import SshdHost
 from deployer.deploys import deploy_request
 from deployer.models import Branch, Deploy, Environment
-from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
+from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -105,6 +107,37 @@ def test_a_failing_health_check_fails_naming_the_host_and_the_http_status(
     assert deploy.reason.startswith("127.0.0.11: activate failed: health check http://127.0.0.11:")
     assert "last: HTTP 500" in deploy.reason
     assert deploy.hosts.get(address__contains="127.0.0.11").status == HostStatus.FAILED
+
+
+def test_an_unreachable_host_fails_the_deploy_before_any_host_switches(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    tmp_path: Path,
+) -> None:
+    dead = SshdHost(tmp_path / "dead", "127.0.0.15", free_port("127.0.0.15"))  # nothing listens there
+    environment = make_environment(hosts=[ssh_hosts[0], dead])
+
+    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.FAILED
+    assert deploy.reason.startswith(f"127.0.0.15: connect failed: cannot connect to root@127.0.0.15:{dead.port}")
+    assert not (host_root(environment, 0) / "current").exists(), "the reachable host was staged, never switched"
+
+
+def test_a_hung_build_is_stopped_on_the_host_after_the_command_timeout(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, ssh_hosts: list[SshdHost]
+) -> None:
+    environment = make_environment(hosts=ssh_hosts[:1], command_timeout=2)
+    started = time.monotonic()
+
+    deploy = deploy_and_wait(environment, "slow-build", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.FAILED
+    assert deploy.reason == "127.0.0.11: stage failed: still running after 2 s; stopped"
+    time.sleep(max(0.0, started + 6 - time.monotonic()))  # past the moment the build would have finished
+    assert not (host_root(environment, 0) / "shared" / "build-finished").exists(), "the remote build was killed"
 
 
 def test_a_redelivered_message_does_not_roll_out_twice(
