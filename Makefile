@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/gantry
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres lint system-deps clean
+.PHONY: run test test-sqlite test-postgres lint system-deps system-deps-test apt-deps clean
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Gantry needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -18,11 +18,21 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Debian packages the demo and the tests need: OpenSSH's server (real SSH hosts) and git.
+# Debian packages the demo needs: OpenSSH's server (real SSH hosts) and git;
+# the tests also need Chromium (Playwright cannot download its own browser here).
 system-deps:
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
+
+system-deps-test:
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium"
+
+# PACKAGES: package:command pairs; installs the packages whose command is missing.
+apt-deps:
 	@missing=""; \
-	command -v git >/dev/null || missing="$$missing git"; \
-	test -x /usr/sbin/sshd || command -v sshd >/dev/null || missing="$$missing openssh-server"; \
+	for pair in $(PACKAGES); do \
+	  pkg=$${pair%%:*}; cmd=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null || missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing with apt-get"; \
@@ -44,10 +54,10 @@ lint: $(VENV)/.installed-dev
 # The suite runs twice: SQLite with the embedded broker, then PostgreSQL with Redis.
 test: lint test-sqlite test-postgres
 
-test-sqlite: $(VENV)/.installed-dev system-deps
+test-sqlite: $(VENV)/.installed-dev system-deps-test
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest
 
-test-postgres: $(VENV)/.installed-dev system-deps
+test-postgres: $(VENV)/.installed-dev system-deps-test
 	@$(PY) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2); socket.create_connection(('127.0.0.1', 6379), 2)" \
 	  || { echo "PostgreSQL (5432) and Redis (6379) must run on this machine for this half of the suite; start them, or run make test-sqlite"; exit 1; }
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest

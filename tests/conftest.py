@@ -197,16 +197,24 @@ def _stop_app(pidfile: Path) -> None:
         os.kill(int(pidfile.read_text()), signal.SIGTERM)
 
 
+def deploy_story(worker: Worker) -> str:
+    """Every deploy's state and log, and the worker's log: what a failing test needs to explain itself."""
+    parts = []
+    for deploy in Deploy.objects.order_by("pk"):
+        lines = "\n".join(str(line) for line in deploy.log_lines.all())
+        parts.append(f"--- deploy #{deploy.pk}: {deploy.status} {deploy.reason}\n{lines}")
+    return "\n".join(parts) + f"\n--- worker log (last 4000 characters)\n{worker.log()[-4000:]}"
+
+
 def wait_for_deploy(deploy_id: int, worker: Worker, timeout: float = 60.0) -> Deploy:
-    """Wait for a deploy to finish; fail with the worker's log if it does not."""
+    """Wait for a deploy to finish; fail with the whole story if it does not."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         deploy = Deploy.objects.get(pk=deploy_id)
         if not deploy.is_active:
             return deploy
         time.sleep(0.2)
-    lines = "\n".join(str(line) for line in Deploy.objects.get(pk=deploy_id).log_lines.all())
-    pytest.fail(f"deploy #{deploy_id} still {deploy.status} after {timeout} s\n{lines}\n--- worker ---\n{worker.log()}")
+    pytest.fail(f"deploy #{deploy_id} did not finish in {timeout} s\n{deploy_story(worker)}")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
