@@ -36,6 +36,7 @@ _DEPLOY_COLOURS = {
 class HostStatus(models.TextChoices):
     PENDING = "pending", "pending"
     STAGED = "staged", "staged"
+    ACTIVATING = "activating", "activating"
     LIVE = "live", "live"
     FAILED = "failed", "failed"
 
@@ -47,6 +48,7 @@ class HostStatus(models.TextChoices):
 _HOST_COLOURS = {
     HostStatus.PENDING: "grey",
     HostStatus.STAGED: "blue",
+    HostStatus.ACTIVATING: "amber",
     HostStatus.LIVE: "green",
     HostStatus.FAILED: "red",
 }

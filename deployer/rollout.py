@@ -160,6 +160,7 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
 def _activate(run: HostRun, deploy: Deploy) -> None:
     """Switch `current` to the new release, restart, and wait for the health check."""
     environment = deploy.environment
+    _host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
     temp = f"current.new.{deploy.pk}"
     _remote(
         run,
