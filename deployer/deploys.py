@@ -39,7 +39,9 @@ def deploy_request(*, environment: Environment, ref: str, user: AbstractBaseUser
         if running is None:
             raise
         raise DeployConflict(_busy_message(running), running) from exc
-    transaction.on_commit(partial(tasks.run_deploy.delay, deploy.pk))
+    # robust: the row is the record; if the broker is down it stays queued (the
+    # page says it waits for a worker) instead of turning this request into a 500.
+    transaction.on_commit(partial(tasks.run_deploy.delay, deploy.pk), robust=True)
     return deploy
 
 

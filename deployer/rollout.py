@@ -41,6 +41,7 @@ class HostRun:
     record: DeployHost
     log: logging.LoggerAdapter[logging.Logger]
     timeout: int
+    previous_release: str = ""
     conn: Connection | None = field(default=None, repr=False)
 
     @property
@@ -140,7 +141,7 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
         ),
         quiet=True,
     )
-    previous_release = previous[0].removeprefix("releases/") if previous else ""
+    run.previous_release = previous[0].removeprefix("releases/") if previous else ""
     ssh.upload(run.conn, archive, f"{run.path}/{release}.tar.gz", timeout=run.timeout)  # type: ignore[arg-type]
     _remote(
         run,
@@ -154,7 +155,7 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
     if build.strip():
         run.log.info("building: %s", build.splitlines()[0])
         _remote(run, _script(f"{run.path}/{release}", build, _exports(run, deploy)))
-    _host_update(run, HostStatus.STAGED, "built", previous_release=previous_release)
+    _host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
 
 
 def _activate(run: HostRun, deploy: Deploy) -> None:
@@ -178,9 +179,7 @@ def _activate(run: HostRun, deploy: Deploy) -> None:
 
 def _prune(run: HostRun, deploy: Deploy) -> None:
     """Remove old releases, choosing by deploy history (never by mtime); failures only warn."""
-    keep = _releases_to_keep(deploy)
-    record = DeployHost.objects.get(pk=run.record.pk)
-    keep.add(record.previous_release)
+    keep = _releases_to_keep(deploy) | {run.previous_release}
     try:
         names = _remote(run, _script(f"{run.path}/releases", "ls -1"), quiet=True)
         doomed = sorted((n for n in names if n.isdigit() and n not in keep), key=int)
