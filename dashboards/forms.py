@@ -11,3 +11,8 @@ class LogCursorForm(forms.Form):
     """`after`: the id of the last log line the page already shows."""
 
     after = forms.IntegerField(min_value=0, required=False)
+
+
+class MatrixFilterForm(forms.Form):
+    team = forms.CharField(max_length=100, required=False)
+    q = forms.CharField(max_length=100, required=False)

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import views
+from dashboards import hooks, views
 
 urlpatterns = [
     path("", views.services, name="services"),
     path("services/<slug:name>/", views.service_detail, name="service"),
     path("services/<slug:name>/refresh", views.service_refresh, name="service-refresh"),
     path("services/<slug:name>/<slug:environment>/deploy", views.deploy_create, name="deploy-create"),
+    path("services/<slug:name>/<slug:environment>/promote", views.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),
     path("deploys/<int:pk>/log", views.deploy_log, name="deploy-log"),
     path("history/", views.history, name="history"),
+    path("status/", views.integration_status, name="status"),
+    path("hooks/github", hooks.github_hook, name="hook-github"),
+    path("hooks/jenkins", hooks.jenkins_hook, name="hook-jenkins"),
 ]

@@ -4,32 +4,42 @@ talk to a host, a repository or an outside API."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboards.forms import DeployForm, LogCursorForm
-from deployer import selectors, tasks
-from deployer.deploys import deploy_request
+from dashboards.forms import DeployForm, LogCursorForm, MatrixFilterForm
+from deployer import integration_health, queue, selectors
+from deployer.deploys import deploy_promote, deploy_request
 from deployer.errors import DeployConflict, DeployRefused
-from deployer.models import Deploy, Environment, Service
+from deployer.integrations import github, jenkins
+from deployer.models import Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
 
 HISTORY_PAGE_SIZE = 50
 
 
 @require_GET
 def services(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboards/services.html", {"overview": selectors.services_overview()})
+    filters = MatrixFilterForm(request.GET)
+    team, query = (filters.cleaned_data["team"], filters.cleaned_data["q"]) if filters.is_valid() else ("", "")
+    matrix = selectors.services_matrix(team=team, query=query)
+    return render(request, "dashboards/services.html", {"matrix": matrix, "team": team, "q": query})
 
 
 def _service_page(
     request: HttpRequest, service: Service, *, error: str = "", status: int = 200, running: Deploy | None = None
 ) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:100]
+    states = selectors.service_environments(service)
     context = {
         "service": service,
-        "states": selectors.service_environments(service),
-        "branches": selectors.service_branches(service),
+        "states": states,
+        "rows": selectors.service_branches(service, states, query=query),
+        "q": query,
+        "freshness": selectors.sync_states(service),
+        "uses_jenkins": bool(service.jenkins_job and jenkins.enabled()),
         "recent": selectors.deploy_history().filter(environment__service=service)[:10],
         "error": error,
         "running": running,
@@ -45,23 +55,44 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service, name=name)
-    tasks.sync_branches.delay(service.pk)
-    messages.info(request, f"Refreshing the branches of {service.name}; reload in a few seconds.")
+    queue.enqueue(queue.SYNC_BRANCHES, service.pk)
+    if service.jenkins_job:
+        queue.enqueue(queue.SYNC_BUILDS, service.pk)
+    messages.info(request, f"Refreshing {service.name}; reload in a few seconds.")
     return redirect("service", name=service.name)
+
+
+def _environment(name: str, environment: str) -> Environment:
+    return get_object_or_404(
+        Environment.objects.select_related("service__team"), service__name=name, name=environment
+    )
+
+
+def _refused(request: HttpRequest, env: Environment, exc: DeployRefused) -> HttpResponse:
+    running = exc.running if isinstance(exc, DeployConflict) else None
+    return _service_page(request, env.service, error=str(exc), status=exc.status_code, running=running)
 
 
 @require_POST
 def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResponse:
-    env = get_object_or_404(Environment.objects.select_related("service__team"), service__name=name, name=environment)
+    env = _environment(name, environment)
     form = DeployForm(request.POST)
     if not form.is_valid():
         return _service_page(request, env.service, error=_form_error(form), status=400)
     try:
         deploy = deploy_request(environment=env, ref=form.cleaned_data["ref"], user=request.user)
-    except DeployConflict as exc:
-        return _service_page(request, env.service, error=str(exc), status=exc.status_code, running=exc.running)
     except DeployRefused as exc:
-        return _service_page(request, env.service, error=str(exc), status=exc.status_code)
+        return _refused(request, env, exc)
+    return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def deploy_promote_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = _environment(name, environment)
+    try:
+        deploy = deploy_promote(environment=env, user=request.user)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
     return redirect("deploy", pk=deploy.pk)
 
 
@@ -109,3 +140,19 @@ def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
 def history(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.deploy_history(), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "dashboards/history.html", {"page": page})
+
+
+@require_GET
+@staff_member_required
+def integration_status(request: HttpRequest) -> HttpResponse:
+    """Each integration's health: last sync, errors, GitHub's remaining rate-limit budget."""
+    statuses = {s.name: s for s in IntegrationStatus.objects.all()}
+    context = {
+        "integrations": [
+            ("GitHub", github.enabled(), statuses.get(integration_health.GITHUB)),
+            ("Jenkins", jenkins.enabled(), statuses.get(integration_health.JENKINS)),
+        ],
+        "stale": selectors.stale_sync_states()[:200],
+        "deliveries": WebhookDelivery.objects.order_by("-received_at")[:20],
+    }
+    return render(request, "dashboards/status.html", context)

@@ -7,7 +7,19 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from deployer.models import Branch, Deploy, DeployHost, Environment, Host, Service, Team
+from deployer.models import (
+    Branch,
+    Build,
+    Deploy,
+    DeployHost,
+    Environment,
+    Host,
+    IntegrationStatus,
+    Service,
+    SyncState,
+    Team,
+    WebhookDelivery,
+)
 
 
 class HostInline(admin.TabularInline):
@@ -22,15 +34,14 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "team", "repo_url", "default_branch", "branches_synced_at"]
+    list_display = ["name", "team", "github_repo", "jenkins_job", "default_branch"]
     list_filter = ["team"]
-    search_fields = ["name", "repo_url"]
-    readonly_fields = ["branches_synced_at", "branches_sync_error"]
+    search_fields = ["name", "repo_url", "github_repo"]
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "deploy_path", "releases_to_keep"]
+    list_display = ["__str__", "deploy_path", "production", "require_green_build", "follow_branch"]
     list_filter = ["service"]
     inlines = [HostInline]
 
@@ -78,3 +89,27 @@ class DeployAdmin(ReadOnlyAdmin):
     list_filter = ["status", "environment__service"]
     search_fields = ["ref", "sha"]
     inlines = [DeployHostInline]
+
+
+@admin.register(Build)
+class BuildAdmin(ReadOnlyAdmin):
+    list_display = ["service", "job", "number", "branch", "sha", "result", "started_at"]
+    list_filter = ["result", "service"]
+    search_fields = ["sha", "branch", "job"]
+
+
+@admin.register(SyncState)
+class SyncStateAdmin(ReadOnlyAdmin):
+    list_display = ["service", "source", "synced_at", "attempted_at", "error"]
+    list_filter = ["source"]
+
+
+@admin.register(IntegrationStatus)
+class IntegrationStatusAdmin(ReadOnlyAdmin):
+    list_display = ["name", "ok_at", "error_at", "error", "rate_remaining", "rate_reset", "paused_until"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["source", "event", "delivery_id", "received_at", "processed_at", "outcome"]
+    list_filter = ["source", "event"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -177,11 +178,16 @@ def _describe(loc: Loc) -> str:
 
 
 def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
-    """Rules that span entries: declared teams, unique hosts, no shared deploy paths."""
+    """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths."""
     used_paths: dict[tuple[str, int, str], str] = {}
     for service_name, service in spec.services.items():
+        if not service.repo and not service.github:
+            loc: Loc = ("services", service_name)
+            yield Problem(
+                _line_of(root, loc), _where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
+            )
         if service.team and service.team not in spec.teams:
-            loc: Loc = ("services", service_name, "team")
+            loc = ("services", service_name, "team")
             declared = ", ".join(spec.teams) or "none"
             yield Problem(
                 _line_of(root, loc),
@@ -223,7 +229,8 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
             {"name": name},
             {
                 "team": teams.get(service_spec.team) if service_spec.team else None,
-                "repo_url": service_spec.repo,
+                "repo_url": service_spec.repo or f"{settings.GITHUB_WEB_URL}/{service_spec.github}.git",
+                "github_repo": service_spec.github or "",
                 "default_branch": service_spec.default_branch,
                 "jenkins_job": service_spec.jenkins_job,
                 "runbook_url": service_spec.runbook or "",
@@ -241,10 +248,7 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
             report,
             Environment,
             {"service": service, "name": name},
-            {
-                "position": position,
-                **env_spec.model_dump(exclude={"hosts"}),
-            },
+            _environment_values(position, name, env_spec),
         )
         keep: list[int] = []
         for host_position, host_spec in enumerate(env_spec.hosts):
@@ -260,6 +264,18 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
             gone.delete()
     for env in service.environments.exclude(name__in=list(spec.environments)):
         report.not_in_file.append(f"environment {env}")
+
+
+def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
+    production = spec.production if spec.production is not None else name in {"prod", "production"}
+    values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow"})
+    return {
+        **values,
+        "position": position,
+        "production": production,
+        "require_green_build": spec.require_green_build if spec.require_green_build is not None else production,
+        "follow_branch": spec.follow or "",
+    }
 
 
 def _upsert(report: ApplyReport, model: Any, lookup: dict[str, Any], values: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ from deployer.refs import RefError, branch_name_check
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[?[0-9a-fA-F:]+\]?")
+GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 SCP_LIKE_RE = re.compile(r"[\w.-]+@[\w.-]+:[^\s]+")
 GIT_SCHEMES = {"https", "http", "ssh", "git", "file"}
 HEALTH_PLACEHOLDERS = {"address"}
@@ -103,12 +104,22 @@ class EnvironmentSpec(_Spec):
     command_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds one remote command (upload, build, restart) may run"
     )
+    production: bool | None = Field(default=None, description="counts as production (default: named prod)")
+    require_green_build: bool | None = Field(
+        default=None, description="deploy only shas with a green Jenkins build (default: on for production)"
+    )
+    follow: Annotated[str, AfterValidator(_branch)] | None = Field(
+        default=None, description="branch to deploy by itself once its head has a green build"
+    )
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
 
 
 class ServiceSpec(_Spec):
     team: Name | None = Field(default=None, description="name of a team declared under teams:")
-    repo: Annotated[str, AfterValidator(_repo_url)] = Field(description="git URL or absolute path of the repository")
+    repo: Annotated[str, AfterValidator(_repo_url)] | None = Field(
+        default=None, description="git URL or absolute path of the repository (default: from github:)"
+    )
+    github: str | None = Field(default=None, pattern=GITHUB_REPO_RE.pattern, description="owner/name on GitHub")
     default_branch: Annotated[str, AfterValidator(_branch)] = Field(default="main", description="main branch")
     jenkins_job: str = Field(default="", description="Jenkins job name")
     runbook: Annotated[str, AfterValidator(_http_url)] | None = Field(default=None, description="runbook URL")

@@ -52,3 +52,43 @@ _HOST_COLOURS = {
     HostStatus.LIVE: "green",
     HostStatus.FAILED: "red",
 }
+
+
+class DeployTrigger(models.TextChoices):
+    """Why a deploy happened."""
+
+    MANUAL = "manual", "manual"
+    PROMOTE = "promote", "promotion"
+    CONTINUOUS = "continuous", "continuous delivery"
+
+
+class BuildResult(models.TextChoices):
+    SUCCESS = "success", "success"
+    FAILURE = "failure", "failure"
+    UNSTABLE = "unstable", "unstable"
+    ABORTED = "aborted", "aborted"
+    NOT_BUILT = "not_built", "not built"
+    RUNNING = "running", "running"
+
+    @property
+    def colour(self) -> str:
+        return _BUILD_COLOURS[self]
+
+    @property
+    def is_green(self) -> bool:
+        return self == BuildResult.SUCCESS
+
+
+_BUILD_COLOURS = {
+    BuildResult.SUCCESS: "green",
+    BuildResult.FAILURE: "red",
+    BuildResult.UNSTABLE: "amber",
+    BuildResult.ABORTED: "grey",
+    BuildResult.NOT_BUILT: "grey",
+    BuildResult.RUNNING: "blue",
+}
+
+
+class SyncSource(models.TextChoices):
+    BRANCHES = "branches", "branches"
+    BUILDS = "builds", "builds"

@@ -1,47 +1,102 @@
-"""The rules for asking for a deploy. Pages (and later the API and Slack) call
-`deploy_request`; nothing here talks to a host, GitHub or the repository."""
+"""The rules for asking for a deploy. Pages, the continuous-delivery check (and
+later the API and Slack) call these; nothing here talks to a host, GitHub or
+the repository."""
 
 from __future__ import annotations
 
-from functools import partial
-
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.timesince import timesince
 
-from deployer import tasks
-from deployer.choices import DeployStatus
+from deployer import queue
+from deployer.builds import latest_builds
+from deployer.choices import DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused
+from deployer.gates import deploy_gate
 from deployer.models import Branch, Deploy, Environment
 from deployer.refs import RefError, branch_name_check, is_full_sha
+
+SYSTEM_USERNAME = "gantry"
 
 
 def deploy_request(*, environment: Environment, ref: str, user: AbstractBaseUser | None) -> Deploy:
     """Record a queued deploy of `ref` (its sha pinned now) and enqueue it after commit.
 
-    Raises DeployRefused for a ref that cannot be deployed and DeployConflict
-    (naming the running deploy) when the environment is busy.
+    Raises DeployRefused for a ref that cannot be deployed or a closed gate, and
+    DeployConflict (naming the running deploy) when the environment is busy.
     """
-    sha = _resolve(environment, ref)
-    previous_sha = (
-        Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED)
-        .values_list("sha", flat=True)
+    return _deploy_create(environment, ref=ref, sha=_resolve(environment, ref), user=user)
+
+
+def deploy_promote(*, environment: Environment, user: AbstractBaseUser | None) -> Deploy:
+    """Deploy to `environment` exactly what runs in the environment before it (test → prod)."""
+    source = (
+        Environment.objects.filter(service_id=environment.service_id, position__lt=environment.position)
+        .order_by("-position")
         .first()
-        or ""
     )
+    if source is None:
+        raise DeployRefused(f"{environment} is the first environment; there is nothing to promote from")
+    running = current_deploy(source)
+    if running is None:
+        raise DeployRefused(f"nothing runs in {source.name} yet; deploy there first")
+    if (current := current_deploy(environment)) and current.sha == running.sha:
+        raise DeployRefused(f"{environment.name} already runs {running.sha[:8]}, like {source.name}")
+    return _deploy_create(environment, ref=running.ref, sha=running.sha, user=user, trigger=DeployTrigger.PROMOTE)
+
+
+def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
+    """Deploy a followed branch's head as Gantry's system user (continuous delivery)."""
+    return _deploy_create(
+        environment, ref=branch.name, sha=branch.sha, user=system_user(), trigger=DeployTrigger.CONTINUOUS
+    )
+
+
+def current_deploy(environment: Environment) -> Deploy | None:
+    """The last deploy that succeeded: what runs there now."""
+    return Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED).order_by("-id").first()
+
+
+def system_user() -> AbstractBaseUser:
+    """The user Gantry acts as on its own (continuous delivery); it cannot sign in."""
+    user, created = get_user_model().objects.get_or_create(username=SYSTEM_USERNAME)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def _deploy_create(
+    environment: Environment,
+    *,
+    ref: str,
+    sha: str,
+    user: AbstractBaseUser | None,
+    trigger: DeployTrigger = DeployTrigger.MANUAL,
+) -> Deploy:
+    build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
+    gate = deploy_gate(environment, sha, build)
+    if not gate.open:
+        raise DeployRefused(gate.reason)
+    previous = current_deploy(environment)
     try:
         with transaction.atomic():
             deploy = Deploy.objects.create(
-                environment=environment, requested_by=user, ref=ref, sha=sha, previous_sha=previous_sha
+                environment=environment,
+                requested_by=user,
+                ref=ref,
+                sha=sha,
+                previous_sha=previous.sha if previous else "",
+                trigger=trigger,
             )
     except IntegrityError as exc:
         running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
         if running is None:
             raise
         raise DeployConflict(_busy_message(running), running) from exc
-    # robust: the row is the record; if the broker is down it stays queued (the
-    # page says it waits for a worker) instead of turning this request into a 500.
-    transaction.on_commit(partial(tasks.run_deploy.delay, deploy.pk), robust=True)
+    # If the broker is down the deploy stays queued (the page says it waits for a worker).
+    queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
     return deploy
 
 

@@ -26,3 +26,7 @@ class DeployConflict(DeployRefused):
     def __init__(self, message: str, running: Deploy) -> None:
         super().__init__(message)
         self.running = running
+
+
+class SyncFailed(Exception):
+    """A sync could not run or finish; the message is what the page shows as the stale reason."""

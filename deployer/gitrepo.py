@@ -6,6 +6,7 @@ Only workers call this. Every git call gets an argument list (never a shell),
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from dataclasses import dataclass
@@ -34,8 +35,21 @@ def mirror_path(service_name: str) -> Path:
     return settings.REPO_MIRROR_DIR / f"{service_name}.git"
 
 
+def _auth_env() -> dict[str, str]:
+    """GitHub's token as an HTTP header scoped to GitHub's URL, passed through the
+    environment: never in a URL or on a command line (ps, error messages, logs)."""
+    if not settings.GITHUB_TOKEN:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{settings.GITHUB_TOKEN}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{settings.GITHUB_WEB_URL}/.extraheader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+
+
 def _git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_auth_env()}
     try:
         done = subprocess.run(
             ["git", *args],
@@ -104,3 +118,29 @@ def _has_commit(path: Path, sha: str) -> bool:
     except GitError:
         return False
     return True
+
+
+def _ensure_commits(service_name: str, repo_url: str, *shas: str) -> Path:
+    path = mirror_path(service_name)
+    if not all(_has_commit(path, sha) for sha in shas):
+        mirror_update(service_name, repo_url)
+        missing = [sha for sha in shas if not _has_commit(path, sha)]
+        if missing:
+            raise GitError(f"commit {missing[0]} is not in {repo_url}")
+    return path
+
+
+def is_ancestor(service_name: str, repo_url: str, ancestor: str, descendant: str) -> bool:
+    """True if `ancestor` is `descendant` or one of its ancestors."""
+    path = _ensure_commits(service_name, repo_url, ancestor, descendant)
+    try:
+        _git("merge-base", "--is-ancestor", ancestor, descendant, cwd=path)
+    except GitError:
+        return False
+    return True
+
+
+def ahead_count(service_name: str, repo_url: str, base: str, head: str) -> int:
+    """How many commits `head` has that `base` does not."""
+    path = _ensure_commits(service_name, repo_url, base, head)
+    return int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from deployer import queue
 from deployer.choices import DeployStatus
+from deployer.integrations import github
 from deployer.models import Deploy, DeployLog
 
 logger = logging.getLogger(__name__)
@@ -46,7 +49,17 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "") -> 
     for key, value in values.items():
         setattr(deploy, key, value)
     logger.info("deploy #%s %s", deploy.pk, line)
+    _after_transition(deploy, to)
     return True
+
+
+def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
+    """Tell the world: GitHub's deployment status, and the drift between environments."""
+    service = deploy.environment.service
+    if github.enabled() and settings.GITHUB_DEPLOYMENTS and service.github_repo:
+        queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
+    if to == DeployStatus.SUCCEEDED:
+        queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
 
 
 def deploy_claim(*, deploy_id: int) -> Deploy | None:

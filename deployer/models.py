@@ -11,7 +11,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from deployer.choices import DeployStatus, HostStatus
+from deployer.choices import BuildResult, DeployStatus, DeployTrigger, HostStatus, SyncSource
 
 
 class Team(models.Model):
@@ -35,10 +35,11 @@ class Service(models.Model):
         max_length=500, help_text="Git URL or absolute path of the repository Gantry deploys from."
     )
     default_branch = models.CharField(max_length=255, default="main")
-    jenkins_job = models.CharField(max_length=255, blank=True)
+    github_repo = models.CharField(
+        max_length=200, blank=True, help_text="owner/name on GitHub; branches then come from GitHub's API."
+    )
+    jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
     runbook_url = models.URLField(max_length=500, blank=True)
-    branches_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
-    branches_sync_error = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -64,6 +65,17 @@ class Environment(models.Model):
     command_timeout = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds one remote command may run; empty: GANTRY_SSH_COMMAND_TIMEOUT."
     )
+    production = models.BooleanField(default=False, help_text="Counts as production (gates, metrics).")
+    require_green_build = models.BooleanField(
+        default=False, help_text="Deploy only a sha whose Jenkins build succeeded."
+    )
+    follow_branch = models.CharField(
+        max_length=255, blank=True, help_text="Continuous delivery: deploy this branch's head once its build is green."
+    )
+    # Drift: how many commits this environment's release is ahead of the next
+    # environment's (test ahead of prod), computed by a worker after deploys.
+    ahead_of_next = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    ahead_of_next_shas = models.CharField(max_length=81, blank=True, editable=False)
 
     class Meta:
         ordering = ["service__name", "position", "name"]
@@ -116,6 +128,89 @@ class Branch(models.Model):
         return f"{self.service.name}:{self.name}"
 
 
+class Build(models.Model):
+    """One Jenkins build of a service, as last synced: which sha it built and how it ended."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="builds")
+    job = models.CharField(max_length=400, help_text="Jenkins job; for multibranch pipelines, job/branch.")
+    number = models.PositiveIntegerField()
+    branch = models.CharField(max_length=255, blank=True)
+    sha = models.CharField(max_length=40, blank=True)
+    result = models.CharField(max_length=20, choices=BuildResult.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-number"]
+        constraints = [models.UniqueConstraint(fields=["service", "job", "number"], name="build_unique_number")]
+        indexes = [models.Index(fields=["service", "sha"], name="build_service_sha")]
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.number} ({self.result})"
+
+    @property
+    def result_choice(self) -> BuildResult:
+        return BuildResult(self.result)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000
+
+
+class SyncState(models.Model):
+    """How fresh a service's data from one source is: last success, last error, conditional-request state."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="sync_states")
+    source = models.CharField(max_length=20, choices=SyncSource.choices)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last successful sync.")
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the last attempt failed; empty after a success.")
+    etags = models.JSONField(default=dict, blank=True, help_text="ETag of each page of the last answer.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "source"], name="syncstate_unique_source")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} {self.source}"
+
+
+class IntegrationStatus(models.Model):
+    """The health of one outside system (github, jenkins) as seen by the workers."""
+
+    name = models.CharField(max_length=20, unique=True)
+    ok_at = models.DateTimeField(null=True, blank=True)
+    error_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_until = models.DateTimeField(null=True, blank=True, help_text="No calls before this (back-off).")
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_remaining = models.PositiveIntegerField(null=True, blank=True)
+    rate_reset = models.DateTimeField(null=True, blank=True)
+    requests = models.PositiveBigIntegerField(default=0, help_text="Requests sent since the counters were reset.")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """A webhook as received: kept so duplicates are ignored and work survives a broker outage."""
+
+    source = models.CharField(max_length=20)
+    delivery_id = models.CharField(max_length=100)
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "delivery_id"], name="webhook_unique_delivery")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event} {self.delivery_id}"
+
+
 class DeployQuerySet(models.QuerySet["Deploy"]):
     def active(self) -> DeployQuerySet:
         return self.filter(status__in=DeployStatus.active())
@@ -133,11 +228,14 @@ class Deploy(models.Model):
     sha = models.CharField(max_length=40, help_text="The commit that is deployed, pinned at request time.")
     previous_sha = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20, choices=DeployStatus.choices, default=DeployStatus.QUEUED)
+    trigger = models.CharField(max_length=20, choices=DeployTrigger.choices, default=DeployTrigger.MANUAL)
     reason = models.TextField(blank=True, help_text="Why the deploy ended as it did.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     log_lines_dropped = models.PositiveIntegerField(default=0)
+    github_deployment_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    github_state = models.CharField(max_length=20, blank=True, editable=False, help_text="Last status sent to GitHub.")
 
     objects = DeployQuerySet.as_manager()
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Max, Q, QuerySet
 
+from deployer.builds import latest_builds
 from deployer.choices import DeployStatus
-from deployer.models import Branch, Deploy, DeployLog, Environment, Service
+from deployer.gates import Gate, deploy_gate
+from deployer.models import Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
 
 
 @dataclass(frozen=True)
 class EnvironmentState:
-    """What runs in an environment now and what is under way there."""
+    """What runs in an environment now, what is under way there, and the build of what runs."""
 
     environment: Environment
     current: Deploy | None
     active: Deploy | None
+    build: Build | None = None
+    promote_from: Environment | None = None  # the environment before it, when it runs something else
+    next_name: str = ""  # the environment after it (for "N commits ahead of prod")
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:
@@ -28,28 +33,70 @@ def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:
 
 
 def environment_states(environments: list[Environment]) -> list[EnvironmentState]:
+    """States of `environments` (which must be ordered by service, then position): four queries."""
     ids = [env.pk for env in environments]
-    # Only the newest succeeded deploy per environment is needed; DISTINCT ON
-    # is PostgreSQL-only, so fetch the ids first and then the rows.
-    current_ids = [
-        row["max_id"]
-        for row in Deploy.objects.filter(environment_id__in=ids, status=DeployStatus.SUCCEEDED)
+    # DISTINCT ON is PostgreSQL-only: take the newest succeeded id per environment, then the rows.
+    current_ids = (
+        Deploy.objects.filter(environment_id__in=ids, status=DeployStatus.SUCCEEDED)
         .values("environment_id")
         .annotate(max_id=Max("id"))
-    ]
+        .values("max_id")
+    )
     current = _latest_by_environment(Deploy.objects.filter(pk__in=current_ids))
     active = _latest_by_environment(Deploy.objects.active().filter(environment_id__in=ids))
-    return [EnvironmentState(env, current.get(env.pk), active.get(env.pk)) for env in environments]
-
-
-def services_overview() -> list[tuple[Service, list[EnvironmentState]]]:
-    services = list(
-        Service.objects.select_related("team").prefetch_related(
-            Prefetch("environments", queryset=Environment.objects.order_by("position", "name"))
+    builds = latest_builds({env.service_id for env in environments}, {d.sha for d in current.values()})
+    states = []
+    for index, env in enumerate(environments):
+        here = current.get(env.pk)
+        before = environments[index - 1] if index and environments[index - 1].service_id == env.service_id else None
+        after = environments[index + 1] if index + 1 < len(environments) else None
+        before_sha = current[before.pk].sha if before and before.pk in current else None
+        states.append(
+            EnvironmentState(
+                environment=env,
+                current=here,
+                active=active.get(env.pk),
+                build=builds.get((env.service_id, here.sha)) if here else None,
+                promote_from=before if before_sha and (here is None or here.sha != before_sha) else None,
+                next_name=after.name if after and after.service_id == env.service_id else "",
+            )
         )
+    return states
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    service: Service
+    cells: list[EnvironmentState | None]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    columns: list[str]
+    rows: list[MatrixRow]
+    teams: list[Team] = field(default_factory=list)
+
+
+def services_matrix(*, team: str = "", query: str = "") -> Matrix:
+    """Services × environments, filtered by team name and a substring of the service name."""
+    services = Service.objects.select_related("team").order_by("name")
+    if team:
+        services = services.filter(team__name=team)
+    if query:
+        services = services.filter(name__icontains=query)
+    service_list = list(services)
+    environments = list(
+        Environment.objects.filter(service__in=service_list).order_by("service_id", "position", "name")
     )
-    states = {s.environment.pk: s for s in environment_states([e for s in services for e in s.environments.all()])}
-    return [(service, [states[e.pk] for e in service.environments.all()]) for service in services]
+    states = environment_states(environments)
+    columns: dict[str, int] = {}
+    for env in sorted(environments, key=lambda e: e.position):
+        columns.setdefault(env.name, len(columns))
+    by_service: dict[int, list[EnvironmentState | None]] = {s.pk: [None] * len(columns) for s in service_list}
+    for state in states:
+        by_service[state.environment.service_id][columns[state.environment.name]] = state
+    rows = [MatrixRow(service, by_service[service.pk]) for service in service_list]
+    return Matrix(list(columns), rows, list(Team.objects.order_by("name")))
 
 
 def service_environments(service: Service) -> list[EnvironmentState]:
@@ -57,11 +104,42 @@ def service_environments(service: Service) -> list[EnvironmentState]:
     return environment_states(environments)
 
 
-def service_branches(service: Service) -> list[Branch]:
-    """The default branch first, then the others by most recent commit."""
-    branches = list(service.branches.order_by("-committed_at", "name"))
-    branches.sort(key=lambda b: b.name != service.default_branch)
-    return branches
+@dataclass(frozen=True)
+class BranchRow:
+    branch: Branch
+    build: Build | None
+    runs_in: list[str]
+    gates: list[tuple[EnvironmentState, Gate]]
+
+
+def service_branches(service: Service, states: list[EnvironmentState], *, query: str = "") -> list[BranchRow]:
+    """The default branch first, then the others by most recent commit; each with its build and gates."""
+    branches = service.branches.order_by("-committed_at", "name")
+    if query:
+        branches = branches.filter(Q(name__icontains=query) | Q(name=service.default_branch))
+    branch_list = sorted(branches, key=lambda b: b.name != service.default_branch)
+    builds = latest_builds({service.pk}, {b.sha for b in branch_list})
+    rows = []
+    for branch in branch_list:
+        build = builds.get((service.pk, branch.sha))
+        rows.append(
+            BranchRow(
+                branch=branch,
+                build=build,
+                runs_in=[s.environment.name for s in states if s.current and s.current.sha == branch.sha],
+                gates=[(s, deploy_gate(s.environment, branch.sha, build)) for s in states],
+            )
+        )
+    return rows
+
+
+def sync_states(service: Service) -> dict[str, SyncState]:
+    """The freshness of each source of `service`'s data, by source name."""
+    return {state.source: state for state in service.sync_states.all()}
+
+
+def stale_sync_states() -> QuerySet[SyncState]:
+    return SyncState.objects.select_related("service").exclude(error="").order_by("service__name", "source")
 
 
 def deploy_log_after(deploy: Deploy, after: int) -> list[DeployLog]:

@@ -153,7 +153,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "sync"
-CELERY_TASK_ROUTES = {"gantry.run_deploy": {"queue": "deploys"}, "gantry.sync_*": {"queue": "sync"}}
+# Deploys get their own queue (and worker); everything else is short and goes to sync.
+CELERY_TASK_ROUTES = {"gantry.run_deploy": {"queue": "deploys"}, "gantry.*": {"queue": "sync"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -171,6 +172,29 @@ REPO_MIRROR_DIR = VAR_DIR / "repos"
 # A deploy's log keeps at most this many lines; the rest is counted, not stored.
 DEPLOY_LOG_MAX_LINES = env.int("GANTRY_DEPLOY_LOG_MAX_LINES", default=5000)
 
+# --- GitHub (on when GITHUB_TOKEN is set) ----------------------------------------
+GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
+# GitHub Enterprise: https://ghe.example.com/api/v3 and https://ghe.example.com
+GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com").rstrip("/")
+GITHUB_WEB_URL = env.str("GITHUB_WEB_URL", default="https://github.com").rstrip("/")
+GITHUB_WEBHOOK_SECRET = env.str("GITHUB_WEBHOOK_SECRET", default="")
+GITHUB_TIMEOUT = env.int("GITHUB_TIMEOUT", default=10)
+# Syncs stop spending when fewer than this many rate-limit units are left.
+GITHUB_RATE_LIMIT_RESERVE = env.int("GITHUB_RATE_LIMIT_RESERVE", default=100)
+GITHUB_DEPLOYMENTS = env.bool("GITHUB_DEPLOYMENTS", default=True)
+
+# --- Jenkins (on when JENKINS_URL is set) -------------------------------------------
+JENKINS_URL = env.str("JENKINS_URL", default="").rstrip("/")
+JENKINS_USER = env.str("JENKINS_USER", default="")
+JENKINS_TOKEN = env.str("JENKINS_TOKEN", default="")
+JENKINS_TIMEOUT = env.int("JENKINS_TIMEOUT", default=10)
+JENKINS_WEBHOOK_TOKEN = env.str("JENKINS_WEBHOOK_TOKEN", default="")
+BUILD_SYNC_SECONDS = env.int("GANTRY_BUILD_SYNC_SECONDS", default=120)
+
+# After this many failures in a row an integration is paused (calls skipped) for a while.
+INTEGRATION_FAILURES_BEFORE_PAUSE = env.int("GANTRY_INTEGRATION_FAILURES_BEFORE_PAUSE", default=3)
+INTEGRATION_PAUSE_SECONDS = env.int("GANTRY_INTEGRATION_PAUSE_SECONDS", default=60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -183,4 +207,6 @@ LOGGING = {
 # Every periodic task, in one place.
 CELERY_BEAT_SCHEDULE = {
     "sync-all-branches": {"task": "gantry.sync_all_branches", "schedule": BRANCH_SYNC_SECONDS},
+    "sync-all-builds": {"task": "gantry.sync_all_builds", "schedule": BUILD_SYNC_SECONDS},
+    "sweep-webhooks": {"task": "gantry.sweep_webhooks", "schedule": 60},
 }

@@ -1,27 +1,31 @@
-"""Celery tasks: thin wrappers that fetch by id and call a service function.
+"""Celery tasks: thin wrappers that fetch by id, call a service function, decide retry.
 
-Each task has an explicit name; settings.CELERY_TASK_ROUTES puts it on a queue:
-`deploys` (long, its own worker with prefetch 1) or `sync` (branch refreshes).
-Periodic tasks are declared in settings.CELERY_BEAT_SCHEDULE.
+Names are in deployer/queue.py; settings.CELERY_TASK_ROUTES puts each on its
+queue: `deploys` (long, its own worker with prefetch 1) or `sync` (syncs,
+webhooks, publishing). Periodic tasks are declared in settings.CELERY_BEAT_SCHEDULE.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 
 from celery import shared_task
 from django.conf import settings
 
-from deployer import branches, gitrepo
+from deployer import queue
+from deployer.branches import branch_sync
+from deployer.builds import build_sync
+from deployer.delivery import continuous_delivery, drift_refresh
+from deployer.errors import SyncFailed
 from deployer.execution import deploy_execute
+from deployer.github_deployments import PublishLater, deployment_publish
+from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.models import Service
-
-logger = logging.getLogger(__name__)
+from deployer.webhooks import deliveries_sweep, delivery_process
 
 
 @shared_task(
-    name="gantry.run_deploy",
+    name=queue.RUN_DEPLOY,
     acks_late=True,
     soft_time_limit=settings.DEPLOY_TIME_LIMIT,
     time_limit=settings.DEPLOY_TIME_LIMIT + 60,
@@ -30,17 +34,67 @@ def run_deploy(deploy_id: int) -> None:
     deploy_execute(deploy_id=deploy_id)
 
 
-@shared_task(name="gantry.sync_branches", ignore_result=True)
+def _service(service_id: int) -> Service | None:
+    return Service.objects.filter(pk=service_id).first()
+
+
+@shared_task(name=queue.SYNC_BRANCHES)
 def sync_branches(service_id: int) -> None:
-    service = Service.objects.filter(pk=service_id).first()
-    if service is None:
-        return
-    # A failure is recorded on the service and shown on its page; the next run tries again.
-    with contextlib.suppress(gitrepo.GitError):
-        branches.branch_sync(service=service)
+    if service := _service(service_id):
+        # A failure is recorded on the service and shown on its page; the next run tries again.
+        with contextlib.suppress(SyncFailed):
+            branch_sync(service=service)
+            continuous_delivery(service=service)
 
 
-@shared_task(name="gantry.sync_all_branches", ignore_result=True)
+@shared_task(name=queue.SYNC_BUILDS)
+def sync_builds(service_id: int) -> None:
+    if service := _service(service_id):
+        with contextlib.suppress(SyncFailed):
+            build_sync(service=service)
+            continuous_delivery(service=service)
+
+
+@shared_task(name=queue.SYNC_ALL_BRANCHES)
 def sync_all_branches() -> None:
     for service_id in Service.objects.values_list("pk", flat=True):
-        sync_branches.delay(service_id)
+        queue.enqueue(queue.SYNC_BRANCHES, service_id)
+
+
+@shared_task(name=queue.SYNC_ALL_BUILDS)
+def sync_all_builds() -> None:
+    for service_id in Service.objects.exclude(jenkins_job="").values_list("pk", flat=True):
+        queue.enqueue(queue.SYNC_BUILDS, service_id)
+
+
+@shared_task(name=queue.DELIVER)
+def deliver(service_id: int) -> None:
+    if service := _service(service_id):
+        continuous_delivery(service=service)
+
+
+@shared_task(name=queue.REFRESH_DRIFT)
+def refresh_drift(service_id: int) -> None:
+    if service := _service(service_id):
+        drift_refresh(service=service)
+
+
+@shared_task(
+    name=queue.PUBLISH_GITHUB_DEPLOYMENT,
+    autoretry_for=(GitHubUnavailable, GitHubRateLimited, PublishLater),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=10,
+)
+def publish_github_deployment(deploy_id: int) -> None:
+    deployment_publish(deploy_id=deploy_id)
+
+
+@shared_task(name=queue.PROCESS_WEBHOOK, autoretry_for=(GitHubUnavailable,), retry_backoff=2, max_retries=5)
+def process_webhook(delivery_id: int) -> None:
+    delivery_process(delivery_id=delivery_id)
+
+
+@shared_task(name=queue.SWEEP_WEBHOOKS)
+def sweep_webhooks() -> None:
+    deliveries_sweep()

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployer.catalog import catalog_apply, catalog_parse
-from deployer.choices import DeployStatus
-from deployer.models import Deploy, DeployLog, Environment, Service
+from deployer.choices import DeployStatus, SyncSource
+from deployer.models import Deploy, DeployLog, Environment, SyncState
 
 PAGES = [
     ("services", []),
@@ -54,9 +54,11 @@ def test_the_service_page_lists_the_default_branch_first_with_deploy_buttons(
 
 
 def test_the_service_page_shows_a_failed_sync_as_stale(deployer_client: Client, environment: Environment) -> None:
-    Service.objects.filter(name="app").update(branches_synced_at=timezone.now(), branches_sync_error="repo gone")
+    SyncState.objects.create(
+        service=environment.service, source=SyncSource.BRANCHES, synced_at=timezone.now(), error="repo gone"
+    )
     page = deployer_client.get(reverse("service", args=["app"])).content.decode()
-    assert "stale: repo gone" in page
+    assert "stale: repo gone" in page and "branches updated 0 s ago" in page
 
 
 def test_the_deploy_button_is_disabled_while_a_deploy_runs(deployer_client: Client, environment: Environment) -> None:

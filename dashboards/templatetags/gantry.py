@@ -1,0 +1,39 @@
+"""Template helpers for Gantry's pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.conf import settings
+from django.utils import timezone
+
+from deployer.integrations import github
+
+register = template.Library()
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """'12 s ago', '3 min ago', '2 h ago', '4 days ago' ('never' for None)."""
+    if value is None:
+        return "never"
+    seconds = max(int((timezone.now() - value).total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+@register.simple_tag
+def commit_url(repo: str, sha: str) -> str:
+    """Link to a commit on GitHub, or '' when the service is not on GitHub."""
+    return github.commit_url(repo, sha) if repo else ""
+
+
+@register.simple_tag
+def github_url(repo: str) -> str:
+    return f"{settings.GITHUB_WEB_URL}/{repo}"

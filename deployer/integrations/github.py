@@ -1,0 +1,265 @@
+"""GitHub's REST API, through PyGithub: the one module that talks to GitHub.
+
+Every call has a timeout. PyGithub's own retry is replaced: only GET is
+retried, only on 502/503/504 and connection errors, never by sleeping until
+a rate-limit reset (that would hold a worker for up to an hour) and never
+re-sending a POST. Branch lists use conditional requests page by page, with
+the ETags the caller keeps, so an unchanged repository costs no rate limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from django.conf import settings
+from github import Auth, Github, GithubException, RateLimitExceededException
+from urllib3.util.retry import Retry
+
+
+class GitHubError(Exception):
+    """A GitHub call failed; `retryable` says whether trying again later can help."""
+
+    retryable = False
+
+
+class GitHubUnavailable(GitHubError):
+    """Timeout, connection failure or a 5xx: GitHub may be back soon."""
+
+    retryable = True
+
+
+class GitHubRateLimited(GitHubError):
+    """The rate-limit budget is spent until `reset_at`."""
+
+    retryable = True
+
+    def __init__(self, message: str, reset_at: datetime | None) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at
+
+
+class GitHubRefused(GitHubError):
+    """GitHub said no (401, 404, 422...): a setting or the catalog needs fixing."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    remaining: int
+    reset_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BranchHead:
+    name: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a branch list: `heads` is None when GitHub answered 304 Not Modified."""
+
+    url: str
+    etag: str
+    heads: list[BranchHead] | None
+    next_url: str | None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    message: str
+    committed_at: datetime | None
+
+
+def enabled() -> bool:
+    return bool(settings.GITHUB_TOKEN)
+
+
+def commit_url(repo: str, sha: str) -> str:
+    return f"{settings.GITHUB_WEB_URL}/{repo}/commit/{sha}"
+
+
+@functools.cache
+def _client(api_url: str, token: str, timeout: int) -> Github:
+    retry = Retry(
+        total=2,
+        connect=2,
+        read=0,  # a read timeout is not retried: a hanging GitHub costs one timeout, not three
+        status=2,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        backoff_factor=0.3,
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
+    return Github(
+        auth=Auth.Token(token),
+        base_url=api_url,
+        timeout=timeout,
+        retry=retry,
+        per_page=100,
+        seconds_between_requests=0,
+        seconds_between_writes=1.0,  # GitHub asks for a pause between writes
+        lazy=True,
+    )
+
+
+def client() -> Github:
+    return _client(settings.GITHUB_API_URL, settings.GITHUB_TOKEN, settings.GITHUB_TIMEOUT)
+
+
+def rate_limit_seen() -> RateLimit | None:
+    """The budget as of the last answer this process got (no request is made)."""
+    requester = client().requester
+    remaining, limit = requester.rate_limiting
+    if limit < 0:
+        return None
+    reset = requester.rate_limiting_resettime
+    return RateLimit(limit, remaining, datetime.fromtimestamp(reset, tz=UTC) if reset else None)
+
+
+def _reset_at(headers: dict[str, Any]) -> datetime | None:
+    value = headers.get("x-ratelimit-reset") or headers.get("X-RateLimit-Reset")
+    return datetime.fromtimestamp(int(float(value)), tz=UTC) if value else None
+
+
+def _raise_for(status: int, headers: dict[str, Any], data: Any) -> None:
+    message = data.get("message", "") if isinstance(data, dict) else str(data)[:200]
+    remaining = headers.get("x-ratelimit-remaining")
+    if status == 429 or (status == 403 and (remaining == "0" or "rate limit" in message.lower())):
+        raise GitHubRateLimited(f"GitHub rate limit exceeded ({message})", _reset_at(headers))
+    if status >= 500:
+        raise GitHubUnavailable(f"GitHub answered HTTP {status}: {message}")
+    raise GitHubRefused(f"GitHub answered HTTP {status}: {message}")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """PyGithub's and requests' exceptions → GitHubError subclasses."""
+    try:
+        yield
+    except RateLimitExceededException as exc:
+        raise GitHubRateLimited(f"GitHub rate limit exceeded ({exc.data})", _reset_at(exc.headers or {})) from exc
+    except GithubException as exc:
+        try:
+            _raise_for(exc.status, exc.headers or {}, exc.data)
+        except GitHubError as mapped:
+            raise mapped from exc
+    except requests.Timeout as exc:
+        raise GitHubUnavailable(f"GitHub did not answer within {settings.GITHUB_TIMEOUT} s") from exc
+    except (requests.RequestException, OSError) as exc:
+        raise GitHubUnavailable(f"cannot reach GitHub: {exc.__class__.__name__}") from exc
+
+
+def branches_page(repo: str, *, url: str | None = None, etag: str = "") -> Page:
+    """One page of `repo`'s branches, conditional on `etag`.
+
+    PyGithub's paginated lists cannot send If-None-Match, so this goes through
+    its requester and follows GitHub's `Link: rel="next"` URLs itself.
+    """
+    # Reference: https://docs.github.com/en/rest/branches/branches#list-branches
+    path = url or f"/repos/{repo}/branches"
+    params = None if url else {"per_page": 100}
+    headers = {"If-None-Match": etag} if etag else {}
+    with _errors():
+        status, response_headers, body = client().requester.requestJson("GET", path, params, headers)
+    if status == 304:
+        return Page(path, etag, None, _next_link(response_headers.get("link", "")))
+    data = _json(body)
+    if status != 200:
+        _raise_for(status, response_headers, data)
+    heads = [BranchHead(item["name"], item["commit"]["sha"]) for item in data]
+    return Page(path, response_headers.get("etag", ""), heads, _next_link(response_headers.get("link", "")))
+
+
+def _json(body: str) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError as exc:
+        raise GitHubUnavailable(f"GitHub sent something that is not JSON: {body[:80]!r}") from exc
+
+
+def _next_link(header: str) -> str | None:
+    for part in header.split(","):
+        if 'rel="next"' in part:
+            return part.split(";")[0].strip().strip("<>")
+    return None
+
+
+def commit_info(repo: str, sha: str) -> CommitInfo:
+    """Author, date and first line of a commit (one request)."""
+    # Reference: https://docs.github.com/en/rest/commits/commits#get-a-commit
+    with _errors():
+        commit = client().get_repo(repo, lazy=True).get_commit(sha)
+        git = commit.commit
+        return CommitInfo(sha, git.author.name or "", (git.message or "").split("\n", 1)[0], git.author.date)
+
+
+def branch_head(repo: str, name: str) -> CommitInfo | None:
+    """The head commit of one branch, or None if the branch does not exist (one request)."""
+    # Reference: https://docs.github.com/en/rest/branches/branches#get-a-branch
+    try:
+        with _errors():
+            branch = client().get_repo(repo, lazy=True).get_branch(name)
+            git = branch.commit.commit
+            message = (git.message or "").split("\n", 1)[0]
+            return CommitInfo(branch.commit.sha, git.author.name or "", message, git.author.date)
+    except GitHubRefused:
+        return None
+
+
+def deployment_find(repo: str, *, sha: str, environment: str, deploy_id: int) -> int | None:
+    """The GitHub deployment Gantry made earlier for `deploy_id`, if any.
+
+    Used before creating one, so a POST whose answer was lost is never sent twice.
+    """
+    # Reference: https://docs.github.com/en/rest/deployments/deployments#list-deployments
+    with _errors():
+        for deployment in client().get_repo(repo, lazy=True).get_deployments(sha=sha, environment=environment):
+            if (deployment.payload or {}).get("gantry_deploy_id") == deploy_id:
+                return deployment.id
+    return None
+
+
+def deployment_create(
+    repo: str, *, sha: str, environment: str, deploy_id: int, description: str, production: bool
+) -> int:
+    """Create a deployment of exactly `sha` (no auto-merge, no required status contexts)."""
+    # Reference: https://docs.github.com/en/rest/deployments/deployments#create-a-deployment
+    with _errors():
+        deployment = (
+            client()
+            .get_repo(repo, lazy=True)
+            .create_deployment(
+                ref=sha,
+                task="deploy",
+                auto_merge=False,
+                required_contexts=[],
+                payload={"gantry_deploy_id": deploy_id},
+                environment=environment,
+                description=description[:140],
+                transient_environment=False,
+                production_environment=production,
+            )
+        )
+        return deployment.id
+
+
+def deployment_status_create(
+    repo: str, deployment_id: int, *, state: str, log_url: str, description: str, environment: str
+) -> None:
+    # Reference: https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status
+    with _errors():
+        deployment = client().get_repo(repo, lazy=True).get_deployment(deployment_id)
+        deployment.create_status(
+            state, target_url=log_url, description=description[:140], environment=environment, auto_inactive=True
+        )

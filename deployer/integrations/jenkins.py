@@ -1,0 +1,152 @@
+"""Jenkins' JSON API, through python-jenkins: the one module that talks to Jenkins.
+
+One request per job: a `tree=` query returns the recent builds of a plain job
+or of every branch of a multibranch pipeline. Every call has a timeout
+(python-jenkins has none by default).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+import jenkins
+import requests
+from django.conf import settings
+
+from deployer.choices import BuildResult
+
+MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
+_BUILD_FIELDS = (
+    "number,url,result,building,timestamp,duration,"
+    "actions[lastBuiltRevision[SHA1,branch[name]],revision[hash],remoteUrls]"
+)
+# Plain jobs answer `builds`, multibranch pipelines `jobs`; Jenkins leaves out what a job lacks.
+TREE = f"builds[{_BUILD_FIELDS}]{{0,30}},jobs[name,url,builds[{_BUILD_FIELDS}]{{0,10}}]"
+_RESULTS = {
+    "SUCCESS": BuildResult.SUCCESS,
+    "FAILURE": BuildResult.FAILURE,
+    "UNSTABLE": BuildResult.UNSTABLE,
+    "ABORTED": BuildResult.ABORTED,
+    "NOT_BUILT": BuildResult.NOT_BUILT,
+}
+
+
+class JenkinsError(Exception):
+    """A Jenkins call failed; `retryable` says whether trying again later can help."""
+
+    retryable = False
+
+
+class JenkinsUnavailable(JenkinsError):
+    retryable = True
+
+
+class JenkinsRefused(JenkinsError):
+    """Unknown job, bad credentials: a setting or the catalog needs fixing."""
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    job: str
+    number: int
+    branch: str
+    sha: str
+    result: BuildResult
+    started_at: datetime | None
+    duration_ms: int | None
+    url: str
+
+
+def enabled() -> bool:
+    return bool(settings.JENKINS_URL)
+
+
+@functools.cache
+def _client(url: str, user: str, token: str, timeout: int) -> jenkins.Jenkins:
+    return jenkins.Jenkins(url, username=user or None, password=token or None, timeout=timeout, retries=1)
+
+
+def client() -> jenkins.Jenkins:
+    return _client(settings.JENKINS_URL, settings.JENKINS_USER, settings.JENKINS_TOKEN, settings.JENKINS_TIMEOUT)
+
+
+def job_path(job: str) -> str:
+    """`folder/name` → `job/folder/job/name/` (each part URL-encoded)."""
+    return "".join(f"job/{quote(part, safe='')}/" for part in job.strip("/").split("/"))
+
+
+def job_builds(job: str) -> list[BuildInfo]:
+    """The recent builds of `job` (every branch of a multibranch pipeline), in one request."""
+    # Reference: https://www.jenkins.io/doc/book/using/remote-access-api/ (tree parameter)
+    url = f"{settings.JENKINS_URL}/{job_path(job)}api/json?tree={quote(TREE, safe='')}"
+    server = client()
+    try:
+        text = server.jenkins_open(requests.Request("GET", url), add_crumb=False)
+    except jenkins.NotFoundException as exc:
+        raise JenkinsRefused(f"Jenkins has no job {job!r}; check jenkins_job in the catalog") from exc
+    except jenkins.TimeoutException as exc:
+        raise JenkinsUnavailable(f"Jenkins did not answer within {settings.JENKINS_TIMEOUT} s") from exc
+    except jenkins.JenkinsException as exc:
+        message = str(exc).splitlines()[0]
+        kind = JenkinsRefused if "[401]" in message or "[403]" in message else JenkinsUnavailable
+        raise kind(f"Jenkins: {message}") from exc
+    except (requests.RequestException, OSError) as exc:
+        raise JenkinsUnavailable(f"cannot reach Jenkins: {exc.__class__.__name__}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise JenkinsUnavailable(f"Jenkins sent something that is not JSON: {text[:80]!r}") from exc
+    return _parse_job(job, data)
+
+
+def _parse_job(job: str, data: dict[str, Any]) -> list[BuildInfo]:
+    if data.get("_class") == MULTIBRANCH or "jobs" in data:
+        builds = []
+        for child in data.get("jobs") or []:
+            branch = unquote(child.get("name", ""))  # multibranch names arrive as feature%2Ffoo
+            builds += [_build(f"{job}/{child.get('name', '')}", b, branch) for b in child.get("builds") or []]
+        return builds
+    return [_build(job, b, None) for b in data.get("builds") or []]
+
+
+def _build(job: str, data: dict[str, Any], branch: str | None) -> BuildInfo:
+    sha, git_branch = _revision(data.get("actions") or [])
+    result = (
+        BuildResult.RUNNING if data.get("building") else _RESULTS.get(data.get("result") or "", BuildResult.NOT_BUILT)
+    )
+    timestamp = data.get("timestamp")
+    return BuildInfo(
+        job=job,
+        number=int(data["number"]),
+        branch=branch if branch is not None else git_branch,
+        sha=sha,
+        result=result,
+        started_at=datetime.fromtimestamp(timestamp / 1000, tz=UTC) if timestamp else None,
+        duration_ms=None if data.get("building") else data.get("duration"),
+        url=data.get("url", ""),
+    )
+
+
+def _revision(actions: list[dict[str, Any]]) -> tuple[str, str]:
+    """(sha, branch) from the build's git data: BuildData, else a multibranch SCMRevisionAction."""
+    for action in actions:
+        revision = action.get("lastBuiltRevision") or {}
+        if revision.get("SHA1"):
+            names = [b.get("name", "") for b in revision.get("branch") or []]
+            return revision["SHA1"], _short_branch(names[0]) if names else ""
+    for action in actions:
+        if (action.get("revision") or {}).get("hash"):
+            return action["revision"]["hash"], ""
+    return "", ""
+
+
+def _short_branch(name: str) -> str:
+    for prefix in ("refs/remotes/origin/", "refs/heads/", "origin/"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name

@@ -1,0 +1,35 @@
+"""Enqueueing work by task name. Services call this instead of importing the
+task functions, so tasks (which call services) and services never import
+each other; settings.CELERY_TASK_ROUTES puts each name on its queue."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.db import transaction
+
+from deployer.celery import app
+
+RUN_DEPLOY = "gantry.run_deploy"
+SYNC_BRANCHES = "gantry.sync_branches"
+SYNC_BUILDS = "gantry.sync_builds"
+SYNC_ALL_BRANCHES = "gantry.sync_all_branches"
+SYNC_ALL_BUILDS = "gantry.sync_all_builds"
+DELIVER = "gantry.deliver"
+REFRESH_DRIFT = "gantry.refresh_drift"
+PUBLISH_GITHUB_DEPLOYMENT = "gantry.publish_github_deployment"
+PROCESS_WEBHOOK = "gantry.process_webhook"
+SWEEP_WEBHOOKS = "gantry.sweep_webhooks"
+
+
+def enqueue(name: str, *args: object) -> None:
+    app.send_task(name, args=args)
+
+
+def enqueue_after_commit(name: str, *args: object) -> None:
+    """Enqueue once the current transaction commits (the worker must see the rows).
+
+    robust: the rows are the record; if the broker is down the work waits for
+    a sweep instead of turning the caller's request into an error.
+    """
+    transaction.on_commit(partial(enqueue, name, *args), robust=True)

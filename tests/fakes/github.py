@@ -1,0 +1,446 @@
+"""A fake GitHub REST API for tests, served like GitHub Enterprise under /api/v3.
+
+It answers as api.github.com does (see shared/contracts/github): the same JSON
+fields, absolute URLs that carry this server's own base URL (PyGithub refuses
+other hosts), `Link` pagination through /repositories/<id>/..., weak ETags with
+304 answers that cost no rate limit, X-RateLimit-* headers on every answer,
+and 403 (or 429) once the budget is spent. Also builds webhook bodies and
+signatures as GitHub sends them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.fakes.server import FakeServer, Request, Response
+
+ZERO_SHA = "0" * 40
+DOCS = "https://docs.github.com/rest"
+
+
+@dataclass
+class FakeCommit:
+    sha: str
+    message: str
+    author: str
+    email: str
+    date: datetime
+    parents: list[str]
+
+
+@dataclass
+class FakeRepo:
+    id: int
+    full_name: str
+    default_branch: str
+    branches: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, FakeCommit] = field(default_factory=dict)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class FakeGitHub(FakeServer):
+    def __init__(self, token: str = "test-token", rate_limit: int = 5000) -> None:
+        super().__init__()
+        self.token = token
+        self.repos: dict[str, FakeRepo] = {}
+        self.rate_limit = rate_limit
+        self.rate_remaining = rate_limit
+        self.rate_reset = int(time.time()) + 3600
+        self.exhausted_status = 403
+        self.units_spent = 0
+        self._ids = itertools.count(1000)
+        self._shas = itertools.count(1)
+        self.data_lock = threading.RLock()
+        prefix = "/api/v3"
+        repo = r"/repos/([^/]+/[^/]+)"
+        self.route("GET", prefix + "/rate_limit", self._rate_limit_answer)
+        self.route("GET", prefix + repo, self._repo)
+        self.route("GET", prefix + repo + "/branches", self._branches_by_name)
+        self.route("GET", prefix + r"/repositories/(\d+)/branches", self._branches_by_id)
+        self.route("GET", prefix + repo + "/branches/(.+)", self._branch)
+        self.route("GET", prefix + repo + "/commits/([0-9a-f]{40})", self._commit)
+        self.route("GET", prefix + repo + "/deployments", self._deployments)
+        self.route("POST", prefix + repo + "/deployments", self._deployment_create)
+        self.route("GET", prefix + repo + r"/deployments/(\d+)/statuses", self._statuses)
+        self.route("POST", prefix + repo + r"/deployments/(\d+)/statuses", self._status_create)
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/v3"
+
+    # --- arranging the world ---------------------------------------------------
+
+    def add_repo(self, full_name: str, *, default_branch: str = "main", branches: int = 1) -> FakeRepo:
+        """A repository whose default branch has one commit, plus `branches - 1` feature branches."""
+        with self.data_lock:
+            repo = FakeRepo(next(self._ids), full_name, default_branch)
+            self.repos[full_name] = repo
+            root = self.commit(full_name, default_branch, "Initial commit")
+            for n in range(1, branches):
+                repo.branches[f"feature/b{n:03d}"] = root
+                self.commit(full_name, f"feature/b{n:03d}", f"Work on b{n:03d}")
+            return repo
+
+    def commit(self, full_name: str, branch: str, message: str, *, author: str = "Ada Lovelace") -> str:
+        """Push a new commit on `branch` (creating the branch from the default one); return its sha."""
+        with self.data_lock:
+            repo = self.repos[full_name]
+            parent = repo.branches.get(branch) or repo.branches.get(repo.default_branch)
+            sha = hashlib.sha1(f"{full_name}:{branch}:{next(self._shas)}".encode()).hexdigest()
+            date = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=next(self._shas))
+            email = author.lower().replace(" ", ".") + "@example.com"
+            repo.commits[sha] = FakeCommit(sha, message, author, email, date, [parent] if parent else [])
+            repo.branches[branch] = sha
+            return sha
+
+    def delete_branch(self, full_name: str, branch: str) -> None:
+        with self.data_lock:
+            del self.repos[full_name].branches[branch]
+
+    def exhaust(self, *, status: int = 403) -> None:
+        """Spend the whole rate-limit budget; the next counted request gets `status` (403 or 429)."""
+        self.rate_remaining = 0
+        self.exhausted_status = status
+
+    def refill(self) -> None:
+        self.rate_remaining = self.rate_limit
+
+    # --- plumbing ----------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        if auth not in {f"token {self.token}", f"Bearer {self.token}"}:
+            return Response(401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"})
+        if request.path.endswith("/rate_limit"):
+            return self._with_rate_headers(super().dispatch(request))
+        if self.rate_remaining <= 0:
+            body = {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS}
+            return self._with_rate_headers(Response(self.exhausted_status, body))
+        response = super().dispatch(request)
+        if response.status != 304:
+            self.rate_remaining -= 1
+            self.units_spent += 1
+        return self._with_rate_headers(response)
+
+    def _with_rate_headers(self, response: Response) -> Response:
+        response.headers.update(
+            {
+                "X-RateLimit-Limit": str(self.rate_limit),
+                "X-RateLimit-Remaining": str(self.rate_remaining),
+                "X-RateLimit-Reset": str(self.rate_reset),
+                "X-RateLimit-Used": str(self.rate_limit - self.rate_remaining),
+                "X-RateLimit-Resource": "core",
+                "X-GitHub-Media-Type": "github.v3; format=json",
+                "X-GitHub-Request-Id": f"FAKE:{len(self.requests):08X}",
+            }
+        )
+        return response
+
+    def not_found(self, request: Request) -> Response:
+        return Response(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+
+    def _conditional(self, request: Request, body: Any, headers: dict[str, str] | None = None) -> Response:
+        """200 with a weak ETag, or 304 when the client already has this representation."""
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        etag = f'W/"{digest}"'
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=60, s-maxage=60", **(headers or {})}
+        if request.headers.get("if-none-match") == etag:
+            return Response(304, None, headers)
+        return Response(200, body, headers)
+
+    def _repo_or_none(self, full_name: str) -> FakeRepo | None:
+        return self.repos.get(full_name)
+
+    # --- JSON shapes -------------------------------------------------------------------
+
+    def _user(self, login: str) -> dict[str, Any]:
+        return {
+            "login": login,
+            "id": 1,
+            "node_id": "MDQ6VXNlcjE=",
+            "avatar_url": f"{self.url}/avatars/u/1",
+            "gravatar_id": "",
+            "url": f"{self.api_url}/users/{login}",
+            "html_url": f"{self.url}/{login}",
+            "type": "User",
+            "site_admin": False,
+        }
+
+    def _repo_json(self, repo: FakeRepo) -> dict[str, Any]:
+        owner = repo.full_name.split("/")[0]
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        return {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.full_name.split("/")[1],
+            "full_name": repo.full_name,
+            "private": True,
+            "owner": self._user(owner),
+            "html_url": f"{self.url}/{repo.full_name}",
+            "url": api,
+            "branches_url": api + "/branches{/branch}",
+            "commits_url": api + "/commits{/sha}",
+            "deployments_url": api + "/deployments",
+            "default_branch": repo.default_branch,
+        }
+
+    def _commit_json(self, repo: FakeRepo, commit: FakeCommit) -> dict[str, Any]:
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        person = {"name": commit.author, "email": commit.email, "date": commit.date.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return {
+            "sha": commit.sha,
+            "node_id": f"C_{commit.sha[:12]}",
+            "commit": {
+                "author": person,
+                "committer": person,
+                "message": commit.message,
+                "tree": {"sha": commit.sha[::-1], "url": f"{api}/git/trees/{commit.sha[::-1]}"},
+                "url": f"{api}/git/commits/{commit.sha}",
+                "comment_count": 0,
+                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+            },
+            "url": f"{api}/commits/{commit.sha}",
+            "html_url": f"{self.url}/{repo.full_name}/commit/{commit.sha}",
+            "comments_url": f"{api}/commits/{commit.sha}/comments",
+            "author": self._user(commit.author.split()[0].lower()),
+            "committer": self._user(commit.author.split()[0].lower()),
+            "parents": [
+                {"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{self.url}/{repo.full_name}/commit/{p}"}
+                for p in commit.parents
+            ],
+        }
+
+    # --- handlers -------------------------------------------------------------------------
+
+    def _rate_limit_answer(self, request: Request) -> Response:
+        core = {
+            "limit": self.rate_limit,
+            "used": self.rate_limit - self.rate_remaining,
+            "remaining": self.rate_remaining,
+            "reset": self.rate_reset,
+        }
+        return Response(200, {"resources": {"core": core}, "rate": core})
+
+    def _repo(self, request: Request, full_name: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        return self._conditional(request, self._repo_json(repo)) if repo else self.not_found(request)
+
+    def _branches_by_name(self, request: Request, full_name: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        return self._branch_page(request, repo) if repo else self.not_found(request)
+
+    def _branches_by_id(self, request: Request, repo_id: str) -> Response:
+        repo = next((r for r in self.repos.values() if r.id == int(repo_id)), None)
+        return self._branch_page(request, repo) if repo else self.not_found(request)
+
+    def _branch_page(self, request: Request, repo: FakeRepo) -> Response:
+        per_page = min(int(request.query.get("per_page", 30)), 100)
+        page = max(int(request.query.get("page", 1)), 1)
+        with self.data_lock:
+            names = sorted(repo.branches)
+            items = [
+                {
+                    "name": name,
+                    "commit": {
+                        "sha": repo.branches[name],
+                        "url": f"{self.api_url}/repos/{repo.full_name}/commits/{repo.branches[name]}",
+                    },
+                    "protected": name == repo.default_branch,
+                }
+                for name in names[(page - 1) * per_page : page * per_page]
+            ]
+        last = max((len(names) + per_page - 1) // per_page, 1)
+        return self._conditional(request, items, self._links(repo, per_page, page, last))
+
+    def _links(self, repo: FakeRepo, per_page: int, page: int, last: int) -> dict[str, str]:
+        def link(number: int, rel: str) -> str:
+            query = urlencode({"per_page": per_page, "page": number})
+            return f'<{self.api_url}/repositories/{repo.id}/branches?{query}>; rel="{rel}"'
+
+        rels = []
+        if page > 1:
+            rels += [link(page - 1, "prev"), link(1, "first")]
+        if page < last:
+            rels += [link(page + 1, "next"), link(last, "last")]
+        return {"Link": ", ".join(rels)} if rels else {}
+
+    def _branch(self, request: Request, full_name: str, name: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None or name not in repo.branches:
+            return Response(404, {"message": "Branch not found", "documentation_url": DOCS, "status": "404"})
+        commit = repo.commits[repo.branches[name]]
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        body = {
+            "name": name,
+            "commit": self._commit_json(repo, commit),
+            "_links": {"self": f"{api}/branches/{name}", "html": f"{self.url}/{repo.full_name}/tree/{name}"},
+            "protected": name == repo.default_branch,
+            "protection_url": f"{api}/branches/{name}/protection",
+        }
+        return self._conditional(request, body)
+
+    def _commit(self, request: Request, full_name: str, sha: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None or sha not in repo.commits:
+            body = {"message": f"No commit found for SHA: {sha}", "documentation_url": DOCS, "status": "422"}
+            return Response(422, body)
+        return self._conditional(request, {**self._commit_json(repo, repo.commits[sha]), "stats": {}, "files": []})
+
+    def _deployments(self, request: Request, full_name: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None:
+            return self.not_found(request)
+        found = [
+            d
+            for d in reversed(repo.deployments)
+            if all(request.query.get(key) in (None, d[key]) for key in ("sha", "ref", "environment", "task"))
+        ]
+        return self._conditional(request, found[: int(request.query.get("per_page", 30))])
+
+    def _deployment_create(self, request: Request, full_name: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None:
+            return self.not_found(request)
+        data = request.json()
+        sha = data.get("ref", "")
+        if sha not in repo.commits and sha not in repo.branches:
+            return Response(422, {"message": f"No ref found for: {sha}", "documentation_url": DOCS, "status": "422"})
+        if data.get("required_contexts") is None or data.get("auto_merge") is not False:
+            # Real GitHub would merge the default branch in or wait for status checks: Gantry must not ask for that.
+            return Response(409, {"message": "Conflict: Gantry must send auto_merge=false and required_contexts"})
+        deployment_id = next(self._ids)
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        deployment = {
+            "url": f"{api}/deployments/{deployment_id}",
+            "id": deployment_id,
+            "node_id": f"DE_{deployment_id}",
+            "sha": repo.branches.get(sha, sha),
+            "ref": sha,
+            "task": data.get("task", "deploy"),
+            "payload": data.get("payload", {}),
+            "original_environment": data.get("environment", "production"),
+            "environment": data.get("environment", "production"),
+            "description": data.get("description"),
+            "creator": self._user("gantry-bot"),
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "statuses_url": f"{api}/deployments/{deployment_id}/statuses",
+            "repository_url": api,
+            "transient_environment": data.get("transient_environment", False),
+            "production_environment": data.get("production_environment", False),
+            "performed_via_github_app": None,
+        }
+        with self.data_lock:
+            repo.deployments.append(deployment)
+            repo.statuses[deployment_id] = []
+        return Response(201, deployment, {"Location": deployment["url"]})
+
+    def _statuses(self, request: Request, full_name: str, deployment_id: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None or int(deployment_id) not in repo.statuses:
+            return self.not_found(request)
+        return self._conditional(request, list(reversed(repo.statuses[int(deployment_id)])))
+
+    def _status_create(self, request: Request, full_name: str, deployment_id: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None or int(deployment_id) not in repo.statuses:
+            return self.not_found(request)
+        data = request.json()
+        states = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+        if data.get("state") not in states:
+            return Response(422, {"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid"}]})
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        status_id = next(self._ids)
+        status = {
+            "url": f"{api}/deployments/{deployment_id}/statuses/{status_id}",
+            "id": status_id,
+            "node_id": f"DES_{status_id}",
+            "state": data["state"],
+            "creator": self._user("gantry-bot"),
+            "description": data.get("description", ""),
+            "environment": data.get("environment", ""),
+            "target_url": data.get("target_url", ""),
+            "log_url": data.get("log_url", data.get("target_url", "")),
+            "environment_url": data.get("environment_url", ""),
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "deployment_url": f"{api}/deployments/{deployment_id}",
+            "repository_url": api,
+            "performed_via_github_app": None,
+        }
+        with self.data_lock:
+            repo.statuses[int(deployment_id)].append(status)
+        return Response(201, status)
+
+
+# --- webhooks, as GitHub sends them ---------------------------------------------------
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _repository(github: FakeGitHub, repo: FakeRepo) -> dict[str, Any]:
+    return {**github._repo_json(repo), "pushed_at": int(time.time())}
+
+
+def push_event(github: FakeGitHub, full_name: str, branch: str, before: str, *, deleted: bool = False) -> dict:
+    """The body of a `push` event for the current head of `branch` (or its deletion)."""
+    repo = github.repos[full_name]
+    after = ZERO_SHA if deleted else repo.branches[branch]
+    head = None
+    if not deleted:
+        commit = repo.commits[after]
+        who = {"name": commit.author, "email": commit.email, "username": commit.author.split()[0].lower()}
+        head = {
+            "id": after,
+            "tree_id": after[::-1],
+            "distinct": True,
+            "message": commit.message,
+            "timestamp": commit.date.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+            "url": f"{github.url}/{full_name}/commit/{after}",
+            "author": who,
+            "committer": who,
+            "added": [],
+            "removed": [],
+            "modified": ["README.md"],
+        }
+    return {
+        "ref": f"refs/heads/{branch}",
+        "before": before,
+        "after": after,
+        "created": before == ZERO_SHA,
+        "deleted": deleted,
+        "forced": False,
+        "base_ref": None,
+        "compare": f"{github.url}/{full_name}/compare/{before[:12]}...{after[:12]}",
+        "commits": [head] if head else [],
+        "head_commit": head,
+        "repository": _repository(github, repo),
+        "pusher": {"name": "ada", "email": "ada@example.com"},
+        "sender": github._user("ada"),
+    }
+
+
+def ref_event(github: FakeGitHub, full_name: str, ref: str, *, ref_type: str = "branch") -> dict:
+    """The body of a `create` or `delete` event."""
+    repo = github.repos[full_name]
+    return {
+        "ref": ref,
+        "ref_type": ref_type,
+        "master_branch": repo.default_branch,
+        "description": None,
+        "pusher_type": "user",
+        "repository": _repository(github, repo),
+        "sender": github._user("ada"),
+    }
