@@ -75,7 +75,7 @@ class Environment(models.Model):
     # Drift: how many commits this environment's release is ahead of the next
     # environment's (test ahead of prod), computed by a worker after deploys.
     ahead_of_next = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    ahead_of_next_shas = models.CharField(max_length=81, blank=True, editable=False)
+    ahead_of_next_shas = models.CharField(max_length=82, blank=True, editable=False)  # "<sha>..<sha>"
 
     class Meta:
         ordering = ["service__name", "position", "name"]

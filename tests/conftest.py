@@ -22,6 +22,8 @@ from deployer.catalog import catalog_apply, catalog_parse
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.models import Branch, Deploy, Environment
+from tests.fakes.github import FakeGitHub
+from tests.fakes.jenkins import FakeJenkins
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -107,10 +109,61 @@ def ssh_hosts() -> Iterator[list[SshdHost]]:
         process.wait(timeout=10)
 
 
+# --- fake GitHub and Jenkins ---------------------------------------------------
+
+WEBHOOK_SECRET = "webhook-secret"
+JENKINS_HOOK_TOKEN = "jenkins-hook-token"
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[Worker]:
-    """A real Celery worker process consuming the deploys and sync queues."""
-    worker = Worker()
+def fakes() -> Iterator[tuple[FakeGitHub, FakeJenkins]]:
+    """The fake GitHub and Jenkins servers, one each for the session (reset by each test that uses them)."""
+    fake_github, fake_jenkins = FakeGitHub().start(), FakeJenkins().start()
+    yield fake_github, fake_jenkins
+    fake_github.stop()
+    fake_jenkins.stop()
+
+
+def integration_settings(fake_github: FakeGitHub, fake_jenkins: FakeJenkins) -> dict[str, str]:
+    return {
+        "GITHUB_TOKEN": fake_github.token,
+        "GITHUB_API_URL": fake_github.api_url,
+        "GITHUB_WEB_URL": fake_github.url,
+        "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "JENKINS_URL": fake_jenkins.url,
+        "JENKINS_USER": fake_jenkins.user,
+        "JENKINS_TOKEN": fake_jenkins.token,
+        "JENKINS_WEBHOOK_TOKEN": JENKINS_HOOK_TOKEN,
+    }
+
+
+@pytest.fixture
+def integrations(fakes: tuple[FakeGitHub, FakeJenkins], settings: object) -> tuple[FakeGitHub, FakeJenkins]:
+    """GitHub and Jenkins switched on (pointing at the fakes, emptied) in this test."""
+    fake_github, fake_jenkins = fakes
+    fake_github.reset()
+    fake_jenkins.reset()
+    for name, value in integration_settings(fake_github, fake_jenkins).items():
+        setattr(settings, name, value)
+    return fake_github, fake_jenkins
+
+
+@pytest.fixture
+def github(integrations: tuple[FakeGitHub, FakeJenkins]) -> FakeGitHub:
+    return integrations[0]
+
+
+@pytest.fixture
+def jenkins_server(integrations: tuple[FakeGitHub, FakeJenkins]) -> FakeJenkins:
+    return integrations[1]
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: None, django_db_blocker: object, fakes: tuple[FakeGitHub, FakeJenkins]
+) -> Iterator[Worker]:
+    """A real Celery worker process consuming the deploys and sync queues (GitHub and Jenkins = the fakes)."""
+    worker = Worker(env=integration_settings(*fakes))
     worker.start()
     yield worker
     worker.stop()
@@ -155,6 +208,7 @@ def make_environment(
         releases_to_keep: int = 5,
         health_timeout: int = 5,
         command_timeout: int = 60,
+        github_repo: str = "",
     ) -> Environment:
         hosts = ssh_hosts if hosts is None else hosts
         lines = []
@@ -171,6 +225,7 @@ services:
   app:
     team: web
     repo: {app_repo.path}
+    {"github: " + github_repo if github_repo else ""}
     environments:
       test:
         deploy_path: /srv/app

@@ -15,8 +15,8 @@ register = template.Library()
 
 @register.filter
 def ago(value: datetime | None) -> str:
-    """'12 s ago', '3 min ago', '2 h ago', '4 days ago' ('never' for None)."""
-    if value is None:
+    """'12 s ago', '3 min ago', '2 h ago', '4 days ago'; 'never' for no time (None, or a missing value)."""
+    if not isinstance(value, datetime):
         return "never"
     seconds = max(int((timezone.now() - value).total_seconds()), 0)
     if seconds < 120:

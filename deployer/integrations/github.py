@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 from django.conf import settings
 from github import Auth, Github, GithubException, RateLimitExceededException
 from urllib3.util.retry import Retry
@@ -154,10 +155,20 @@ def _errors() -> Iterator[None]:
             _raise_for(exc.status, exc.headers or {}, exc.data)
         except GitHubError as mapped:
             raise mapped from exc
-    except requests.Timeout as exc:
-        raise GitHubUnavailable(f"GitHub did not answer within {settings.GITHUB_TIMEOUT} s") from exc
-    except (requests.RequestException, OSError) as exc:
+    except requests.RequestException as exc:
+        if _is_timeout(exc):
+            raise GitHubUnavailable(f"GitHub did not answer within {settings.GITHUB_TIMEOUT} s") from exc
         raise GitHubUnavailable(f"cannot reach GitHub: {exc.__class__.__name__}") from exc
+    except OSError as exc:
+        raise GitHubUnavailable(f"cannot reach GitHub: {exc.__class__.__name__}") from exc
+
+
+def _is_timeout(exc: requests.RequestException) -> bool:
+    """requests reports a read timeout under urllib3's retry as a ConnectionError wrapping it."""
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, TimeoutError | urllib3.exceptions.TimeoutError)
 
 
 def branches_page(repo: str, *, url: str | None = None, etag: str = "") -> Page:
@@ -199,7 +210,7 @@ def commit_info(repo: str, sha: str) -> CommitInfo:
     """Author, date and first line of a commit (one request)."""
     # Reference: https://docs.github.com/en/rest/commits/commits#get-a-commit
     with _errors():
-        commit = client().get_repo(repo, lazy=True).get_commit(sha)
+        commit = client().get_repo(repo).get_commit(sha)
         git = commit.commit
         return CommitInfo(sha, git.author.name or "", (git.message or "").split("\n", 1)[0], git.author.date)
 
@@ -209,7 +220,7 @@ def branch_head(repo: str, name: str) -> CommitInfo | None:
     # Reference: https://docs.github.com/en/rest/branches/branches#get-a-branch
     try:
         with _errors():
-            branch = client().get_repo(repo, lazy=True).get_branch(name)
+            branch = client().get_repo(repo).get_branch(name)
             git = branch.commit.commit
             message = (git.message or "").split("\n", 1)[0]
             return CommitInfo(branch.commit.sha, git.author.name or "", message, git.author.date)
@@ -224,7 +235,7 @@ def deployment_find(repo: str, *, sha: str, environment: str, deploy_id: int) ->
     """
     # Reference: https://docs.github.com/en/rest/deployments/deployments#list-deployments
     with _errors():
-        for deployment in client().get_repo(repo, lazy=True).get_deployments(sha=sha, environment=environment):
+        for deployment in client().get_repo(repo).get_deployments(sha=sha, environment=environment):
             if (deployment.payload or {}).get("gantry_deploy_id") == deploy_id:
                 return deployment.id
     return None
@@ -238,7 +249,7 @@ def deployment_create(
     with _errors():
         deployment = (
             client()
-            .get_repo(repo, lazy=True)
+            .get_repo(repo)
             .create_deployment(
                 ref=sha,
                 task="deploy",
@@ -259,7 +270,7 @@ def deployment_status_create(
 ) -> None:
     # Reference: https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status
     with _errors():
-        deployment = client().get_repo(repo, lazy=True).get_deployment(deployment_id)
+        deployment = client().get_repo(repo).get_deployment(deployment_id)
         deployment.create_status(
             state, target_url=log_url, description=description[:140], environment=environment, auto_inactive=True
         )

@@ -103,6 +103,26 @@ class FakeGitHub(FakeServer):
             repo.branches[branch] = sha
             return sha
 
+    def push_existing(
+        self, full_name: str, branch: str, sha: str, message: str, *, author: str = "Ada Lovelace"
+    ) -> None:
+        """Point `branch` at `sha`, a commit that exists in a real repository the test made."""
+        with self.data_lock:
+            repo = self.repos[full_name]
+            email = author.lower().replace(" ", ".") + "@example.com"
+            date = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=next(self._shas))
+            repo.commits.setdefault(sha, FakeCommit(sha, message, author, email, date, []))
+            repo.branches[branch] = sha
+
+    def reset(self) -> None:
+        with self.data_lock:
+            self.repos.clear()
+            self.heal()
+            self.reset_counters()
+            self.refill()
+            self.units_spent = 0
+            self.exhausted_status = 403
+
     def delete_branch(self, full_name: str, branch: str) -> None:
         with self.data_lock:
             del self.repos[full_name].branches[branch]

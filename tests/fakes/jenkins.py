@@ -66,6 +66,12 @@ class FakeJenkins(FakeServer):
             job.builds.insert(0, self._build_json(job, number, branch, sha, result))
             return number
 
+    def reset(self) -> None:
+        with self.data_lock:
+            self.jobs.clear()
+            self.heal()
+            self.reset_counters()
+
     def finish(self, job_name: str, branch: str, number: int, result: str) -> None:
         with self.data_lock:
             job = self.jobs[job_name]

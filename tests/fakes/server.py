@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,13 +38,26 @@ class Response:
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (a timeout test) closes the socket mid-answer: that is expected."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class Fault:
-    """Make requests whose path matches `pattern` fail: `status` (e.g. 500) or `hang` seconds."""
+    """Make requests whose path matches `pattern` (and `method`) fail: answer `status` (e.g. 500)
+    instead of serving them, or after serving them (`after`: the work is done, the answer lost),
+    or `hang` seconds first. `times` limits how often (None: always)."""
 
     pattern: str
     status: int | None = None
     hang: float = 0.0
+    method: str = ""
+    after: bool = False
+    times: int | None = None
 
 
 class FakeServer:
@@ -53,7 +68,7 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -73,13 +88,33 @@ class FakeServer:
     def route(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
         self.routes.append((method, re.compile(pattern), handler))
 
-    def fail(self, pattern: str, *, status: int | None = None, hang: float = 0.0) -> Fault:
-        fault = Fault(pattern, status, hang)
+    def fail(
+        self,
+        pattern: str,
+        *,
+        status: int | None = None,
+        hang: float = 0.0,
+        method: str = "",
+        after: bool = False,
+        times: int | None = None,
+    ) -> Fault:
+        fault = Fault(pattern, status, hang, method, after, times)
         self.faults.append(fault)
         return fault
 
     def heal(self) -> None:
         self.faults.clear()
+
+    def _fault_for(self, request: Request) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if (not fault.method or fault.method == request.method) and re.search(fault.pattern, request.path):
+                    if fault.times is not None:
+                        if fault.times <= 0:
+                            continue
+                        fault.times -= 1
+                    return fault
+        return None
 
     def reset_counters(self) -> None:
         with self.lock:
@@ -94,12 +129,17 @@ class FakeServer:
             )
 
     def dispatch(self, request: Request) -> Response:
-        for fault in list(self.faults):
-            if re.search(fault.pattern, request.path):
-                if fault.hang:
-                    time.sleep(fault.hang)
-                if fault.status:
-                    return Response(fault.status, {"message": "Server Error"})
+        fault = self._fault_for(request)
+        if fault and fault.hang:
+            time.sleep(fault.hang)
+        if fault and fault.status and not fault.after:
+            return Response(fault.status, {"message": "Server Error"})
+        response = self._route(request)
+        if fault and fault.status and fault.after:
+            return Response(fault.status, {"message": "Server Error"})
+        return response
+
+    def _route(self, request: Request) -> Response:
         for method, pattern, handler in self.routes:
             match = pattern.fullmatch(request.path)
             if method == request.method and match:
@@ -114,6 +154,12 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in two writes; without this, Nagle's algorithm and the
+                # client's delayed ACK add ~40 ms to every keep-alive request.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)

@@ -25,13 +25,19 @@ def database_url() -> str:
 
 
 class Worker:
-    def __init__(self, queues: str = "deploys,sync") -> None:
+    def __init__(self, queues: str = "deploys,sync", env: dict[str, str] | None = None) -> None:
         self.log_path = settings.VAR_DIR / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.queues = queues
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url()}
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+        }
         command = [sys.executable, "-m", "celery", "-A", "deployer", "worker", "-Q", self.queues, "-c", "2"]
         command += ["-n", f"{self.log_path.stem}@%h", "--loglevel", "INFO", "--without-heartbeat"]
         command += ["--without-gossip", "--without-mingle"]

@@ -1,0 +1,98 @@
+"""Every deploy shows on GitHub as a deployment of its exact sha, with statuses as it progresses."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+
+from deployer.choices import DeployStatus
+from deployer.demo.setup import git
+from deployer.deploys import deploy_request
+from deployer.models import Branch, Environment
+from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until
+from tests.fakes.github import FakeGitHub, push_event
+from tests.support.worker import Worker
+from tests.test_webhooks import post
+
+pytestmark = pytest.mark.slow
+
+
+def on_github(github: FakeGitHub, app_repo: AppRepo) -> None:
+    """acme/app on the fake GitHub, its branches pointing at the real repository's commits."""
+    github.add_repo("acme/app")
+    for name in ("main", "feature/shout"):
+        sha = git(app_repo.path, "rev-parse", name).strip()
+        github.push_existing("acme/app", name, sha, f"tip of {name}")
+
+
+def statuses(github: FakeGitHub) -> list[str]:
+    repo = github.repos["acme/app"]
+    return [s["state"] for d in repo.deployments for s in repo.statuses[d["id"]]]
+
+
+def test_a_deploy_is_published_as_a_github_deployment_with_statuses(
+    github: FakeGitHub,
+    app_repo: AppRepo,
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list,
+) -> None:
+    on_github(github, app_repo)
+    environment = make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
+
+    deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
+    wait_until(lambda: statuses(github)[-1:] == ["success"])
+
+    (deployment,) = github.repos["acme/app"].deployments
+    assert (deployment["sha"], deployment["environment"]) == (deploy.sha, "test")
+    assert deployment["payload"] == {"gantry_deploy_id": deploy.pk}
+    assert deployment["production_environment"] is False
+    assert statuses(github) in (["in_progress", "success"], ["success"])
+    status = github.repos["acme/app"].statuses[deployment["id"]][-1]
+    assert status["target_url"] == f"{settings.GANTRY_BASE_URL}/deploys/{deploy.pk}/"
+    assert github.count("POST", "/deployments") - github.count("POST", "/statuses") == 1
+    assert deploy.log_lines.filter(message__startswith="GitHub deployment").exists(), "every attempt is on record"
+
+
+def test_a_lost_answer_to_the_deployment_post_is_never_sent_twice(
+    github: FakeGitHub,
+    app_repo: AppRepo,
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list,
+) -> None:
+    on_github(github, app_repo)
+    environment = make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
+    # GitHub creates the deployment, but the answer is lost (a 502 reaches Gantry).
+    github.fail(r"/deployments$", method="POST", status=502, after=True, times=1)
+
+    deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    wait_until(lambda: statuses(github)[-1:] == ["success"], timeout=40)
+
+    assert len(github.repos["acme/app"].deployments) == 1, "found again, not created twice"
+    assert github.count("POST", "/deployments") - github.count("POST", "/statuses") == 1, "the POST was not retried"
+    assert deploy.status == DeployStatus.SUCCEEDED, "GitHub's trouble never touches the deploy"
+
+
+def test_a_push_webhook_is_applied_by_the_worker(
+    github: FakeGitHub,
+    app_repo: AppRepo,
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    client: Client,
+    ssh_hosts: list,
+) -> None:
+    on_github(github, app_repo)
+    environment: Environment = make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
+    before = github.repos["acme/app"].branches["main"]
+    sha = github.commit("acme/app", "main", "Pushed just now")
+
+    assert post(client, "push", push_event(github, "acme/app", "main", before)).status_code == 202
+
+    wait_until(lambda: Branch.objects.get(service=environment.service, name="main").sha == sha)
+    assert Branch.objects.get(service=environment.service, name="main").message == "Pushed just now"

@@ -1,0 +1,122 @@
+"""The services × environments matrix, the service page at scale, and the integrations page."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from deployer.catalog import catalog_apply, catalog_parse
+from deployer.choices import BuildResult, DeployStatus
+from deployer.models import Branch, Build, Deploy, Environment, IntegrationStatus, Service
+
+pytestmark = pytest.mark.django_db
+
+
+def add_services(first: int, count: int, *, branches: int = 3) -> None:
+    """Services s<first>..: test and prod, each running a deploy with a build; `branches` branches with builds."""
+    body = "".join(
+        f"  s{n:03d}:\n    team: {'red' if n % 2 else 'blue'}\n    repo: /srv/git/s{n}\n    jenkins_job: s{n}\n"
+        f"    environments:\n"
+        f"      test: {{deploy_path: /srv/s{n}, hosts: [{{address: 10.0.1.1}}]}}\n"
+        f"      prod: {{deploy_path: /srv/s{n}, hosts: [{{address: 10.0.2.1}}]}}\n"
+        for n in range(first, first + count)
+    )
+    catalog_apply(catalog_parse("teams:\n  red: {}\n  blue: {}\nservices:\n" + body))
+    for service in Service.objects.filter(branches__isnull=True):
+        for b in range(branches):
+            sha = f"{service.pk:020d}{b:020d}"
+            Branch.objects.create(service=service, name=f"feature/{b}", sha=sha, committed_at=timezone.now())
+            Build.objects.create(
+                service=service,
+                job=service.jenkins_job,
+                number=b + 1,
+                sha=sha,
+                result=BuildResult.SUCCESS,
+                started_at=timezone.now(),
+            )
+    for environment in Environment.objects.filter(deploys__isnull=True):
+        sha = f"{environment.service_id:020d}{0:020d}"
+        Deploy.objects.create(environment=environment, ref="feature/0", sha=sha, status=DeployStatus.SUCCEEDED)
+
+
+def queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_the_matrix_shows_what_runs_where_with_builds_drift_and_promote(
+    deployer_client: Client, environment: Environment
+) -> None:
+    prod = Environment.objects.create(service=environment.service, name="prod", position=1, deploy_path="/srv/app")
+    Deploy.objects.create(environment=environment, ref="feature/x", sha="b" * 40, status=DeployStatus.SUCCEEDED)
+    Deploy.objects.create(environment=prod, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    Build.objects.create(service=environment.service, job="app", number=7, sha="b" * 40, result=BuildResult.SUCCESS)
+    Environment.objects.filter(pk=environment.pk).update(ahead_of_next=3)
+
+    page = deployer_client.get(reverse("services")).content.decode()
+
+    assert "<th>test</th><th>prod</th>" in page
+    assert "bbbbbbbb</code> feature/x" in page and "aaaaaaaa</code> main" in page
+    assert ">success</span>" in page
+    assert "3 ahead of prod" in page
+    assert reverse("deploy-promote", args=["app", "prod"]) in page and "Promote from test" in page
+
+
+def test_the_matrix_filters_by_team_and_name(deployer_client: Client, db: None) -> None:
+    add_services(0, 6)
+    by_team = deployer_client.get(reverse("services"), {"team": "red"}).content.decode()
+    assert 'data-service="s001"' in by_team and 'data-service="s000"' not in by_team
+    by_name = deployer_client.get(reverse("services"), {"q": "s00"}).content.decode()
+    assert by_name.count('data-service="') == 6
+    nothing = deployer_client.get(reverse("services"), {"q": "zzz"}).content.decode()
+    assert "No service matches." in nothing
+
+
+def test_the_services_list_costs_the_same_queries_for_5_and_60_services(deployer_client: Client, db: None) -> None:
+    add_services(0, 5)
+    few = queries(deployer_client, reverse("services"))
+    add_services(5, 55)
+    assert queries(deployer_client, reverse("services")) == few
+
+
+def test_the_service_page_costs_the_same_queries_for_3_and_80_branches(deployer_client: Client, db: None) -> None:
+    add_services(0, 1, branches=3)
+    add_services(1, 1, branches=80)
+    assert queries(deployer_client, reverse("service", args=["s000"])) == queries(
+        deployer_client, reverse("service", args=["s001"])
+    )
+
+
+def test_the_branch_search_filters_and_keeps_the_default_branch(
+    deployer_client: Client, environment: Environment
+) -> None:
+    page = deployer_client.get(reverse("service", args=["app"]), {"q": "feat"}).content.decode()
+    assert 'data-branch="feature/x"' in page and 'data-branch="main"' in page
+    page = deployer_client.get(reverse("service", args=["app"]), {"q": "nomatch"}).content.decode()
+    assert 'data-branch="feature/x"' not in page
+
+
+def test_the_integrations_page_is_for_staff_and_shows_budget_and_errors(
+    deployer_client: Client, environment: Environment, client: Client
+) -> None:
+    IntegrationStatus.objects.create(
+        name="github",
+        rate_limit=5000,
+        rate_remaining=4321,
+        rate_reset=timezone.now(),
+        error="GitHub answered HTTP 502",
+        error_at=timezone.now(),
+        consecutive_failures=2,
+    )
+    assert deployer_client.get(reverse("status")).status_code == 302, "not for non-staff"
+    admin = get_user_model().objects.create_user("root", password="x", is_staff=True)
+    client.force_login(admin)
+    page = client.get(reverse("status")).content.decode()
+    assert 'data-rate-remaining="4321"' in page and "4321 of 5000" in page
+    assert "GitHub answered HTTP 502" in page and "2 in a row" in page
