@@ -63,9 +63,7 @@ def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _environment(name: str, environment: str) -> Environment:
-    return get_object_or_404(
-        Environment.objects.select_related("service__team"), service__name=name, name=environment
-    )
+    return get_object_or_404(Environment.objects.select_related("service__team"), service__name=name, name=environment)
 
 
 def _refused(request: HttpRequest, env: Environment, exc: DeployRefused) -> HttpResponse:

@@ -85,9 +85,7 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     if query:
         services = services.filter(name__icontains=query)
     service_list = list(services)
-    environments = list(
-        Environment.objects.filter(service__in=service_list).order_by("service_id", "position", "name")
-    )
+    environments = list(Environment.objects.filter(service__in=service_list).order_by("service_id", "position", "name"))
     states = environment_states(environments)
     columns: dict[str, int] = {}
     for env in sorted(environments, key=lambda e: e.position):
