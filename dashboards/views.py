@@ -3,15 +3,21 @@ talk to a host, a repository or an outside API."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboards.forms import DeployForm, LogCursorForm, MatrixFilterForm
-from deployer import integration_health, queue, selectors
+from dashboards.matrix import matrix_rows
+from deployer import integration_health, pagecache, queue, selectors
 from deployer.deploys import deploy_promote, deploy_request
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
@@ -24,19 +30,29 @@ HISTORY_PAGE_SIZE = 50
 def services(request: HttpRequest) -> HttpResponse:
     filters = MatrixFilterForm(request.GET)
     team, query = (filters.cleaned_data["team"], filters.cleaned_data["q"]) if filters.is_valid() else ("", "")
-    matrix = selectors.services_matrix(team=team, query=query)
-    return render(request, "dashboards/services.html", {"matrix": matrix, "team": team, "q": query})
+    key = pagecache.matrix_key(team, query)
+    cached = cache.get(key) if pagecache.enabled() else None
+    if cached is None:
+        matrix = selectors.services_matrix(team=team, query=query)
+        cached = {"columns": matrix.columns, "teams": matrix.teams, "rows": matrix_rows(matrix)}
+        if pagecache.enabled():
+            cache.set(key, cached, timeout=settings.MATRIX_CACHE_SECONDS)
+    return render(request, "dashboards/services.html", {**cached, "team": team, "q": query})
 
 
 def _service_page(
     request: HttpRequest, service: Service, *, error: str = "", status: int = 200, running: Deploy | None = None
 ) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
-    states = selectors.service_environments(service)
+    states = [
+        replace(state, deploy_url=reverse("deploy-create", args=[service.name, state.environment.name]))
+        for state in selectors.service_environments(service)
+    ]
     context = {
         "service": service,
         "states": states,
         "rows": selectors.service_branches(service, states, query=query),
+        "commit_base": github.commit_url(service.github_repo, "") if service.github_repo else "",
         "q": query,
         "freshness": selectors.sync_states(service),
         "uses_jenkins": bool(service.jenkins_job and jenkins.enabled()),

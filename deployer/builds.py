@@ -6,7 +6,7 @@ import logging
 
 from django.db import transaction
 
-from deployer import integration_health
+from deployer import integration_health, pagecache
 from deployer.choices import BuildResult, SyncSource
 from deployer.errors import SyncFailed
 from deployer.freshness import sync_failed, sync_state, sync_succeeded
@@ -69,6 +69,8 @@ def _apply(service: Service, found: list[jenkins.BuildInfo]) -> int:
             updates.append(build)
     Build.objects.bulk_create(creates)
     Build.objects.bulk_update(updates, UPDATABLE)
+    if creates or updates:
+        pagecache.matrix_changed()
     return len(creates) + len(updates)
 
 
@@ -77,8 +79,10 @@ def latest_builds(service_ids: set[int], shas: set[str]) -> dict[tuple[int, str]
     latest: dict[tuple[int, str], Build] = {}
     if not shas:
         return latest
-    for build in Build.objects.filter(service_id__in=service_ids, sha__in=shas).order_by("-started_at", "-number"):
-        latest.setdefault((build.service_id, build.sha), build)
+    # Filter by sha alone: SQLite picks a poor plan for "service IN (...) AND sha IN (...)".
+    for build in Build.objects.filter(sha__in=shas).order_by("-started_at", "-number"):
+        if build.service_id in service_ids:
+            latest.setdefault((build.service_id, build.sha), build)
     return latest
 
 

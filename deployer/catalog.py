@@ -20,6 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
+from deployer import pagecache
 from deployer.catalog_schema import CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
 from deployer.models import Environment, Host, Service, Team
 
@@ -239,6 +240,7 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
         _apply_environments(report, service, service_spec)
     for service in Service.objects.exclude(name__in=list(spec.services)):
         report.not_in_file.append(f"service {service.name}")
+    pagecache.matrix_changed()
     return report
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 
-from deployer import gitrepo
+from deployer import gitrepo, pagecache
 from deployer.builds import is_green, latest_builds
 from deployer.choices import DeployTrigger
 from deployer.deploys import current_deploy, deploy_continuous
@@ -79,3 +79,4 @@ def drift_refresh(*, service: Service) -> None:
             logger.warning("drift of %s: %s", this, exc)
             continue
         Environment.objects.filter(pk=this.pk).update(ahead_of_next=ahead, ahead_of_next_shas=key)
+        pagecache.matrix_changed()

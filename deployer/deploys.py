@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.timesince import timesince
 
-from deployer import queue
+from deployer import pagecache, queue
 from deployer.builds import latest_builds
 from deployer.choices import DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused
@@ -97,6 +97,7 @@ def _deploy_create(
         raise DeployConflict(_busy_message(running), running) from exc
     # If the broker is down the deploy stays queued (the page says it waits for a worker).
     queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
+    pagecache.matrix_changed()
     return deploy
 
 

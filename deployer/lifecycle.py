@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployer import queue
+from deployer import pagecache, queue
 from deployer.choices import DeployStatus
 from deployer.integrations import github
 from deployer.models import Deploy, DeployLog
@@ -54,7 +54,8 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "") -> 
 
 
 def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
-    """Tell the world: GitHub's deployment status, and the drift between environments."""
+    """Tell the world: the pages, GitHub's deployment status, and the drift between environments."""
+    pagecache.matrix_changed()
     service = deploy.environment.service
     if github.enabled() and settings.GITHUB_DEPLOYMENTS and service.github_repo:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)

@@ -144,7 +144,7 @@ class Build(models.Model):
     class Meta:
         ordering = ["-started_at", "-number"]
         constraints = [models.UniqueConstraint(fields=["service", "job", "number"], name="build_unique_number")]
-        indexes = [models.Index(fields=["service", "sha"], name="build_service_sha")]
+        indexes = [models.Index(fields=["sha"], name="build_sha")]
 
     def __str__(self) -> str:
         return f"{self.job} #{self.number} ({self.result})"

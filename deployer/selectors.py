@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Max, Q, QuerySet
 
@@ -22,6 +24,7 @@ class EnvironmentState:
     build: Build | None = None
     promote_from: Environment | None = None  # the environment before it, when it runs something else
     next_name: str = ""  # the environment after it (for "N commits ahead of prod")
+    deploy_url: str = ""  # filled in by the page that shows Deploy buttons
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:
@@ -64,37 +67,112 @@ def environment_states(environments: list[Environment]) -> list[EnvironmentState
     return states
 
 
+# The matrix builds thousands of these per request: NamedTuples are much cheaper
+# to create than (frozen) dataclasses.
+class DeploySummary(NamedTuple):
+    pk: int
+    ref: str
+    sha: str
+    status: str
+    finished_at: datetime | None
+    requested_by: str
+
+
+class BuildSummary(NamedTuple):
+    number: int
+    result: str
+
+
+class MatrixCell(NamedTuple):
+    environment: str
+    current: DeploySummary | None
+    active: DeploySummary | None
+    build: BuildSummary | None
+    ahead_of_next: int | None
+    next_name: str
+    promote_from: str  # the environment before this one, when it runs something else
+
+
 @dataclass(frozen=True)
 class MatrixRow:
-    service: Service
-    cells: list[EnvironmentState | None]
+    service: str
+    team: str
+    cells: list[MatrixCell | None]
 
 
 @dataclass(frozen=True)
 class Matrix:
     columns: list[str]
     rows: list[MatrixRow]
-    teams: list[Team] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)
+
+
+_SUMMARY_FIELDS = ("environment_id", "pk", "ref", "sha", "status", "finished_at", "requested_by__username")
+
+
+def _summaries(deploys: QuerySet[Deploy]) -> dict[int, DeploySummary]:
+    """The newest deploy of each environment, as plain rows (no model instances: this runs for every cell)."""
+    latest: dict[int, DeploySummary] = {}
+    for env_id, *values in deploys.order_by("environment_id", "-id").values_list(*_SUMMARY_FIELDS):
+        if env_id not in latest:
+            values[-1] = values[-1] or ""
+            latest[env_id] = DeploySummary(*values)
+    return latest
 
 
 def services_matrix(*, team: str = "", query: str = "") -> Matrix:
-    """Services × environments, filtered by team name and a substring of the service name."""
-    services = Service.objects.select_related("team").order_by("name")
+    """Services × environments, filtered by team name and a substring of the service name: six queries."""
+    services = Service.objects.order_by("name")
     if team:
         services = services.filter(team__name=team)
     if query:
         services = services.filter(name__icontains=query)
-    service_list = list(services)
-    environments = list(Environment.objects.filter(service__in=service_list).order_by("service_id", "position", "name"))
-    states = environment_states(environments)
+    service_rows = list(services.values_list("pk", "name", "team__name"))
+    # Filter by a subquery, not a list of ids: a list of 1,500 ids costs more than it saves.
+    environments = Environment.objects.filter(service__in=services.values("pk"))
+    envs = list(
+        environments.order_by("service_id", "position", "name").values_list(
+            "pk", "service_id", "name", "position", "ahead_of_next"
+        )
+    )
+    newest = (
+        Deploy.objects.filter(environment__in=environments.values("pk"), status=DeployStatus.SUCCEEDED)
+        .values("environment_id")
+        .annotate(max_id=Max("id"))
+        .values("max_id")
+    )
+    current = _summaries(Deploy.objects.filter(pk__in=newest))
+    active = _summaries(Deploy.objects.active())  # a handful at most, whatever the filter
+    builds = _build_summaries({d.sha for d in current.values()})
     columns: dict[str, int] = {}
-    for env in sorted(environments, key=lambda e: e.position):
-        columns.setdefault(env.name, len(columns))
-    by_service: dict[int, list[EnvironmentState | None]] = {s.pk: [None] * len(columns) for s in service_list}
-    for state in states:
-        by_service[state.environment.service_id][columns[state.environment.name]] = state
-    rows = [MatrixRow(service, by_service[service.pk]) for service in service_list]
-    return Matrix(list(columns), rows, list(Team.objects.order_by("name")))
+    for env in sorted(envs, key=lambda e: e[3]):
+        columns.setdefault(env[2], len(columns))
+    cells: dict[int, list[MatrixCell | None]] = {pk: [None] * len(columns) for pk, _, _ in service_rows}
+    for index, (pk, service_id, name, _, ahead) in enumerate(envs):
+        here = current.get(pk)
+        before = envs[index - 1] if index and envs[index - 1][1] == service_id else None
+        after = envs[index + 1] if index + 1 < len(envs) and envs[index + 1][1] == service_id else None
+        before_sha = current[before[0]].sha if before and before[0] in current else None
+        cells[service_id][columns[name]] = MatrixCell(
+            environment=name,
+            current=here,
+            active=active.get(pk),
+            build=builds.get((service_id, here.sha)) if here else None,
+            ahead_of_next=ahead,
+            next_name=after[2] if after else "",
+            promote_from=before[2] if before and before_sha and (here is None or here.sha != before_sha) else "",
+        )
+    rows = [MatrixRow(name, team_name or "", cells[pk]) for pk, name, team_name in service_rows]
+    return Matrix(list(columns), rows, list(Team.objects.order_by("name").values_list("name", flat=True)))
+
+
+def _build_summaries(shas: set[str]) -> dict[tuple[int, str], BuildSummary]:
+    """The newest build of each (service, sha) among `shas`."""
+    latest: dict[tuple[int, str], BuildSummary] = {}
+    rows = Build.objects.filter(sha__in=shas).order_by("-started_at", "-number")
+    for service_id, sha, number, result in rows.values_list("service_id", "sha", "number", "result"):
+        latest.setdefault((service_id, sha), BuildSummary(number, result))
+    return latest
 
 
 def service_environments(service: Service) -> list[EnvironmentState]:

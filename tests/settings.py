@@ -24,3 +24,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SSH_CONNECT_TIMEOUT = 5
+# Tests write rows directly and read pages at once; the matrix cache has its own test.
+MATRIX_CACHE_SECONDS = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from deployer.catalog import catalog_apply, catalog_parse
 from deployer.choices import BuildResult, DeployStatus
+from deployer.deploys import deploy_request
 from deployer.models import Branch, Build, Deploy, Environment, IntegrationStatus, Service
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +122,17 @@ def test_the_integrations_page_is_for_staff_and_shows_budget_and_errors(
     page = client.get(reverse("status")).content.decode()
     assert 'data-rate-remaining="4321"' in page and "4321 of 5000" in page
     assert "GitHub answered HTTP 502" in page and "2 in a row" in page
+
+
+def test_the_cached_matrix_is_invalidated_by_a_deploy_request(
+    deployer_client: Client, environment: Environment, settings: object, deployer: AbstractBaseUser
+) -> None:
+    settings.MATRIX_CACHE_SECONDS = 60  # type: ignore[attr-defined]
+    assert "queued #" not in deployer_client.get(reverse("services")).content.decode()
+    Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    assert "aaaaaaaa" not in deployer_client.get(reverse("services")).content.decode(), "served from the cache"
+
+    deploy = deploy_request(environment=environment, ref="feature/x", user=deployer)
+
+    page = deployer_client.get(reverse("services")).content.decode()
+    assert f"queued #{deploy.pk}" in page and "aaaaaaaa" in page
