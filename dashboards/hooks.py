@@ -79,10 +79,13 @@ def jenkins_hook(request: HttpRequest) -> HttpResponse:
     if not job:
         return _answer(400, error='send JSON {"name": "<job>"} (Notification plugin) or a form field job=<job>')
     services = [s for s in Service.objects.exclude(jenkins_job="") if _builds(s.jenkins_job, job)]
-    for service in services:
-        queue.enqueue(queue.SYNC_BUILDS, service.pk)
     if not services:
         return _answer(404, error=f"no service in the catalog has jenkins_job {job!r}")
+    try:
+        for service in services:
+            queue.enqueue(queue.SYNC_BUILDS, service.pk)
+    except queue.QueueUnavailable as exc:
+        return _answer(503, error=f"{exc}; the scheduled build sync will catch up")
     return _answer(202, refreshing=[s.name for s in services])
 
 

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboards.templatetags.gantry import age
 from deployer.choices import BuildResult
 from deployer.selectors import DeploySummary, Matrix, MatrixCell, MatrixRow
 
@@ -80,19 +81,5 @@ def _current(deploy: DeploySummary | None, now: datetime) -> str:
     who = escape(deploy.requested_by or "Gantry")
     return (
         f'<div><code title="{sha}">{sha[:8]}</code> {escape(deploy.ref)}</div>'
-        f'<div class="muted small">{_age(now, deploy.finished_at)} by {who}</div>'
+        f'<div class="muted small">{age(deploy.finished_at, now)} by {who}</div>'
     )
-
-
-def _age(now: datetime, when: datetime | None) -> str:
-    """Like the `ago` template filter, with `now` computed once per page."""
-    if when is None:
-        return "never"
-    seconds = max(int((now - when).total_seconds()), 0)
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"

@@ -71,10 +71,14 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service, name=name)
-    queue.enqueue(queue.SYNC_BRANCHES, service.pk)
-    if service.jenkins_job:
-        queue.enqueue(queue.SYNC_BUILDS, service.pk)
-    messages.info(request, f"Refreshing {service.name}; reload in a few seconds.")
+    try:
+        queue.enqueue(queue.SYNC_BRANCHES, service.pk)
+        if service.jenkins_job:
+            queue.enqueue(queue.SYNC_BUILDS, service.pk)
+    except queue.QueueUnavailable as exc:
+        messages.error(request, f"Could not ask for a refresh: {exc}. The scheduled sync will run when it is back.")
+    else:
+        messages.info(request, f"Refreshing {service.name}; reload in a few seconds.")
     return redirect("service", name=service.name)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from deployer.celery import app
 
@@ -22,8 +23,16 @@ PROCESS_WEBHOOK = "gantry.process_webhook"
 SWEEP_WEBHOOKS = "gantry.sweep_webhooks"
 
 
+class QueueUnavailable(Exception):
+    """The broker cannot be reached; the work was not queued."""
+
+
 def enqueue(name: str, *args: object) -> None:
-    app.send_task(name, args=args)
+    try:
+        # A bounded retry: a request must not hang on a dead broker.
+        app.send_task(name, args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+    except OperationalError as exc:
+        raise QueueUnavailable(f"the task queue is unreachable ({exc})") from exc
 
 
 def enqueue_after_commit(name: str, *args: object) -> None:

@@ -27,23 +27,25 @@ def on_github(github: FakeGitHub, app_repo: AppRepo) -> None:
         github.push_existing("acme/app", name, sha, f"tip of {name}")
 
 
+@pytest.fixture
+def on_github_env(
+    github: FakeGitHub, app_repo: AppRepo, make_environment: MakeEnvironment, ssh_hosts: list
+) -> Environment:
+    """Service app on one real host, its repository also on the fake GitHub as acme/app."""
+    on_github(github, app_repo)
+    return make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
+
+
 def statuses(github: FakeGitHub) -> list[str]:
     repo = github.repos["acme/app"]
     return [s["state"] for d in repo.deployments for s in repo.statuses[d["id"]]]
 
 
 def test_a_deploy_is_published_as_a_github_deployment_with_statuses(
-    github: FakeGitHub,
-    app_repo: AppRepo,
-    make_environment: MakeEnvironment,
-    celery_worker: Worker,
-    deployer: AbstractBaseUser,
-    ssh_hosts: list,
+    github: FakeGitHub, on_github_env: Environment, celery_worker: Worker, deployer: AbstractBaseUser
 ) -> None:
-    on_github(github, app_repo)
-    environment = make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
 
-    deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    deploy = wait_for_deploy(deploy_request(environment=on_github_env, ref="main", user=deployer).pk, celery_worker)
     assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
     wait_until(lambda: statuses(github)[-1:] == ["success"])
 
@@ -59,19 +61,12 @@ def test_a_deploy_is_published_as_a_github_deployment_with_statuses(
 
 
 def test_a_lost_answer_to_the_deployment_post_is_never_sent_twice(
-    github: FakeGitHub,
-    app_repo: AppRepo,
-    make_environment: MakeEnvironment,
-    celery_worker: Worker,
-    deployer: AbstractBaseUser,
-    ssh_hosts: list,
+    github: FakeGitHub, on_github_env: Environment, celery_worker: Worker, deployer: AbstractBaseUser
 ) -> None:
-    on_github(github, app_repo)
-    environment = make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
     # GitHub creates the deployment, but the answer is lost (a 502 reaches Gantry).
     github.fail(r"/deployments$", method="POST", status=502, after=True, times=1)
 
-    deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    deploy = wait_for_deploy(deploy_request(environment=on_github_env, ref="main", user=deployer).pk, celery_worker)
     wait_until(lambda: statuses(github)[-1:] == ["success"], timeout=40)
 
     assert len(github.repos["acme/app"].deployments) == 1, "found again, not created twice"
@@ -80,15 +75,9 @@ def test_a_lost_answer_to_the_deployment_post_is_never_sent_twice(
 
 
 def test_a_push_webhook_is_applied_by_the_worker(
-    github: FakeGitHub,
-    app_repo: AppRepo,
-    make_environment: MakeEnvironment,
-    celery_worker: Worker,
-    client: Client,
-    ssh_hosts: list,
+    github: FakeGitHub, on_github_env: Environment, celery_worker: Worker, client: Client
 ) -> None:
-    on_github(github, app_repo)
-    environment: Environment = make_environment(hosts=ssh_hosts[:1], github_repo="acme/app")
+    environment = on_github_env
     before = github.repos["acme/app"].branches["main"]
     sha = github.commit("acme/app", "main", "Pushed just now")
 

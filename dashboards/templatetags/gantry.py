@@ -16,9 +16,14 @@ register = template.Library()
 @register.filter
 def ago(value: datetime | None) -> str:
     """'12 s ago', '3 min ago', '2 h ago', '4 days ago'; 'never' for no time (None, or a missing value)."""
+    return age(value, timezone.now())
+
+
+def age(value: datetime | None, now: datetime) -> str:
+    """`ago` with `now` given, for code that prints many ages at once."""
     if not isinstance(value, datetime):
         return "never"
-    seconds = max(int((timezone.now() - value).total_seconds()), 0)
+    seconds = max(int((now - value).total_seconds()), 0)
     if seconds < 120:
         return f"{seconds} s ago"
     if seconds < 7200:
