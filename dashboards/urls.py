@@ -12,6 +12,7 @@ urlpatterns = [
     path("services/<slug:name>/<slug:environment>/promote", views.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),
     path("deploys/<int:pk>/log", views.deploy_log, name="deploy-log"),
+    path("deploys/<int:pk>/cancel", views.deploy_cancel_view, name="deploy-cancel"),
     path("history/", views.history, name="history"),
     path("status/", views.integration_status, name="status"),
     path("hooks/github", hooks.github_hook, name="hook-github"),

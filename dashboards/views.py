@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboards.forms import DeployForm, LogCursorForm, MatrixFilterForm
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
-from deployer.deploys import deploy_promote, deploy_request
+from deployer.deploys import deploy_cancel, deploy_promote, deploy_request
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
 from deployer.models import Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
@@ -152,6 +152,18 @@ def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
         "after": lines[-1].pk if lines else after,
     }
     return render(request, "dashboards/_log_update.html", context)
+
+
+@require_POST
+def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = _deploy(pk)
+    try:
+        deploy_cancel(deploy=deploy, user=request.user)
+    except DeployRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Cancel requested for deploy #{deploy.pk}.")
+    return redirect("deploy", pk=deploy.pk)
 
 
 @require_GET

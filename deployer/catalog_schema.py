@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -70,6 +70,14 @@ def _host(value: str) -> str:
     return value
 
 
+def _batch_size(value: str | int) -> str:
+    text = str(value).strip()
+    number = text[:-1] if text.endswith("%") else text
+    if not number.isdigit() or int(number) < 1 or (text.endswith("%") and int(number) > 100):
+        raise ValueError("must be a number of hosts (1, 2, ...) or a percentage from 1% to 100%")
+    return text
+
+
 def _branch(value: str) -> str:
     try:
         return branch_name_check(value)
@@ -103,6 +111,12 @@ class EnvironmentSpec(_Spec):
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
     command_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds one remote command (upload, build, restart) may run"
+    )
+    batch_size: Annotated[str | int, AfterValidator(_batch_size)] = Field(
+        default="1", description="hosts switched at once: a number, or a percentage like 25%"
+    )
+    on_failure: Literal["rollback", "stop"] = Field(
+        default="rollback", description="when a host fails: roll the switched hosts back, or stop"
     )
     production: bool | None = Field(default=None, description="counts as production (default: named prod)")
     require_green_build: bool | None = Field(

@@ -10,6 +10,9 @@ class DeployStatus(models.TextChoices):
     RUNNING = "running", "running"
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+    ROLLED_BACK = "rolled_back", "rolled back"
+    INTERRUPTED = "interrupted", "interrupted"
 
     @classmethod
     def active(cls) -> frozenset[str]:
@@ -18,7 +21,7 @@ class DeployStatus(models.TextChoices):
 
     @classmethod
     def finished(cls) -> frozenset[str]:
-        return frozenset({cls.SUCCEEDED, cls.FAILED})
+        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELLED, cls.ROLLED_BACK, cls.INTERRUPTED})
 
     @property
     def colour(self) -> str:
@@ -30,6 +33,9 @@ _DEPLOY_COLOURS = {
     DeployStatus.RUNNING: "blue",
     DeployStatus.SUCCEEDED: "green",
     DeployStatus.FAILED: "red",
+    DeployStatus.CANCELLED: "grey",
+    DeployStatus.ROLLED_BACK: "amber",
+    DeployStatus.INTERRUPTED: "red",
 }
 
 
@@ -39,6 +45,12 @@ class HostStatus(models.TextChoices):
     ACTIVATING = "activating", "activating"
     LIVE = "live", "live"
     FAILED = "failed", "failed"
+    ROLLED_BACK = "rolled_back", "rolled back"
+
+    @classmethod
+    def needs_attention(cls) -> frozenset[str]:
+        """States a host can be left in by a worker that died: it may be half switched or restarted."""
+        return frozenset({cls.ACTIVATING, cls.FAILED})
 
     @property
     def colour(self) -> str:
@@ -51,7 +63,15 @@ _HOST_COLOURS = {
     HostStatus.ACTIVATING: "amber",
     HostStatus.LIVE: "green",
     HostStatus.FAILED: "red",
+    HostStatus.ROLLED_BACK: "amber",
 }
+
+
+class OnFailure(models.TextChoices):
+    """What a rollout does when a host fails."""
+
+    ROLLBACK = "rollback", "roll the switched hosts back"
+    STOP = "stop", "stop and leave the hosts as they are"
 
 
 class DeployTrigger(models.TextChoices):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.timesince import timesince
 
 from deployer import pagecache, queue
@@ -14,7 +15,8 @@ from deployer.builds import latest_builds
 from deployer.choices import DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.gates import deploy_gate
-from deployer.models import Branch, Deploy, Environment
+from deployer.lifecycle import deploy_transition
+from deployer.models import Branch, Deploy, DeployLog, Environment
 from deployer.refs import RefError, branch_name_check, is_full_sha
 
 SYSTEM_USERNAME = "gantry"
@@ -53,6 +55,36 @@ def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
     )
 
 
+def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
+    """Cancel a deploy: at once if it has not started; between batches if it runs.
+
+    A running deploy is never killed: the hosts in flight finish and every host
+    stays on a complete release.
+    """
+    who = user.get_username()
+    if deploy_transition(
+        deploy,
+        to=DeployStatus.CANCELLED,
+        reason=f"cancelled by {who} before it started",
+        only_from={DeployStatus.QUEUED},
+    ):
+        return deploy
+    requested = Deploy.objects.filter(
+        pk=deploy.pk, status=DeployStatus.RUNNING, cancel_requested_at__isnull=True
+    ).update(cancel_requested_at=timezone.now(), cancelled_by=user)
+    deploy.refresh_from_db()
+    if requested:
+        DeployLog.objects.create(
+            deploy=deploy,
+            at=timezone.now(),
+            level="warning",
+            message=f"cancel requested by {who}: stopping after the hosts in flight",
+        )
+    elif deploy.status in DeployStatus.finished():
+        raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status}); there is nothing to cancel")
+    return deploy
+
+
 def current_deploy(environment: Environment) -> Deploy | None:
     """The last deploy that succeeded: what runs there now."""
     return Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED).order_by("-id").first()
@@ -89,6 +121,7 @@ def _deploy_create(
                 sha=sha,
                 previous_sha=previous.sha if previous else "",
                 trigger=trigger,
+                enqueued_at=timezone.now(),
             )
     except IntegrityError as exc:
         running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
 from deployer import gitrepo, rollout
 from deployer.choices import DeployStatus
 from deployer.deploylog import deploy_logger, deploy_logging
-from deployer.errors import StepFailed
+from deployer.errors import Cancelled, RolledBack, StepFailed
 from deployer.lifecycle import deploy_claim, deploy_transition
 from deployer.models import Deploy
 
@@ -20,9 +26,34 @@ def deploy_execute(*, deploy_id: int) -> None:
     deploy = deploy_claim(deploy_id=deploy_id)
     if deploy is None:
         return
-    with deploy_logging(deploy):
+    with deploy_logging(deploy), _heartbeat(deploy.pk):
         status, reason = _pipeline(deploy)
         deploy_transition(deploy, to=status, reason=reason)
+
+
+@contextmanager
+def _heartbeat(deploy_id: int) -> Iterator[None]:
+    """Stamp the deploy every few seconds while this worker runs it.
+
+    When the worker dies the stamps stop, and the reaper settles the deploy.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.DEPLOY_HEARTBEAT_SECONDS):
+                Deploy.objects.filter(pk=deploy_id, status=DeployStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    Deploy.objects.filter(pk=deploy_id).update(heartbeat_at=timezone.now())
+    thread = threading.Thread(target=beat, name=f"heartbeat-{deploy_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
@@ -34,6 +65,10 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
         with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
             archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
             rollout.rollout(deploy, archive)
+    except Cancelled as exc:
+        return DeployStatus.CANCELLED, str(exc)
+    except RolledBack as exc:
+        return DeployStatus.ROLLED_BACK, str(exc)
     except (StepFailed, gitrepo.GitError) as exc:
         return DeployStatus.FAILED, str(exc)
     except SoftTimeLimitExceeded:

@@ -23,6 +23,9 @@ GITHUB_STATES = {
     DeployStatus.RUNNING: "in_progress",
     DeployStatus.SUCCEEDED: "success",
     DeployStatus.FAILED: "failure",
+    DeployStatus.CANCELLED: "inactive",
+    DeployStatus.ROLLED_BACK: "failure",
+    DeployStatus.INTERRUPTED: "error",
 }
 CREATING = "creating"
 

@@ -22,15 +22,23 @@ logger = logging.getLogger(__name__)
 
 # Which states each state may move to.
 _NEXT: dict[str, set[str]] = {
-    DeployStatus.QUEUED: {DeployStatus.RUNNING, DeployStatus.FAILED},
-    DeployStatus.RUNNING: {DeployStatus.SUCCEEDED, DeployStatus.FAILED},
+    DeployStatus.QUEUED: {DeployStatus.RUNNING, DeployStatus.FAILED, DeployStatus.CANCELLED, DeployStatus.INTERRUPTED},
+    DeployStatus.RUNNING: {
+        DeployStatus.SUCCEEDED,
+        DeployStatus.FAILED,
+        DeployStatus.CANCELLED,
+        DeployStatus.ROLLED_BACK,
+        DeployStatus.INTERRUPTED,
+    },
 }
+_BAD_ENDINGS = {DeployStatus.FAILED, DeployStatus.INTERRUPTED, DeployStatus.ROLLED_BACK}
 
 
-def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "") -> bool:
+def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", only_from: set[str] | None = None) -> bool:
     """Move `deploy` to `to` and write the audit line; False if its state in the
-    database did not allow it (someone else moved it first)."""
-    sources = [state for state, targets in _NEXT.items() if to in targets]
+    database did not allow it (someone else moved it first). `only_from` narrows
+    the states it may come from."""
+    sources = [state for state, targets in _NEXT.items() if to in targets and (only_from is None or state in only_from)]
     now = timezone.now()
     values: dict[str, object] = {"status": to}
     if to == DeployStatus.RUNNING:
@@ -40,7 +48,7 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "") -> 
         values["reason"] = reason
     before = deploy.status
     line = f"status: {before} → {to}" + (f": {reason}" if reason else "")
-    level = "error" if to == DeployStatus.FAILED else "info"
+    level = "error" if to in _BAD_ENDINGS else "info"
     # One transaction: whoever sees the new state also sees its log line.
     with transaction.atomic():
         if not Deploy.objects.filter(pk=deploy.pk, status__in=sources).update(**values):

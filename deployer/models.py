@@ -11,7 +11,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from deployer.choices import BuildResult, DeployStatus, DeployTrigger, HostStatus, SyncSource
+from deployer.choices import BuildResult, DeployStatus, DeployTrigger, HostStatus, OnFailure, SyncSource
 
 
 class Team(models.Model):
@@ -65,6 +65,10 @@ class Environment(models.Model):
     command_timeout = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds one remote command may run; empty: GANTRY_SSH_COMMAND_TIMEOUT."
     )
+    batch_size = models.CharField(
+        max_length=10, default="1", help_text="Hosts switched at once: a number, or a percentage like 25%."
+    )
+    on_failure = models.CharField(max_length=20, choices=OnFailure.choices, default=OnFailure.ROLLBACK)
     production = models.BooleanField(default=False, help_text="Counts as production (gates, metrics).")
     require_green_build = models.BooleanField(
         default=False, help_text="Deploy only a sha whose Jenkins build succeeded."
@@ -231,8 +235,14 @@ class Deploy(models.Model):
     trigger = models.CharField(max_length=20, choices=DeployTrigger.choices, default=DeployTrigger.MANUAL)
     reason = models.TextField(blank=True, help_text="Why the deploy ended as it did.")
     created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When its job was last sent to the broker.")
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker running it was alive then.")
     finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     log_lines_dropped = models.PositiveIntegerField(default=0)
     github_deployment_id = models.BigIntegerField(null=True, blank=True, editable=False)
     github_state = models.CharField(max_length=20, blank=True, editable=False, help_text="Last status sent to GitHub.")

@@ -21,6 +21,7 @@ REFRESH_DRIFT = "gantry.refresh_drift"
 PUBLISH_GITHUB_DEPLOYMENT = "gantry.publish_github_deployment"
 PROCESS_WEBHOOK = "gantry.process_webhook"
 SWEEP_WEBHOOKS = "gantry.sweep_webhooks"
+REAP_DEPLOYS = "gantry.reap_deploys"
 
 
 class QueueUnavailable(Exception):

@@ -5,32 +5,38 @@ Layout on each host, under the deploy path:
     current -> releases/<id> switched atomically (new symlink renamed over it)
     shared/                 kept across releases (pid files, logs, uploads)
 
-Every host is staged (upload, extract, build) before any host is switched, so
-a failed build leaves `current` untouched everywhere.
+1. Every host is staged (upload, extract, build), in parallel, before any host
+   is switched: a failed build leaves `current` untouched everywhere.
+2. Hosts are switched in batches (the environment's batch size), in parallel
+   within a batch: switch, restart, health check. The next batch starts only
+   when every host of this one is healthy.
+3. When a host fails, the rollout stops; with on_failure=rollback every host
+   this deploy switched goes back to its previous release.
+4. A cancel request is honoured between batches: hosts in flight finish, and
+   every host is left on a complete release.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 from collections.abc import Callable
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from fabric import Connection
 
 from deployer import ssh
 from deployer.checks import health_wait
-from deployer.choices import DeployStatus, HostStatus
+from deployer.choices import DeployStatus, HostStatus, OnFailure
 from deployer.deploylog import deploy_logger
-from deployer.errors import StepFailed
-from deployer.models import Deploy, DeployHost, Host
-
-T = TypeVar("T")
+from deployer.errors import Cancelled, RolledBack, StepFailed
+from deployer.models import Deploy, DeployHost, Environment, Host
 
 
 @dataclass
@@ -42,6 +48,7 @@ class HostRun:
     log: logging.LoggerAdapter[logging.Logger]
     timeout: int
     previous_release: str = ""
+    switched: bool = False
     conn: Connection | None = field(default=None, repr=False)
 
     @property
@@ -52,18 +59,47 @@ class HostRun:
     def path(self) -> str:
         return self.host.path
 
+    @property
+    def name(self) -> str:
+        return self.host.address
+
 
 def rollout(deploy: Deploy, archive: Path) -> None:
-    """Install `archive` as release <deploy id> on every host; StepFailed names the host that failed."""
+    """Install `archive` as release <deploy id> on every host.
+
+    Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
+    switched hosts were rolled back, Cancelled when someone cancelled it.
+    """
     runs = _host_runs(deploy)
-    with ExitStack() as stack:
-        for run in runs:
-            run.conn = _on_host(run, lambda r: stack.enter_context(ssh.connect(r.target)), "connect")
-            _on_host(run, lambda r: _stage(r, deploy, archive), "stage")
-        for run in runs:
-            _on_host(run, lambda r: _activate(r, deploy), "activate")
+    try:
+        _in_parallel(runs, lambda r: _connect_and_stage(r, deploy, archive), "stage")
+        batches = plan_batches(len(runs), deploy.environment.batch_size)
+        done = 0
+        for number, size in enumerate(batches, start=1):
+            _stop_if_cancelled(deploy, runs, done)
+            batch = runs[done : done + size]
+            deploy_logger(deploy.pk).info(
+                "batch %d of %d: %s", number, len(batches), ", ".join(run.name for run in batch)
+            )
+            try:
+                _in_parallel(batch, lambda r: _activate(r, deploy), "activate")
+            except StepFailed as exc:
+                _after_failure(deploy, runs, exc)
+            done += size
         for run in runs:
             _prune(run, deploy)
+    finally:
+        for run in runs:
+            if run.conn is not None:
+                run.conn.close()
+
+
+def plan_batches(hosts: int, batch_size: str) -> list[int]:
+    """Sizes of the batches for `hosts` hosts: "2" → 2 at a time, "25%" → a quarter (at least one)."""
+    text = batch_size.strip()
+    per_batch = math.ceil(hosts * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+    per_batch = max(1, min(per_batch, hosts))
+    return [min(per_batch, hosts - start) for start in range(0, hosts, per_batch)]
 
 
 def _host_runs(deploy: Deploy) -> list[HostRun]:
@@ -78,24 +114,70 @@ def _host_runs(deploy: Deploy) -> list[HostRun]:
     return runs
 
 
-def _on_host(run: HostRun, step: Callable[[HostRun], T], what: str) -> T:
-    """Run one step on one host; a failure marks the host failed and names it."""
+def _in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str) -> None:
+    """Run `step` on every host (at most ROLLOUT_PARALLELISM at once); StepFailed naming every failed host."""
+
+    def one(run: HostRun) -> str:
+        try:
+            step(run)
+            return ""
+        except StepFailed as exc:
+            run.log.error("%s failed: %s", what, exc)
+            _host_update(run, HostStatus.FAILED, f"{what} failed: {exc}")
+            return f"{run.name}: {what} failed: {exc}"
+
+    def in_thread(run: HostRun) -> str:
+        try:
+            return one(run)
+        finally:
+            connection.close()  # each thread opened its own database connection
+
+    if len(runs) == 1:
+        failures = [one(runs[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(settings.ROLLOUT_PARALLELISM, len(runs))) as pool:
+            failures = list(pool.map(in_thread, runs))
+    failed = [f for f in failures if f]
+    if failed:
+        raise StepFailed("; ".join(failed))
+
+
+def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed) -> None:
+    """A batch failed: roll the switched hosts back (or leave them), then end the rollout."""
+    switched = [run for run in runs if run.switched]
+    if deploy.environment.on_failure != OnFailure.ROLLBACK or not switched:
+        raise exc
+    deploy_logger(deploy.pk).warning(
+        "rolling back %s to their previous release", ", ".join(run.name for run in switched)
+    )
     try:
-        return step(run)
-    except StepFailed as exc:
-        run.log.error("%s failed: %s", what, exc)
-        _host_update(run, HostStatus.FAILED, f"{what} failed: {exc}")
-        raise StepFailed(f"{run.host.address}: {what} failed: {exc}") from exc
+        _in_parallel(switched, lambda r: _roll_back(r, deploy), "rollback")
+    except StepFailed as rollback_failure:
+        raise StepFailed(f"{exc}; and the rollback failed too: {rollback_failure}") from exc
+    raise RolledBack(f"{exc}; rolled back {', '.join(run.name for run in switched)}") from exc
+
+
+def _stop_if_cancelled(deploy: Deploy, runs: list[HostRun], done: int) -> None:
+    cancel = Deploy.objects.filter(pk=deploy.pk).values_list("cancel_requested_at", "cancelled_by__username").first()
+    if cancel is None or cancel[0] is None:
+        return
+    new = [run.name for run in runs if run.switched]
+    old = [run.name for run in runs if not run.switched]
+    who = cancel[1] or "someone"
+    raise Cancelled(
+        f"cancelled by {who} after {done} of {len(runs)} hosts; "
+        f"on the new release: {', '.join(new) or 'none'}; still on the previous one: {', '.join(old) or 'none'}"
+    )
 
 
 def _host_update(run: HostRun, status: HostStatus, message: str = "", **values: str) -> None:
     values_all: dict[str, object] = {"status": status, "message": message, **values}
-    if status in {HostStatus.LIVE, HostStatus.FAILED}:
+    if status in {HostStatus.LIVE, HostStatus.FAILED, HostStatus.ROLLED_BACK}:
         values_all["finished_at"] = timezone.now()
     DeployHost.objects.filter(pk=run.record.pk).update(**values_all)
 
 
-def _exports(run: HostRun, deploy: Deploy) -> dict[str, str]:
+def _exports(run: HostRun, deploy: Deploy, release: str) -> dict[str, str]:
     """Variables the build and restart commands can use; values quoted when exported."""
     return {
         "GANTRY_DEPLOY_ID": str(deploy.pk),
@@ -105,7 +187,7 @@ def _exports(run: HostRun, deploy: Deploy) -> dict[str, str]:
         "GANTRY_SHA": deploy.sha,
         "GANTRY_HOST": run.host.address,
         "GANTRY_DEPLOY_PATH": run.path,
-        "GANTRY_RELEASE_DIR": f"{run.path}/releases/{deploy.pk}",
+        "GANTRY_RELEASE_DIR": f"{run.path}/releases/{release}",
     }
 
 
@@ -126,6 +208,11 @@ def _remote(run: HostRun, script: str, *, quiet: bool = False) -> list[str]:
     assert run.conn is not None
     ssh.run(run.conn, script, timeout=run.timeout, output=emit)
     return lines
+
+
+def _connect_and_stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
+    run.conn = ssh.open_connection(run.target)
+    _stage(run, deploy, archive)
 
 
 def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
@@ -154,27 +241,46 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
     build = deploy.environment.build_command
     if build.strip():
         run.log.info("building: %s", build.splitlines()[0])
-        _remote(run, _script(f"{run.path}/{release}", build, _exports(run, deploy)))
+        _remote(run, _script(f"{run.path}/{release}", build, _exports(run, deploy, str(deploy.pk))))
     _host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
+
+
+def _switch(run: HostRun, release: str) -> None:
+    """Point `current` at releases/<release>: a new symlink renamed over the old one (atomic)."""
+    temp = f"current.new.{release}"
+    _remote(
+        run,
+        _script(run.path, f"set -e\nrm -f -- {temp}\nln -s -- releases/{release} {temp}\nmv -T -- {temp} current"),
+    )
+    run.log.info("current -> releases/%s", release)
+
+
+def _restart_and_check(run: HostRun, deploy: Deploy, release: str) -> None:
+    environment: Environment = deploy.environment
+    if environment.restart_command.strip():
+        run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
+        _remote(run, _script(f"{run.path}/current", environment.restart_command, _exports(run, deploy, release)))
+    if environment.health_check_url:
+        url = environment.health_check_url.format(address=run.host.address)
+        health_wait(url, timeout=environment.health_check_timeout, log=run.log)
 
 
 def _activate(run: HostRun, deploy: Deploy) -> None:
     """Switch `current` to the new release, restart, and wait for the health check."""
-    environment = deploy.environment
     _host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
-    temp = f"current.new.{deploy.pk}"
-    _remote(
-        run,
-        _script(run.path, f"set -e\nrm -f -- {temp}\nln -s -- releases/{deploy.pk} {temp}\nmv -T -- {temp} current"),
-    )
-    run.log.info("current -> releases/%s", deploy.pk)
-    if environment.restart_command.strip():
-        run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
-        _remote(run, _script(f"{run.path}/current", environment.restart_command, _exports(run, deploy)))
-    if environment.health_check_url:
-        url = environment.health_check_url.format(address=run.host.address)
-        health_wait(url, timeout=environment.health_check_timeout, log=run.log)
+    _switch(run, str(deploy.pk))
+    run.switched = True
+    _restart_and_check(run, deploy, str(deploy.pk))
     _host_update(run, HostStatus.LIVE, "live")
+
+
+def _roll_back(run: HostRun, deploy: Deploy) -> None:
+    if not run.previous_release:
+        raise StepFailed("there is no previous release to go back to (this was the first deploy)")
+    _switch(run, run.previous_release)
+    _restart_and_check(run, deploy, run.previous_release)
+    run.switched = False
+    _host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
 
 
 def _prune(run: HostRun, deploy: Deploy) -> None:

@@ -171,6 +171,15 @@ SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
 SSH_COMMAND_TIMEOUT = env.int("GANTRY_SSH_COMMAND_TIMEOUT", default=600)
 GIT_TIMEOUT = env.int("GANTRY_GIT_TIMEOUT", default=120)
 REPO_MIRROR_DIR = VAR_DIR / "repos"
+# Hosts staged or switched at the same time, at most (per deploy).
+ROLLOUT_PARALLELISM = env.int("GANTRY_ROLLOUT_PARALLELISM", default=10)
+# A running deploy's worker writes a heartbeat this often; the reaper calls it
+# interrupted when the heartbeat is older than DEPLOY_HEARTBEAT_TIMEOUT.
+DEPLOY_HEARTBEAT_SECONDS = env.int("GANTRY_DEPLOY_HEARTBEAT_SECONDS", default=10)
+DEPLOY_HEARTBEAT_TIMEOUT = env.int("GANTRY_DEPLOY_HEARTBEAT_TIMEOUT", default=60)
+# A queued deploy whose job no worker took is sent again after this long, and given up after the second.
+QUEUED_RESEND_SECONDS = env.int("GANTRY_QUEUED_RESEND_SECONDS", default=60)
+QUEUED_GIVE_UP_SECONDS = env.int("GANTRY_QUEUED_GIVE_UP_SECONDS", default=1800)
 # A deploy's log keeps at most this many lines; the rest is counted, not stored.
 DEPLOY_LOG_MAX_LINES = env.int("GANTRY_DEPLOY_LOG_MAX_LINES", default=5000)
 
@@ -211,4 +220,5 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-branches": {"task": "gantry.sync_all_branches", "schedule": BRANCH_SYNC_SECONDS},
     "sync-all-builds": {"task": "gantry.sync_all_builds", "schedule": BUILD_SYNC_SECONDS},
     "sweep-webhooks": {"task": "gantry.sweep_webhooks", "schedule": 60},
+    "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 30},
 }

@@ -71,6 +71,15 @@ class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
 @contextmanager
 def connect(target: Target) -> Iterator[Connection]:
     """An open connection to `target`, checked against Gantry's known_hosts."""
+    conn = open_connection(target)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def open_connection(target: Target) -> Connection:
+    """Like `connect`, for callers that close it themselves (conn.close())."""
     conn = Connection(
         host=target.address,
         port=target.port,
@@ -90,9 +99,10 @@ def connect(target: Target) -> Iterator[Connection]:
     conn.client.set_missing_host_key_policy(_RefuseUnknownKey(target))
     try:
         _open(conn, target)
-        yield conn
-    finally:
+    except BaseException:
         conn.close()
+        raise
+    return conn
 
 
 def _open(conn: Connection, target: Target) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 
 from deployer import queue
@@ -21,6 +22,7 @@ from deployer.execution import deploy_execute
 from deployer.github_deployments import PublishLater, deployment_publish
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.models import Service
+from deployer.reaper import deploys_reap
 from deployer.webhooks import deliveries_sweep, delivery_process
 
 
@@ -98,3 +100,14 @@ def process_webhook(delivery_id: int) -> None:
 @shared_task(name=queue.SWEEP_WEBHOOKS)
 def sweep_webhooks() -> None:
     deliveries_sweep()
+
+
+@shared_task(name=queue.REAP_DEPLOYS)
+def reap_deploys() -> None:
+    deploys_reap()
+
+
+@worker_ready.connect
+def _reap_at_start(**kwargs: object) -> None:
+    """A worker that starts may be replacing one that died: settle its deploys now."""
+    deploys_reap()

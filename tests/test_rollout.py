@@ -122,7 +122,7 @@ def test_an_unreachable_host_fails_the_deploy_before_any_host_switches(
     deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
 
     assert deploy.status == DeployStatus.FAILED
-    assert deploy.reason.startswith(f"127.0.0.15: connect failed: cannot connect to root@127.0.0.15:{dead.port}")
+    assert deploy.reason.startswith(f"127.0.0.15: stage failed: cannot connect to root@127.0.0.15:{dead.port}")
     assert not (host_root(environment, 0) / "current").exists(), "the reachable host was staged, never switched"
 
 

@@ -20,3 +20,10 @@
   document.addEventListener("htmx:responseError", retryLater);
   document.addEventListener("htmx:sendError", retryLater);
 })();
+// Buttons with data-confirm ask before submitting their form.
+document.addEventListener("click", function (event) {
+  const button = event.target.closest("[data-confirm]");
+  if (button && !window.confirm(button.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
