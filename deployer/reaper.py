@@ -46,13 +46,17 @@ def _reap_running() -> list[int]:
 def _why(deploy: Deploy) -> str:
     beat = deploy.heartbeat_at or deploy.started_at
     when = timezone.localtime(beat).strftime("%H:%M:%S") if beat else "never"
-    attention = [h.address for h in deploy.hosts.filter(status__in=HostStatus.needs_attention())]
-    hosts = (
-        f"check {', '.join(attention)}: they were being switched or restarted (current still points at a "
-        "complete release)"
-        if attention
-        else "no host was being switched"
-    )
+    attention = [
+        record.host.address
+        for record in deploy.hosts.select_related("host").filter(status__in=HostStatus.needs_attention())
+    ]
+    if attention:
+        hosts = (
+            f"check {', '.join(attention)}: {'it was' if len(attention) == 1 else 'they were'} being switched or "
+            "restarted (current points at a complete release, but the service may not have restarted)"
+        )
+    else:
+        hosts = "no host was being switched"
     return f"the worker running it stopped (last heartbeat {when}); it will not resume by itself; {hosts}"
 
 

@@ -187,6 +187,8 @@ def app_repo(tmp_path_factory: pytest.TempPathFactory) -> AppRepo:
     setup.repo_branch(path, "broken-build", {"build.sh": "echo 'compiler says no' >&2\nexit 3\n"}, "Break it")
     slow = 'echo "thinking..."\nsleep 4\ntouch "$GANTRY_DEPLOY_PATH/shared/build-finished"\n'
     setup.repo_branch(path, "slow-build", {"build.sh": slow}, "Take too long")
+    restart = (setup.APP_SOURCE / "bin" / "restart").read_text()
+    setup.repo_branch(path, "slow-restart", {"bin/restart": restart + "sleep 2\n"}, "Restart slowly")
     return AppRepo(path)
 
 
@@ -209,6 +211,7 @@ def make_environment(
         health_timeout: int = 5,
         command_timeout: int = 60,
         github_repo: str = "",
+        options: dict[str, str] | None = None,
     ) -> Environment:
         hosts = ssh_hosts if hosts is None else hosts
         lines = []
@@ -235,8 +238,8 @@ services:
         health_check_timeout: {health_timeout}
         releases_to_keep: {releases_to_keep}
         command_timeout: {command_timeout}
-        hosts:
-""" + "\n".join(lines)
+""" + "".join(f"        {key}: {value}\n" for key, value in (options or {}).items())
+        catalog += "        hosts:\n" + "\n".join(lines)
         catalog_apply(catalog_parse(catalog))
         environment = Environment.objects.select_related("service").get(service__name="app", name="test")
         branch_sync(service=environment.service)

@@ -14,6 +14,10 @@ _var = os.environ.setdefault("GANTRY_VAR_DIR", tempfile.mkdtemp(prefix="gantry-t
 # A private key space in Redis, so a test run never eats another's messages.
 os.environ.setdefault("GANTRY_BROKER_PREFIX", f"{Path(_var).name}:")
 
+# Fast heartbeats, so a killed worker's deploy goes stale in seconds (the worker inherits these).
+os.environ.setdefault("GANTRY_DEPLOY_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("GANTRY_DEPLOY_HEARTBEAT_TIMEOUT", "4")
+
 from deployer.settings import *  # noqa: E402,F403
 from deployer.settings import DATABASES, VAR_DIR  # noqa: E402
 

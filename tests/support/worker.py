@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,7 +43,12 @@ class Worker:
         command += ["-n", f"{self.log_path.stem}@%h", "--loglevel", "INFO", "--without-heartbeat"]
         command += ["--without-gossip", "--without-mingle"]
         self.process = subprocess.Popen(
-            command, cwd=BASE_DIR, env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
+            command,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() reaches the pool children too
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -55,6 +61,12 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once, as a crash or the OOM killer would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -1,0 +1,254 @@
+"""Rolling batches, automatic rollback, cancel, dead workers and racing requests: real workers, real sshd."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from deployer import tasks
+from deployer.choices import DeployStatus, HostStatus
+from deployer.demo import setup
+from deployer.demo.hosts import SshdHost
+from deployer.deploys import deploy_cancel, deploy_request
+from deployer.models import Branch, Deploy, DeployHost, Environment
+from deployer.reaper import deploys_reap
+from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
+from tests.support.webserver import WebServer
+from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait, host_root
+
+pytestmark = pytest.mark.slow
+
+
+def current_release(environment: Environment, index: int) -> str:
+    return os.readlink(host_root(environment, index) / "current")
+
+
+def host_status(deploy: Deploy, address: str) -> str:
+    record = DeployHost.objects.filter(deploy=deploy, host__address=address).first()
+    return record.status if record else ""
+
+
+@pytest.fixture
+def spare_host(tmp_path: Path) -> Iterator[tuple[SshdHost, psutil.Process]]:
+    """A trusted sshd host of this test's own (on 127.0.0.14), so the test may kill it."""
+    host = SshdHost(tmp_path / "spare", "127.0.0.14", free_port("127.0.0.14"))
+    setup.hosts_trust([host])
+    process = host.start()
+    yield host, psutil.Process(process.pid)
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def kill_sshd(process: psutil.Process) -> None:
+    """The host goes away: the listening sshd and every session it forked (open connections die too)."""
+    for proc in [*process.children(recursive=True), process]:
+        proc.kill()
+
+
+def test_hosts_switch_in_batches_of_the_environment_batch_size(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser
+) -> None:
+    environment = make_environment(options={"batch_size": "2"})
+    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
+    batches = [line.message for line in deploy.log_lines.filter(message__startswith="batch ")]
+    assert batches == ["batch 1 of 2: 127.0.0.11, 127.0.0.12", "batch 2 of 2: 127.0.0.13"]
+    hosts = {h.host.address: h for h in deploy.hosts.select_related("host")}
+    second_batch = deploy.log_lines.get(message__startswith="batch 2 of 2")
+    # The second batch started only after both hosts of the first were healthy.
+    assert second_batch.at >= max(hosts[a].finished_at for a in ["127.0.0.11", "127.0.0.12"])
+    assert {h.status for h in hosts.values()} == {HostStatus.LIVE}
+
+
+def test_a_host_whose_sshd_dies_mid_rollout_rolls_the_switched_hosts_back(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    spare_host: tuple[SshdHost, psutil.Process],
+) -> None:
+    host, sshd = spare_host
+    environment = make_environment(hosts=[ssh_hosts[0], host], options={"batch_size": "1"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+
+    deploy = deploy_request(environment=environment, ref="slow-restart", user=deployer)
+    # The first host restarts slowly (2 s); the second host dies meanwhile.
+    wait_until(lambda: host_status(deploy, "127.0.0.11") == HostStatus.ACTIVATING)
+    kill_sshd(sshd)
+    deploy = wait_for_deploy(deploy.pk, celery_worker)
+
+    assert deploy.status == DeployStatus.ROLLED_BACK, deploy.reason
+    assert deploy.reason.startswith("127.0.0.14: activate failed"), deploy.reason
+    assert "rolled back 127.0.0.11" in deploy.reason
+    assert host_status(deploy, "127.0.0.11") == HostStatus.ROLLED_BACK
+    assert host_status(deploy, "127.0.0.14") == HostStatus.FAILED
+    assert current_release(environment, 0) == f"releases/{first.pk}", "the switched host went back"
+    assert current_release(environment, 1) == f"releases/{first.pk}", "the dead host was never switched"
+
+
+def test_cancel_mid_rollout_finishes_the_hosts_in_flight_and_stops(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, deployer_client: Client
+) -> None:
+    environment = make_environment(options={"batch_size": "1"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    deploy = deploy_request(environment=environment, ref="slow-restart", user=deployer)
+    wait_until(lambda: host_status(deploy, "127.0.0.11") == HostStatus.ACTIVATING)
+
+    response = deployer_client.post(reverse("deploy-cancel", args=[deploy.pk]))
+    assert response.status_code == 302
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "cancel requested by dana" in page
+    deploy = wait_for_deploy(deploy.pk, celery_worker)
+
+    assert deploy.status == DeployStatus.CANCELLED, deploy.reason
+    assert deploy.reason.startswith("cancelled by dana after 1 of 3 hosts"), deploy.reason
+    assert "on the new release: 127.0.0.11; still on the previous one: 127.0.0.12, 127.0.0.13" in deploy.reason
+    assert host_status(deploy, "127.0.0.11") == HostStatus.LIVE, "the host in flight finished"
+    assert current_release(environment, 0) == f"releases/{deploy.pk}"
+    assert [current_release(environment, i) for i in (1, 2)] == [f"releases/{first.pk}"] * 2
+    # Cancelling again says why not.
+    response = deployer_client.post(reverse("deploy-cancel", args=[deploy.pk]), follow=True)
+    assert "has already ended (cancelled)" in response.content.decode()
+
+
+def test_a_queued_deploy_is_cancelled_at_once(environment: Environment, deployer: AbstractBaseUser) -> None:
+    deploy = Deploy.objects.create(
+        environment=environment, ref="main", sha="a" * 40, requested_by=deployer, enqueued_at=timezone.now()
+    )
+    deploy_cancel(deploy=deploy, user=deployer)
+    deploy.refresh_from_db()
+    assert deploy.status == DeployStatus.CANCELLED
+    assert deploy.reason == "cancelled by dana before it started"
+
+
+def test_a_killed_worker_leaves_an_interrupted_deploy_complete_releases_and_no_resume(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser
+) -> None:
+    environment = make_environment(options={"batch_size": "1"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    # This deploy goes to a worker of its own, which the test kills mid-rollout.
+    victim = Worker(queues="victim")
+    victim.start()
+    sha = Branch.objects.get(service=environment.service, name="slow-restart").sha
+    deploy = Deploy.objects.create(
+        environment=environment, ref="slow-restart", sha=sha, requested_by=deployer, previous_sha=first.sha
+    )
+    tasks.run_deploy.apply_async((deploy.pk,), queue="victim")
+    wait_until(lambda: host_status(deploy, "127.0.0.11") == HostStatus.ACTIVATING)
+    victim.kill()
+
+    stale = settings.DEPLOY_HEARTBEAT_TIMEOUT + 1
+    wait_until(lambda: Deploy.objects.get(pk=deploy.pk).heartbeat_at < timezone.now() - timedelta(seconds=stale))
+    assert Deploy.objects.get(pk=deploy.pk).status == DeployStatus.RUNNING, "nobody settled it yet"
+    replacement = Worker(queues="victim")
+    replacement.start()  # a starting worker runs the reaper
+    try:
+        wait_until(lambda: Deploy.objects.get(pk=deploy.pk).status == DeployStatus.INTERRUPTED)
+        deploy.refresh_from_db()
+        assert "the worker running it stopped" in deploy.reason
+        assert "it will not resume by itself" in deploy.reason
+        assert "check 127.0.0.11" in deploy.reason, "the host being switched needs attention"
+        # The environment is free again: a new deploy is accepted and runs.
+        follow_up = deploy_and_wait(environment, "main", deployer, celery_worker)
+        assert follow_up.status == DeployStatus.SUCCEEDED, follow_up.reason
+    finally:
+        replacement.stop()
+    deploy.refresh_from_db()
+    assert deploy.status == DeployStatus.INTERRUPTED, "the killed rollout never resumed"
+    assert deploy.log_lines.filter(message="status: queued → running").count() == 1
+    for index in range(3):
+        release = host_root(environment, index) / current_release(environment, index)
+        assert (release / "REVISION").is_file() and (release / "app.py").is_file(), "current is a complete release"
+
+
+def test_fifty_concurrent_requests_start_exactly_one_deploy(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser
+) -> None:
+    make_environment()
+    web = WebServer().start()  # gunicorn, as in production: a real listen backlog and worker threads
+    session = requests.Session()
+    client = Client()
+    client.force_login(deployer)
+    session.cookies.set(settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value)
+    base = web.url
+    page = session.get(f"{base}{reverse('service', args=['app'])}", timeout=10)
+    assert page.status_code == 200
+    token = session.cookies["csrftoken"]
+    url = f"{base}{reverse('deploy-create', args=['app', 'test'])}"
+    answers: list[requests.Response] = []
+    start = threading.Barrier(50)
+
+    def press() -> None:
+        start.wait()
+        answers.append(
+            session.post(url, data={"ref": "main", "csrfmiddlewaretoken": token}, allow_redirects=False, timeout=60)
+        )
+
+    try:
+        threads = [threading.Thread(target=press) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        web.stop()
+
+    codes = sorted(answer.status_code for answer in answers)
+    print(f"\n50 concurrent deploy requests: {codes.count(302)} started, {codes.count(409)} answered 409")
+    assert codes == [302] + [409] * 49
+    deploy = Deploy.objects.get()
+    for answer in answers:
+        if answer.status_code == 409:
+            assert re.search(rf"deploy #{deploy.pk}\b", answer.text), "the 409 names the running deploy"
+    assert wait_for_deploy(deploy.pk, celery_worker).status == DeployStatus.SUCCEEDED
+
+
+def test_the_reaper_resends_a_queued_deploy_whose_message_was_lost_and_gives_up_later(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    long_ago = timezone.now() - timedelta(seconds=settings.QUEUED_RESEND_SECONDS + 5)
+    lost = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, requested_by=deployer)
+    Deploy.objects.filter(pk=lost.pk).update(created_at=long_ago, enqueued_at=long_ago)
+
+    assert deploys_reap() == []
+    lost.refresh_from_db()
+    assert lost.status == DeployStatus.QUEUED
+    assert lost.enqueued_at > long_ago, "sent again (the claim makes a duplicate harmless)"
+
+    forgotten = timezone.now() - timedelta(seconds=settings.QUEUED_GIVE_UP_SECONDS + 5)
+    Deploy.objects.filter(pk=lost.pk).update(created_at=forgotten)
+    assert deploys_reap() == [lost.pk]
+    lost.refresh_from_db()
+    assert lost.status == DeployStatus.INTERRUPTED
+    assert "no worker took it within 30 min" in lost.reason
+
+
+def test_the_reaper_leaves_a_deploy_with_a_fresh_heartbeat_alone(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    deploy = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, requested_by=deployer)
+    old = timezone.now() - timedelta(seconds=settings.DEPLOY_HEARTBEAT_TIMEOUT + 5)
+    Deploy.objects.filter(pk=deploy.pk).update(status=DeployStatus.RUNNING, started_at=old, heartbeat_at=timezone.now())
+    assert deploys_reap() == []
+    Deploy.objects.filter(pk=deploy.pk).update(heartbeat_at=old)
+    assert deploys_reap() == [deploy.pk]
+    deploy.refresh_from_db()
+    assert deploy.status == DeployStatus.INTERRUPTED
+    assert deploy.reason.endswith("no host was being switched")
