@@ -19,12 +19,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # Debian packages the demo needs: OpenSSH's server (real SSH hosts) and git;
-# the tests also need Chromium (Playwright cannot download its own browser here).
+# the tests also need Chromium (Playwright cannot download its own browser here)
+# and HAProxy (the zero-downtime test puts it in front of three hosts).
 system-deps:
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
 
 system-deps-test:
-	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium"
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy"
 
 # PACKAGES: package:command pairs; installs the packages whose command is missing.
 apt-deps:

@@ -5,6 +5,19 @@ from django import forms
 
 class DeployForm(forms.Form):
     ref = forms.CharField(max_length=300, help_text="A branch name or a full commit sha.")
+    emergency_reason = forms.CharField(max_length=1000, required=False, strip=True)
+
+
+LOCK_DURATIONS = [("", "until unlocked"), ("1", "1 hour"), ("4", "4 hours"), ("24", "1 day"), ("168", "1 week")]
+
+
+class LockForm(forms.Form):
+    reason = forms.CharField(max_length=500, strip=True, error_messages={"required": "say why you lock it"})
+    hours = forms.TypedChoiceField(choices=LOCK_DURATIONS, coerce=int, empty_value=None, required=False)
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, strip=True)
 
 
 class LogCursorForm(forms.Form):

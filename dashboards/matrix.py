@@ -64,10 +64,12 @@ def _cell(cell: MatrixCell | None, service: str, urls: _Urls, now: datetime) -> 
     if cell.ahead_of_next:
         ahead = f"{int(cell.ahead_of_next)} ahead of {escape(cell.next_name)}"
         html += f' <span class="badge badge-amber">{ahead}</span>'
+    if cell.lock:
+        html += f' <span class="badge badge-red" data-locked title="{escape(cell.lock)}">locked</span>'
     if cell.active:
         label = f"{escape(cell.active.status)} #{int(cell.active.pk)}"
         html += f' <a href="{urls.for_deploy(cell.active.pk)}"><span class="badge badge-blue">{label}</span></a>'
-    elif cell.promote_from:
+    elif cell.promote_from and not cell.lock:
         action = urls.for_promote(service, cell.environment)
         source = escape(cell.promote_from)
         html += f' <button type="submit" class="small" formaction="{action}">Promote from {source}</button>'

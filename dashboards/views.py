@@ -4,6 +4,7 @@ talk to a host, a repository or an outside API."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,14 +14,24 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboards.forms import DeployForm, LogCursorForm, MatrixFilterForm
+from dashboards.forms import DeployForm, LockForm, LogCursorForm, MatrixFilterForm, RejectForm
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
-from deployer.deploys import deploy_cancel, deploy_promote, deploy_request
+from deployer.access import access_for
+from deployer.deploys import (
+    DeployOptions,
+    deploy_approve,
+    deploy_cancel,
+    deploy_promote,
+    deploy_reject,
+    deploy_request,
+)
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
+from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
 
 HISTORY_PAGE_SIZE = 50
@@ -44,8 +55,15 @@ def _service_page(
     request: HttpRequest, service: Service, *, error: str = "", status: int = 200, running: Deploy | None = None
 ) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
+    access = access_for(request.user)
     states = [
-        replace(state, deploy_url=reverse("deploy-create", args=[service.name, state.environment.name]))
+        replace(
+            state,
+            deploy_url=reverse("deploy-create", args=[service.name, state.environment.name]),
+            can_deploy=access.can_deploy(state.environment),
+            refusal="" if access.can_deploy(state.environment) else access.why_not_deploy(state.environment),
+            lock=lock_summary(state.environment) if state.environment.is_locked else "",
+        )
         for state in selectors.service_environments(service)
     ]
     context = {
@@ -59,6 +77,8 @@ def _service_page(
         "recent": selectors.deploy_history().filter(environment__service=service)[:10],
         "error": error,
         "running": running,
+        "is_admin": access.is_admin,
+        "lock_form": LockForm(),
     }
     return render(request, "dashboards/service.html", context, status=status)
 
@@ -83,7 +103,9 @@ def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _environment(name: str, environment: str) -> Environment:
-    return get_object_or_404(Environment.objects.select_related("service__team"), service__name=name, name=environment)
+    return get_object_or_404(
+        Environment.objects.select_related("service__team", "locked_by"), service__name=name, name=environment
+    )
 
 
 def _refused(request: HttpRequest, env: Environment, exc: DeployRefused) -> HttpResponse:
@@ -98,17 +120,28 @@ def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResp
     if not form.is_valid():
         return _service_page(request, env.service, error=_form_error(form), status=400)
     try:
-        deploy = deploy_request(environment=env, ref=form.cleaned_data["ref"], user=request.user)
+        deploy = deploy_request(
+            environment=env, ref=form.cleaned_data["ref"], user=request.user, options=_options(request, env, form)
+        )
     except DeployRefused as exc:
         return _refused(request, env, exc)
     return redirect("deploy", pk=deploy.pk)
+
+
+def _options(request: HttpRequest, env: Environment, form: DeployForm | None = None) -> DeployOptions:
+    """The checklist ticks and the lock override sit in the environment's card, named after it."""
+    return DeployOptions(
+        checklist=tuple(request.POST.getlist(f"checklist-{env.name}")),
+        override_lock=request.POST.get(f"override-{env.name}") == "yes",
+        emergency_reason=form.cleaned_data["emergency_reason"] if form else "",
+    )
 
 
 @require_POST
 def deploy_promote_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
     env = _environment(name, environment)
     try:
-        deploy = deploy_promote(environment=env, user=request.user)
+        deploy = deploy_promote(environment=env, user=request.user, options=_options(request, env))
     except DeployRefused as exc:
         return _refused(request, env, exc)
     return redirect("deploy", pk=deploy.pk)
@@ -119,20 +152,27 @@ def _form_error(form: DeployForm) -> str:
 
 
 def _deploy(pk: int) -> Deploy:
-    return get_object_or_404(Deploy.objects.select_related("environment__service", "requested_by"), pk=pk)
+    return get_object_or_404(
+        Deploy.objects.select_related("environment__service__team", "requested_by", "approved_by"), pk=pk
+    )
 
 
 @require_GET
 def deploy_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    deploy = _deploy(pk)
+    return _deploy_page(request, _deploy(pk))
+
+
+def _deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", status: int = 200) -> HttpResponse:
     lines = selectors.deploy_log_after(deploy, 0)
     context = {
         "deploy": deploy,
         "hosts": deploy.hosts.all(),
         "lines": lines,
         "after": lines[-1].pk if lines else 0,
+        "can_approve": access_for(request.user).can_approve(deploy),
+        "error": error,
     }
-    return render(request, "dashboards/deploy.html", context)
+    return render(request, "dashboards/deploy.html", context, status=status)
 
 
 @require_GET
@@ -164,6 +204,57 @@ def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, f"Cancel requested for deploy #{deploy.pk}.")
     return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def deploy_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = _deploy(pk)
+    try:
+        deploy_approve(deploy=deploy, user=request.user)
+    except DeployRefused as exc:
+        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
+    messages.info(request, f"Approved deploy #{deploy.pk}; it is queued.")
+    return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def deploy_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = _deploy(pk)
+    form = RejectForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        deploy_reject(deploy=deploy, user=request.user, reason=reason)
+    except DeployRefused as exc:
+        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
+    messages.info(request, f"Rejected deploy #{deploy.pk}.")
+    return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def environment_lock_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = _environment(name, environment)
+    form = LockForm(request.POST)
+    if not form.is_valid():
+        return _service_page(request, env.service, error=_form_error(form), status=400)
+    hours = form.cleaned_data["hours"]
+    expires_at = timezone.now() + timedelta(hours=hours) if hours else None
+    try:
+        environment_lock(env, user=request.user, reason=form.cleaned_data["reason"], expires_at=expires_at)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
+    messages.info(request, f"Locked {env}.")
+    return redirect("service", name=env.service.name)
+
+
+@require_POST
+def environment_unlock_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = _environment(name, environment)
+    try:
+        environment_unlock(env, user=request.user)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
+    messages.info(request, f"Unlocked {env}.")
+    return redirect("service", name=env.service.name)
 
 
 @require_GET

@@ -8,11 +8,13 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from deployer.models import (
+    AuditEntry,
     Branch,
     Build,
     Deploy,
     DeployHost,
     Environment,
+    Grant,
     Host,
     IntegrationStatus,
     Service,
@@ -113,3 +115,36 @@ class IntegrationStatusAdmin(ReadOnlyAdmin):
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["source", "event", "delivery_id", "received_at", "processed_at", "outcome"]
     list_filter = ["source", "event"]
+
+
+@admin.register(Grant)
+class GrantAdmin(admin.ModelAdmin):
+    """Grants made here stay; those from the catalog are replaced by each catalog load."""
+
+    list_display = ["principal", "role", "team", "service", "from_catalog"]
+    list_filter = ["role", "from_catalog", "team"]
+    search_fields = ["principal"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.from_catalog
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.from_catalog
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: the audit log cannot be changed or deleted from anywhere."""
+
+    list_display = ["at", "actor_name", "action", "service", "environment", "deploy_id", "detail"]
+    list_filter = ["action", "service"]
+    search_fields = ["actor_name", "service", "detail"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

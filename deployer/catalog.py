@@ -21,8 +21,9 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployer import pagecache
-from deployer.catalog_schema import CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
-from deployer.models import Environment, Host, Service, Team
+from deployer.catalog_schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
+from deployer.choices import Role
+from deployer.models import Environment, Grant, Host, Service, Team
 
 Loc = tuple[str | int, ...]
 
@@ -240,8 +241,39 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
         _apply_environments(report, service, service_spec)
     for service in Service.objects.exclude(name__in=list(spec.services)):
         report.not_in_file.append(f"service {service.name}")
+    _apply_grants(report, spec, teams)
     pagecache.matrix_changed()
     return report
+
+
+def _apply_grants(report: ApplyReport, spec: CatalogSpec, teams: dict[str, Team]) -> None:
+    """The catalog's grants replace the ones the last load made (grants made in the admin stay)."""
+    wanted: set[tuple[str, str, int | None, int | None]] = set()
+    scopes: list[tuple[AccessSpec | None, int | None, int | None]] = [(spec.access, None, None)]
+    scopes += [
+        (team_spec.access if team_spec else None, teams[name].pk, None) for name, team_spec in spec.teams.items()
+    ]
+    services = dict(Service.objects.filter(name__in=list(spec.services)).values_list("name", "pk"))
+    scopes += [(service_spec.access, None, services[name]) for name, service_spec in spec.services.items()]
+    for access, team_id, service_id in scopes:
+        if access is None:
+            continue
+        for role, principals in (
+            (Role.DEPLOYER, access.deployers),
+            (Role.PROD_DEPLOYER, access.prod_deployers),
+            (Role.APPROVER, access.approvers),
+        ):
+            wanted |= {(principal, role.value, team_id, service_id) for principal in principals}
+    existing = set(Grant.objects.filter(from_catalog=True).values_list("principal", "role", "team_id", "service_id"))
+    if existing == wanted:
+        return
+    Grant.objects.filter(from_catalog=True).delete()
+    Grant.objects.bulk_create(
+        Grant(principal=p, role=r, team_id=t, service_id=s, from_catalog=True) for p, r, t, s in sorted(wanted, key=str)
+    )
+    report.updated.append(
+        f"access: {len(wanted)} grant(s) ({len(wanted - existing)} new, {len(existing - wanted)} gone)"
+    )
 
 
 def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec) -> None:
@@ -258,7 +290,12 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
                 report,
                 Host,
                 {"environment": environment, "address": host_spec.address, "port": host_spec.port},
-                {"user": host_spec.user, "deploy_path": host_spec.deploy_path or "", "position": host_position},
+                {
+                    "user": host_spec.user,
+                    "deploy_path": host_spec.deploy_path or "",
+                    "position": host_position,
+                    "lb_server": host_spec.lb_server or "",
+                },
             )
             keep.append(host.pk)
         for gone in environment.hosts.exclude(pk__in=keep):
@@ -270,9 +307,13 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
 
 def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
     production = spec.production if spec.production is not None else name in {"prod", "production"}
-    values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow"})
+    values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
+    balancer = spec.load_balancer
     return {
         **values,
+        "lb_runtime_api": balancer.runtime_api if balancer else "",
+        "lb_backend": balancer.backend if balancer else "",
+        "lb_drain_timeout": balancer.drain_timeout if balancer else 30,
         "position": position,
         "production": production,
         "require_green_build": spec.require_green_build if spec.require_green_build is not None else production,

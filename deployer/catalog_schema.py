@@ -16,6 +16,8 @@ USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[?[0-9a-fA-F:]+\]?")
 GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 SCP_LIKE_RE = re.compile(r"[\w.-]+@[\w.-]+:[^\s]+")
+LB_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+PRINCIPAL_RE = re.compile(r"@?[\w.@+-]{1,150}")
 GIT_SCHEMES = {"https", "http", "ssh", "git", "file"}
 HEALTH_PLACEHOLDERS = {"address"}
 
@@ -85,7 +87,29 @@ def _branch(value: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
+def _principal(value: str) -> str:
+    if not PRINCIPAL_RE.fullmatch(value):
+        raise ValueError("must be a username (like dana) or a Django group written @group (like @web-oncall)")
+    return value
+
+
+def _checklist_item(value: str) -> str:
+    if not value or len(value) > 200 or "\n" in value:
+        raise ValueError("each checklist item is one line of 1 to 200 characters")
+    return value
+
+
+def _runtime_api(value: str) -> str:
+    if value.startswith("/") and "\n" not in value:
+        return value
+    host, _, port = value.rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536 and HOST_RE.fullmatch(host.strip("[]")):
+        return value
+    raise ValueError("must be the path of HAProxy's admin socket (/run/haproxy/admin.sock) or host:port")
+
+
 Name = Annotated[str, AfterValidator(_name)]
+Principal = Annotated[str, AfterValidator(_principal)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 
 
@@ -98,6 +122,19 @@ class HostSpec(_Spec):
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
     user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
     deploy_path: AbsolutePath | None = Field(default=None, description="overrides the environment's deploy_path")
+    lb_server: str | None = Field(
+        default=None,
+        pattern=LB_NAME_RE.pattern,
+        description="its server name in the HAProxy backend (default: address)",
+    )
+
+
+class LoadBalancerSpec(_Spec):
+    runtime_api: Annotated[str, AfterValidator(_runtime_api)] = Field(
+        description="HAProxy runtime API: admin socket path or host:port (stats socket ... level admin)"
+    )
+    backend: str = Field(pattern=LB_NAME_RE.pattern, description="the backend whose servers are these hosts")
+    drain_timeout: int = Field(default=30, ge=0, le=3600, description="seconds to wait for a drained host's sessions")
 
 
 class EnvironmentSpec(_Spec):
@@ -118,7 +155,14 @@ class EnvironmentSpec(_Spec):
     on_failure: Literal["rollback", "stop"] = Field(
         default="rollback", description="when a host fails: roll the switched hosts back, or stop"
     )
+    load_balancer: LoadBalancerSpec | None = Field(
+        default=None, description="drain each host in HAProxy while it restarts: runtime_api, backend"
+    )
     production: bool | None = Field(default=None, description="counts as production (default: named prod)")
+    require_approval: bool = Field(default=False, description="a second person approves each deploy before it runs")
+    checklist: list[Annotated[str, AfterValidator(_checklist_item)]] = Field(
+        default_factory=list, max_length=20, description="items a person ticks before a deploy starts"
+    )
     require_green_build: bool | None = Field(
         default=None, description="deploy only shas with a green Jenkins build (default: on for production)"
     )
@@ -126,6 +170,12 @@ class EnvironmentSpec(_Spec):
         default=None, description="branch to deploy by itself once its head has a green build"
     )
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
+
+
+class AccessSpec(_Spec):
+    deployers: list[Principal] = Field(default_factory=list, description="may deploy to non-production")
+    prod_deployers: list[Principal] = Field(default_factory=list, description="may deploy to production too")
+    approvers: list[Principal] = Field(default_factory=list, description="may approve production deploys")
 
 
 class ServiceSpec(_Spec):
@@ -140,12 +190,14 @@ class ServiceSpec(_Spec):
     environments: dict[Name, EnvironmentSpec] = Field(
         min_length=1, description="mapping of environment name to settings, e.g. test: {...}"
     )
+    access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for this service")
 
 
 class TeamSpec(_Spec):
-    pass
+    access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for the team's services")
 
 
 class CatalogSpec(_Spec):
     teams: dict[Name, TeamSpec | None] = Field(default_factory=dict, description="mapping of team names")
     services: dict[Name, ServiceSpec] = Field(description="mapping of service name to settings")
+    access: AccessSpec | None = Field(default=None, description="who may deploy or approve, everywhere")

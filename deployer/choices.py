@@ -6,6 +6,7 @@ from django.db import models
 
 
 class DeployStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
     QUEUED = "queued", "queued"
     RUNNING = "running", "running"
     SUCCEEDED = "succeeded", "succeeded"
@@ -17,7 +18,7 @@ class DeployStatus(models.TextChoices):
     @classmethod
     def active(cls) -> frozenset[str]:
         """States that hold the environment: at most one such deploy per environment."""
-        return frozenset({cls.QUEUED, cls.RUNNING})
+        return frozenset({cls.AWAITING_APPROVAL, cls.QUEUED, cls.RUNNING})
 
     @classmethod
     def finished(cls) -> frozenset[str]:
@@ -29,6 +30,7 @@ class DeployStatus(models.TextChoices):
 
 
 _DEPLOY_COLOURS = {
+    DeployStatus.AWAITING_APPROVAL: "amber",
     DeployStatus.QUEUED: "grey",
     DeployStatus.RUNNING: "blue",
     DeployStatus.SUCCEEDED: "green",
@@ -72,6 +74,27 @@ class OnFailure(models.TextChoices):
 
     ROLLBACK = "rollback", "roll the switched hosts back"
     STOP = "stop", "stop and leave the hosts as they are"
+
+
+class Role(models.TextChoices):
+    """What a grant lets its holder do, within its team or service (or everywhere)."""
+
+    DEPLOYER = "deployer", "deploy to non-production environments"
+    PROD_DEPLOYER = "prod_deployer", "deploy to production (and non-production)"
+    APPROVER = "approver", "approve production deploys"
+
+
+class AuditAction(models.TextChoices):
+    DEPLOY_REQUESTED = "deploy_requested", "requested a deploy"
+    EMERGENCY_DEPLOY = "emergency_deploy", "made an emergency deploy"
+    LOCK_OVERRIDDEN = "lock_overridden", "deployed through a lock"
+    APPROVED = "approved", "approved a deploy"
+    REJECTED = "rejected", "rejected a deploy"
+    CANCELLED = "cancelled", "cancelled a deploy"
+    ROLLBACK_REQUESTED = "rollback_requested", "requested a rollback"
+    LOCKED = "locked", "locked an environment"
+    UNLOCKED = "unlocked", "unlocked an environment"
+    MARKED_FAILED = "marked_failed", "marked a stuck deploy failed"
 
 
 class DeployTrigger(models.TextChoices):

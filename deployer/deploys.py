@@ -4,34 +4,55 @@ the repository."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from deployer import pagecache, queue
+from deployer.access import access_for, system_user
+from deployer.audit import audit_record
 from deployer.builds import latest_builds
-from deployer.choices import DeployStatus, DeployTrigger
-from deployer.errors import DeployConflict, DeployRefused
+from deployer.choices import AuditAction, DeployStatus, DeployTrigger
+from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
 from deployer.gates import deploy_gate
 from deployer.lifecycle import deploy_transition
+from deployer.locks import lock_summary
 from deployer.models import Branch, Deploy, DeployLog, Environment
 from deployer.refs import RefError, branch_name_check, is_full_sha
 
-SYSTEM_USERNAME = "gantry"
+EMERGENCY_REASON_MIN = 10
 
 
-def deploy_request(*, environment: Environment, ref: str, user: AbstractBaseUser | None) -> Deploy:
-    """Record a queued deploy of `ref` (its sha pinned now) and enqueue it after commit.
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the person said along with the request."""
 
-    Raises DeployRefused for a ref that cannot be deployed or a closed gate, and
-    DeployConflict (naming the running deploy) when the environment is busy.
+    checklist: tuple[str, ...] = ()  # the checklist items they ticked
+    override_lock: bool = False  # an admin confirmed deploying through the environment's lock
+    emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
+
+
+NO_OPTIONS = DeployOptions()
+
+
+def deploy_request(
+    *, environment: Environment, ref: str, user: AbstractBaseUser | None, options: DeployOptions = NO_OPTIONS
+) -> Deploy:
+    """Record a deploy of `ref` (its sha pinned now): queued, or awaiting approval.
+
+    Raises PermissionRefused (403), Locked (423), DeployRefused (400) for a ref
+    that cannot be deployed, a closed gate or an unticked checklist, and
+    DeployConflict (409, naming the running deploy) when the environment is busy.
     """
-    return _deploy_create(environment, ref=ref, sha=_resolve(environment, ref), user=user)
+    return _deploy_create(environment, ref=ref, sha=_resolve(environment, ref), user=user, options=options)
 
 
-def deploy_promote(*, environment: Environment, user: AbstractBaseUser | None) -> Deploy:
+def deploy_promote(
+    *, environment: Environment, user: AbstractBaseUser | None, options: DeployOptions = NO_OPTIONS
+) -> Deploy:
     """Deploy to `environment` exactly what runs in the environment before it (test → prod)."""
     source = (
         Environment.objects.filter(service_id=environment.service_id, position__lt=environment.position)
@@ -45,7 +66,9 @@ def deploy_promote(*, environment: Environment, user: AbstractBaseUser | None) -
         raise DeployRefused(f"nothing runs in {source.name} yet; deploy there first")
     if (current := current_deploy(environment)) and current.sha == running.sha:
         raise DeployRefused(f"{environment.name} already runs {running.sha[:8]}, like {source.name}")
-    return _deploy_create(environment, ref=running.ref, sha=running.sha, user=user, trigger=DeployTrigger.PROMOTE)
+    return _deploy_create(
+        environment, ref=running.ref, sha=running.sha, user=user, trigger=DeployTrigger.PROMOTE, options=options
+    )
 
 
 def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
@@ -62,12 +85,19 @@ def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
     stays on a complete release.
     """
     who = user.get_username()
+    is_requester = deploy.requested_by_id is not None and deploy.requested_by_id == user.pk
+    if not is_requester and not access_for(user).can_deploy(deploy.environment):
+        raise PermissionRefused(
+            f"{who} may not cancel deploys to {deploy.environment}: only its requester, "
+            "people who may deploy there, and admins"
+        )
     if deploy_transition(
         deploy,
         to=DeployStatus.CANCELLED,
         reason=f"cancelled by {who} before it started",
-        only_from={DeployStatus.QUEUED},
+        only_from={DeployStatus.QUEUED, DeployStatus.AWAITING_APPROVAL},
     ):
+        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="before it started")
         return deploy
     requested = Deploy.objects.filter(
         pk=deploy.pk, status=DeployStatus.RUNNING, cancel_requested_at__isnull=True
@@ -80,6 +110,7 @@ def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
             level="warning",
             message=f"cancel requested by {who}: stopping after the hosts in flight",
         )
+        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="while it ran")
     elif deploy.status in DeployStatus.finished():
         raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status}); there is nothing to cancel")
     return deploy
@@ -90,13 +121,50 @@ def current_deploy(environment: Environment) -> Deploy | None:
     return Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED).order_by("-id").first()
 
 
-def system_user() -> AbstractBaseUser:
-    """The user Gantry acts as on its own (continuous delivery); it cannot sign in."""
-    user, created = get_user_model().objects.get_or_create(username=SYSTEM_USERNAME)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    return user
+def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
+    """A second person lets a deploy that awaits approval run."""
+    _require_approver(deploy, user, "approve")
+    who = user.get_username()
+    with transaction.atomic():
+        if not deploy_transition(
+            deploy, to=DeployStatus.QUEUED, reason=f"approved by {who}", only_from={DeployStatus.AWAITING_APPROVAL}
+        ):
+            raise DeployRefused(
+                f"deploy #{deploy.pk} is {deploy.status}; only a deploy awaiting approval can be approved"
+            )
+        now = timezone.now()
+        Deploy.objects.filter(pk=deploy.pk).update(approved_by=user, approved_at=now, enqueued_at=now)
+        audit_record(AuditAction.APPROVED, actor=user, deploy=deploy)
+    queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
+    deploy.refresh_from_db()
+    return deploy
+
+
+def deploy_reject(*, deploy: Deploy, user: AbstractBaseUser, reason: str = "") -> Deploy:
+    _require_approver(deploy, user, "reject")
+    who = user.get_username()
+    said = " ".join(reason.split())[:500]
+    if not deploy_transition(
+        deploy,
+        to=DeployStatus.CANCELLED,
+        reason=f"rejected by {who}" + (f": {said}" if said else ""),
+        only_from={DeployStatus.AWAITING_APPROVAL},
+    ):
+        raise DeployRefused(f"deploy #{deploy.pk} is {deploy.status}; only a deploy awaiting approval can be rejected")
+    audit_record(AuditAction.REJECTED, actor=user, deploy=deploy, detail=said)
+    return deploy
+
+
+def _require_approver(deploy: Deploy, user: AbstractBaseUser, verb: str) -> None:
+    access = access_for(user)
+    if access.can_approve(deploy):
+        return
+    if deploy.requested_by_id == user.pk:
+        raise PermissionRefused(f"you requested deploy #{deploy.pk}; a second person must {verb} it")
+    raise PermissionRefused(
+        f"{access.username} may not {verb} deploys to {deploy.environment}: that needs an approver or "
+        "prod_deployer grant for its service or team"
+    )
 
 
 def _deploy_create(
@@ -106,11 +174,27 @@ def _deploy_create(
     sha: str,
     user: AbstractBaseUser | None,
     trigger: DeployTrigger = DeployTrigger.MANUAL,
+    options: DeployOptions = NO_OPTIONS,
 ) -> Deploy:
-    build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
-    gate = deploy_gate(environment, sha, build)
-    if not gate.open:
-        raise DeployRefused(gate.reason)
+    access = access_for(user)
+    access.require_deploy(environment)
+    emergency = " ".join(options.emergency_reason.split())
+    if emergency:
+        access.require_admin("make an emergency deploy")
+        if len(emergency) < EMERGENCY_REASON_MIN:
+            raise DeployRefused(
+                f"an emergency deploy needs a reason of at least {EMERGENCY_REASON_MIN} characters; "
+                "it is shown wherever the deploy appears"
+            )
+    overridden = _lock_check(environment, access.is_admin, options, emergency)
+    if not access.is_system and not emergency:
+        _checklist_check(environment, options.checklist)
+    if not emergency:
+        build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
+        gate = deploy_gate(environment, sha, build)
+        if not gate.open:
+            raise DeployRefused(gate.reason)
+    needs_approval = environment.require_approval and not emergency
     previous = current_deploy(environment)
     try:
         with transaction.atomic():
@@ -121,17 +205,55 @@ def _deploy_create(
                 sha=sha,
                 previous_sha=previous.sha if previous else "",
                 trigger=trigger,
-                enqueued_at=timezone.now(),
+                status=DeployStatus.AWAITING_APPROVAL if needs_approval else DeployStatus.QUEUED,
+                enqueued_at=None if needs_approval else timezone.now(),
+                emergency_reason=emergency,
+                lock_overridden=overridden,
+                checklist=[] if access.is_system or emergency else list(environment.checklist),
             )
+            _audit_request(deploy, user, emergency, overridden)
     except IntegrityError as exc:
         running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
         if running is None:
             raise
         raise DeployConflict(_busy_message(running), running) from exc
-    # If the broker is down the deploy stays queued (the page says it waits for a worker).
-    queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
+    if not needs_approval:
+        # If the broker is down the deploy stays queued (the page says it waits for a worker).
+        queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
     pagecache.matrix_changed()
     return deploy
+
+
+def _lock_check(environment: Environment, is_admin: bool, options: DeployOptions, emergency: str) -> str:
+    """The lock's summary when an admin deploys through it; Locked when the lock stops this deploy."""
+    if not environment.is_locked or emergency:
+        return ""
+    summary = lock_summary(environment)
+    if is_admin and options.override_lock:
+        return summary
+    if is_admin:
+        raise Locked(
+            f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock"
+        )
+    raise Locked(f"{environment} is {summary}. Ask whoever locked it to unlock it, or an admin to deploy")
+
+
+def _checklist_check(environment: Environment, ticked: tuple[str, ...]) -> None:
+    missing = [item for item in environment.checklist if item not in set(ticked)]
+    if missing:
+        raise DeployRefused(
+            f"tick every checklist item of {environment} before deploying; not ticked: " + "; ".join(missing)
+        )
+
+
+def _audit_request(deploy: Deploy, user: AbstractBaseUser | None, emergency: str, overridden: str) -> None:
+    what = f"{deploy.ref} ({deploy.sha[:12]})"
+    if emergency:
+        audit_record(AuditAction.EMERGENCY_DEPLOY, actor=user, deploy=deploy, detail=f"{what}: {emergency}")
+    else:
+        audit_record(AuditAction.DEPLOY_REQUESTED, actor=user, deploy=deploy, detail=what)
+    if overridden:
+        audit_record(AuditAction.LOCK_OVERRIDDEN, actor=user, deploy=deploy, detail=overridden)
 
 
 def _resolve(environment: Environment, ref: str) -> str:

@@ -26,6 +26,18 @@ class DeployRefused(Exception):
     status_code = 400
 
 
+class PermissionRefused(DeployRefused):
+    """The person may not do this here; the message says what grant it needs."""
+
+    status_code = 403
+
+
+class Locked(DeployRefused):
+    """The environment is locked; the message says by whom, why and until when."""
+
+    status_code = 423
+
+
 class DeployConflict(DeployRefused):
     """Another deploy already holds the environment; `running` is that deploy."""
 

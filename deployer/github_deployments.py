@@ -4,13 +4,18 @@ show where code runs.
 
 Workers call `deployment_publish` after each state change; it is safe to run
 twice or out of order: it always sends the deploy's *current* state, and only
-one run may create the GitHub deployment (claimed with a conditional update),
-after looking for one made earlier whose answer was lost.
+one run at a time may talk to GitHub about a deploy (claimed with a conditional
+update), so GitHub never sees an older state after a newer one. The creator
+first looks for a deployment made earlier whose answer was lost. A claim older
+than CLAIM_SECONDS (its worker died mid-request) may be taken over.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,6 +33,8 @@ GITHUB_STATES = {
     DeployStatus.INTERRUPTED: "error",
 }
 CREATING = "creating"
+SENDING = "sending"
+CLAIM_SECONDS = 120  # longer than any GitHub request may take (timeouts and retries included)
 
 
 class PublishLater(Exception):
@@ -51,13 +58,28 @@ def deployment_publish(*, deploy_id: int) -> None:
         state = GITHUB_STATES[DeployStatus(deploy.status)]
         if deploy.github_state == state:
             return
-        _send_status(deploy, state)
+        last = deploy.github_state
+        if not _claim(deploy, last, SENDING):
+            raise PublishLater(f"deploy #{deploy.pk}: another worker is sending its GitHub status")
+        try:
+            _send_status(deploy, state)
+        except Exception:
+            Deploy.objects.filter(pk=deploy.pk, github_state=SENDING).update(github_state=last)
+            raise
+
+
+def _claim(deploy: Deploy, expected: str, marker: str, **lookup: object) -> bool:
+    """Take the deploy's GitHub conversation: from state `expected`, or from a claim whose worker went silent."""
+    now = timezone.now()
+    if expected in {CREATING, SENDING}:
+        expected = "-"  # someone holds it: only a stale claim may be taken over
+    stale = Q(github_state__in=[CREATING, SENDING], github_claimed_at__lt=now - timedelta(seconds=CLAIM_SECONDS))
+    rows = Deploy.objects.filter(pk=deploy.pk, **lookup).filter(Q(github_state=expected) | stale)
+    return bool(rows.update(github_state=marker, github_claimed_at=now))
 
 
 def _create(deploy: Deploy) -> None:
-    if not Deploy.objects.filter(pk=deploy.pk, github_deployment_id__isnull=True, github_state="").update(
-        github_state=CREATING
-    ):
+    if not _claim(deploy, "", CREATING, github_deployment_id__isnull=True):
         deploy.refresh_from_db(fields=["github_deployment_id", "github_state"])
         if deploy.github_deployment_id is None:
             raise PublishLater(f"deploy #{deploy.pk}: another worker is creating its GitHub deployment")

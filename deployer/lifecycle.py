@@ -16,12 +16,14 @@ from django.utils import timezone
 from deployer import pagecache, queue
 from deployer.choices import DeployStatus
 from deployer.integrations import github
+from deployer.locks import environment_lock
 from deployer.models import Deploy, DeployLog
 
 logger = logging.getLogger(__name__)
 
 # Which states each state may move to.
 _NEXT: dict[str, set[str]] = {
+    DeployStatus.AWAITING_APPROVAL: {DeployStatus.QUEUED, DeployStatus.CANCELLED},
     DeployStatus.QUEUED: {DeployStatus.RUNNING, DeployStatus.FAILED, DeployStatus.CANCELLED, DeployStatus.INTERRUPTED},
     DeployStatus.RUNNING: {
         DeployStatus.SUCCEEDED,
@@ -69,6 +71,13 @@ def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
     if to == DeployStatus.SUCCEEDED:
         queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
+    if to == DeployStatus.ROLLED_BACK:
+        # Something is wrong with what was shipped: nobody deploys again until a person has looked.
+        environment_lock(
+            deploy.environment,
+            user=None,
+            reason=f"deploy #{deploy.pk} of {deploy.ref} ({deploy.sha[:8]}) was rolled back; unlock when understood",
+        )
 
 
 def deploy_claim(*, deploy_id: int) -> Deploy | None:

@@ -10,8 +10,18 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
-from deployer.choices import BuildResult, DeployStatus, DeployTrigger, HostStatus, OnFailure, SyncSource
+from deployer.choices import (
+    AuditAction,
+    BuildResult,
+    DeployStatus,
+    DeployTrigger,
+    HostStatus,
+    OnFailure,
+    Role,
+    SyncSource,
+)
 
 
 class Team(models.Model):
@@ -78,6 +88,24 @@ class Environment(models.Model):
     )
     # Drift: how many commits this environment's release is ahead of the next
     # environment's (test ahead of prod), computed by a worker after deploys.
+    lb_runtime_api = models.CharField(
+        max_length=300, blank=True, help_text="HAProxy runtime API (socket path or host:port); empty: no balancer."
+    )
+    lb_backend = models.CharField(max_length=100, blank=True)
+    lb_drain_timeout = models.PositiveIntegerField(
+        default=30, help_text="Seconds to wait for a drained host's sessions."
+    )
+    require_approval = models.BooleanField(
+        default=False, help_text="A second person must approve each deploy before it runs."
+    )
+    checklist = models.JSONField(default=list, blank=True, help_text="Items to tick before a deploy starts.")
+    # The lock, if any (its history is in the audit log). Written only by deployer.locks.
+    locked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
+    lock_reason = models.TextField(blank=True, editable=False)
+    lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     ahead_of_next = models.PositiveIntegerField(null=True, blank=True, editable=False)
     ahead_of_next_shas = models.CharField(max_length=82, blank=True, editable=False)  # "<sha>..<sha>"
 
@@ -87,6 +115,13 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name}/{self.name}"
+
+    @property
+    def is_locked(self) -> bool:
+        """Locked now: a lock past its expiry no longer counts (it needs no sweep to end)."""
+        if self.locked_at is None:
+            return False
+        return self.lock_expires_at is None or self.lock_expires_at > timezone.now()
 
 
 class Host(models.Model):
@@ -100,6 +135,7 @@ class Host(models.Model):
         max_length=500, blank=True, help_text="Overrides the environment's path (hosts that share a disk)."
     )
     position = models.PositiveIntegerField(default=0)
+    lb_server = models.CharField(max_length=100, blank=True, help_text="Server name in the HAProxy backend.")
 
     class Meta:
         ordering = ["position", "address", "port"]
@@ -111,6 +147,11 @@ class Host(models.Model):
     @property
     def path(self) -> str:
         return self.deploy_path or self.environment.deploy_path
+
+    @property
+    def balancer_name(self) -> str:
+        """Its server name in the environment's HAProxy backend."""
+        return self.lb_server or self.address
 
 
 class Branch(models.Model):
@@ -243,9 +284,17 @@ class Deploy(models.Model):
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    emergency_reason = models.TextField(blank=True, help_text="Set for an emergency deploy (skipped gates and locks).")
+    lock_overridden = models.TextField(blank=True, help_text="The lock an admin deployed through, as it read then.")
+    checklist = models.JSONField(default=list, blank=True, help_text="The checklist items ticked at request time.")
     log_lines_dropped = models.PositiveIntegerField(default=0)
     github_deployment_id = models.BigIntegerField(null=True, blank=True, editable=False)
     github_state = models.CharField(max_length=20, blank=True, editable=False, help_text="Last status sent to GitHub.")
+    github_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = DeployQuerySet.as_manager()
 
@@ -318,3 +367,64 @@ class DeployLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.host} {self.message}"
+
+
+class Grant(models.Model):
+    """A role for a user (`dana`) or a group (`@web-oncall`), within a team, a service, or everywhere."""
+
+    principal = models.CharField(max_length=151, help_text="A username, or @group for a Django group.")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True, related_name="grants")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, null=True, blank=True, related_name="grants")
+    from_catalog = models.BooleanField(default=False, editable=False, help_text="Replaced by every catalog load.")
+
+    class Meta:
+        ordering = ["principal", "role"]
+        indexes = [models.Index(fields=["principal"], name="grant_principal")]
+
+    def __str__(self) -> str:
+        scope = f"service {self.service}" if self.service_id else f"team {self.team}" if self.team_id else "everywhere"
+        return f"{self.principal}: {self.role} ({scope})"
+
+
+class AuditQuerySet(models.QuerySet["AuditEntry"]):
+    # The audit log is append-only: bulk changes are refused like single ones.
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("audit entries cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit entries cannot be deleted")
+
+
+class AuditEntry(models.Model):
+    """Who did what to which deploy or environment, and why. Append-only; names
+    are kept as text so an entry outlives the user, service or environment."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=30, choices=AuditAction.choices)
+    service = models.CharField(max_length=100, blank=True, db_index=True)
+    environment = models.CharField(max_length=50, blank=True)
+    deploy_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    detail = models.TextField(blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        target = f"{self.service}/{self.environment}" if self.environment else self.service
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.get_action_display()} {target}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise PermissionError("audit entries cannot be changed")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit entries cannot be deleted")

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import math
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from django.utils import timezone
 from fabric import Connection
 
 from deployer import ssh
+from deployer.balancer import Balancer
 from deployer.checks import health_wait
 from deployer.choices import DeployStatus, HostStatus, OnFailure
 from deployer.deploylog import deploy_logger
@@ -47,6 +49,7 @@ class HostRun:
     record: DeployHost
     log: logging.LoggerAdapter[logging.Logger]
     timeout: int
+    balancer: Balancer | None = None
     previous_release: str = ""
     switched: bool = False
     conn: Connection | None = field(default=None, repr=False)
@@ -71,7 +74,10 @@ def rollout(deploy: Deploy, archive: Path) -> None:
     switched hosts were rolled back, Cancelled when someone cancelled it.
     """
     runs = _host_runs(deploy)
+    balancer = runs[0].balancer
     try:
+        if balancer is not None:
+            balancer.reconcile([run.host.balancer_name for run in runs], deploy_logger(deploy.pk))
         _in_parallel(runs, lambda r: _connect_and_stage(r, deploy, archive), "stage")
         batches = plan_batches(len(runs), deploy.environment.batch_size)
         done = 0
@@ -107,10 +113,12 @@ def _host_runs(deploy: Deploy) -> list[HostRun]:
     if not hosts:
         raise StepFailed(f"{deploy.environment} has no hosts; add some under hosts: in the catalog")
     timeout = deploy.environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
+    balancer = Balancer.of(deploy.environment)
     runs = []
     for host in hosts:
         record = DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=str(deploy.pk))
-        runs.append(HostRun(host=host, record=record, log=deploy_logger(deploy.pk, str(host)), timeout=timeout))
+        log = deploy_logger(deploy.pk, str(host))
+        runs.append(HostRun(host=host, record=record, log=log, timeout=timeout, balancer=balancer))
     return runs
 
 
@@ -268,17 +276,29 @@ def _restart_and_check(run: HostRun, deploy: Deploy, release: str) -> None:
 def _activate(run: HostRun, deploy: Deploy) -> None:
     """Switch `current` to the new release, restart, and wait for the health check."""
     _host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
-    _switch(run, str(deploy.pk))
-    run.switched = True
-    _restart_and_check(run, deploy, str(deploy.pk))
+    with _out_of_rotation(run):
+        _switch(run, str(deploy.pk))
+        run.switched = True
+        _restart_and_check(run, deploy, str(deploy.pk))
     _host_update(run, HostStatus.LIVE, "live")
+
+
+@contextmanager
+def _out_of_rotation(run: HostRun) -> Iterator[None]:
+    """Drained in the load balancer for the block, when the environment has one."""
+    if run.balancer is None:
+        yield
+        return
+    with run.balancer.drained(run.host.balancer_name, run.log):
+        yield
 
 
 def _roll_back(run: HostRun, deploy: Deploy) -> None:
     if not run.previous_release:
         raise StepFailed("there is no previous release to go back to (this was the first deploy)")
-    _switch(run, run.previous_release)
-    _restart_and_check(run, deploy, run.previous_release)
+    with _out_of_rotation(run):
+        _switch(run, run.previous_release)
+        _restart_and_check(run, deploy, run.previous_release)
     run.switched = False
     _host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 
 from deployer.builds import latest_builds
 from deployer.choices import DeployStatus
@@ -25,6 +26,9 @@ class EnvironmentState:
     promote_from: Environment | None = None  # the environment before it, when it runs something else
     next_name: str = ""  # the environment after it (for "N commits ahead of prod")
     deploy_url: str = ""  # filled in by the page that shows Deploy buttons
+    can_deploy: bool = True  # for the person looking (filled in by the page)
+    refusal: str = ""  # why they may not deploy here
+    lock: str = ""  # "locked by olga 5 minutes ago: DB migration"
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:
@@ -91,6 +95,7 @@ class MatrixCell(NamedTuple):
     ahead_of_next: int | None
     next_name: str
     promote_from: str  # the environment before this one, when it runs something else
+    lock: str = ""  # "locked by olga: DB migration" while the environment is locked
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,10 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     environments = Environment.objects.filter(service__in=services.values("pk"))
     envs = list(
         environments.order_by("service_id", "position", "name").values_list(
-            "pk", "service_id", "name", "position", "ahead_of_next"
+            "pk", "service_id", "name", "position", "ahead_of_next", "locked_at", "lock_expires_at", "lock_reason"
         )
     )
+    now = timezone.now()
     newest = (
         Deploy.objects.filter(environment__in=environments.values("pk"), status=DeployStatus.SUCCEEDED)
         .values("environment_id")
@@ -148,7 +154,7 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     for env in sorted(envs, key=lambda e: e[3]):
         columns.setdefault(env[2], len(columns))
     cells: dict[int, list[MatrixCell | None]] = {pk: [None] * len(columns) for pk, _, _ in service_rows}
-    for index, (pk, service_id, name, _, ahead) in enumerate(envs):
+    for index, (pk, service_id, name, _, ahead, locked_at, lock_expires_at, lock_reason) in enumerate(envs):
         here = current.get(pk)
         before = envs[index - 1] if index and envs[index - 1][1] == service_id else None
         after = envs[index + 1] if index + 1 < len(envs) and envs[index + 1][1] == service_id else None
@@ -161,6 +167,7 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
             ahead_of_next=ahead,
             next_name=after[2] if after else "",
             promote_from=before[2] if before and before_sha and (here is None or here.sha != before_sha) else "",
+            lock=lock_reason if locked_at and (lock_expires_at is None or lock_expires_at > now) else "",
         )
     rows = [MatrixRow(name, team_name or "", cells[pk]) for pk, name, team_name in service_rows]
     return Matrix(list(columns), rows, list(Team.objects.order_by("name").values_list("name", flat=True)))
@@ -176,7 +183,11 @@ def _build_summaries(shas: set[str]) -> dict[tuple[int, str], BuildSummary]:
 
 
 def service_environments(service: Service) -> list[EnvironmentState]:
-    environments = list(service.environments.order_by("position", "name").prefetch_related("hosts"))
+    environments = list(
+        service.environments.order_by("position", "name")
+        .select_related("service__team", "locked_by")
+        .prefetch_related("hosts")
+    )
     return environment_states(environments)
 
 

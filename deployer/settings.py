@@ -172,6 +172,9 @@ SSH_COMMAND_TIMEOUT = env.int("GANTRY_SSH_COMMAND_TIMEOUT", default=600)
 GIT_TIMEOUT = env.int("GANTRY_GIT_TIMEOUT", default=120)
 REPO_MIRROR_DIR = VAR_DIR / "repos"
 # Hosts staged or switched at the same time, at most (per deploy).
+# "viewer": people need a grant to deploy; "deployer": everyone signed in may
+# deploy to non-production environments (production always needs a grant).
+DEFAULT_ROLE = env.str("GANTRY_DEFAULT_ROLE", default="viewer")
 ROLLOUT_PARALLELISM = env.int("GANTRY_ROLLOUT_PARALLELISM", default=10)
 # A running deploy's worker writes a heartbeat this often; the reaper calls it
 # interrupted when the heartbeat is older than DEPLOY_HEARTBEAT_TIMEOUT.

@@ -45,3 +45,16 @@ def integrations_configured(app_configs: Any = None, **kwargs: Any) -> list[Erro
                 )
             )
     return problems
+
+
+@register()
+def access_configured(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    if settings.DEFAULT_ROLE not in {"viewer", "deployer"}:
+        return [
+            Error(
+                f"GANTRY_DEFAULT_ROLE is {settings.DEFAULT_ROLE!r}",
+                hint="use viewer (people need a grant to deploy) or deployer (everyone may deploy outside production)",
+                id="gantry.E004",
+            )
+        ]
+    return []

@@ -19,9 +19,10 @@ from django.test import Client
 
 from deployer.branches import branch_sync
 from deployer.catalog import catalog_apply, catalog_parse
+from deployer.choices import Role
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
-from deployer.models import Branch, Deploy, Environment
+from deployer.models import Branch, Deploy, Environment, Grant
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.support.worker import Worker
@@ -54,8 +55,16 @@ def _bindable(address: str, port: int) -> bool:
 
 @pytest.fixture
 def deployer(db: None) -> AbstractBaseUser:
-    """An engineer who deploys to non-production environments."""
-    return get_user_model().objects.create_user("dana", "dana@example.com", "dana-password")
+    """An engineer who deploys to non-production environments (a deployer grant everywhere)."""
+    user = get_user_model().objects.create_user("dana", "dana@example.com", "dana-password")
+    Grant.objects.create(principal="dana", role=Role.DEPLOYER)
+    return user
+
+
+@pytest.fixture
+def dana_deploys_to_prod(deployer: AbstractBaseUser) -> None:
+    """For tests about production rules other than permissions: dana may deploy to production too."""
+    Grant.objects.create(principal="dana", role=Role.PROD_DEPLOYER)
 
 
 @pytest.fixture

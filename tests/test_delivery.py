@@ -23,7 +23,7 @@ from deployer.models import Branch, Deploy, Environment, Service
 from tests.conftest import AppRepo
 from tests.fakes.jenkins import FakeJenkins
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dana_deploys_to_prod")]
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_a_deploy_is_published_as_a_github_deployment_with_statuses(
     assert (deployment["sha"], deployment["environment"]) == (deploy.sha, "test")
     assert deployment["payload"] == {"gantry_deploy_id": deploy.pk}
     assert deployment["production_environment"] is False
-    assert statuses(github) in (["in_progress", "success"], ["success"])
+    assert statuses(github) in (["in_progress", "success"], ["success"]), "\n".join(map(str, deploy.log_lines.all()))
     status = github.repos["acme/app"].statuses[deployment["id"]][-1]
     assert status["target_url"] == f"{settings.GANTRY_BASE_URL}/deploys/{deploy.pk}/"
     assert github.count("POST", "/deployments") - github.count("POST", "/statuses") == 1

@@ -19,11 +19,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployer import tasks
-from deployer.choices import DeployStatus, HostStatus
+from deployer.choices import AuditAction, DeployStatus, HostStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys import deploy_cancel, deploy_request
-from deployer.models import Branch, Deploy, DeployHost, Environment
+from deployer.models import AuditEntry, Branch, Deploy, DeployHost, Environment
 from deployer.reaper import deploys_reap
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.webserver import WebServer
@@ -101,6 +101,10 @@ def test_a_host_whose_sshd_dies_mid_rollout_rolls_the_switched_hosts_back(
     assert host_status(deploy, "127.0.0.14") == HostStatus.FAILED
     assert current_release(environment, 0) == f"releases/{first.pk}", "the switched host went back"
     assert current_release(environment, 1) == f"releases/{first.pk}", "the dead host was never switched"
+    environment.refresh_from_db()
+    assert environment.is_locked, "a rollback locks the environment until someone has looked"
+    assert environment.lock_reason.startswith(f"deploy #{deploy.pk} of slow-restart")
+    assert AuditEntry.objects.filter(action=AuditAction.LOCKED, actor_name="gantry").exists()
 
 
 def test_cancel_mid_rollout_finishes_the_hosts_in_flight_and_stops(

@@ -1,0 +1,97 @@
+"""Zero downtime behind HAProxy: take a host out of rotation while it restarts.
+
+Before a host restarts it is set to `drain` (no new sessions) and Gantry waits,
+up to the environment's drain timeout, for its sessions to end. After its
+health check passes it is set `ready`. Whatever happens in between, a
+`finally` makes it ready again, and every deploy starts by making ready any
+host of its environment that a dead deploy left drained.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from deployer.errors import StepFailed
+from deployer.integrations import haproxy
+from deployer.models import Environment
+
+POLL_SECONDS = 0.1
+
+Log = logging.LoggerAdapter[logging.Logger]
+
+
+@dataclass(frozen=True)
+class Balancer:
+    address: str
+    backend: str
+    drain_timeout: int
+
+    @classmethod
+    def of(cls, environment: Environment) -> Balancer | None:
+        if not environment.lb_runtime_api:
+            return None
+        return cls(environment.lb_runtime_api, environment.lb_backend, environment.lb_drain_timeout)
+
+    def reconcile(self, names: list[str], log: Log) -> None:
+        """Check every host is in the backend; make ready the ones left drained."""
+        try:
+            states = haproxy.servers(self.address, self.backend)
+            missing = [name for name in names if name not in states]
+            if missing:
+                raise StepFailed(
+                    f"HAProxy backend {self.backend} has no server {', '.join(missing)} (it has "
+                    f"{', '.join(sorted(states))}); set lb_server on the host in the catalog"
+                )
+            for name in names:
+                if states[name].draining:
+                    log.warning("%s was left drained in HAProxy (by an earlier deploy that stopped); ready again", name)
+                    haproxy.server_set_state(self.address, self.backend, name, "ready")
+        except haproxy.HAProxyError as exc:
+            raise StepFailed(str(exc)) from exc
+
+    @contextmanager
+    def drained(self, name: str, log: Log) -> Iterator[None]:
+        """Out of rotation, sessions finished (or the wait timed out), for the block; ready afterwards."""
+        try:
+            haproxy.server_set_state(self.address, self.backend, name, "drain")
+        except haproxy.HAProxyError as exc:
+            raise StepFailed(f"cannot drain it in HAProxy: {exc}") from exc
+        try:
+            self._wait_idle(name, log)
+            yield
+        finally:
+            self._ready(name, log)
+
+    def _wait_idle(self, name: str, log: Log) -> None:
+        started = time.monotonic()
+        deadline = started + self.drain_timeout
+        while True:
+            try:
+                sessions = haproxy.servers(self.address, self.backend)[name].sessions
+            except (haproxy.HAProxyError, KeyError) as exc:
+                raise StepFailed(f"cannot read its sessions in HAProxy: {exc}") from exc
+            if sessions == 0:
+                log.info("drained in HAProxy (%s/%s) after %.1f s", self.backend, name, time.monotonic() - started)
+                return
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "still %d session(s) after the %d s drain timeout; restarting anyway", sessions, self.drain_timeout
+                )
+                return
+            time.sleep(POLL_SECONDS)
+
+    def _ready(self, name: str, log: Log) -> None:
+        try:
+            haproxy.server_set_state(self.address, self.backend, name, "ready")
+            log.info("ready in HAProxy (%s/%s)", self.backend, name)
+        except haproxy.HAProxyError as exc:
+            # The next deploy's reconcile makes it ready; say so loudly now.
+            log.error(
+                "could not make it ready in HAProxy (%s); the next deploy will, or run: %s",
+                exc,
+                f"echo 'set server {self.backend}/{name} state ready' | socat stdio {self.address}",
+            )
