@@ -19,6 +19,7 @@ use (pinned in bench/requirements-ansible.txt).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import socket
@@ -242,6 +243,7 @@ def main() -> None:
     parser.add_argument("--no-ansible", action="store_true")
     args = parser.parse_args()
 
+    logging.getLogger("gantry").setLevel(logging.WARNING)  # the deploy log still goes to the database
     call_command("migrate", verbosity=0)
     work = Path(tempfile.mkdtemp(prefix="gantry-bench-rollout-"))
     repo = work / "repo"

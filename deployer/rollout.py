@@ -204,17 +204,35 @@ def _script(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
     return f"cd -- {shlex.quote(cwd)} || exit 1\n{exports}{body}"
 
 
-def _remote(run: HostRun, script: str, *, quiet: bool = False) -> list[str]:
-    """Run `script` on the host; return its output lines (also logged unless quiet)."""
+# Lines a step's script prints for Gantry, not for the log.
+PREVIOUS_MARK = "GANTRY-PREVIOUS "
+SWITCHED_MARK = "GANTRY-SWITCHED"
+
+
+def _remote(
+    run: HostRun,
+    script: str,
+    *,
+    quiet: bool = False,
+    stdin: Path | None = None,
+    on_mark: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Run `script` on the host; return its output lines (also logged unless quiet).
+
+    Lines starting with GANTRY- go to `on_mark` instead of the log.
+    """
     lines: list[str] = []
 
     def emit(line: str) -> None:
+        if line.startswith("GANTRY-") and on_mark is not None:
+            on_mark(line)
+            return
         lines.append(line)
         if not quiet:
             run.log.info("%s", line)
 
     assert run.conn is not None
-    ssh.run(run.conn, script, timeout=run.timeout, output=emit)
+    ssh.run(run.conn, script, timeout=run.timeout, output=emit, stdin=stdin)
     return lines
 
 
@@ -224,50 +242,55 @@ def _connect_and_stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
 
 
 def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
+    """One session per host: prepare the release directory, stream the archive into it, build.
+
+    Every round trip to a host costs tens of milliseconds; a rollout of many
+    hosts spends most of its time in them (bench/rollout.py).
+    """
     release = f"releases/{deploy.pk}"
     run.log.info("staging %s (%s) in %s/%s", deploy.sha[:12], deploy.ref, run.path, release)
-    previous = _remote(
-        run,
-        _script(
-            "/",
-            f"set -e\nmkdir -p -- {shlex.quote(run.path)}\ncd -- {shlex.quote(run.path)}\n"
-            f"mkdir -p releases shared\nrm -rf -- {release}\nmkdir -- {release}\n"
-            "readlink -- current || true",
-        ),
-        quiet=True,
-    )
-    run.previous_release = previous[0].removeprefix("releases/") if previous else ""
-    ssh.upload(run.conn, archive, f"{run.path}/{release}.tar.gz", timeout=run.timeout)  # type: ignore[arg-type]
-    _remote(
-        run,
-        _script(
-            run.path,
-            f"set -e\ntar -xzf {release}.tar.gz -C {release}\nrm -f -- {release}.tar.gz\n"
-            f"printf '%s\\n' {shlex.quote(deploy.sha)} > {release}/REVISION",
-        ),
+    script = _script(
+        "/",
+        f"set -e\nmkdir -p -- {shlex.quote(run.path)}\ncd -- {shlex.quote(run.path)}\n"
+        f"mkdir -p releases shared\nrm -rf -- {release}\nmkdir -- {release}\n"
+        f"printf '{PREVIOUS_MARK}%s\\n' \"$(readlink -- current || true)\"\n"
+        f"tar -xzf - -C {release}\nprintf '%s\\n' {shlex.quote(deploy.sha)} > {release}/REVISION\n",
     )
     build = deploy.environment.build_command
     if build.strip():
         run.log.info("building: %s", build.splitlines()[0])
-        _remote(run, _script(f"{run.path}/{release}", build, _exports(run, deploy, str(deploy.pk))))
+        # The build runs as it would on its own: in the release, with its variables, without `set -e`.
+        script += "set +e\n" + _script(f"{run.path}/{release}", build, _exports(run, deploy, str(deploy.pk)))
+
+    def previous(line: str) -> None:
+        if line.startswith(PREVIOUS_MARK):
+            run.previous_release = line.removeprefix(PREVIOUS_MARK).strip().removeprefix("releases/")
+
+    _remote(run, script, stdin=archive, on_mark=previous)
     _host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
 
 
-def _switch(run: HostRun, release: str) -> None:
-    """Point `current` at releases/<release>: a new symlink renamed over the old one (atomic)."""
+def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
+    """One session: point `current` at releases/<release> (a new symlink renamed over the old one,
+    atomic), then run the restart command there; then wait for the health check."""
     temp = f"current.new.{release}"
-    _remote(
-        run,
-        _script(run.path, f"set -e\nrm -f -- {temp}\nln -s -- releases/{release} {temp}\nmv -T -- {temp} current"),
+    script = _script(
+        run.path,
+        f"set -e\nrm -f -- {temp}\nln -s -- releases/{release} {temp}\nmv -T -- {temp} current\n"
+        f"echo {SWITCHED_MARK}\nset +e\n",
     )
-    run.log.info("current -> releases/%s", release)
-
-
-def _restart_and_check(run: HostRun, deploy: Deploy, release: str) -> None:
     environment: Environment = deploy.environment
     if environment.restart_command.strip():
-        run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
-        _remote(run, _script(f"{run.path}/current", environment.restart_command, _exports(run, deploy, release)))
+        script += _script(f"{run.path}/current", environment.restart_command, _exports(run, deploy, release))
+
+    def switched(line: str) -> None:
+        if line == SWITCHED_MARK:
+            run.switched = release != run.previous_release
+            run.log.info("current -> releases/%s", release)
+            if environment.restart_command.strip():
+                run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
+
+    _remote(run, script, on_mark=switched)
     if environment.health_check_url:
         url = environment.health_check_url.format(address=run.host.address)
         health_wait(url, timeout=environment.health_check_timeout, log=run.log)
@@ -277,9 +300,7 @@ def _activate(run: HostRun, deploy: Deploy) -> None:
     """Switch `current` to the new release, restart, and wait for the health check."""
     _host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
     with _out_of_rotation(run):
-        _switch(run, str(deploy.pk))
-        run.switched = True
-        _restart_and_check(run, deploy, str(deploy.pk))
+        _switch_and_restart(run, deploy, str(deploy.pk))
     _host_update(run, HostStatus.LIVE, "live")
 
 
@@ -297,22 +318,22 @@ def _roll_back(run: HostRun, deploy: Deploy) -> None:
     if not run.previous_release:
         raise StepFailed("there is no previous release to go back to (this was the first deploy)")
     with _out_of_rotation(run):
-        _switch(run, run.previous_release)
-        _restart_and_check(run, deploy, run.previous_release)
+        _switch_and_restart(run, deploy, run.previous_release)
     run.switched = False
     _host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
 
 
 def _prune(run: HostRun, deploy: Deploy) -> None:
     """Remove old releases, choosing by deploy history (never by mtime); failures only warn."""
-    keep = _releases_to_keep(deploy) | {run.previous_release}
+    keep = " ".join(sorted(_releases_to_keep(deploy) | {run.previous_release} - {""}))
+    script = _script(
+        f"{run.path}/releases",
+        f'for name in *; do\n  case "$name" in *[!0-9]*|"") continue;; esac\n'
+        f'  case " {keep} " in *" $name "*) continue;; esac\n'
+        f'  echo "removing old release $name"\n  rm -rf -- "$name"\ndone\n',
+    )
     try:
-        names = _remote(run, _script(f"{run.path}/releases", "ls -1"), quiet=True)
-        doomed = sorted((n for n in names if n.isdigit() and n not in keep), key=int)
-        if doomed:
-            run.log.info("removing old releases %s", ", ".join(doomed))
-            paths = " ".join(shlex.quote(n) for n in doomed)
-            _remote(run, _script(f"{run.path}/releases", f"rm -rf -- {paths}"))
+        _remote(run, script)
     except StepFailed as exc:
         run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
 

@@ -1,14 +1,16 @@
 """SSH to hosts, the one place that imports Fabric and paramiko.
 
 Fabric accepts any host key by default; Gantry loads only its own known_hosts
-file and refuses unknown or changed keys. Every remote command runs under the
-remote `timeout` utility (a local timeout alone would leave it running) and
-under a local timeout too, in case the connection itself hangs.
+file and refuses unknown or changed keys. Fabric opens the connection; commands
+run on a paramiko channel of it. Every remote command runs under the remote
+`timeout` utility (a local timeout alone would leave it running) and under a
+local silence timeout too, in case the connection itself hangs.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import shlex
 import socket
@@ -22,7 +24,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 
 from deployer.errors import StepFailed
 
@@ -99,6 +100,8 @@ def open_connection(target: Target) -> Connection:
     conn.client.set_missing_host_key_policy(_RefuseUnknownKey(target))
     try:
         _open(conn, target)
+        # Small packets at once: without this, each command waits on Nagle + delayed ACK (~40 ms a round).
+        conn.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         conn.close()
         raise
@@ -146,39 +149,63 @@ class _LineWriter:
             self.buffer = ""
 
 
-def run(conn: Connection, script: str, *, timeout: int, output: Callable[[str], None]) -> None:
+def run(
+    conn: Connection,
+    script: str,
+    *,
+    timeout: int,
+    output: Callable[[str], None],
+    stdin: Path | None = None,
+) -> None:
     """Run a POSIX shell script on the host, streaming each output line to `output`.
 
-    Raise StepFailed on a non-zero exit or when it runs past `timeout` seconds.
+    `stdin` is a file sent to the script's standard input (how releases are
+    uploaded: one session, no SFTP round trips). Raise StepFailed on a non-zero
+    exit, when it runs past `timeout` seconds, or when the host goes silent.
     """
     command = f"timeout -k 5 {int(timeout)} sh -c {shlex.quote(script)}"
-    out, err = _LineWriter(output), _LineWriter(output)
+    # Invoke's runner polls its streams; a plain channel answers as soon as the host does.
+    transport = conn.client.get_transport() if conn.client else None
+    if transport is None or not transport.is_active():
+        raise StepFailed("lost the connection: it is closed")
+    writer = _LineWriter(output)
     try:
-        result = conn.run(
-            command, warn=True, pty=False, in_stream=False, out_stream=out, err_stream=err, timeout=timeout + 15
-        )
-    except CommandTimedOut as exc:
-        raise StepFailed(f"no answer from the host within {timeout} s") from exc
+        channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
+    except (OSError, paramiko.SSHException) as exc:
+        raise StepFailed(f"lost the connection: {exc}") from exc
+    try:
+        channel.settimeout(timeout + 15)  # the most a host may stay silent (remote `timeout` acts first)
+        channel.set_combine_stderr(True)
+        channel.exec_command(command)
+        if stdin is not None:
+            _send_file(channel, stdin)
+        channel.shutdown_write()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while data := channel.recv(65536):
+            writer.write(decoder.decode(data))
+        writer.write(decoder.decode(b"", final=True))
+        if not channel.status_event.wait(15):
+            raise StepFailed("the host closed the command without an exit status")
+        status = channel.exit_status
+    except TimeoutError as exc:
+        raise StepFailed(f"no answer from the host within {timeout + 15} s") from exc
     except (OSError, paramiko.SSHException) as exc:
         raise StepFailed(f"lost the connection: {exc}") from exc
     finally:
-        out.close()
-        err.close()
-    if result.exited == TIMEOUT_EXIT:
+        writer.close()
+        channel.close()
+    if status == -1:
+        raise StepFailed("lost the connection: no exit status")
+    if status == TIMEOUT_EXIT:
         raise StepFailed(f"still running after {timeout} s; stopped")
-    if result.exited != 0:
-        raise StepFailed(f"exited with status {result.exited}")
+    if status != 0:
+        raise StepFailed(f"exited with status {status}")
 
 
-def upload(conn: Connection, local: Path, remote: str, *, timeout: int) -> None:
-    """Copy a file over SFTP; a stalled transfer fails after `timeout` s without progress."""
-    try:
-        conn.sftp().get_channel().settimeout(timeout)
-        conn.put(str(local), remote=remote)
-    except TimeoutError as exc:
-        raise StepFailed(f"upload to {remote} stalled for {timeout} s") from exc
-    except (OSError, paramiko.SSHException) as exc:
-        raise StepFailed(f"upload to {remote} failed: {exc}") from exc
+def _send_file(channel: paramiko.Channel, path: Path) -> None:
+    with path.open("rb") as source:
+        while chunk := source.read(256 * 1024):
+            channel.sendall(chunk)
 
 
 # --- Gantry's own key and known_hosts ---------------------------------------
