@@ -21,10 +21,12 @@ from dashboards.forms import DeployForm, LockForm, LogCursorForm, MatrixFilterFo
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
 from deployer.access import access_for
+from deployer.choices import DeployStatus
 from deployer.deploys import (
     DeployOptions,
     deploy_approve,
     deploy_cancel,
+    deploy_mark_failed,
     deploy_promote,
     deploy_reject,
     deploy_request,
@@ -169,7 +171,7 @@ def _deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", statu
         "hosts": deploy.hosts.all(),
         "lines": lines,
         "after": lines[-1].pk if lines else 0,
-        "can_approve": access_for(request.user).can_approve(deploy),
+        **_rights(request, deploy),
         "error": error,
     }
     return render(request, "dashboards/deploy.html", context, status=status)
@@ -190,8 +192,18 @@ def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
         "hosts": deploy.hosts.all(),
         "lines": lines,
         "after": lines[-1].pk if lines else after,
+        **_rights(request, deploy),
     }
     return render(request, "dashboards/_log_update.html", context)
+
+
+def _rights(request: HttpRequest, deploy: Deploy) -> dict[str, bool]:
+    """What the deploy's summary offers this person (the log poll re-renders it several times a second)."""
+    awaiting = deploy.status == DeployStatus.AWAITING_APPROVAL
+    return {
+        "can_approve": awaiting and access_for(request.user).can_approve(deploy),
+        "is_admin": bool(getattr(request.user, "is_superuser", False)),
+    }
 
 
 @require_POST
@@ -227,6 +239,19 @@ def deploy_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     except DeployRefused as exc:
         return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
     messages.info(request, f"Rejected deploy #{deploy.pk}.")
+    return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def deploy_mark_failed_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = _deploy(pk)
+    form = RejectForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        deploy_mark_failed(deploy=deploy, user=request.user, reason=reason)
+    except DeployRefused as exc:
+        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
+    messages.info(request, f"Marked deploy #{deploy.pk} failed; {deploy.environment} is free.")
     return redirect("deploy", pk=deploy.pk)
 
 

@@ -155,6 +155,22 @@ def deploy_reject(*, deploy: Deploy, user: AbstractBaseUser, reason: str = "") -
     return deploy
 
 
+def deploy_mark_failed(*, deploy: Deploy, user: AbstractBaseUser, reason: str) -> Deploy:
+    """An admin ends a stuck deploy (and so frees its environment), with a reason; audited.
+
+    A worker still running it stops at its next batch boundary (it checks the state).
+    """
+    access_for(user).require_admin("mark a deploy failed")
+    said = " ".join(reason.split())[:500]
+    if not said:
+        raise DeployRefused("say why you mark it failed (it is kept in the deploy's record and the audit log)")
+    who = user.get_username()
+    if not deploy_transition(deploy, to=DeployStatus.FAILED, reason=f"marked failed by {who}: {said}"):
+        raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status})")
+    audit_record(AuditAction.MARKED_FAILED, actor=user, deploy=deploy, detail=said)
+    return deploy
+
+
 def _require_approver(deploy: Deploy, user: AbstractBaseUser, verb: str) -> None:
     access = access_for(user)
     if access.can_approve(deploy):

@@ -28,7 +28,12 @@ def deploy_execute(*, deploy_id: int) -> None:
         return
     with deploy_logging(deploy), _heartbeat(deploy.pk):
         status, reason = _pipeline(deploy)
-        deploy_transition(deploy, to=status, reason=reason)
+        if not deploy_transition(deploy, to=status, reason=reason):
+            # Someone (an admin, the reaper) ended it meanwhile; keep this worker's view on record too.
+            deploy.refresh_from_db(fields=["status"])
+            deploy_logger(deploy.pk).warning(
+                "the deploy was already %s; this worker ended with %s: %s", deploy.status, status, reason or "-"
+            )
 
 
 @contextmanager

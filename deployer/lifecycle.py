@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Which states each state may move to.
 _NEXT: dict[str, set[str]] = {
-    DeployStatus.AWAITING_APPROVAL: {DeployStatus.QUEUED, DeployStatus.CANCELLED},
+    DeployStatus.AWAITING_APPROVAL: {DeployStatus.QUEUED, DeployStatus.CANCELLED, DeployStatus.FAILED},
     DeployStatus.QUEUED: {DeployStatus.RUNNING, DeployStatus.FAILED, DeployStatus.CANCELLED, DeployStatus.INTERRUPTED},
     DeployStatus.RUNNING: {
         DeployStatus.SUCCEEDED,

@@ -166,16 +166,20 @@ def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed) -> None
 
 
 def _stop_if_cancelled(deploy: Deploy, runs: list[HostRun], done: int) -> None:
-    cancel = Deploy.objects.filter(pk=deploy.pk).values_list("cancel_requested_at", "cancelled_by__username").first()
-    if cancel is None or cancel[0] is None:
+    """Between batches: stop if someone cancelled the deploy, or an admin ended it meanwhile."""
+    row = Deploy.objects.filter(pk=deploy.pk).values_list("status", "cancel_requested_at", "cancelled_by__username")
+    status, cancel_requested_at, who = row.first() or (DeployStatus.FAILED, None, None)
+    if status == DeployStatus.RUNNING and cancel_requested_at is None:
         return
     new = [run.name for run in runs if run.switched]
     old = [run.name for run in runs if not run.switched]
-    who = cancel[1] or "someone"
-    raise Cancelled(
-        f"cancelled by {who} after {done} of {len(runs)} hosts; "
+    where = (
+        f"after {done} of {len(runs)} hosts; "
         f"on the new release: {', '.join(new) or 'none'}; still on the previous one: {', '.join(old) or 'none'}"
     )
+    if status != DeployStatus.RUNNING:
+        raise Cancelled(f"stopped: the deploy was marked {status} meanwhile, {where}")
+    raise Cancelled(f"cancelled by {who or 'someone'} {where}")
 
 
 def _host_update(run: HostRun, status: HostStatus, message: str = "", **values: str) -> None:

@@ -280,3 +280,21 @@ def test_cancel_needs_the_requester_or_a_deployer(app: dict[str, Environment], d
     assert olga.post(reverse("deploy-cancel", args=[deploy.pk])).status_code == 302
     deploy.refresh_from_db()
     assert deploy.status == DeployStatus.CANCELLED
+
+
+def test_an_admin_marks_a_stuck_deploy_failed_with_a_reason_which_frees_the_environment(
+    app: dict[str, Environment],
+) -> None:
+    dana, admin = person("dana", group="engineers"), person("root", admin=True)
+    press_deploy(dana, "test")
+    deploy = Deploy.objects.get()
+    url = reverse("deploy-mark-failed", args=[deploy.pk])
+    assert dana.post(url, {"reason": "stuck"}).status_code == 403
+    assert admin.post(url, {"reason": ""}).status_code == 400
+    assert "Mark failed and free test" in admin.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert admin.post(url, {"reason": "worker host was rebuilt"}).status_code == 302
+    deploy.refresh_from_db()
+    assert deploy.status == DeployStatus.FAILED
+    assert deploy.reason == "marked failed by root: worker host was rebuilt"
+    assert AuditEntry.objects.filter(action=AuditAction.MARKED_FAILED, actor_name="root").exists()
+    assert press_deploy(dana, "test") == 302, "the environment is free"

@@ -13,6 +13,7 @@ import psutil
 import pytest
 import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
@@ -22,7 +23,7 @@ from deployer import tasks
 from deployer.choices import AuditAction, DeployStatus, HostStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
-from deployer.deploys import deploy_cancel, deploy_request
+from deployer.deploys import deploy_cancel, deploy_mark_failed, deploy_request
 from deployer.models import AuditEntry, Branch, Deploy, DeployHost, Environment
 from deployer.reaper import deploys_reap
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
@@ -256,3 +257,27 @@ def test_the_reaper_leaves_a_deploy_with_a_fresh_heartbeat_alone(
     deploy.refresh_from_db()
     assert deploy.status == DeployStatus.INTERRUPTED
     assert deploy.reason.endswith("no host was being switched")
+
+
+def test_a_running_deploy_marked_failed_by_an_admin_stops_at_the_next_batch(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser
+) -> None:
+    environment = make_environment(options={"batch_size": "1"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    deploy = deploy_request(environment=environment, ref="slow-restart", user=deployer)
+    wait_until(lambda: host_status(deploy, "127.0.0.11") == HostStatus.ACTIVATING)
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+
+    deploy_mark_failed(deploy=deploy, user=admin, reason="the worker looks stuck")
+    wait_until(
+        lambda: (
+            Deploy.objects.get(pk=deploy.pk)
+            .log_lines.filter(message__contains="this worker ended with cancelled: stopped:")
+            .exists()
+        )
+    )
+
+    deploy.refresh_from_db()
+    assert deploy.status == DeployStatus.FAILED
+    assert deploy.reason == "marked failed by root: the worker looks stuck"
+    assert [current_release(environment, i) for i in (1, 2)] == [f"releases/{first.pk}"] * 2, "no further batch ran"
