@@ -29,3 +29,9 @@ class LogCursorForm(forms.Form):
 class MatrixFilterForm(forms.Form):
     team = forms.CharField(max_length=100, required=False)
     q = forms.CharField(max_length=100, required=False)
+
+
+class RollbackForm(forms.Form):
+    """`to`: the deploy whose release to go back to; empty means the one before what runs now."""
+
+    to = forms.IntegerField(min_value=1, required=False)

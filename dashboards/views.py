@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboards.forms import DeployForm, LockForm, LogCursorForm, MatrixFilterForm, RejectForm
+from dashboards.forms import DeployForm, LockForm, LogCursorForm, MatrixFilterForm, RejectForm, RollbackForm
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
 from deployer.access import access_for
@@ -30,6 +30,8 @@ from deployer.deploys import (
     deploy_promote,
     deploy_reject,
     deploy_request,
+    deploy_rollback,
+    rollback_candidates,
 )
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
@@ -65,6 +67,7 @@ def _service_page(
             can_deploy=access.can_deploy(state.environment),
             refusal="" if access.can_deploy(state.environment) else access.why_not_deploy(state.environment),
             lock=lock_summary(state.environment) if state.environment.is_locked else "",
+            rollback_to=rollback_candidates(state.environment) if access.can_deploy(state.environment) else [],
         )
         for state in selectors.service_environments(service)
     ]
@@ -137,6 +140,25 @@ def _options(request: HttpRequest, env: Environment, form: DeployForm | None = N
         override_lock=request.POST.get(f"override-{env.name}") == "yes",
         emergency_reason=form.cleaned_data["emergency_reason"] if form else "",
     )
+
+
+@require_POST
+def deploy_rollback_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = _environment(name, environment)
+    form = RollbackForm(request.POST)
+    if not form.is_valid():
+        return _service_page(request, env.service, error=_form_error(form), status=400)
+    target = None
+    if form.cleaned_data["to"]:
+        target = Deploy.objects.filter(pk=form.cleaned_data["to"], environment=env).first()
+        if target is None:
+            error = f"deploy #{form.cleaned_data['to']} is not a deploy of {env}; pick a release from the list"
+            return _service_page(request, env.service, error=error, status=400)
+    try:
+        deploy = deploy_rollback(environment=env, user=request.user, to=target)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
+    return redirect("deploy", pk=deploy.pk)
 
 
 @require_POST

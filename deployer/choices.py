@@ -103,6 +103,7 @@ class DeployTrigger(models.TextChoices):
     MANUAL = "manual", "manual"
     PROMOTE = "promote", "promotion"
     CONTINUOUS = "continuous", "continuous delivery"
+    ROLLBACK = "rollback", "rollback"  # back to a release still on the hosts: no build, no gates
 
 
 class BuildResult(models.TextChoices):

@@ -212,32 +212,97 @@ def _deploy_create(
             raise DeployRefused(gate.reason)
     needs_approval = environment.require_approval and not emergency
     previous = current_deploy(environment)
-    try:
-        with transaction.atomic():
-            deploy = Deploy.objects.create(
-                environment=environment,
-                requested_by=user,
-                ref=ref,
-                sha=sha,
-                previous_sha=previous.sha if previous else "",
-                trigger=trigger,
-                status=DeployStatus.AWAITING_APPROVAL if needs_approval else DeployStatus.QUEUED,
-                enqueued_at=None if needs_approval else timezone.now(),
-                emergency_reason=emergency,
-                lock_overridden=overridden,
-                checklist=[] if access.is_system or emergency else list(environment.checklist),
-            )
-            _audit_request(deploy, user, emergency, overridden)
-    except IntegrityError as exc:
-        running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
-        if running is None:
-            raise
-        raise DeployConflict(_busy_message(running), running) from exc
+    with transaction.atomic():
+        deploy = _insert(
+            environment,
+            requested_by=user,
+            ref=ref,
+            sha=sha,
+            previous_sha=previous.sha if previous else "",
+            trigger=trigger,
+            status=DeployStatus.AWAITING_APPROVAL if needs_approval else DeployStatus.QUEUED,
+            enqueued_at=None if needs_approval else timezone.now(),
+            emergency_reason=emergency,
+            lock_overridden=overridden,
+            checklist=[] if access.is_system or emergency else list(environment.checklist),
+        )
+        _audit_request(deploy, user, emergency, overridden)
     if not needs_approval:
         # If the broker is down the deploy stays queued (the page says it waits for a worker).
         queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
     pagecache.matrix_changed()
     return deploy
+
+
+def _insert(environment: Environment, **fields: object) -> Deploy:
+    """Write the deploy row; the database refuses a second active deploy per environment (→ 409)."""
+    try:
+        with transaction.atomic():
+            return Deploy.objects.create(environment=environment, **fields)
+    except IntegrityError as exc:
+        running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
+        if running is None:
+            raise
+        raise DeployConflict(_busy_message(running), running) from exc
+
+
+def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Deploy | None = None) -> Deploy:
+    """Go back to an earlier release the hosts still keep (default: the one before what runs now).
+
+    A rollback is a deploy of kind `rollback`: same log, checks and audit, but
+    nothing is built and neither gates, checklist nor approval stop it; a lock
+    does not either (going back to a known-good release is what a lock is for).
+    A successful rollback locks the environment until someone unlocks it.
+    """
+    access_for(user).require_deploy(environment)
+    candidates = rollback_candidates(environment)
+    if not candidates:
+        raise DeployRefused(f"{environment} has no earlier release kept on its hosts to roll back to")
+    target = candidates[0] if to is None else next((c for c in candidates if c.pk == to.pk), None)
+    if target is None:
+        kept = ", ".join(f"#{c.pk} ({c.sha[:8]})" for c in candidates)
+        raise DeployRefused(
+            f"the release of deploy #{to.pk if to else '?'} is not one the hosts keep (newest "
+            f"{environment.releases_to_keep}); roll back to one of: {kept}"
+        )
+    current = current_deploy(environment)
+    with transaction.atomic():
+        deploy = _insert(
+            environment,
+            requested_by=user,
+            ref=target.ref,
+            sha=target.sha,
+            previous_sha=current.sha if current else "",
+            trigger=DeployTrigger.ROLLBACK,
+            rollback_of=target,
+            enqueued_at=timezone.now(),
+        )
+        detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})"
+        audit_record(AuditAction.ROLLBACK_REQUESTED, actor=user, deploy=deploy, detail=detail)
+    queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
+    pagecache.matrix_changed()
+    return deploy
+
+
+def rollback_candidates(environment: Environment) -> list[Deploy]:
+    """Deploys whose release the hosts still keep, newest first, without the one running now.
+
+    Pruning keeps the releases of the newest `releases_to_keep` succeeded deploys
+    (a rollback's release is the earlier deploy's), so those are the candidates.
+    """
+    succeeded = list(
+        Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED)
+        .select_related("rollback_of__requested_by", "requested_by")
+        .order_by("-id")[: environment.releases_to_keep]
+    )
+    seen: set[str] = set()
+    candidates = []
+    for deploy in succeeded:
+        origin = deploy.rollback_of if deploy.rollback_of_id else deploy
+        if seen and origin.release_name not in seen:  # the first one is what runs now
+            candidates.append(origin)
+        seen.add(origin.release_name)
+    return candidates
 
 
 def _lock_check(environment: Environment, is_admin: bool, options: DeployOptions, emergency: str) -> str:

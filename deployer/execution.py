@@ -67,9 +67,15 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
     service = deploy.environment.service
     try:
         log.info("deploying %s (%s) of %s to %s", deploy.sha, deploy.ref, service.name, deploy.environment.name)
-        with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
-            archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-            rollout.rollout(deploy, archive)
+        if deploy.is_rollback:
+            log.info(
+                "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
+            )
+            rollout.rollout(deploy, None)
+        else:
+            with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
+                archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
+                rollout.rollout(deploy, archive)
     except Cancelled as exc:
         return DeployStatus.CANCELLED, str(exc)
     except RolledBack as exc:

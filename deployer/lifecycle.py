@@ -71,6 +71,13 @@ def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
     if to == DeployStatus.SUCCEEDED:
         queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
+    if to == DeployStatus.SUCCEEDED and deploy.is_rollback:
+        who = deploy.requested_by.get_username() if deploy.requested_by_id else "Gantry"
+        environment_lock(
+            deploy.environment,
+            user=None,
+            reason=f"{who} rolled back to {deploy.ref} ({deploy.sha[:8]}) in deploy #{deploy.pk}; unlock once fixed",
+        )
     if to == DeployStatus.ROLLED_BACK:
         # Something is wrong with what was shipped: nobody deploys again until a person has looked.
         environment_lock(

@@ -284,6 +284,14 @@ class Deploy(models.Model):
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    rollback_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="For a rollback: the earlier deploy whose release (still on the hosts) it goes back to.",
+    )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -319,6 +327,15 @@ class Deploy(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in DeployStatus.active()
+
+    @property
+    def release_name(self) -> str:
+        """The directory under releases/ this deploy runs: its own, or for a rollback the earlier one's."""
+        return str(self.rollback_of_id or self.pk)
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.trigger == DeployTrigger.ROLLBACK
 
     @property
     def duration(self) -> timedelta | None:

@@ -67,8 +67,9 @@ class HostRun:
         return self.host.address
 
 
-def rollout(deploy: Deploy, archive: Path) -> None:
-    """Install `archive` as release <deploy id> on every host.
+def rollout(deploy: Deploy, archive: Path | None) -> None:
+    """Install `archive` as release <deploy id> on every host; for a rollback
+    (archive None), switch every host back to the earlier release it still has.
 
     Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
     switched hosts were rolled back, Cancelled when someone cancelled it.
@@ -116,7 +117,7 @@ def _host_runs(deploy: Deploy) -> list[HostRun]:
     balancer = Balancer.of(deploy.environment)
     runs = []
     for host in hosts:
-        record = DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=str(deploy.pk))
+        record = DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=deploy.release_name)
         log = deploy_logger(deploy.pk, str(host))
         runs.append(HostRun(host=host, record=record, log=log, timeout=timeout, balancer=balancer))
     return runs
@@ -240,9 +241,37 @@ def _remote(
     return lines
 
 
-def _connect_and_stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
+def _connect_and_stage(run: HostRun, deploy: Deploy, archive: Path | None) -> None:
     run.conn = ssh.open_connection(run.target)
-    _stage(run, deploy, archive)
+    if archive is None:
+        _check_kept(run, deploy)
+    else:
+        _stage(run, deploy, archive)
+
+
+def _previous_release_of(run: HostRun) -> Callable[[str], None]:
+    """Reads the line where a staging script says what `current` pointed at."""
+
+    def mark(line: str) -> None:
+        if line.startswith(PREVIOUS_MARK):
+            run.previous_release = line.removeprefix(PREVIOUS_MARK).strip().removeprefix("releases/")
+
+    return mark
+
+
+def _check_kept(run: HostRun, deploy: Deploy) -> None:
+    """A rollback's staging: the release must still be complete on the host (pruned ones are gone)."""
+    release = deploy.release_name
+    run.log.info("checking that release %s (%s) is still in %s/releases", release, deploy.sha[:12], run.path)
+    script = _script(
+        run.path,
+        f"printf '{PREVIOUS_MARK}%s\\n' \"$(readlink -- current || true)\"\n"
+        f'if [ "$(cat releases/{release}/REVISION 2>/dev/null)" != {shlex.quote(deploy.sha)} ]; then\n'
+        f"  echo 'release {release} of {deploy.sha[:12]} is no longer complete on this host (pruned?)'; exit 1\nfi\n",
+    )
+
+    _remote(run, script, on_mark=_previous_release_of(run))
+    _host_update(run, HostStatus.STAGED, f"release {release} is there", previous_release=run.previous_release)
 
 
 def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
@@ -266,11 +295,7 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
         # The build runs as it would on its own: in the release, with its variables, without `set -e`.
         script += "set +e\n" + _script(f"{run.path}/{release}", build, _exports(run, deploy, str(deploy.pk)))
 
-    def previous(line: str) -> None:
-        if line.startswith(PREVIOUS_MARK):
-            run.previous_release = line.removeprefix(PREVIOUS_MARK).strip().removeprefix("releases/")
-
-    _remote(run, script, stdin=archive, on_mark=previous)
+    _remote(run, script, stdin=archive, on_mark=_previous_release_of(run))
     _host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
 
 
@@ -304,7 +329,7 @@ def _activate(run: HostRun, deploy: Deploy) -> None:
     """Switch `current` to the new release, restart, and wait for the health check."""
     _host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
     with _out_of_rotation(run):
-        _switch_and_restart(run, deploy, str(deploy.pk))
+        _switch_and_restart(run, deploy, deploy.release_name)
     _host_update(run, HostStatus.LIVE, "live")
 
 
@@ -347,6 +372,6 @@ def _releases_to_keep(deploy: Deploy) -> set[str]:
     recent = (
         Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED)
         .exclude(pk=deploy.pk)
-        .values_list("pk", flat=True)[: environment.releases_to_keep - 1]
+        .values_list("pk", "rollback_of_id")[: environment.releases_to_keep - 1]
     )
-    return {str(deploy.pk), *(str(pk) for pk in recent)}
+    return {deploy.release_name, *(str(rollback_of or pk) for pk, rollback_of in recent)}

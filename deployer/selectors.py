@@ -29,6 +29,7 @@ class EnvironmentState:
     can_deploy: bool = True  # for the person looking (filled in by the page)
     refusal: str = ""  # why they may not deploy here
     lock: str = ""  # "locked by olga 5 minutes ago: DB migration"
+    rollback_to: list[Deploy] = field(default_factory=list)  # earlier releases the hosts keep, newest first
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:

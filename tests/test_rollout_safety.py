@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -281,3 +282,54 @@ def test_a_running_deploy_marked_failed_by_an_admin_stops_at_the_next_batch(
     assert deploy.status == DeployStatus.FAILED
     assert deploy.reason == "marked failed by root: the worker looks stuck"
     assert [current_release(environment, i) for i in (1, 2)] == [f"releases/{first.pk}"] * 2, "no further batch ran"
+
+
+def test_one_click_rollback_goes_back_to_the_previous_release_and_locks(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_port: int,
+) -> None:
+    environment = make_environment(options={"batch_size": "2"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    second = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)
+    assert second.status == DeployStatus.SUCCEEDED, second.reason
+    page = deployer_client.get(reverse("service", args=["app"])).content.decode()
+    assert f'<option value="{first.pk}">#{first.pk} {first.sha[:8]} (main)' in page
+
+    response = deployer_client.post(reverse("deploy-rollback", args=["app", "test"]))
+    assert response.status_code == 302
+    rollback = wait_for_deploy(Deploy.objects.latest("pk").pk, celery_worker)
+
+    assert rollback.status == DeployStatus.SUCCEEDED, rollback.reason
+    assert (rollback.trigger, rollback.rollback_of_id, rollback.sha) == ("rollback", first.pk, first.sha)
+    assert rollback.previous_sha == second.sha
+    assert not rollback.log_lines.filter(message__startswith="building").exists(), "nothing is built"
+    for index in range(3):
+        assert current_release(environment, index) == f"releases/{first.pk}"
+    version = requests.get(f"http://127.0.0.12:{app_port}/version", timeout=5).json()
+    assert version["sha"] == first.sha
+    environment.refresh_from_db()
+    assert environment.is_locked and "rolled back to main" in environment.lock_reason
+    assert AuditEntry.objects.filter(action=AuditAction.ROLLBACK_REQUESTED, deploy_id=rollback.pk).exists()
+    assert "rollback" in deployer_client.get(reverse("deploy", args=[rollback.pk])).content.decode()
+
+
+def test_a_rollback_to_a_release_no_longer_kept_is_refused_and_a_missing_one_fails_before_switching(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, deployer_client: Client
+) -> None:
+    environment = make_environment(releases_to_keep=2)
+    ids = [deploy_and_wait(environment, ref, deployer, celery_worker).pk for ref in ["main", "feature/shout", "main"]]
+    pruned = deployer_client.post(reverse("deploy-rollback", args=["app", "test"]), {"to": ids[0]})
+    assert pruned.status_code == 400
+    assert f"roll back to one of: #{ids[1]}" in pruned.content.decode()
+
+    # Someone removed the kept release by hand on one host: the rollback stops before any switch.
+    shutil.rmtree(host_root(environment, 2) / "releases" / str(ids[1]))
+    deployer_client.post(reverse("deploy-rollback", args=["app", "test"]), {"to": ids[1]})
+    rollback = wait_for_deploy(Deploy.objects.latest("pk").pk, celery_worker)
+    assert rollback.status == DeployStatus.FAILED
+    assert rollback.reason.startswith("127.0.0.13: stage failed"), rollback.reason
+    assert "no longer complete on this host" in "\n".join(line.message for line in rollback.log_lines.all())
+    assert all(current_release(environment, i) == f"releases/{ids[2]}" for i in range(3))
