@@ -6,6 +6,11 @@ from django import forms
 class DeployForm(forms.Form):
     ref = forms.CharField(max_length=300, help_text="A branch name or a full commit sha.")
     emergency_reason = forms.CharField(max_length=1000, required=False, strip=True)
+    expected_sha = forms.RegexField(regex=r"^[0-9a-f]{40}$", required=False, help_text="The sha the plan showed.")
+
+
+class PlanForm(forms.Form):
+    ref = forms.CharField(max_length=300, help_text="A branch name or a full commit sha.")
 
 
 LOCK_DURATIONS = [("", "until unlocked"), ("1", "1 hour"), ("4", "4 hours"), ("24", "1 day"), ("168", "1 week")]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("services/<slug:name>/<slug:environment>/promote", views.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),
     path("deploys/<int:pk>/log", views.deploy_log, name="deploy-log"),
+    path("services/<slug:name>/<slug:environment>/plan", views.deploy_plan_view, name="deploy-plan"),
     path("services/<slug:name>/<slug:environment>/rollback", views.deploy_rollback_view, name="deploy-rollback"),
     path("services/<slug:name>/<slug:environment>/lock", views.environment_lock_view, name="environment-lock"),
     path("services/<slug:name>/<slug:environment>/unlock", views.environment_unlock_view, name="environment-unlock"),

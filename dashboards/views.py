@@ -17,7 +17,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboards.forms import DeployForm, LockForm, LogCursorForm, MatrixFilterForm, RejectForm, RollbackForm
+from dashboards.forms import (
+    DeployForm,
+    LockForm,
+    LogCursorForm,
+    MatrixFilterForm,
+    PlanForm,
+    RejectForm,
+    RollbackForm,
+)
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
 from deployer.access import access_for
@@ -37,6 +45,7 @@ from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
 from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
+from deployer.plan import deploy_plan
 
 HISTORY_PAGE_SIZE = 50
 
@@ -64,6 +73,7 @@ def _service_page(
         replace(
             state,
             deploy_url=reverse("deploy-create", args=[service.name, state.environment.name]),
+            plan_url=reverse("deploy-plan", args=[service.name, state.environment.name]),
             can_deploy=access.can_deploy(state.environment),
             refusal="" if access.can_deploy(state.environment) else access.why_not_deploy(state.environment),
             lock=lock_summary(state.environment) if state.environment.is_locked else "",
@@ -139,7 +149,23 @@ def _options(request: HttpRequest, env: Environment, form: DeployForm | None = N
         checklist=tuple(request.POST.getlist(f"checklist-{env.name}")),
         override_lock=request.POST.get(f"override-{env.name}") == "yes",
         emergency_reason=form.cleaned_data["emergency_reason"] if form else "",
+        expected_sha=form.cleaned_data["expected_sha"] if form else "",
     )
+
+
+@require_GET
+def deploy_plan_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    """What a deploy of `?ref=` will do, with the button that starts it."""
+    env = _environment(name, environment)
+    form = PlanForm(request.GET)
+    if not form.is_valid():
+        return _service_page(request, env.service, error=_form_error(form), status=400)
+    try:
+        plan = deploy_plan(environment=env, ref=form.cleaned_data["ref"], user=request.user)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
+    context = {"plan": plan, "service": env.service, "is_admin": access_for(request.user).is_admin}
+    return render(request, "dashboards/plan.html", context)
 
 
 @require_POST

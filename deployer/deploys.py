@@ -17,6 +17,7 @@ from deployer.audit import audit_record
 from deployer.builds import latest_builds
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
+from deployer.estimates import eta_seconds
 from deployer.gates import deploy_gate
 from deployer.lifecycle import deploy_transition
 from deployer.locks import lock_summary
@@ -33,6 +34,7 @@ class DeployOptions:
     checklist: tuple[str, ...] = ()  # the checklist items they ticked
     override_lock: bool = False  # an admin confirmed deploying through the environment's lock
     emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
+    expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
 
 
 NO_OPTIONS = DeployOptions()
@@ -47,7 +49,7 @@ def deploy_request(
     that cannot be deployed, a closed gate or an unticked checklist, and
     DeployConflict (409, naming the running deploy) when the environment is busy.
     """
-    return _deploy_create(environment, ref=ref, sha=_resolve(environment, ref), user=user, options=options)
+    return _deploy_create(environment, ref=ref, sha=resolve_ref(environment, ref), user=user, options=options)
 
 
 def deploy_promote(
@@ -194,6 +196,11 @@ def _deploy_create(
 ) -> Deploy:
     access = access_for(user)
     access.require_deploy(environment)
+    if options.expected_sha and options.expected_sha != sha:
+        raise DeployRefused(
+            f"{ref} moved from {options.expected_sha[:8]} to {sha[:8]} since you looked at the plan; "
+            "look at the new plan and deploy again"
+        )
     emergency = " ".join(options.emergency_reason.split())
     if emergency:
         access.require_admin("make an emergency deploy")
@@ -225,6 +232,7 @@ def _deploy_create(
             emergency_reason=emergency,
             lock_overridden=overridden,
             checklist=[] if access.is_system or emergency else list(environment.checklist),
+            eta_seconds=eta_seconds(environment)[0],
         )
         _audit_request(deploy, user, emergency, overridden)
     if not needs_approval:
@@ -276,6 +284,7 @@ def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Dep
             trigger=DeployTrigger.ROLLBACK,
             rollback_of=target,
             enqueued_at=timezone.now(),
+            eta_seconds=eta_seconds(environment)[0],
         )
         detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})"
         audit_record(AuditAction.ROLLBACK_REQUESTED, actor=user, deploy=deploy, detail=detail)
@@ -337,7 +346,8 @@ def _audit_request(deploy: Deploy, user: AbstractBaseUser | None, emergency: str
         audit_record(AuditAction.LOCK_OVERRIDDEN, actor=user, deploy=deploy, detail=overridden)
 
 
-def _resolve(environment: Environment, ref: str) -> str:
+def resolve_ref(environment: Environment, ref: str) -> str:
+    """The sha `ref` names now; DeployRefused (with what to do) when it names nothing deployable."""
     if is_full_sha(ref):
         return ref
     try:

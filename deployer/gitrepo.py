@@ -144,3 +144,30 @@ def ahead_count(service_name: str, repo_url: str, base: str, head: str) -> int:
     """How many commits `head` has that `base` does not."""
     path = _ensure_commits(service_name, repo_url, base, head)
     return int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    committed_at: datetime
+    subject: str
+
+
+def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[int, list[CommitInfo]]:
+    """Commits in `head` but not in `base` (newest first, at most `limit`) and how many there are in all.
+
+    Reads the local mirror only (it never fetches: pages call this); GitError if it lacks either commit.
+    """
+    path = mirror_path(service_name)
+    for sha in (base, head):
+        if not _has_commit(path, sha):
+            raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name} yet")
+    total = int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())
+    fmt = "%H%x00%an%x00%ct%x00%s"
+    out = _git("log", f"--format={fmt}", f"--max-count={int(limit)}", f"{base}..{head}", "--", cwd=path)
+    commits = []
+    for line in out.splitlines():
+        sha, author, when, subject = line.split("\0", 3)
+        commits.append(CommitInfo(sha, author, datetime.fromtimestamp(int(when), tz=UTC), subject[:300]))
+    return total, commits

@@ -88,6 +88,9 @@ class Environment(models.Model):
     )
     # Drift: how many commits this environment's release is ahead of the next
     # environment's (test ahead of prod), computed by a worker after deploys.
+    commit_warning = models.PositiveIntegerField(
+        default=25, help_text="The plan warns when a deploy ships more commits than this."
+    )
     lb_runtime_api = models.CharField(
         max_length=300, blank=True, help_text="HAProxy runtime API (socket path or host:port); empty: no balancer."
     )
@@ -299,6 +302,7 @@ class Deploy(models.Model):
     emergency_reason = models.TextField(blank=True, help_text="Set for an emergency deploy (skipped gates and locks).")
     lock_overridden = models.TextField(blank=True, help_text="The lock an admin deployed through, as it read then.")
     checklist = models.JSONField(default=list, blank=True, help_text="The checklist items ticked at request time.")
+    eta_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Expected duration when requested.")
     log_lines_dropped = models.PositiveIntegerField(default=0)
     github_deployment_id = models.BigIntegerField(null=True, blank=True, editable=False)
     github_state = models.CharField(max_length=20, blank=True, editable=False, help_text="Last status sent to GitHub.")
@@ -327,6 +331,11 @@ class Deploy(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in DeployStatus.active()
+
+    @property
+    def elapsed_seconds(self) -> int:
+        """Seconds since it started (0 before), for the progress against its ETA."""
+        return round((timezone.now() - self.started_at).total_seconds()) if self.started_at else 0
 
     @property
     def release_name(self) -> str:

@@ -26,6 +26,7 @@ class EnvironmentState:
     promote_from: Environment | None = None  # the environment before it, when it runs something else
     next_name: str = ""  # the environment after it (for "N commits ahead of prod")
     deploy_url: str = ""  # filled in by the page that shows Deploy buttons
+    plan_url: str = ""  # the pre-flight plan a Deploy button leads to
     can_deploy: bool = True  # for the person looking (filled in by the page)
     refusal: str = ""  # why they may not deploy here
     lock: str = ""  # "locked by olga 5 minutes ago: DB migration"

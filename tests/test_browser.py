@@ -71,7 +71,12 @@ def test_a_deploy_streams_its_log_live_to_success(
     sign_in(page, str(live_server), deployer)
 
     page.click("text=app")
-    page.click("tr[data-branch='main'] button:has-text('Deploy to test')")
+    page.click("tr[data-branch='main'] a:has-text('Deploy to test')")
+    # The pre-flight plan: batches, checks, the first deploy's note; then the button that starts it.
+    expect(page.locator("h1")).to_have_text("Deploy main to test")
+    expect(page.locator("[data-check='permission']")).to_contain_text("you may deploy here")
+    expect(page.locator("ol.batches li")).to_have_count(3)
+    page.click("[data-deploy-now]")
     expect(page.locator("h1")).to_contain_text("Deploy #")
     page.evaluate("window.gantryMarker = 'same page'")  # gone if the page reloads
 

@@ -76,7 +76,7 @@ def test_prod_needs_a_green_build_of_the_exact_sha(
     with pytest.raises(DeployRefused, match=r"prod needs a green build of \w+; Jenkins has no build of it"):
         deploy_request(environment=prod, ref="main", user=deployer)
     page = deployer_client.get(reverse("service", args=["web"])).content.decode()
-    assert re.search(r'data-environment="prod"\s+disabled title="prod needs a green build', page)
+    assert re.search(r'disabled title="prod needs a green build[^"]*" data-environment="prod"', page)
 
     green(jenkins_server, pipeline, head(pipeline), result="FAILURE")
     with pytest.raises(DeployRefused, match=r"build #1: failure"):

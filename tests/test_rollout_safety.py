@@ -27,7 +27,7 @@ from deployer.demo.hosts import SshdHost
 from deployer.deploys import deploy_cancel, deploy_mark_failed, deploy_request
 from deployer.models import AuditEntry, Branch, Deploy, DeployHost, Environment
 from deployer.reaper import deploys_reap
-from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
+from tests.conftest import AppRepo, MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.webserver import WebServer
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
@@ -333,3 +333,48 @@ def test_a_rollback_to_a_release_no_longer_kept_is_refused_and_a_missing_one_fai
     assert rollback.reason.startswith("127.0.0.13: stage failed"), rollback.reason
     assert "no longer complete on this host" in "\n".join(line.message for line in rollback.log_lines.all())
     assert all(current_release(environment, i) == f"releases/{ids[2]}" for i in range(3))
+
+
+def test_the_plan_shows_batches_commits_checks_and_an_eta_before_anything_starts(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_repo: AppRepo,
+) -> None:
+    setup.repo_branch(app_repo.path, "two-steps", {"one.txt": "1\n"}, "Step one")
+    setup.repo_branch(app_repo.path, "two-steps", {"two.txt": "2\n"}, "Step two", base="two-steps")
+    environment = make_environment(options={"batch_size": "2", "commit_warning": "1"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    plan_url = reverse("deploy-plan", args=["app", "test"])
+
+    page = deployer_client.get(plan_url, {"ref": "two-steps"}).content.decode()
+    assert "<li>127.0.0.11, 127.0.0.12</li><li>127.0.0.13</li>" in page
+    assert "Step two" in page and "Step one" in page and "2 commits" in page
+    assert "This ships 2 commits, more than the 1 this environment warns at" in page
+    assert "(p90 of the last 1 deploy here)" in page
+    assert 'data-check="permission"' in page and "you may deploy here" in page
+    assert Deploy.objects.count() == 1, "looking at a plan starts nothing"
+
+    going_back = deployer_client.get(plan_url, {"ref": "broken-health"}).content.decode()
+    assert "takes away" not in going_back
+    bad = deployer_client.get(plan_url, {"ref": "no/such..branch"})
+    assert bad.status_code == 400
+
+    # The confirm button carries the sha the person saw: if the branch moved meanwhile, nothing starts.
+    moved = deployer_client.post(
+        reverse("deploy-create", args=["app", "test"]), {"ref": "two-steps", "expected_sha": first.sha}
+    )
+    assert moved.status_code == 400 and "since you looked at the plan" in moved.content.decode()
+
+    head = Branch.objects.get(service=environment.service, name="two-steps").sha
+    started = deployer_client.post(
+        reverse("deploy-create", args=["app", "test"]), {"ref": "two-steps", "expected_sha": head}
+    )
+    assert started.status_code == 302
+    deploy = Deploy.objects.latest("pk")
+    assert deploy.eta_seconds is not None and deploy.eta_seconds >= 1
+    wait_until(lambda: Deploy.objects.get(pk=deploy.pk).started_at is not None)
+    summary = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "of about" in summary or "expected about" in summary
+    assert wait_for_deploy(deploy.pk, celery_worker).status == DeployStatus.SUCCEEDED

@@ -42,3 +42,18 @@ def commit_url(repo: str, sha: str) -> str:
 @register.simple_tag
 def github_url(repo: str) -> str:
     return f"{settings.GITHUB_WEB_URL}/{repo}"
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """85 → "1 min 25 s"; 12 → "12 s"."""
+    if seconds is None:
+        return ""
+    whole = max(0, round(seconds))
+    minutes, rest = divmod(whole, 60)
+    if not minutes:
+        return f"{rest} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
