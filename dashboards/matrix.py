@@ -66,6 +66,8 @@ def _cell(cell: MatrixCell | None, service: str, urls: _Urls, now: datetime) -> 
         html += f' <span class="badge badge-amber">{ahead}</span>'
     if cell.lock:
         html += f' <span class="badge badge-red" data-locked title="{escape(cell.lock)}">locked</span>'
+    if cell.lease:
+        html += f' <span class="badge badge-blue" data-leased title="leased by {escape(cell.lease)}">leased</span>'
     if cell.active:
         label = f"{escape(cell.active.status)} #{int(cell.active.pk)}"
         html += f' <a href="{urls.for_deploy(cell.active.pk)}"><span class="badge badge-blue">{label}</span></a>'

@@ -43,6 +43,7 @@ from deployer.deploys import (
 )
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
+from deployer.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release, lease_summary
 from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
 from deployer.plan import deploy_plan
@@ -65,7 +66,13 @@ def services(request: HttpRequest) -> HttpResponse:
 
 
 def _service_page(
-    request: HttpRequest, service: Service, *, error: str = "", status: int = 200, running: Deploy | None = None
+    request: HttpRequest,
+    service: Service,
+    *,
+    error: str = "",
+    status: int = 200,
+    running: Deploy | None = None,
+    lease_choice: tuple[Environment, dict[str, str]] | None = None,
 ) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     access = access_for(request.user)
@@ -77,6 +84,8 @@ def _service_page(
             can_deploy=access.can_deploy(state.environment),
             refusal="" if access.can_deploy(state.environment) else access.why_not_deploy(state.environment),
             lock=lock_summary(state.environment) if state.environment.is_locked else "",
+            lease=lease_summary(state.environment) if state.environment.is_leased else "",
+            lease_mine=state.environment.is_leased and state.environment.leased_by_id == request.user.pk,
             rollback_to=rollback_candidates(state.environment) if access.can_deploy(state.environment) else [],
         )
         for state in selectors.service_environments(service)
@@ -94,6 +103,7 @@ def _service_page(
         "running": running,
         "is_admin": access.is_admin,
         "lock_form": LockForm(),
+        "lease_choice": lease_choice,
     }
     return render(request, "dashboards/service.html", context, status=status)
 
@@ -119,7 +129,9 @@ def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
 
 def _environment(name: str, environment: str) -> Environment:
     return get_object_or_404(
-        Environment.objects.select_related("service__team", "locked_by"), service__name=name, name=environment
+        Environment.objects.select_related("service__team", "locked_by", "leased_by"),
+        service__name=name,
+        name=environment,
     )
 
 
@@ -134,13 +146,49 @@ def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResp
     form = DeployForm(request.POST)
     if not form.is_valid():
         return _service_page(request, env.service, error=_form_error(form), status=400)
+    if request.POST.get("lease") == "queue":
+        try:
+            lease_enqueue(
+                env, user=request.user, ref=form.cleaned_data["ref"], checklist=_options(request, env, form).checklist
+            )
+        except DeployRefused as exc:
+            return _refused(request, env, exc)
+        messages.info(request, f"Queued {form.cleaned_data['ref']} behind the lease on {env}: it starts when it ends.")
+        return redirect("service", name=env.service.name)
     try:
         deploy = deploy_request(
             environment=env, ref=form.cleaned_data["ref"], user=request.user, options=_options(request, env, form)
         )
+    except LeaseHeld as exc:
+        return _service_page(
+            request, env.service, error=str(exc), status=exc.status_code, lease_choice=(env, form.cleaned_data)
+        )
     except DeployRefused as exc:
         return _refused(request, env, exc)
     return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def lease_release_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = _environment(name, environment)
+    try:
+        lease_release(env, user=request.user)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
+    queue.enqueue_after_commit(queue.ADVANCE_LEASES)
+    messages.info(request, f"Released the lease on {env}.")
+    return redirect("service", name=env.service.name)
+
+
+@require_POST
+def lease_extend_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    env = _environment(name, environment)
+    try:
+        lease_extend(env, user=request.user)
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
+    messages.info(request, f"Extended your lease on {env}.")
+    return redirect("service", name=env.service.name)
 
 
 def _options(request: HttpRequest, env: Environment, form: DeployForm | None = None) -> DeployOptions:
@@ -150,6 +198,7 @@ def _options(request: HttpRequest, env: Environment, form: DeployForm | None = N
         override_lock=request.POST.get(f"override-{env.name}") == "yes",
         emergency_reason=form.cleaned_data["emergency_reason"] if form else "",
         expected_sha=form.cleaned_data["expected_sha"] if form else "",
+        take_over_lease=request.POST.get("lease") == "take_over",
     )
 
 

@@ -17,6 +17,7 @@ from deployer.models import (
     Grant,
     Host,
     IntegrationStatus,
+    LeaseRequest,
     Service,
     SyncState,
     Team,
@@ -147,4 +148,17 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(LeaseRequest)
+class LeaseRequestAdmin(admin.ModelAdmin):
+    """Deploys queued behind a lease; delete one to drop it from the queue."""
+
+    list_display = ["environment", "user", "ref", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -146,6 +146,9 @@ class EnvironmentSpec(_Spec):
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for HTTP 200")
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
+    lease_minutes: int = Field(
+        default=0, ge=0, le=10080, description="shared test environment: a deploy claims it this many minutes"
+    )
     commit_warning: int = Field(default=25, ge=1, le=100000, description="warn when a deploy ships more commits")
     command_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds one remote command (upload, build, restart) may run"

@@ -95,6 +95,10 @@ class AuditAction(models.TextChoices):
     LOCKED = "locked", "locked an environment"
     UNLOCKED = "unlocked", "unlocked an environment"
     MARKED_FAILED = "marked_failed", "marked a stuck deploy failed"
+    LEASE_TAKEN = "lease_taken", "took a lease"
+    LEASE_TAKEN_OVER = "lease_taken_over", "took over someone's lease"
+    LEASE_RELEASED = "lease_released", "released a lease"
+    LEASE_QUEUED = "lease_queued", "queued behind a lease"
 
 
 class DeployTrigger(models.TextChoices):

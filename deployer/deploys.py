@@ -19,6 +19,7 @@ from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
 from deployer.estimates import eta_seconds
 from deployer.gates import deploy_gate
+from deployer.leases import lease_check, lease_claim
 from deployer.lifecycle import deploy_transition
 from deployer.locks import lock_summary
 from deployer.models import Branch, Deploy, DeployLog, Environment
@@ -35,6 +36,7 @@ class DeployOptions:
     override_lock: bool = False  # an admin confirmed deploying through the environment's lock
     emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
     expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
+    take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
 
 
 NO_OPTIONS = DeployOptions()
@@ -210,6 +212,11 @@ def _deploy_create(
                 "it is shown wherever the deploy appears"
             )
     overridden = _lock_check(environment, access.is_admin, options, emergency)
+    lease = (
+        ""
+        if emergency
+        else lease_check(environment, None if access.is_system else user, take_over=options.take_over_lease)
+    )
     if not access.is_system and not emergency:
         _checklist_check(environment, options.checklist)
     if not emergency:
@@ -235,6 +242,8 @@ def _deploy_create(
             eta_seconds=eta_seconds(environment)[0],
         )
         _audit_request(deploy, user, emergency, overridden)
+        if user is not None and not access.is_system:
+            lease_claim(environment, user, ref, taken_over=lease == "take_over")
     if not needs_approval:
         # If the broker is down the deploy stays queued (the page says it waits for a worker).
         queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)

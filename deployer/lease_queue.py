@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from deployer.deploys import deploy_request
+from deployer.deploys import DeployOptions, deploy_request
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import DeployLog, LeaseRequest
 
@@ -22,7 +22,8 @@ def leases_advance() -> list[int]:
             continue
         seen.add(environment.pk)
         try:
-            deploy = deploy_request(environment=environment, ref=request.ref, user=request.user)
+            options = DeployOptions(checklist=tuple(request.checklist))
+            deploy = deploy_request(environment=environment, ref=request.ref, user=request.user, options=options)
         except DeployConflict:
             continue  # something runs there now; the next round tries again
         except DeployRefused as exc:

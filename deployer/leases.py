@@ -90,12 +90,13 @@ def lease_extend(environment: Environment, *, user: AbstractBaseUser) -> None:
     pagecache.matrix_changed()
 
 
-def lease_enqueue(environment: Environment, *, user: AbstractBaseUser, ref: str) -> LeaseRequest:
-    """Queue a deploy of `ref` behind the lease; it is requested when the lease ends."""
+def lease_enqueue(
+    environment: Environment, *, user: AbstractBaseUser, ref: str, checklist: tuple[str, ...] = ()
+) -> LeaseRequest:
+    """Queue a deploy of `ref` behind the lease (one per person); it is requested when the lease ends."""
     access_for(user).require_deploy(environment)
-    request, created = LeaseRequest.objects.get_or_create(environment=environment, user=user, defaults={"ref": ref})
-    if not created and request.ref != ref:
-        LeaseRequest.objects.filter(pk=request.pk).update(ref=ref)
-        request.ref = ref
+    request, _ = LeaseRequest.objects.update_or_create(
+        environment=environment, user=user, defaults={"ref": ref, "checklist": list(checklist)}
+    )
     audit_record(AuditAction.LEASE_QUEUED, actor=user, environment=environment, detail=f"{ref}, behind the lease")
     return request

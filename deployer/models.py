@@ -109,6 +109,14 @@ class Environment(models.Model):
     )
     lock_reason = models.TextField(blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_minutes = models.PositiveIntegerField(
+        default=0, help_text="A shared test environment: a deploy claims it this long (0: no leases)."
+    )
+    leased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
+    lease_ref = models.CharField(max_length=255, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     ahead_of_next = models.PositiveIntegerField(null=True, blank=True, editable=False)
     ahead_of_next_shas = models.CharField(max_length=82, blank=True, editable=False)  # "<sha>..<sha>"
 
@@ -118,6 +126,11 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name}/{self.name}"
+
+    @property
+    def is_leased(self) -> bool:
+        """Someone's lease runs now (it ends by itself at its expiry)."""
+        return bool(self.leased_by_id and self.lease_expires_at and self.lease_expires_at > timezone.now())
 
     @property
     def is_locked(self) -> bool:
@@ -454,3 +467,20 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("audit entries cannot be deleted")
+
+
+class LeaseRequest(models.Model):
+    """A deploy someone queued behind another person's lease; requested when the lease ends."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="lease_requests")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    ref = models.CharField(max_length=255)
+    checklist = models.JSONField(default=list, blank=True, help_text="The checklist items ticked when queueing.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["environment", "user"], name="lease_request_one_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.user} waits to deploy {self.ref} to {self.environment}"

@@ -17,6 +17,7 @@ from deployer.builds import latest_builds
 from deployer.deploys import current_deploy, resolve_ref
 from deployer.estimates import eta_seconds
 from deployer.gates import deploy_gate
+from deployer.leases import lease_summary
 from deployer.locks import lock_summary
 from deployer.models import Deploy, Environment
 from deployer.rollout import plan_batches
@@ -123,6 +124,11 @@ def _checks(environment: Environment, sha: str, user: AbstractBaseUser) -> list[
         checks.append(Check("lock", False, detail, blocking=not access.is_admin))
     else:
         checks.append(Check("lock", True, "not locked"))
+    if environment.is_leased and environment.leased_by_id != getattr(user, "pk", None):
+        detail = lease_summary(environment) + ": deploying asks you to take it over (recorded) or queue behind it"
+        checks.append(Check("lease", False, detail, blocking=False))
+    elif environment.lease_minutes:
+        checks.append(Check("lease", True, f"this deploy claims the environment for {environment.lease_minutes} min"))
     build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
     gate = deploy_gate(environment, sha, build)
     checks.append(Check("build gate", gate.open, gate.reason or _gate_detail(environment, build)))

@@ -22,6 +22,7 @@ PUBLISH_GITHUB_DEPLOYMENT = "gantry.publish_github_deployment"
 PROCESS_WEBHOOK = "gantry.process_webhook"
 SWEEP_WEBHOOKS = "gantry.sweep_webhooks"
 REAP_DEPLOYS = "gantry.reap_deploys"
+ADVANCE_LEASES = "gantry.advance_leases"
 
 
 class QueueUnavailable(Exception):

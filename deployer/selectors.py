@@ -30,6 +30,8 @@ class EnvironmentState:
     can_deploy: bool = True  # for the person looking (filled in by the page)
     refusal: str = ""  # why they may not deploy here
     lock: str = ""  # "locked by olga 5 minutes ago: DB migration"
+    lease: str = ""  # "leased by dana for feature/x until 14:20"
+    lease_mine: bool = False
     rollback_to: list[Deploy] = field(default_factory=list)  # earlier releases the hosts keep, newest first
 
 
@@ -98,6 +100,7 @@ class MatrixCell(NamedTuple):
     next_name: str
     promote_from: str  # the environment before this one, when it runs something else
     lock: str = ""  # "locked by olga: DB migration" while the environment is locked
+    lease: str = ""  # "dana (feature/x) until 14:20" while someone holds the lease
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,17 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     environments = Environment.objects.filter(service__in=services.values("pk"))
     envs = list(
         environments.order_by("service_id", "position", "name").values_list(
-            "pk", "service_id", "name", "position", "ahead_of_next", "locked_at", "lock_expires_at", "lock_reason"
+            "pk",
+            "service_id",
+            "name",
+            "position",
+            "ahead_of_next",
+            "locked_at",
+            "lock_expires_at",
+            "lock_reason",
+            "leased_by__username",
+            "lease_ref",
+            "lease_expires_at",
         )
     )
     now = timezone.now()
@@ -156,7 +169,9 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     for env in sorted(envs, key=lambda e: e[3]):
         columns.setdefault(env[2], len(columns))
     cells: dict[int, list[MatrixCell | None]] = {pk: [None] * len(columns) for pk, _, _ in service_rows}
-    for index, (pk, service_id, name, _, ahead, locked_at, lock_expires_at, lock_reason) in enumerate(envs):
+    for index, env_row in enumerate(envs):
+        pk, service_id, name, _, ahead, locked_at, lock_expires_at, lock_reason = env_row[:8]
+        holder, lease_ref, lease_expires_at = env_row[8:]
         here = current.get(pk)
         before = envs[index - 1] if index and envs[index - 1][1] == service_id else None
         after = envs[index + 1] if index + 1 < len(envs) and envs[index + 1][1] == service_id else None
@@ -170,6 +185,11 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
             next_name=after[2] if after else "",
             promote_from=before[2] if before and before_sha and (here is None or here.sha != before_sha) else "",
             lock=lock_reason if locked_at and (lock_expires_at is None or lock_expires_at > now) else "",
+            lease=(
+                f"{holder} ({lease_ref}) until {timezone.localtime(lease_expires_at):%H:%M}"
+                if holder and lease_expires_at and lease_expires_at > now
+                else ""
+            ),
         )
     rows = [MatrixRow(name, team_name or "", cells[pk]) for pk, name, team_name in service_rows]
     return Matrix(list(columns), rows, list(Team.objects.order_by("name").values_list("name", flat=True)))
@@ -187,7 +207,7 @@ def _build_summaries(shas: set[str]) -> dict[tuple[int, str], BuildSummary]:
 def service_environments(service: Service) -> list[EnvironmentState]:
     environments = list(
         service.environments.order_by("position", "name")
-        .select_related("service__team", "locked_by")
+        .select_related("service__team", "locked_by", "leased_by")
         .prefetch_related("hosts")
     )
     return environment_states(environments)

@@ -224,4 +224,5 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-builds": {"task": "gantry.sync_all_builds", "schedule": BUILD_SYNC_SECONDS},
     "sweep-webhooks": {"task": "gantry.sweep_webhooks", "schedule": 60},
     "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 30},
+    "advance-leases": {"task": "gantry.advance_leases", "schedule": 15},
 }

@@ -21,6 +21,7 @@ from deployer.errors import SyncFailed
 from deployer.execution import deploy_execute
 from deployer.github_deployments import PublishLater, deployment_publish
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
+from deployer.lease_queue import leases_advance
 from deployer.models import Service
 from deployer.reaper import deploys_reap
 from deployer.webhooks import deliveries_sweep, delivery_process
@@ -100,6 +101,11 @@ def process_webhook(delivery_id: int) -> None:
 @shared_task(name=queue.SWEEP_WEBHOOKS)
 def sweep_webhooks() -> None:
     deliveries_sweep()
+
+
+@shared_task(name=queue.ADVANCE_LEASES)
+def advance_leases() -> None:
+    leases_advance()
 
 
 @shared_task(name=queue.REAP_DEPLOYS)

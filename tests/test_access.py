@@ -16,6 +16,8 @@ from deployer.catalog import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus, Role
 from deployer.deploys import deploy_cancel, deploy_continuous
 from deployer.errors import Locked
+from deployer.lease_queue import leases_advance
+from deployer.leases import LeaseHeld
 from deployer.models import AuditEntry, Branch, Deploy, Environment, Grant
 
 pytestmark = pytest.mark.django_db
@@ -298,3 +300,55 @@ def test_an_admin_marks_a_stuck_deploy_failed_with_a_reason_which_frees_the_envi
     assert deploy.reason == "marked failed by root: worker host was rebuilt"
     assert AuditEntry.objects.filter(action=AuditAction.MARKED_FAILED, actor_name="root").exists()
     assert press_deploy(dana, "test") == 302, "the environment is free"
+
+
+def test_a_shared_test_environment_is_leased_to_whoever_deploys_and_others_take_over_or_queue(
+    app: dict[str, Environment],
+) -> None:
+    Environment.objects.filter(pk=app["test"].pk).update(lease_minutes=60)
+    dana, olga, eve = (person(n, group="engineers") for n in ("dana", "olga2", "eve"))
+    assert press_deploy(dana, "test") == 302
+    clear(app["test"])
+    page = olga.get(reverse("service", args=["app"])).content.decode()
+    assert "leased by dana for main until" in page
+    assert "data-leased" in olga.get(reverse("services")).content.decode()
+
+    refused = olga.post(deploy_url("test"), {"ref": "main"})
+    assert refused.status_code == 409
+    assert "app/test is leased by dana for main" in refused.content.decode()
+    assert 'value="take_over"' in refused.content.decode() and 'value="queue"' in refused.content.decode()
+
+    assert olga.post(deploy_url("test"), {"ref": "main", "lease": "queue"}).status_code == 302
+    assert not Deploy.objects.active().exists(), "queued behind the lease: nothing runs yet"
+    assert leases_advance() == [], "the lease still runs"
+
+    assert eve.post(deploy_url("test"), {"ref": "main", "lease": "take_over"}).status_code == 302
+    env = Environment.objects.get(pk=app["test"].pk)
+    assert env.leased_by.username == "eve"
+    taken = AuditEntry.objects.get(action=AuditAction.LEASE_TAKEN_OVER)
+    assert taken.actor_name == "eve" and "was leased by dana" in taken.detail
+    clear(app["test"])
+
+    # The lease ends by itself; the queued request then becomes olga's deploy, and her lease.
+    Environment.objects.filter(pk=env.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    (started,) = leases_advance()
+    deploy = Deploy.objects.get(pk=started)
+    assert deploy.requested_by.username == "olga2" and deploy.status == DeployStatus.QUEUED
+    assert Environment.objects.get(pk=env.pk).leased_by.username == "olga2"
+    assert leases_advance() == []
+
+
+def test_the_lease_holder_releases_early_and_continuous_delivery_waits_for_a_lease(
+    app: dict[str, Environment],
+) -> None:
+    Environment.objects.filter(pk=app["test"].pk).update(lease_minutes=60)
+    dana, vic = person("dana", group="engineers"), person("vic")
+    press_deploy(dana, "test")
+    clear(app["test"])
+    with pytest.raises(LeaseHeld):
+        deploy_continuous(environment=Environment.objects.get(pk=app["test"].pk), branch=Branch.objects.get())
+    release = reverse("lease-release", args=["app", "test"])
+    assert vic.post(release).status_code == 400, "only the holder or an admin"
+    assert dana.post(release).status_code == 302
+    assert not Environment.objects.get(pk=app["test"].pk).is_leased
+    assert AuditEntry.objects.filter(action=AuditAction.LEASE_RELEASED, actor_name="dana").exists()
