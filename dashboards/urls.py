@@ -21,6 +21,7 @@ urlpatterns = [
     path("deploys/<int:pk>/cancel", views.deploy_cancel_view, name="deploy-cancel"),
     path("deploys/<int:pk>/approve", views.deploy_approve_view, name="deploy-approve"),
     path("deploys/<int:pk>/reject", views.deploy_reject_view, name="deploy-reject"),
+    path("deploys/<int:pk>/decide", views.deploy_decide_view, name="deploy-decide"),
     path("deploys/<int:pk>/mark-failed", views.deploy_mark_failed_view, name="deploy-mark-failed"),
     path("history/", views.history, name="history"),
     path("status/", views.integration_status, name="status"),

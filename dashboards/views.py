@@ -29,11 +29,12 @@ from dashboards.forms import (
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
 from deployer.access import access_for
-from deployer.choices import DeployStatus
+from deployer.choices import Decision, DeployStatus
 from deployer.deploys import (
     DeployOptions,
     deploy_approve,
     deploy_cancel,
+    deploy_decide,
     deploy_mark_failed,
     deploy_promote,
     deploy_reject,
@@ -252,7 +253,14 @@ def _form_error(form: DeployForm) -> str:
 
 def _deploy(pk: int) -> Deploy:
     return get_object_or_404(
-        Deploy.objects.select_related("environment__service__team", "requested_by", "approved_by"), pk=pk
+        Deploy.objects.select_related(
+            "environment__service__team",
+            "environment__locked_by",
+            "environment__leased_by",
+            "requested_by",
+            "approved_by",
+        ),
+        pk=pk,
     )
 
 
@@ -297,8 +305,10 @@ def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
 def _rights(request: HttpRequest, deploy: Deploy) -> dict[str, bool]:
     """What the deploy's summary offers this person (the log poll re-renders it several times a second)."""
     awaiting = deploy.status == DeployStatus.AWAITING_APPROVAL
+    paused = deploy.paused_at is not None and deploy.status == DeployStatus.RUNNING
     return {
         "can_approve": awaiting and access_for(request.user).can_approve(deploy),
+        "can_decide": paused and access_for(request.user).can_deploy(deploy.environment),
         "is_admin": bool(getattr(request.user, "is_superuser", False)),
     }
 
@@ -336,6 +346,20 @@ def deploy_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     except DeployRefused as exc:
         return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
     messages.info(request, f"Rejected deploy #{deploy.pk}.")
+    return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def deploy_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deploy = _deploy(pk)
+    choice = request.POST.get("choice", "")
+    if choice not in Decision.values:
+        return _deploy_page(request, deploy, error="choose retry, skip or abort", status=400)
+    try:
+        deploy_decide(deploy=deploy, user=request.user, choice=Decision(choice))
+    except DeployRefused as exc:
+        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
+    messages.info(request, f"Deploy #{deploy.pk}: {Decision(choice).label}.")
     return redirect("deploy", pk=deploy.pk)
 
 

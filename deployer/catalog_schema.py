@@ -156,8 +156,9 @@ class EnvironmentSpec(_Spec):
     batch_size: Annotated[str | int, AfterValidator(_batch_size)] = Field(
         default="1", description="hosts switched at once: a number, or a percentage like 25%"
     )
-    on_failure: Literal["rollback", "stop"] = Field(
-        default="rollback", description="when a host fails: roll the switched hosts back, or stop"
+    on_failure: Literal["rollback", "stop", "pause"] = Field(
+        default="rollback",
+        description="when a host fails: roll the switched hosts back, stop, or pause for a person to decide",
     )
     load_balancer: LoadBalancerSpec | None = Field(
         default=None, description="drain each host in HAProxy while it restarts: runtime_api, backend"

@@ -48,6 +48,7 @@ class HostStatus(models.TextChoices):
     LIVE = "live", "live"
     FAILED = "failed", "failed"
     ROLLED_BACK = "rolled_back", "rolled back"
+    SKIPPED = "skipped", "skipped"
 
     @classmethod
     def needs_attention(cls) -> frozenset[str]:
@@ -66,6 +67,7 @@ _HOST_COLOURS = {
     HostStatus.LIVE: "green",
     HostStatus.FAILED: "red",
     HostStatus.ROLLED_BACK: "amber",
+    HostStatus.SKIPPED: "grey",
 }
 
 
@@ -74,6 +76,15 @@ class OnFailure(models.TextChoices):
 
     ROLLBACK = "rollback", "roll the switched hosts back"
     STOP = "stop", "stop and leave the hosts as they are"
+    PAUSE = "pause", "pause and let a person retry the host, skip it, or abort and roll back"
+
+
+class Decision(models.TextChoices):
+    """What a person chose for a paused deploy (guided failure)."""
+
+    RETRY = "retry", "retry the failed hosts"
+    SKIP = "skip", "skip the failed hosts"
+    ABORT = "abort", "abort and roll back"
 
 
 class Role(models.TextChoices):
@@ -99,6 +110,7 @@ class AuditAction(models.TextChoices):
     LEASE_TAKEN_OVER = "lease_taken_over", "took over someone's lease"
     LEASE_RELEASED = "lease_released", "released a lease"
     LEASE_QUEUED = "lease_queued", "queued behind a lease"
+    DECIDED = "decided", "chose what a paused deploy does"
 
 
 class DeployTrigger(models.TextChoices):

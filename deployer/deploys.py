@@ -15,7 +15,7 @@ from deployer import pagecache, queue
 from deployer.access import access_for, system_user
 from deployer.audit import audit_record
 from deployer.builds import latest_builds
-from deployer.choices import AuditAction, DeployStatus, DeployTrigger
+from deployer.choices import AuditAction, Decision, DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
 from deployer.estimates import eta_seconds
 from deployer.gates import deploy_gate
@@ -172,6 +172,18 @@ def deploy_mark_failed(*, deploy: Deploy, user: AbstractBaseUser, reason: str) -
     if not deploy_transition(deploy, to=DeployStatus.FAILED, reason=f"marked failed by {who}: {said}"):
         raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status})")
     audit_record(AuditAction.MARKED_FAILED, actor=user, deploy=deploy, detail=said)
+    return deploy
+
+
+def deploy_decide(*, deploy: Deploy, user: AbstractBaseUser, choice: Decision) -> Deploy:
+    """A person's answer to a paused deploy (guided failure): retry the failed hosts, skip them, or abort."""
+    access_for(user).require_deploy(deploy.environment)
+    if not Deploy.objects.filter(
+        pk=deploy.pk, status=DeployStatus.RUNNING, paused_at__isnull=False, decision=""
+    ).update(decision=choice, decided_by=user):
+        raise DeployRefused(f"deploy #{deploy.pk} is not paused waiting for a decision (someone may have answered)")
+    deploy.refresh_from_db()
+    audit_record(AuditAction.DECIDED, actor=user, deploy=deploy, detail=f"{choice.label}: {deploy.pause_reason}")
     return deploy
 
 

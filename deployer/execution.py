@@ -71,11 +71,11 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
             log.info(
                 "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
             )
-            rollout.rollout(deploy, None)
+            note = rollout.rollout(deploy, None)
         else:
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-                rollout.rollout(deploy, archive)
+                note = rollout.rollout(deploy, archive)
     except Cancelled as exc:
         return DeployStatus.CANCELLED, str(exc)
     except RolledBack as exc:
@@ -87,4 +87,4 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
     except Exception as exc:
         log.exception("internal error")
         return DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
-    return DeployStatus.SUCCEEDED, ""
+    return DeployStatus.SUCCEEDED, note

@@ -15,6 +15,7 @@ from django.utils import timezone
 from deployer.choices import (
     AuditAction,
     BuildResult,
+    Decision,
     DeployStatus,
     DeployTrigger,
     HostStatus,
@@ -316,6 +317,13 @@ class Deploy(models.Model):
     lock_overridden = models.TextField(blank=True, help_text="The lock an admin deployed through, as it read then.")
     checklist = models.JSONField(default=list, blank=True, help_text="The checklist items ticked at request time.")
     eta_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Expected duration when requested.")
+    # Guided failure: a paused rollout waits for a person's decision (written by deploys.deploy_decide).
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     log_lines_dropped = models.PositiveIntegerField(default=0)
     github_deployment_id = models.BigIntegerField(null=True, blank=True, editable=False)
     github_state = models.CharField(max_length=20, blank=True, editable=False, help_text="Last status sent to GitHub.")

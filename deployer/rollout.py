@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import shlex
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from fabric import Connection
 from deployer import ssh
 from deployer.balancer import Balancer
 from deployer.checks import health_wait
-from deployer.choices import DeployStatus, HostStatus, OnFailure
+from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
 from deployer.deploylog import deploy_logger
 from deployer.errors import Cancelled, RolledBack, StepFailed
 from deployer.models import Deploy, DeployHost, Environment, Host
@@ -52,6 +53,8 @@ class HostRun:
     balancer: Balancer | None = None
     previous_release: str = ""
     switched: bool = False
+    failed: bool = False  # failed its last step (guided failure retries or skips these)
+    skipped: bool = False
     conn: Connection | None = field(default=None, repr=False)
 
     @property
@@ -67,12 +70,13 @@ class HostRun:
         return self.host.address
 
 
-def rollout(deploy: Deploy, archive: Path | None) -> None:
+def rollout(deploy: Deploy, archive: Path | None) -> str:
     """Install `archive` as release <deploy id> on every host; for a rollback
     (archive None), switch every host back to the earlier release it still has.
 
     Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
     switched hosts were rolled back, Cancelled when someone cancelled it.
+    Returns a note for the deploy's reason (the hosts a person chose to skip).
     """
     runs = _host_runs(deploy)
     balancer = runs[0].balancer
@@ -88,13 +92,12 @@ def rollout(deploy: Deploy, archive: Path | None) -> None:
             deploy_logger(deploy.pk).info(
                 "batch %d of %d: %s", number, len(batches), ", ".join(run.name for run in batch)
             )
-            try:
-                _in_parallel(batch, lambda r: _activate(r, deploy), "activate")
-            except StepFailed as exc:
-                _after_failure(deploy, runs, exc)
+            _activate_batch(deploy, runs, batch)
             done += size
         for run in runs:
             _prune(run, deploy)
+        skipped = [run.name for run in runs if run.skipped]
+        return f"succeeded without {', '.join(skipped)} (skipped after failing)" if skipped else ""
     finally:
         for run in runs:
             if run.conn is not None:
@@ -131,6 +134,7 @@ def _in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str
             step(run)
             return ""
         except StepFailed as exc:
+            run.failed = True
             run.log.error("%s failed: %s", what, exc)
             _host_update(run, HostStatus.FAILED, f"{what} failed: {exc}")
             return f"{run.name}: {what} failed: {exc}"
@@ -151,10 +155,63 @@ def _in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str
         raise StepFailed("; ".join(failed))
 
 
-def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed) -> None:
-    """A batch failed: roll the switched hosts back (or leave them), then end the rollout."""
+def _activate_batch(deploy: Deploy, runs: list[HostRun], batch: list[HostRun]) -> None:
+    """Activate a batch; on failure roll back, stop, or (guided) wait for a person's decision."""
+    pending = batch
+    while True:
+        try:
+            _in_parallel(pending, lambda r: _activate(r, deploy), "activate")
+            return
+        except StepFailed as exc:
+            on_failure = deploy.environment.on_failure
+            if on_failure != OnFailure.PAUSE:
+                _after_failure(deploy, runs, exc, roll_back=on_failure == OnFailure.ROLLBACK)
+            failed = [run for run in pending if run.failed]
+            choice, who = _wait_for_decision(deploy, runs, exc, failed)
+            if choice == Decision.ABORT:
+                _after_failure(deploy, runs, exc, roll_back=True)
+            for run in failed:
+                run.failed = False
+            if choice == Decision.SKIP:
+                for run in failed:
+                    run.skipped = True
+                    _host_update(run, HostStatus.SKIPPED, f"skipped by {who} after: {run.record.message}")
+                return
+            pending = failed  # retry
+
+
+def _wait_for_decision(deploy: Deploy, runs: list[HostRun], exc: StepFailed, failed: list[HostRun]) -> tuple[str, str]:
+    """Pause (heartbeat still running) until a person chooses retry, skip or abort; abort when none comes."""
+    log = deploy_logger(deploy.pk)
+    names = ", ".join(run.name for run in failed)
+    Deploy.objects.filter(pk=deploy.pk).update(
+        paused_at=timezone.now(), pause_reason=str(exc), decision="", decided_by=None
+    )
+    log.warning(
+        "paused: %s. Waiting up to %d min for a person to retry %s, skip it, or abort and roll back",
+        exc,
+        settings.PAUSE_TIMEOUT_SECONDS // 60,
+        names,
+    )
+    deadline = time.monotonic() + settings.PAUSE_TIMEOUT_SECONDS
+    while True:
+        _stop_if_cancelled(deploy, runs, sum(run.switched for run in runs))
+        choice, who = Deploy.objects.filter(pk=deploy.pk).values_list("decision", "decided_by__username").get()
+        if choice:
+            Deploy.objects.filter(pk=deploy.pk).update(paused_at=None)
+            log.info("%s chose: %s (%s)", who, Decision(choice).label, names)
+            return choice, who or "someone"
+        if time.monotonic() >= deadline:
+            Deploy.objects.filter(pk=deploy.pk).update(paused_at=None)
+            log.warning("no decision within %d min: aborting", settings.PAUSE_TIMEOUT_SECONDS // 60)
+            return Decision.ABORT, "Gantry (no decision in time)"
+        time.sleep(PAUSE_POLL_SECONDS)
+
+
+def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed, *, roll_back: bool) -> None:
+    """End the rollout after a failure: roll the switched hosts back first when asked to."""
     switched = [run for run in runs if run.switched]
-    if deploy.environment.on_failure != OnFailure.ROLLBACK or not switched:
+    if not roll_back or not switched:
         raise exc
     deploy_logger(deploy.pk).warning(
         "rolling back %s to their previous release", ", ".join(run.name for run in switched)
@@ -208,6 +265,8 @@ def _script(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in (env or {}).items())
     return f"cd -- {shlex.quote(cwd)} || exit 1\n{exports}{body}"
 
+
+PAUSE_POLL_SECONDS = 0.5
 
 # Lines a step's script prints for Gantry, not for the log.
 PREVIOUS_MARK = "GANTRY-PREVIOUS "

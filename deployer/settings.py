@@ -181,6 +181,8 @@ ROLLOUT_PARALLELISM = env.int("GANTRY_ROLLOUT_PARALLELISM", default=10)
 DEPLOY_HEARTBEAT_SECONDS = env.int("GANTRY_DEPLOY_HEARTBEAT_SECONDS", default=10)
 DEPLOY_HEARTBEAT_TIMEOUT = env.int("GANTRY_DEPLOY_HEARTBEAT_TIMEOUT", default=60)
 # A queued deploy whose job no worker took is sent again after this long, and given up after the second.
+# A paused deploy (on_failure: pause) waits this long for a decision, then aborts and rolls back.
+PAUSE_TIMEOUT_SECONDS = env.int("GANTRY_PAUSE_TIMEOUT_SECONDS", default=1800)
 QUEUED_RESEND_SECONDS = env.int("GANTRY_QUEUED_RESEND_SECONDS", default=60)
 QUEUED_GIVE_UP_SECONDS = env.int("GANTRY_QUEUED_GIVE_UP_SECONDS", default=1800)
 # A deploy's log keeps at most this many lines; the rest is counted, not stored.

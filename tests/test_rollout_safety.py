@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -378,3 +378,38 @@ def test_the_plan_shows_batches_commits_checks_and_an_eta_before_anything_starts
     summary = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
     assert "of about" in summary or "expected about" in summary
     assert wait_for_deploy(deploy.pk, celery_worker).status == DeployStatus.SUCCEEDED
+
+
+def test_guided_failure_pauses_for_a_person_to_retry_skip_or_abort(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, deployer_client: Client
+) -> None:
+    environment = make_environment(options={"batch_size": "1", "on_failure": "pause"}, health_timeout=2)
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    deploy = deploy_request(environment=environment, ref="broken-health", user=deployer)
+    decide = reverse("deploy-decide", args=[deploy.pk])
+
+    def paused(times: int) -> Callable[[], bool]:
+        def check() -> bool:
+            row = Deploy.objects.get(pk=deploy.pk)
+            pauses = row.log_lines.filter(message__startswith="paused:").count()
+            return row.paused_at is not None and row.decision == "" and pauses == times
+
+        return check
+
+    wait_until(paused(1), timeout=40)
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "Paused" in page and "Retry the failed host" in page and "127.0.0.11" in page
+    assert deployer_client.post(decide, {"choice": "retry"}).status_code == 302
+    wait_until(paused(2), timeout=40)  # the retry failed the same way
+    assert deployer_client.post(decide, {"choice": "skip"}).status_code == 302
+    wait_until(paused(3), timeout=40)  # the next batch's host failed too
+    assert host_status(deploy, "127.0.0.11") == HostStatus.SKIPPED
+    assert deployer_client.post(decide, {"choice": "abort"}).status_code == 302
+    deploy = wait_for_deploy(deploy.pk, celery_worker)
+
+    assert deploy.status == DeployStatus.ROLLED_BACK, deploy.reason
+    assert "rolled back 127.0.0.11, 127.0.0.12" in deploy.reason
+    assert [current_release(environment, i) for i in range(3)] == [f"releases/{first.pk}"] * 3
+    choices = [e.detail.split(":")[0] for e in AuditEntry.objects.filter(action=AuditAction.DECIDED).order_by("pk")]
+    assert choices == ["retry the failed hosts", "skip the failed hosts", "abort and roll back"]
+    assert deployer_client.post(decide, {"choice": "retry"}).status_code == 400, "nothing to decide any more"
