@@ -62,7 +62,10 @@ def environment_unlock(environment: Environment, *, user: AbstractBaseUser) -> E
 def lock_summary(environment: Environment) -> str:
     """'locked by olga 5 minutes ago until 14:00: DB migration' (for buttons, errors and Slack)."""
     who = environment.locked_by.get_username() if environment.locked_by_id else "Gantry"
-    since = f" {timesince(environment.locked_at)} ago" if environment.locked_at else ""
+    since = ""
+    if environment.locked_at:
+        elapsed = timesince(environment.locked_at)
+        since = " just now" if elapsed.startswith("0\xa0minutes") else f" {elapsed} ago"
     until = (
         f" until {timezone.localtime(environment.lock_expires_at):%Y-%m-%d %H:%M %Z}"
         if environment.lock_expires_at
