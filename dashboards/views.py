@@ -277,6 +277,7 @@ def _deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", statu
         "lines": lines,
         "after": lines[-1].pk if lines else 0,
         **_rights(request, deploy),
+        "slack_messages": deploy.slack_messages.all(),
         "error": error,
     }
     return render(request, "dashboards/deploy.html", context, status=status)

@@ -223,7 +223,10 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
     """Create or update everything the spec declares. Hosts follow the file;
     services and environments missing from it are kept (they have history) and reported."""
     report = ApplyReport()
-    teams = {name: _upsert(report, Team, {"name": name}, {}) for name in spec.teams}
+    teams = {
+        name: _upsert(report, Team, {"name": name}, {"slack_channel": (team or TeamSpec()).slack_channel or ""})
+        for name, team in spec.teams.items()
+    }
     for name, service_spec in spec.services.items():
         service = _upsert(
             report,

@@ -199,6 +199,9 @@ class ServiceSpec(_Spec):
 
 
 class TeamSpec(_Spec):
+    slack_channel: str | None = Field(
+        default=None, pattern=r"^(#[a-z0-9_-]{1,80}|[CG][A-Z0-9]{6,20})$", description="e.g. #web-deploys or C0123ABCD"
+    )
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for the team's services")
 
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from deployer import pagecache, queue
+from deployer import pagecache, queue, slack_outbox
 from deployer.access import access_for, system_user
 from deployer.audit import audit_record
 from deployer.builds import latest_builds
@@ -115,6 +115,7 @@ def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
             message=f"cancel requested by {who}: stopping after the hosts in flight",
         )
         audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="while it ran")
+        slack_outbox.story_changed(deploy)
     elif deploy.status in DeployStatus.finished():
         raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status}); there is nothing to cancel")
     return deploy
@@ -184,6 +185,7 @@ def deploy_decide(*, deploy: Deploy, user: AbstractBaseUser, choice: Decision) -
         raise DeployRefused(f"deploy #{deploy.pk} is not paused waiting for a decision (someone may have answered)")
     deploy.refresh_from_db()
     audit_record(AuditAction.DECIDED, actor=user, deploy=deploy, detail=f"{choice.label}: {deploy.pause_reason}")
+    slack_outbox.story_changed(deploy)
     return deploy
 
 

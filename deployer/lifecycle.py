@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployer import pagecache, queue
+from deployer import pagecache, queue, slack_outbox
 from deployer.choices import DeployStatus
 from deployer.integrations import github
 from deployer.locks import environment_lock
@@ -66,6 +66,7 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", onl
 def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
     """Tell the world: the pages, GitHub's deployment status, and the drift between environments."""
     pagecache.matrix_changed()
+    slack_outbox.story_changed(deploy)
     service = deploy.environment.service
     if github.enabled() and settings.GITHUB_DEPLOYMENTS and service.github_repo:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)

@@ -29,6 +29,9 @@ class Team(models.Model):
     """A group of people that owns services."""
 
     name = models.SlugField(max_length=100, unique=True)
+    slack_channel = models.CharField(
+        max_length=100, blank=True, help_text="Where its deploys are told: a channel id (C0123) or #name."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -492,3 +495,59 @@ class LeaseRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} waits to deploy {self.ref} to {self.environment}"
+
+
+class SlackMessage(models.Model):
+    """A Slack message Gantry owns, sent through this outbox: a deploy's story (posted once, then
+    updated in place) or a reply in its thread. Deploys only write rows here; workers send them."""
+
+    class Kind(models.TextChoices):
+        STORY = "story", "the deploy's message"
+        REPLY = "reply", "a reply in its thread"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting to be sent"
+        SENT = "sent", "sent"
+        FAILED = "failed", "Slack refused it"
+        LOGGED = "logged", "no Slack token: logged instead"
+
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="slack_messages")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.STORY)
+    channel = models.CharField(max_length=100)
+    ts = models.CharField(max_length=30, blank=True, help_text="Slack's id of the message, once posted.")
+    text = models.TextField(help_text="The notification text (and what is logged without a token).")
+    blocks = models.JSONField(default=list, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by every change to text or blocks.")
+    sent_version = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="A worker is sending it (since).")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["deploy"], condition=Q(kind="story"), name="slack_one_story_per_deploy")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of deploy #{self.deploy_id} in {self.channel} ({self.state})"
+
+
+class SlackAttempt(models.Model):
+    """Every call Gantry made to Slack for a message, and Slack's answer."""
+
+    message = models.ForeignKey(SlackMessage, on_delete=models.CASCADE, related_name="attempts_made")
+    at = models.DateTimeField(auto_now_add=True)
+    method = models.CharField(max_length=30)
+    version = models.PositiveIntegerField()
+    ok = models.BooleanField()
+    answer = models.CharField(max_length=300, blank=True, help_text="Slack's error code, or what went wrong.")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} v{self.version}: {'ok' if self.ok else self.answer}"

@@ -23,6 +23,7 @@ PROCESS_WEBHOOK = "gantry.process_webhook"
 SWEEP_WEBHOOKS = "gantry.sweep_webhooks"
 REAP_DEPLOYS = "gantry.reap_deploys"
 ADVANCE_LEASES = "gantry.advance_leases"
+SEND_SLACK = "gantry.send_slack"
 
 
 class QueueUnavailable(Exception):

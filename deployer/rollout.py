@@ -33,7 +33,7 @@ from django.db import connection
 from django.utils import timezone
 from fabric import Connection
 
-from deployer import ssh
+from deployer import slack_outbox, ssh
 from deployer.balancer import Balancer
 from deployer.checks import health_wait
 from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
@@ -94,6 +94,7 @@ def rollout(deploy: Deploy, archive: Path | None) -> str:
             )
             _activate_batch(deploy, runs, batch)
             done += size
+            slack_outbox.story_changed(deploy)  # the message shows the hosts done so far
         for run in runs:
             _prune(run, deploy)
         skipped = [run.name for run in runs if run.skipped]

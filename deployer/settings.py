@@ -154,7 +154,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "sync"
 # Deploys get their own queue (and worker); everything else is short and goes to sync.
-CELERY_TASK_ROUTES = {"gantry.run_deploy": {"queue": "deploys"}, "gantry.*": {"queue": "sync"}}
+CELERY_TASK_ROUTES = {
+    "gantry.run_deploy": {"queue": "deploys"},
+    "gantry.send_slack": {"queue": "notify"},
+    "gantry.*": {"queue": "sync"},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -172,6 +176,14 @@ SSH_COMMAND_TIMEOUT = env.int("GANTRY_SSH_COMMAND_TIMEOUT", default=600)
 GIT_TIMEOUT = env.int("GANTRY_GIT_TIMEOUT", default=120)
 REPO_MIRROR_DIR = VAR_DIR / "repos"
 # Hosts staged or switched at the same time, at most (per deploy).
+# --- Slack ---------------------------------------------------------------------
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+SLACK_TIMEOUT = env.int("SLACK_TIMEOUT", default=10)
+SLACK_DEFAULT_CHANNEL = env.str("SLACK_DEFAULT_CHANNEL", default="")
+# Updates to one message go out at most this often (Slack allows about one per second per channel).
+SLACK_UPDATE_INTERVAL = env.float("SLACK_UPDATE_INTERVAL", default=1.0)
+
 # "viewer": people need a grant to deploy; "deployer": everyone signed in may
 # deploy to non-production environments (production always needs a grant).
 DEFAULT_ROLE = env.str("GANTRY_DEFAULT_ROLE", default="viewer")

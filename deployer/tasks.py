@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
@@ -24,6 +24,7 @@ from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lease_queue import leases_advance
 from deployer.models import Service
 from deployer.reaper import deploys_reap
+from deployer.slack_outbox import SendLater, message_send
 from deployer.webhooks import deliveries_sweep, delivery_process
 
 
@@ -101,6 +102,14 @@ def process_webhook(delivery_id: int) -> None:
 @shared_task(name=queue.SWEEP_WEBHOOKS)
 def sweep_webhooks() -> None:
     deliveries_sweep()
+
+
+@shared_task(name=queue.SEND_SLACK, bind=True, max_retries=30)
+def send_slack(self: Task, message_id: int) -> None:
+    try:
+        message_send(message_id)
+    except SendLater as exc:
+        raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
 
 
 @shared_task(name=queue.ADVANCE_LEASES)

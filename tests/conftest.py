@@ -25,6 +25,7 @@ from deployer.demo.hosts import SshdHost
 from deployer.models import Branch, Deploy, Environment, Grant
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
+from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -168,11 +169,34 @@ def jenkins_server(integrations: tuple[FakeGitHub, FakeJenkins]) -> FakeJenkins:
 
 
 @pytest.fixture(scope="session")
+def slack_server() -> Iterator[FakeSlack]:
+    """The fake Slack Web API for the session (reset by each test that uses `slack`)."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack(slack_server: FakeSlack, settings: object) -> FakeSlack:
+    """Slack switched on in this test (the worker always has the token; messages go out only where a
+    team names a channel)."""
+    slack_server.reset()
+    settings.SLACK_BOT_TOKEN = slack_server.token
+    settings.SLACK_API_URL = slack_server.api_url
+    return slack_server
+
+
+@pytest.fixture(scope="session")
 def celery_worker(
-    django_db_setup: None, django_db_blocker: object, fakes: tuple[FakeGitHub, FakeJenkins]
+    django_db_setup: None,
+    django_db_blocker: object,
+    fakes: tuple[FakeGitHub, FakeJenkins],
+    slack_server: FakeSlack,
 ) -> Iterator[Worker]:
-    """A real Celery worker process consuming the deploys and sync queues (GitHub and Jenkins = the fakes)."""
-    worker = Worker(env=integration_settings(*fakes))
+    """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
+    Slack = the fakes)."""
+    slack_env = {"SLACK_BOT_TOKEN": slack_server.token, "SLACK_API_URL": slack_server.api_url}
+    worker = Worker(env={**integration_settings(*fakes), **slack_env})
     worker.start()
     yield worker
     worker.stop()

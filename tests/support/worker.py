@@ -26,7 +26,7 @@ def database_url() -> str:
 
 
 class Worker:
-    def __init__(self, queues: str = "deploys,sync", env: dict[str, str] | None = None) -> None:
+    def __init__(self, queues: str = "deploys,sync,notify", env: dict[str, str] | None = None) -> None:
         self.log_path = settings.VAR_DIR / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.queues = queues
         self.extra_env = env or {}

@@ -1,0 +1,105 @@
+"""Slack: one message per deploy, updated in place, sent through the outbox by a real worker to the fake Web API."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+from slack_sdk.models.blocks import Block
+
+from deployer.choices import DeployStatus
+from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage, Team
+from deployer.slack_outbox import message_send, story_changed
+from tests.conftest import MakeEnvironment, wait_until
+from tests.fakes.slack import FakeSlack
+from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait
+
+pytestmark = pytest.mark.slow
+
+
+def told(environment: Environment, channel: str = "#web-deploys") -> Environment:
+    Team.objects.filter(services__environments=environment).update(slack_channel=channel)
+    return Environment.objects.select_related("service__team").get(pk=environment.pk)
+
+
+def settled(deploy: Deploy) -> bool:
+    message = SlackMessage.objects.filter(deploy=deploy).first()
+    return message is not None and message.sent_version == message.version and message.claimed_at is None
+
+
+def test_a_deploy_tells_its_story_in_one_message_updated_in_place(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, slack: FakeSlack
+) -> None:
+    environment = told(make_environment(options={"batch_size": "2"}))
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    wait_until(lambda: settled(first))
+    deploy = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)
+    wait_until(lambda: settled(deploy))
+
+    messages = slack.top_level("C0WEB")
+    assert len(messages) == 2, "one message per deploy"
+    story = next(m for m in messages if f"#{deploy.pk}>" in str(m.blocks))
+    assert story.edits >= 1, "started, then updated in place (batches, the end)"
+    assert "app → test: deploying feature/shout" in story.text and "succeeded" in story.text
+    rendered = str(story.blocks)
+    assert f"`{deploy.sha[:8]}`" in rendered and "dana" in rendered
+    assert "*Commits since the previous deploy*\\n1" in rendered
+    assert f"/deploys/{deploy.pk}/|#{deploy.pk}>" in rendered
+    assert ":white_check_mark:" in rendered and "3 of 3 live" in rendered
+    assert [block.to_dict() for block in Block.parse_all(story.blocks)] == story.blocks, "valid Block Kit"
+    message = SlackMessage.objects.get(deploy=deploy)
+    assert (message.state, message.channel, message.ts) == ("sent", "C0WEB", story.ts)
+    versions = list(SlackAttempt.objects.filter(message=message, ok=True).values_list("version", flat=True))
+    assert versions == sorted(versions), "never an older version after a newer one"
+    page = Client()
+    page.force_login(deployer)
+    assert "Slack: sent to C0WEB" in page.get(reverse("deploy", args=[deploy.pk])).content.decode()
+
+
+def test_a_rate_limited_or_unreachable_slack_never_slows_the_deploy_and_catches_up(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, slack: FakeSlack
+) -> None:
+    environment = told(make_environment())
+    slack.fail(r"/api/chat.postMessage", status=503, times=2)
+    slack.rate_limit("chat.update", retry_after=2, times=2)
+
+    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
+    assert deploy.duration is not None and deploy.duration.total_seconds() < 15
+
+    wait_until(lambda: settled(deploy), timeout=40)
+    (story,) = slack.top_level("C0WEB")
+    assert "succeeded" in story.text
+    answers = list(SlackAttempt.objects.filter(message__deploy=deploy).values_list("method", "ok", "answer"))
+    assert ("chat.update", False, "ratelimited: retry after 2 s") in answers
+    assert any(not ok and "503" in answer for _, ok, answer in answers), answers
+    assert answers[-1][1] is True
+
+
+def test_a_channel_slack_does_not_know_is_recorded_and_the_deploy_goes_on(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, slack: FakeSlack
+) -> None:
+    environment = told(make_environment(), channel="#nowhere")
+    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert deploy.status == DeployStatus.SUCCEEDED
+    wait_until(lambda: SlackMessage.objects.filter(deploy=deploy, state="failed").exists())
+    message = SlackMessage.objects.get(deploy=deploy)
+    assert message.last_error == "channel_not_found"
+    assert not slack.top_level()
+
+
+def test_without_a_token_the_message_is_logged_and_shown_on_the_deploy_page(
+    environment: Environment, deployer: AbstractBaseUser, deployer_client: Client, settings: object
+) -> None:
+    settings.SLACK_BOT_TOKEN = ""
+    environment = told(environment)
+    deploy = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, requested_by=deployer)
+    story_changed(deploy)
+    message_send(SlackMessage.objects.get(deploy=deploy).pk)
+
+    message = SlackMessage.objects.get(deploy=deploy)
+    assert message.state == "logged" and "app → test: deploying main" in message.text
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "Slack is not configured; it would have said:" in page and "deploying main" in page
