@@ -29,6 +29,7 @@ from dashboards.forms import (
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
 from deployer.access import access_for
+from deployer.apitest_runs import recent_runs
 from deployer.choices import Decision, DeployStatus
 from deployer.deploys import (
     DeployOptions,
@@ -46,7 +47,7 @@ from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import github, jenkins
 from deployer.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release, lease_summary
 from deployer.locks import environment_lock, environment_unlock, lock_summary
-from deployer.models import Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
+from deployer.models import ApiTestRun, Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
 from deployer.plan import deploy_plan
 
 HISTORY_PAGE_SIZE = 50
@@ -88,6 +89,7 @@ def _service_page(
             lease=lease_summary(state.environment) if state.environment.is_leased else "",
             lease_mine=state.environment.is_leased and state.environment.leased_by_id == request.user.pk,
             rollback_to=rollback_candidates(state.environment) if access.can_deploy(state.environment) else [],
+            api_runs=recent_runs(state.environment) if service.api_tests else [],
         )
         for state in selectors.service_environments(service)
     ]
@@ -167,6 +169,25 @@ def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResp
     except DeployRefused as exc:
         return _refused(request, env, exc)
     return redirect("deploy", pk=deploy.pk)
+
+
+@require_POST
+def api_tests_run_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+    """Run the environment's API test suites now (they run in a worker; results appear in the strip)."""
+    env = _environment(name, environment)
+    try:
+        queue.enqueue(queue.RUN_API_TESTS, env.pk, ApiTestRun.Trigger.MANUAL)
+    except queue.QueueUnavailable as exc:
+        messages.error(request, f"Could not start the API tests: {exc}")
+    else:
+        messages.info(request, f"Running the API tests against {env}; the results appear in its strip in a moment.")
+    return redirect("service", name=env.service.name)
+
+
+@require_GET
+def api_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(ApiTestRun.objects.select_related("environment__service"), pk=pk)
+    return render(request, "dashboards/api_run.html", {"run": run, "runs": [run]})
 
 
 @require_POST
@@ -278,6 +299,7 @@ def _deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", statu
         "after": lines[-1].pk if lines else 0,
         **_rights(request, deploy),
         "slack_messages": deploy.slack_messages.all(),
+        "api_runs": sorted(deploy.api_test_runs.prefetch_related("steps"), key=lambda run: run.ok),
         "error": error,
     }
     return render(request, "dashboards/deploy.html", context, status=status)

@@ -16,14 +16,16 @@ from django.conf import settings
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployer import pagecache
+from deployer.apitest_schema import AssertionSpec, StepSpec, SuiteSpec
 from deployer.catalog_schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
 from deployer.choices import Role
 from deployer.models import Environment, Grant, Host, Service, Team
+from deployer.yaml_lines import line_of, plain
 
 Loc = tuple[str | int, ...]
 
@@ -80,22 +82,13 @@ def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
     if not isinstance(data, CommentedMap):
         raise CatalogError(filename, [Problem(1, "", "the file must be a mapping with teams: and services:")])
     try:
-        spec = CatalogSpec.model_validate(_plain(data))
+        spec = CatalogSpec.model_validate(plain(data))
     except ValidationError as exc:
         raise CatalogError(filename, [_problem(data, err) for err in exc.errors()]) from exc
     problems = list(_cross_problems(data, spec))
     if problems:
         raise CatalogError(filename, problems)
     return spec
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types → plain dicts and lists for pydantic."""
-    if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _problem(root: CommentedMap, err: Any) -> Problem:
@@ -112,7 +105,7 @@ def _problem(root: CommentedMap, err: Any) -> Problem:
         message = err["msg"].removeprefix("Value error, ")
         if "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
             message = f"{message} (got {err['input']!r})"
-    return Problem(_line_of(root, loc), _where(loc), message)
+    return Problem(line_of(root, loc), _where(loc), message)
 
 
 # Plain words for pydantic's type errors.
@@ -132,21 +125,6 @@ def _where(loc: Loc) -> str:
     return out
 
 
-def _line_of(root: CommentedMap, loc: Loc) -> int | None:
-    """1-based line of the deepest part of `loc` that exists in the file."""
-    node: Any = root
-    line = None
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-        else:
-            break
-        node = node[part]
-    return line
-
-
 # The schema model of the mapping at a location: locations alternate between a
 # fixed key and a name or index (services.<name>.environments.<name>.hosts[<i>]).
 _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
@@ -155,6 +133,9 @@ _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("services",): ServiceSpec,
     ("services", "environments"): EnvironmentSpec,
     ("services", "environments", "hosts"): HostSpec,
+    ("services", "api_tests"): SuiteSpec,
+    ("services", "api_tests", "steps"): StepSpec,
+    ("services", "api_tests", "steps", "assert"): AssertionSpec,
 }
 
 
@@ -186,13 +167,13 @@ def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
         if not service.repo and not service.github:
             loc: Loc = ("services", service_name)
             yield Problem(
-                _line_of(root, loc), _where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
+                line_of(root, loc), _where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
             )
         if service.team and service.team not in spec.teams:
             loc = ("services", service_name, "team")
             declared = ", ".join(spec.teams) or "none"
             yield Problem(
-                _line_of(root, loc),
+                line_of(root, loc),
                 _where(loc),
                 f"team {service.team!r} is not declared; add it under teams: (declared: {declared})",
             )
@@ -203,14 +184,14 @@ def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
                 key = (host.address, host.port)
                 if key in seen:
                     yield Problem(
-                        _line_of(root, loc), _where(loc), f"duplicate host {host.address}:{host.port}; remove one"
+                        line_of(root, loc), _where(loc), f"duplicate host {host.address}:{host.port}; remove one"
                     )
                 seen.add(key)
                 path_key = (host.address, host.port, host.deploy_path or env.deploy_path)
                 owner = f"{service_name}/{env_name}"
                 if path_key in used_paths and used_paths[path_key] != owner:
                     yield Problem(
-                        _line_of(root, loc),
+                        line_of(root, loc),
                         _where(loc),
                         f"{host.address}:{host.port} already gets {used_paths[path_key]} in {path_key[2]}; "
                         "two environments must not share a deploy path on one host",
@@ -239,6 +220,10 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
                 "default_branch": service_spec.default_branch,
                 "jenkins_job": service_spec.jenkins_job,
                 "runbook_url": service_spec.runbook or "",
+                "api_tests": {
+                    name: suite.model_dump(by_alias=True, exclude_unset=True)
+                    for name, suite in service_spec.api_tests.items()
+                },
             },
         )
         _apply_environments(report, service, service_spec)
@@ -311,6 +296,8 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
 def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
     production = spec.production if spec.production is not None else name in {"prod", "production"}
     values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
+    values["base_url"] = spec.base_url or ""
+    values["host_base_url"] = spec.host_base_url or ""
     balancer = spec.load_balancer
     return {
         **values,

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from deployer.apitest_schema import SuiteSpec
 from deployer.refs import RefError, branch_name_check
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
@@ -146,6 +147,19 @@ class EnvironmentSpec(_Spec):
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for HTTP 200")
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
+    base_url: Annotated[str, AfterValidator(_http_url)] | None = Field(
+        default=None, description="where API tests reach the environment, e.g. https://test.example.com"
+    )
+    host_base_url: Annotated[str, AfterValidator(_health_url)] | None = Field(
+        default=None, description="where API tests reach one host, e.g. http://{address}:8080"
+    )
+    test_variables: dict[str, str] = Field(default_factory=dict, description="variables for the API tests here")
+    monitor_minutes: int = Field(
+        default=0, ge=0, le=1440, description="run the API tests here every N minutes (monitoring); 0: off"
+    )
+    rollback_on_tests_failed: bool = Field(
+        default=False, description="roll back automatically when the post-deploy API tests fail"
+    )
     lease_minutes: int = Field(
         default=0, ge=0, le=10080, description="shared test environment: a deploy claims it this many minutes"
     )
@@ -196,6 +210,9 @@ class ServiceSpec(_Spec):
         min_length=1, description="mapping of environment name to settings, e.g. test: {...}"
     )
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for this service")
+    api_tests: dict[Name, SuiteSpec] = Field(
+        default_factory=dict, description="post-deploy API test suites: name: {steps: [...]}"
+    )
 
 
 class TeamSpec(_Spec):

@@ -14,6 +14,7 @@ class DeployStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"
     ROLLED_BACK = "rolled_back", "rolled back"
     INTERRUPTED = "interrupted", "interrupted"
+    TESTS_FAILED = "tests_failed", "tests failed"
 
     @classmethod
     def active(cls) -> frozenset[str]:
@@ -22,7 +23,7 @@ class DeployStatus(models.TextChoices):
 
     @classmethod
     def finished(cls) -> frozenset[str]:
-        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELLED, cls.ROLLED_BACK, cls.INTERRUPTED})
+        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELLED, cls.ROLLED_BACK, cls.INTERRUPTED, cls.TESTS_FAILED})
 
     @property
     def colour(self) -> str:
@@ -38,6 +39,7 @@ _DEPLOY_COLOURS = {
     DeployStatus.CANCELLED: "grey",
     DeployStatus.ROLLED_BACK: "amber",
     DeployStatus.INTERRUPTED: "red",
+    DeployStatus.TESTS_FAILED: "red",
 }
 
 

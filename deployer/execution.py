@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deployer import gitrepo, rollout
+from deployer import apitest_runs, gitrepo, rollout
 from deployer.choices import DeployStatus
 from deployer.deploylog import deploy_logger, deploy_logging
 from deployer.errors import Cancelled, RolledBack, StepFailed
@@ -76,6 +76,7 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
                 note = rollout.rollout(deploy, archive)
+        return _after_tests(deploy, note)
     except Cancelled as exc:
         return DeployStatus.CANCELLED, str(exc)
     except RolledBack as exc:
@@ -87,4 +88,24 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
     except Exception as exc:
         log.exception("internal error")
         return DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
-    return DeployStatus.SUCCEEDED, note
+
+
+def _after_tests(deploy: Deploy, note: str) -> tuple[DeployStatus, str]:
+    """The post-deploy API tests decide between succeeded and tests_failed (or a rollback)."""
+    log = deploy_logger(deploy.pk)
+    runs = apitest_runs.suites_run(deploy.environment, deploy=deploy)
+    if not runs:
+        return DeployStatus.SUCCEEDED, note
+    summary = apitest_runs.summary(runs)
+    if all(run.ok for run in runs):
+        log.info("%s", summary)
+        return DeployStatus.SUCCEEDED, "; ".join(part for part in (note, summary) if part)
+    log.error("%s", summary)
+    if not deploy.environment.rollback_on_tests_failed:
+        return DeployStatus.TESTS_FAILED, summary
+    log.warning("rolling every host back to its previous release (rollback_on_tests_failed)")
+    try:
+        hosts = rollout.roll_back_all(deploy)
+    except StepFailed as exc:
+        return DeployStatus.TESTS_FAILED, f"{summary}; and the rollback failed: {exc}"
+    return DeployStatus.ROLLED_BACK, f"{summary}; rolled back {', '.join(hosts)}"

@@ -31,6 +31,8 @@ GITHUB_STATES = {
     DeployStatus.CANCELLED: "inactive",
     DeployStatus.ROLLED_BACK: "failure",
     DeployStatus.INTERRUPTED: "error",
+    DeployStatus.TESTS_FAILED: "failure",
+    DeployStatus.AWAITING_APPROVAL: "pending",
 }
 CREATING = "creating"
 SENDING = "sending"

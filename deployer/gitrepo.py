@@ -171,3 +171,14 @@ def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[
         sha, author, when, subject = line.split("\0", 3)
         commits.append(CommitInfo(sha, author, datetime.fromtimestamp(int(when), tz=UTC), subject[:300]))
     return total, commits
+
+
+def file_at(service_name: str, sha: str, path: str) -> str | None:
+    """The text of `path` in commit `sha` of the local mirror; None when the commit has no such file."""
+    mirror = mirror_path(service_name)
+    if not _has_commit(mirror, sha):
+        raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name}")
+    try:
+        return _git("show", f"{sha}:{path}", cwd=mirror)
+    except GitError:
+        return None

@@ -31,9 +31,10 @@ _NEXT: dict[str, set[str]] = {
         DeployStatus.CANCELLED,
         DeployStatus.ROLLED_BACK,
         DeployStatus.INTERRUPTED,
+        DeployStatus.TESTS_FAILED,
     },
 }
-_BAD_ENDINGS = {DeployStatus.FAILED, DeployStatus.INTERRUPTED, DeployStatus.ROLLED_BACK}
+_BAD_ENDINGS = {DeployStatus.FAILED, DeployStatus.INTERRUPTED, DeployStatus.ROLLED_BACK, DeployStatus.TESTS_FAILED}
 
 
 def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", only_from: set[str] | None = None) -> bool:

@@ -54,6 +54,7 @@ class Service(models.Model):
     )
     jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
     runbook_url = models.URLField(max_length=500, blank=True)
+    api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
 
     class Meta:
         ordering = ["name"]
@@ -113,6 +114,13 @@ class Environment(models.Model):
     )
     lock_reason = models.TextField(blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    base_url = models.CharField(max_length=500, blank=True, help_text="Where API tests reach the environment.")
+    host_base_url = models.CharField(max_length=500, blank=True, help_text="Where API tests reach one host.")
+    test_variables = models.JSONField(default=dict, blank=True)
+    rollback_on_tests_failed = models.BooleanField(default=False)
+    monitor_minutes = models.PositiveIntegerField(
+        default=0, help_text="Run the API test suites here every this many minutes (0: only after deploys)."
+    )
     lease_minutes = models.PositiveIntegerField(
         default=0, help_text="A shared test environment: a deploy claims it this long (0: no leases)."
     )
@@ -551,3 +559,46 @@ class SlackAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} v{self.version}: {'ok' if self.ok else self.answer}"
+
+
+class ApiTestRun(models.Model):
+    """One run of one API test suite against an environment (or one of its hosts)."""
+
+    class Trigger(models.TextChoices):
+        DEPLOY = "deploy", "after a deploy"
+        SCHEDULE = "schedule", "on schedule"
+        MANUAL = "manual", "on demand"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="api_test_runs")
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, null=True, blank=True, related_name="api_test_runs")
+    suite = models.CharField(max_length=50)
+    target = models.CharField(max_length=300, help_text="'environment' or a host address")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.DEPLOY)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ok = models.BooleanField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.suite} on {self.environment} ({'passed' if self.ok else 'failed'})"
+
+
+class ApiTestStep(models.Model):
+    run = models.ForeignKey(ApiTestRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    method = models.CharField(max_length=10, blank=True)
+    url = models.TextField(blank=True)
+    status = models.PositiveIntegerField(null=True, blank=True)
+    elapsed_ms = models.PositiveIntegerField(null=True, blank=True)
+    ok = models.BooleanField()
+    error = models.TextField(blank=True)
+    assertions = models.JSONField(default=list, help_text="[{what, ok, expected, actual}], failed first")
+    response_excerpt = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'ok' if self.ok else 'failed'}"

@@ -24,6 +24,8 @@ SWEEP_WEBHOOKS = "gantry.sweep_webhooks"
 REAP_DEPLOYS = "gantry.reap_deploys"
 ADVANCE_LEASES = "gantry.advance_leases"
 SEND_SLACK = "gantry.send_slack"
+RUN_API_TESTS = "gantry.run_api_tests"
+MONITOR_API_TESTS = "gantry.monitor_api_tests"
 
 
 class QueueUnavailable(Exception):

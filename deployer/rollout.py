@@ -105,6 +105,39 @@ def rollout(deploy: Deploy, archive: Path | None) -> str:
                 run.conn.close()
 
 
+def roll_back_all(deploy: Deploy) -> list[str]:
+    """After a finished rollout (its post-deploy tests failed): every host back to its previous release.
+
+    Returns the hosts rolled back; StepFailed naming those that could not be.
+    """
+    timeout = deploy.environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
+    balancer = Balancer.of(deploy.environment)
+    runs = [
+        HostRun(
+            host=record.host,
+            record=record,
+            log=deploy_logger(deploy.pk, record.address),
+            timeout=timeout,
+            balancer=balancer,
+            previous_release=record.previous_release,
+            switched=True,
+        )
+        for record in deploy.hosts.select_related("host").filter(host__isnull=False)
+    ]
+
+    def back(run: HostRun) -> None:
+        run.conn = ssh.open_connection(run.target)
+        _roll_back(run, deploy)
+
+    try:
+        _in_parallel(runs, back, "rollback")
+    finally:
+        for run in runs:
+            if run.conn is not None:
+                run.conn.close()
+    return [run.name for run in runs]
+
+
 def plan_batches(hosts: int, batch_size: str) -> list[int]:
     """Sizes of the batches for `hosts` hosts: "2" → 2 at a time, "25%" → a quarter (at least one)."""
     text = batch_size.strip()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from deployer.builds import latest_builds
 from deployer.choices import DeployStatus
 from deployer.gates import Gate, deploy_gate
-from deployer.models import Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
+from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class EnvironmentState:
     lease: str = ""  # "leased by dana for feature/x until 14:20"
     lease_mine: bool = False
     rollback_to: list[Deploy] = field(default_factory=list)  # earlier releases the hosts keep, newest first
+    api_runs: list[ApiTestRun] = field(default_factory=list)  # the pass/fail strip, oldest first
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:

@@ -239,4 +239,5 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhooks": {"task": "gantry.sweep_webhooks", "schedule": 60},
     "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 30},
     "advance-leases": {"task": "gantry.advance_leases", "schedule": 15},
+    "monitor-api-tests": {"task": "gantry.monitor_api_tests", "schedule": 60},
 }

@@ -29,6 +29,7 @@ EMOJI = {
     DeployStatus.CANCELLED: ":black_square_for_stop:",
     DeployStatus.ROLLED_BACK: ":leftwards_arrow_with_hook:",
     DeployStatus.INTERRUPTED: ":warning:",
+    DeployStatus.TESTS_FAILED: ":test_tube:",
 }
 FIELD_MAX = 1900  # Slack: 2000 characters per field
 TEXT_MAX = 2900  # Slack: 3000 characters per section text

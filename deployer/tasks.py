@@ -14,6 +14,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from deployer import queue
+from deployer.apitest_runs import environment_test, monitors_due
 from deployer.branches import branch_sync
 from deployer.builds import build_sync
 from deployer.delivery import continuous_delivery, drift_refresh
@@ -22,7 +23,7 @@ from deployer.execution import deploy_execute
 from deployer.github_deployments import PublishLater, deployment_publish
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lease_queue import leases_advance
-from deployer.models import Service
+from deployer.models import ApiTestRun, Service
 from deployer.reaper import deploys_reap
 from deployer.slack_outbox import SendLater, message_send
 from deployer.webhooks import deliveries_sweep, delivery_process
@@ -110,6 +111,17 @@ def send_slack(self: Task, message_id: int) -> None:
         message_send(message_id)
     except SendLater as exc:
         raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
+
+
+@shared_task(name=queue.RUN_API_TESTS)
+def run_api_tests(environment_id: int, trigger: str) -> None:
+    environment_test(environment_id, trigger)
+
+
+@shared_task(name=queue.MONITOR_API_TESTS)
+def monitor_api_tests() -> None:
+    for environment_id in monitors_due():
+        queue.enqueue(queue.RUN_API_TESTS, environment_id, ApiTestRun.Trigger.SCHEDULE)
 
 
 @shared_task(name=queue.ADVANCE_LEASES)

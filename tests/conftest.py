@@ -245,6 +245,7 @@ def make_environment(
         command_timeout: int = 60,
         github_repo: str = "",
         options: dict[str, str] | None = None,
+        service_yaml: str = "",
     ) -> Environment:
         hosts = ssh_hosts if hosts is None else hosts
         lines = []
@@ -262,6 +263,7 @@ services:
     team: web
     repo: {app_repo.path}
     {"github: " + github_repo if github_repo else ""}
+{service_yaml}
     environments:
       test:
         deploy_path: /srv/app

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from deployer.apitest_files import SuiteFileError, suites_parse
+from deployer.apitest_runs import environment_test, monitors_due
 from deployer.apitest_schema import SuiteSpec
 from deployer.apitests import SuiteResult, suite_run
+from deployer.catalog import CatalogError, catalog_parse
+from deployer.choices import DeployStatus
+from deployer.demo import setup
+from deployer.models import ApiTestRun, Environment
+from tests.conftest import AppRepo, MakeEnvironment, wait_until
 from tests.fakes.server import FakeServer, Request, Response
+from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait, host_root
 
 
 class App(FakeServer):
@@ -158,3 +171,170 @@ def test_bad_suites_are_refused(text: str, message: str) -> None:
     with pytest.raises(ValidationError) as error:
         suite(text)
     assert message in str(error.value)
+
+
+SMOKE = """
+    api_tests:
+      smoke:
+        steps:
+          - name: version
+            url: "{{base_url}}/version"
+            extract: {running: json.sha}
+            assert:
+              - {status: 200}
+              - {json: sha, equals: "{{sha}}"}
+              - {header: Content-Type, contains: json}
+          - name: greeting
+            url: "{{base_url}}/version"
+            assert:
+              - {json: greeting, contains: "{{loud}}"}
+              - {response_time_ms: 2000}
+"""
+
+
+@pytest.mark.slow
+def test_every_deploy_runs_the_suites_on_each_host_and_shows_the_results(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_port: int,
+) -> None:
+    options = {"host_base_url": f"http://{{address}}:{app_port}", "test_variables": "{loud: Hello}"}
+    environment = make_environment(options=options, service_yaml=SMOKE)
+
+    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
+    assert deploy.reason == "3 API test runs passed"
+    assert sorted(run.target for run in deploy.api_test_runs.all()) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "Post-deploy API tests" in page and 'data-ok="true"' in page
+
+
+@pytest.mark.slow
+def test_failed_tests_end_the_deploy_tests_failed_or_roll_it_back(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_port: int,
+) -> None:
+    options = {"host_base_url": f"http://{{address}}:{app_port}", "test_variables": "{loud: HELLO}"}
+    environment = make_environment(options=options, service_yaml=SMOKE)
+
+    failed = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert failed.status == DeployStatus.TESTS_FAILED, failed.reason
+    assert failed.reason.startswith("post-deploy API tests failed: smoke on 127.0.0.11: greeting")
+    page = deployer_client.get(reverse("deploy", args=[failed.pk])).content.decode()
+    assert "json greeting contains: expected <code>HELLO</code>, got <code>Hello from the Gantry demo</code>" in page
+
+    shout = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)
+    assert shout.status == DeployStatus.SUCCEEDED, shout.reason
+    Environment.objects.filter(pk=environment.pk).update(rollback_on_tests_failed=True)
+    rolled = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert rolled.status == DeployStatus.ROLLED_BACK, rolled.reason
+    assert "rolled back 127.0.0.11, 127.0.0.12, 127.0.0.13" in rolled.reason
+    for index in range(3):
+        assert os.readlink(host_root(environment, index) / "current") == f"releases/{shout.pk}"
+    assert Environment.objects.get(pk=environment.pk).is_locked
+
+
+def test_a_bad_suite_in_the_catalog_is_refused_with_its_line_and_a_hint() -> None:
+    text = """
+services:
+  app:
+    repo: /srv/git/app.git
+    api_tests:
+      smoke:
+        steps:
+          - name: version
+            url: "{{base_url}}/version"
+            assert:
+              - json: sha
+                equal: abc
+    environments:
+      test: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}
+"""
+    with pytest.raises(CatalogError) as error:
+        catalog_parse(text)
+    assert str(error.value) == (
+        "catalog.yml:12: services.app.api_tests.smoke.steps[0].assert[0].equal: unknown key 'equal'; "
+        "did you mean 'equals'?"
+    )
+
+
+REPO_SUITE = """smoke:
+  steps:
+    - name: quiet greeting
+      url: "{{base_url}}/version"
+      assert:
+        - {json: greeting, contains: Hello}
+"""
+
+
+@pytest.mark.slow
+def test_the_repository_suites_at_the_deployed_sha_win_over_the_catalog(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_port: int,
+    app_repo: AppRepo,
+) -> None:
+    setup.repo_branch(app_repo.path, "with-tests", {".gantry/tests.yml": REPO_SUITE}, "Tests travel with the code")
+    bad = REPO_SUITE.replace("contains: Hello", "contain: Hello")
+    setup.repo_branch(app_repo.path, "bad-tests", {".gantry/tests.yml": bad}, "A typo in the tests")
+    options = {"host_base_url": f"http://{{address}}:{app_port}", "test_variables": "{loud: HELLO}"}
+    environment = make_environment(hosts=None, options=options, service_yaml=SMOKE)
+
+    good = deploy_and_wait(environment, "with-tests", deployer, celery_worker)
+    assert good.status == DeployStatus.SUCCEEDED, good.reason
+    assert {run.suite for run in good.api_test_runs.all()} == {"smoke"}
+    assert good.api_test_runs.first().steps.get().name == "quiet greeting"
+
+    broken = deploy_and_wait(environment, "bad-tests", deployer, celery_worker)
+    assert broken.status == DeployStatus.TESTS_FAILED
+    step = broken.api_test_runs.get().steps.get()
+    assert step.error == (
+        ".gantry/tests.yml:6: smoke.steps[0].assert[0].contain: unknown key 'contain'; did you mean 'contains'?"
+    )
+
+
+def test_a_tests_file_that_is_not_yaml_or_not_suites_is_refused_with_a_line() -> None:
+    with pytest.raises(SuiteFileError, match=r"^\.gantry/tests\.yml:1: the file must map suite names"):
+        suites_parse("- just a list\n")
+    with pytest.raises(SuiteFileError, match=r"^\.gantry/tests\.yml:1: smoke: missing required key 'steps'; add it"):
+        suites_parse("smoke:\n  variables: {}\n")
+
+
+@pytest.mark.slow
+def test_suites_run_on_demand_and_on_schedule_and_show_as_a_strip(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_port: int,
+) -> None:
+    options = {
+        "host_base_url": f"http://{{address}}:{app_port}",
+        "test_variables": "{loud: Hello}",
+        "monitor_minutes": "5",
+    }
+    environment = make_environment(hosts=None, options=options, service_yaml=SMOKE)
+    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
+
+    assert deployer_client.post(reverse("api-tests-run", args=["app", "test"])).status_code == 302
+    wait_until(lambda: ApiTestRun.objects.filter(trigger="manual").count() == 3)
+    manual = ApiTestRun.objects.filter(trigger="manual").first()
+    assert manual.ok and manual.deploy is None
+    assert manual.steps.first().assertions[0]["ok"] is True
+
+    assert monitors_due() == [environment.pk]
+    environment_test(environment.pk, ApiTestRun.Trigger.SCHEDULE)
+    assert monitors_due() == [], "the next scheduled run waits monitor_minutes"
+
+    page = deployer_client.get(reverse("service", args=["app"])).content.decode()
+    assert page.count('class="tick tick-green"') == 9, "deploy, manual and scheduled runs on 3 hosts"
+    detail = deployer_client.get(reverse("api-run", args=[manual.pk])).content.decode()
+    assert "API tests: smoke" in detail and "on demand" in detail

@@ -1,0 +1,68 @@
+"""API test suites from a service's repository: `.gantry/tests.yml` at the deployed sha.
+
+When the file exists it wins over the catalog's `api_tests:` (the tests travel
+with the code they test). Its top level maps suite names to suites, in the same
+shape as the catalog's. A bad file is refused with its line and a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from deployer.apitest_schema import AssertionSpec, StepSpec, SuiteSpec
+from deployer.yaml_lines import line_of, plain
+
+TESTS_FILE = ".gantry/tests.yml"
+
+# The model of the mapping at a location inside one suite: steps[<i>].assert[<j>].
+_MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
+    (): SuiteSpec,
+    ("steps",): StepSpec,
+    ("steps", "assert"): AssertionSpec,
+}
+
+
+class SuiteFileError(ValueError):
+    """The file is not a valid set of suites; the message says where and how to fix it."""
+
+
+def suites_parse(text: str, *, filename: str = TESTS_FILE) -> dict[str, SuiteSpec]:
+    try:
+        data = YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        raise SuiteFileError(f"{filename}: not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, CommentedMap):
+        raise SuiteFileError(f"{filename}:1: the file must map suite names to suites (smoke: {{steps: [...]}})")
+    suites = {}
+    problems = []
+    for name, body in data.items():
+        try:
+            suites[str(name)] = SuiteSpec.model_validate(plain(body))
+        except ValidationError as exc:
+            problems += [_problem(filename, data, str(name), err) for err in exc.errors()]
+    if problems:
+        raise SuiteFileError("\n".join(problems))
+    return suites
+
+
+def _problem(filename: str, root: CommentedMap, suite: str, err: Any) -> str:
+    loc = tuple(err["loc"])
+    where = suite + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    if err["type"] == "extra_forbidden":
+        model = _MODEL_AT.get(tuple(p for p in loc[:-1] if not isinstance(p, int)))
+        keys = list(model.model_fields) if model else []
+        aliases = [info.alias or key for key, info in (model.model_fields.items() if model else [])]
+        close = difflib.get_close_matches(str(loc[-1]), aliases or keys, n=1)
+        message = f"unknown key {loc[-1]!r}; " + (f"did you mean {close[0]!r}?" if close else "remove it")
+    elif err["type"] == "missing":
+        message = f"missing required key {loc[-1]!r}; add it"
+        where = where.rsplit(".", 1)[0]
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+    return f"{filename}:{line_of(root, (suite, *loc)) or 1}: {where}: {message}"
