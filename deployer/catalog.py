@@ -205,7 +205,15 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
     services and environments missing from it are kept (they have history) and reported."""
     report = ApplyReport()
     teams = {
-        name: _upsert(report, Team, {"name": name}, {"slack_channel": (team or TeamSpec()).slack_channel or ""})
+        name: _upsert(
+            report,
+            Team,
+            {"name": name},
+            {
+                "slack_channel": (team or TeamSpec()).slack_channel or "",
+                "slack_group": (team or TeamSpec()).slack_group or "",
+            },
+        )
         for name, team in spec.teams.items()
     }
     for name, service_spec in spec.services.items():

@@ -216,6 +216,11 @@ class ServiceSpec(_Spec):
 
 
 class TeamSpec(_Spec):
+    slack_group: str | None = Field(
+        default=None,
+        pattern=r"^S[A-Z0-9]{6,20}$",
+        description="user group id mentioned when tests fail, e.g. S0123ABCD",
+    )
     slack_channel: str | None = Field(
         default=None, pattern=r"^(#[a-z0-9_-]{1,80}|[CG][A-Z0-9]{6,20})$", description="e.g. #web-deploys or C0123ABCD"
     )

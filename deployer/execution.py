@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deployer import apitest_runs, gitrepo, rollout
+from deployer import apitest_runs, gitrepo, rollout, slack_outbox
 from deployer.choices import DeployStatus
 from deployer.deploylog import deploy_logger, deploy_logging
 from deployer.errors import Cancelled, RolledBack, StepFailed
@@ -96,6 +96,7 @@ def _after_tests(deploy: Deploy, note: str) -> tuple[DeployStatus, str]:
     runs = apitest_runs.suites_run(deploy.environment, deploy=deploy)
     if not runs:
         return DeployStatus.SUCCEEDED, note
+    slack_outbox.tests_reported(deploy)
     summary = apitest_runs.summary(runs)
     if all(run.ok for run in runs):
         log.info("%s", summary)

@@ -152,6 +152,7 @@ class CommitInfo:
     author: str
     committed_at: datetime
     subject: str
+    email: str = ""
 
 
 def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[int, list[CommitInfo]]:
@@ -164,12 +165,12 @@ def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[
         if not _has_commit(path, sha):
             raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name} yet")
     total = int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())
-    fmt = "%H%x00%an%x00%ct%x00%s"
+    fmt = "%H%x00%an%x00%ae%x00%ct%x00%s"
     out = _git("log", f"--format={fmt}", f"--max-count={int(limit)}", f"{base}..{head}", "--", cwd=path)
     commits = []
     for line in out.splitlines():
-        sha, author, when, subject = line.split("\0", 3)
-        commits.append(CommitInfo(sha, author, datetime.fromtimestamp(int(when), tz=UTC), subject[:300]))
+        sha, author, email, when, subject = line.split("\0", 4)
+        commits.append(CommitInfo(sha, author, datetime.fromtimestamp(int(when), tz=UTC), subject[:300], email))
     return total, commits
 
 

@@ -32,6 +32,9 @@ class Team(models.Model):
     slack_channel = models.CharField(
         max_length=100, blank=True, help_text="Where its deploys are told: a channel id (C0123) or #name."
     )
+    slack_group = models.CharField(
+        max_length=30, blank=True, help_text="Slack user group (S0123) mentioned when its deploy's tests fail."
+    )
 
     class Meta:
         ordering = ["name"]

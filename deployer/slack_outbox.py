@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from deployer import queue, slack_story
+from deployer import gitrepo, queue, slack_story
 from deployer.integrations import slack
 from deployer.models import Deploy, SlackAttempt, SlackMessage
 
@@ -63,6 +63,15 @@ def story_changed(deploy: Deploy) -> None:
     queue.enqueue_after_commit(queue.SEND_SLACK, message.pk)
 
 
+def tests_reported(deploy: Deploy) -> None:
+    """Reply in the deploy's thread with its API test results (sent after the story has its ts)."""
+    channel = channel_for(deploy)
+    if not channel:
+        return
+    message = SlackMessage.objects.create(deploy=deploy, kind=SlackMessage.Kind.REPLY, channel=channel, text="")
+    queue.enqueue_after_commit(queue.SEND_SLACK, message.pk)
+
+
 def message_send(message_id: int) -> None:
     """Bring Slack up to date with the message's newest version. SendLater when it must wait."""
     if not _claim(message_id):
@@ -85,7 +94,18 @@ def _claim(message_id: int) -> bool:
 
 def _send_version(message: SlackMessage) -> None:
     version = message.version
-    message.text, message.blocks = slack_story.story(message.deploy)
+    thread_ts = ""
+    if message.kind == SlackMessage.Kind.REPLY:
+        story = SlackMessage.objects.filter(deploy=message.deploy_id, kind=SlackMessage.Kind.STORY).first()
+        if story is None or story.state == SlackMessage.State.FAILED:
+            SlackMessage.objects.filter(pk=message.pk).update(state=SlackMessage.State.FAILED, last_error="no story")
+            return
+        if not story.ts and slack.enabled():
+            raise SendLater(2, "waiting for the deploy's message to be posted")
+        thread_ts, message.channel = story.ts, story.channel
+        message.text, message.blocks = slack_story.tests_reply(message.deploy, _mentions(message.deploy))
+    else:
+        message.text, message.blocks = slack_story.story(message.deploy)
     SlackMessage.objects.filter(pk=message.pk).update(text=message.text, blocks=message.blocks)
     if not slack.enabled():
         logger.info("Slack (no token; not sent) to %s: %s", message.channel, message.text)
@@ -101,7 +121,7 @@ def _send_version(message: SlackMessage) -> None:
             slack.update(message.channel, message.ts, text=message.text, blocks=message.blocks)
             ts, channel = message.ts, message.channel
         else:
-            posted = slack.post(message.channel, text=message.text, blocks=message.blocks)
+            posted = slack.post(message.channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts)
             ts, channel = posted.ts, posted.channel
     except slack.SlackRateLimited as exc:
         _attempt(message, method, version, False, f"ratelimited: retry after {exc.retry_after} s")
@@ -129,3 +149,24 @@ def _done(message: SlackMessage, version: int, state: str, *, ts: str, channel: 
         values["channel"] = channel
     # Only forward: a slower sender of an older version never overwrites a newer record.
     SlackMessage.objects.filter(pk=message.pk, sent_version__lt=version).update(**values)
+
+
+def _mentions(deploy: Deploy) -> list[str]:
+    """Who hears about failed tests: the team's Slack group and the authors of the shipped commits."""
+    if not deploy.api_test_runs.filter(ok=False).exists() or not slack.enabled():
+        return []
+    team = deploy.environment.service.team
+    ids = [team.slack_group] if team and team.slack_group else []
+    if deploy.previous_sha and deploy.previous_sha != deploy.sha:
+        try:
+            _, commits = gitrepo.commit_log(deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=50)
+        except gitrepo.GitError:
+            commits = []
+        for email in sorted({commit.email for commit in commits if commit.email})[:10]:
+            try:
+                user = slack.user_by_email(email)
+            except slack.SlackError:
+                user = None  # a mention is a courtesy: never hold the reply for it
+            if user:
+                ids.append(user)
+    return [slack_story.mention(i) for i in ids]

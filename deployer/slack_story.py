@@ -114,3 +114,38 @@ def _actions(deploy: Deploy) -> list[str]:
     """What people did to this deploy in the browser (approve, cancel...), newest last, at most five."""
     entries = AuditEntry.objects.filter(deploy_id=deploy.pk).exclude(action__in=["deploy_requested"]).order_by("-pk")
     return [f"{escape(entry.actor_name)} {escape(entry.get_action_display())}" for entry in reversed(entries[:5])]
+
+
+def tests_reply(deploy: Deploy, mentions: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """The thread reply with the deploy's API test results; `mentions` are Slack ids to call on failure."""
+    runs = list(deploy.api_test_runs.prefetch_related("steps"))
+    failed = [run for run in runs if not run.ok]
+    if not failed:
+        text = f":test_tube: Post-deploy API tests passed: {len(runs)} run{'s' if len(runs) != 1 else ''}"
+        return text, [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()]
+    who = " ".join(mentions)
+    text = f":x: Post-deploy API tests failed: {len(failed)} of {len(runs)} runs" + (f" — {who}" if who else "")
+    blocks = [SectionBlock(text=MarkdownTextObject(text=text[:TEXT_MAX]))]
+    for run in failed[:8]:
+        where = "" if run.target == "environment" else f" on {escape(run.target)}"
+        lines = []
+        for step in run.steps.all():
+            if step.ok:
+                continue
+            detail = (
+                escape(step.error)
+                if step.error
+                else "; ".join(
+                    f"{escape(a['what'])}: expected `{escape(a['expected'])[:100]}`, got `{escape(a['actual'])[:100]}`"
+                    for a in step.assertions
+                    if not a["ok"]
+                )
+            )
+            lines.append(f"• `{escape(step.name)}`: {detail}")
+        body = f"*{escape(run.suite)}*{where}\n" + "\n".join(lines)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=body[:TEXT_MAX])))
+    return text[:TEXT_MAX], [block.to_dict() for block in blocks]
+
+
+def mention(user_or_group: str) -> str:
+    return f"<!subteam^{user_or_group}>" if user_or_group.startswith("S") else f"<@{user_or_group}>"

@@ -9,11 +9,13 @@ from django.urls import reverse
 from slack_sdk.models.blocks import Block
 
 from deployer.choices import DeployStatus
+from deployer.demo import setup
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage, Team
 from deployer.slack_outbox import message_send, story_changed
-from tests.conftest import MakeEnvironment, wait_until
+from tests.conftest import AppRepo, MakeEnvironment, wait_until
 from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
+from tests.test_apitests import SMOKE
 from tests.test_rollout import deploy_and_wait
 
 pytestmark = pytest.mark.slow
@@ -103,3 +105,36 @@ def test_without_a_token_the_message_is_logged_and_shown_on_the_deploy_page(
     assert message.state == "logged" and "app → test: deploying main" in message.text
     page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
     assert "Slack is not configured; it would have said:" in page and "deploying main" in page
+
+
+@pytest.mark.slow
+def test_test_results_go_as_a_thread_reply_and_a_failure_calls_the_team_and_the_authors(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    slack: FakeSlack,
+    app_port: int,
+    app_repo: AppRepo,
+) -> None:
+    setup.repo_branch(app_repo.path, "quiet-change", {"notes.txt": "nothing loud\n"}, "A quiet change")
+    slack.add_user("demo@gantry.invalid", "U0AUTHOR", "demo-author")
+    options = {"host_base_url": f"http://{{address}}:{app_port}", "test_variables": "{loud: Hello}"}
+    environment = told(make_environment(hosts=None, options=options, service_yaml=SMOKE))
+    Team.objects.update(slack_group="S0WEBTEAM")
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+    wait_until(lambda: SlackMessage.objects.filter(deploy=first, kind="reply", state="sent").exists())
+    (story,) = slack.top_level("C0WEB")
+    (reply,) = slack.replies(story.ts)
+    assert reply.text == ":test_tube: Post-deploy API tests passed: 3 runs"
+
+    Environment.objects.filter(pk=environment.pk).update(test_variables={"loud": "HELLO"})
+    failing = deploy_and_wait(environment, "quiet-change", deployer, celery_worker)
+    assert failing.status == DeployStatus.TESTS_FAILED
+    wait_until(lambda: SlackMessage.objects.filter(deploy=failing, kind="reply", state="sent").exists())
+    story = next(m for m in slack.top_level("C0WEB") if f"#{failing.pk}>" in str(m.blocks))
+    (reply,) = slack.replies(story.ts)
+    assert reply.text.startswith(":x: Post-deploy API tests failed: 3 of 3 runs")
+    assert "<!subteam^S0WEBTEAM>" in reply.text
+    assert "<@U0AUTHOR>" in reply.text, "the author of the shipped commit (Gantry Demo's address)"
+    assert "expected `HELLO`, got `Hello from the Gantry demo`" in str(reply.blocks)

@@ -74,6 +74,18 @@ def update(channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]]) ->
     _call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
 
 
+def user_by_email(email: str) -> str | None:
+    """The Slack user id of `email`, or None when Slack knows no such user."""
+    # Reference: https://api.slack.com/methods/users.lookupByEmail
+    try:
+        answer = _call("users_lookupByEmail", email=email)
+    except SlackRefused as exc:
+        if exc.code == "users_not_found":
+            return None
+        raise
+    return str(answer["user"]["id"])
+
+
 def _call(method: str, **arguments: Any) -> dict[str, Any]:
     try:
         response = getattr(client(), method)(**arguments)
