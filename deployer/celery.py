@@ -7,6 +7,8 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 
+import deployer.broker  # noqa: F401  (registers the gantryfs:// transport before any connection)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deployer.settings")
 
 app = Celery("gantry")

@@ -258,7 +258,9 @@ def _deploy_create(
         _audit_request(deploy, user, emergency, overridden)
         if user is not None and not access.is_system:
             lease_claim(environment, user, ref, taken_over=lease == "take_over")
-    if not needs_approval:
+    if needs_approval:
+        slack_outbox.story_changed(deploy)  # the team sees it wait for a second person
+    else:
         # If the broker is down the deploy stays queued (the page says it waits for a worker).
         queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
     pagecache.matrix_changed()

@@ -139,7 +139,7 @@ else:
     # kombu's filesystem transport: a real broker in a folder, no server needed.
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://localhost/"
+    CELERY_BROKER_URL = "gantryfs://localhost/"  # kombu's filesystem transport, written atomically (deployer/broker.py)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),

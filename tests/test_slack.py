@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
@@ -10,9 +11,10 @@ from slack_sdk.models.blocks import Block
 
 from deployer.choices import DeployStatus
 from deployer.demo import setup
+from deployer.deploys import deploy_approve, deploy_request
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage, Team
 from deployer.slack_outbox import message_send, story_changed
-from tests.conftest import AppRepo, MakeEnvironment, wait_until
+from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 from tests.test_apitests import SMOKE
@@ -138,3 +140,21 @@ def test_test_results_go_as_a_thread_reply_and_a_failure_calls_the_team_and_the_
     assert "<!subteam^S0WEBTEAM>" in reply.text
     assert "<@U0AUTHOR>" in reply.text, "the author of the shipped commit (Gantry Demo's address)"
     assert "expected `HELLO`, got `Hello from the Gantry demo`" in str(reply.blocks)
+
+
+@pytest.mark.slow
+def test_a_deploy_awaiting_approval_is_told_and_the_approval_updates_the_message(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, slack: FakeSlack
+) -> None:
+    environment = told(make_environment(options={"require_approval": "true"}))
+    deploy = deploy_request(environment=environment, ref="main", user=deployer)
+    wait_until(lambda: settled(deploy))
+    (story,) = slack.top_level("C0WEB")
+    assert "awaiting approval" in story.text
+
+    approver = get_user_model().objects.create_superuser("pat", "pat@example.com", "pw")
+    deploy_approve(deploy=deploy, user=approver)
+    deploy = wait_for_deploy(deploy.pk, celery_worker)
+    wait_until(lambda: settled(deploy))
+    (story,) = slack.top_level("C0WEB")
+    assert "succeeded" in story.text and "pat approved a deploy" in str(story.blocks)
