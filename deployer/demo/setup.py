@@ -84,7 +84,7 @@ def catalog_text(repo: Path, hosts: list[SshdHost]) -> str:
     )
     return (
         "# Gantry's demo catalog, written by `manage.py demo_setup`.\n"
-        "teams:\n  demo-team: {}\n"
+        'teams:\n  demo-team: {slack_channel: "#deploys"}\n'
         "services:\n  demo:\n    team: demo-team\n"
         f"    repo: {repo}\n    default_branch: main\n"
         "    environments:\n      test:\n"
