@@ -21,7 +21,9 @@ class LockForm(forms.Form):
     hours = forms.TypedChoiceField(choices=LOCK_DURATIONS, coerce=int, empty_value=None, required=False)
 
 
-class RejectForm(forms.Form):
+class ReasonForm(forms.Form):
+    """An optional reason (rejecting a deploy, marking one failed)."""
+
     reason = forms.CharField(max_length=500, required=False, strip=True)
 
 

@@ -3,6 +3,7 @@ talk to a host, a repository or an outside API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -23,7 +24,7 @@ from dashboards.forms import (
     LogCursorForm,
     MatrixFilterForm,
     PlanForm,
-    RejectForm,
+    ReasonForm,
     RollbackForm,
 )
 from dashboards.matrix import matrix_rows
@@ -348,28 +349,42 @@ def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("deploy", pk=deploy.pk)
 
 
+def _deploy_action(request: HttpRequest, deploy: Deploy, action: Callable[[], object], done: str) -> HttpResponse:
+    """Run a person's action on a deploy: its page again with the refusal, or a redirect saying it is done."""
+    try:
+        action()
+    except DeployRefused as exc:
+        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
+    messages.info(request, done)
+    return redirect("deploy", pk=deploy.pk)
+
+
+def _reason(request: HttpRequest) -> str:
+    form = ReasonForm(request.POST)
+    return form.cleaned_data["reason"] if form.is_valid() else ""
+
+
 @require_POST
 def deploy_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
     deploy = _deploy(pk)
-    try:
-        deploy_approve(deploy=deploy, user=request.user)
-    except DeployRefused as exc:
-        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
-    messages.info(request, f"Approved deploy #{deploy.pk}; it is queued.")
-    return redirect("deploy", pk=deploy.pk)
+    return _deploy_action(
+        request,
+        deploy,
+        lambda: deploy_approve(deploy=deploy, user=request.user),
+        f"Approved deploy #{deploy.pk}; it is queued.",
+    )
 
 
 @require_POST
 def deploy_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
     deploy = _deploy(pk)
-    form = RejectForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    try:
-        deploy_reject(deploy=deploy, user=request.user, reason=reason)
-    except DeployRefused as exc:
-        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
-    messages.info(request, f"Rejected deploy #{deploy.pk}.")
-    return redirect("deploy", pk=deploy.pk)
+    reason = _reason(request)
+    return _deploy_action(
+        request,
+        deploy,
+        lambda: deploy_reject(deploy=deploy, user=request.user, reason=reason),
+        f"Rejected deploy #{deploy.pk}.",
+    )
 
 
 @require_POST
@@ -378,25 +393,24 @@ def deploy_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
     choice = request.POST.get("choice", "")
     if choice not in Decision.values:
         return _deploy_page(request, deploy, error="choose retry, skip or abort", status=400)
-    try:
-        deploy_decide(deploy=deploy, user=request.user, choice=Decision(choice))
-    except DeployRefused as exc:
-        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
-    messages.info(request, f"Deploy #{deploy.pk}: {Decision(choice).label}.")
-    return redirect("deploy", pk=deploy.pk)
+    return _deploy_action(
+        request,
+        deploy,
+        lambda: deploy_decide(deploy=deploy, user=request.user, choice=Decision(choice)),
+        f"Deploy #{deploy.pk}: {Decision(choice).label}.",
+    )
 
 
 @require_POST
 def deploy_mark_failed_view(request: HttpRequest, pk: int) -> HttpResponse:
     deploy = _deploy(pk)
-    form = RejectForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    try:
-        deploy_mark_failed(deploy=deploy, user=request.user, reason=reason)
-    except DeployRefused as exc:
-        return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
-    messages.info(request, f"Marked deploy #{deploy.pk} failed; {deploy.environment} is free.")
-    return redirect("deploy", pk=deploy.pk)
+    reason = _reason(request)
+    return _deploy_action(
+        request,
+        deploy,
+        lambda: deploy_mark_failed(deploy=deploy, user=request.user, reason=reason),
+        f"Marked deploy #{deploy.pk} failed; {deploy.environment} is free.",
+    )
 
 
 @require_POST

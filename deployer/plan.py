@@ -19,7 +19,7 @@ from deployer.estimates import eta_seconds
 from deployer.gates import deploy_gate
 from deployer.leases import lease_summary
 from deployer.locks import lock_summary
-from deployer.models import Deploy, Environment
+from deployer.models import Build, Deploy, Environment
 from deployer.rollout import plan_batches
 
 COMMITS_SHOWN = 50
@@ -137,7 +137,7 @@ def _checks(environment: Environment, sha: str, user: AbstractBaseUser) -> list[
     return checks
 
 
-def _gate_detail(environment: Environment, build: object) -> str:
-    if not environment.require_green_build:
+def _gate_detail(environment: Environment, build: Build | None) -> str:
+    if not environment.require_green_build or build is None:
         return "no green build required here"
-    return f"green: build #{getattr(build, 'number', '?')}"
+    return f"green: build #{build.number}"

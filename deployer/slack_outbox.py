@@ -100,7 +100,10 @@ def _send_version(message: SlackMessage) -> None:
     if message.kind == SlackMessage.Kind.REPLY:
         story = SlackMessage.objects.filter(deploy=message.deploy_id, kind=SlackMessage.Kind.STORY).first()
         if story is None or story.state == SlackMessage.State.FAILED:
-            SlackMessage.objects.filter(pk=message.pk).update(state=SlackMessage.State.FAILED, last_error="no story")
+            SlackMessage.objects.filter(pk=message.pk).update(
+                state=SlackMessage.State.FAILED,
+                last_error="the deploy's own message was never posted, so there is no thread to reply in",
+            )
             return
         if not story.ts and slack.enabled():
             raise SendLater(2, "waiting for the deploy's message to be posted")

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 from slack_sdk.models.blocks import ContextBlock, SectionBlock
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 
@@ -104,10 +103,9 @@ def _hosts(deploy: Deploy) -> str:
 
 
 def _duration(deploy: Deploy) -> str:
-    if deploy.started_at is None:
+    if deploy.started_at is None or deploy.finished_at is None:
         return ""
-    end = deploy.finished_at or timezone.now()
-    return f" in {round((end - deploy.started_at).total_seconds())} s" if deploy.finished_at else ""
+    return f" in {round((deploy.finished_at - deploy.started_at).total_seconds())} s"
 
 
 def _actions(deploy: Deploy) -> list[str]:

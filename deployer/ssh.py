@@ -14,8 +14,7 @@ import codecs
 import hashlib
 import shlex
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,18 +68,8 @@ class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
         )
 
 
-@contextmanager
-def connect(target: Target) -> Iterator[Connection]:
-    """An open connection to `target`, checked against Gantry's known_hosts."""
-    conn = open_connection(target)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def open_connection(target: Target) -> Connection:
-    """Like `connect`, for callers that close it themselves (conn.close())."""
+    """An open connection to `target`, checked against Gantry's known_hosts; the caller closes it."""
     conn = Connection(
         host=target.address,
         port=target.port,
