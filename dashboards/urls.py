@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import hooks, views
+from dashboards import hooks, slack_hooks, views
 
 urlpatterns = [
     path("", views.services, name="services"),
@@ -29,4 +29,6 @@ urlpatterns = [
     path("status/", views.integration_status, name="status"),
     path("hooks/github", hooks.github_hook, name="hook-github"),
     path("hooks/jenkins", hooks.jenkins_hook, name="hook-jenkins"),
+    path("hooks/slack/commands", slack_hooks.slack_command, name="hook-slack-commands"),
+    path("hooks/slack/actions", slack_hooks.slack_action, name="hook-slack-actions"),
 ]

@@ -19,6 +19,7 @@ from deployer.models import (
     IntegrationStatus,
     LeaseRequest,
     Service,
+    SlackIdentity,
     SyncState,
     Team,
     WebhookDelivery,
@@ -162,3 +163,11 @@ class LeaseRequestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(SlackIdentity)
+class SlackIdentityAdmin(admin.ModelAdmin):
+    """Link a Slack user to a Gantry account by hand (tick `pinned`) when their e-mails differ."""
+
+    list_display = ("slack_user_id", "slack_name", "email", "user", "pinned", "checked_at")
+    search_fields = ("slack_user_id", "slack_name", "email", "user__username")

@@ -22,6 +22,11 @@ class DeployStatus(models.TextChoices):
         return frozenset({cls.AWAITING_APPROVAL, cls.QUEUED, cls.RUNNING})
 
     @classmethod
+    def live(cls) -> frozenset[str]:
+        """The deploy's release went live on every host (tests_failed: and then its API tests failed)."""
+        return frozenset({cls.SUCCEEDED, cls.TESTS_FAILED})
+
+    @classmethod
     def finished(cls) -> frozenset[str]:
         return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELLED, cls.ROLLED_BACK, cls.INTERRUPTED, cls.TESTS_FAILED})
 

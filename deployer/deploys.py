@@ -68,6 +68,11 @@ def deploy_promote(
     running = current_deploy(source)
     if running is None:
         raise DeployRefused(f"nothing runs in {source.name} yet; deploy there first")
+    if running.status == DeployStatus.TESTS_FAILED:
+        raise DeployRefused(
+            f"{source.name} runs {running.ref} ({running.sha[:8]}), whose post-deploy API tests failed "
+            f"(deploy #{running.pk}); fix it there before promoting it"
+        )
     if (current := current_deploy(environment)) and current.sha == running.sha:
         raise DeployRefused(f"{environment.name} already runs {running.sha[:8]}, like {source.name}")
     return _deploy_create(
@@ -122,8 +127,8 @@ def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
 
 
 def current_deploy(environment: Environment) -> Deploy | None:
-    """The last deploy that succeeded: what runs there now."""
-    return Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED).order_by("-id").first()
+    """The last deploy whose release went live: what runs there now (even if its API tests failed)."""
+    return Deploy.objects.filter(environment=environment, status__in=DeployStatus.live()).order_by("-id").first()
 
 
 def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
@@ -321,20 +326,21 @@ def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Dep
 def rollback_candidates(environment: Environment) -> list[Deploy]:
     """Deploys whose release the hosts still keep, newest first, without the one running now.
 
-    Pruning keeps the releases of the newest `releases_to_keep` succeeded deploys
-    (a rollback's release is the earlier deploy's), so those are the candidates.
+    Pruning keeps the releases of the newest `releases_to_keep` live deploys
+    (a rollback's release is the earlier deploy's), so those are the candidates;
+    a release whose API tests failed is kept but never offered.
     """
-    succeeded = list(
-        Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED)
+    live = list(
+        Deploy.objects.filter(environment=environment, status__in=DeployStatus.live())
         .select_related("rollback_of__requested_by", "requested_by")
         .order_by("-id")[: environment.releases_to_keep]
     )
     seen: set[str] = set()
     candidates = []
-    for deploy in succeeded:
+    for deploy in live:
         origin = deploy.rollback_of if deploy.rollback_of_id else deploy
-        if seen and origin.release_name not in seen:  # the first one is what runs now
-            candidates.append(origin)
+        if seen and origin.release_name not in seen and origin.status == DeployStatus.SUCCEEDED:
+            candidates.append(origin)  # the first one is what runs now
         seen.add(origin.release_name)
     return candidates
 

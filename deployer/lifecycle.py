@@ -71,7 +71,7 @@ def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
     service = deploy.environment.service
     if github.enabled() and settings.GITHUB_DEPLOYMENTS and service.github_repo:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
-    if to == DeployStatus.SUCCEEDED:
+    if to in DeployStatus.live():  # what runs there changed
         queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
     if to == DeployStatus.SUCCEEDED and deploy.is_rollback:
         who = deploy.requested_by.get_username() if deploy.requested_by_id else "Gantry"

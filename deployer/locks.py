@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from deployer import pagecache
+from deployer import pagecache, slack_outbox
 from deployer.access import access_for
 from deployer.audit import audit_record
 from deployer.choices import AuditAction
@@ -41,19 +41,24 @@ def environment_lock(
         environment.refresh_from_db(fields=["locked_at", "locked_by", "lock_reason", "lock_expires_at"])
         until = f" until {timezone.localtime(expires_at):%Y-%m-%d %H:%M %Z}" if expires_at else ""
         audit_record(AuditAction.LOCKED, actor=user, environment=environment, detail=f"{reason}{until}")
+        slack_outbox.environment_changed(environment)
     pagecache.matrix_changed()
     return environment
 
 
-def environment_unlock(environment: Environment, *, user: AbstractBaseUser) -> Environment:
+def environment_unlock(environment: Environment, *, user: AbstractBaseUser, reason: str = "") -> Environment:
+    """Lift the lock; `reason` (optional) is kept in the audit entry."""
     access_for(user).require_deploy(environment)
+    said = " ".join(reason.split())[:REASON_MAX]
     with transaction.atomic():
         was = lock_summary(environment)
         if not Environment.objects.filter(pk=environment.pk, locked_at__isnull=False).update(
             locked_at=None, locked_by=None, lock_reason="", lock_expires_at=None
         ):
             raise DeployRefused(f"{environment} is not locked")
-        audit_record(AuditAction.UNLOCKED, actor=user, environment=environment, detail=f"was: {was}")
+        detail = f"was: {was}" + (f"; {said}" if said else "")
+        audit_record(AuditAction.UNLOCKED, actor=user, environment=environment, detail=detail)
+        slack_outbox.environment_changed(environment)
     environment.refresh_from_db(fields=["locked_at", "locked_by", "lock_reason", "lock_expires_at"])
     pagecache.matrix_changed()
     return environment

@@ -564,6 +564,29 @@ class SlackAttempt(models.Model):
         return f"{self.method} v{self.version}: {'ok' if self.ok else self.answer}"
 
 
+class SlackIdentity(models.Model):
+    """Which Gantry user a Slack user is (matched by the e-mail of their Slack profile).
+
+    Looked up once and kept for SLACK_IDENTITY_SECONDS, so a ChatOps request
+    costs no Slack call; an admin may also set `user` by hand (then `pinned`).
+    """
+
+    slack_user_id = models.CharField(max_length=30, unique=True)
+    slack_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True, help_text="The e-mail of the Slack profile when last looked up.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="slack_identities"
+    )
+    pinned = models.BooleanField(default=False, help_text="Set by an admin: never replaced by a lookup.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "Slack identities"
+
+    def __str__(self) -> str:
+        return f"{self.slack_user_id} ({self.slack_name}) → {self.user or 'nobody'}"
+
+
 class ApiTestRun(models.Model):
     """One run of one API test suite against an environment (or one of its hosts)."""
 

@@ -26,6 +26,8 @@ ADVANCE_LEASES = "gantry.advance_leases"
 SEND_SLACK = "gantry.send_slack"
 RUN_API_TESTS = "gantry.run_api_tests"
 MONITOR_API_TESTS = "gantry.monitor_api_tests"
+CHATOPS = "gantry.chatops"
+SLACK_RESPOND = "gantry.slack_respond"
 
 
 class QueueUnavailable(Exception):

@@ -463,7 +463,7 @@ def _prune(run: HostRun, deploy: Deploy) -> None:
 def _releases_to_keep(deploy: Deploy) -> set[str]:
     environment = deploy.environment
     recent = (
-        Deploy.objects.filter(environment=environment, status=DeployStatus.SUCCEEDED)
+        Deploy.objects.filter(environment=environment, status__in=DeployStatus.live())
         .exclude(pk=deploy.pk)
         .values_list("pk", "rollback_of_id")[: environment.releases_to_keep - 1]
     )

@@ -47,9 +47,9 @@ def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:
 def environment_states(environments: list[Environment]) -> list[EnvironmentState]:
     """States of `environments` (which must be ordered by service, then position): four queries."""
     ids = [env.pk for env in environments]
-    # DISTINCT ON is PostgreSQL-only: take the newest succeeded id per environment, then the rows.
+    # DISTINCT ON is PostgreSQL-only: take the newest live id per environment, then the rows.
     current_ids = (
-        Deploy.objects.filter(environment_id__in=ids, status=DeployStatus.SUCCEEDED)
+        Deploy.objects.filter(environment_id__in=ids, status__in=DeployStatus.live())
         .values("environment_id")
         .annotate(max_id=Max("id"))
         .values("max_id")
@@ -158,7 +158,7 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     )
     now = timezone.now()
     newest = (
-        Deploy.objects.filter(environment__in=environments.values("pk"), status=DeployStatus.SUCCEEDED)
+        Deploy.objects.filter(environment__in=environments.values("pk"), status__in=DeployStatus.live())
         .values("environment_id")
         .annotate(max_id=Max("id"))
         .values("max_id")

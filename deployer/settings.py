@@ -157,6 +157,8 @@ CELERY_TASK_DEFAULT_QUEUE = "sync"
 CELERY_TASK_ROUTES = {
     "gantry.run_deploy": {"queue": "deploys"},
     "gantry.send_slack": {"queue": "notify"},
+    "gantry.chatops": {"queue": "notify"},
+    "gantry.slack_respond": {"queue": "notify"},
     "gantry.*": {"queue": "sync"},
 }
 CELERY_TASK_SERIALIZER = "json"
@@ -183,6 +185,13 @@ SLACK_TIMEOUT = env.int("SLACK_TIMEOUT", default=10)
 SLACK_DEFAULT_CHANNEL = env.str("SLACK_DEFAULT_CHANNEL", default="")
 # Updates to one message go out at most this often (Slack allows about one per second per channel).
 SLACK_UPDATE_INTERVAL = env.float("SLACK_UPDATE_INTERVAL", default=1.0)
+# ChatOps (slash command, buttons): off until the app's signing secret is set.
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+# A Slack user's Gantry account (matched by e-mail) is looked up again after this long.
+SLACK_IDENTITY_SECONDS = env.int("SLACK_IDENTITY_SECONDS", default=3600)
+# Where answers to slash commands and buttons may go: Slack's hooks only (a signed
+# request still must not make Gantry POST anywhere else).
+SLACK_RESPONSE_URL_PREFIX = env.str("SLACK_RESPONSE_URL_PREFIX", default="https://hooks.slack.com/")
 
 # "viewer": people need a grant to deploy; "deployer": everyone signed in may
 # deploy to non-production environments (production always needs a grant).

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from deployer import gitrepo, queue, slack_story
 from deployer.integrations import slack
-from deployer.models import Deploy, SlackAttempt, SlackMessage
+from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,43 @@ def story_changed(deploy: Deploy) -> None:
             deploy=deploy, kind=SlackMessage.Kind.STORY, defaults={"channel": channel, "text": ""}
         )
         if not created:
-            SlackMessage.objects.filter(pk=message.pk).exclude(state=SlackMessage.State.FAILED).update(
-                version=F("version") + 1, state=SlackMessage.State.PENDING
-            )
+            _bump(message)
     queue.enqueue_after_commit(queue.SEND_SLACK, message.pk)
+    if created:
+        # The environment's previous message drops its lock line and its Rollback/Unlock buttons:
+        # only the newest message speaks for the environment.
+        _earlier_story_changed(deploy)
+
+
+def environment_changed(environment: Environment) -> None:
+    """A lock or unlock: the newest message about the environment shows it (and its Unlock button)."""
+    message = (
+        SlackMessage.objects.filter(kind=SlackMessage.Kind.STORY, deploy__environment=environment)
+        .order_by("-deploy_id")
+        .first()
+    )
+    if message is not None:
+        _bump(message)
+        queue.enqueue_after_commit(queue.SEND_SLACK, message.pk)
+
+
+def _earlier_story_changed(deploy: Deploy) -> None:
+    earlier = (
+        SlackMessage.objects.filter(
+            kind=SlackMessage.Kind.STORY, deploy__environment=deploy.environment_id, deploy_id__lt=deploy.pk
+        )
+        .order_by("-deploy_id")
+        .first()
+    )
+    if earlier is not None:
+        _bump(earlier)
+        queue.enqueue_after_commit(queue.SEND_SLACK, earlier.pk)
+
+
+def _bump(message: SlackMessage) -> None:
+    SlackMessage.objects.filter(pk=message.pk).exclude(state=SlackMessage.State.FAILED).update(
+        version=F("version") + 1, state=SlackMessage.State.PENDING
+    )
 
 
 def tests_reported(deploy: Deploy) -> None:

@@ -11,13 +11,16 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from slack_sdk.models.blocks import ContextBlock, SectionBlock
-from slack_sdk.models.blocks.basic_components import MarkdownTextObject
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, SectionBlock
+from slack_sdk.models.blocks.basic_components import ConfirmObject, MarkdownTextObject
 
 from deployer import gitrepo
-from deployer.choices import DeployStatus, HostStatus
+from deployer.choices import DeployStatus, DeployTrigger, HostStatus
 from deployer.integrations import github
-from deployer.models import AuditEntry, Deploy
+from deployer.models import AuditEntry, Deploy, Environment
+
+# The buttons' action ids; deployer.chatops carries them out when Slack reports a press.
+APPROVE, ROLLBACK, UNLOCK = "gantry_approve", "gantry_rollback", "gantry_unlock"
 
 EMOJI = {
     DeployStatus.AWAITING_APPROVAL: ":hourglass:",
@@ -62,12 +65,95 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
         text=MarkdownTextObject(text=headline[:TEXT_MAX]),
         fields=[MarkdownTextObject(text=field[:FIELD_MAX]) for field in fields],
     )
+    newest = _is_newest(deploy)
     context = [f"{status.label}{_duration(deploy)}"]
     if deploy.reason:
         context.append(escape(deploy.reason)[:FIELD_MAX])
     context += _actions(deploy)
-    blocks = [section, ContextBlock(elements=[MarkdownTextObject(text=line) for line in context[:10]])]
+    if undone := _rolled_back_by(deploy):
+        context.append(undone)
+    if newest and environment.is_locked:
+        context.append(_lock_line(environment))
+    blocks: list[SectionBlock | ContextBlock | ActionsBlock] = [
+        section,
+        ContextBlock(elements=[MarkdownTextObject(text=line) for line in context[:10]]),
+    ]
+    if buttons := _buttons(deploy, newest):
+        blocks.append(ActionsBlock(block_id=f"gantry-{deploy.pk}", elements=buttons))
     return text[:TEXT_MAX], [block.to_dict() for block in blocks]
+
+
+def page_url(name: str, *args: object) -> str:
+    """An absolute link to a Gantry page (GANTRY_BASE_URL + the route)."""
+    return settings.GANTRY_BASE_URL + reverse(name, args=args)
+
+
+def _is_newest(deploy: Deploy) -> bool:
+    """Only the environment's newest deploy speaks for it (its lock, Rollback, Unlock)."""
+    return not Deploy.objects.filter(environment_id=deploy.environment_id, pk__gt=deploy.pk).exists()
+
+
+def _lock_line(environment: Environment) -> str:
+    who = environment.locked_by.get_username() if environment.locked_by_id else "Gantry"
+    until = (
+        f" until <!date^{int(environment.lock_expires_at.timestamp())}^{{date_short}} {{time}}|later>"
+        if environment.lock_expires_at
+        else ""
+    )
+    return f":lock: {escape(environment.name)} is locked by {escape(who)}{until}: {escape(environment.lock_reason)}"
+
+
+def _buttons(deploy: Deploy, newest: bool) -> list[ButtonElement]:
+    """Approve, Rollback and Unlock where they apply, each behind a confirm dialog.
+
+    Shown only when Slack can reach Gantry back (SLACK_SIGNING_SECRET set); a
+    press is checked again when it arrives (someone may have been first).
+    """
+    if not settings.SLACK_SIGNING_SECRET:
+        return []
+    environment, name = deploy.environment, f"{deploy.environment.service.name} → {deploy.environment.name}"
+    buttons = []
+    if deploy.status == DeployStatus.AWAITING_APPROVAL:
+        buttons.append(
+            _button(
+                "Approve",
+                APPROVE,
+                deploy.pk,
+                "primary",
+                f"Approve deploy #{deploy.pk}?",
+                f"{deploy.ref} ({deploy.sha[:8]}) goes to {name} as soon as you confirm.",
+            )
+        )
+    rollback_applies = deploy.status in DeployStatus.live() and deploy.trigger != DeployTrigger.ROLLBACK
+    if newest and rollback_applies and deploy.previous_sha:
+        buttons.append(
+            _button(
+                "Rollback",
+                ROLLBACK,
+                deploy.pk,
+                "danger",
+                f"Roll {name} back?",
+                f"Every host goes back to the release before {deploy.sha[:8]}, and {environment.name} is locked "
+                "until someone unlocks it.",
+            )
+        )
+    if newest and environment.is_locked:
+        buttons.append(
+            _button(
+                "Unlock",
+                UNLOCK,
+                environment.pk,
+                None,
+                f"Unlock {name}?",
+                f"Deploys to {environment.name} are allowed again. Locked because: {environment.lock_reason}"[:290],
+            )
+        )
+    return buttons
+
+
+def _button(label: str, action_id: str, value: int, style: str | None, title: str, text: str) -> ButtonElement:
+    confirm = ConfirmObject(title=title[:100], text=text[:300], confirm=label, deny="Cancel", style=style)
+    return ButtonElement(text=label, action_id=action_id, value=str(value), style=style, confirm=confirm)
 
 
 def _commit_link(deploy: Deploy) -> str:
@@ -77,7 +163,7 @@ def _commit_link(deploy: Deploy) -> str:
 
 
 def _deploy_url(deploy: Deploy) -> str:
-    return settings.GANTRY_BASE_URL + reverse("deploy", args=[deploy.pk])
+    return page_url("deploy", deploy.pk)
 
 
 def _commit_count(deploy: Deploy) -> str:
@@ -112,6 +198,25 @@ def _actions(deploy: Deploy) -> list[str]:
     """What people did to this deploy in the browser (approve, cancel...), newest last, at most five."""
     entries = AuditEntry.objects.filter(deploy_id=deploy.pk).exclude(action__in=["deploy_requested"]).order_by("-pk")
     return [f"{escape(entry.actor_name)} {escape(entry.get_action_display())}" for entry in reversed(entries[:5])]
+
+
+def _rolled_back_by(deploy: Deploy) -> str:
+    """A later rollback away from this deploy's release (its own message tells the rest)."""
+    rollback = (
+        Deploy.objects.filter(
+            environment_id=deploy.environment_id,
+            pk__gt=deploy.pk,
+            trigger=DeployTrigger.ROLLBACK,
+            previous_sha=deploy.sha,
+        )
+        .select_related("requested_by")
+        .first()
+    )
+    if rollback is None:
+        return ""
+    who = rollback.requested_by.get_username() if rollback.requested_by_id else "Gantry"
+    link = f"<{_deploy_url(rollback)}|#{rollback.pk}>"
+    return f":leftwards_arrow_with_hook: {escape(who)} rolled back from this in {link}"
 
 
 def tests_reply(deploy: Deploy, mentions: list[str]) -> tuple[str, list[dict[str, Any]]]:

@@ -8,6 +8,8 @@ webhooks, publishing). Periodic tasks are declared in settings.CELERY_BEAT_SCHED
 from __future__ import annotations
 
 import contextlib
+import logging
+from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import worker_ready
@@ -17,16 +19,20 @@ from deployer import queue
 from deployer.apitest_runs import environment_test, monitors_due
 from deployer.branches import branch_sync
 from deployer.builds import build_sync
+from deployer.chatops import ChatRequest, request_answer
 from deployer.delivery import continuous_delivery, drift_refresh
 from deployer.errors import SyncFailed
 from deployer.execution import deploy_execute
 from deployer.github_deployments import PublishLater, deployment_publish
+from deployer.integrations import slack
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lease_queue import leases_advance
 from deployer.models import ApiTestRun, Service
 from deployer.reaper import deploys_reap
 from deployer.slack_outbox import SendLater, message_send
 from deployer.webhooks import deliveries_sweep, delivery_process
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -111,6 +117,33 @@ def send_slack(self: Task, message_id: int) -> None:
         message_send(message_id)
     except SendLater as exc:
         raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
+
+
+@shared_task(name=queue.CHATOPS)
+def chatops(request: dict[str, Any]) -> None:
+    """Do what a person asked in Slack, then answer them (the answer is retried on its own: never the work)."""
+    chat = ChatRequest(**request)
+    answer = request_answer(chat)
+    try:
+        slack.respond(chat.response_url, text=answer)
+    except (slack.SlackUnavailable, slack.SlackRateLimited):
+        queue.enqueue(queue.SLACK_RESPOND, chat.response_url, answer)
+    except slack.SlackRefused as exc:
+        logger.warning("Slack refused the answer (%s); it said: %s", exc.code, answer)
+
+
+@shared_task(
+    name=queue.SLACK_RESPOND,
+    autoretry_for=(slack.SlackUnavailable, slack.SlackRateLimited),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    max_retries=8,  # a response_url lives 30 minutes
+)
+def slack_respond(response_url: str, text: str) -> None:
+    try:
+        slack.respond(response_url, text=text)
+    except slack.SlackRefused as exc:
+        logger.warning("Slack refused the answer (%s); it said: %s", exc.code, text)
 
 
 @shared_task(name=queue.RUN_API_TESTS)

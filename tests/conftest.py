@@ -183,6 +183,8 @@ def slack(slack_server: FakeSlack, settings: object) -> FakeSlack:
     slack_server.reset()
     settings.SLACK_BOT_TOKEN = slack_server.token
     settings.SLACK_API_URL = slack_server.api_url
+    settings.SLACK_SIGNING_SECRET = slack_server.signing_secret
+    settings.SLACK_RESPONSE_URL_PREFIX = slack_server.url + "/"
     return slack_server
 
 
@@ -195,7 +197,11 @@ def celery_worker(
 ) -> Iterator[Worker]:
     """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
     Slack = the fakes)."""
-    slack_env = {"SLACK_BOT_TOKEN": slack_server.token, "SLACK_API_URL": slack_server.api_url}
+    slack_env = {
+        "SLACK_BOT_TOKEN": slack_server.token,
+        "SLACK_API_URL": slack_server.api_url,
+        "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons
+    }
     worker = Worker(env={**integration_settings(*fakes), **slack_env})
     worker.start()
     yield worker

@@ -1,4 +1,6 @@
-"""Slack's Web API through slack-sdk: post a message, update it, reply in its thread.
+"""Slack's Web API through slack-sdk: post a message, update it, reply in its thread,
+look a user up, answer a slash command or button press (response_url), and check
+that a request really comes from Slack (signing secret).
 
 Errors come out as three kinds, because the outbox treats them differently:
 SlackRateLimited (429: wait `retry_after` seconds), SlackUnavailable (network,
@@ -16,6 +18,10 @@ from urllib.error import URLError
 from django.conf import settings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
+
+SIGNATURE_WINDOW = 5 * 60  # Slack's advice: refuse requests older than five minutes (replays)
 
 
 class SlackError(Exception):
@@ -84,6 +90,74 @@ def user_by_email(email: str) -> str | None:
             return None
         raise
     return str(answer["user"]["id"])
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    id: str
+    name: str
+    email: str  # "" when the app lacks the users:read.email scope or the profile has none
+    active: bool  # not deactivated, not a bot
+
+
+def user_info(user_id: str) -> SlackUser | None:
+    """Who `user_id` is; None when Slack knows no such user."""
+    # Reference: https://api.slack.com/methods/users.info
+    try:
+        answer = _call("users_info", user=user_id)
+    except SlackRefused as exc:
+        if exc.code == "user_not_found":
+            return None
+        raise
+    user = answer.get("user") or {}
+    profile = user.get("profile") or {}
+    return SlackUser(
+        id=str(user.get("id", user_id)),
+        name=str(user.get("name", "")),
+        email=str(profile.get("email", "")),
+        active=not user.get("deleted") and not user.get("is_bot"),
+    )
+
+
+def respond(response_url: str, *, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    """Answer a slash command or a button press, seen only by the person who asked (ephemeral).
+
+    A response_url takes five answers within 30 minutes; Slack answers 404
+    (expired_url, used_url) after that, which is SlackRefused.
+    """
+    # Reference: https://api.slack.com/interactivity/handling#message_responses
+    try:
+        answer = WebhookClient(response_url, timeout=settings.SLACK_TIMEOUT).send(
+            text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+        )
+    except (URLError, OSError) as exc:
+        raise SlackUnavailable(f"Slack could not be reached ({exc})") from exc
+    if answer.status_code == 429:
+        raise SlackRateLimited(int(answer.headers.get("Retry-After", "1") or 1))
+    if answer.status_code >= 500:
+        raise SlackUnavailable(f"Slack answered HTTP {answer.status_code}")
+    if answer.status_code != 200:
+        raise SlackRefused(answer.body.strip()[:100] or f"HTTP {answer.status_code}")
+
+
+def signature_problem(body: bytes, timestamp: str, signature: str, *, secret: str, now: float) -> str:
+    """Why a request does not come from Slack ("" when it does): signed with the
+    signing secret over `v0:timestamp:raw body`, and no older than five minutes."""
+    # Reference: https://api.slack.com/authentication/verifying-requests-from-slack
+    if not timestamp or not signature:
+        return "missing X-Slack-Request-Timestamp or X-Slack-Signature header"
+    try:
+        age = abs(now - int(timestamp))
+    except ValueError:
+        return "X-Slack-Request-Timestamp is not a number"
+    if age > SIGNATURE_WINDOW:
+        return (
+            f"the request is {int(age)} s old (more than {SIGNATURE_WINDOW} s): a replay, "
+            "or this machine's clock is wrong"
+        )
+    if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+        return "bad X-Slack-Signature: check SLACK_SIGNING_SECRET against the app's Basic Information page"
+    return ""
 
 
 def _call(method: str, **arguments: Any) -> dict[str, Any]:
