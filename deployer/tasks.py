@@ -119,7 +119,9 @@ def send_slack(self: Task, message_id: int) -> None:
         raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
 
 
-@shared_task(name=queue.CHATOPS)
+# Acknowledged on receipt: a worker dying mid-request loses it (the person saw "On it" and no answer)
+# rather than doing it twice (a second lock, a second deploy request).
+@shared_task(name=queue.CHATOPS, acks_late=False)
 def chatops(request: dict[str, Any]) -> None:
     """Do what a person asked in Slack, then answer them (the answer is retried on its own: never the work)."""
     chat = ChatRequest(**request)

@@ -17,7 +17,7 @@ from deployer.catalog import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus, DeployTrigger
 from deployer.delivery import continuous_delivery, drift_refresh
 from deployer.demo.setup import repo_branch
-from deployer.deploys import deploy_promote, deploy_request
+from deployer.deploys import current_deploy, deploy_promote, deploy_request
 from deployer.errors import DeployRefused
 from deployer.models import Branch, Deploy, Environment, Service
 from tests.conftest import AppRepo
@@ -109,6 +109,17 @@ def test_promote_refuses_when_there_is_nothing_new(pipeline: Service, deployer: 
         deploy_promote(environment=env(pipeline, "prod"), user=deployer)
     with pytest.raises(DeployRefused, match="first environment"):
         deploy_promote(environment=env(pipeline, "test"), user=deployer)
+
+
+def test_a_release_whose_api_tests_failed_runs_but_is_not_promoted(
+    pipeline: Service, deployer: AbstractBaseUser
+) -> None:
+    test = env(pipeline, "test")
+    ran(test, head(pipeline))
+    failed = Deploy.objects.create(environment=test, ref="main", sha="f" * 40, status=DeployStatus.TESTS_FAILED)
+    assert current_deploy(test) == failed, "its release went live: it is what runs there"
+    with pytest.raises(DeployRefused, match=rf"whose post-deploy API tests failed \(deploy #{failed.pk}\)"):
+        deploy_promote(environment=env(pipeline, "prod"), user=deployer)
 
 
 def test_continuous_delivery_deploys_the_green_head_as_gantry(pipeline: Service, jenkins_server: FakeJenkins) -> None:

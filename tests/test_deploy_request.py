@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployer.choices import DeployStatus
-from deployer.deploys import deploy_request
+from deployer.deploys import deploy_request, rollback_candidates
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import Branch, Deploy, Environment
 
@@ -94,3 +94,18 @@ def test_an_unknown_branch_is_refused(environment: Environment, deployer: Abstra
 def test_a_full_sha_is_deployed_as_given(environment: Environment, deployer: AbstractBaseUser) -> None:
     deploy = deploy_request(environment=environment, ref="d" * 40, user=deployer)
     assert deploy.sha == "d" * 40
+
+
+def test_after_failed_api_tests_a_rollback_goes_to_the_release_before_and_never_to_a_failed_one(
+    environment: Environment,
+) -> None:
+    def ran(sha: str, status: DeployStatus = DeployStatus.SUCCEEDED) -> Deploy:
+        return Deploy.objects.create(environment=environment, ref="main", sha=sha * 40, status=status)
+
+    older, good = ran("a"), ran("b")
+    failed_earlier = ran("c", DeployStatus.TESTS_FAILED)
+    ran("d", DeployStatus.FAILED)  # never went live
+    ran("e", DeployStatus.TESTS_FAILED)  # what runs now
+
+    assert [d.sha[0] for d in rollback_candidates(environment)] == ["b", "a"]
+    assert failed_earlier not in rollback_candidates(environment) and good.pk > older.pk
