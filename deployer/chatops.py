@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -239,7 +240,7 @@ def service_status(service: Service) -> str:
     for environment in service.environments.select_related("locked_by", "leased_by").order_by("position"):
         current = current_deploy(environment)
         parts = [
-            f"runs `{escape(current.ref)}` ({current.sha[:8]}), deployed {timesince(current.created_at)} ago"
+            f"runs `{escape(current.ref)}` ({current.sha[:8]}), deployed {_ago(current.created_at)}"
             if current
             else "nothing deployed by Gantry yet"
         ]
@@ -256,6 +257,11 @@ def service_status(service: Service) -> str:
             parts.append(escape(lease_summary(environment)))
         runs = recent_runs(environment, limit=1)
         if runs:
-            parts.append(f"API tests {'passed' if runs[0].ok else 'FAILED'} {timesince(runs[0].started_at)} ago")
+            parts.append(f"API tests {'passed' if runs[0].ok else 'FAILED'} {_ago(runs[0].started_at)}")
         lines.append(f"• *{escape(environment.name)}*: " + " · ".join(parts))
     return "\n".join(lines)
+
+
+def _ago(moment: datetime) -> str:
+    elapsed = timesince(moment)
+    return "just now" if elapsed.startswith("0\xa0minutes") else f"{elapsed} ago"

@@ -18,14 +18,20 @@ from deployer.choices import DeployStatus
 from deployer.deploylog import deploy_logger, deploy_logging
 from deployer.errors import Cancelled, RolledBack, StepFailed
 from deployer.lifecycle import deploy_claim, deploy_transition
+from deployer.logcontext import deploy_context
 from deployer.models import Deploy
 
 
 def deploy_execute(*, deploy_id: int) -> None:
     """Claim the deploy (or stand down if another delivery has it), roll it out, record the outcome."""
-    deploy = deploy_claim(deploy_id=deploy_id)
-    if deploy is None:
-        return
+    with deploy_context(deploy_id):
+        deploy = deploy_claim(deploy_id=deploy_id)
+        if deploy is None:
+            return
+        _execute(deploy)
+
+
+def _execute(deploy: Deploy) -> None:
     with deploy_logging(deploy), _heartbeat(deploy.pk):
         status, reason = _pipeline(deploy)
         if not deploy_transition(deploy, to=status, reason=reason):

@@ -39,6 +39,7 @@ from deployer.checks import health_wait
 from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
 from deployer.deploylog import deploy_logger
 from deployer.errors import Cancelled, RolledBack, StepFailed
+from deployer.logcontext import in_this_context
 from deployer.models import Deploy, DeployHost, Environment, Host
 
 
@@ -183,7 +184,7 @@ def _in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str
         failures = [one(runs[0])]
     else:
         with ThreadPoolExecutor(max_workers=min(settings.ROLLOUT_PARALLELISM, len(runs))) as pool:
-            failures = list(pool.map(in_thread, runs))
+            failures = list(pool.map(in_this_context(in_thread), runs))
     failed = [f for f in failures if f]
     if failed:
         raise StepFailed("; ".join(failed))

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a signed-in user unless a view opts out explicitly.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "deployer.logcontext.DeployContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -232,14 +233,32 @@ BUILD_SYNC_SECONDS = env.int("GANTRY_BUILD_SYNC_SECONDS", default=120)
 INTEGRATION_FAILURES_BEFORE_PAUSE = env.int("GANTRY_INTEGRATION_FAILURES_BEFORE_PAUSE", default=3)
 INTEGRATION_PAUSE_SECONDS = env.int("GANTRY_INTEGRATION_PAUSE_SECONDS", default=60)
 
+# Every line carries the deploy it is about (deploy=42, or deploy=- ); LOG_FORMAT=json for log shippers.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"deploy_id": {"()": "deployer.logcontext.DeployIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s deploy=%(deploy_id)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(deploy_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["deploy_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
+# /metrics wants this as a bearer token (or a signed-in admin); empty: only admins.
+METRICS_TOKEN = env.str("GANTRY_METRICS_TOKEN", default="")
 
 # Every periodic task, in one place.
 CELERY_BEAT_SCHEDULE = {

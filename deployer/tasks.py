@@ -27,6 +27,7 @@ from deployer.github_deployments import PublishLater, deployment_publish
 from deployer.integrations import slack
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lease_queue import leases_advance
+from deployer.logcontext import deploy_context
 from deployer.models import ApiTestRun, Service
 from deployer.reaper import deploys_reap
 from deployer.slack_outbox import SendLater, message_send
@@ -98,7 +99,8 @@ def refresh_drift(service_id: int) -> None:
     max_retries=10,
 )
 def publish_github_deployment(deploy_id: int) -> None:
-    deployment_publish(deploy_id=deploy_id)
+    with deploy_context(deploy_id):
+        deployment_publish(deploy_id=deploy_id)
 
 
 @shared_task(name=queue.PROCESS_WEBHOOK, autoretry_for=(GitHubUnavailable,), retry_backoff=2, max_retries=5)

@@ -66,6 +66,10 @@ def test_it_deploys_one_commit_to_three_hosts(
         assert version["sha"] == deploy.sha
     history = deployer_client.get(reverse("history")).content.decode()
     assert f"#{deploy.pk}" in history and deploy.sha[:8] in history and "dana" in history
+    # The worker's log names the deploy on its lines, those from the per-host threads included.
+    lines = [line for line in celery_worker.log().splitlines() if f" deploy={deploy.pk} " in line]
+    assert any("status: queued → running" in line for line in lines)
+    assert sum(f"staging {deploy.sha[:12]}" in line for line in lines) == 3, lines
 
 
 def test_the_second_deploy_records_the_previous_sha_and_release(
