@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import hooks, slack_hooks, views
+from dashboards import history, hooks, slack_hooks, views
 
 urlpatterns = [
     path("", views.services, name="services"),
@@ -25,7 +25,8 @@ urlpatterns = [
     path("deploys/<int:pk>/reject", views.deploy_reject_view, name="deploy-reject"),
     path("deploys/<int:pk>/decide", views.deploy_decide_view, name="deploy-decide"),
     path("deploys/<int:pk>/mark-failed", views.deploy_mark_failed_view, name="deploy-mark-failed"),
-    path("history/", views.history, name="history"),
+    path("history/", history.history_page, name="history"),
+    path("history/export.csv", history.history_csv, name="history-csv"),
     path("status/", views.integration_status, name="status"),
     path("hooks/github", hooks.github_hook, name="hook-github"),
     path("hooks/jenkins", hooks.jenkins_hook, name="hook-jenkins"),

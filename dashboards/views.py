@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -438,12 +437,6 @@ def environment_unlock_view(request: HttpRequest, name: str, environment: str) -
         return _refused(request, env, exc)
     messages.info(request, f"Unlocked {env}.")
     return redirect("service", name=env.service.name)
-
-
-@require_GET
-def history(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.deploy_history(), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "dashboards/history.html", {"page": page})
 
 
 @require_GET

@@ -118,6 +118,7 @@ class AuditAction(models.TextChoices):
     LEASE_RELEASED = "lease_released", "released a lease"
     LEASE_QUEUED = "lease_queued", "queued behind a lease"
     DECIDED = "decided", "chose what a paused deploy does"
+    DEPLOY_ENDED = "deploy_ended", "deploy ended"
 
 
 class DeployTrigger(models.TextChoices):

@@ -8,13 +8,15 @@ the one whose update changed no row stands down.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from deployer import pagecache, queue, slack_outbox
-from deployer.choices import DeployStatus
+from deployer.audit import audit_record
+from deployer.choices import AuditAction, DeployStatus
 from deployer.integrations import github
 from deployer.locks import environment_lock
 from deployer.models import Deploy, DeployLog
@@ -57,11 +59,26 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", onl
         if not Deploy.objects.filter(pk=deploy.pk, status__in=sources).update(**values):
             return False
         DeployLog.objects.create(deploy=deploy, at=now, level=level, message=line)
+        if to in DeployStatus.finished():
+            _audit_end(deploy, to, reason, now)
     for key, value in values.items():
         setattr(deploy, key, value)
     logger.info("deploy #%s %s", deploy.pk, line)
     _after_transition(deploy, to)
     return True
+
+
+def _audit_end(deploy: Deploy, to: DeployStatus, reason: str, now: datetime) -> None:
+    """The history's row for the deploy: who shipped what, how it ended, how long it ran."""
+    started = deploy.started_at
+    audit_record(
+        AuditAction.DEPLOY_ENDED,
+        actor=deploy.requested_by if deploy.requested_by_id else None,
+        deploy=deploy,
+        outcome=to,
+        duration_seconds=(now - started).total_seconds() if started else None,
+        detail=reason[:2000],
+    )
 
 
 def _after_transition(deploy: Deploy, to: DeployStatus) -> None:

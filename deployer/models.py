@@ -471,6 +471,15 @@ class AuditEntry(models.Model):
     environment = models.CharField(max_length=50, blank=True)
     deploy_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     detail = models.TextField(blank=True)
+    # What the deploy was, copied when the entry is written (the deploy row may be deleted later).
+    team = models.CharField(max_length=100, blank=True, db_index=True)
+    ref = models.CharField(max_length=255, blank=True)
+    sha = models.CharField(max_length=40, blank=True)
+    previous_sha = models.CharField(max_length=40, blank=True)
+    trigger = models.CharField(max_length=20, blank=True)
+    # Only on "deploy ended" entries: how it ended and how long it ran.
+    outcome = models.CharField(max_length=20, blank=True, db_index=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
 
     objects = AuditQuerySet.as_manager()
 
@@ -489,6 +498,10 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("audit entries cannot be deleted")
+
+    @property
+    def outcome_choice(self) -> DeployStatus:
+        return DeployStatus(self.outcome)
 
 
 class LeaseRequest(models.Model):

@@ -196,7 +196,11 @@ def _duration(deploy: Deploy) -> str:
 
 def _actions(deploy: Deploy) -> list[str]:
     """What people did to this deploy in the browser (approve, cancel...), newest last, at most five."""
-    entries = AuditEntry.objects.filter(deploy_id=deploy.pk).exclude(action__in=["deploy_requested"]).order_by("-pk")
+    entries = (
+        AuditEntry.objects.filter(deploy_id=deploy.pk)
+        .exclude(action__in=["deploy_requested", "deploy_ended"])
+        .order_by("-pk")
+    )
     return [f"{escape(entry.actor_name)} {escape(entry.get_action_display())}" for entry in reversed(entries[:5])]
 
 

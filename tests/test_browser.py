@@ -94,5 +94,5 @@ def test_a_deploy_streams_its_log_live_to_success(
     expect(page.locator(".hosts [data-status='live']")).to_have_count(3)
 
     page.click("text=History")
-    expect(page.locator("table.history tbody tr")).to_have_count(1)
-    expect(page.locator("table.history")).to_contain_text("succeeded")
+    expect(page.locator("table.history tbody tr")).to_have_count(2)  # requested, ended
+    expect(page.locator("table.history tr[data-action='deploy_ended']")).to_contain_text("succeeded")
