@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards import history, hooks, slack_hooks, views
+from dashboards import delivery, history, hooks, slack_hooks, views
 
 urlpatterns = [
     path("", views.services, name="services"),
@@ -27,6 +27,7 @@ urlpatterns = [
     path("deploys/<int:pk>/mark-failed", views.deploy_mark_failed_view, name="deploy-mark-failed"),
     path("history/", history.history_page, name="history"),
     path("history/export.csv", history.history_csv, name="history-csv"),
+    path("delivery/", delivery.delivery, name="delivery"),
     path("status/", views.integration_status, name="status"),
     path("hooks/github", hooks.github_hook, name="hook-github"),
     path("hooks/jenkins", hooks.jenkins_hook, name="hook-jenkins"),

@@ -300,6 +300,7 @@ def _deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", statu
         **_rights(request, deploy),
         "slack_messages": deploy.slack_messages.all(),
         "api_runs": sorted(deploy.api_test_runs.prefetch_related("steps"), key=lambda run: run.ok),
+        "commits": deploy.commits.all(),
         "error": error,
     }
     return render(request, "dashboards/deploy.html", context, status=status)

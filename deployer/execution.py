@@ -20,6 +20,7 @@ from deployer.errors import Cancelled, RolledBack, StepFailed
 from deployer.lifecycle import deploy_claim, deploy_transition
 from deployer.logcontext import deploy_context
 from deployer.models import Deploy
+from deployer.shipped import shipped_record
 
 
 def deploy_execute(*, deploy_id: int) -> None:
@@ -34,6 +35,7 @@ def deploy_execute(*, deploy_id: int) -> None:
 def _execute(deploy: Deploy) -> None:
     with deploy_logging(deploy), _heartbeat(deploy.pk):
         status, reason = _pipeline(deploy)
+        shipped_record(deploy)  # before the end is announced: the page and the metrics read them
         if not deploy_transition(deploy, to=status, reason=reason):
             # Someone (an admin, the reaper) ended it meanwhile; keep this worker's view on record too.
             deploy.refresh_from_db(fields=["status"])

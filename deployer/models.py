@@ -308,6 +308,9 @@ class Deploy(models.Model):
     reason = models.TextField(blank=True, help_text="Why the deploy ended as it did.")
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When its job was last sent to the broker.")
+    commits_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many commits it shipped (DeployCommit keeps the newest); null: unknown."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker running it was alive then.")
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -388,6 +391,26 @@ class Deploy(models.Model):
         if self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+class DeployCommit(models.Model):
+    """A commit a deploy shipped (from the previous sha to its sha), read from the repository by the
+    worker when the deploy ended: the deploy page lists them; lead time is measured from them."""
+
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="commits")
+    position = models.PositiveIntegerField(help_text="0 is the newest.")
+    sha = models.CharField(max_length=40)
+    author = models.CharField(max_length=200)
+    email = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=300)
+    committed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["deploy", "position"]
+        constraints = [models.UniqueConstraint(fields=["deploy", "sha"], name="deploycommit_unique_sha")]
+
+    def __str__(self) -> str:
+        return f"{self.sha[:8]} {self.subject}"
 
 
 class DeployHost(models.Model):

@@ -46,7 +46,7 @@ def github_url(repo: str) -> str:
 
 @register.filter
 def duration(seconds: float | None) -> str:
-    """85 → "1 min 25 s"; 12 → "12 s"."""
+    """85 → "1 min 25 s"; 12 → "12 s"; 3 days → "3 d"."""
     if seconds is None:
         return ""
     whole = max(0, round(seconds))
@@ -54,6 +54,9 @@ def duration(seconds: float | None) -> str:
     if not minutes:
         return f"{rest} s"
     hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        days, hours = divmod(hours, 24)
+        return f"{days} d {hours} h" if hours else f"{days} d"
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min {rest} s" if rest else f"{minutes} min"

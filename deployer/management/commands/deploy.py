@@ -1,0 +1,111 @@
+"""`manage.py deploy SERVICE REF --env ENV [--wait]`: request a deploy from a shell or a script.
+
+The same rules as the pages (deploy_request as the named user). With --wait it
+follows the deploy's log until it ends, and the exit status says how it went:
+0 succeeded, 1 it ended otherwise (failed, rolled back, tests failed...),
+2 the request was refused, 3 --timeout passed first (the deploy goes on).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from deployer.choices import DeployStatus
+from deployer.deploys import deploy_request
+from deployer.errors import DeployRefused
+from deployer.models import Deploy, Environment
+
+EXIT_ENDED_BADLY, EXIT_REFUSED, EXIT_TIMEOUT = 1, 2, 3
+POLL_SECONDS = 0.5
+
+
+class Command(BaseCommand):
+    help = "Deploy REF (a branch or a full sha) of SERVICE to an environment; --wait follows it to the end."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("service")
+        parser.add_argument("ref", help="a branch name or a full 40-character sha")
+        parser.add_argument("--env", dest="environment", default="", help="default: the service's first environment")
+        parser.add_argument(
+            "--as",
+            dest="username",
+            default=os.environ.get("GANTRY_CLI_USER", ""),
+            help="the Gantry user who deploys (default: $GANTRY_CLI_USER); their grants apply",
+        )
+        parser.add_argument("--wait", action="store_true", help="print the log until the deploy ends")
+        parser.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits at most")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user = _user(options["username"])
+        environment = _environment(options["service"], options["environment"])
+        try:
+            deploy = deploy_request(environment=environment, ref=options["ref"], user=user)
+        except DeployRefused as exc:
+            self.stderr.write(f"refused: {exc}")
+            sys.exit(EXIT_REFUSED)
+        self.stdout.write(
+            f"deploy #{deploy.pk}: {deploy.ref} ({deploy.sha[:12]}) of {environment.service.name} to "
+            f"{environment.name}, {DeployStatus(deploy.status).label}"
+        )
+        if options["wait"]:
+            sys.exit(self._follow(deploy, options["timeout"]))
+
+    def _follow(self, deploy: Deploy, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            deploy.refresh_from_db()
+            for line in deploy.log_lines.filter(pk__gt=seen).order_by("pk"):
+                seen = line.pk
+                host = f" [{line.host}]" if line.host else ""
+                self.stdout.write(f"{timezone.localtime(line.at):%H:%M:%S} {line.level:<7}{host} {line.message}")
+            if not deploy.is_active:
+                return self._ended(deploy)
+            if time.monotonic() > deadline:
+                self.stderr.write(f"still {deploy.status} after {timeout:.0f} s; it goes on (see deploy #{deploy.pk})")
+                return EXIT_TIMEOUT
+            time.sleep(POLL_SECONDS)
+
+    def _ended(self, deploy: Deploy) -> int:
+        status = DeployStatus(deploy.status)
+        took = f" in {deploy.duration.total_seconds():.1f} s" if deploy.duration else ""
+        message = f"deploy #{deploy.pk} {status.label}{took}" + (f": {deploy.reason}" if deploy.reason else "")
+        if status == DeployStatus.SUCCEEDED:
+            self.stdout.write(self.style.SUCCESS(message))
+            return 0
+        self.stderr.write(self.style.ERROR(message))
+        return EXIT_ENDED_BADLY
+
+
+def _user(username: str) -> AbstractBaseUser:
+    if not username:
+        raise CommandError(
+            "say who deploys: --as USERNAME (or set GANTRY_CLI_USER); their grants apply", returncode=EXIT_REFUSED
+        )
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise CommandError(f"there is no active Gantry user {username!r}", returncode=EXIT_REFUSED)
+    return user
+
+
+def _environment(service: str, name: str) -> Environment:
+    environments = list(
+        Environment.objects.filter(service__name=service).select_related("service__team").order_by("position")
+    )
+    if not environments:
+        raise CommandError(f"there is no service {service!r} (or it has no environments)", returncode=EXIT_REFUSED)
+    if not name:
+        return environments[0]
+    for environment in environments:
+        if environment.name == name:
+            return environment
+    known = ", ".join(e.name for e in environments)
+    raise CommandError(f"{service} has no environment {name!r}; it has: {known}", returncode=EXIT_REFUSED)
