@@ -52,6 +52,8 @@ def delivery(request: HttpRequest) -> HttpResponse:
         return render(request, "dashboards/delivery.html", {"form": form, "error": error}, status=400)
     data = form.cleaned_data
     scope = Scope(since=data["since"], until=data["until"], team=data["team"], service=data["service"])
+    form.data = form.data.copy()  # show the range used, defaults included
+    form.data["since"], form.data["until"] = scope.since.isoformat(), scope.until.isoformat()
     found = figures(scope)
     chart_list = [
         ("per_day", "Deploys per day", "Day", found.per_day),

@@ -1,9 +1,14 @@
-"""In a real browser: sign in, press Deploy, watch the log grow live to success."""
+"""In a real browser: sign in, press Deploy, watch the log grow live to success, find the deploy in the
+history, filter it and export the CSV, and see the delivery charts. Each page is saved as a screenshot
+under docs/ (the README shows them)."""
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,9 +16,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from deployer.models import Deploy
 from tests.conftest import MakeEnvironment, deploy_story
-from tests.support.worker import Worker
+from tests.support.worker import BASE_DIR, Worker
 
 pytestmark = pytest.mark.slow
+SCREENSHOTS = Path(os.environ.get("GANTRY_SCREENSHOTS", BASE_DIR / "docs"))
 CHROMIUM = "/usr/bin/chromium"
 # Headless Chromium on a machine without outside network: no background traffic.
 CHROMIUM_ARGS = [
@@ -52,6 +58,12 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+def shot(page: Page, name: str) -> None:
+    """Save what the browser shows as docs/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
 def sign_in(page: Page, base_url: str, user: AbstractBaseUser) -> None:
     page.goto(base_url + "/")
     page.fill("input[name=username]", user.get_username())
@@ -60,22 +72,28 @@ def sign_in(page: Page, base_url: str, user: AbstractBaseUser) -> None:
     expect(page.locator("h1")).to_have_text("Services")
 
 
-def test_a_deploy_streams_its_log_live_to_success(
+def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     page: Page,
     live_server: object,
     make_environment: MakeEnvironment,
     celery_worker: Worker,
     deployer: AbstractBaseUser,
+    dana_deploys_to_prod: None,
 ) -> None:
-    make_environment()
+    # A production environment, so the deploy counts in the delivery metrics.
+    make_environment(options={"production": "true", "require_green_build": "false"})
     sign_in(page, str(live_server), deployer)
+    shot(page, "services")
 
     page.click("text=app")
+    expect(page.locator("h1")).to_contain_text("app")
+    shot(page, "service")
     page.click("tr[data-branch='main'] a:has-text('Deploy to test')")
     # The pre-flight plan: batches, checks, the first deploy's note; then the button that starts it.
     expect(page.locator("h1")).to_have_text("Deploy main to test")
     expect(page.locator("[data-check='permission']")).to_contain_text("you may deploy here")
     expect(page.locator("ol.batches li")).to_have_count(3)
+    shot(page, "plan")
     page.click("[data-deploy-now]")
     expect(page.locator("h1")).to_contain_text("Deploy #")
     page.evaluate("window.gantryMarker = 'same page'")  # gone if the page reloads
@@ -83,6 +101,7 @@ def test_a_deploy_streams_its_log_live_to_success(
     try:
         # Lines arrive while the deploy is still running, without a reload.
         expect(page.locator("#log .line", has_text="staging")).to_have_count(3, timeout=30_000)
+        shot(page, "deploy-running")
         expect(page.locator("#deploy-status [data-status]")).to_have_attribute(
             "data-status", "succeeded", timeout=60_000
         )
@@ -90,9 +109,30 @@ def test_a_deploy_streams_its_log_live_to_success(
         raise AssertionError(f"{exc}\n{deploy_story(celery_worker)}") from exc
     expect(page.locator("#log .line").last).to_contain_text("status: running → succeeded")
     assert page.evaluate("window.gantryMarker") == "same page"
-    assert page.locator("#log .line").count() == Deploy.objects.get().log_lines.count()
+    deploy = Deploy.objects.get()
+    assert page.locator("#log .line").count() == deploy.log_lines.count()
     expect(page.locator(".hosts [data-status='live']")).to_have_count(3)
+    shot(page, "deploy")
 
-    page.click("text=History")
-    expect(page.locator("table.history tbody tr")).to_have_count(2)  # requested, ended
-    expect(page.locator("table.history tr[data-action='deploy_ended']")).to_contain_text("succeeded")
+    # History: the deploy's request and its end; filter to the end, then export exactly that.
+    page.click("header >> text=History")
+    rows = page.locator("table.history tbody tr")
+    expect(rows).to_have_count(2)  # requested, ended
+    page.select_option("select[name=outcome]", "succeeded")
+    page.click("form.filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"[?&]outcome=succeeded"))
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(f"#{deploy.pk}")
+    expect(rows.first.locator("[data-status]")).to_have_attribute("data-status", "succeeded")
+    shot(page, "history")
+    with page.expect_download() as download:
+        page.click("text=Export CSV")
+    exported = list(csv.DictReader(Path(download.value.path()).read_text().splitlines()))
+    assert [(row["deploy"], row["outcome"], row["who"]) for row in exported] == [(str(deploy.pk), "succeeded", "dana")]
+
+    # Delivery metrics: one production deploy today, drawn by Chart.js, with its numbers in a table.
+    page.click("header >> text=Delivery")
+    expect(page.locator("[data-figure='deploys'] td").nth(1)).to_have_text("1")
+    for chart in ("per_day", "per_week", "by_weekday", "by_hour"):
+        expect(page.locator(f"canvas[data-chart='{chart}']")).to_have_attribute("data-drawn", "true")
+    shot(page, "delivery")
