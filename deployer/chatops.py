@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from deployer.apitest_runs import recent_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import current_deploy, deploy_approve, deploy_request, deploy_rollback
 from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
+from deployer.humanize import ago
 from deployer.leases import lease_summary
 from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import Deploy, DeployLog, Environment, Service
@@ -240,7 +239,7 @@ def service_status(service: Service) -> str:
     for environment in service.environments.select_related("locked_by", "leased_by").order_by("position"):
         current = current_deploy(environment)
         parts = [
-            f"runs `{escape(current.ref)}` ({current.sha[:8]}), deployed {_ago(current.created_at)}"
+            f"runs `{escape(current.ref)}` ({current.sha[:8]}), deployed {ago(current.created_at)}"
             if current
             else "nothing deployed by Gantry yet"
         ]
@@ -257,11 +256,6 @@ def service_status(service: Service) -> str:
             parts.append(escape(lease_summary(environment)))
         runs = recent_runs(environment, limit=1)
         if runs:
-            parts.append(f"API tests {'passed' if runs[0].ok else 'FAILED'} {_ago(runs[0].started_at)}")
+            parts.append(f"API tests {'passed' if runs[0].ok else 'FAILED'} {ago(runs[0].started_at)}")
         lines.append(f"• *{escape(environment.name)}*: " + " · ".join(parts))
     return "\n".join(lines)
-
-
-def _ago(moment: datetime) -> str:
-    elapsed = timesince(moment)
-    return "just now" if elapsed.startswith("0\xa0minutes") else f"{elapsed} ago"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from deployer import pagecache, queue, slack_outbox
 from deployer.access import access_for, system_user
@@ -19,6 +18,7 @@ from deployer.choices import AuditAction, Decision, DeployStatus, DeployTrigger
 from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
 from deployer.estimates import eta_seconds
 from deployer.gates import deploy_gate
+from deployer.humanize import ago
 from deployer.leases import lease_check, lease_claim
 from deployer.lifecycle import deploy_transition
 from deployer.locks import lock_summary
@@ -398,6 +398,6 @@ def _busy_message(running: Deploy) -> str:
     who = running.requested_by.get_username() if running.requested_by else "Gantry"
     return (
         f"{running.environment} is busy: deploy #{running.pk} of {running.ref} ({running.sha[:8]}), "
-        f"started by {who} {timesince(running.created_at)} ago, is {running.status}. "
+        f"started by {who} {ago(running.created_at)}, is {running.status}. "
         "Wait for it to finish, then deploy again."
     )

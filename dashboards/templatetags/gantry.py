@@ -8,6 +8,7 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
+from deployer import humanize
 from deployer.integrations import github
 
 register = template.Library()
@@ -21,16 +22,7 @@ def ago(value: datetime | None) -> str:
 
 def age(value: datetime | None, now: datetime) -> str:
     """`ago` with `now` given, for code that prints many ages at once."""
-    if not isinstance(value, datetime):
-        return "never"
-    seconds = max(int((now - value).total_seconds()), 0)
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    if seconds < 172800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
+    return humanize.ago(value, now)
 
 
 @register.simple_tag

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
-from deployer.deploys import deploy_request
+from deployer.deploys import DeployOptions, deploy_request
 from deployer.errors import DeployRefused
 from deployer.models import Deploy, Environment
 
@@ -40,6 +40,9 @@ class Command(BaseCommand):
             default=os.environ.get("GANTRY_CLI_USER", ""),
             help="the Gantry user who deploys (default: $GANTRY_CLI_USER); their grants apply",
         )
+        parser.add_argument(
+            "--through-lock", action="store_true", help="an admin deploys although the environment is locked"
+        )
         parser.add_argument("--wait", action="store_true", help="print the log until the deploy ends")
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits at most")
 
@@ -47,7 +50,12 @@ class Command(BaseCommand):
         user = _user(options["username"])
         environment = _environment(options["service"], options["environment"])
         try:
-            deploy = deploy_request(environment=environment, ref=options["ref"], user=user)
+            deploy = deploy_request(
+                environment=environment,
+                ref=options["ref"],
+                user=user,
+                options=DeployOptions(override_lock=options["through_lock"]),
+            )
         except DeployRefused as exc:
             self.stderr.write(f"refused: {exc}")
             sys.exit(EXIT_REFUSED)
