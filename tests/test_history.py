@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import ProtectedError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from deployer.catalog import catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus
@@ -141,3 +145,29 @@ def test_history_outlives_services_removed_from_the_catalog_or_deleted(
     assert 'href="/services/web/"' not in page, "no link to a service that is gone"
     (locked,) = rows(deployer_client.get(CSV, {"service": "web"}))
     assert (locked["team"], locked["environment"], locked["who"]) == ("web", "test", "dana")
+
+
+def test_deploys_that_ended_before_the_history_had_end_entries_get_them_once(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    backfill = importlib.import_module("deployer.migrations.0021_backfill_deploy_ended").backfill
+    ended_at = timezone.now() - timedelta(days=3)
+    old = Deploy.objects.create(
+        environment=environment,
+        ref="main",
+        sha="a" * 40,
+        status=DeployStatus.FAILED,
+        requested_by=deployer,
+        started_at=ended_at - timedelta(seconds=42),
+        finished_at=ended_at,
+        reason="host said no",
+    )
+    Deploy.objects.create(environment=environment, ref="main", sha="b" * 40, status=DeployStatus.QUEUED)
+
+    backfill(django_apps, None)
+    backfill(django_apps, None)
+
+    (entry,) = AuditEntry.objects.filter(action=AuditAction.DEPLOY_ENDED)
+    assert (entry.deploy_id, entry.outcome, entry.actor_name, entry.team) == (old.pk, "failed", "dana", "web")
+    assert entry.at == ended_at and entry.duration_seconds == 42 and entry.detail == "host said no"
+    assert AuditEntry._meta.get_field("at").auto_now_add, "the model is left as it was"
