@@ -7,7 +7,6 @@ shape as the catalog's. A bad file is refused with its line and a hint.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -16,7 +15,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from deployer.apitest_schema import AssertionSpec, StepSpec, SuiteSpec
-from deployer.yaml_lines import line_of, plain
+from deployer.yaml_lines import line_of, plain, unknown_key_hint
 
 TESTS_FILE = ".gantry/tests.yml"
 
@@ -56,10 +55,7 @@ def _problem(filename: str, root: CommentedMap, suite: str, err: Any) -> str:
     where = suite + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     if err["type"] == "extra_forbidden":
         model = _MODEL_AT.get(tuple(p for p in loc[:-1] if not isinstance(p, int)))
-        keys = list(model.model_fields) if model else []
-        aliases = [info.alias or key for key, info in (model.model_fields.items() if model else [])]
-        close = difflib.get_close_matches(str(loc[-1]), aliases or keys, n=1)
-        message = f"unknown key {loc[-1]!r}; " + (f"did you mean {close[0]!r}?" if close else "remove it")
+        message = f"unknown key {loc[-1]!r}; {unknown_key_hint(model, loc[-1])}"
     elif err["type"] == "missing":
         message = f"missing required key {loc[-1]!r}; add it"
         where = where.rsplit(".", 1)[0]

@@ -6,7 +6,6 @@ it; a file with any problem changes nothing.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from deployer.apitest_schema import AssertionSpec, StepSpec, SuiteSpec
 from deployer.catalog_schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
 from deployer.choices import Role
 from deployer.models import Environment, Grant, Host, Service, Team
-from deployer.yaml_lines import line_of, plain
+from deployer.yaml_lines import line_of, plain, unknown_key_hint
 
 Loc = tuple[str | int, ...]
 
@@ -95,7 +94,7 @@ def _problem(root: CommentedMap, err: Any) -> Problem:
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}; {_known_keys_hint(loc)}"
+        message = f"unknown key {loc[-1]!r}; {unknown_key_hint(_spec_at(loc[:-1]), loc[-1])}"
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}; add {loc[-1]}: <{_describe(loc)}>"
         loc = loc[:-1]
@@ -141,17 +140,6 @@ _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
 
 def _spec_at(loc: Loc) -> type[BaseModel] | None:
     return _MODEL_AT.get(loc[0::2]) if len(loc) % 2 == 0 else None
-
-
-def _known_keys_hint(loc: Loc) -> str:
-    model = _spec_at(loc[:-1])
-    if model is None:
-        return "remove it"
-    allowed = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return f"allowed keys here: {', '.join(allowed)}"
 
 
 def _describe(loc: Loc) -> str:

@@ -3,8 +3,10 @@ validation, and the line of a location for error messages (catalog, test suites)
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
+from pydantic import BaseModel
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 
@@ -30,3 +32,14 @@ def line_of(root: CommentedMap, loc: tuple[Any, ...]) -> int | None:
             break
         node = node[part]
     return line
+
+
+def unknown_key_hint(model: type[BaseModel] | None, key: object) -> str:
+    """What to say about `key`, which `model` does not have: the closest key (aliases count), or the keys it has."""
+    if model is None:
+        return "remove it"
+    allowed = [info.alias or name for name, info in model.model_fields.items()]
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"allowed keys here: {', '.join(allowed)}"
