@@ -40,6 +40,7 @@ from deployer.deploys import deploy_approve, deploy_cancel, deploy_request, depl
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.locks import environment_lock, environment_unlock
 from deployer.models import Branch, Build, Deploy, Environment, Service
+from deployer.selectors import environment_named, service_named
 
 REFUSALS = {
     400: OpenApiResponse(ErrorSerializer, description="Bad request, or a rule refused it (the error says which)"),
@@ -65,17 +66,6 @@ def refused(exc: DeployRefused) -> Response:
 def invalid(errors: dict[str, Any]) -> Response:
     said = "; ".join(f"{field}: {' '.join(str(e) for e in problems)}" for field, problems in errors.items())
     return Response({"error": said, "fields": errors}, status=status.HTTP_400_BAD_REQUEST)
-
-
-def _environment(service: str, name: str) -> Environment:
-    environments = Environment.objects.select_related("service__team", "locked_by").filter(service__name=service)
-    if not name:
-        first = environments.order_by("position").first()
-        if first is None:
-            get_object_or_404(Service, name=service)  # 404 names the service
-            raise DeployRefused(f"{service} has no environments in the catalog")
-        return first
-    return get_object_or_404(environments, name=name)
 
 
 def _deploys() -> QuerySet[Deploy]:
@@ -108,7 +98,7 @@ class BranchList(generics.ListAPIView):
     pagination_class = Page
 
     def get_queryset(self) -> QuerySet[Branch]:
-        service = get_object_or_404(Service, name=self.kwargs["name"])
+        service = service_named(self.kwargs["name"])
         return Branch.objects.filter(service=service).order_by("-committed_at", "name")
 
 
@@ -119,7 +109,7 @@ class BuildList(generics.ListAPIView):
     pagination_class = Page
 
     def get_queryset(self) -> QuerySet[Build]:
-        service = get_object_or_404(Service, name=self.kwargs["name"])
+        service = service_named(self.kwargs["name"])
         return Build.objects.filter(service=service).order_by("-started_at", "-number")
 
 
@@ -154,7 +144,7 @@ class DeployList(generics.ListAPIView):
             return invalid(form.errors)
         data = form.validated_data
         try:
-            environment = _environment(data["service"], data["environment"])
+            environment = environment_named(data["service"], data["environment"])
             deploy = deploy_request(environment=environment, ref=data["ref"], user=request.user)
         except DeployRefused as exc:
             return refused(exc)
@@ -206,7 +196,7 @@ class EnvironmentRollback(APIView):
             return invalid(form.errors)
         target = form.validated_data["to"]
         try:
-            env = _environment(name, environment)
+            env = environment_named(name, environment)
             to = get_object_or_404(Deploy, pk=target, environment=env) if target else None
             deploy = deploy_rollback(environment=env, user=request.user, to=to)
         except DeployRefused as exc:
@@ -222,7 +212,7 @@ class EnvironmentLock(APIView):
             return invalid(form.errors)
         hours = form.validated_data["hours"]
         try:
-            env = _environment(name, environment)
+            env = environment_named(name, environment)
             environment_lock(
                 env,
                 user=request.user,
@@ -241,7 +231,7 @@ class EnvironmentUnlock(APIView):
         if not form.is_valid():
             return invalid(form.errors)
         try:
-            env = _environment(name, environment)
+            env = environment_named(name, environment)
             environment_unlock(env, user=request.user, reason=form.validated_data["reason"])
         except DeployRefused as exc:
             return refused(exc)
@@ -254,7 +244,10 @@ def _service_answer(environment: Environment) -> Response:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's own answers (401, 404, 405, bad JSON...) in the API's shape: {"error": "..."}."""
+    """DRF's own answers (401, 404, 405, bad JSON...) and the deploy rules' refusals in the API's shape:
+    {"error": "..."}."""
+    if isinstance(exc, DeployRefused):
+        return refused(exc)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"error": str(response.data["detail"])}

@@ -50,8 +50,6 @@ from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import ApiTestRun, Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
 from deployer.plan import deploy_plan
 
-HISTORY_PAGE_SIZE = 50
-
 
 @require_GET
 def services(request: HttpRequest) -> HttpResponse:

@@ -24,6 +24,7 @@ from deployer.humanize import ago
 from deployer.leases import lease_summary
 from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import Deploy, DeployLog, Environment, Service
+from deployer.selectors import environment_named, service_named
 from deployer.slack_identity import UnknownSlackUser, gantry_user
 from deployer.slack_story import APPROVE, EMOJI, ROLLBACK, UNLOCK, escape, page_url
 
@@ -133,10 +134,10 @@ def request_answer(request: ChatRequest) -> str:
 def command_run(command: Command, user: AbstractBaseUser) -> str:
     """Do what the command says as `user`; the answer in Slack mrkdwn. Refusals come back as text."""
     try:
-        service = _service(command.service)
         if command.verb == "status":
-            return service_status(service)
-        environment = _environment(service, command.environment)
+            return service_status(service_named(command.service))
+        environment = environment_named(command.service, command.environment)
+        service = environment.service
         if command.verb == "deploy":
             return _deploy(environment, command.ref, user)
         if command.verb == "lock":
@@ -175,28 +176,6 @@ def _id(value: str) -> int:
     if not value.isdigit():
         raise DeployRefused(f"the button carries {value[:20]!r}, not an id; press a button on a newer message")
     return int(value)
-
-
-def _service(name: str) -> Service:
-    service = Service.objects.filter(name=name).first()
-    if service is None:
-        names = list(Service.objects.order_by("name").values_list("name", flat=True)[:20])
-        raise DeployRefused(f"there is no service {name!r}; services: {', '.join(names) or 'none yet'}")
-    return service
-
-
-def _environment(service: Service, name: str) -> Environment:
-    environments = list(service.environments.select_related("service__team").order_by("position"))
-    if not environments:
-        raise DeployRefused(f"{service.name} has no environments in the catalog")
-    if not name:
-        return environments[0]
-    found = next((env for env in environments if env.name == name), None)
-    if found is None:
-        raise DeployRefused(
-            f"{service.name} has no environment {name!r}; it has: {', '.join(e.name for e in environments)}"
-        )
-    return found
 
 
 def _deploy(environment: Environment, ref: str, user: AbstractBaseUser) -> str:

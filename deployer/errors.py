@@ -26,6 +26,12 @@ class DeployRefused(Exception):
     status_code = 400
 
 
+class NotFound(DeployRefused):
+    """No such service or environment; the message lists the ones there are."""
+
+    status_code = 404
+
+
 class PermissionRefused(DeployRefused):
     """The person may not do this here; the message says what grant it needs."""
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from deployer.builds import latest_builds
 from deployer.choices import DeployStatus
+from deployer.errors import DeployRefused, NotFound
 from deployer.gates import Gate, deploy_gate
 from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
 
@@ -258,3 +259,29 @@ def deploy_log_after(deploy: Deploy, after: int) -> list[DeployLog]:
 
 def deploy_history() -> QuerySet[Deploy]:
     return Deploy.objects.select_related("environment__service", "requested_by").order_by("-id")
+
+
+def service_named(name: str) -> Service:
+    """The service called `name`; NotFound listing the services there are (Slack, the API and the CLI name them)."""
+    service = Service.objects.select_related("team").filter(name=name).first()
+    if service is None:
+        names = list(Service.objects.order_by("name").values_list("name", flat=True)[:20])
+        raise NotFound(f"there is no service {name!r}; services: {', '.join(names) or 'none yet'}")
+    return service
+
+
+def environment_named(service_name: str, name: str = "") -> Environment:
+    """`service_name`'s environment `name`, or its first one when `name` is empty; NotFound saying what there is."""
+    service = service_named(service_name)
+    environments = list(
+        service.environments.select_related("service__team", "locked_by", "leased_by").order_by("position")
+    )
+    if not environments:
+        raise DeployRefused(f"{service.name} has no environments in the catalog; add one and load the catalog again")
+    if not name:
+        return environments[0]
+    found = next((env for env in environments if env.name == name), None)
+    if found is None:
+        known = ", ".join(env.name for env in environments)
+        raise NotFound(f"{service.name} has no environment {name!r}; it has: {known}")
+    return found

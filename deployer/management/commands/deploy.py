@@ -21,7 +21,8 @@ from django.utils import timezone
 from deployer.choices import DeployStatus
 from deployer.deploys import DeployOptions, deploy_request
 from deployer.errors import DeployRefused
-from deployer.models import Deploy, Environment
+from deployer.models import Deploy
+from deployer.selectors import environment_named
 
 EXIT_ENDED_BADLY, EXIT_REFUSED, EXIT_TIMEOUT = 1, 2, 3
 POLL_SECONDS = 0.5
@@ -48,8 +49,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = _user(options["username"])
-        environment = _environment(options["service"], options["environment"])
         try:
+            environment = environment_named(options["service"], options["environment"])
             deploy = deploy_request(
                 environment=environment,
                 ref=options["ref"],
@@ -102,18 +103,3 @@ def _user(username: str) -> AbstractBaseUser:
     if user is None:
         raise CommandError(f"there is no active Gantry user {username!r}", returncode=EXIT_REFUSED)
     return user
-
-
-def _environment(service: str, name: str) -> Environment:
-    environments = list(
-        Environment.objects.filter(service__name=service).select_related("service__team").order_by("position")
-    )
-    if not environments:
-        raise CommandError(f"there is no service {service!r} (or it has no environments)", returncode=EXIT_REFUSED)
-    if not name:
-        return environments[0]
-    for environment in environments:
-        if environment.name == name:
-            return environment
-    known = ", ".join(e.name for e in environments)
-    raise CommandError(f"{service} has no environment {name!r}; it has: {known}", returncode=EXIT_REFUSED)
