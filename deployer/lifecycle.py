@@ -54,15 +54,16 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", onl
     before = deploy.status
     line = f"status: {before} → {to}" + (f": {reason}" if reason else "")
     level = "error" if to in _BAD_ENDINGS else "info"
-    # One transaction: whoever sees the new state also sees its log line.
+    # One transaction: whoever sees the new state also sees its log line, its history entry and its lock.
     with transaction.atomic():
         if not Deploy.objects.filter(pk=deploy.pk, status__in=sources).update(**values):
             return False
         DeployLog.objects.create(deploy=deploy, at=now, level=level, message=line)
+        for key, value in values.items():
+            setattr(deploy, key, value)
         if to in DeployStatus.finished():
             _audit_end(deploy, to, reason, now)
-    for key, value in values.items():
-        setattr(deploy, key, value)
+        _lock_after(deploy, to)
     logger.info("deploy #%s %s", deploy.pk, line)
     _after_transition(deploy, to)
     return True
@@ -90,6 +91,10 @@ def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
     if to in DeployStatus.live():  # what runs there changed
         queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
+
+
+def _lock_after(deploy: Deploy, to: DeployStatus) -> None:
+    """After a rollback nobody deploys again until a person has looked and unlocked."""
     if to == DeployStatus.SUCCEEDED and deploy.is_rollback:
         who = deploy.requested_by.get_username() if deploy.requested_by_id else "Gantry"
         environment_lock(
