@@ -64,6 +64,7 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", onl
         if to in DeployStatus.finished():
             _audit_end(deploy, to, reason, now)
         _lock_after(deploy, to)
+        slack_outbox.story_changed(deploy)  # the message's new version is there as soon as the state is
     logger.info("deploy #%s %s", deploy.pk, line)
     _after_transition(deploy, to)
     return True
@@ -83,9 +84,9 @@ def _audit_end(deploy: Deploy, to: DeployStatus, reason: str, now: datetime) -> 
 
 
 def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
-    """Tell the world: the pages, GitHub's deployment status, and the drift between environments."""
+    """Tell the world: the pages, GitHub's deployment status, and the drift between environments (Slack's
+    message version moved with the state itself)."""
     pagecache.matrix_changed()
-    slack_outbox.story_changed(deploy)
     service = deploy.environment.service
     if github.enabled() and settings.GITHUB_DEPLOYMENTS and service.github_repo:
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
