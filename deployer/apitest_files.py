@@ -3,6 +3,10 @@
 When the file exists it wins over the catalog's `api_tests:` (the tests travel
 with the code they test). Its top level maps suite names to suites, in the same
 shape as the catalog's. A bad file is refused with its line and a hint.
+
+Anyone who can push a branch writes this file, so it is read as hostile: no
+anchors or aliases, at most MAX_BYTES, bounded nesting (yaml_lines), and the
+secrets and origins it may use are the catalog's to grant (apitest_runs).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from deployer.apitest_schema import AssertionSpec, StepSpec, SuiteSpec
-from deployer.yaml_lines import line_of, plain, unknown_key_hint
+from deployer.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
 
 TESTS_FILE = ".gantry/tests.yml"
+MAX_BYTES = 256 * 1024
 
 # The model of the mapping at a location inside one suite: steps[<i>].assert[<j>].
 _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
@@ -32,6 +37,9 @@ class SuiteFileError(ValueError):
 
 
 def suites_parse(text: str, *, filename: str = TESTS_FILE) -> dict[str, SuiteSpec]:
+    if refusal := yaml_refusal(text, max_bytes=MAX_BYTES):
+        line, why = refusal
+        raise SuiteFileError(f"{filename}:{line}: {why}" if line else f"{filename}: {why}")
     try:
         data = YAML(typ="rt").load(text)
     except YAMLError as exc:

@@ -22,11 +22,15 @@ and, for json and header, one check (equals, contains, exists, type, matches).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+VARIABLE_RE = re.compile(r"[A-Za-z_]\w*")
+MAX_PATTERN = 1000
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 CHECKS = ("equals", "contains", "exists", "type", "matches")
 
@@ -50,9 +54,11 @@ class AssertionSpec(_Spec):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
+            if len(value) > MAX_PATTERN:
+                raise ValueError(f"is {len(value)} characters long; a pattern may have at most {MAX_PATTERN}")
             try:
-                re.compile(value)
-            except re.error as exc:
+                regex.compile(value)
+            except regex.error as exc:
                 raise ValueError(f"is not a valid regular expression ({exc})") from exc
         return value
 
@@ -76,7 +82,10 @@ class StepSpec(_Spec):
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = Field(default=None, description="a text body")
     json_body: Any = Field(default=None, alias="json", description="a JSON body")
-    timeout: float = Field(default=10, gt=0, le=120, description="seconds to wait for the answer")
+    timeout: float = Field(default=10, gt=0, le=120, description="seconds the whole exchange may take")
+    follow_redirects: bool = Field(
+        default=False, description="follow redirects (at most 5), each to an origin the environment allows"
+    )
     extract: dict[str, str] = Field(
         default_factory=dict, description="variables for later steps: name: json.<path> | header.<name> | status"
     )
@@ -86,7 +95,7 @@ class StepSpec(_Spec):
     @classmethod
     def _sources(cls, value: dict[str, str]) -> dict[str, str]:
         for name, source in value.items():
-            if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            if not VARIABLE_RE.fullmatch(name):
                 raise ValueError(f"{name!r} is not a variable name (letters, digits, _)")
             if not (source == "status" or source.startswith(("json.", "header.")) or source == "json"):
                 raise ValueError(f"{name}: {source!r} must be json.<path>, header.<name> or status")
@@ -96,12 +105,47 @@ class StepSpec(_Spec):
 class SuiteSpec(_Spec):
     variables: dict[str, str] = Field(default_factory=dict, description="suite variables; may use each other")
     per_host: bool = Field(default=False, description="also run against each host (host_base_url)")
-    steps: list[StepSpec] = Field(min_length=1, description="the HTTP steps, in order")
+    steps: list[StepSpec] = Field(min_length=1, max_length=100, description="the HTTP steps, in order")
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not VARIABLE_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a variable name (letters, digits, _; not starting with a digit)")
+        return value
 
     @model_validator(mode="after")
     def _no_cycles(self) -> SuiteSpec:
         variables_order(self.variables)
         return self
+
+
+def names_used(suite: SuiteSpec) -> set[str]:
+    """Every {{name}} the suite's templates mention (its own variables included)."""
+    used: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            used.update(TEMPLATE_RE.findall(value))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+
+    walk(suite.model_dump())
+    return used
+
+
+SECRET_PREFIX = "secret."
+
+
+def secrets_named(names: Iterable[str]) -> set[str]:
+    """The secrets (NAME of {{secret.NAME}}) among template names."""
+    return {name.removeprefix(SECRET_PREFIX) for name in names if name.startswith(SECRET_PREFIX)}
 
 
 def variables_order(variables: dict[str, str]) -> list[str]:

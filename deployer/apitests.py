@@ -2,8 +2,10 @@
 (the environment's, the suite's, and what earlier steps extracted), every
 assertion judged with what was expected and what came back.
 
-A step that fails (no answer, a timeout, a failed assertion) fails itself; the
-suite goes on, and a later step that needs a variable it did not extract says so.
+A step that fails (no answer, a timeout, a failed assertion, a request the
+environment's policy refuses) fails itself; the suite goes on, and a later step
+that needs a variable it did not extract says so. Where a request may go, and
+how long and how much of an answer is read: apitest_network.
 """
 
 from __future__ import annotations
@@ -13,12 +15,27 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
+import regex
 import requests
+from requests.structures import CaseInsensitiveDict
 
+from deployer.apitest_network import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    RequestPolicy,
+    RequestRefused,
+    blocked_reason,
+    body_read,
+    deadline,
+    guarded_session,
+)
 from deployer.apitest_schema import TEMPLATE_RE, AssertionSpec, StepSpec, SuiteSpec, variables_order
 
 EXCERPT = 500
+# A `matches:` pattern can come from a branch and run against an answer the same branch writes.
+MATCH_TIMEOUT = 1.0
 
 
 class MissingVariable(Exception):
@@ -68,7 +85,10 @@ def render(template: str, variables: dict[str, str]) -> str:
     return TEMPLATE_RE.sub(value, template)
 
 
-def suite_run(name: str, suite: SuiteSpec, variables: dict[str, str], *, target: str = "environment") -> SuiteResult:
+def suite_run(
+    name: str, suite: SuiteSpec, variables: dict[str, str], *, policy: RequestPolicy, target: str = "environment"
+) -> SuiteResult:
+    """Run `suite`'s steps in order; every request must pass `policy` (where it may go)."""
     values = dict(variables)
     results = []
     try:
@@ -76,13 +96,26 @@ def suite_run(name: str, suite: SuiteSpec, variables: dict[str, str], *, target:
             values[variable] = render(suite.variables[variable], values)
     except MissingVariable as exc:
         return SuiteResult(name, target, [StepResult("variables", "", "", False, error=str(exc))])
-    with requests.Session() as session:
+    session = guarded_session()
+    try:
         for step in suite.steps:
-            results.append(_step_run(session, step, values))
+            results.append(_step_run(session, step, values, policy))
+    finally:
+        session.close()
     return SuiteResult(name, target, results)
 
 
-def _step_run(session: requests.Session, step: StepSpec, values: dict[str, str]) -> StepResult:
+@dataclass
+class Answer:
+    """What came back, read in full (and bounded) while the step's deadline ran."""
+
+    status: int
+    headers: CaseInsensitiveDict[str]
+    text: str
+    content_type: str
+
+
+def _step_run(session: requests.Session, step: StepSpec, values: dict[str, str], policy: RequestPolicy) -> StepResult:
     try:
         url = render(step.url, values)
         headers = {key: render(value, values) for key, value in step.headers.items()}
@@ -92,23 +125,30 @@ def _step_run(session: requests.Session, step: StepSpec, values: dict[str, str])
         return StepResult(step.name, step.method, step.url, False, error=str(exc))
     result = StepResult(step.name, step.method, url, False)
     started = time.perf_counter()
-    try:
-        response = session.request(
-            step.method, url, headers=headers, data=body, json=json_body, timeout=step.timeout, allow_redirects=False
-        )
-    except requests.Timeout:
-        result.error = f"no answer within {step.timeout:g} s"
-        return result
-    except requests.RequestException as exc:
-        result.error = f"no answer: {exc.__class__.__name__}"
-        return result
+    late = f"no answer within {step.timeout:g} s"
+    with deadline(session, step.timeout) as timed_out:
+        try:
+            answer = _exchange(session, step, policy, url, headers=headers, data=body, json=json_body)
+        except RequestRefused as exc:
+            result.error = late if timed_out() else f"not sent: {exc}"
+            return result
+        except requests.Timeout:
+            result.error = late
+            return result
+        except requests.RequestException as exc:
+            blocked = blocked_reason(exc)
+            result.error = late if timed_out() else f"not sent: {blocked}" if blocked else _no_answer(exc)
+            return result
+        if timed_out():  # the deadline cut an answer that had no length: what arrived is not the answer
+            result.error = late
+            return result
     result.elapsed_ms = round((time.perf_counter() - started) * 1000)
-    result.status = response.status_code
-    result.response_excerpt = response.text[:EXCERPT]
-    document = _json_of(response)
-    result.assertions = [_judge(a, response, document, result.elapsed_ms, values) for a in step.assertions]
+    result.status = answer.status
+    result.response_excerpt = answer.text[:EXCERPT]
+    document = _json_of(answer)
+    result.assertions = [_judge(a, answer, document, result.elapsed_ms, values) for a in step.assertions]
     for variable, source in step.extract.items():
-        found, value = _source_value(source, response, document)
+        found, value = _source_value(source, answer, document)
         if found:
             values[variable] = value if isinstance(value, str) else json.dumps(value)
         else:
@@ -117,19 +157,41 @@ def _step_run(session: requests.Session, step: StepSpec, values: dict[str, str])
     return result
 
 
+def _exchange(session: requests.Session, step: StepSpec, policy: RequestPolicy, url: str, **send: Any) -> Answer:
+    """Send the step's request (following redirects only when it asks, each hop checked) and read the answer."""
+    method = step.method
+    for _ in range(MAX_REDIRECTS + 1):
+        policy.check(url)
+        response = session.request(method, url, timeout=step.timeout, allow_redirects=False, stream=True, **send)
+        with response:
+            location = response.headers.get("Location")
+            if not (step.follow_redirects and response.status_code in REDIRECT_STATUSES and location):
+                body = body_read(response)
+                text = body.decode(response.encoding or "utf-8", errors="replace")
+                return Answer(response.status_code, response.headers, text, response.headers.get("Content-Type", ""))
+        url = urljoin(url, location)
+        if response.status_code == 303 or (response.status_code in {301, 302} and method == "POST"):
+            method, send = "GET", {**send, "data": None, "json": None}  # as browsers and requests do
+    raise RequestRefused(f"more than {MAX_REDIRECTS} redirects; not followed further")
+
+
+def _no_answer(exc: requests.RequestException) -> str:
+    return f"no answer: {exc.__class__.__name__}"
+
+
 _NOT_JSON = object()
 
 
-def _json_of(response: requests.Response) -> Any:
+def _json_of(answer: Answer) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(answer.text)
+    except (ValueError, RecursionError):
         return _NOT_JSON
 
 
-def _describe_not_json(response: requests.Response) -> str:
-    kind = response.headers.get("Content-Type", "no content type")
-    return f"not JSON ({kind}): {response.text[:80]!r}"
+def _describe_not_json(answer: Answer) -> str:
+    kind = answer.content_type or "no content type"
+    return f"not JSON ({kind}): {answer.text[:80]!r}"
 
 
 def _render_json(value: Any, values: dict[str, str]) -> Any:
@@ -155,11 +217,11 @@ def _path(document: Any, path: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _source_value(source: str, response: requests.Response, document: Any) -> tuple[bool, Any]:
+def _source_value(source: str, answer: Answer, document: Any) -> tuple[bool, Any]:
     if source == "status":
-        return True, str(response.status_code)
+        return True, str(answer.status)
     if source.startswith("header."):
-        value = response.headers.get(source.removeprefix("header."))
+        value = answer.headers.get(source.removeprefix("header."))
         return value is not None, value
     if document is _NOT_JSON:
         return False, None
@@ -183,24 +245,22 @@ def _show(value: Any) -> str:
 
 
 def _judge(
-    spec: AssertionSpec, response: requests.Response, document: Any, elapsed_ms: int, values: dict[str, str]
+    spec: AssertionSpec, answer: Answer, document: Any, elapsed_ms: int, values: dict[str, str]
 ) -> AssertionResult:
     if spec.status is not None:
-        return AssertionResult(
-            "status", response.status_code == spec.status, str(spec.status), str(response.status_code)
-        )
+        return AssertionResult("status", answer.status == spec.status, str(spec.status), str(answer.status))
     if spec.response_time_ms is not None:
         ok = elapsed_ms < spec.response_time_ms
         return AssertionResult("response time", ok, f"< {spec.response_time_ms} ms", f"{elapsed_ms} ms")
     if spec.header is not None:
         subject = f"header {spec.header}"
-        value = response.headers.get(spec.header)
+        value = answer.headers.get(spec.header)
         found = value is not None
     else:
         subject = f"json {spec.json_path}"
         if document is _NOT_JSON:
             check = next(c for c in ("equals", "contains", "exists", "type", "matches") if c in spec.model_fields_set)
-            return AssertionResult(f"{subject} {check}", False, "a JSON body", _describe_not_json(response))
+            return AssertionResult(f"{subject} {check}", False, "a JSON body", _describe_not_json(answer))
         found, value = _path(document, spec.json_path or "")
     return _check(subject, spec, found, value, values)
 
@@ -221,5 +281,10 @@ def _check(subject: str, spec: AssertionSpec, found: bool, value: Any, values: d
         ok = found and (kind == spec.type or (spec.type == "number" and kind == "integer"))
         return AssertionResult(f"{subject} type", ok, str(spec.type), kind)
     pattern = spec.matches or ""
-    ok = found and re.search(pattern, value if isinstance(value, str) else _show(value)) is not None
+    try:
+        ok = found and regex.search(pattern, _show(value), timeout=MATCH_TIMEOUT) is not None
+    except TimeoutError:
+        return AssertionResult(
+            f"{subject} matches", False, pattern, f"the pattern ran longer than {MATCH_TIMEOUT:g} s; simplify it"
+        )
     return AssertionResult(f"{subject} matches", ok, pattern, actual)

@@ -20,13 +20,15 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployer import pagecache
-from deployer.apitest_schema import AssertionSpec, StepSpec, SuiteSpec
+from deployer.apitest_schema import TEMPLATE_RE, AssertionSpec, StepSpec, SuiteSpec, names_used, secrets_named
 from deployer.catalog_schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
 from deployer.choices import Role
 from deployer.models import Environment, Grant, Host, Service, Team
-from deployer.yaml_lines import line_of, plain, unknown_key_hint
+from deployer.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
 
 Loc = tuple[str | int, ...]
+# Far above a catalog of 5,000 services (about 2 MB), far below what hurts a worker.
+CATALOG_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def catalog_read(path: Path) -> CatalogSpec:
 
 
 def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
+    if refusal := yaml_refusal(text, max_bytes=CATALOG_MAX_BYTES):
+        raise CatalogError(filename, [Problem(refusal[0], "", refusal[1])])
     try:
         data = YAML(typ="rt").load(text)
     except DuplicateKeyError as exc:
@@ -149,9 +153,11 @@ def _describe(loc: Loc) -> str:
 
 
 def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
-    """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths."""
+    """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths,
+    secrets used only where they are granted."""
     used_paths: dict[tuple[str, int, str], str] = {}
     for service_name, service in spec.services.items():
+        yield from _secret_problems(root, service_name, service)
         if not service.repo and not service.github:
             loc: Loc = ("services", service_name)
             yield Problem(
@@ -185,6 +191,29 @@ def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
                         "two environments must not share a deploy path on one host",
                     )
                 used_paths.setdefault(path_key, owner)
+
+
+def _secret_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """A suite or test variable naming a secret that an environment it runs in does not grant."""
+    for env_name, env in service.environments.items():
+        granted = set(env.api_test_secrets)
+        grant_at = f"services.{service_name}.environments.{env_name}.api_test_secrets"
+        variables_at: Loc = ("services", service_name, "environments", env_name, "test_variables")
+        users: list[tuple[Loc, set[str]]] = [
+            ((*variables_at, name), secrets_named(TEMPLATE_RE.findall(value)))
+            for name, value in env.test_variables.items()
+        ]
+        users += [
+            (("services", service_name, "api_tests", name), secrets_named(names_used(suite)))
+            for name, suite in service.api_tests.items()
+        ]
+        for loc, used in users:
+            for secret in sorted(used - granted):
+                yield Problem(
+                    line_of(root, loc),
+                    _where(loc),
+                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to {grant_at}",
+                )
 
 
 @transaction.atomic
@@ -294,6 +323,9 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict
     values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
+    values["api_test_repo_secrets"] = (
+        spec.api_test_repo_secrets if spec.api_test_repo_secrets is not None else not production
+    )
     balancer = spec.load_balancer
     return {
         **values,

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from deployer.apitest_network import blocked_host, origin_of, show_origin
 from deployer.apitest_schema import SuiteSpec
 from deployer.refs import RefError, branch_name_check
 
@@ -19,6 +20,7 @@ GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 SCP_LIKE_RE = re.compile(r"[\w.-]+@[\w.-]+:[^\s]+")
 LB_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 PRINCIPAL_RE = re.compile(r"@?[\w.@+-]{1,150}")
+SECRET_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 GIT_SCHEMES = {"https", "http", "ssh", "git", "file"}
 HEALTH_PLACEHOLDERS = {"address"}
 
@@ -50,6 +52,34 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _secret_name(value: str) -> str:
+    if not SECRET_NAME_RE.fullmatch(value):
+        raise ValueError(
+            "a secret is named like CI_PASSWORD (letters, digits, _); its value comes from GANTRY_SECRET_CI_PASSWORD"
+        )
+    return value
+
+
+def _origin(value: str) -> str:
+    try:
+        origin = origin_of(value)
+    except ValueError as exc:
+        raise ValueError("must be an origin like https://auth.example.com or http://10.0.0.5:8080") from exc
+    if urlsplit(value).path not in {"", "/"} or urlsplit(value).query:
+        raise ValueError("must be an origin (scheme, host and port) without a path, like https://auth.example.com")
+    if problem := blocked_host(origin[1]):
+        raise ValueError(f"is never called by API tests: {problem}")
+    return show_origin(origin)
+
+
+def _api_target(value: str) -> str:
+    """Where API tests go is never a metadata service (a {address} placeholder is checked when it is filled)."""
+    host = urlsplit(value.replace("{address}", "host.example")).hostname or ""
+    if problem := blocked_host(host):
+        raise ValueError(f"is never called by API tests: {problem}")
     return value
 
 
@@ -147,13 +177,27 @@ class EnvironmentSpec(_Spec):
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for HTTP 200")
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
-    base_url: Annotated[str, AfterValidator(_http_url)] | None = Field(
+    base_url: Annotated[str, AfterValidator(_http_url), AfterValidator(_api_target)] | None = Field(
         default=None, description="where API tests reach the environment, e.g. https://test.example.com"
     )
-    host_base_url: Annotated[str, AfterValidator(_health_url)] | None = Field(
+    host_base_url: Annotated[str, AfterValidator(_health_url), AfterValidator(_api_target)] | None = Field(
         default=None, description="where API tests reach one host, e.g. http://{address}:8080"
     )
     test_variables: dict[str, str] = Field(default_factory=dict, description="variables for the API tests here")
+    api_test_secrets: list[Annotated[str, AfterValidator(_secret_name)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="secrets the API tests here may use as {{secret.NAME}} (value: GANTRY_SECRET_NAME on the workers)",
+    )
+    api_test_repo_secrets: bool | None = Field(
+        default=None,
+        description="suites from the repository (.gantry/tests.yml) may use those secrets (default: not in production)",
+    )
+    api_test_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="origins the API tests may call besides base_url and host_base_url, e.g. https://auth.example.com",
+    )
     monitor_minutes: int = Field(
         default=0, ge=0, le=1440, description="run the API tests here every N minutes (monitoring); 0: off"
     )

@@ -49,6 +49,10 @@ def _auth_env() -> dict[str, str]:
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
+    return _git_bytes(*args, cwd=cwd).decode("utf-8", errors="replace")
+
+
+def _git_bytes(*args: str, cwd: Path | None = None) -> bytes:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_auth_env()}
     try:
         done = subprocess.run(
@@ -56,14 +60,14 @@ def _git(*args: str, cwd: Path | None = None) -> str:
             cwd=cwd,
             env=env,
             capture_output=True,
-            text=True,
             timeout=settings.GIT_TIMEOUT,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0]} took longer than {settings.GIT_TIMEOUT} s") from exc
     if done.returncode != 0:
-        raise GitError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"git {args[0]} failed")
+        stderr = done.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(stderr.splitlines()[-1] if stderr else f"git {args[0]} failed")
     return done.stdout
 
 
@@ -174,12 +178,26 @@ def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[
     return total, commits
 
 
-def file_at(service_name: str, sha: str, path: str) -> str | None:
-    """The text of `path` in commit `sha` of the local mirror; None when the commit has no such file."""
+class FileTooLarge(GitError):
+    """A file from a branch is larger than its reader takes; it was not read."""
+
+
+def file_at(service_name: str, sha: str, path: str, *, max_bytes: int) -> str | None:
+    """The text of `path` in commit `sha` of the local mirror; None when the commit has no such file.
+
+    The file comes from a branch: FileTooLarge beyond `max_bytes` (checked before
+    it is read), and bytes that are not UTF-8 are replaced rather than fatal.
+    """
     mirror = mirror_path(service_name)
     if not _has_commit(mirror, sha):
         raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name}")
     try:
-        return _git("show", f"{sha}:{path}", cwd=mirror)
+        kind = _git("cat-file", "-t", f"{sha}:{path}", cwd=mirror).strip()
     except GitError:
         return None
+    if kind != "blob":
+        raise FileTooLarge(f"{path} is a {kind}, not a file")
+    size = int(_git("cat-file", "-s", f"{sha}:{path}", cwd=mirror).strip())
+    if size > max_bytes:
+        raise FileTooLarge(f"{path} is {size // 1024} KB; at most {max_bytes // 1024} KB is read")
+    return _git_bytes("cat-file", "blob", f"{sha}:{path}", cwd=mirror).decode("utf-8", errors="replace")

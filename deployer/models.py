@@ -120,6 +120,16 @@ class Environment(models.Model):
     base_url = models.CharField(max_length=500, blank=True, help_text="Where API tests reach the environment.")
     host_base_url = models.CharField(max_length=500, blank=True, help_text="Where API tests reach one host.")
     test_variables = models.JSONField(default=dict, blank=True)
+    # What the API tests here may use and reach (a suite can come from any branch): deployer.apitest_runs.
+    api_test_secrets = models.JSONField(
+        default=list, blank=True, help_text="Names of the secrets (GANTRY_SECRET_<NAME> on the workers) tests may use."
+    )
+    api_test_repo_secrets = models.BooleanField(
+        default=False, help_text="Suites from the repository (.gantry/tests.yml) may use those secrets too."
+    )
+    api_test_origins = models.JSONField(
+        default=list, blank=True, help_text="Origins tests may call besides those of base_url and host_base_url."
+    )
     rollback_on_tests_failed = models.BooleanField(default=False)
     monitor_minutes = models.PositiveIntegerField(
         default=0, help_text="Run the API test suites here every this many minutes (0: only after deploys)."

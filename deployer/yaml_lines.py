@@ -1,5 +1,11 @@
 """YAML read with ruamel's round-trip loader keeps each key's line: plain data for
-validation, and the line of a location for error messages (catalog, test suites)."""
+validation, and the line of a location for error messages (catalog, test suites).
+
+Both files are untrusted (a test file comes from any branch), so before either
+is composed `yaml_refusal` turns away what makes a small file expensive:
+anchors and aliases (300 bytes of them expand to millions of nodes), files
+over a size, and nesting deeper than MAX_DEPTH.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,38 @@ import difflib
 from typing import Any
 
 from pydantic import BaseModel
+from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
+
+MAX_DEPTH = 32
+
+
+def yaml_refusal(text: str, *, max_bytes: int) -> tuple[int | None, str] | None:
+    """(line, why) for the first thing that makes `text` unsafe to load; None when it may be loaded.
+
+    Reads the event stream only, so nothing is expanded or built. Syntax errors
+    are left to the loader, which reports them with their own words.
+    """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > max_bytes:
+        return None, f"the file is {size // 1024} KB; at most {max_bytes // 1024} KB is read"
+    depth = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            line = event.start_mark.line + 1 if event.start_mark else None
+            if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor):
+                return line, "anchors and aliases (&name, *name, <<:) are not allowed here; write the values out"
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return line, f"nested deeper than {MAX_DEPTH} levels; flatten it"
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        return None
+    return None
 
 
 def plain(node: Any) -> Any:

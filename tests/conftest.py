@@ -198,6 +198,8 @@ def celery_worker(
     """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
     Slack = the fakes)."""
     slack_env = {
+        # Workers hold secrets; no test environment grants this one (tests/test_apitests.py tries to steal it).
+        "GANTRY_SECRET_PROD_DB_PASSWORD": "prod-db-5678",
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons

