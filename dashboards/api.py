@@ -36,7 +36,7 @@ from dashboards.api_serializers import (
     UnlockSerializer,
 )
 from deployer.choices import DeployStatus
-from deployer.deploys import deploy_approve, deploy_cancel, deploy_request, deploy_rollback
+from deployer.deploys import deploy_approve, deploy_cancel, deploy_request, deploy_rollback, queue_waiting_message
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.locks import environment_lock, environment_unlock
 from deployer.models import Branch, Build, Deploy, Environment, Service
@@ -48,6 +48,11 @@ REFUSALS = {
     404: OpenApiResponse(ErrorSerializer, description="No such service, environment or deploy"),
     409: OpenApiResponse(ErrorSerializer, description="The environment is busy (running: the deploy holding it)"),
     423: OpenApiResponse(ErrorSerializer, description="The environment is locked"),
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description="The task queue is unreachable: the error says what happened (a deploy in `deploy` is "
+        "recorded and starts as soon as the queue is back)",
+    ),
 }
 
 
@@ -61,6 +66,16 @@ def refused(exc: DeployRefused) -> Response:
     if isinstance(exc, DeployConflict):
         body["running"] = exc.running.pk
     return Response(body, status=exc.status_code)
+
+
+def answered(deploy: Deploy, status_code: int) -> Response:
+    """The deploy as asked for; 503 saying it waits when it could not be handed to the task queue."""
+    if deploy.queue_waiting_since:
+        return Response(
+            {"error": queue_waiting_message(deploy), "deploy": DeploySerializer(deploy).data},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    return Response(DeploySerializer(deploy).data, status=status_code)
 
 
 def invalid(errors: dict[str, Any]) -> Response:
@@ -148,7 +163,7 @@ class DeployList(generics.ListAPIView):
             deploy = deploy_request(environment=environment, ref=data["ref"], user=request.user)
         except DeployRefused as exc:
             return refused(exc)
-        return Response(DeploySerializer(deploy).data, status=status.HTTP_201_CREATED)
+        return answered(deploy, status.HTTP_201_CREATED)
 
 
 class DeployDetail(generics.RetrieveAPIView):
@@ -169,7 +184,7 @@ class _DeployAction(APIView):
             deploy = self.act(deploy, request)
         except DeployRefused as exc:
             return refused(exc)
-        return Response(DeploySerializer(deploy).data)
+        return answered(deploy, status.HTTP_200_OK)
 
 
 class DeployApprove(_DeployAction):
@@ -201,7 +216,7 @@ class EnvironmentRollback(APIView):
             deploy = deploy_rollback(environment=env, user=request.user, to=to)
         except DeployRefused as exc:
             return refused(exc)
-        return Response(DeploySerializer(deploy).data, status=status.HTTP_201_CREATED)
+        return answered(deploy, status.HTTP_201_CREATED)
 
 
 class EnvironmentLock(APIView):

@@ -7,7 +7,7 @@ from dashboards import delivery, history, hooks, slack_hooks, views
 urlpatterns = [
     path("", views.services, name="services"),
     path("services/<slug:name>/", views.service_detail, name="service"),
-    path("services/<slug:name>/refresh", views.service_refresh, name="service-refresh"),
+    path("services/<slug:name>/refresh", views.service_refresh_view, name="service-refresh"),
     path("services/<slug:name>/<slug:environment>/deploy", views.deploy_create, name="deploy-create"),
     path("services/<slug:name>/<slug:environment>/promote", views.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),

@@ -29,7 +29,7 @@ from dashboards.forms import (
 from dashboards.matrix import matrix_rows
 from deployer import integration_health, pagecache, queue, selectors
 from deployer.access import access_for
-from deployer.apitest_runs import recent_runs
+from deployer.apitest_runs import api_tests_request, recent_runs
 from deployer.choices import Decision, DeployStatus
 from deployer.deploys import (
     DeployOptions,
@@ -41,9 +41,11 @@ from deployer.deploys import (
     deploy_reject,
     deploy_request,
     deploy_rollback,
+    queue_waiting_message,
     rollback_candidates,
 )
-from deployer.errors import DeployConflict, DeployRefused
+from deployer.errors import DeployConflict, DeployRefused, QueueDown, Throttled
+from deployer.freshness import service_refresh
 from deployer.integrations import github, jenkins
 from deployer.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release, lease_summary
 from deployer.locks import environment_lock, environment_unlock, lock_summary
@@ -103,6 +105,7 @@ def _service_page(
         "error": error,
         "running": running,
         "is_admin": access.is_admin,
+        "can_refresh": any(state.can_deploy for state in states),
         "lock_form": LockForm(),
         "lease_choice": lease_choice,
     }
@@ -115,17 +118,25 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_POST
-def service_refresh(request: HttpRequest, name: str) -> HttpResponse:
-    service = get_object_or_404(Service, name=name)
+def service_refresh_view(request: HttpRequest, name: str) -> HttpResponse:
+    service = get_object_or_404(Service.objects.select_related("team"), name=name)
     try:
-        queue.enqueue(queue.SYNC_BRANCHES, service.pk)
-        if service.jenkins_job:
-            queue.enqueue(queue.SYNC_BUILDS, service.pk)
-    except queue.QueueUnavailable as exc:
-        messages.error(request, f"Could not ask for a refresh: {exc}. The scheduled sync will run when it is back.")
+        service_refresh(service=service, user=request.user)
+    except Throttled as exc:
+        messages.info(request, _sentence(exc))
+    except QueueDown as exc:
+        messages.error(request, _sentence(exc))
+    except DeployRefused as exc:
+        return _service_page(request, service, error=str(exc), status=exc.status_code)
     else:
         messages.info(request, f"Refreshing {service.name}; reload in a few seconds.")
     return redirect("service", name=service.name)
+
+
+def _sentence(exc: Exception) -> str:
+    """A refusal's words as a message line: capitalised, with a full stop."""
+    text = str(exc)
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 def _environment(name: str, environment: str) -> Environment:
@@ -166,7 +177,7 @@ def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResp
         )
     except DeployRefused as exc:
         return _refused(request, env, exc)
-    return redirect("deploy", pk=deploy.pk)
+    return _to_deploy(request, deploy)
 
 
 @require_POST
@@ -174,9 +185,11 @@ def api_tests_run_view(request: HttpRequest, name: str, environment: str) -> Htt
     """Run the environment's API test suites now (they run in a worker; results appear in the strip)."""
     env = _environment(name, environment)
     try:
-        queue.enqueue(queue.RUN_API_TESTS, env.pk, ApiTestRun.Trigger.MANUAL)
-    except queue.QueueUnavailable as exc:
-        messages.error(request, f"Could not start the API tests: {exc}")
+        api_tests_request(environment=env, user=request.user)
+    except QueueDown as exc:
+        messages.error(request, _sentence(exc))
+    except DeployRefused as exc:
+        return _refused(request, env, exc)
     else:
         messages.info(request, f"Running the API tests against {env}; the results appear in its strip in a moment.")
     return redirect("service", name=env.service.name)
@@ -253,7 +266,7 @@ def deploy_rollback_view(request: HttpRequest, name: str, environment: str) -> H
         deploy = deploy_rollback(environment=env, user=request.user, to=target)
     except DeployRefused as exc:
         return _refused(request, env, exc)
-    return redirect("deploy", pk=deploy.pk)
+    return _to_deploy(request, deploy)
 
 
 @require_POST
@@ -263,6 +276,13 @@ def deploy_promote_view(request: HttpRequest, name: str, environment: str) -> Ht
         deploy = deploy_promote(environment=env, user=request.user, options=_options(request, env))
     except DeployRefused as exc:
         return _refused(request, env, exc)
+    return _to_deploy(request, deploy)
+
+
+def _to_deploy(request: HttpRequest, deploy: Deploy) -> HttpResponse:
+    """The deploy's page, saying so at the top when the deploy could not be handed to the task queue."""
+    if deploy.queue_waiting_since:
+        messages.error(request, _sentence(queue_waiting_message(deploy)))
     return redirect("deploy", pk=deploy.pk)
 
 
@@ -354,7 +374,7 @@ def _deploy_action(request: HttpRequest, deploy: Deploy, action: Callable[[], ob
     except DeployRefused as exc:
         return _deploy_page(request, deploy, error=str(exc), status=exc.status_code)
     messages.info(request, done)
-    return redirect("deploy", pk=deploy.pk)
+    return _to_deploy(request, deploy)
 
 
 def _reason(request: HttpRequest) -> str:

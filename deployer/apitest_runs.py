@@ -22,15 +22,18 @@ import os
 from dataclasses import asdict
 from datetime import timedelta
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from deployer import gitrepo
+from deployer import gitrepo, queue
+from deployer.access import access_for
 from deployer.apitest_files import MAX_BYTES, TESTS_FILE, SuiteFileError, suites_parse
 from deployer.apitest_network import RequestPolicy
 from deployer.apitest_schema import SECRET_PREFIX, TEMPLATE_RE, SuiteSpec, names_used, secrets_named, variables_order
 from deployer.apitests import MissingVariable, StepResult, SuiteResult, render, suite_run
 from deployer.choices import DeployStatus
+from deployer.errors import QueueDown
 from deployer.models import ApiTestRun, ApiTestStep, Deploy, Environment
 
 SECRET_ENV_PREFIX = "GANTRY_SECRET_"
@@ -233,6 +236,15 @@ def _store(
         for position, step in enumerate(result.steps)
     )
     return run
+
+
+def api_tests_request(*, environment: Environment, user: AbstractBaseUser) -> None:
+    """Run the environment's suites now, in a worker (Run now): for people who may deploy there."""
+    access_for(user).require_deploy(environment)
+    try:
+        queue.enqueue(queue.RUN_API_TESTS, environment.pk, ApiTestRun.Trigger.MANUAL)
+    except queue.QueueUnavailable as exc:
+        raise QueueDown(f"could not start the API tests: {exc}; nothing was started, try again later") from exc
 
 
 def environment_test(environment_id: int, trigger: str) -> list[ApiTestRun]:

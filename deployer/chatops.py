@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from deployer.apitest_runs import recent_runs
 from deployer.choices import DeployStatus
-from deployer.deploys import current_deploy, deploy_approve, deploy_request, deploy_rollback
+from deployer.deploys import current_deploy, deploy_approve, deploy_request, deploy_rollback, queue_waiting_message
 from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
 from deployer.humanize import ago
 from deployer.leases import lease_summary
@@ -191,6 +191,8 @@ def _deploy(environment: Environment, ref: str, user: AbstractBaseUser) -> str:
     )
     link = f"<{page_url('deploy', deploy.pk)}|#{deploy.pk}>"
     what = f"`{escape(deploy.ref)}` ({deploy.sha[:8]}) of *{environment.service.name}* to *{environment.name}*"
+    if deploy.queue_waiting_since:
+        return f":warning: Deploy {link} of {what}: {escape(queue_waiting_message(deploy))}."
     if deploy.status == DeployStatus.AWAITING_APPROVAL:
         return f":hourglass: Deploy {link} of {what} awaits approval by a second person (Approve on its message)."
     return f":rocket: Deploy {link} of {what} is queued; its message in the team's channel follows it."

@@ -145,8 +145,8 @@ def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
         now = timezone.now()
         Deploy.objects.filter(pk=deploy.pk).update(approved_by=user, approved_at=now, enqueued_at=now)
         audit_record(AuditAction.APPROVED, actor=user, deploy=deploy)
-    queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
     deploy.refresh_from_db()
+    _hand_to_queue(deploy)
     return deploy
 
 
@@ -266,10 +266,44 @@ def _deploy_create(
     if needs_approval:
         slack_outbox.story_changed(deploy)  # the team sees it wait for a second person
     else:
-        # If the broker is down the deploy stays queued (the page says it waits for a worker).
-        queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
+        _hand_to_queue(deploy)
     pagecache.matrix_changed()
     return deploy
+
+
+def _hand_to_queue(deploy: Deploy) -> None:
+    """Send a queued deploy to a worker once its row is committed.
+
+    If the task queue is unreachable the deploy is not lost and not an error:
+    it stays queued, `queue_waiting_since` and a log line say it waits for the
+    queue, and the reaper sends it as soon as the queue is back. Callers that
+    answer a person read `deploy.queue_waiting_since` and say so
+    (queue_waiting_message).
+    """
+
+    def send() -> None:
+        try:
+            queue.enqueue(queue.RUN_DEPLOY, deploy.pk)
+        except queue.QueueUnavailable as exc:
+            now = timezone.now()
+            Deploy.objects.filter(pk=deploy.pk, status=DeployStatus.QUEUED).update(queue_waiting_since=now)
+            deploy.queue_waiting_since = now
+            DeployLog.objects.create(
+                deploy=deploy,
+                at=now,
+                level="warning",
+                message=f"{exc}: the deploy waits for the queue and starts as soon as it is back",
+            )
+
+    transaction.on_commit(send)
+
+
+def queue_waiting_message(deploy: Deploy) -> str:
+    """What a person is told when their deploy could not be handed to the queue."""
+    return (
+        f"deploy #{deploy.pk} is recorded, but the task queue is unreachable: it waits for the queue and starts "
+        "as soon as the queue is back (its page shows it); nothing else needs doing"
+    )
 
 
 def _insert(environment: Environment, **fields: object) -> Deploy:
@@ -318,7 +352,7 @@ def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Dep
         )
         detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})"
         audit_record(AuditAction.ROLLBACK_REQUESTED, actor=user, deploy=deploy, detail=detail)
-    queue.enqueue_after_commit(queue.RUN_DEPLOY, deploy.pk)
+    _hand_to_queue(deploy)
     pagecache.matrix_changed()
     return deploy
 
@@ -396,8 +430,9 @@ def resolve_ref(environment: Environment, ref: str) -> str:
 
 def _busy_message(running: Deploy) -> str:
     who = running.requested_by.get_username() if running.requested_by else "Gantry"
+    waiting = " (waiting for the task queue)" if running.queue_waiting_since else ""
     return (
         f"{running.environment} is busy: deploy #{running.pk} of {running.ref} ({running.sha[:8]}), "
-        f"started by {who} {ago(running.created_at)}, is {running.status}. "
+        f"started by {who} {ago(running.created_at)}, is {running.status}{waiting}. "
         "Wait for it to finish, then deploy again."
     )

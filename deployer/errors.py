@@ -38,6 +38,18 @@ class PermissionRefused(DeployRefused):
     status_code = 403
 
 
+class Throttled(DeployRefused):
+    """The same thing was asked for a moment ago and is under way; nothing more was queued."""
+
+    status_code = 429
+
+
+class QueueDown(DeployRefused):
+    """The task queue is unreachable; the message says what happened to the request."""
+
+    status_code = 503
+
+
 class Locked(DeployRefused):
     """The environment is locked; the message says by whom, why and until when."""
 

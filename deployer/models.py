@@ -58,6 +58,8 @@ class Service(models.Model):
     jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
     runbook_url = models.URLField(max_length=500, blank=True)
     api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
+    # When someone last pressed Refresh (a second press soon after is answered, not queued): deployer.freshness.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -318,6 +320,9 @@ class Deploy(models.Model):
     reason = models.TextField(blank=True, help_text="Why the deploy ended as it did.")
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When its job was last sent to the broker.")
+    queue_waiting_since = models.DateTimeField(
+        null=True, blank=True, help_text="The task queue was unreachable when it was to be sent; the reaper sends it."
+    )
     commits_total = models.PositiveIntegerField(
         null=True, blank=True, help_text="How many commits it shipped (DeployCommit keeps the newest); null: unknown."
     )

@@ -4,7 +4,9 @@
   `interrupted`; that frees its environment. It never resumes by itself: the
   reason lists the hosts that were being switched, for a person to check.
 - A queued deploy whose job no worker took (the message was lost) is sent
-  again; after QUEUED_GIVE_UP_SECONDS it becomes `interrupted`.
+  again; after QUEUED_GIVE_UP_SECONDS it becomes `interrupted`. One that never
+  reached the queue (it was unreachable when the deploy was requested) is sent
+  at the first round the queue answers.
 
 Runs periodically (beat) and whenever a worker starts.
 """
@@ -21,7 +23,7 @@ from django.utils import timezone
 from deployer import queue
 from deployer.choices import DeployStatus, HostStatus
 from deployer.lifecycle import deploy_transition
-from deployer.models import Deploy
+from deployer.models import Deploy, DeployLog
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +75,24 @@ def _reap_queued() -> list[int]:
             reaped.append(deploy.pk)
     resend = now - timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
     lost = Deploy.objects.filter(status=DeployStatus.QUEUED).filter(
-        Q(enqueued_at__lt=resend) | Q(enqueued_at__isnull=True, created_at__lt=resend)
+        Q(queue_waiting_since__isnull=False)  # never reached the queue: send it at once
+        | Q(enqueued_at__lt=resend)
+        | Q(enqueued_at__isnull=True, created_at__lt=resend)
     )
-    for pk in lost.values_list("pk", flat=True):
+    for deploy in lost.only("pk", "queue_waiting_since"):
         # The claim makes a second message harmless if the first was only slow.
         try:
-            queue.enqueue(queue.RUN_DEPLOY, pk)
+            queue.enqueue(queue.RUN_DEPLOY, deploy.pk)
         except queue.QueueUnavailable as exc:
-            logger.warning("cannot resend deploy #%s: %s", pk, exc)
+            logger.warning("cannot resend deploy #%s: %s", deploy.pk, exc)
             break
-        Deploy.objects.filter(pk=pk).update(enqueued_at=now)
+        Deploy.objects.filter(pk=deploy.pk).update(enqueued_at=now, queue_waiting_since=None)
+        if deploy.queue_waiting_since:
+            waited = round((now - deploy.queue_waiting_since).total_seconds())
+            DeployLog.objects.create(
+                deploy=deploy,
+                at=now,
+                level="info",
+                message=f"the task queue is back: sent to a worker (waited {waited} s)",
+            )
     return reaped

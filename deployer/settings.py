@@ -170,6 +170,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 BRANCH_SYNC_SECONDS = env.int("GANTRY_BRANCH_SYNC_SECONDS", default=60)
+# A second Refresh of one service within this many seconds is answered "already refreshing", not queued.
+REFRESH_THROTTLE_SECONDS = env.int("GANTRY_REFRESH_THROTTLE_SECONDS", default=15)
 # The services matrix is cached this long at most (0: never); writers invalidate it sooner.
 MATRIX_CACHE_SECONDS = env.int("GANTRY_MATRIX_CACHE_SECONDS", default=5)
 
@@ -291,7 +293,8 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-branches": {"task": "gantry.sync_all_branches", "schedule": BRANCH_SYNC_SECONDS},
     "sync-all-builds": {"task": "gantry.sync_all_builds", "schedule": BUILD_SYNC_SECONDS},
     "sweep-webhooks": {"task": "gantry.sweep_webhooks", "schedule": 60},
-    "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 30},
+    # Also sends deploys that waited for the queue: soon after it is back, they start.
+    "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 10},
     "advance-leases": {"task": "gantry.advance_leases", "schedule": 15},
     "monitor-api-tests": {"task": "gantry.monitor_api_tests", "schedule": 60},
 }

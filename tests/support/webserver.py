@@ -15,7 +15,10 @@ from tests.support.worker import BASE_DIR, database_url
 
 
 class WebServer:
-    def __init__(self, address: str = "127.0.0.1", workers: int = 2, threads: int = 8) -> None:
+    def __init__(
+        self, address: str = "127.0.0.1", workers: int = 2, threads: int = 8, env: dict[str, str] | None = None
+    ) -> None:
+        self.extra_env = env or {}
         self.address = address
         self.workers = workers
         self.threads = threads
@@ -31,7 +34,12 @@ class WebServer:
         with socket.socket() as probe:
             probe.bind((self.address, 0))
             self.port = probe.getsockname()[1]
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url()}
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+        }
         command = [sys.executable, "-m", "gunicorn", "deployer.wsgi", "--bind", f"{self.address}:{self.port}"]
         command += ["--workers", str(self.workers), "--threads", str(self.threads), "--log-level", "warning"]
         self.process = subprocess.Popen(

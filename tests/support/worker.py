@@ -76,3 +76,39 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class Beat:
+    """Celery beat, Gantry's scheduler, sending the periodic tasks (reaper, syncs...) to the broker."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.name = f"beat-{uuid.uuid4().hex[:8]}"
+        self.log_path = settings.VAR_DIR / f"{self.name}.log"
+        self.extra_env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Beat:
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+        }
+        command = [sys.executable, "-m", "celery", "-A", "deployer", "beat", "--loglevel", "INFO"]
+        command += ["--schedule", str(settings.VAR_DIR / self.name)]
+        self.process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

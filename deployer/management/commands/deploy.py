@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
-from deployer.deploys import DeployOptions, deploy_request
+from deployer.deploys import DeployOptions, deploy_request, queue_waiting_message
 from deployer.errors import DeployRefused
 from deployer.models import Deploy
 from deployer.selectors import environment_named
@@ -64,6 +64,8 @@ class Command(BaseCommand):
             f"deploy #{deploy.pk}: {deploy.ref} ({deploy.sha[:12]}) of {environment.service.name} to "
             f"{environment.name}, {DeployStatus(deploy.status).label}"
         )
+        if deploy.queue_waiting_since:
+            self.stderr.write(f"warning: {queue_waiting_message(deploy)}")
         if options["wait"]:
             sys.exit(self._follow(deploy, options["timeout"]))
 
