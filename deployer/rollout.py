@@ -314,17 +314,16 @@ def _remote(
     *,
     quiet: bool = False,
     stdin: Path | None = None,
-    on_mark: Callable[[str], None] | None = None,
+    on_mark: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """Run `script` on the host; return its output lines (also logged unless quiet).
 
-    Lines starting with GANTRY- go to `on_mark` instead of the log.
+    Each line goes to `on_mark` first; one it takes (True) is Gantry's, not the log's.
     """
     lines: list[str] = []
 
     def emit(line: str) -> None:
-        if line.startswith("GANTRY-") and on_mark is not None:
-            on_mark(line)
+        if on_mark is not None and on_mark(line):
             return
         lines.append(line)
         if not quiet:
@@ -343,12 +342,26 @@ def _connect_and_stage(run: HostRun, deploy: Deploy, archive: Path | None) -> No
         _stage(run, deploy, archive)
 
 
-def _previous_release_of(run: HostRun) -> Callable[[str], None]:
-    """Reads the line where a staging script says what `current` pointed at."""
+def _previous_release_of(run: HostRun) -> Callable[[str], bool]:
+    """Reads the line where a staging script says what `current` pointed at.
 
-    def mark(line: str) -> None:
-        if line.startswith(PREVIOUS_MARK):
-            run.previous_release = line.removeprefix(PREVIOUS_MARK).strip().removeprefix("releases/")
+    Only the first mark counts (it is printed before the archive is unpacked or
+    anything of the branch runs: a build printing one later is only logged), and
+    only a release id (digits) is taken: the value ends up in later scripts.
+    """
+    seen = False
+
+    def mark(line: str) -> bool:
+        nonlocal seen
+        if seen or not line.startswith(PREVIOUS_MARK):
+            return False
+        seen = True
+        value = line.removeprefix(PREVIOUS_MARK).strip().removeprefix("releases/")
+        if value and not value.isdigit():
+            run.log.warning("current points at %r, not a release of Gantry's; treating it as no release", value[:100])
+            value = ""
+        run.previous_release = value
+        return True
 
     return mark
 
@@ -396,22 +409,30 @@ def _stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
 def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
     """One session: point `current` at releases/<release> (a new symlink renamed over the old one,
     atomic), then run the restart command there; then wait for the health check."""
-    temp = f"current.new.{release}"
+    if not release.isdigit():
+        raise StepFailed(f"{release!r} is not a release id; not switching to it")
+    temp = shlex.quote(f"current.new.{release}")
     script = _script(
         run.path,
-        f"set -e\nrm -f -- {temp}\nln -s -- releases/{release} {temp}\nmv -T -- {temp} current\n"
+        f"set -e\nrm -f -- {temp}\nln -s -- {shlex.quote(f'releases/{release}')} {temp}\nmv -T -- {temp} current\n"
         f"echo {SWITCHED_MARK}\nset +e\n",
     )
     environment: Environment = deploy.environment
     if environment.restart_command.strip():
         script += _script(f"{run.path}/current", environment.restart_command, _exports(run, deploy, release))
 
-    def switched(line: str) -> None:
-        if line == SWITCHED_MARK:
-            run.switched = release != run.previous_release
-            run.log.info("current -> releases/%s", release)
-            if environment.restart_command.strip():
-                run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
+    seen = False
+
+    def switched(line: str) -> bool:
+        nonlocal seen
+        if seen or line != SWITCHED_MARK:
+            return False  # a restart command printing the mark is only logged
+        seen = True
+        run.switched = release != run.previous_release
+        run.log.info("current -> releases/%s", release)
+        if environment.restart_command.strip():
+            run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
+        return True
 
     _remote(run, script, on_mark=switched)
     if environment.health_check_url:
@@ -448,7 +469,7 @@ def _roll_back(run: HostRun, deploy: Deploy) -> None:
 
 def _prune(run: HostRun, deploy: Deploy) -> None:
     """Remove old releases, choosing by deploy history (never by mtime); failures only warn."""
-    keep = " ".join(sorted(_releases_to_keep(deploy) | {run.previous_release} - {""}))
+    keep = " ".join(sorted(name for name in _releases_to_keep(deploy) | {run.previous_release} if name.isdigit()))
     script = _script(
         f"{run.path}/releases",
         f'for name in *; do\n  case "$name" in *[!0-9]*|"") continue;; esac\n'

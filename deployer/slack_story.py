@@ -38,7 +38,8 @@ TEXT_MAX = 2900  # Slack: 3000 characters per section text
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn needs only these three escaped."""
+    """Slack's control characters, escaped: every text field (mrkdwn, plain_text, the notification text)
+    gets every user-controlled string through this (branch names, reasons, names)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -52,7 +53,11 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
         f"{EMOJI[status]} *{escape(service.name)}* → *{escape(environment.name)}*: {verb} "
         f"`{escape(deploy.ref)}` ({_commit_link(deploy)}) — *{status.label}*"
     )
-    text = f"{service.name} → {environment.name}: {verb} {deploy.ref} ({deploy.sha[:8]}) — {status.label}"
+    # The notification text is parsed like mrkdwn too: a branch named <!channel> must not ping a channel.
+    text = (
+        f"{escape(service.name)} → {escape(environment.name)}: {verb} {escape(deploy.ref)} ({deploy.sha[:8]}) "
+        f"— {status.label}"
+    )
     fields = [
         f"*Requested by*\n{escape(who)}",
         f"*Commits since the previous deploy*\n{_commit_count(deploy)}",
@@ -111,7 +116,8 @@ def _buttons(deploy: Deploy, newest: bool) -> list[ButtonElement]:
     """
     if not settings.SLACK_SIGNING_SECRET:
         return []
-    environment, name = deploy.environment, f"{deploy.environment.service.name} → {deploy.environment.name}"
+    environment = deploy.environment
+    name = f"{escape(environment.service.name)} → {escape(environment.name)}"
     buttons = []
     if deploy.status == DeployStatus.AWAITING_APPROVAL:
         buttons.append(
@@ -121,7 +127,7 @@ def _buttons(deploy: Deploy, newest: bool) -> list[ButtonElement]:
                 deploy.pk,
                 "primary",
                 f"Approve deploy #{deploy.pk}?",
-                f"{deploy.ref} ({deploy.sha[:8]}) goes to {name} as soon as you confirm.",
+                f"{escape(deploy.ref)} ({deploy.sha[:8]}) goes to {name} as soon as you confirm.",
             )
         )
     rollback_applies = deploy.status in DeployStatus.live() and deploy.trigger != DeployTrigger.ROLLBACK
@@ -133,7 +139,7 @@ def _buttons(deploy: Deploy, newest: bool) -> list[ButtonElement]:
                 deploy.pk,
                 "danger",
                 f"Roll {name} back?",
-                f"Every host goes back to the release before {deploy.sha[:8]}, and {environment.name} is locked "
+                f"Every host goes back to the release before {deploy.sha[:8]}, and {escape(environment.name)} is locked "
                 "until someone unlocks it.",
             )
         )
@@ -145,7 +151,8 @@ def _buttons(deploy: Deploy, newest: bool) -> list[ButtonElement]:
                 environment.pk,
                 None,
                 f"Unlock {name}?",
-                f"Deploys to {environment.name} are allowed again. Locked because: {environment.lock_reason}"[:290],
+                f"Deploys to {escape(environment.name)} are allowed again. Locked because: "
+                f"{escape(environment.lock_reason)}"[:290],
             )
         )
     return buttons

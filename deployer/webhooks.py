@@ -1,6 +1,10 @@
 """Webhooks: the web process records each delivery and enqueues its id;
 a worker applies it. A delivery id seen before is ignored, and a delivery
-recorded while the broker was down is picked up by the periodic sweep."""
+recorded while the broker was down is picked up by the periodic sweep.
+
+A push moves a branch only from the head we know (its `before`): a replayed
+or out-of-order push, signed as it is, must not move a branch back to an older
+sha. Anything else is resynced from GitHub, which knows where the branch is."""
 
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deployer import branches, queue
-from deployer.models import Service, WebhookDelivery
+from deployer.integrations import github
+from deployer.models import Branch, Service, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 GITHUB_EVENTS = {"push", "create", "delete"}
 HEADS = "refs/heads/"
+ZERO_SHA = "0" * 40  # a push's `before` when it created the branch
 
 
 def delivery_record(*, source: str, delivery_id: str, event: str, payload: dict[str, Any]) -> WebhookDelivery | None:
@@ -78,6 +84,9 @@ def _push(service: Service, payload: dict[str, Any]) -> str:
     if not ref.startswith(HEADS):
         return "not a branch"
     name = ref[len(HEADS) :]
+    stored = Branch.objects.filter(service=service, name=name).values_list("sha", flat=True).first()
+    if payload.get("before") != (stored or ZERO_SHA):
+        return _resync(service, name, str(payload.get("before", ""))[:40], stored)
     if payload.get("deleted"):
         branches.branch_deleted(service=service, name=name)
         return f"branch {name} deleted"
@@ -93,6 +102,20 @@ def _push(service: Service, payload: dict[str, Any]) -> str:
         ),
     )
     return f"branch {name} at {payload['after'][:8]}"
+
+
+def _resync(service: Service, name: str, before: str, stored: str | None) -> str:
+    """A push that does not follow what we know (replayed, out of order, or one missed in between):
+    never move the branch by it; ask GitHub where the branch is now."""
+    why = f"out of order (it moved {before[:8] or '?'}, we had {stored[:8] if stored else 'no branch'})"
+    info = github.branch_head(service.github_repo, name)
+    if info is None:
+        branches.branch_deleted(service=service, name=name)
+        return f"{why}: branch {name} is gone on GitHub, removed"
+    branches.branch_pushed(
+        service=service, head=branches.Head(name, info.sha, info.author, info.message, info.committed_at)
+    )
+    return f"{why}: branch {name} resynced from GitHub at {info.sha[:8]}"
 
 
 def _when(value: str | None) -> datetime | None:

@@ -413,3 +413,22 @@ def test_guided_failure_pauses_for_a_person_to_retry_skip_or_abort(
     choices = [e.detail.split(":")[0] for e in AuditEntry.objects.filter(action=AuditAction.DECIDED).order_by("pk")]
     assert choices == ["retry the failed hosts", "skip the failed hosts", "abort and roll back"]
     assert deployer_client.post(decide, {"choice": "retry"}).status_code == 400, "nothing to decide any more"
+
+
+def test_a_build_cannot_forge_where_a_rollback_goes(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, app_repo: AppRepo
+) -> None:
+    """The build's output is the branch's: a line that looks like Gantry's own mark is only logged."""
+    forged = "echo 'GANTRY-PREVIOUS 1; touch \"$GANTRY_DEPLOY_PATH/pwned\"'\necho GANTRY-SWITCHED\n"
+    setup.repo_branch(app_repo.path, "forged-mark", {"build.sh": forged}, "Lie about current", base="broken-health")
+    environment = make_environment(hosts=None, health_timeout=2)
+    good = deploy_and_wait(environment, "main", deployer, celery_worker)
+
+    bad = deploy_and_wait(environment, "forged-mark", deployer, celery_worker)
+
+    assert bad.status == DeployStatus.ROLLED_BACK, bad.reason
+    assert current_release(environment, 0) == f"releases/{good.pk}"
+    assert not any((host_root(environment, i) / "pwned").exists() for i in range(3))
+    assert not any((host_root(environment, i).parent / "pwned").exists() for i in range(3))
+    logged = list(bad.log_lines.values_list("message", flat=True))
+    assert any(line.startswith("GANTRY-PREVIOUS 1; touch") for line in logged), "shown as the build's output"

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from deployer.catalog import catalog_apply, catalog_parse
 from deployer.models import Environment, Grant, Service
@@ -80,3 +81,118 @@ def test_a_second_refresh_soon_after_is_answered_not_queued(app: Service) -> Non
 def test_environments_get_their_secret_scope_from_the_catalog(app: Service) -> None:
     test, prod = Environment.objects.filter(service=app).order_by("position")
     assert (test.api_test_repo_secrets, prod.api_test_repo_secrets) == (True, False), "off by default in production"
+
+
+# --- sign-in brute force ------------------------------------------------------------------------
+
+
+def wrong_passwords(client: Client, url: str, username: str, times: int) -> list[int]:
+    return [client.post(url, {"username": username, "password": f"guess-{n}"}).status_code for n in range(times)]
+
+
+def test_repeated_wrong_passwords_lock_the_user_out_with_a_clear_message(db: None) -> None:
+    get_user_model().objects.create_user("dana", "dana@example.com", "dana-password-1")
+    attacker = Client(REMOTE_ADDR="203.0.113.7")
+
+    assert wrong_passwords(attacker, reverse("login"), "dana", 4) == [200] * 4, "a few mistakes are just mistakes"
+    locked = attacker.post(reverse("login"), {"username": "dana", "password": "guess-5"})
+    assert locked.status_code == 429
+    assert "After 5 wrong passwords for <b>dana</b> or from this address, signing in is locked for 15 min" in (
+        locked.content.decode()
+    )
+
+    owner = Client(REMOTE_ADDR="198.51.100.1")  # the real dana, elsewhere, with the right password
+    assert owner.post(reverse("login"), {"username": "dana", "password": "dana-password-1"}).status_code == 429
+    assert "_auth_user_id" not in owner.session
+
+
+def test_one_address_trying_many_users_is_locked_out_too(db: None) -> None:
+    get_user_model().objects.create_user("olga", "olga@example.com", "olga-password-1")
+    attacker = Client(REMOTE_ADDR="203.0.113.8")
+    statuses = [
+        attacker.post(reverse("login"), {"username": f"user{n}", "password": "123456"}).status_code for n in range(5)
+    ]
+    assert statuses[-1] == 429
+    assert attacker.post(reverse("login"), {"username": "olga", "password": "olga-password-1"}).status_code == 429
+
+
+def test_the_admin_sign_in_is_covered_and_an_admin_unlocks(db: None) -> None:
+    get_user_model().objects.create_superuser("root", "root@example.com", "root-password-1")
+    get_user_model().objects.create_user("dana", "dana@example.com", "dana-password-1")
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    assert wrong_passwords(attacker, reverse("admin:login"), "dana", 5)[-1] == 429
+
+    admin = Client(REMOTE_ADDR="198.51.100.2")
+    admin.force_login(get_user_model().objects.get(username="root"))
+    attempts = admin.get(reverse("admin:axes_accessattempt_changelist"))
+    assert attempts.status_code == 200 and "dana" in attempts.content.decode()
+    from axes.models import AccessAttempt
+
+    admin.post(
+        reverse("admin:axes_accessattempt_changelist"),
+        {
+            "action": "delete_selected",
+            "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True)),
+            "post": "yes",
+        },
+    )
+    owner = Client(REMOTE_ADDR="198.51.100.1")
+    assert owner.post(reverse("login"), {"username": "dana", "password": "dana-password-1"}).status_code == 302
+
+
+def test_a_forged_forwarded_header_buys_no_fresh_attempts(db: None, settings: object) -> None:
+    settings.PROXY_COUNT = 1  # one proxy in front: it appends the address it saw
+    client = Client(REMOTE_ADDR="10.0.0.1")
+    for n in range(5):
+        forged = f"198.51.100.{n}, 203.0.113.10"  # the client wrote the left part; the proxy appended its peer
+        client.post(reverse("login"), {"username": f"u{n}", "password": "x"}, HTTP_X_FORWARDED_FOR=forged)
+    again = client.post(
+        reverse("login"), {"username": "u9", "password": "x"}, HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.10"
+    )
+    assert again.status_code == 429
+
+
+def test_common_and_numeric_passwords_are_refused() -> None:
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    for weak in ("password123", "12345678901"):
+        with pytest.raises(ValidationError):
+            validate_password(weak)
+
+
+# --- Slack: every user-controlled string escaped in every text field -----------------------------
+
+
+def test_a_branch_named_like_a_slack_mention_reaches_slack_escaped(app: Service, settings: object) -> None:
+    import json as jsonlib
+
+    from deployer.choices import DeployStatus
+    from deployer.models import Deploy
+    from deployer.refs import branch_name_check
+    from deployer.slack_story import story
+
+    settings.SLACK_SIGNING_SECRET = "s"  # the buttons and their confirm dialogs are in the message
+    hostile = "<!channel>"
+    assert branch_name_check(hostile) == hostile, "git accepts it, so a branch author can push it"
+    test = Environment.objects.get(service=app, name="test")
+    Environment.objects.filter(pk=test.pk).update(locked_at=timezone.now(), lock_reason="<!here> <@U123|boss>")
+    test.refresh_from_db()
+    Deploy.objects.create(environment=test, ref=hostile, sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    deploy = Deploy.objects.create(
+        environment=test,
+        ref=hostile,
+        sha="b" * 40,
+        previous_sha="a" * 40,
+        status=DeployStatus.AWAITING_APPROVAL,
+        reason="<https://evil.example|click me> & more",
+    )
+
+    text, blocks = story(deploy)
+    deploy.status = DeployStatus.SUCCEEDED
+    _, live_blocks = story(deploy)  # with Rollback and Unlock buttons (and their dialogs)
+
+    sent = text + jsonlib.dumps(blocks + live_blocks)
+    for raw in ("<!channel>", "<!here>", "<@U123", "<https://evil"):
+        assert raw not in sent, raw
+    assert "&lt;!channel&gt;" in text and "&lt;!here&gt;" in sent and "&amp; more" in sent

@@ -152,3 +152,37 @@ def test_the_jenkins_hook_needs_its_token_and_refreshes_the_right_service(
     assert response.status_code == 202 and response.json() == {"refreshing": ["app"]}
     other = client.post(f"{url}?token={JENKINS_HOOK_TOKEN}", {"job": "unknown"})
     assert other.status_code == 404 and b"no service" in other.content
+
+
+def test_a_replayed_or_out_of_order_push_never_moves_a_branch_back(
+    client: Client, app: Service, github: FakeGitHub
+) -> None:
+    first = github.repos["acme/app"].branches["main"]
+    github.commit("acme/app", "main", "Second")
+    old_push = push_event(github, "acme/app", "main", first)  # first → second, signed by GitHub
+    second = github.repos["acme/app"].branches["main"]
+    third = github.commit("acme/app", "main", "Third")
+    post(client, "push", push_event(github, "acme/app", "main", second))
+    post(client, "push", old_push)  # arrives late (or is replayed under a new delivery id)
+    for delivery in WebhookDelivery.objects.order_by("pk"):
+        delivery_process(delivery_id=delivery.pk)
+
+    assert Branch.objects.get(service=app, name="main").sha == third
+    late = WebhookDelivery.objects.order_by("pk").last()
+    assert late.outcome == (
+        f"out of order (it moved {first[:8]}, we had {third[:8]}): branch main resynced from GitHub at {third[:8]}"
+    )
+
+
+def test_a_push_for_a_branch_we_do_not_know_is_checked_with_github(
+    client: Client, app: Service, github: FakeGitHub
+) -> None:
+    before = github.repos["acme/app"].branches["feature/b001"]
+    github.commit("acme/app", "feature/b001", "More work")
+    body = push_event(github, "acme/app", "feature/b001", before)
+    github.delete_branch("acme/app", "feature/b001")  # and it is gone by the time the push is applied
+    Branch.objects.filter(service=app, name="feature/b001").delete()
+    post(client, "push", body)
+    process_all()
+    assert not Branch.objects.filter(service=app, name="feature/b001").exists()
+    assert "branch feature/b001 is gone on GitHub, removed" in WebhookDelivery.objects.get().outcome
