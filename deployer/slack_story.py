@@ -139,8 +139,8 @@ def _buttons(deploy: Deploy, newest: bool) -> list[ButtonElement]:
                 deploy.pk,
                 "danger",
                 f"Roll {name} back?",
-                f"Every host goes back to the release before {deploy.sha[:8]}, and {escape(environment.name)} is locked "
-                "until someone unlocks it.",
+                f"Every host goes back to the release before {deploy.sha[:8]}, and {escape(environment.name)} "
+                "is locked until someone unlocks it.",
             )
         )
     if newest and environment.is_locked:
