@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from django.views.decorators.http import require_POST
 from deployer import queue
 from deployer.models import Service
 from deployer.webhooks import GITHUB_EVENTS, delivery_record, github_service
+
+logger = logging.getLogger(__name__)
 
 
 def _answer(status: int, **body: Any) -> JsonResponse:
@@ -67,10 +70,14 @@ def jenkins_hook(request: HttpRequest) -> HttpResponse:
     """A job finished (or started): refresh the builds of the services it builds.
 
     Accepts the Notification plugin's JSON ({"name": ..., "url": "job/app/..."}) or a
-    form field `job`; the token comes in X-Gantry-Token or ?token=.
+    form field `job`; the token comes in the X-Gantry-Token header. ?token= still works
+    for senders that cannot set a header, but is discouraged: URLs end up in access logs.
     """
     expected = settings.JENKINS_WEBHOOK_TOKEN
-    given = request.headers.get("X-Gantry-Token") or request.GET.get("token", "")
+    given = request.headers.get("X-Gantry-Token", "")
+    if not given and "token" in request.GET:
+        logger.warning("the Jenkins hook token came in the URL (?token=); send it in X-Gantry-Token instead")
+        given = request.GET.get("token", "")
     if not expected:
         return _answer(403, error="Jenkins notifications are off: set JENKINS_WEBHOOK_TOKEN")
     if not hmac.compare_digest(given.encode(), expected.encode()):

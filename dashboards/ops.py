@@ -2,7 +2,8 @@
 
 /healthz and /readyz are unauthenticated and cheap (load balancers and
 orchestrators call them often); /metrics wants GANTRY_METRICS_TOKEN as a
-bearer token, or a signed-in admin.
+bearer token, or a signed-in Gantry admin (a superuser; Django staff are not enough).
+/readyz says only which part is not ready; the error goes to the log.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     allowed = (token and hmac.compare_digest(given.encode(), token.encode())) or (
-        request.user.is_authenticated and request.user.is_staff
+        request.user.is_authenticated and request.user.is_superuser
     )
     if not allowed:
         why = "send Authorization: Bearer <GANTRY_METRICS_TOKEN>" if token else "set GANTRY_METRICS_TOKEN to scrape"

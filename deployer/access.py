@@ -9,6 +9,9 @@
   Django group (`@group`). Superusers are Gantry's admins: they may do
   anything, deploy through a lock (after confirming) and make emergency deploys.
 - GANTRY_DEFAULT_ROLE=deployer makes every signed-in user a deployer.
+- Gantry itself (continuous delivery) is the account flagged by SystemIdentity,
+  never whoever is named "gantry"; a username starting with "@" (a group's
+  spelling in grants) is refused, and would match no grant anyway.
 
 One Access per request: its grants are read in one query, then every check is
 a lookup (the services page asks for hundreds).
@@ -21,13 +24,16 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from deployer.choices import Role
 from deployer.errors import PermissionRefused
-from deployer.models import Deploy, Environment, Grant
+from deployer.models import Deploy, Environment, Grant, SystemIdentity
 
 SYSTEM_USERNAME = "gantry"
+SYSTEM_IDENTITY = 1  # the one SystemIdentity row
 
 _Scope = tuple[str, int | None]  # ("team", id), ("service", id) or ("all", None)
 
@@ -78,19 +84,29 @@ class Access:
             raise PermissionRefused(f"only a Gantry admin may {what}; {self.username} is not one")
 
 
+def username_not_a_group(value: str) -> None:
+    """Grants write groups as @name: a username spelled like that is refused."""
+    if str(value).startswith("@"):
+        raise ValidationError(
+            "a username may not start with @ (grants name groups that way); drop the @", code="username_at"
+        )
+
+
 def access_for(user: AbstractBaseUser | AnonymousUser | None) -> Access:
     """What `user` may do; None means Gantry itself (continuous delivery)."""
     if user is None:
         return Access(username=SYSTEM_USERNAME, is_system=True)
     if not user.is_authenticated:
         return Access(username="anonymous")
-    if user.get_username() == SYSTEM_USERNAME and not user.has_usable_password():
-        return Access(username=SYSTEM_USERNAME, is_system=True)
     username = user.get_username()
+    if username.startswith(SYSTEM_USERNAME) and SystemIdentity.objects.filter(user_id=user.pk).exists():
+        return Access(username=username, is_system=True)
     access = Access(username=username, is_admin=bool(getattr(user, "is_superuser", False)))
     if settings.DEFAULT_ROLE == Role.DEPLOYER:
         access.roles.setdefault(Role.DEPLOYER, set()).add(("all", None))
-    principals = Q(principal=username) | Q(principal__in=[f"@{g}" for g in user.groups.values_list("name", flat=True)])
+    groups = Q(principal__in=[f"@{g}" for g in user.groups.values_list("name", flat=True)])
+    # "@name" is how a grant names a group: a username written like one must never match it.
+    principals = groups if username.startswith("@") else Q(principal=username) | groups
     for role, team_id, service_id in Grant.objects.filter(principals).values_list("role", "team_id", "service_id"):
         scope: _Scope = ("service", service_id) if service_id else ("team", team_id) if team_id else ("all", None)
         access.roles.setdefault(role, set()).add(scope)
@@ -98,9 +114,20 @@ def access_for(user: AbstractBaseUser | AnonymousUser | None) -> Access:
 
 
 def system_user() -> AbstractBaseUser:
-    """The user Gantry acts as on its own (continuous delivery); it cannot sign in."""
-    user, created = get_user_model().objects.get_or_create(username=SYSTEM_USERNAME)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
+    """The user Gantry acts as on its own (continuous delivery): flagged by SystemIdentity, inactive,
+    without a password, so it cannot sign in. Named "gantry" (or "gantry-2"... if a person took it)."""
+    marked = SystemIdentity.objects.select_related("user").filter(pk=SYSTEM_IDENTITY).first()
+    if marked is not None:
+        return marked.user
+    users = get_user_model().objects
+    taken = set(users.filter(username__startswith=SYSTEM_USERNAME).values_list("username", flat=True))
+    name = next(n for n in [SYSTEM_USERNAME, *(f"{SYSTEM_USERNAME}-{i}" for i in range(2, 1000))] if n not in taken)
+    try:
+        with transaction.atomic():
+            user = users.create(username=name, is_active=False)
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            SystemIdentity.objects.create(pk=SYSTEM_IDENTITY, user=user)  # one row: a second creator fails here
+    except IntegrityError:
+        return SystemIdentity.objects.select_related("user").get(pk=SYSTEM_IDENTITY).user
     return user

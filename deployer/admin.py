@@ -1,10 +1,19 @@
-"""The admin edits the catalog models; deploys are shown read-only (they are the audit record)."""
+"""The admin edits the catalog models; deploys are shown read-only (they are the audit record).
+
+Django staff may read the records here; what grants access (grants, users,
+groups, Slack links) or runs on hosts (services, environments and their
+commands, hosts) is for Gantry admins only (superusers), whatever model
+permissions a staff account was given.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
 from deployer.models import (
@@ -26,7 +35,26 @@ from deployer.models import (
 )
 
 
-class HostInline(admin.TabularInline):
+class SuperuserOnly:
+    """Seen and changed by superusers only (staff model permissions do not count here)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+
+class HostInline(SuperuserOnly, admin.TabularInline):
     model = Host
     extra = 0
 
@@ -37,14 +65,14 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["name", "team", "github_repo", "jenkins_job", "default_branch"]
     list_filter = ["team"]
     search_fields = ["name", "repo_url", "github_repo"]
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["__str__", "deploy_path", "production", "require_green_build", "follow_branch"]
     list_filter = ["service"]
     inlines = [HostInline]
@@ -120,7 +148,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
+class GrantAdmin(SuperuserOnly, admin.ModelAdmin):
     """Grants made here stay; those from the catalog are replaced by each catalog load."""
 
     list_display = ["principal", "role", "team", "service", "from_catalog"]
@@ -128,10 +156,10 @@ class GrantAdmin(admin.ModelAdmin):
     search_fields = ["principal"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None or not obj.from_catalog
+        return super().has_change_permission(request, obj) and (obj is None or not obj.from_catalog)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None or not obj.from_catalog
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.from_catalog)
 
 
 @admin.register(AuditEntry)
@@ -166,8 +194,23 @@ class LeaseRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlackIdentity)
-class SlackIdentityAdmin(admin.ModelAdmin):
+class SlackIdentityAdmin(SuperuserOnly, admin.ModelAdmin):
     """Link a Slack user to a Gantry account by hand (tick `pinned`) when their e-mails differ."""
 
     list_display = ("slack_user_id", "slack_name", "email", "user", "pinned", "checked_at")
     search_fields = ("slack_user_id", "slack_name", "email", "user__username")
+
+
+# Accounts and groups grant access too (a group named in a grant, a superuser flag).
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+
+
+@admin.register(get_user_model())
+class GantryUserAdmin(SuperuserOnly, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class GantryGroupAdmin(SuperuserOnly, GroupAdmin):
+    pass

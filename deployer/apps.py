@@ -8,4 +8,16 @@ class DeployerConfig(AppConfig):
     verbose_name = "Gantry deployer"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.db.backends.signals import connection_created
+
         from deployer import system_checks  # noqa: F401  (registers the checks)
+        from deployer.access import username_not_a_group
+        from deployer.audit import sqlite_connection_created
+
+        connection_created.connect(sqlite_connection_created, dispatch_uid="gantry-audit-erasure")
+
+        # Every form that sets a username (admin, createsuperuser) runs the field's validators.
+        username = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD)
+        if username_not_a_group not in username.validators:
+            username.validators.append(username_not_a_group)

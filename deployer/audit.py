@@ -1,8 +1,23 @@
-"""Writing the audit log: one entry per action a person (or Gantry) takes."""
+"""Writing the audit log: one entry per action a person (or Gantry) takes.
+
+The log is append-only three times over: the model refuses save-again and
+delete, its queryset refuses update and delete, and the database refuses
+UPDATE, DELETE (and on PostgreSQL TRUNCATE) with triggers (migration 0026),
+so raw SQL cannot rewrite history either. The one exception, `audit_erasure`,
+is for an operator who must erase entries by law, and for a test database
+being emptied between tests; it is never used by Gantry's own code paths.
+Unlinking a deleted user (actor → NULL) is allowed: the name stays.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 
 from deployer.access import SYSTEM_USERNAME
 from deployer.choices import AuditAction
@@ -39,3 +54,31 @@ def audit_record(
         duration_seconds=duration_seconds,
         detail=detail,
     )
+
+
+_erasing: ContextVar[bool] = ContextVar("audit_erasure", default=False)
+ERASURE_FUNCTION = "gantry_audit_erasure"  # what the SQLite triggers ask (registered on every connection)
+
+
+@contextmanager
+def audit_erasure() -> Iterator[None]:
+    """Lift the database's append-only guard on the audit log for the block, on this connection."""
+    token = _erasing.set(True)
+    postgres = connection.vendor == "postgresql"
+    try:
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SET gantry.audit_erasure = 'on'")
+        yield
+    finally:
+        _erasing.reset(token)
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET gantry.audit_erasure")
+
+
+def sqlite_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Give every SQLite connection the function the audit triggers call (a connection without it,
+    like the sqlite3 shell, cannot change the log at all: the trigger fails closed)."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(ERASURE_FUNCTION, 0, lambda: int(_erasing.get()))

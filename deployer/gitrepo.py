@@ -15,11 +15,16 @@ from pathlib import Path
 
 from django.conf import settings
 
+from deployer.redact import redacted
 from deployer.refs import is_full_sha
 
 
 class GitError(Exception):
-    """A git command failed; the message carries git's own words."""
+    """A git command failed; the message carries git's own words (credentials in URLs redacted: it is
+    shown on pages, in deploy reasons and in Slack)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redacted(message))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from deployer.choices import (
     Role,
     SyncSource,
 )
+from deployer.redact import redacted
 
 
 class Team(models.Model):
@@ -66,6 +67,11 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def repo_shown(self) -> str:
+        """The repository URL as pages may show it (no credentials)."""
+        return redacted(self.repo_url)
 
 
 class Environment(models.Model):
@@ -484,6 +490,16 @@ class Grant(models.Model):
     def __str__(self) -> str:
         scope = f"service {self.service}" if self.service_id else f"team {self.team}" if self.team_id else "everywhere"
         return f"{self.principal}: {self.role} ({scope})"
+
+
+class SystemIdentity(models.Model):
+    """Marks the one account Gantry acts as on its own (continuous delivery): the flag, not the name,
+    makes it the system (a person who signs up as "gantry" is a person)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"system identity: {self.user}"
 
 
 class AuditQuerySet(models.QuerySet["AuditEntry"]):

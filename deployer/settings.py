@@ -13,6 +13,8 @@ from pathlib import Path
 
 import environ
 
+from deployer.private_file import private_file_write
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -28,9 +30,7 @@ def _secret_key() -> str:
     if key := env.str("SECRET_KEY", default=""):
         return key
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+    private_file_write(path, secrets.token_urlsafe(50).encode())  # kept if another process made it first
     return path.read_text().strip()
 
 
@@ -141,10 +141,21 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
+# Served over HTTPS (GANTRY_BASE_URL says so): cookies only over TLS, and browsers told to stay on it.
+SERVED_OVER_HTTPS = GANTRY_BASE_URL.startswith("https://")
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SERVED_OVER_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SERVED_OVER_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Off by default: behind a TLS proxy that does not say so (SECURE_PROXY_SSL_HEADER) it would redirect for ever.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes talk to the process directly
+# "HTTP_X_FORWARDED_PROTO=https": the header your TLS proxy sets (and strips from clients), and its value.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split("=", 1)) if "=" in _proxy_ssl_header else None
 
 # --- Redis, Celery -----------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

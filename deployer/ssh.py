@@ -25,6 +25,7 @@ from django.conf import settings
 from fabric import Config, Connection
 
 from deployer.errors import StepFailed
+from deployer.private_file import private_file_write
 
 # Exit status of coreutils `timeout` when it had to stop the command.
 TIMEOUT_EXIT = 124
@@ -236,13 +237,12 @@ def _known_hosts() -> paramiko.HostKeys:
 
 def ed25519_key_write(private: Path, comment: str) -> None:
     """Write a new OpenSSH ed25519 key pair to `private` and `private`.pub."""
-    private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
-    private.write_bytes(pem)
-    private.chmod(0o600)
+    if not private_file_write(private, pem):
+        return  # another process wrote it first: that pair is the one
     line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     private.with_name(private.name + ".pub").write_text(f"{line.decode()} {comment}\n")
 

@@ -15,8 +15,10 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.management.commands import flush
 from django.test import Client
 
+from deployer.audit import audit_erasure
 from deployer.branches import branch_sync
 from deployer.catalog import catalog_apply, catalog_parse
 from deployer.choices import Role
@@ -49,6 +51,21 @@ def _bindable(address: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_databases_may_be_emptied() -> Iterator[None]:
+    """pytest-django empties the database after each transactional test (`flush`); the audit log's
+    append-only triggers allow that only inside audit_erasure, as they would for an operator."""
+    original = flush.Command.handle
+
+    def handle(self: flush.Command, *args: object, **options: object) -> None:
+        with audit_erasure():
+            original(self, *args, **options)
+
+    flush.Command.handle = handle
+    yield
+    flush.Command.handle = original
 
 
 # --- personas ---------------------------------------------------------------

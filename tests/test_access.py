@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer.access import access_for
+from deployer.access import access_for, system_user
 from deployer.catalog import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus, Role
 from deployer.deploys import deploy_cancel, deploy_continuous
@@ -270,6 +270,26 @@ def test_catalog_grants_are_replaced_on_each_load_and_bad_names_are_refused(app:
 def test_gantry_itself_is_not_a_person_anyone_can_become(db: None) -> None:
     impostor = get_user_model().objects.create_user("gantry", password="secret")
     assert not access_for(impostor).is_system
+    impostor.set_unusable_password()  # as for an account that signs in through SSO
+    impostor.save()
+    assert not access_for(impostor).is_system, "the name does not make the system, the flag does"
+
+    system = system_user()
+    assert (system.get_username(), system.is_active, system.has_usable_password()) == ("gantry-2", False, False)
+    assert access_for(system).is_system and system_user().pk == system.pk
+
+
+def test_a_username_spelled_like_a_group_is_refused_and_matches_no_group_grant(app: dict[str, Environment]) -> None:
+    from django.contrib.auth.forms import UserCreationForm
+
+    form = UserCreationForm(
+        {"username": "@engineers", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"}
+    )
+    assert not form.is_valid()
+    assert "a username may not start with @" in str(form.errors["username"])
+
+    sneaky = get_user_model().objects.create_user("@engineers")  # written around the forms, straight to the table
+    assert not access_for(sneaky).can_deploy(app["test"]), "the @engineers group's grant is not theirs"
 
 
 def test_cancel_needs_the_requester_or_a_deployer(app: dict[str, Environment], deployer: AbstractBaseUser) -> None:

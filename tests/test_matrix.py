@@ -116,8 +116,11 @@ def test_the_integrations_page_is_for_staff_and_shows_budget_and_errors(
         error_at=timezone.now(),
         consecutive_failures=2,
     )
-    assert deployer_client.get(reverse("status")).status_code == 302, "not for non-staff"
-    admin = get_user_model().objects.create_user("root", password="x", is_staff=True)
+    assert deployer_client.get(reverse("status")).status_code == 302, "not for non-admins"
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_user("stan", password="x", is_staff=True))
+    assert staff.get(reverse("status")).status_code == 302, "nor for Django staff: Gantry admins only"
+    admin = get_user_model().objects.create_superuser("root", password="x")
     client.force_login(admin)
     page = client.get(reverse("status")).content.decode()
     assert 'data-rate-remaining="4321"' in page and "4321 of 5000" in page

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -196,3 +202,180 @@ def test_a_branch_named_like_a_slack_mention_reaches_slack_escaped(app: Service,
     for raw in ("<!channel>", "<!here>", "<@U123", "<https://evil"):
         assert raw not in sent, raw
     assert "&lt;!channel&gt;" in text and "&lt;!here&gt;" in sent and "&amp; more" in sent
+
+
+# --- served over HTTPS ----------------------------------------------------------------------------
+
+
+def readme_production_settings() -> dict[str, str]:
+    """The README's production settings block, as environment variables (placeholders filled)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Production settings", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    values = {}
+    for line in block.splitlines():
+        name, _, value = line.partition("=")
+        value = value.split("  #", 1)[0].strip()
+        values[name.strip()] = secrets.token_urlsafe(50) if value.startswith("<") else value
+    return values
+
+
+@pytest.mark.slow
+def test_check_deploy_finds_nothing_with_the_readmes_production_settings(tmp_path: Path) -> None:
+    env = {**os.environ, **readme_production_settings(), "GANTRY_VAR_DIR": str(tmp_path)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # Gantry's own settings, not the tests'
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues" in done.stdout
+
+
+def test_https_base_url_makes_cookies_secure_and_turns_on_hsts(tmp_path: Path) -> None:
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "deployer.settings",
+        "GANTRY_VAR_DIR": str(tmp_path),
+        "GANTRY_BASE_URL": "https://gantry.example.com",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO=https",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split("\n")[-2] == "True True 31536000 ('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+# --- Django staff are not Gantry admins -----------------------------------------------------------
+
+
+def test_staff_with_every_model_permission_cannot_grant_access_or_edit_commands(app: Service) -> None:
+    from django.contrib.auth.models import Permission
+
+    staff = get_user_model().objects.create_user("stan", "stan@example.com", "stan-password-1", is_staff=True)
+    staff.user_permissions.set(Permission.objects.all())
+    client = Client()
+    client.force_login(staff)
+    test = Environment.objects.get(service=app, name="test")
+    for name, args in [
+        ("admin:deployer_grant_changelist", []),
+        ("admin:deployer_grant_add", []),
+        ("admin:deployer_environment_change", [test.pk]),
+        ("admin:deployer_service_change", [app.pk]),
+        ("admin:deployer_slackidentity_changelist", []),
+        ("admin:auth_user_changelist", []),
+        ("admin:auth_user_change", [staff.pk]),
+        ("admin:auth_group_add", []),
+    ]:
+        assert client.get(reverse(name, args=args)).status_code == 403, name
+    changed = client.post(reverse("admin:deployer_environment_change", args=[test.pk]), {"restart_command": "id"})
+    assert changed.status_code == 403
+    assert Environment.objects.get(pk=test.pk).restart_command == ""
+    assert client.get(reverse("admin:deployer_deploy_changelist")).status_code == 200, "records stay readable"
+
+    root = Client()
+    root.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "root-password-1"))
+    assert root.get(reverse("admin:deployer_environment_change", args=[test.pk])).status_code == 200
+    assert root.get(reverse("admin:auth_user_changelist")).status_code == 200
+
+
+# --- the audit log, in the database itself --------------------------------------------------------
+
+
+def test_the_database_refuses_raw_sql_that_rewrites_the_audit_log(app: Service) -> None:
+    from django.db import DatabaseError, connection, transaction
+
+    from deployer.audit import audit_erasure, audit_record
+    from deployer.choices import AuditAction
+    from deployer.models import AuditEntry
+
+    dana = get_user_model().objects.create_user("dana", "dana@example.com", "dana-password-1")
+    entry = audit_record(AuditAction.LOCKED, actor=dana, environment=Environment.objects.get(service=app, name="test"))
+    columns = [f.column for f in AuditEntry._meta.concrete_fields if f.column != "actor_id"]
+    attempts = [f'UPDATE deployer_auditentry SET "{column}" = "{column}" WHERE id = %s' for column in columns]
+    attempts += [
+        "UPDATE deployer_auditentry SET detail = 'nothing happened' WHERE id = %s",
+        "UPDATE deployer_auditentry SET actor_id = (SELECT MAX(id) FROM auth_user) + 1 WHERE id = %s",
+        "DELETE FROM deployer_auditentry WHERE id = %s",
+    ]
+    for sql in attempts:
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [entry.pk])
+    if connection.vendor == "postgresql":
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # this test's own inserts are checked first
+            cursor.execute("TRUNCATE deployer_auditentry")
+    assert AuditEntry.objects.get(pk=entry.pk).detail == entry.detail
+
+    dana.delete()  # people leave: the entry keeps their name, loses the link
+    assert (AuditEntry.objects.get(pk=entry.pk).actor_id, AuditEntry.objects.get(pk=entry.pk).actor_name) == (
+        None,
+        "dana",
+    )
+    with audit_erasure(), connection.cursor() as cursor:  # the operator's way round it, deliberately
+        cursor.execute("DELETE FROM deployer_auditentry WHERE id = %s", [entry.pk])
+    assert not AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+# --- what pages show and what is written to disk ----------------------------------------------------
+
+
+def test_credentials_in_a_repository_url_are_never_shown(db: None) -> None:
+    from deployer.gitrepo import GitError
+
+    catalog_apply(
+        catalog_parse(
+            "services:\n  app:\n    repo: https://ci:ghp_s3cret@git.example.com/acme/app.git\n"
+            "    environments:\n      test: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}\n"
+        )
+    )
+    page = signed_in("vera").get(reverse("service", args=["app"])).content.decode()
+    assert "ghp_s3cret" not in page and "https://•••@git.example.com/acme/app.git" in page
+    said = str(GitError("commit 1234 is not in https://ci:ghp_s3cret@git.example.com/acme/app.git"))
+    assert said == "commit 1234 is not in https://•••@git.example.com/acme/app.git"
+
+
+def test_a_build_link_from_jenkins_is_only_ever_http(app: Service) -> None:
+    from deployer.choices import BuildResult
+    from deployer.integrations.jenkins import _parse_job
+    from deployer.models import Branch, Build
+
+    parsed = _parse_job("app", {"builds": [{"number": 1, "result": "SUCCESS", "url": "javascript:alert(1)"}]})
+    assert [build.url for build in parsed] == [""], "refused as it arrives"
+    Branch.objects.create(service=app, name="main", sha="a" * 40)
+    Build.objects.create(  # one stored before Gantry checked
+        service=app, job="app", number=2, branch="main", sha="a" * 40, result=BuildResult.SUCCESS, url="javascript:x"
+    )
+    page = signed_in("vera").get(reverse("service", args=["app"])).content.decode()
+    assert "javascript:" not in page and "#2" in page
+
+
+def test_private_files_are_created_0600_whatever_the_umask(tmp_path: Path) -> None:
+    from deployer.private_file import private_file_write
+    from deployer.ssh import ed25519_key_write
+
+    old = os.umask(0)
+    try:
+        assert private_file_write(tmp_path / "secret_key", b"k1")
+        assert not private_file_write(tmp_path / "secret_key", b"k2"), "a second writer leaves it as it is"
+        ed25519_key_write(tmp_path / "ssh" / "id_ed25519", "gantry@test")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "secret_key").read_bytes() == b"k1"
+    for path in (tmp_path / "secret_key", tmp_path / "ssh" / "id_ed25519"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert (tmp_path / "ssh").stat().st_mode & 0o777 == 0o700

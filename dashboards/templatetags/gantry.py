@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django import template
 from django.conf import settings
@@ -29,6 +30,13 @@ def age(value: datetime | None, now: datetime) -> str:
 def commit_url(repo: str, sha: str) -> str:
     """Link to a commit on GitHub, or '' when the service is not on GitHub."""
     return github.commit_url(repo, sha) if repo else ""
+
+
+@register.filter
+def web_url(value: str) -> str:
+    """A link from an outside system (a Jenkins build's URL) as an href: http(s) or nothing
+    (a javascript: or data: URL stored before Gantry checked them must not become a link)."""
+    return value if urlsplit(str(value)).scheme in {"http", "https"} else ""
 
 
 @register.simple_tag

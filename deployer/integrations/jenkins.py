@@ -12,13 +12,14 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import jenkins
 import requests
 from django.conf import settings
 
 from deployer.choices import BuildResult
+from deployer.redact import redacted
 
 MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
 _BUILD_FIELDS = (
@@ -37,9 +38,13 @@ _RESULTS = {
 
 
 class JenkinsError(Exception):
-    """A Jenkins call failed; `retryable` says whether trying again later can help."""
+    """A Jenkins call failed; `retryable` says whether trying again later can help. (Credentials in a
+    URL in the message are redacted: it is shown on pages.)"""
 
     retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redacted(message))
 
 
 class JenkinsUnavailable(JenkinsError):
@@ -73,6 +78,12 @@ def _client(url: str, user: str, token: str, timeout: int) -> jenkins.Jenkins:
 
 def client() -> jenkins.Jenkins:
     return _client(settings.JENKINS_URL, settings.JENKINS_USER, settings.JENKINS_TOKEN, settings.JENKINS_TIMEOUT)
+
+
+def _web_url(value: object) -> str:
+    """A build's link as pages may render it: http(s) only (Jenkins' JSON is not ours to trust)."""
+    text = str(value or "")
+    return text if urlsplit(text).scheme in {"http", "https"} and len(text) <= 500 else ""
 
 
 def job_path(job: str) -> str:
@@ -128,7 +139,7 @@ def _build(job: str, data: dict[str, Any], branch: str | None) -> BuildInfo:
         result=result,
         started_at=datetime.fromtimestamp(timestamp / 1000, tz=UTC) if timestamp else None,
         duration_ms=None if data.get("building") else data.get("duration"),
-        url=data.get("url", ""),
+        url=_web_url(data.get("url")),
     )
 
 
