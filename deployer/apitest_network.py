@@ -49,7 +49,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RequestRefused(Exception):
-    """The request may not go out (or its answer may not be read); the message says why and what to change."""
+    """The request may not go out; the message says why and what to change."""
+
+
+class AnswerRefused(Exception):
+    """The answer came but is not read (too large, too many redirects); the message says why."""
 
 
 def origin_of(url: str) -> Origin:
@@ -236,12 +240,12 @@ def blocked_reason(exc: BaseException) -> str:
 
 
 def body_read(response: requests.Response) -> bytes:
-    """The answer's body; RequestRefused when it is larger than MAX_BODY (the rest is not read)."""
+    """The answer's body; AnswerRefused when it is larger than MAX_BODY (the rest is not read)."""
     chunks = []
     size = 0
     for chunk in response.iter_content(chunk_size=64 * 1024):
         size += len(chunk)
         if size > MAX_BODY:
-            raise RequestRefused(f"the answer is larger than {MAX_BODY // 1024} KB; not read further")
+            raise AnswerRefused(f"the answer is larger than {MAX_BODY // 1024} KB; not read further")
         chunks.append(chunk)
     return b"".join(chunks)

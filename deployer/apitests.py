@@ -24,6 +24,7 @@ from requests.structures import CaseInsensitiveDict
 from deployer.apitest_network import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
+    AnswerRefused,
     RequestPolicy,
     RequestRefused,
     blocked_reason,
@@ -125,22 +126,14 @@ def _step_run(session: requests.Session, step: StepSpec, values: dict[str, str],
         return StepResult(step.name, step.method, step.url, False, error=str(exc))
     result = StepResult(step.name, step.method, url, False)
     started = time.perf_counter()
-    late = f"no answer within {step.timeout:g} s"
     with deadline(session, step.timeout) as timed_out:
         try:
             answer = _exchange(session, step, policy, url, headers=headers, data=body, json=json_body)
-        except RequestRefused as exc:
-            result.error = late if timed_out() else f"not sent: {exc}"
-            return result
-        except requests.Timeout:
-            result.error = late
-            return result
-        except requests.RequestException as exc:
-            blocked = blocked_reason(exc)
-            result.error = late if timed_out() else f"not sent: {blocked}" if blocked else _no_answer(exc)
+        except (RequestRefused, AnswerRefused, requests.RequestException) as exc:
+            result.error = _failure(exc, step, timed_out())
             return result
         if timed_out():  # the deadline cut an answer that had no length: what arrived is not the answer
-            result.error = late
+            result.error = f"no answer within {step.timeout:g} s"
             return result
     result.elapsed_ms = round((time.perf_counter() - started) * 1000)
     result.status = answer.status
@@ -172,11 +165,19 @@ def _exchange(session: requests.Session, step: StepSpec, policy: RequestPolicy, 
         url = urljoin(url, location)
         if response.status_code == 303 or (response.status_code in {301, 302} and method == "POST"):
             method, send = "GET", {**send, "data": None, "json": None}  # as browsers and requests do
-    raise RequestRefused(f"more than {MAX_REDIRECTS} redirects; not followed further")
+    raise AnswerRefused(f"more than {MAX_REDIRECTS} redirects; not followed further")
 
 
-def _no_answer(exc: requests.RequestException) -> str:
-    return f"no answer: {exc.__class__.__name__}"
+def _failure(exc: Exception, step: StepSpec, timed_out: bool) -> str:
+    """What a step that got no usable answer says."""
+    if timed_out or isinstance(exc, requests.Timeout):
+        return f"no answer within {step.timeout:g} s"
+    if isinstance(exc, RequestRefused):
+        return f"not sent: {exc}"
+    if isinstance(exc, AnswerRefused):
+        return str(exc)
+    blocked = blocked_reason(exc)
+    return f"not sent: {blocked}" if blocked else f"no answer: {exc.__class__.__name__}"
 
 
 _NOT_JSON = object()

@@ -398,6 +398,7 @@ def drip() -> Iterator[str]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
+    server.settimeout(10)  # never left blocked in accept() when the socket closes (tests/support/listener.py)
     stop = threading.Event()
 
     def serve() -> None:
@@ -409,9 +410,11 @@ def drip() -> Iterator[str]:
                 conn.sendall(b" ")
                 time.sleep(0.3)
 
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     yield f"http://127.0.0.1:{server.getsockname()[1]}"
     stop.set()
+    thread.join(timeout=15)
     server.close()
 
 
@@ -427,7 +430,7 @@ def test_an_answer_that_drips_ends_at_the_steps_timeout(drip: str) -> None:
 def test_an_answer_over_a_megabyte_is_not_read(app: App) -> None:
     app.route("GET", r"/huge", lambda r: Response(200, "x" * (1024 * 1024 + 1)))
     error = one_step(f"{app.url}/huge", [app.url])
-    assert error == "not sent: the answer is larger than 1024 KB; not read further"
+    assert error == "the answer is larger than 1024 KB; not read further"
 
 
 ALIAS_BOMB = """a: &a ["x","x","x","x","x","x","x","x","x"]

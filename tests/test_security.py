@@ -207,6 +207,14 @@ def test_a_branch_named_like_a_slack_mention_reaches_slack_escaped(app: Service,
 # --- served over HTTPS ----------------------------------------------------------------------------
 
 
+def python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run Python in the project's folder with `env`: Gantry's settings as a fresh process reads them."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def readme_production_settings() -> dict[str, str]:
     """The README's production settings block, as environment variables (placeholders filled)."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -221,17 +229,10 @@ def readme_production_settings() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_check_deploy_finds_nothing_with_the_readmes_production_settings(tmp_path: Path) -> None:
-    env = {**os.environ, **readme_production_settings(), "GANTRY_VAR_DIR": str(tmp_path)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)  # Gantry's own settings, not the tests'
-    done = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # Only the README's settings: nothing the test run itself set (DJANGO_SETTINGS_MODULE, and the browser
+    # tests' DJANGO_ALLOW_ASYNC_UNSAFE, which the check rightly refuses).
+    env = {"PATH": os.environ["PATH"], **readme_production_settings(), "GANTRY_VAR_DIR": str(tmp_path)}
+    done = python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout
 
@@ -248,15 +249,8 @@ def test_https_base_url_makes_cookies_secure_and_turns_on_hsts(tmp_path: Path) -
         "GANTRY_BASE_URL": "https://gantry.example.com",
         "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO=https",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = python(["-c", f"import django; django.setup(); {code}"], env)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-2] == "True True 31536000 ('HTTP_X_FORWARDED_PROTO', 'https')"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 
@@ -19,6 +20,7 @@ class Listener:
         self.connections = 0
         self.received = b""
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
@@ -31,11 +33,13 @@ class Listener:
         return self
 
     def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
+        # Never block in accept(): closing a socket another thread is accepting on lets that thread accept
+        # on whatever socket reuses the file descriptor next (seen: it answered the fake GitHub's clients).
+        while not self._stopped.is_set():
+            ready, _, _ = select.select([self.sock], [], [], 0.05)
+            if not ready:
+                continue
+            conn, _ = self.sock.accept()
             with self._lock:
                 self.connections += 1
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
@@ -43,11 +47,14 @@ class Listener:
     def _read(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             conn.settimeout(5)
-            while chunk := conn.recv(65536):
+            while not self._stopped.is_set() and (chunk := conn.recv(65536)):
                 with self._lock:
                     self.received += chunk
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        """Stop accepting, wait for the accepting thread, then close (in that order: see _serve)."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.sock.close()

@@ -11,10 +11,11 @@ import uuid
 
 from django.conf import settings
 
+from tests.support.process import Process
 from tests.support.worker import BASE_DIR, database_url
 
 
-class WebServer:
+class WebServer(Process):
     def __init__(
         self, address: str = "127.0.0.1", workers: int = 2, threads: int = 8, env: dict[str, str] | None = None
     ) -> None:
@@ -55,15 +56,3 @@ class WebServer:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not listen within {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()

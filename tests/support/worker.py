@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from tests.support.process import Process
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +27,7 @@ def database_url() -> str:
     return f"postgres://{user}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
-class Worker:
+class Worker(Process):
     def __init__(self, queues: str = "deploys,sync,notify", env: dict[str, str] | None = None) -> None:
         self.log_path = settings.VAR_DIR / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.queues = queues
@@ -59,26 +61,14 @@ class Worker:
             time.sleep(0.1)
         raise RuntimeError(f"the Celery worker did not get ready in {timeout} s:\n{self.log()}")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
     def kill(self) -> None:
         """SIGKILL the worker and its pool children at once, as a crash or the OOM killer would."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
-
-class Beat:
+class Beat(Process):
     """Celery beat, Gantry's scheduler, sending the periodic tasks (reaper, syncs...) to the broker."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
@@ -100,15 +90,3 @@ class Beat:
             command, cwd=BASE_DIR, env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
         )
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
