@@ -125,8 +125,8 @@ class RequestPolicy:
             allowed = ", ".join(sorted(show_origin(o) for o in self.origins)) or "none"
             raise RequestRefused(
                 f"{show_origin(origin)} is not an origin the API tests of {self.where} may call "
-                f"(allowed: {allowed}); use {{{{base_url}}}} or add it to {self.key} of that environment "
-                "in the catalog"
+                f"(allowed: {allowed}); use {{{{base_url}}}} or {{{{host_base_url}}}}, or add it to {self.key} "
+                "of that environment in the catalog"
             )
         _check_resolution(origin[1], origin[2])
 

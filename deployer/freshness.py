@@ -45,7 +45,7 @@ def service_refresh(*, service: Service, user: AbstractBaseUser) -> None:
     )
     if not claimed:
         asked = Service.objects.filter(pk=service.pk).values_list("refresh_requested_at", flat=True).first()
-        raise Throttled(f"{service.name} is already refreshing (asked {ago(asked)}); reload in a few seconds")
+        raise Throttled(f"already refreshing {service.name} (asked {ago(asked)}); reload in a few seconds")
     try:
         queue.enqueue(queue.SYNC_BRANCHES, service.pk)
         if service.jenkins_job:

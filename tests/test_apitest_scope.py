@@ -147,7 +147,7 @@ def test_a_branch_cannot_send_anything_to_another_origin(db: None, repo: Path, a
     assert (evil.connections, evil.received) == (0, b"")
     assert step.error == (
         f"not sent: {evil.url} is not an origin the API tests of app/test may call (allowed: {app.url}); "
-        "use {{base_url}} or add it to api_test_origins of that environment in the catalog"
+        "use {{base_url}} or {{host_base_url}}, or add it to api_test_origins of that environment in the catalog"
     )
     assert CI_PASSWORD not in step.url and "••••" in step.url
 

@@ -80,7 +80,7 @@ def test_a_second_refresh_soon_after_is_answered_not_queued(app: Service) -> Non
     assert asked is not None
 
     second = tester.post(reverse("service-refresh", args=["app"]), follow=True)
-    assert "App is already refreshing (asked 0 s ago); reload in a few seconds." in second.content.decode()
+    assert "Already refreshing app (asked 0 s ago); reload in a few seconds." in second.content.decode()
     assert Service.objects.get(pk=app.pk).refresh_requested_at == asked, "no second sync was queued"
 
 
