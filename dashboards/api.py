@@ -70,7 +70,7 @@ def refused(exc: DeployRefused) -> Response:
 
 def answered(deploy: Deploy, status_code: int) -> Response:
     """The deploy as asked for; 503 saying it waits when it could not be handed to the task queue."""
-    if deploy.queue_waiting_since:
+    if deploy.waits_for_queue:
         return Response(
             {"error": queue_waiting_message(deploy), "deploy": DeploySerializer(deploy).data},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,

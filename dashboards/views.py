@@ -281,7 +281,7 @@ def deploy_promote_view(request: HttpRequest, name: str, environment: str) -> Ht
 
 def _to_deploy(request: HttpRequest, deploy: Deploy) -> HttpResponse:
     """The deploy's page, saying so at the top when the deploy could not be handed to the task queue."""
-    if deploy.queue_waiting_since:
+    if deploy.waits_for_queue:
         messages.error(request, _sentence(queue_waiting_message(deploy)))
     return redirect("deploy", pk=deploy.pk)
 

@@ -191,7 +191,7 @@ def _deploy(environment: Environment, ref: str, user: AbstractBaseUser) -> str:
     )
     link = f"<{page_url('deploy', deploy.pk)}|#{deploy.pk}>"
     what = f"`{escape(deploy.ref)}` ({deploy.sha[:8]}) of *{environment.service.name}* to *{environment.name}*"
-    if deploy.queue_waiting_since:
+    if deploy.waits_for_queue:
         return f":warning: Deploy {link} of {what}: {escape(queue_waiting_message(deploy))}."
     if deploy.status == DeployStatus.AWAITING_APPROVAL:
         return f":hourglass: Deploy {link} of {what} awaits approval by a second person (Approve on its message)."

@@ -277,7 +277,7 @@ def _hand_to_queue(deploy: Deploy) -> None:
     If the task queue is unreachable the deploy is not lost and not an error:
     it stays queued, `queue_waiting_since` and a log line say it waits for the
     queue, and the reaper sends it as soon as the queue is back. Callers that
-    answer a person read `deploy.queue_waiting_since` and say so
+    answer a person read `deploy.waits_for_queue` and say so
     (queue_waiting_message).
     """
 
@@ -430,7 +430,7 @@ def resolve_ref(environment: Environment, ref: str) -> str:
 
 def _busy_message(running: Deploy) -> str:
     who = running.requested_by.get_username() if running.requested_by else "Gantry"
-    waiting = " (waiting for the task queue)" if running.queue_waiting_since else ""
+    waiting = " (waiting for the task queue)" if running.waits_for_queue else ""
     return (
         f"{running.environment} is busy: deploy #{running.pk} of {running.ref} ({running.sha[:8]}), "
         f"started by {who} {ago(running.created_at)}, is {running.status}{waiting}. "

@@ -384,6 +384,11 @@ class Deploy(models.Model):
         return f"deploy #{self.pk} of {self.environment} @ {self.sha[:8]}"
 
     @property
+    def waits_for_queue(self) -> bool:
+        """Queued, and not yet handed to the task queue (it was unreachable); the reaper sends it."""
+        return self.queue_waiting_since is not None and self.status == "queued"
+
+    @property
     def status_choice(self) -> DeployStatus:
         return DeployStatus(self.status)
 

@@ -3,6 +3,10 @@ recorded and waits, and it starts by itself once Redis is back. Redis, web, work
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,10 +17,12 @@ from rest_framework.authtoken.models import Token
 
 from deployer.choices import DeployStatus
 from deployer.models import Deploy, Service
-from tests.conftest import MakeEnvironment, wait_for_deploy
+from tests.conftest import JENKINS_HOOK_TOKEN, WEBHOOK_SECRET, MakeEnvironment, wait_for_deploy
+from tests.fakes.github import sign
+from tests.fakes.slack import FakeSlack
 from tests.support.redis import RedisServer
 from tests.support.webserver import WebServer
-from tests.support.worker import Beat, Worker
+from tests.support.worker import BASE_DIR, Beat, Worker, database_url
 
 
 @pytest.fixture
@@ -28,10 +34,19 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.mark.slow
 def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_back(
-    make_environment: MakeEnvironment, deployer: AbstractBaseUser, redis_server: RedisServer
+    make_environment: MakeEnvironment, deployer: AbstractBaseUser, redis_server: RedisServer, slack_server: FakeSlack
 ) -> None:
     make_environment()
-    on_our_redis = {"REDIS_URL": redis_server.url, "GANTRY_BROKER_PREFIX": ""}
+    Service.objects.filter(name="app").update(jenkins_job="app")
+    on_our_redis = {
+        "REDIS_URL": redis_server.url,
+        "GANTRY_BROKER_PREFIX": "",
+        "SLACK_SIGNING_SECRET": slack_server.signing_secret,
+        "SLACK_RESPONSE_URL_PREFIX": slack_server.url + "/",
+        "JENKINS_URL": "http://127.0.0.1:9",  # on, but never called by the web process
+        "JENKINS_WEBHOOK_TOKEN": JENKINS_HOOK_TOKEN,
+        "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     worker, beat, web = Worker(env=on_our_redis), Beat(env=on_our_redis), WebServer(env=on_our_redis)
     worker.start()
     beat.start()
@@ -44,6 +59,13 @@ def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_bac
     browser.cookies.set("sessionid", client.cookies["sessionid"].value)
     try:
         redis_server.stop()
+
+        cli = gantry_cli(["app", "main", "--as", "dana"], on_our_redis)
+        assert cli.returncode == 0, cli.stderr
+        assert "is recorded, but the task queue is unreachable: it waits for the queue" in cli.stderr
+        waiting = Deploy.objects.get()
+        cancelled = api.post(f"{web.url}/api/v1/deploys/{waiting.pk}/cancel", timeout=30)
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
 
         answer = api.post(f"{web.url}/api/v1/deploys/", json={"service": "app", "ref": "main"}, timeout=30)
         assert answer.status_code == 503, answer.text
@@ -65,6 +87,28 @@ def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_bac
         )
         assert refresh.status_code == 200 and "could not ask for a refresh" in refresh.text.lower()
         assert Service.objects.get(name="app").refresh_requested_at is None, "a retry is not throttled"
+
+        slash = slack_server.slash_command("status app", user_id="U0DANA")
+        form = {**slash.headers, "Content-Type": "application/x-www-form-urlencoded"}
+        said = requests.post(f"{web.url}/hooks/slack/commands", data=slash.body, headers=form, timeout=30)
+        assert said.status_code == 200 and "task queue is unreachable, so nothing was done" in said.json()["text"]
+        jenkins = requests.post(
+            f"{web.url}/hooks/jenkins", json={"name": "app"}, headers={"X-Gantry-Token": JENKINS_HOOK_TOKEN}, timeout=30
+        )
+        assert jenkins.status_code == 503 and "the scheduled build sync will catch up" in jenkins.json()["error"]
+        push = json.dumps({"ref": "refs/heads/main", "repository": {"full_name": "acme/nothing"}}).encode()
+        hook = requests.post(
+            f"{web.url}/hooks/github",
+            data=push,
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "d-queue-down",
+                "X-Hub-Signature-256": sign(push, WEBHOOK_SECRET),
+            },
+            timeout=30,
+        )
+        assert hook.status_code == 202, hook.text
         assert "Traceback" not in web.log() and "Internal Server Error" not in web.log(), web.log()
 
         redis_server.start()
@@ -74,6 +118,13 @@ def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_bac
     finally:
         for process in (web, beat, worker):
             process.stop()
+
+
+def gantry_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py deploy`, as a person runs it, on the same Redis as the web process."""
+    full = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url()}
+    command = [sys.executable, "manage.py", "deploy", *args]
+    return subprocess.run(command, cwd=BASE_DIR, env=full, capture_output=True, text=True, timeout=120, check=False)
 
 
 def _csrf(session: requests.Session, web: WebServer) -> str:

@@ -64,7 +64,7 @@ class Command(BaseCommand):
             f"deploy #{deploy.pk}: {deploy.ref} ({deploy.sha[:12]}) of {environment.service.name} to "
             f"{environment.name}, {DeployStatus(deploy.status).label}"
         )
-        if deploy.queue_waiting_since:
+        if deploy.waits_for_queue:
             self.stderr.write(f"warning: {queue_waiting_message(deploy)}")
         if options["wait"]:
             sys.exit(self._follow(deploy, options["timeout"]))
