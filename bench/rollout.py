@@ -45,11 +45,12 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from deployer import gitrepo, rollout  # noqa: E402
-from deployer.catalog import catalog_apply, catalog_parse  # noqa: E402
+from deployer.catalog.load import catalog_apply, catalog_parse  # noqa: E402
 from deployer.choices import DeployStatus  # noqa: E402
 from deployer.demo import setup  # noqa: E402
 from deployer.demo.hosts import SshdHost  # noqa: E402
+from deployer.deploys import rollout  # noqa: E402
+from deployer.integrations import git as gitrepo  # noqa: E402
 from deployer.models import Deploy, Environment  # noqa: E402
 
 RESTART = 'echo "$GANTRY_SHA" > "$GANTRY_DEPLOY_PATH/shared/restarted"'

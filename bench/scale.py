@@ -35,11 +35,11 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from deployer.branches import branch_sync  # noqa: E402
-from deployer.builds import build_sync  # noqa: E402
-from deployer.catalog import catalog_apply, catalog_parse  # noqa: E402
+from deployer.catalog.load import catalog_apply, catalog_parse  # noqa: E402
 from deployer.choices import BuildResult, DeployStatus  # noqa: E402
 from deployer.models import Branch, Build, Deploy, Environment, Service  # noqa: E402
+from deployer.sources.branches import branch_sync  # noqa: E402
+from deployer.sources.builds import build_sync  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.jenkins import FakeJenkins  # noqa: E402
 

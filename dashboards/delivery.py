@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from deployer.delivery_metrics import Figures, Scope, figures
+from deployer.delivery.dora import Figures, Scope, figures
 from deployer.models import Service, Team
 
 DEFAULT_DAYS = 30

@@ -16,8 +16,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from deployer.metrics import GantryCollector
-from deployer.readiness import broker_problem, database_problem
+from deployer.ops.prometheus import GantryCollector
+from deployer.ops.readiness import broker_problem, database_problem
 
 _registry = CollectorRegistry(auto_describe=False)
 _registry.register(GantryCollector())

@@ -1,10 +1,23 @@
+"""The root URLconf (ROOT_URLCONF): every page, the API, the hooks and the operator endpoints. It lives in
+the web package so the domain (deployer) never imports the web."""
+
 from __future__ import annotations
 
-from django.urls import path
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
-from dashboards import delivery, history, hooks, slack_hooks, views
+from dashboards import delivery, history, ops, views
+from dashboards.hooks import github, jenkins, slack
 
 urlpatterns = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", include("dashboards.api.urls")),
     path("", views.services, name="services"),
     path("services/<slug:name>/", views.service_detail, name="service"),
     path("services/<slug:name>/refresh", views.service_refresh_view, name="service-refresh"),
@@ -29,8 +42,8 @@ urlpatterns = [
     path("history/export.csv", history.history_csv, name="history-csv"),
     path("delivery/", delivery.delivery, name="delivery"),
     path("status/", views.integration_status, name="status"),
-    path("hooks/github", hooks.github_hook, name="hook-github"),
-    path("hooks/jenkins", hooks.jenkins_hook, name="hook-jenkins"),
-    path("hooks/slack/commands", slack_hooks.slack_command, name="hook-slack-commands"),
-    path("hooks/slack/actions", slack_hooks.slack_action, name="hook-slack-actions"),
+    path("hooks/github", github.github_hook, name="hook-github"),
+    path("hooks/jenkins", jenkins.jenkins_hook, name="hook-jenkins"),
+    path("hooks/slack/commands", slack.slack_command, name="hook-slack-commands"),
+    path("hooks/slack/actions", slack.slack_action, name="hook-slack-actions"),
 ]

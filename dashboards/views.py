@@ -27,11 +27,11 @@ from dashboards.forms import (
     RollbackForm,
 )
 from dashboards.matrix import matrix_rows
-from deployer import integration_health, pagecache, queue, selectors
-from deployer.access import access_for
-from deployer.apitest_runs import api_tests_request, recent_runs
+from deployer import queue, selectors
+from deployer.apitests.runs import api_tests_request, recent_runs
 from deployer.choices import Decision, DeployStatus
-from deployer.deploys import (
+from deployer.deploys.plan import deploy_plan
+from deployer.deploys.request import (
     DeployOptions,
     deploy_approve,
     deploy_cancel,
@@ -44,13 +44,15 @@ from deployer.deploys import (
     queue_waiting_message,
     rollback_candidates,
 )
+from deployer.environments.access import access_for
+from deployer.environments.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release, lease_summary
+from deployer.environments.locks import environment_lock, environment_unlock, lock_summary
 from deployer.errors import DeployConflict, DeployRefused, QueueDown, Throttled
-from deployer.freshness import service_refresh
 from deployer.integrations import github, jenkins
-from deployer.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release, lease_summary
-from deployer.locks import environment_lock, environment_unlock, lock_summary
 from deployer.models import ApiTestRun, Deploy, Environment, IntegrationStatus, Service, WebhookDelivery
-from deployer.plan import deploy_plan
+from deployer.ops import pagecache
+from deployer.sources import integration_health
+from deployer.sources.freshness import service_refresh
 
 
 @require_GET

@@ -11,9 +11,9 @@ class DeployerConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.backends.signals import connection_created
 
-        from deployer import system_checks  # noqa: F401  (registers the checks)
-        from deployer.access import username_not_a_group
-        from deployer.audit import sqlite_connection_created
+        from deployer.environments.access import username_not_a_group
+        from deployer.environments.audit import sqlite_connection_created
+        from deployer.ops import system_checks  # noqa: F401  (registers the checks)
 
         connection_created.connect(sqlite_connection_created, dispatch_uid="gantry-audit-erasure")
 

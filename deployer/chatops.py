@@ -16,17 +16,23 @@ from urllib.parse import urlencode
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from deployer.apitest_runs import recent_runs
+from deployer.apitests.runs import recent_runs
 from deployer.choices import DeployStatus
-from deployer.deploys import current_deploy, deploy_approve, deploy_request, deploy_rollback, queue_waiting_message
+from deployer.deploys.request import (
+    current_deploy,
+    deploy_approve,
+    deploy_request,
+    deploy_rollback,
+    queue_waiting_message,
+)
+from deployer.environments.leases import lease_summary
+from deployer.environments.locks import environment_lock, environment_unlock, lock_summary
 from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
-from deployer.humanize import ago
-from deployer.leases import lease_summary
-from deployer.locks import environment_lock, environment_unlock, lock_summary
+from deployer.lib.humanize import ago
 from deployer.models import Deploy, DeployLog, Environment, Service
+from deployer.notify.identity import UnknownSlackUser, gantry_user
+from deployer.notify.story import APPROVE, EMOJI, ROLLBACK, UNLOCK, escape, page_url
 from deployer.selectors import environment_named, service_named
-from deployer.slack_identity import UnknownSlackUser, gantry_user
-from deployer.slack_story import APPROVE, EMOJI, ROLLBACK, UNLOCK, escape, page_url
 
 VERBS = ("deploy", "status", "lock", "unlock", "help")
 TEXT_MAX = 1000

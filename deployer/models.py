@@ -23,7 +23,7 @@ from deployer.choices import (
     Role,
     SyncSource,
 )
-from deployer.redact import redacted
+from deployer.lib.redact import redacted
 
 
 class Team(models.Model):

@@ -9,11 +9,11 @@ from typing import NamedTuple
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
-from deployer.builds import latest_builds
 from deployer.choices import DeployStatus
+from deployer.deploys.gates import Gate, deploy_gate
 from deployer.errors import DeployRefused, NotFound
-from deployer.gates import Gate, deploy_gate
 from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
+from deployer.sources.builds import latest_builds
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import environ
 
-from deployer.private_file import private_file_write
+from deployer.lib.private_file import private_file_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -66,14 +66,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a signed-in user unless a view opts out explicitly.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "deployer.logcontext.DeployContextMiddleware",
+    "deployer.lib.logcontext.DeployContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "deployer.urls"
+ROOT_URLCONF = "dashboards.urls"
 WSGI_APPLICATION = "deployer.wsgi.application"
 ASGI_APPLICATION = "deployer.asgi.application"
 
@@ -123,7 +123,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("GANTRY_SIGNIN_LOCKOUT_MINUTES", default=15))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_CLIENT_IP_CALLABLE = "deployer.signin.client_ip"
+AXES_CLIENT_IP_CALLABLE = "deployer.lib.client_ip.client_ip"
 # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: REMOTE_ADDR is the client).
 PROXY_COUNT = env.int("GANTRY_PROXY_COUNT", default=0)
 LOGIN_URL = "login"
@@ -275,7 +275,7 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"deploy_id": {"()": "deployer.logcontext.DeployIdFilter"}},
+    "filters": {"deploy_id": {"()": "deployer.lib.logcontext.DeployIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s deploy=%(deploy_id)s %(message)s"},
         "json": {
@@ -304,7 +304,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "dashboards.api.exception_handler",
+    "EXCEPTION_HANDLER": "dashboards.api.views.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

@@ -16,22 +16,22 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from deployer import queue
-from deployer.apitest_runs import environment_test, monitors_due
-from deployer.branches import branch_sync
-from deployer.builds import build_sync
+from deployer.apitests.runs import environment_test, monitors_due
 from deployer.chatops import ChatRequest, request_answer
-from deployer.delivery import continuous_delivery, drift_refresh
+from deployer.delivery.continuous import continuous_delivery, drift_refresh
+from deployer.deploys.execution import deploy_execute
+from deployer.deploys.lease_queue import leases_advance
+from deployer.deploys.reaper import deploys_reap
 from deployer.errors import SyncFailed
-from deployer.execution import deploy_execute
-from deployer.github_deployments import PublishLater, deployment_publish
 from deployer.integrations import slack
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
-from deployer.lease_queue import leases_advance
-from deployer.logcontext import deploy_context
+from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Service
-from deployer.reaper import deploys_reap
-from deployer.slack_outbox import SendLater, message_send
-from deployer.webhooks import deliveries_sweep, delivery_process
+from deployer.notify.github_deployments import PublishLater, deployment_publish
+from deployer.notify.outbox import SendLater, message_send
+from deployer.sources.branches import branch_sync
+from deployer.sources.builds import build_sync
+from deployer.sources.webhooks import deliveries_sweep, delivery_process
 
 logger = logging.getLogger(__name__)
 

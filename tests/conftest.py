@@ -18,13 +18,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.commands import flush
 from django.test import Client
 
-from deployer.audit import audit_erasure
-from deployer.branches import branch_sync
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import Role
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
+from deployer.environments.audit import audit_erasure
 from deployer.models import Branch, Deploy, Environment, Grant
+from deployer.sources.branches import branch_sync
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.fakes.slack import FakeSlack

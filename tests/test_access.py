@@ -11,13 +11,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer.access import access_for, system_user
-from deployer.catalog import CatalogError, catalog_apply, catalog_parse
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus, Role
-from deployer.deploys import deploy_cancel, deploy_continuous
+from deployer.deploys.lease_queue import leases_advance
+from deployer.deploys.request import deploy_cancel, deploy_continuous
+from deployer.environments.access import access_for, system_user
+from deployer.environments.leases import LeaseHeld
 from deployer.errors import Locked
-from deployer.lease_queue import leases_advance
-from deployer.leases import LeaseHeld
 from deployer.models import AuditEntry, Branch, Deploy, Environment, Grant
 
 pytestmark = pytest.mark.django_db
@@ -203,7 +203,7 @@ def test_a_lock_ends_by_itself_at_its_expiry(app: dict[str, Environment]) -> Non
 def test_continuous_delivery_waits_while_the_environment_is_locked(app: dict[str, Environment]) -> None:
     Grant.objects.create(principal="dana", role=Role.DEPLOYER)
     dana = get_user_model().objects.create_user("dana")
-    from deployer.locks import environment_lock
+    from deployer.environments.locks import environment_lock
 
     environment_lock(app["test"], user=dana, reason="hands off")
     with pytest.raises(Locked):
@@ -214,7 +214,7 @@ def test_an_emergency_deploy_needs_an_admin_and_a_reason_and_skips_the_lock_and_
     app: dict[str, Environment],
 ) -> None:
     olga, admin = person("olga"), person("root", admin=True)
-    from deployer.locks import environment_lock
+    from deployer.environments.locks import environment_lock
 
     environment_lock(app["prod"], user=None, reason="deploy #0 was rolled back")
     assert olga.post(deploy_url("prod"), {"ref": "main", "emergency_reason": "site is down"}).status_code == 403

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import booleans
 from rest_framework.authtoken.models import Token
 
-from deployer.deploys import deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import Environment
 from deployer.wsgi import application
 

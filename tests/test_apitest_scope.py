@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from deployer.apitest_files import SuiteFileError, suites_parse
-from deployer.apitest_network import RequestPolicy
-from deployer.apitest_runs import suites_run
-from deployer.apitest_schema import SuiteSpec
-from deployer.apitests import suite_run
-from deployer.branches import branch_sync
-from deployer.catalog import CatalogError, catalog_apply, catalog_parse
+from deployer.apitests.files import SuiteFileError, suites_parse
+from deployer.apitests.network import RequestPolicy
+from deployer.apitests.runner import suite_run
+from deployer.apitests.runs import suites_run
+from deployer.apitests.schema import SuiteSpec
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.demo import setup
 from deployer.models import ApiTestRun, ApiTestStep, Environment
+from deployer.sources.branches import branch_sync
 from tests.fakes.server import FakeServer, Request, Response
 from tests.support.listener import Listener
 

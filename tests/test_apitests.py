@@ -13,12 +13,12 @@ from django.urls import reverse
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
-from deployer.apitest_files import SuiteFileError, suites_parse
-from deployer.apitest_network import RequestPolicy
-from deployer.apitest_runs import environment_test, monitors_due
-from deployer.apitest_schema import SuiteSpec
-from deployer.apitests import SuiteResult, suite_run
-from deployer.catalog import CatalogError, catalog_parse
+from deployer.apitests.files import SuiteFileError, suites_parse
+from deployer.apitests.network import RequestPolicy
+from deployer.apitests.runner import SuiteResult, suite_run
+from deployer.apitests.runs import environment_test, monitors_due
+from deployer.apitests.schema import SuiteSpec
+from deployer.catalog.load import CatalogError, catalog_parse
 from deployer.choices import DeployStatus
 from deployer.demo import setup
 from deployer.models import ApiTestRun, ApiTestStep, Environment

@@ -10,12 +10,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
 
-from deployer.branches import branch_sync
 from deployer.choices import DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.demo.setup import repo_branch
-from deployer.deploys import deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import Deploy, Environment
+from deployer.sources.branches import branch_sync
 from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy
 from tests.support.worker import Worker
 

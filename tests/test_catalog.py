@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from deployer.catalog import CatalogError, catalog_apply, catalog_parse
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.models import Environment, Host, Service
 
 VALID = """\

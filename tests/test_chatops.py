@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import Block
 
 from deployer.chatops import CommandError, command_parse
 from deployer.choices import AuditAction, DeployStatus, Role
-from deployer.deploys import deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import AuditEntry, Deploy, DeployLog, Environment, Grant, SlackIdentity, SlackMessage
 from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.slack import FakeSlack, Message, SignedRequest, sign

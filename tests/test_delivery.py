@@ -11,15 +11,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
 
-from deployer.branches import branch_sync
-from deployer.builds import build_sync
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus, DeployTrigger
-from deployer.delivery import continuous_delivery, drift_refresh
+from deployer.delivery.continuous import continuous_delivery, drift_refresh
 from deployer.demo.setup import repo_branch
-from deployer.deploys import current_deploy, deploy_promote, deploy_request
+from deployer.deploys.request import current_deploy, deploy_promote, deploy_request
 from deployer.errors import DeployRefused
 from deployer.models import Branch, Deploy, Environment, Service
+from deployer.sources.branches import branch_sync
+from deployer.sources.builds import build_sync
 from tests.conftest import AppRepo
 from tests.fakes.jenkins import FakeJenkins
 

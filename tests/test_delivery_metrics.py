@@ -12,9 +12,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
 
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus, DeployTrigger
-from deployer.delivery_metrics import Scope, figures
+from deployer.delivery.dora import Scope, figures
 from deployer.models import Deploy, DeployCommit, Environment
 from tests.conftest import MakeEnvironment
 from tests.support.worker import Worker

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployer.choices import DeployStatus
-from deployer.deploys import deploy_request, rollback_candidates
+from deployer.deploys.request import deploy_request, rollback_candidates
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import Branch, Deploy, Environment
 

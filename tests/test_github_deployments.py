@@ -9,7 +9,7 @@ from django.test import Client
 
 from deployer.choices import DeployStatus
 from deployer.demo.setup import git
-from deployer.deploys import deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import Branch, Environment
 from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.github import FakeGitHub, push_event

@@ -10,12 +10,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer import integration_health
-from deployer.branches import branch_sync
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import SyncSource
 from deployer.errors import SyncFailed
 from deployer.models import Branch, IntegrationStatus, Service, SyncState
+from deployer.sources import integration_health
+from deployer.sources.branches import branch_sync
 from tests.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.django_db

@@ -17,11 +17,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus
-from deployer.deploys import deploy_request
-from deployer.lifecycle import deploy_transition
-from deployer.locks import environment_lock, environment_unlock
+from deployer.deploys.lifecycle import deploy_transition
+from deployer.deploys.request import deploy_request
+from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.models import AuditEntry, Deploy, Environment, Service
 from tests.conftest import SMALL_CATALOG
 

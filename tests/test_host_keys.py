@@ -15,8 +15,8 @@ from django.core.management.base import CommandError
 
 from deployer.choices import DeployStatus
 from deployer.demo.hosts import SshdHost
-from deployer.deploys import deploy_request
-from deployer.ssh import Target, ed25519_key_write, known_hosts_trust, ssh_key_ensure
+from deployer.deploys.request import deploy_request
+from deployer.integrations.ssh import Target, ed25519_key_write, known_hosts_trust, ssh_key_ensure
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy
 from tests.support.worker import Worker
 

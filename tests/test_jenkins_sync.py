@@ -6,10 +6,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from deployer.builds import build_sync
 from deployer.choices import BuildResult, SyncSource
 from deployer.errors import SyncFailed
 from deployer.models import Build, Environment, Service, SyncState
+from deployer.sources.builds import build_sync
 from tests.fakes.jenkins import MULTIBRANCH, PIPELINE, FakeJenkins
 
 pytestmark = pytest.mark.django_db

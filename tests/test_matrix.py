@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import BuildResult, DeployStatus
-from deployer.deploys import deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import Branch, Build, Deploy, Environment, IntegrationStatus, Service
 
 pytestmark = pytest.mark.django_db

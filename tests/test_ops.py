@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deployer.celery import app
 from deployer.choices import DeployStatus
-from deployer.logcontext import DeployIdFilter, deploy_context, in_this_context
+from deployer.lib.logcontext import DeployIdFilter, deploy_context, in_this_context
 from deployer.models import Deploy, Environment, SlackMessage, SyncState
 
 TOKEN = "scrape-me-please"

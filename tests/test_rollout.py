@@ -15,7 +15,7 @@ from django.urls import reverse
 from deployer import tasks
 from deployer.choices import DeployStatus, HostStatus
 from deployer.demo.hosts import SshdHost
-from deployer.deploys import deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import Branch, Deploy, Environment
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.worker import Worker

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer.catalog import catalog_apply, catalog_parse
+from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.models import Environment, Grant, Service
 
 CATALOG = """
@@ -175,8 +175,8 @@ def test_a_branch_named_like_a_slack_mention_reaches_slack_escaped(app: Service,
 
     from deployer.choices import DeployStatus
     from deployer.models import Deploy
-    from deployer.refs import branch_name_check
-    from deployer.slack_story import story
+    from deployer.notify.story import story
+    from deployer.sources.refs import branch_name_check
 
     settings.SLACK_SIGNING_SECRET = "s"  # the buttons and their confirm dialogs are in the message
     hostile = "<!channel>"
@@ -293,8 +293,8 @@ def test_staff_with_every_model_permission_cannot_grant_access_or_edit_commands(
 def test_the_database_refuses_raw_sql_that_rewrites_the_audit_log(app: Service) -> None:
     from django.db import DatabaseError, connection, transaction
 
-    from deployer.audit import audit_erasure, audit_record
     from deployer.choices import AuditAction
+    from deployer.environments.audit import audit_erasure, audit_record
     from deployer.models import AuditEntry
 
     dana = get_user_model().objects.create_user("dana", "dana@example.com", "dana-password-1")
@@ -329,7 +329,7 @@ def test_the_database_refuses_raw_sql_that_rewrites_the_audit_log(app: Service) 
 
 
 def test_credentials_in_a_repository_url_are_never_shown(db: None) -> None:
-    from deployer.gitrepo import GitError
+    from deployer.integrations.git import GitError
 
     catalog_apply(
         catalog_parse(
@@ -359,8 +359,8 @@ def test_a_build_link_from_jenkins_is_only_ever_http(app: Service) -> None:
 
 
 def test_private_files_are_created_0600_whatever_the_umask(tmp_path: Path) -> None:
-    from deployer.private_file import private_file_write
-    from deployer.ssh import ed25519_key_write
+    from deployer.integrations.ssh import ed25519_key_write
+    from deployer.lib.private_file import private_file_write
 
     old = os.umask(0)
     try:

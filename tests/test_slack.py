@@ -11,9 +11,9 @@ from slack_sdk.models.blocks import Block
 
 from deployer.choices import DeployStatus
 from deployer.demo import setup
-from deployer.deploys import deploy_approve, deploy_request
+from deployer.deploys.request import deploy_approve, deploy_request
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage, Team
-from deployer.slack_outbox import message_send, story_changed
+from deployer.notify.outbox import message_send, story_changed
 from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployer.models import Branch, Service, WebhookDelivery
-from deployer.webhooks import deliveries_sweep, delivery_process
+from deployer.sources.webhooks import deliveries_sweep, delivery_process
 from tests.conftest import JENKINS_HOOK_TOKEN, WEBHOOK_SECRET
 from tests.fakes.github import ZERO_SHA, FakeGitHub, push_event, ref_event, sign
 from tests.fakes.jenkins import FakeJenkins

@@ -9,8 +9,8 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
-from deployer import humanize
 from deployer.integrations import github
+from deployer.lib import humanize
 
 register = template.Library()
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from deployer.demo.hosts import SshdHost
-from deployer.ssh import Target, known_hosts_trust, ssh_key_ensure
+from deployer.integrations.ssh import Target, known_hosts_trust, ssh_key_ensure
 
 APP_SOURCE = Path(__file__).resolve().parent / "app"
 DEMO_ADDRESSES = ["127.0.0.2", "127.0.0.3"]

@@ -19,7 +19,7 @@ import requests
 from django.conf import settings
 
 from deployer.choices import BuildResult
-from deployer.redact import redacted
+from deployer.lib.redact import redacted
 
 MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
 _BUILD_FIELDS = (

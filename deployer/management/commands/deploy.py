@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
-from deployer.deploys import DeployOptions, deploy_request, queue_waiting_message
+from deployer.deploys.request import DeployOptions, deploy_request, queue_waiting_message
 from deployer.errors import DeployRefused
 from deployer.models import Deploy
 from deployer.selectors import environment_named

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployer.catalog import CatalogError, catalog_apply, catalog_read
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_read
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from deployer.ssh import ssh_key_ensure
+from deployer.integrations.ssh import ssh_key_ensure
 
 
 class Command(BaseCommand):

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployer.branches import branch_sync
-from deployer.gitrepo import GitError
+from deployer.integrations.git import GitError
 from deployer.models import Service
+from deployer.sources.branches import branch_sync
 
 
 class Command(BaseCommand):

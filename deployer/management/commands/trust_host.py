@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployer import ssh
+from deployer.integrations import ssh
 
 
 class Command(BaseCommand):

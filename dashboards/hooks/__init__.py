@@ -1,0 +1,1 @@
+"""Endpoints other systems call: GitHub and Jenkins webhooks, Slack commands and buttons."""

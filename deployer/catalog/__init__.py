@@ -1,0 +1,1 @@
+"""catalog.yml <-> models: the schema of the file, and loading it."""

@@ -1,0 +1,355 @@
+"""catalog.yml ⇄ models: read and validate a catalog file, then apply it idempotently.
+
+Every problem is reported with its line in the file and a hint on how to fix
+it; a file with any problem changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError
+
+from deployer.apitests.schema import TEMPLATE_RE, AssertionSpec, StepSpec, SuiteSpec, names_used, secrets_named
+from deployer.catalog.schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
+from deployer.choices import Role
+from deployer.lib.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
+from deployer.models import Environment, Grant, Host, Service, Team
+from deployer.ops import pagecache
+
+Loc = tuple[str | int, ...]
+# Far above a catalog of 5,000 services (about 2 MB), far below what hurts a worker.
+CATALOG_MAX_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    where: str
+    message: str
+
+    def render(self, filename: str) -> str:
+        at = f"{filename}:{self.line}" if self.line else filename
+        return f"{at}: {self.where + ': ' if self.where else ''}{self.message}"
+
+
+class CatalogError(Exception):
+    """The catalog file is invalid; `problems` says where and how to fix each."""
+
+    def __init__(self, filename: str, problems: list[Problem]) -> None:
+        self.filename = filename
+        self.problems = problems
+        super().__init__("\n".join(p.render(filename) for p in problems))
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    not_in_file: list[str] = field(default_factory=list)
+
+
+def catalog_read(path: Path) -> CatalogSpec:
+    """Parse and validate a catalog file; raise CatalogError listing every problem."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(name, [Problem(None, "", f"cannot read the file: {exc.strerror}")]) from exc
+    return catalog_parse(text, filename=name)
+
+
+def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
+    if refusal := yaml_refusal(text, max_bytes=CATALOG_MAX_BYTES):
+        raise CatalogError(filename, [Problem(refusal[0], "", refusal[1])])
+    try:
+        data = YAML(typ="rt").load(text)
+    except DuplicateKeyError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise CatalogError(filename, [Problem(line, "", f"{exc.problem}; remove one of them")]) from exc
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = f"{exc.problem or exc.context} (is the indentation right? YAML needs spaces, not tabs)"
+        raise CatalogError(filename, [Problem(line, "", message)]) from exc
+    if not isinstance(data, CommentedMap):
+        raise CatalogError(filename, [Problem(1, "", "the file must be a mapping with teams: and services:")])
+    try:
+        spec = CatalogSpec.model_validate(plain(data))
+    except ValidationError as exc:
+        raise CatalogError(filename, [_problem(data, err) for err in exc.errors()]) from exc
+    problems = list(_cross_problems(data, spec))
+    if problems:
+        raise CatalogError(filename, problems)
+    return spec
+
+
+def _problem(root: CommentedMap, err: Any) -> Problem:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}; {unknown_key_hint(_spec_at(loc[:-1]), loc[-1])}"
+    elif kind == "missing":
+        message = f"missing required key {loc[-1]!r}; add {loc[-1]}: <{_describe(loc)}>"
+        loc = loc[:-1]
+    elif kind in _TYPE_HINTS:
+        message = _TYPE_HINTS[kind]
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
+            message = f"{message} (got {err['input']!r})"
+    return Problem(line_of(root, loc), _where(loc), message)
+
+
+# Plain words for pydantic's type errors.
+_TYPE_HINTS = {
+    "dict_type": "must be a mapping of names to settings (name: {...}), not a list or a value",
+    "list_type": "must be a list (one '- ' item per line)",
+    "model_type": "must be a mapping of settings (key: value)",
+}
+
+
+def _where(loc: Loc) -> str:
+    if loc and loc[-1] == "[key]":  # pydantic's marker for a bad mapping key: the name itself
+        loc = loc[:-1]
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# The schema model of the mapping at a location: locations alternate between a
+# fixed key and a name or index (services.<name>.environments.<name>.hosts[<i>]).
+_MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
+    (): CatalogSpec,
+    ("teams",): TeamSpec,
+    ("services",): ServiceSpec,
+    ("services", "environments"): EnvironmentSpec,
+    ("services", "environments", "hosts"): HostSpec,
+    ("services", "api_tests"): SuiteSpec,
+    ("services", "api_tests", "steps"): StepSpec,
+    ("services", "api_tests", "steps", "assert"): AssertionSpec,
+}
+
+
+def _spec_at(loc: Loc) -> type[BaseModel] | None:
+    return _MODEL_AT.get(loc[0::2]) if len(loc) % 2 == 0 else None
+
+
+def _describe(loc: Loc) -> str:
+    model = _spec_at(loc[:-1])
+    info = model.model_fields.get(str(loc[-1])) if model else None
+    return (info.description if info and info.description else "value") or "value"
+
+
+def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
+    """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths,
+    secrets used only where they are granted."""
+    used_paths: dict[tuple[str, int, str], str] = {}
+    for service_name, service in spec.services.items():
+        yield from _secret_problems(root, service_name, service)
+        if not service.repo and not service.github:
+            loc: Loc = ("services", service_name)
+            yield Problem(
+                line_of(root, loc), _where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
+            )
+        if service.team and service.team not in spec.teams:
+            loc = ("services", service_name, "team")
+            declared = ", ".join(spec.teams) or "none"
+            yield Problem(
+                line_of(root, loc),
+                _where(loc),
+                f"team {service.team!r} is not declared; add it under teams: (declared: {declared})",
+            )
+        for env_name, env in service.environments.items():
+            seen: set[tuple[str, int]] = set()
+            for index, host in enumerate(env.hosts):
+                loc = ("services", service_name, "environments", env_name, "hosts", index)
+                key = (host.address, host.port)
+                if key in seen:
+                    yield Problem(
+                        line_of(root, loc), _where(loc), f"duplicate host {host.address}:{host.port}; remove one"
+                    )
+                seen.add(key)
+                path_key = (host.address, host.port, host.deploy_path or env.deploy_path)
+                owner = f"{service_name}/{env_name}"
+                if path_key in used_paths and used_paths[path_key] != owner:
+                    yield Problem(
+                        line_of(root, loc),
+                        _where(loc),
+                        f"{host.address}:{host.port} already gets {used_paths[path_key]} in {path_key[2]}; "
+                        "two environments must not share a deploy path on one host",
+                    )
+                used_paths.setdefault(path_key, owner)
+
+
+def _secret_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """A suite or test variable naming a secret that an environment it runs in does not grant."""
+    for env_name, env in service.environments.items():
+        granted = set(env.api_test_secrets)
+        grant_at = f"services.{service_name}.environments.{env_name}.api_test_secrets"
+        variables_at: Loc = ("services", service_name, "environments", env_name, "test_variables")
+        users: list[tuple[Loc, set[str]]] = [
+            ((*variables_at, name), secrets_named(TEMPLATE_RE.findall(value)))
+            for name, value in env.test_variables.items()
+        ]
+        users += [
+            (("services", service_name, "api_tests", name), secrets_named(names_used(suite)))
+            for name, suite in service.api_tests.items()
+        ]
+        for loc, used in users:
+            for secret in sorted(used - granted):
+                yield Problem(
+                    line_of(root, loc),
+                    _where(loc),
+                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to {grant_at}",
+                )
+
+
+@transaction.atomic
+def catalog_apply(spec: CatalogSpec) -> ApplyReport:
+    """Create or update everything the spec declares. Hosts follow the file;
+    services and environments missing from it are kept (they have history) and reported."""
+    report = ApplyReport()
+    teams = {
+        name: _upsert(
+            report,
+            Team,
+            {"name": name},
+            {
+                "slack_channel": (team or TeamSpec()).slack_channel or "",
+                "slack_group": (team or TeamSpec()).slack_group or "",
+            },
+        )
+        for name, team in spec.teams.items()
+    }
+    for name, service_spec in spec.services.items():
+        service = _upsert(
+            report,
+            Service,
+            {"name": name},
+            {
+                "team": teams.get(service_spec.team) if service_spec.team else None,
+                "repo_url": service_spec.repo or f"{settings.GITHUB_WEB_URL}/{service_spec.github}.git",
+                "github_repo": service_spec.github or "",
+                "default_branch": service_spec.default_branch,
+                "jenkins_job": service_spec.jenkins_job,
+                "runbook_url": service_spec.runbook or "",
+                "api_tests": {
+                    name: suite.model_dump(by_alias=True, exclude_unset=True)
+                    for name, suite in service_spec.api_tests.items()
+                },
+            },
+        )
+        _apply_environments(report, service, service_spec)
+    for service in Service.objects.exclude(name__in=list(spec.services)):
+        report.not_in_file.append(f"service {service.name}")
+    _apply_grants(report, spec, teams)
+    pagecache.matrix_changed()
+    return report
+
+
+def _apply_grants(report: ApplyReport, spec: CatalogSpec, teams: dict[str, Team]) -> None:
+    """The catalog's grants replace the ones the last load made (grants made in the admin stay)."""
+    wanted: set[tuple[str, str, int | None, int | None]] = set()
+    scopes: list[tuple[AccessSpec | None, int | None, int | None]] = [(spec.access, None, None)]
+    scopes += [
+        (team_spec.access if team_spec else None, teams[name].pk, None) for name, team_spec in spec.teams.items()
+    ]
+    services = dict(Service.objects.filter(name__in=list(spec.services)).values_list("name", "pk"))
+    scopes += [(service_spec.access, None, services[name]) for name, service_spec in spec.services.items()]
+    for access, team_id, service_id in scopes:
+        if access is None:
+            continue
+        for role, principals in (
+            (Role.DEPLOYER, access.deployers),
+            (Role.PROD_DEPLOYER, access.prod_deployers),
+            (Role.APPROVER, access.approvers),
+        ):
+            wanted |= {(principal, role.value, team_id, service_id) for principal in principals}
+    existing = set(Grant.objects.filter(from_catalog=True).values_list("principal", "role", "team_id", "service_id"))
+    if existing == wanted:
+        return
+    Grant.objects.filter(from_catalog=True).delete()
+    Grant.objects.bulk_create(
+        Grant(principal=p, role=r, team_id=t, service_id=s, from_catalog=True) for p, r, t, s in sorted(wanted, key=str)
+    )
+    report.updated.append(
+        f"access: {len(wanted)} grant(s) ({len(wanted - existing)} new, {len(existing - wanted)} gone)"
+    )
+
+
+def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec) -> None:
+    for position, (name, env_spec) in enumerate(spec.environments.items()):
+        environment = _upsert(
+            report,
+            Environment,
+            {"service": service, "name": name},
+            _environment_values(position, name, env_spec),
+        )
+        keep: list[int] = []
+        for host_position, host_spec in enumerate(env_spec.hosts):
+            host = _upsert(
+                report,
+                Host,
+                {"environment": environment, "address": host_spec.address, "port": host_spec.port},
+                {
+                    "user": host_spec.user,
+                    "deploy_path": host_spec.deploy_path or "",
+                    "position": host_position,
+                    "lb_server": host_spec.lb_server or "",
+                },
+            )
+            keep.append(host.pk)
+        for gone in environment.hosts.exclude(pk__in=keep):
+            report.removed.append(f"host {gone} of {environment}")
+            gone.delete()
+    for env in service.environments.exclude(name__in=list(spec.environments)):
+        report.not_in_file.append(f"environment {env}")
+
+
+def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
+    production = spec.production if spec.production is not None else name in {"prod", "production"}
+    values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
+    values["base_url"] = spec.base_url or ""
+    values["host_base_url"] = spec.host_base_url or ""
+    values["api_test_repo_secrets"] = (
+        spec.api_test_repo_secrets if spec.api_test_repo_secrets is not None else not production
+    )
+    balancer = spec.load_balancer
+    return {
+        **values,
+        "lb_runtime_api": balancer.runtime_api if balancer else "",
+        "lb_backend": balancer.backend if balancer else "",
+        "lb_drain_timeout": balancer.drain_timeout if balancer else 30,
+        "position": position,
+        "production": production,
+        "require_green_build": spec.require_green_build if spec.require_green_build is not None else production,
+        "follow_branch": spec.follow or "",
+    }
+
+
+def _upsert(report: ApplyReport, model: Any, lookup: dict[str, Any], values: dict[str, Any]) -> Any:
+    obj = model.objects.filter(**lookup).first()
+    label = f"{model._meta.verbose_name} {' '.join(str(v) for v in lookup.values())}"
+    if obj is None:
+        obj = model.objects.create(**lookup, **values)
+        report.created.append(label)
+        return obj
+    changed = [k for k, v in values.items() if getattr(obj, k) != v]
+    if changed:
+        for key in changed:
+            setattr(obj, key, values[key])
+        obj.save(update_fields=changed)
+        report.updated.append(f"{label} ({', '.join(changed)})")
+    return obj

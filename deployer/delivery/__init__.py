@@ -1,0 +1,1 @@
+"""Continuous delivery (following a branch) and the DORA delivery metrics."""

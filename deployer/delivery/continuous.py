@@ -1,0 +1,83 @@
+"""Continuous delivery and drift: what runs where, and what should run next.
+
+An environment that follows a branch gets that branch's head as soon as its
+build is green, deployed by Gantry's system user under the same rules as a
+person's deploy (gate, one active deploy). Called by workers after syncs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+from deployer.choices import DeployTrigger
+from deployer.deploys.request import current_deploy, deploy_continuous
+from deployer.errors import DeployRefused
+from deployer.integrations import git as gitrepo
+from deployer.models import Branch, Deploy, Environment, Service
+from deployer.ops import pagecache
+from deployer.sources.builds import is_green, latest_builds
+
+logger = logging.getLogger(__name__)
+
+
+def continuous_delivery(*, service: Service) -> list[Deploy]:
+    """Start the deploys continuous delivery calls for now; return them."""
+    started = []
+    for environment in service.environments.exclude(follow_branch="").order_by("position"):
+        deploy = _deliver(service, environment)
+        if deploy is not None:
+            started.append(deploy)
+    return started
+
+
+def _deliver(service: Service, environment: Environment) -> Deploy | None:
+    branch = Branch.objects.filter(service=service, name=environment.follow_branch).first()
+    if branch is None:
+        return None
+    if not is_green(latest_builds({service.pk}, {branch.sha}).get((service.pk, branch.sha))):
+        return None
+    current = current_deploy(environment)
+    if current is not None and current.sha == branch.sha:
+        return None
+    if Deploy.objects.filter(environment=environment, sha=branch.sha, trigger=DeployTrigger.CONTINUOUS).exists():
+        return None  # tried once already (it failed, or was replaced): a person decides what next
+    if Deploy.objects.active().filter(environment=environment).exists():
+        return None  # the next sync tries again
+    if current is not None and not _is_newer(service, current.sha, branch.sha):
+        logger.info("%s: %s is not newer than %s; not deploying it", environment, branch.sha[:8], current.sha[:8])
+        return None
+    try:
+        return deploy_continuous(environment=environment, branch=branch)
+    except DeployRefused as exc:  # includes DeployConflict: someone started a deploy meanwhile
+        logger.info("continuous delivery to %s waits: %s", environment, exc)
+        return None
+
+
+def _is_newer(service: Service, current: str, candidate: str) -> bool:
+    """Only a descendant of what runs now may replace it: never an older sha over a newer one."""
+    try:
+        return gitrepo.is_ancestor(service.name, service.repo_url, current, candidate)
+    except gitrepo.GitError as exc:
+        logger.warning("cannot tell whether %s is newer than %s in %s: %s", candidate, current, service.name, exc)
+        return False
+
+
+def drift_refresh(*, service: Service) -> None:
+    """Count how many commits each environment runs ahead of the next one (test ahead of prod)."""
+    environments = list(service.environments.order_by("position"))
+    for this, following in itertools.pairwise(environments):
+        here, there = current_deploy(this), current_deploy(following)
+        if here is None or there is None:
+            Environment.objects.filter(pk=this.pk).update(ahead_of_next=None, ahead_of_next_shas="")
+            continue
+        key = f"{here.sha}..{there.sha}"
+        if this.ahead_of_next_shas == key:
+            continue
+        try:
+            ahead = gitrepo.ahead_count(service.name, service.repo_url, there.sha, here.sha)
+        except gitrepo.GitError as exc:
+            logger.warning("drift of %s: %s", this, exc)
+            continue
+        Environment.objects.filter(pk=this.pk).update(ahead_of_next=ahead, ahead_of_next_shas=key)
+        pagecache.matrix_changed()

@@ -1,0 +1,1 @@
+"""THE FLOW (see its docstring)."""

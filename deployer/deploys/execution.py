@@ -1,0 +1,123 @@
+"""Running one deploy, top to bottom. Workers call `deploy_execute`."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from deployer.apitests import runs as apitest_runs
+from deployer.choices import DeployStatus
+from deployer.deploys import rollout
+from deployer.deploys.lifecycle import deploy_claim, deploy_transition
+from deployer.deploys.log import deploy_logger, deploy_logging
+from deployer.deploys.shipped import shipped_record
+from deployer.errors import Cancelled, RolledBack, StepFailed
+from deployer.integrations import git as gitrepo
+from deployer.lib.logcontext import deploy_context
+from deployer.models import Deploy
+from deployer.notify import outbox as slack_outbox
+
+
+def deploy_execute(*, deploy_id: int) -> None:
+    """Claim the deploy (or stand down if another delivery has it), roll it out, record the outcome."""
+    with deploy_context(deploy_id):
+        deploy = deploy_claim(deploy_id=deploy_id)
+        if deploy is None:
+            return
+        _execute(deploy)
+
+
+def _execute(deploy: Deploy) -> None:
+    with deploy_logging(deploy), _heartbeat(deploy.pk):
+        status, reason = _pipeline(deploy)
+        shipped_record(deploy)  # before the end is announced: the page and the metrics read them
+        if not deploy_transition(deploy, to=status, reason=reason):
+            # Someone (an admin, the reaper) ended it meanwhile; keep this worker's view on record too.
+            deploy.refresh_from_db(fields=["status"])
+            deploy_logger(deploy.pk).warning(
+                "the deploy was already %s; this worker ended with %s: %s", deploy.status, status, reason or "-"
+            )
+
+
+@contextmanager
+def _heartbeat(deploy_id: int) -> Iterator[None]:
+    """Stamp the deploy every few seconds while this worker runs it.
+
+    When the worker dies the stamps stop, and the reaper settles the deploy.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.DEPLOY_HEARTBEAT_SECONDS):
+                Deploy.objects.filter(pk=deploy_id, status=DeployStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    Deploy.objects.filter(pk=deploy_id).update(heartbeat_at=timezone.now())
+    thread = threading.Thread(target=beat, name=f"heartbeat-{deploy_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
+    """The steps; the one place that maps failures to a final state and reason."""
+    log = deploy_logger(deploy.pk)
+    service = deploy.environment.service
+    try:
+        log.info("deploying %s (%s) of %s to %s", deploy.sha, deploy.ref, service.name, deploy.environment.name)
+        if deploy.is_rollback:
+            log.info(
+                "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
+            )
+            note = rollout.rollout(deploy, None)
+        else:
+            with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
+                archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
+                note = rollout.rollout(deploy, archive)
+        return _after_tests(deploy, note)
+    except Cancelled as exc:
+        return DeployStatus.CANCELLED, str(exc)
+    except RolledBack as exc:
+        return DeployStatus.ROLLED_BACK, str(exc)
+    except (StepFailed, gitrepo.GitError) as exc:
+        return DeployStatus.FAILED, str(exc)
+    except SoftTimeLimitExceeded:
+        return DeployStatus.FAILED, "took longer than the deploy time limit (GANTRY_DEPLOY_TIME_LIMIT)"
+    except Exception as exc:
+        log.exception("internal error")
+        return DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
+
+
+def _after_tests(deploy: Deploy, note: str) -> tuple[DeployStatus, str]:
+    """The post-deploy API tests decide between succeeded and tests_failed (or a rollback)."""
+    log = deploy_logger(deploy.pk)
+    runs = apitest_runs.suites_run(deploy.environment, deploy=deploy)
+    if not runs:
+        return DeployStatus.SUCCEEDED, note
+    slack_outbox.tests_reported(deploy)
+    summary = apitest_runs.summary(runs)
+    if all(run.ok for run in runs):
+        log.info("%s", summary)
+        return DeployStatus.SUCCEEDED, "; ".join(part for part in (note, summary) if part)
+    log.error("%s", summary)
+    if not deploy.environment.rollback_on_tests_failed:
+        return DeployStatus.TESTS_FAILED, summary
+    log.warning("rolling every host back to its previous release (rollback_on_tests_failed)")
+    try:
+        hosts = rollout.roll_back_all(deploy)
+    except StepFailed as exc:
+        return DeployStatus.TESTS_FAILED, f"{summary}; and the rollback failed: {exc}"
+    return DeployStatus.ROLLED_BACK, f"{summary}; rolled back {', '.join(hosts)}"

@@ -1,0 +1,143 @@
+"""The pre-flight plan: what a deploy will do, shown before it starts.
+
+Hosts and batches, the commits it ships (a warning above the environment's
+`commit_warning`), every check that could stop it and its state now, and how
+long it will likely take: the p90 of the environment's recent deploys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from deployer.deploys.estimates import eta_seconds
+from deployer.deploys.gates import deploy_gate
+from deployer.deploys.request import current_deploy, resolve_ref
+from deployer.deploys.rollout import plan_batches
+from deployer.environments.access import access_for
+from deployer.environments.leases import lease_summary
+from deployer.environments.locks import lock_summary
+from deployer.integrations import git as gitrepo
+from deployer.models import Build, Deploy, Environment
+from deployer.sources.builds import latest_builds
+
+COMMITS_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What the deploy changes: commits it adds (`ahead`), or takes away when it goes back (`behind`)."""
+
+    commits: list[gitrepo.CommitInfo] = field(default_factory=list)
+    ahead: int | None = None
+    behind: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    label: str
+    ok: bool
+    detail: str
+    blocking: bool = True  # a failed blocking check stops the deploy; others only inform
+
+
+@dataclass(frozen=True)
+class Plan:
+    environment: Environment
+    ref: str
+    sha: str
+    current: Deploy | None
+    batches: list[list[str]]
+    changes: Changes
+    checks: list[Check]
+    eta_seconds: int | None
+    eta_basis: int  # how many earlier deploys the ETA comes from
+
+    @property
+    def too_many_commits(self) -> bool:
+        return (self.changes.ahead or 0) > self.environment.commit_warning
+
+    @property
+    def blocked(self) -> bool:
+        return any(check.blocking and not check.ok for check in self.checks)
+
+
+def deploy_plan(*, environment: Environment, ref: str, user: AbstractBaseUser) -> Plan:
+    """DeployRefused for a ref that cannot be deployed; otherwise the plan, whatever its checks say."""
+    sha = resolve_ref(environment, ref)
+    current = current_deploy(environment)
+    hosts = [host.address for host in environment.hosts.all()]
+    sizes = plan_batches(len(hosts), environment.batch_size) if hosts else []
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(hosts[start : start + size])
+        start += size
+    eta, basis = eta_seconds(environment)
+    return Plan(
+        environment=environment,
+        ref=ref,
+        sha=sha,
+        current=current,
+        batches=batches,
+        changes=_changes(environment, current.sha if current else "", sha),
+        checks=_checks(environment, sha, user),
+        eta_seconds=eta,
+        eta_basis=basis,
+    )
+
+
+def _changes(environment: Environment, base: str, head: str) -> Changes:
+    if not base:
+        return Changes(note="the first deploy here: everything in this commit ships")
+    if base == head:
+        return Changes(ahead=0, note=f"{environment.name} already runs this commit (a redeploy)")
+    name = environment.service.name
+    try:
+        ahead, commits = gitrepo.commit_log(name, base, head, limit=COMMITS_SHOWN)
+        behind, _ = gitrepo.commit_log(name, head, base, limit=0)
+    except gitrepo.GitError as exc:
+        return Changes(note=f"the commit list is not available here: {exc}")
+    return Changes(commits=commits, ahead=ahead, behind=behind)
+
+
+def _checks(environment: Environment, sha: str, user: AbstractBaseUser) -> list[Check]:
+    access = access_for(user)
+    checks = [
+        Check(
+            "permission",
+            access.can_deploy(environment),
+            "you may deploy here" if access.can_deploy(environment) else access.why_not_deploy(environment),
+        )
+    ]
+    active = Deploy.objects.active().filter(environment=environment).first()
+    checks.append(
+        Check(
+            "environment free",
+            active is None,
+            "nothing else runs there" if active is None else f"deploy #{active.pk} is {active.status}",
+        )
+    )
+    if environment.is_locked:
+        detail = lock_summary(environment) + (" (as an admin you may deploy through it)" if access.is_admin else "")
+        checks.append(Check("lock", False, detail, blocking=not access.is_admin))
+    else:
+        checks.append(Check("lock", True, "not locked"))
+    if environment.is_leased and environment.leased_by_id != getattr(user, "pk", None):
+        detail = lease_summary(environment) + ": deploying asks you to take it over (recorded) or queue behind it"
+        checks.append(Check("lease", False, detail, blocking=False))
+    elif environment.lease_minutes:
+        checks.append(Check("lease", True, f"this deploy claims the environment for {environment.lease_minutes} min"))
+    build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
+    gate = deploy_gate(environment, sha, build)
+    checks.append(Check("build gate", gate.open, gate.reason or _gate_detail(environment, build)))
+    if environment.require_approval:
+        checks.append(Check("approval", True, "a second person must approve it before it runs", blocking=False))
+    return checks
+
+
+def _gate_detail(environment: Environment, build: Build | None) -> str:
+    if not environment.require_green_build or build is None:
+        return "no green build required here"
+    return f"green: build #{build.number}"

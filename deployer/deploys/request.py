@@ -1,0 +1,440 @@
+"""The rules for asking for a deploy. Pages, the continuous-delivery check (and
+later the API and Slack) call these; nothing here talks to a host, GitHub or
+the repository."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deployer import queue
+from deployer.choices import AuditAction, Decision, DeployStatus, DeployTrigger
+from deployer.deploys.estimates import eta_seconds
+from deployer.deploys.gates import deploy_gate
+from deployer.deploys.lifecycle import deploy_transition
+from deployer.environments.access import access_for, system_user
+from deployer.environments.audit import audit_record
+from deployer.environments.leases import lease_check, lease_claim
+from deployer.environments.locks import lock_summary
+from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
+from deployer.lib.humanize import ago
+from deployer.models import Branch, Deploy, DeployLog, Environment
+from deployer.notify import outbox as slack_outbox
+from deployer.ops import pagecache
+from deployer.sources.builds import latest_builds
+from deployer.sources.refs import RefError, branch_name_check, is_full_sha
+
+EMERGENCY_REASON_MIN = 10
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the person said along with the request."""
+
+    checklist: tuple[str, ...] = ()  # the checklist items they ticked
+    override_lock: bool = False  # an admin confirmed deploying through the environment's lock
+    emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
+    expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
+    take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
+
+
+NO_OPTIONS = DeployOptions()
+
+
+def deploy_request(
+    *, environment: Environment, ref: str, user: AbstractBaseUser | None, options: DeployOptions = NO_OPTIONS
+) -> Deploy:
+    """Record a deploy of `ref` (its sha pinned now): queued, or awaiting approval.
+
+    Raises PermissionRefused (403), Locked (423), DeployRefused (400) for a ref
+    that cannot be deployed, a closed gate or an unticked checklist, and
+    DeployConflict (409, naming the running deploy) when the environment is busy.
+    """
+    return _deploy_create(environment, ref=ref, sha=resolve_ref(environment, ref), user=user, options=options)
+
+
+def deploy_promote(
+    *, environment: Environment, user: AbstractBaseUser | None, options: DeployOptions = NO_OPTIONS
+) -> Deploy:
+    """Deploy to `environment` exactly what runs in the environment before it (test → prod)."""
+    source = (
+        Environment.objects.filter(service_id=environment.service_id, position__lt=environment.position)
+        .order_by("-position")
+        .first()
+    )
+    if source is None:
+        raise DeployRefused(f"{environment} is the first environment; there is nothing to promote from")
+    running = current_deploy(source)
+    if running is None:
+        raise DeployRefused(f"nothing runs in {source.name} yet; deploy there first")
+    if running.status == DeployStatus.TESTS_FAILED:
+        raise DeployRefused(
+            f"{source.name} runs {running.ref} ({running.sha[:8]}), whose post-deploy API tests failed "
+            f"(deploy #{running.pk}); fix it there before promoting it"
+        )
+    if (current := current_deploy(environment)) and current.sha == running.sha:
+        raise DeployRefused(f"{environment.name} already runs {running.sha[:8]}, like {source.name}")
+    return _deploy_create(
+        environment, ref=running.ref, sha=running.sha, user=user, trigger=DeployTrigger.PROMOTE, options=options
+    )
+
+
+def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
+    """Deploy a followed branch's head as Gantry's system user (continuous delivery)."""
+    return _deploy_create(
+        environment, ref=branch.name, sha=branch.sha, user=system_user(), trigger=DeployTrigger.CONTINUOUS
+    )
+
+
+def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
+    """Cancel a deploy: at once if it has not started; between batches if it runs.
+
+    A running deploy is never killed: the hosts in flight finish and every host
+    stays on a complete release.
+    """
+    who = user.get_username()
+    is_requester = deploy.requested_by_id is not None and deploy.requested_by_id == user.pk
+    if not is_requester and not access_for(user).can_deploy(deploy.environment):
+        raise PermissionRefused(
+            f"{who} may not cancel deploys to {deploy.environment}: only its requester, "
+            "people who may deploy there, and admins"
+        )
+    if deploy_transition(
+        deploy,
+        to=DeployStatus.CANCELLED,
+        reason=f"cancelled by {who} before it started",
+        only_from={DeployStatus.QUEUED, DeployStatus.AWAITING_APPROVAL},
+    ):
+        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="before it started")
+        return deploy
+    requested = Deploy.objects.filter(
+        pk=deploy.pk, status=DeployStatus.RUNNING, cancel_requested_at__isnull=True
+    ).update(cancel_requested_at=timezone.now(), cancelled_by=user)
+    deploy.refresh_from_db()
+    if requested:
+        DeployLog.objects.create(
+            deploy=deploy,
+            at=timezone.now(),
+            level="warning",
+            message=f"cancel requested by {who}: stopping after the hosts in flight",
+        )
+        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="while it ran")
+        slack_outbox.story_changed(deploy)
+    elif deploy.status in DeployStatus.finished():
+        raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status}); there is nothing to cancel")
+    return deploy
+
+
+def current_deploy(environment: Environment) -> Deploy | None:
+    """The last deploy whose release went live: what runs there now (even if its API tests failed)."""
+    return Deploy.objects.filter(environment=environment, status__in=DeployStatus.live()).order_by("-id").first()
+
+
+def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
+    """A second person lets a deploy that awaits approval run."""
+    _require_approver(deploy, user, "approve")
+    who = user.get_username()
+    with transaction.atomic():
+        if not deploy_transition(
+            deploy, to=DeployStatus.QUEUED, reason=f"approved by {who}", only_from={DeployStatus.AWAITING_APPROVAL}
+        ):
+            raise DeployRefused(
+                f"deploy #{deploy.pk} is {deploy.status}; only a deploy awaiting approval can be approved"
+            )
+        now = timezone.now()
+        Deploy.objects.filter(pk=deploy.pk).update(approved_by=user, approved_at=now, enqueued_at=now)
+        audit_record(AuditAction.APPROVED, actor=user, deploy=deploy)
+    deploy.refresh_from_db()
+    _hand_to_queue(deploy)
+    return deploy
+
+
+def deploy_reject(*, deploy: Deploy, user: AbstractBaseUser, reason: str = "") -> Deploy:
+    _require_approver(deploy, user, "reject")
+    who = user.get_username()
+    said = " ".join(reason.split())[:500]
+    if not deploy_transition(
+        deploy,
+        to=DeployStatus.CANCELLED,
+        reason=f"rejected by {who}" + (f": {said}" if said else ""),
+        only_from={DeployStatus.AWAITING_APPROVAL},
+    ):
+        raise DeployRefused(f"deploy #{deploy.pk} is {deploy.status}; only a deploy awaiting approval can be rejected")
+    audit_record(AuditAction.REJECTED, actor=user, deploy=deploy, detail=said)
+    return deploy
+
+
+def deploy_mark_failed(*, deploy: Deploy, user: AbstractBaseUser, reason: str) -> Deploy:
+    """An admin ends a stuck deploy (and so frees its environment), with a reason; audited.
+
+    A worker still running it stops at its next batch boundary (it checks the state).
+    """
+    access_for(user).require_admin("mark a deploy failed")
+    said = " ".join(reason.split())[:500]
+    if not said:
+        raise DeployRefused("say why you mark it failed (it is kept in the deploy's record and the audit log)")
+    who = user.get_username()
+    if not deploy_transition(deploy, to=DeployStatus.FAILED, reason=f"marked failed by {who}: {said}"):
+        raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status})")
+    audit_record(AuditAction.MARKED_FAILED, actor=user, deploy=deploy, detail=said)
+    return deploy
+
+
+def deploy_decide(*, deploy: Deploy, user: AbstractBaseUser, choice: Decision) -> Deploy:
+    """A person's answer to a paused deploy (guided failure): retry the failed hosts, skip them, or abort."""
+    access_for(user).require_deploy(deploy.environment)
+    if not Deploy.objects.filter(
+        pk=deploy.pk, status=DeployStatus.RUNNING, paused_at__isnull=False, decision=""
+    ).update(decision=choice, decided_by=user):
+        raise DeployRefused(f"deploy #{deploy.pk} is not paused waiting for a decision (someone may have answered)")
+    deploy.refresh_from_db()
+    audit_record(AuditAction.DECIDED, actor=user, deploy=deploy, detail=f"{choice.label}: {deploy.pause_reason}")
+    slack_outbox.story_changed(deploy)
+    return deploy
+
+
+def _require_approver(deploy: Deploy, user: AbstractBaseUser, verb: str) -> None:
+    access = access_for(user)
+    if access.can_approve(deploy):
+        return
+    if deploy.requested_by_id == user.pk:
+        raise PermissionRefused(f"you requested deploy #{deploy.pk}; a second person must {verb} it")
+    raise PermissionRefused(
+        f"{access.username} may not {verb} deploys to {deploy.environment}: that needs an approver or "
+        "prod_deployer grant for its service or team"
+    )
+
+
+def _deploy_create(
+    environment: Environment,
+    *,
+    ref: str,
+    sha: str,
+    user: AbstractBaseUser | None,
+    trigger: DeployTrigger = DeployTrigger.MANUAL,
+    options: DeployOptions = NO_OPTIONS,
+) -> Deploy:
+    access = access_for(user)
+    access.require_deploy(environment)
+    if options.expected_sha and options.expected_sha != sha:
+        raise DeployRefused(
+            f"{ref} moved from {options.expected_sha[:8]} to {sha[:8]} since you looked at the plan; "
+            "look at the new plan and deploy again"
+        )
+    emergency = " ".join(options.emergency_reason.split())
+    if emergency:
+        access.require_admin("make an emergency deploy")
+        if len(emergency) < EMERGENCY_REASON_MIN:
+            raise DeployRefused(
+                f"an emergency deploy needs a reason of at least {EMERGENCY_REASON_MIN} characters; "
+                "it is shown wherever the deploy appears"
+            )
+    overridden = _lock_check(environment, access.is_admin, options, emergency)
+    lease = (
+        ""
+        if emergency
+        else lease_check(environment, None if access.is_system else user, take_over=options.take_over_lease)
+    )
+    if not access.is_system and not emergency:
+        _checklist_check(environment, options.checklist)
+    if not emergency:
+        build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
+        gate = deploy_gate(environment, sha, build)
+        if not gate.open:
+            raise DeployRefused(gate.reason)
+    needs_approval = environment.require_approval and not emergency
+    previous = current_deploy(environment)
+    with transaction.atomic():
+        deploy = _insert(
+            environment,
+            requested_by=user,
+            ref=ref,
+            sha=sha,
+            previous_sha=previous.sha if previous else "",
+            trigger=trigger,
+            status=DeployStatus.AWAITING_APPROVAL if needs_approval else DeployStatus.QUEUED,
+            enqueued_at=None if needs_approval else timezone.now(),
+            emergency_reason=emergency,
+            lock_overridden=overridden,
+            checklist=[] if access.is_system or emergency else list(environment.checklist),
+            eta_seconds=eta_seconds(environment)[0],
+        )
+        _audit_request(deploy, user, emergency, overridden)
+        if user is not None and not access.is_system:
+            lease_claim(environment, user, ref, taken_over=lease == "take_over")
+    if needs_approval:
+        slack_outbox.story_changed(deploy)  # the team sees it wait for a second person
+    else:
+        _hand_to_queue(deploy)
+    pagecache.matrix_changed()
+    return deploy
+
+
+def _hand_to_queue(deploy: Deploy) -> None:
+    """Send a queued deploy to a worker once its row is committed.
+
+    If the task queue is unreachable the deploy is not lost and not an error:
+    it stays queued, `queue_waiting_since` and a log line say it waits for the
+    queue, and the reaper sends it as soon as the queue is back. Callers that
+    answer a person read `deploy.waits_for_queue` and say so
+    (queue_waiting_message).
+    """
+
+    def send() -> None:
+        try:
+            queue.enqueue(queue.RUN_DEPLOY, deploy.pk)
+        except queue.QueueUnavailable as exc:
+            now = timezone.now()
+            Deploy.objects.filter(pk=deploy.pk, status=DeployStatus.QUEUED).update(queue_waiting_since=now)
+            deploy.queue_waiting_since = now
+            DeployLog.objects.create(
+                deploy=deploy,
+                at=now,
+                level="warning",
+                message=f"{exc}: the deploy waits for the queue and starts as soon as it is back",
+            )
+
+    transaction.on_commit(send)
+
+
+def queue_waiting_message(deploy: Deploy) -> str:
+    """What a person is told when their deploy could not be handed to the queue."""
+    return (
+        f"deploy #{deploy.pk} is recorded, but the task queue is unreachable: it waits for the queue and starts "
+        "as soon as the queue is back (its page shows it); nothing else needs doing"
+    )
+
+
+def _insert(environment: Environment, **fields: object) -> Deploy:
+    """Write the deploy row; the database refuses a second active deploy per environment (→ 409)."""
+    try:
+        with transaction.atomic():
+            return Deploy.objects.create(environment=environment, **fields)
+    except IntegrityError as exc:
+        running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
+        if running is None:
+            raise
+        raise DeployConflict(_busy_message(running), running) from exc
+
+
+def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Deploy | None = None) -> Deploy:
+    """Go back to an earlier release the hosts still keep (default: the one before what runs now).
+
+    A rollback is a deploy of kind `rollback`: same log, checks and audit, but
+    nothing is built and neither gates, checklist nor approval stop it; a lock
+    does not either (going back to a known-good release is what a lock is for).
+    A successful rollback locks the environment until someone unlocks it.
+    """
+    access_for(user).require_deploy(environment)
+    candidates = rollback_candidates(environment)
+    if not candidates:
+        raise DeployRefused(f"{environment} has no earlier release kept on its hosts to roll back to")
+    target = candidates[0] if to is None else next((c for c in candidates if c.pk == to.pk), None)
+    if target is None:
+        kept = ", ".join(f"#{c.pk} ({c.sha[:8]})" for c in candidates)
+        raise DeployRefused(
+            f"the release of deploy #{to.pk if to else '?'} is not one the hosts keep (newest "
+            f"{environment.releases_to_keep}); roll back to one of: {kept}"
+        )
+    current = current_deploy(environment)
+    with transaction.atomic():
+        deploy = _insert(
+            environment,
+            requested_by=user,
+            ref=target.ref,
+            sha=target.sha,
+            previous_sha=current.sha if current else "",
+            trigger=DeployTrigger.ROLLBACK,
+            rollback_of=target,
+            enqueued_at=timezone.now(),
+            eta_seconds=eta_seconds(environment)[0],
+        )
+        detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})"
+        audit_record(AuditAction.ROLLBACK_REQUESTED, actor=user, deploy=deploy, detail=detail)
+    _hand_to_queue(deploy)
+    pagecache.matrix_changed()
+    return deploy
+
+
+def rollback_candidates(environment: Environment) -> list[Deploy]:
+    """Deploys whose release the hosts still keep, newest first, without the one running now.
+
+    Pruning keeps the releases of the newest `releases_to_keep` live deploys
+    (a rollback's release is the earlier deploy's), so those are the candidates;
+    a release whose API tests failed is kept but never offered.
+    """
+    live = list(
+        Deploy.objects.filter(environment=environment, status__in=DeployStatus.live())
+        .select_related("rollback_of__requested_by", "requested_by")
+        .order_by("-id")[: environment.releases_to_keep]
+    )
+    seen: set[str] = set()
+    candidates = []
+    for deploy in live:
+        origin = deploy.rollback_of if deploy.rollback_of_id else deploy
+        if seen and origin.release_name not in seen and origin.status == DeployStatus.SUCCEEDED:
+            candidates.append(origin)  # the first one is what runs now
+        seen.add(origin.release_name)
+    return candidates
+
+
+def _lock_check(environment: Environment, is_admin: bool, options: DeployOptions, emergency: str) -> str:
+    """The lock's summary when an admin deploys through it; Locked when the lock stops this deploy."""
+    if not environment.is_locked or emergency:
+        return ""
+    summary = lock_summary(environment)
+    if is_admin and options.override_lock:
+        return summary
+    if is_admin:
+        raise Locked(
+            f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock"
+        )
+    raise Locked(f"{environment} is {summary}. Ask whoever locked it to unlock it, or an admin to deploy")
+
+
+def _checklist_check(environment: Environment, ticked: tuple[str, ...]) -> None:
+    missing = [item for item in environment.checklist if item not in set(ticked)]
+    if missing:
+        raise DeployRefused(
+            f"tick every checklist item of {environment} before deploying; not ticked: " + "; ".join(missing)
+        )
+
+
+def _audit_request(deploy: Deploy, user: AbstractBaseUser | None, emergency: str, overridden: str) -> None:
+    what = f"{deploy.ref} ({deploy.sha[:12]})"
+    if emergency:
+        audit_record(AuditAction.EMERGENCY_DEPLOY, actor=user, deploy=deploy, detail=f"{what}: {emergency}")
+    else:
+        audit_record(AuditAction.DEPLOY_REQUESTED, actor=user, deploy=deploy, detail=what)
+    if overridden:
+        audit_record(AuditAction.LOCK_OVERRIDDEN, actor=user, deploy=deploy, detail=overridden)
+
+
+def resolve_ref(environment: Environment, ref: str) -> str:
+    """The sha `ref` names now; DeployRefused (with what to do) when it names nothing deployable."""
+    if is_full_sha(ref):
+        return ref
+    try:
+        branch_name_check(ref)
+    except RefError as exc:
+        raise DeployRefused(f"{exc}. Pick a branch from the list on the service page.") from exc
+    sha = Branch.objects.filter(service_id=environment.service_id, name=ref).values_list("sha", flat=True).first()
+    if sha is None:
+        raise DeployRefused(
+            f"{environment.service.name} has no branch {ref!r}. If it was just pushed, "
+            "press Refresh branches on the service page and try again."
+        )
+    return sha
+
+
+def _busy_message(running: Deploy) -> str:
+    who = running.requested_by.get_username() if running.requested_by else "Gantry"
+    waiting = " (waiting for the task queue)" if running.waits_for_queue else ""
+    return (
+        f"{running.environment} is busy: deploy #{running.pk} of {running.ref} ({running.sha[:8]}), "
+        f"started by {who} {ago(running.created_at)}, is {running.status}{waiting}. "
+        "Wait for it to finish, then deploy again."
+    )

@@ -1,0 +1,1 @@
+"""Who may deploy and when: access, locks, leases, and the audit log they write."""

@@ -1,0 +1,208 @@
+"""Gantry's local mirror of each service's git repository: fetch, list branches, archive a sha.
+
+Only workers call this. Every git call gets an argument list (never a shell),
+`--` before positional arguments, and a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from deployer.lib.redact import redacted
+from deployer.sources.refs import is_full_sha
+
+
+class GitError(Exception):
+    """A git command failed; the message carries git's own words (credentials in URLs redacted: it is
+    shown on pages, in deploy reasons and in Slack)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redacted(message))
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    name: str
+    sha: str
+    author: str
+    committed_at: datetime
+    message: str
+
+
+def mirror_path(service_name: str) -> Path:
+    return settings.REPO_MIRROR_DIR / f"{service_name}.git"
+
+
+def _auth_env() -> dict[str, str]:
+    """GitHub's token as an HTTP header scoped to GitHub's URL, passed through the
+    environment: never in a URL or on a command line (ps, error messages, logs)."""
+    if not settings.GITHUB_TOKEN:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{settings.GITHUB_TOKEN}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{settings.GITHUB_WEB_URL}/.extraheader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return _git_bytes(*args, cwd=cwd).decode("utf-8", errors="replace")
+
+
+def _git_bytes(*args: str, cwd: Path | None = None) -> bytes:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_auth_env()}
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            timeout=settings.GIT_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} took longer than {settings.GIT_TIMEOUT} s") from exc
+    if done.returncode != 0:
+        stderr = done.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(stderr.splitlines()[-1] if stderr else f"git {args[0]} failed")
+    return done.stdout
+
+
+def mirror_update(service_name: str, repo_url: str) -> Path:
+    """Clone the repository as a bare mirror on first use, else fetch (pruning deleted branches)."""
+    path = mirror_path(service_name)
+    if not (path / "HEAD").exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "--mirror", "--quiet", "--", repo_url, str(path))
+    else:
+        _git("remote", "set-url", "origin", "--", repo_url, cwd=path)
+        _git("fetch", "--prune", "--quiet", "origin", cwd=path)
+    return path
+
+
+def branches_list(service_name: str) -> list[BranchInfo]:
+    fmt = "%(refname:strip=2)%00%(objectname)%00%(authorname)%00%(committerdate:unix)%00%(contents:subject)"
+    out = _git("for-each-ref", f"--format={fmt}", "refs/heads/", cwd=mirror_path(service_name))
+    branches = []
+    for line in out.splitlines():
+        name, sha, author, when, subject = line.split("\0", 4)
+        branches.append(
+            BranchInfo(
+                name=name,
+                sha=sha,
+                author=author,
+                committed_at=datetime.fromtimestamp(int(when), tz=UTC),
+                message=subject[:500],
+            )
+        )
+    return branches
+
+
+def archive(service_name: str, repo_url: str, sha: str, dest: Path) -> Path:
+    """Write a .tar.gz of the tree at `sha` to `dest`, fetching first if the mirror lacks it."""
+    if not is_full_sha(sha):
+        raise GitError(f"{sha!r} is not a full commit sha")
+    path = mirror_path(service_name)
+    if not _has_commit(path, sha):
+        mirror_update(service_name, repo_url)
+        if not _has_commit(path, sha):
+            raise GitError(f"commit {sha} is not in {repo_url}; was the branch force-pushed or deleted?")
+    _git("archive", "--format=tar.gz", f"--output={dest}", sha, cwd=path)
+    return dest
+
+
+def _has_commit(path: Path, sha: str) -> bool:
+    if not (path / "HEAD").exists():
+        return False
+    try:
+        _git("cat-file", "-e", f"{sha}^{{commit}}", cwd=path)
+    except GitError:
+        return False
+    return True
+
+
+def _ensure_commits(service_name: str, repo_url: str, *shas: str) -> Path:
+    path = mirror_path(service_name)
+    if not all(_has_commit(path, sha) for sha in shas):
+        mirror_update(service_name, repo_url)
+        missing = [sha for sha in shas if not _has_commit(path, sha)]
+        if missing:
+            raise GitError(f"commit {missing[0]} is not in {repo_url}")
+    return path
+
+
+def is_ancestor(service_name: str, repo_url: str, ancestor: str, descendant: str) -> bool:
+    """True if `ancestor` is `descendant` or one of its ancestors."""
+    path = _ensure_commits(service_name, repo_url, ancestor, descendant)
+    try:
+        _git("merge-base", "--is-ancestor", ancestor, descendant, cwd=path)
+    except GitError:
+        return False
+    return True
+
+
+def ahead_count(service_name: str, repo_url: str, base: str, head: str) -> int:
+    """How many commits `head` has that `base` does not."""
+    path = _ensure_commits(service_name, repo_url, base, head)
+    return int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    committed_at: datetime
+    subject: str
+    email: str = ""
+
+
+def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[int, list[CommitInfo]]:
+    """Commits in `head` but not in `base` (newest first, at most `limit`) and how many there are in all.
+
+    Reads the local mirror only (it never fetches: pages call this); GitError if it lacks either commit.
+    """
+    path = mirror_path(service_name)
+    for sha in (base, head):
+        if not _has_commit(path, sha):
+            raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name} yet")
+    total = int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())
+    fmt = "%H%x00%an%x00%ae%x00%ct%x00%s"
+    out = _git("log", f"--format={fmt}", f"--max-count={int(limit)}", f"{base}..{head}", "--", cwd=path)
+    commits = []
+    for line in out.splitlines():
+        sha, author, email, when, subject = line.split("\0", 4)
+        commits.append(CommitInfo(sha, author, datetime.fromtimestamp(int(when), tz=UTC), subject[:300], email))
+    return total, commits
+
+
+class FileTooLarge(GitError):
+    """A file from a branch is larger than its reader takes; it was not read."""
+
+
+def file_at(service_name: str, sha: str, path: str, *, max_bytes: int) -> str | None:
+    """The text of `path` in commit `sha` of the local mirror; None when the commit has no such file.
+
+    The file comes from a branch: FileTooLarge beyond `max_bytes` (checked before
+    it is read), and bytes that are not UTF-8 are replaced rather than fatal.
+    """
+    mirror = mirror_path(service_name)
+    if not _has_commit(mirror, sha):
+        raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name}")
+    try:
+        kind = _git("cat-file", "-t", f"{sha}:{path}", cwd=mirror).strip()
+    except GitError:
+        return None
+    if kind != "blob":
+        raise FileTooLarge(f"{path} is a {kind}, not a file")
+    size = int(_git("cat-file", "-s", f"{sha}:{path}", cwd=mirror).strip())
+    if size > max_bytes:
+        raise FileTooLarge(f"{path} is {size // 1024} KB; at most {max_bytes // 1024} KB is read")
+    return _git_bytes("cat-file", "blob", f"{sha}:{path}", cwd=mirror).decode("utf-8", errors="replace")

@@ -1,0 +1,255 @@
+"""SSH to hosts, the one place that imports Fabric and paramiko.
+
+Fabric accepts any host key by default; Gantry loads only its own known_hosts
+file and refuses unknown or changed keys. Fabric opens the connection; commands
+run on a paramiko channel of it. Every remote command runs under the remote
+`timeout` utility (a local timeout alone would leave it running) and under a
+local silence timeout too, in case the connection itself hangs.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import hashlib
+import shlex
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from fabric import Config, Connection
+
+from deployer.errors import StepFailed
+from deployer.lib.private_file import private_file_write
+
+# Exit status of coreutils `timeout` when it had to stop the command.
+TIMEOUT_EXIT = 124
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str
+    port: int
+    user: str
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.address}:{self.port}"
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+class HostKeyError(StepFailed):
+    """The host's key is unknown or differs from the one Gantry trusts."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
+    """Refuse hosts whose key Gantry does not know, saying how to trust them."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyError(
+            f"{self.target.address}:{self.target.port} offered host key {fingerprint(key)} ({key.get_name()}), "
+            f"which is not in Gantry's known_hosts ({settings.GANTRY_KNOWN_HOSTS}). If you expect this host "
+            f"and fingerprint, trust it with: manage.py trust_host {self.target.address}:{self.target.port} "
+            f"--fingerprint {fingerprint(key)}"
+        )
+
+
+def open_connection(target: Target) -> Connection:
+    """An open connection to `target`, checked against Gantry's known_hosts; the caller closes it."""
+    conn = Connection(
+        host=target.address,
+        port=target.port,
+        user=target.user,
+        connect_timeout=settings.SSH_CONNECT_TIMEOUT,
+        config=Config(overrides={"load_ssh_configs": False}),
+        connect_kwargs={
+            "key_filename": str(settings.GANTRY_SSH_KEY),
+            "look_for_keys": False,
+            "allow_agent": False,
+            "banner_timeout": settings.SSH_CONNECT_TIMEOUT,
+            "auth_timeout": settings.SSH_CONNECT_TIMEOUT,
+        },
+    )
+    if settings.GANTRY_KNOWN_HOSTS.exists():
+        conn.client.load_host_keys(str(settings.GANTRY_KNOWN_HOSTS))
+    conn.client.set_missing_host_key_policy(_RefuseUnknownKey(target))
+    try:
+        _open(conn, target)
+        # Small packets at once: without this, each command waits on Nagle + delayed ACK (~40 ms a round).
+        conn.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open(conn: Connection, target: Target) -> None:
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException as exc:
+        raise HostKeyError(
+            f"the host key of {target.address}:{target.port} CHANGED: it offered {fingerprint(exc.key)}, "
+            f"Gantry trusts {fingerprint(exc.expected_key)}. This is what a man-in-the-middle looks like; if the "
+            f"host was rebuilt, check the new fingerprint with its owner, then run: manage.py trust_host "
+            f"{target.address}:{target.port} --replace --fingerprint {fingerprint(exc.key)}"
+        ) from exc
+    except paramiko.AuthenticationException as exc:
+        raise StepFailed(
+            f"{target} refused Gantry's SSH key: add the public key (manage.py ssh_key prints it) "
+            f"to ~{target.user}/.ssh/authorized_keys on {target.address}"
+        ) from exc
+    except (OSError, paramiko.SSHException) as exc:
+        raise StepFailed(f"cannot connect to {target}: {exc}") from exc
+
+
+class _LineWriter:
+    """A file-like sink for invoke that hands on whole lines of remote output."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.buffer = ""
+
+    def write(self, text: str) -> None:
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            self.emit(line.rstrip("\r"))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.buffer:
+            self.emit(self.buffer)
+            self.buffer = ""
+
+
+def run(
+    conn: Connection,
+    script: str,
+    *,
+    timeout: int,
+    output: Callable[[str], None],
+    stdin: Path | None = None,
+) -> None:
+    """Run a POSIX shell script on the host, streaming each output line to `output`.
+
+    `stdin` is a file sent to the script's standard input (how releases are
+    uploaded: one session, no SFTP round trips). Raise StepFailed on a non-zero
+    exit, when it runs past `timeout` seconds, or when the host goes silent.
+    """
+    command = f"timeout -k 5 {int(timeout)} sh -c {shlex.quote(script)}"
+    # Invoke's runner polls its streams; a plain channel answers as soon as the host does.
+    transport = conn.client.get_transport() if conn.client else None
+    if transport is None or not transport.is_active():
+        raise StepFailed("lost the connection: it is closed")
+    writer = _LineWriter(output)
+    try:
+        channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
+    except (OSError, paramiko.SSHException) as exc:
+        raise StepFailed(f"lost the connection: {exc}") from exc
+    try:
+        channel.settimeout(timeout + 15)  # the most a host may stay silent (remote `timeout` acts first)
+        channel.set_combine_stderr(True)
+        channel.exec_command(command)
+        if stdin is not None:
+            _send_file(channel, stdin)
+        channel.shutdown_write()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while data := channel.recv(65536):
+            writer.write(decoder.decode(data))
+        writer.write(decoder.decode(b"", final=True))
+        if not channel.status_event.wait(15):
+            raise StepFailed("the host closed the command without an exit status")
+        status = channel.exit_status
+    except TimeoutError as exc:
+        raise StepFailed(f"no answer from the host within {timeout + 15} s") from exc
+    except (OSError, paramiko.SSHException) as exc:
+        raise StepFailed(f"lost the connection: {exc}") from exc
+    finally:
+        writer.close()
+        channel.close()
+    if status == -1:
+        raise StepFailed("lost the connection: no exit status")
+    if status == TIMEOUT_EXIT:
+        raise StepFailed(f"still running after {timeout} s; stopped")
+    if status != 0:
+        raise StepFailed(f"exited with status {status}")
+
+
+def _send_file(channel: paramiko.Channel, path: Path) -> None:
+    with path.open("rb") as source:
+        while chunk := source.read(256 * 1024):
+            channel.sendall(chunk)
+
+
+# --- Gantry's own key and known_hosts ---------------------------------------
+
+
+def host_key_scan(address: str, port: int) -> paramiko.PKey:
+    """Ask a host for its key (like ssh-keyscan), without authenticating."""
+    with socket.create_connection((address, port), timeout=settings.SSH_CONNECT_TIMEOUT) as sock:
+        transport = paramiko.Transport(sock)
+        try:
+            transport.start_client(timeout=settings.SSH_CONNECT_TIMEOUT)
+            return transport.get_remote_server_key()
+        finally:
+            transport.close()
+
+
+def known_host_key(target: Target) -> paramiko.PKey | None:
+    keys = _known_hosts()
+    entry = keys.lookup(target.known_hosts_name)
+    return next(iter(entry.values())) if entry else None
+
+
+def known_hosts_trust(target: Target, key: paramiko.PKey, *, replace: bool = False) -> None:
+    """Add (or with `replace`, swap in) the key Gantry trusts for `target`."""
+    keys = _known_hosts()
+    name = target.known_hosts_name
+    if replace and name in keys:
+        del keys[name]
+    keys.add(name, key.get_name(), key)
+    path = settings.GANTRY_KNOWN_HOSTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys.save(str(path))
+
+
+def _known_hosts() -> paramiko.HostKeys:
+    path = settings.GANTRY_KNOWN_HOSTS
+    return paramiko.HostKeys(str(path)) if path.exists() else paramiko.HostKeys()
+
+
+def ed25519_key_write(private: Path, comment: str) -> None:
+    """Write a new OpenSSH ed25519 key pair to `private` and `private`.pub."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    if not private_file_write(private, pem):
+        return  # another process wrote it first: that pair is the one
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    private.with_name(private.name + ".pub").write_text(f"{line.decode()} {comment}\n")
+
+
+def ssh_key_ensure() -> str:
+    """Create Gantry's key pair if it does not exist; return the public key line."""
+    private = settings.GANTRY_SSH_KEY
+    if not private.exists():
+        ed25519_key_write(private, f"gantry@{socket.gethostname()}")
+    return private.with_name(private.name + ".pub").read_text().strip()

@@ -1,0 +1,1 @@
+"""For whoever runs Gantry: Prometheus metrics, readiness, Django system checks, the page cache generation."""

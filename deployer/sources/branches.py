@@ -1,0 +1,218 @@
+"""Keeping the Branch table in step with each service's repository.
+
+A service with `github_repo` (and GitHub configured) reads its branches from
+GitHub's API; any other reads its git repository through a local mirror.
+Workers call `branch_sync` (and the webhook handlers below); pages only read
+the rows, with the freshness recorded in SyncState.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployer.choices import SyncSource
+from deployer.errors import SyncFailed
+from deployer.integrations import git as gitrepo
+from deployer.integrations import github
+from deployer.models import Branch, Service, SyncState
+from deployer.sources import integration_health
+from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A branch as a source reports it; commit details may be unknown (None)."""
+
+    name: str
+    sha: str
+    author: str | None = None
+    message: str | None = None
+    committed_at: datetime | None = None
+
+
+def branch_sync(*, service: Service) -> int:
+    """Refresh `service`'s branches; return how many there are.
+
+    A failure is recorded on the service's SyncState (the page shows it with the
+    age of the data) and raised as SyncFailed; the known branches stay as they were.
+    """
+    state = sync_state(service, SyncSource.BRANCHES)
+    try:
+        if service.github_repo and github.enabled():
+            return _sync_from_github(service, state)
+        heads = [Head(b.name, b.sha, b.author, b.message, b.committed_at) for b in _git_branches(service)]
+    except (gitrepo.GitError, github.GitHubError, SyncFailed) as exc:
+        logger.warning("branch sync of %s failed: %s", service.name, exc)
+        sync_failed(state, str(exc))
+        raise SyncFailed(str(exc)) from exc
+    _apply(service, heads)
+    sync_succeeded(state)
+    return len(heads)
+
+
+def _git_branches(service: Service) -> list[gitrepo.BranchInfo]:
+    gitrepo.mirror_update(service.name, service.repo_url)
+    return gitrepo.branches_list(service.name)
+
+
+def _sync_from_github(service: Service, state: SyncState) -> int:
+    reason = integration_health.unavailable_reason(integration_health.GITHUB)
+    if reason:
+        raise SyncFailed(reason)
+    counter = _Counter()
+    try:
+        pages, heads = _list_pages(service.github_repo, state.etags.get("pages", []), counter)
+        if heads is not None:
+            _apply(service, _with_commit_details(service, heads, counter))
+    except github.GitHubError as exc:
+        _record_github_failure(exc, counter)
+        raise
+    integration_health.record_success(
+        integration_health.GITHUB, requests=counter.requests, rate=github.rate_limit_seen()
+    )
+    sync_succeeded(state, etags={"pages": pages})
+    return Branch.objects.filter(service=service).count()
+
+
+class _Counter:
+    requests = 0
+
+
+def _record_github_failure(exc: github.GitHubError, counter: _Counter) -> None:
+    pause = exc.reset_at if isinstance(exc, github.GitHubRateLimited) else None
+    integration_health.record_failure(
+        integration_health.GITHUB,
+        str(exc),
+        transient=exc.retryable,
+        requests=counter.requests,
+        rate=github.rate_limit_seen(),
+        pause_until=pause,
+    )
+
+
+def _list_pages(
+    repo: str, stored: list[dict[str, str]], counter: _Counter
+) -> tuple[list[dict[str, str]], list[github.BranchHead] | None]:
+    """Walk the branch list with each page's stored ETag.
+
+    Returns the pages' new ETags and every head, or None for the heads when all
+    pages answered 304 (nothing changed, nothing spent). When only some pages
+    changed, the unchanged ones are fetched again to get the whole list.
+    """
+    pages: list[dict[str, str]] = []
+    found: list[list[github.BranchHead] | None] = []
+    url: str | None = None
+    while True:
+        index = len(pages)
+        known = stored[index] if index < len(stored) else None
+        etag = known["etag"] if known and (url is None or known["url"] == url) else ""
+        page = github.branches_page(repo, url=url, etag=etag)
+        counter.requests += 1
+        pages.append({"url": page.url, "etag": page.etag})
+        found.append(page.heads)
+        url = page.next_url
+        if url is None and page.heads is None and index + 1 < len(stored):
+            url = stored[index + 1]["url"]  # a 304 may come without its Link header
+        if url is None:
+            break
+    if all(heads is None for heads in found) and len(pages) == len(stored):
+        return pages, None
+    heads: list[github.BranchHead] = []
+    for number, page_heads in enumerate(found):
+        if page_heads is None:
+            page = github.branches_page(repo, url=pages[number]["url"] if number else None)
+            counter.requests += 1
+            pages[number] = {"url": page.url, "etag": page.etag}
+            page_heads = page.heads or []
+        heads += page_heads
+    return pages, heads
+
+
+def _with_commit_details(service: Service, heads: list[github.BranchHead], counter: _Counter) -> list[Head]:
+    """Author, message and date of each head: known shas from the table, new ones from GitHub
+    while the rate-limit budget allows (the rest are filled in by a later sync)."""
+    known = {
+        b.sha: b
+        for b in Branch.objects.filter(service=service, sha__in={h.sha for h in heads}, committed_at__isnull=False)
+    }
+    out = []
+    for head in heads:
+        branch = known.get(head.sha)
+        if branch is not None:
+            out.append(Head(head.name, head.sha, branch.author, branch.message, branch.committed_at))
+            continue
+        if integration_health.unavailable_reason(integration_health.GITHUB) or _budget_low():
+            out.append(Head(head.name, head.sha))
+            continue
+        info = github.commit_info(service.github_repo, head.sha)
+        counter.requests += 1
+        out.append(Head(head.name, head.sha, info.author, info.message, info.committed_at))
+        known[head.sha] = Branch(author=info.author, message=info.message, committed_at=info.committed_at)
+    return out
+
+
+def _budget_low() -> bool:
+    rate = github.rate_limit_seen()
+    return rate is not None and rate.remaining <= settings.GITHUB_RATE_LIMIT_RESERVE
+
+
+@transaction.atomic
+def _apply(service: Service, heads: list[Head]) -> None:
+    """Make the table match `heads`: add, update, delete; keep commit details a source did not give."""
+    names = [h.name for h in heads]
+    Branch.objects.filter(service=service).exclude(name__in=names).delete()
+    existing = {b.name: b for b in Branch.objects.filter(service=service)}
+    now = timezone.now()
+    creates, updates = [], []
+    for head in heads:
+        branch = existing.get(head.name)
+        if branch is None:
+            creates.append(Branch(service=service, name=head.name, **_values(head)))
+        elif branch.sha != head.sha or (head.committed_at and not branch.committed_at):
+            for key, value in _values(head).items():
+                setattr(branch, key, value)
+            branch.updated_at = now
+            updates.append(branch)
+    Branch.objects.bulk_create(creates)
+    Branch.objects.bulk_update(updates, ["sha", "author", "message", "committed_at", "updated_at"])
+
+
+def _values(head: Head) -> dict[str, object]:
+    return {
+        "sha": head.sha,
+        "author": head.author or "",
+        "message": (head.message or "")[:500],
+        "committed_at": head.committed_at,
+    }
+
+
+def branch_pushed(*, service: Service, head: Head) -> None:
+    """A push moved (or created) one branch: record its new head (from a webhook)."""
+    _upsert(service, head)
+
+
+def branch_created(*, service: Service, name: str) -> None:
+    """A branch was created: look up its head unless a push already told us (from a webhook)."""
+    if Branch.objects.filter(service=service, name=name).exists():
+        return
+    info = github.branch_head(service.github_repo, name)
+    if info is not None:
+        _upsert(service, Head(name, info.sha, info.author, info.message, info.committed_at))
+
+
+def branch_deleted(*, service: Service, name: str) -> None:
+    Branch.objects.filter(service=service, name=name).delete()
+
+
+def _upsert(service: Service, head: Head) -> None:
+    Branch.objects.update_or_create(
+        service=service, name=head.name, defaults={**_values(head), "updated_at": timezone.now()}
+    )

@@ -1,0 +1,132 @@
+"""Webhooks: the web process records each delivery and enqueues its id;
+a worker applies it. A delivery id seen before is ignored, and a delivery
+recorded while the broker was down is picked up by the periodic sweep.
+
+A push moves a branch only from the head we know (its `before`): a replayed
+or out-of-order push, signed as it is, must not move a branch back to an older
+sha. Anything else is resynced from GitHub, which knows where the branch is."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from deployer import queue
+from deployer.integrations import github
+from deployer.models import Branch, Service, WebhookDelivery
+from deployer.sources import branches
+
+logger = logging.getLogger(__name__)
+GITHUB_EVENTS = {"push", "create", "delete"}
+HEADS = "refs/heads/"
+ZERO_SHA = "0" * 40  # a push's `before` when it created the branch
+
+
+def delivery_record(*, source: str, delivery_id: str, event: str, payload: dict[str, Any]) -> WebhookDelivery | None:
+    """Store a delivery and enqueue it after commit; None if this delivery id was seen before."""
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                source=source, delivery_id=delivery_id, event=event, payload=payload
+            )
+    except IntegrityError:
+        return None
+    queue.enqueue_after_commit(queue.PROCESS_WEBHOOK, delivery.pk)
+    return delivery
+
+
+def github_service(payload: dict[str, Any]) -> Service | None:
+    full_name = (payload.get("repository") or {}).get("full_name", "")
+    return Service.objects.filter(github_repo__iexact=full_name).first() if full_name else None
+
+
+def delivery_process(*, delivery_id: int) -> None:
+    """Apply one recorded delivery (once: a processed one is skipped)."""
+    claimed = WebhookDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
+        processed_at=timezone.now()
+    )
+    if not claimed:
+        return
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    try:
+        outcome = _github_apply(delivery) if delivery.source == "github" else "ignored"
+    except Exception as exc:
+        WebhookDelivery.objects.filter(pk=delivery_id).update(processed_at=None, outcome=f"failed: {exc}")
+        raise
+    WebhookDelivery.objects.filter(pk=delivery_id).update(outcome=outcome)
+
+
+def _github_apply(delivery: WebhookDelivery) -> str:
+    payload = delivery.payload
+    service = github_service(payload)
+    if service is None:
+        return "no service uses this repository"
+    if delivery.event == "push":
+        outcome = _push(service, payload)
+    elif payload.get("ref_type") != "branch":
+        return "not a branch"
+    elif delivery.event == "create":
+        branches.branch_created(service=service, name=payload["ref"])
+        outcome = f"branch {payload['ref']} created"
+    else:
+        branches.branch_deleted(service=service, name=payload["ref"])
+        outcome = f"branch {payload['ref']} deleted"
+    queue.enqueue_after_commit(queue.DELIVER, service.pk)
+    return outcome
+
+
+def _push(service: Service, payload: dict[str, Any]) -> str:
+    ref = payload.get("ref", "")
+    if not ref.startswith(HEADS):
+        return "not a branch"
+    name = ref[len(HEADS) :]
+    stored = Branch.objects.filter(service=service, name=name).values_list("sha", flat=True).first()
+    if payload.get("before") != (stored or ZERO_SHA):
+        return _resync(service, name, str(payload.get("before", ""))[:40], stored)
+    if payload.get("deleted"):
+        branches.branch_deleted(service=service, name=name)
+        return f"branch {name} deleted"
+    head = payload.get("head_commit") or {}
+    branches.branch_pushed(
+        service=service,
+        head=branches.Head(
+            name=name,
+            sha=payload["after"],
+            author=(head.get("author") or {}).get("name"),
+            message=(head.get("message") or "").split("\n", 1)[0] or None,
+            committed_at=_when(head.get("timestamp")),
+        ),
+    )
+    return f"branch {name} at {payload['after'][:8]}"
+
+
+def _resync(service: Service, name: str, before: str, stored: str | None) -> str:
+    """A push that does not follow what we know (replayed, out of order, or one missed in between):
+    never move the branch by it; ask GitHub where the branch is now."""
+    why = f"out of order (it moved {before[:8] or '?'}, we had {stored[:8] if stored else 'no branch'})"
+    info = github.branch_head(service.github_repo, name)
+    if info is None:
+        branches.branch_deleted(service=service, name=name)
+        return f"{why}: branch {name} is gone on GitHub, removed"
+    branches.branch_pushed(
+        service=service, head=branches.Head(name, info.sha, info.author, info.message, info.committed_at)
+    )
+    return f"{why}: branch {name} resynced from GitHub at {info.sha[:8]}"
+
+
+def _when(value: str | None) -> datetime | None:
+    return parse_datetime(value) if value else None
+
+
+def deliveries_sweep(*, older_than: timedelta = timedelta(seconds=30)) -> int:
+    """Enqueue deliveries that were recorded but never processed (broker down at the time)."""
+    stale = WebhookDelivery.objects.filter(processed_at__isnull=True, received_at__lt=timezone.now() - older_than)
+    ids = list(stale.values_list("pk", flat=True)[:500])
+    for pk in ids:
+        queue.enqueue(queue.PROCESS_WEBHOOK, pk)
+    return len(ids)
