@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/rollout.py [--hosts 20] [--batch 10] [--runs 3] [--n
 Four ways to do the same steps — upload the release archive, extract it, write
 REVISION, build, then in batches switch `current` and restart:
 
-- gantry:      Gantry's rollout (deployer.rollout), in this process, with its database log;
+- gantry:      Gantry's rollout (deployer.deploys.rollout), in this process, with its database log;
 - sequential:  the same rollout one host at a time (parallelism 1, batch size 1);
 - raw ssh:     OpenSSH `ssh` processes, 10 at a time, the same commands and two phases,
                no orchestration at all: the lower bound;
@@ -50,7 +50,7 @@ from deployer.choices import DeployStatus  # noqa: E402
 from deployer.demo import setup  # noqa: E402
 from deployer.demo.hosts import SshdHost  # noqa: E402
 from deployer.deploys import rollout  # noqa: E402
-from deployer.integrations import git as gitrepo  # noqa: E402
+from deployer.integrations import git  # noqa: E402
 from deployer.models import Deploy, Environment  # noqa: E402
 
 RESTART = 'echo "$GANTRY_SHA" > "$GANTRY_DEPLOY_PATH/shared/restarted"'
@@ -250,7 +250,7 @@ def main() -> None:
     repo = work / "repo"
     setup.repo_create(repo)
     sha = setup.git(repo, "rev-parse", "main").strip()
-    archive = gitrepo.archive("bench", str(repo), sha, work / "release.tar.gz")
+    archive = git.archive("bench", str(repo), sha, work / "release.tar.gz")
     hosts, processes = start_hosts(args.hosts, work / "hosts")
     playbook_bin = None if args.no_ansible else ansible_playbook()
     bench = Bench(hosts, args.batch, repo, archive, sha, work)

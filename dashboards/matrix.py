@@ -1,23 +1,30 @@
-"""The services matrix as HTML rows.
+"""The services matrix as HTML rows, and its short-lived cache.
 
 At 500 services the matrix has 1,500 cells. Django's template engine needs
 ~100 ms for that many cells, and format_html ~60 ms; f-strings with every
 interpolated value passed through html.escape take a few ms. Each row is
 marked safe once, after all its values were escaped. The page around it stays
 a template. Measured by bench/scale.py.
+
+The rendered rows are cached for at most GANTRY_MATRIX_CACHE_SECONDS, under a
+key holding the services generation: whatever changes what the matrix shows
+bumps it (deployer.lib.generations), so no process serves a stale matrix.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from html import escape
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboards.templatetags.gantry import age
 from deployer.choices import BuildResult
+from deployer.lib import generations
 from deployer.selectors import DeploySummary, Matrix, MatrixCell, MatrixRow
 
 _BUILD_STYLE = {result.value: (result.colour, result.label) for result in BuildResult}
@@ -87,3 +94,12 @@ def _current(deploy: DeploySummary | None, now: datetime) -> str:
         f'<div><code title="{sha}">{sha[:8]}</code> {escape(deploy.ref)}</div>'
         f'<div class="muted small">{age(deploy.finished_at, now)} by {who}</div>'
     )
+
+
+def cache_key(team: str, query: str) -> str:
+    digest = hashlib.sha256(f"{team}\0{query}".encode()).hexdigest()[:16]
+    return f"gantry:matrix:{generations.current(generations.SERVICES)}:{digest}"
+
+
+def cache_enabled() -> bool:
+    return settings.MATRIX_CACHE_SECONDS > 0

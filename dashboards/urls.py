@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboards import delivery, history, ops, views
+from dashboards import actions, delivery, history, ops, views
 from dashboards.hooks import github, jenkins, slack
 
 urlpatterns = [
@@ -20,24 +20,24 @@ urlpatterns = [
     path("api/", include("dashboards.api.urls")),
     path("", views.services, name="services"),
     path("services/<slug:name>/", views.service_detail, name="service"),
-    path("services/<slug:name>/refresh", views.service_refresh_view, name="service-refresh"),
-    path("services/<slug:name>/<slug:environment>/deploy", views.deploy_create, name="deploy-create"),
-    path("services/<slug:name>/<slug:environment>/promote", views.deploy_promote_view, name="deploy-promote"),
+    path("services/<slug:name>/refresh", actions.service_refresh_view, name="service-refresh"),
+    path("services/<slug:name>/<slug:environment>/deploy", actions.deploy_create, name="deploy-create"),
+    path("services/<slug:name>/<slug:environment>/promote", actions.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),
     path("deploys/<int:pk>/log", views.deploy_log, name="deploy-log"),
     path("services/<slug:name>/<slug:environment>/plan", views.deploy_plan_view, name="deploy-plan"),
-    path("services/<slug:name>/<slug:environment>/rollback", views.deploy_rollback_view, name="deploy-rollback"),
-    path("services/<slug:name>/<slug:environment>/lease/release", views.lease_release_view, name="lease-release"),
-    path("services/<slug:name>/<slug:environment>/lease/extend", views.lease_extend_view, name="lease-extend"),
-    path("services/<slug:name>/<slug:environment>/api-tests", views.api_tests_run_view, name="api-tests-run"),
+    path("services/<slug:name>/<slug:environment>/rollback", actions.deploy_rollback_view, name="deploy-rollback"),
+    path("services/<slug:name>/<slug:environment>/lease/release", actions.lease_release_view, name="lease-release"),
+    path("services/<slug:name>/<slug:environment>/lease/extend", actions.lease_extend_view, name="lease-extend"),
+    path("services/<slug:name>/<slug:environment>/api-tests", actions.api_tests_run_view, name="api-tests-run"),
     path("api-tests/<int:pk>/", views.api_run_detail, name="api-run"),
-    path("services/<slug:name>/<slug:environment>/lock", views.environment_lock_view, name="environment-lock"),
-    path("services/<slug:name>/<slug:environment>/unlock", views.environment_unlock_view, name="environment-unlock"),
-    path("deploys/<int:pk>/cancel", views.deploy_cancel_view, name="deploy-cancel"),
-    path("deploys/<int:pk>/approve", views.deploy_approve_view, name="deploy-approve"),
-    path("deploys/<int:pk>/reject", views.deploy_reject_view, name="deploy-reject"),
-    path("deploys/<int:pk>/decide", views.deploy_decide_view, name="deploy-decide"),
-    path("deploys/<int:pk>/mark-failed", views.deploy_mark_failed_view, name="deploy-mark-failed"),
+    path("services/<slug:name>/<slug:environment>/lock", actions.environment_lock_view, name="environment-lock"),
+    path("services/<slug:name>/<slug:environment>/unlock", actions.environment_unlock_view, name="environment-unlock"),
+    path("deploys/<int:pk>/cancel", actions.deploy_cancel_view, name="deploy-cancel"),
+    path("deploys/<int:pk>/approve", actions.deploy_approve_view, name="deploy-approve"),
+    path("deploys/<int:pk>/reject", actions.deploy_reject_view, name="deploy-reject"),
+    path("deploys/<int:pk>/decide", actions.deploy_decide_view, name="deploy-decide"),
+    path("deploys/<int:pk>/mark-failed", actions.deploy_mark_failed_view, name="deploy-mark-failed"),
     path("history/", history.history_page, name="history"),
     path("history/export.csv", history.history_csv, name="history-csv"),
     path("delivery/", delivery.delivery, name="delivery"),

@@ -18,16 +18,12 @@ from django.utils import timezone
 
 from deployer.apitests.runs import recent_runs
 from deployer.choices import DeployStatus
-from deployer.deploys.request import (
-    current_deploy,
-    deploy_approve,
-    deploy_request,
-    deploy_rollback,
-    queue_waiting_message,
-)
+from deployer.deploys.actions import deploy_approve
+from deployer.deploys.request import current_deploy, deploy_request, deploy_rollback, queue_waiting_message
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import environment_lock, environment_unlock, lock_summary
 from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
+from deployer.integrations import slack
 from deployer.lib.humanize import ago
 from deployer.models import Deploy, DeployLog, Environment, Service
 from deployer.notify.identity import UnknownSlackUser, gantry_user
@@ -74,6 +70,11 @@ class Command:
             "lock": f"locking *{self.service}* → *{self.environment}*",
             "unlock": f"unlocking *{self.service}* → *{self.environment}*",
         }[self.verb]
+
+
+def signature_problem(body: bytes, timestamp: str, signature: str, *, secret: str, now: float) -> str:
+    """Why a request that claims to come from Slack does not (bad, missing or stale signature); "" if it does."""
+    return slack.signature_problem(body, timestamp, signature, secret=secret, now=now)
 
 
 def command_parse(text: str) -> Command:

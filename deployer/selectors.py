@@ -13,7 +13,6 @@ from deployer.choices import DeployStatus
 from deployer.deploys.gates import Gate, deploy_gate
 from deployer.errors import DeployRefused, NotFound
 from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
-from deployer.sources.builds import latest_builds
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def environment_states(environments: list[Environment]) -> list[EnvironmentState
     )
     current = _latest_by_environment(Deploy.objects.filter(pk__in=current_ids))
     active = _latest_by_environment(Deploy.objects.active().filter(environment_id__in=ids))
-    builds = latest_builds({env.service_id for env in environments}, {d.sha for d in current.values()})
+    builds = Build.objects.newest_of({env.service_id for env in environments}, {d.sha for d in current.values()})
     states = []
     for index, env in enumerate(environments):
         here = current.get(env.pk)
@@ -229,7 +228,7 @@ def service_branches(service: Service, states: list[EnvironmentState], *, query:
     if query:
         branches = branches.filter(Q(name__icontains=query) | Q(name=service.default_branch))
     branch_list = sorted(branches, key=lambda b: b.name != service.default_branch)
-    builds = latest_builds({service.pk}, {b.sha for b in branch_list})
+    builds = Build.objects.newest_of({service.pk}, {b.sha for b in branch_list})
     rows = []
     for branch in branch_list:
         build = builds.get((service.pk, branch.sha))

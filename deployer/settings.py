@@ -175,7 +175,7 @@ else:
     # kombu's filesystem transport: a real broker in a folder, no server needed.
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(exist_ok=True)
-    CELERY_BROKER_URL = "gantryfs://localhost/"  # kombu's filesystem transport, written atomically (deployer/broker.py)
+    CELERY_BROKER_URL = "gantryfs://localhost/"  # written atomically: deployer/broker.py
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -201,6 +201,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# How often every service's branches are synced (and builds: GANTRY_BUILD_SYNC_SECONDS, with Jenkins).
 BRANCH_SYNC_SECONDS = env.int("GANTRY_BRANCH_SYNC_SECONDS", default=60)
 # A second Refresh of one service within this many seconds is answered "already refreshing", not queued.
 REFRESH_THROTTLE_SECONDS = env.int("GANTRY_REFRESH_THROTTLE_SECONDS", default=15)
@@ -215,7 +216,7 @@ SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
 SSH_COMMAND_TIMEOUT = env.int("GANTRY_SSH_COMMAND_TIMEOUT", default=600)
 GIT_TIMEOUT = env.int("GANTRY_GIT_TIMEOUT", default=120)
 REPO_MIRROR_DIR = VAR_DIR / "repos"
-# Hosts staged or switched at the same time, at most (per deploy).
+
 # --- Slack ---------------------------------------------------------------------
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
 SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
@@ -234,14 +235,15 @@ SLACK_RESPONSE_URL_PREFIX = env.str("SLACK_RESPONSE_URL_PREFIX", default="https:
 # "viewer": people need a grant to deploy; "deployer": everyone signed in may
 # deploy to non-production environments (production always needs a grant).
 DEFAULT_ROLE = env.str("GANTRY_DEFAULT_ROLE", default="viewer")
+# Hosts staged or switched at the same time, at most (per deploy).
 ROLLOUT_PARALLELISM = env.int("GANTRY_ROLLOUT_PARALLELISM", default=10)
 # A running deploy's worker writes a heartbeat this often; the reaper calls it
 # interrupted when the heartbeat is older than DEPLOY_HEARTBEAT_TIMEOUT.
 DEPLOY_HEARTBEAT_SECONDS = env.int("GANTRY_DEPLOY_HEARTBEAT_SECONDS", default=10)
 DEPLOY_HEARTBEAT_TIMEOUT = env.int("GANTRY_DEPLOY_HEARTBEAT_TIMEOUT", default=60)
-# A queued deploy whose job no worker took is sent again after this long, and given up after the second.
 # A paused deploy (on_failure: pause) waits this long for a decision, then aborts and rolls back.
 PAUSE_TIMEOUT_SECONDS = env.int("GANTRY_PAUSE_TIMEOUT_SECONDS", default=1800)
+# A queued deploy whose job no worker took is sent again after this long, and given up after the second.
 QUEUED_RESEND_SECONDS = env.int("GANTRY_QUEUED_RESEND_SECONDS", default=60)
 QUEUED_GIVE_UP_SECONDS = env.int("GANTRY_QUEUED_GIVE_UP_SECONDS", default=1800)
 # A deploy's log keeps at most this many lines; the rest is counted, not stored.

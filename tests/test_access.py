@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus, Role
+from deployer.deploys.actions import deploy_cancel
 from deployer.deploys.lease_queue import leases_advance
-from deployer.deploys.request import deploy_cancel, deploy_continuous
+from deployer.deploys.request import deploy_continuous
 from deployer.environments.access import access_for, system_user
 from deployer.environments.leases import LeaseHeld
 from deployer.errors import Locked

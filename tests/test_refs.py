@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from deployer.sources.refs import RefError, branch_name_check, is_full_sha
+from deployer.lib.refs import RefError, branch_name_check, is_full_sha
 
 # Characters that make ref names interesting: git's forbidden ones, shell
 # metacharacters, path syntax, and a few ordinary letters and non-ASCII.

@@ -24,8 +24,9 @@ from deployer import tasks
 from deployer.choices import AuditAction, DeployStatus, HostStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
+from deployer.deploys.actions import deploy_cancel, deploy_mark_failed
 from deployer.deploys.reaper import deploys_reap
-from deployer.deploys.request import deploy_cancel, deploy_mark_failed, deploy_request
+from deployer.deploys.request import deploy_request
 from deployer.models import AuditEntry, Branch, Deploy, DeployHost, Environment
 from tests.conftest import AppRepo, MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.webserver import WebServer

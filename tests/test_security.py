@@ -174,9 +174,9 @@ def test_a_branch_named_like_a_slack_mention_reaches_slack_escaped(app: Service,
     import json as jsonlib
 
     from deployer.choices import DeployStatus
+    from deployer.lib.refs import branch_name_check
     from deployer.models import Deploy
     from deployer.notify.story import story
-    from deployer.sources.refs import branch_name_check
 
     settings.SLACK_SIGNING_SECRET = "s"  # the buttons and their confirm dialogs are in the message
     hostile = "<!channel>"

@@ -11,7 +11,8 @@ from slack_sdk.models.blocks import Block
 
 from deployer.choices import DeployStatus
 from deployer.demo import setup
-from deployer.deploys.request import deploy_approve, deploy_request
+from deployer.deploys.actions import deploy_approve
+from deployer.deploys.request import deploy_request
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage, Team
 from deployer.notify.outbox import message_send, story_changed
 from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from deployer.environments.locks import REASON_MAX
+from deployer.lib.text import REASON_MAX
 from deployer.models import Branch, Build, Deploy, Environment, Service
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"

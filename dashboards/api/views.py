@@ -36,13 +36,8 @@ from dashboards.api.serializers import (
     UnlockSerializer,
 )
 from deployer.choices import DeployStatus
-from deployer.deploys.request import (
-    deploy_approve,
-    deploy_cancel,
-    deploy_request,
-    deploy_rollback,
-    queue_waiting_message,
-)
+from deployer.deploys.actions import deploy_approve, deploy_cancel
+from deployer.deploys.request import deploy_request, deploy_rollback, queue_waiting_message
 from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import Branch, Build, Deploy, Environment, Service

@@ -20,8 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from deployer import queue
-from deployer.chatops import ACTIONS, ChatRequest, CommandError, command_parse
-from deployer.integrations import slack
+from deployer.chatops import ACTIONS, ChatRequest, CommandError, command_parse, signature_problem
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -37,7 +36,7 @@ def _refusal(request: HttpRequest) -> JsonResponse | None:
     secret = settings.SLACK_SIGNING_SECRET
     if not secret:
         return _error(403, "Slack commands are off: set SLACK_SIGNING_SECRET to the Slack app's signing secret")
-    problem = slack.signature_problem(
+    problem = signature_problem(
         request.body,
         request.headers.get("X-Slack-Request-Timestamp", ""),
         request.headers.get("X-Slack-Signature", ""),

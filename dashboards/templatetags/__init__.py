@@ -1,0 +1,1 @@
+"""Template helpers for Gantry's pages (`{% load gantry %}`)."""

@@ -9,8 +9,8 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
-from deployer.integrations import github
 from deployer.lib import humanize
+from deployer.sources import integration_health
 
 register = template.Library()
 
@@ -29,7 +29,7 @@ def age(value: datetime | None, now: datetime) -> str:
 @register.simple_tag
 def commit_url(repo: str, sha: str) -> str:
     """Link to a commit on GitHub, or '' when the service is not on GitHub."""
-    return github.commit_url(repo, sha) if repo else ""
+    return integration_health.commit_url(repo, sha)
 
 
 @register.filter

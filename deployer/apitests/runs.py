@@ -22,19 +22,15 @@ import os
 from dataclasses import asdict
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from deployer import queue
 from deployer.apitests.files import MAX_BYTES, TESTS_FILE, SuiteFileError, suites_parse
 from deployer.apitests.network import RequestPolicy
 from deployer.apitests.runner import MissingVariable, StepResult, SuiteResult, render, suite_run
 from deployer.apitests.schema import SECRET_PREFIX, TEMPLATE_RE, SuiteSpec, names_used, secrets_named, variables_order
 from deployer.choices import DeployStatus
-from deployer.environments.access import access_for
-from deployer.errors import QueueDown
-from deployer.integrations import git as gitrepo
+from deployer.integrations import git
 from deployer.models import ApiTestRun, ApiTestStep, Deploy, Environment
 
 SECRET_ENV_PREFIX = "GANTRY_SECRET_"
@@ -96,10 +92,10 @@ def suites_for(environment: Environment, sha: str) -> tuple[dict[str, SuiteSpec]
     service = environment.service
     if sha:
         try:
-            text = gitrepo.file_at(service.name, sha, TESTS_FILE, max_bytes=MAX_BYTES)
-        except gitrepo.FileTooLarge as exc:
+            text = git.file_at(service.name, sha, TESTS_FILE, max_bytes=MAX_BYTES)
+        except git.FileTooLarge as exc:
             raise SuiteFileError(str(exc)) from exc
-        except gitrepo.GitError:
+        except git.GitError:
             text = None  # no mirror here: the catalog's suites
         if text is not None:
             return suites_parse(text), TESTS_FILE
@@ -237,15 +233,6 @@ def _store(
         for position, step in enumerate(result.steps)
     )
     return run
-
-
-def api_tests_request(*, environment: Environment, user: AbstractBaseUser) -> None:
-    """Run the environment's suites now, in a worker (Run now): for people who may deploy there."""
-    access_for(user).require_deploy(environment)
-    try:
-        queue.enqueue(queue.RUN_API_TESTS, environment.pk, ApiTestRun.Trigger.MANUAL)
-    except queue.QueueUnavailable as exc:
-        raise QueueDown(f"could not start the API tests: {exc}; nothing was started, try again later") from exc
 
 
 def environment_test(environment_id: int, trigger: str) -> list[ApiTestRun]:

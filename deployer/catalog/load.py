@@ -22,9 +22,9 @@ from ruamel.yaml.error import MarkedYAMLError
 from deployer.apitests.schema import TEMPLATE_RE, AssertionSpec, StepSpec, SuiteSpec, names_used, secrets_named
 from deployer.catalog.schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
 from deployer.choices import Role
+from deployer.lib import generations
 from deployer.lib.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
 from deployer.models import Environment, Grant, Host, Service, Team
-from deployer.ops import pagecache
 
 Loc = tuple[str | int, ...]
 # Far above a catalog of 5,000 services (about 2 MB), far below what hurts a worker.
@@ -255,7 +255,7 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
     for service in Service.objects.exclude(name__in=list(spec.services)):
         report.not_in_file.append(f"service {service.name}")
     _apply_grants(report, spec, teams)
-    pagecache.matrix_changed()
+    generations.bump(generations.SERVICES)
     return report
 
 

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deployer.apitests.network import blocked_host, origin_of, show_origin
 from deployer.apitests.schema import SuiteSpec
-from deployer.sources.refs import RefError, branch_name_check
+from deployer.lib.refs import RefError, branch_name_check
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")

@@ -1,1 +1,5 @@
-"""Continuous delivery (following a branch) and the DORA delivery metrics."""
+"""Delivery.
+
+continuous.py  continuous delivery: an environment that follows a branch gets its green head
+dora.py        the DORA delivery metrics of production deploys
+"""

@@ -13,10 +13,9 @@ import logging
 from deployer.choices import DeployTrigger
 from deployer.deploys.request import current_deploy, deploy_continuous
 from deployer.errors import DeployRefused
-from deployer.integrations import git as gitrepo
-from deployer.models import Branch, Deploy, Environment, Service
-from deployer.ops import pagecache
-from deployer.sources.builds import is_green, latest_builds
+from deployer.integrations import git
+from deployer.lib import generations
+from deployer.models import Branch, Build, Deploy, Environment, Service
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,8 @@ def _deliver(service: Service, environment: Environment) -> Deploy | None:
     branch = Branch.objects.filter(service=service, name=environment.follow_branch).first()
     if branch is None:
         return None
-    if not is_green(latest_builds({service.pk}, {branch.sha}).get((service.pk, branch.sha))):
+    build = Build.objects.newest_for(service.pk, branch.sha)
+    if build is None or not build.is_green:
         return None
     current = current_deploy(environment)
     if current is not None and current.sha == branch.sha:
@@ -57,8 +57,8 @@ def _deliver(service: Service, environment: Environment) -> Deploy | None:
 def _is_newer(service: Service, current: str, candidate: str) -> bool:
     """Only a descendant of what runs now may replace it: never an older sha over a newer one."""
     try:
-        return gitrepo.is_ancestor(service.name, service.repo_url, current, candidate)
-    except gitrepo.GitError as exc:
+        return git.is_ancestor(service.name, service.repo_url, current, candidate)
+    except git.GitError as exc:
         logger.warning("cannot tell whether %s is newer than %s in %s: %s", candidate, current, service.name, exc)
         return False
 
@@ -75,9 +75,9 @@ def drift_refresh(*, service: Service) -> None:
         if this.ahead_of_next_shas == key:
             continue
         try:
-            ahead = gitrepo.ahead_count(service.name, service.repo_url, there.sha, here.sha)
-        except gitrepo.GitError as exc:
+            ahead = git.ahead_count(service.name, service.repo_url, there.sha, here.sha)
+        except git.GitError as exc:
             logger.warning("drift of %s: %s", this, exc)
             continue
         Environment.objects.filter(pk=this.pk).update(ahead_of_next=ahead, ahead_of_next_shas=key)
-        pagecache.matrix_changed()
+        generations.bump(generations.SERVICES)

@@ -1,1 +1,17 @@
-"""THE FLOW (see its docstring)."""
+"""THE FLOW: what happens to a deploy, in order, and the file of each step.
+
+1. request.py     asked for (a branch, a promotion, continuous delivery, a rollback): the rules checked,
+                  the sha pinned, the row written, handed to the queue (gates.py: the build gate;
+                  estimates.py: how long it will take; plan.py: the same rules shown before a click)
+2. actions.py     what people do to it meanwhile: approve, reject, cancel, decide when paused, mark failed
+3. lease_queue.py requests waiting behind a lease start when it ends
+4. execution.py   a worker runs it, top to bottom: claim, roll out, API tests, the outcome
+                  (succeeded, tests_failed, failed, rolled_back, cancelled); the one place failures
+                  become final states. log.py: its log lines; shipped.py: the commits it shipped
+5. rollout.py     the orchestration over the hosts: stage all, switch in batches (batches.py), pause,
+                  cancel, roll back; host_steps.py: the shell each step sends to one host;
+                  health.py: health checks; balancer.py: HAProxy drain around a restart
+6. lifecycle.py   every state change: one conditional UPDATE, its log line, history entry, lock and
+                  Slack version in one transaction
+7. reaper.py      deploys nobody runs any more are settled (a dead worker, a lost message)
+"""

@@ -13,17 +13,17 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deployer.apitests import runs as apitest_runs
+from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import rollout
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
 from deployer.deploys.shipped import shipped_record
 from deployer.errors import Cancelled, RolledBack, StepFailed
-from deployer.integrations import git as gitrepo
+from deployer.integrations import git
 from deployer.lib.logcontext import deploy_context
 from deployer.models import Deploy
-from deployer.notify import outbox as slack_outbox
+from deployer.notify import outbox
 
 
 def deploy_execute(*, deploy_id: int) -> None:
@@ -82,17 +82,17 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
             log.info(
                 "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
             )
-            note = rollout.rollout(deploy, None)
+            note = rollout.rollout(deploy, None, on_batch=outbox.story_changed)
         else:
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
-                archive = gitrepo.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-                note = rollout.rollout(deploy, archive)
+                archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
+                note = rollout.rollout(deploy, archive, on_batch=outbox.story_changed)  # Slack shows each batch
         return _after_tests(deploy, note)
     except Cancelled as exc:
         return DeployStatus.CANCELLED, str(exc)
     except RolledBack as exc:
         return DeployStatus.ROLLED_BACK, str(exc)
-    except (StepFailed, gitrepo.GitError) as exc:
+    except (StepFailed, git.GitError) as exc:
         return DeployStatus.FAILED, str(exc)
     except SoftTimeLimitExceeded:
         return DeployStatus.FAILED, "took longer than the deploy time limit (GANTRY_DEPLOY_TIME_LIMIT)"
@@ -104,11 +104,11 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
 def _after_tests(deploy: Deploy, note: str) -> tuple[DeployStatus, str]:
     """The post-deploy API tests decide between succeeded and tests_failed (or a rollback)."""
     log = deploy_logger(deploy.pk)
-    runs = apitest_runs.suites_run(deploy.environment, deploy=deploy)
+    runs = api_test_runs.suites_run(deploy.environment, deploy=deploy)
     if not runs:
         return DeployStatus.SUCCEEDED, note
-    slack_outbox.tests_reported(deploy)
-    summary = apitest_runs.summary(runs)
+    outbox.tests_reported(deploy)
+    summary = api_test_runs.summary(runs)
     if all(run.ok for run in runs):
         log.info("%s", summary)
         return DeployStatus.SUCCEEDED, "; ".join(part for part in (note, summary) if part)

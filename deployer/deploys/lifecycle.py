@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,10 +17,10 @@ from deployer import queue
 from deployer.choices import AuditAction, DeployStatus
 from deployer.environments.audit import audit_record
 from deployer.environments.locks import environment_lock
-from deployer.integrations import github
+from deployer.lib import generations
 from deployer.models import Deploy, DeployLog
-from deployer.notify import outbox as slack_outbox
-from deployer.ops import pagecache
+from deployer.notify import outbox
+from deployer.notify.github_deployments import publishing_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", onl
         if to in DeployStatus.finished():
             _audit_end(deploy, to, reason, now)
         _lock_after(deploy, to)
-        slack_outbox.story_changed(deploy)  # the message's new version is there as soon as the state is
+        outbox.story_changed(deploy)  # the message's new version is there as soon as the state is
     logger.info("deploy #%s %s", deploy.pk, line)
     _after_transition(deploy, to)
     return True
@@ -88,9 +87,9 @@ def _audit_end(deploy: Deploy, to: DeployStatus, reason: str, now: datetime) -> 
 def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
     """Tell the world: the pages, GitHub's deployment status, and the drift between environments (Slack's
     message version moved with the state itself)."""
-    pagecache.matrix_changed()
+    generations.bump(generations.SERVICES)
     service = deploy.environment.service
-    if github.enabled() and settings.GITHUB_DEPLOYMENTS and service.github_repo:
+    if publishing_enabled(deploy):
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
     if to in DeployStatus.live():  # what runs there changed
         queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)

@@ -11,16 +11,15 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from deployer.deploys.batches import batch_sizes
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.gates import deploy_gate
 from deployer.deploys.request import current_deploy, resolve_ref
-from deployer.deploys.rollout import plan_batches
 from deployer.environments.access import access_for
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
-from deployer.integrations import git as gitrepo
+from deployer.integrations import git
 from deployer.models import Build, Deploy, Environment
-from deployer.sources.builds import latest_builds
 
 COMMITS_SHOWN = 50
 
@@ -29,7 +28,7 @@ COMMITS_SHOWN = 50
 class Changes:
     """What the deploy changes: commits it adds (`ahead`), or takes away when it goes back (`behind`)."""
 
-    commits: list[gitrepo.CommitInfo] = field(default_factory=list)
+    commits: list[git.CommitInfo] = field(default_factory=list)
     ahead: int | None = None
     behind: int = 0
     note: str = ""
@@ -69,7 +68,7 @@ def deploy_plan(*, environment: Environment, ref: str, user: AbstractBaseUser) -
     sha = resolve_ref(environment, ref)
     current = current_deploy(environment)
     hosts = [host.address for host in environment.hosts.all()]
-    sizes = plan_batches(len(hosts), environment.batch_size) if hosts else []
+    sizes = batch_sizes(len(hosts), environment.batch_size) if hosts else []
     batches, start = [], 0
     for size in sizes:
         batches.append(hosts[start : start + size])
@@ -95,9 +94,9 @@ def _changes(environment: Environment, base: str, head: str) -> Changes:
         return Changes(ahead=0, note=f"{environment.name} already runs this commit (a redeploy)")
     name = environment.service.name
     try:
-        ahead, commits = gitrepo.commit_log(name, base, head, limit=COMMITS_SHOWN)
-        behind, _ = gitrepo.commit_log(name, head, base, limit=0)
-    except gitrepo.GitError as exc:
+        ahead, commits = git.commit_log(name, base, head, limit=COMMITS_SHOWN)
+        behind, _ = git.commit_log(name, head, base, limit=0)
+    except git.GitError as exc:
         return Changes(note=f"the commit list is not available here: {exc}")
     return Changes(commits=commits, ahead=ahead, behind=behind)
 
@@ -129,7 +128,7 @@ def _checks(environment: Environment, sha: str, user: AbstractBaseUser) -> list[
         checks.append(Check("lease", False, detail, blocking=False))
     elif environment.lease_minutes:
         checks.append(Check("lease", True, f"this deploy claims the environment for {environment.lease_minutes} min"))
-    build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
+    build = Build.objects.newest_for(environment.service_id, sha)
     gate = deploy_gate(environment, sha, build)
     checks.append(Check("build gate", gate.open, gate.reason or _gate_detail(environment, build)))
     if environment.require_approval:

@@ -11,21 +11,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployer import queue
-from deployer.choices import AuditAction, Decision, DeployStatus, DeployTrigger
+from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.gates import deploy_gate
-from deployer.deploys.lifecycle import deploy_transition
 from deployer.environments.access import access_for, system_user
 from deployer.environments.audit import audit_record
 from deployer.environments.leases import lease_check, lease_claim
 from deployer.environments.locks import lock_summary
-from deployer.errors import DeployConflict, DeployRefused, Locked, PermissionRefused
+from deployer.errors import DeployConflict, DeployRefused, Locked
+from deployer.lib import generations
 from deployer.lib.humanize import ago
-from deployer.models import Branch, Deploy, DeployLog, Environment
-from deployer.notify import outbox as slack_outbox
-from deployer.ops import pagecache
-from deployer.sources.builds import latest_builds
-from deployer.sources.refs import RefError, branch_name_check, is_full_sha
+from deployer.lib.refs import RefError, branch_name_check, is_full_sha
+from deployer.lib.text import one_line
+from deployer.models import Branch, Build, Deploy, DeployLog, Environment
+from deployer.notify import outbox
 
 EMERGENCY_REASON_MIN = 10
 
@@ -89,123 +88,9 @@ def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
     )
 
 
-def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
-    """Cancel a deploy: at once if it has not started; between batches if it runs.
-
-    A running deploy is never killed: the hosts in flight finish and every host
-    stays on a complete release.
-    """
-    who = user.get_username()
-    is_requester = deploy.requested_by_id is not None and deploy.requested_by_id == user.pk
-    if not is_requester and not access_for(user).can_deploy(deploy.environment):
-        raise PermissionRefused(
-            f"{who} may not cancel deploys to {deploy.environment}: only its requester, "
-            "people who may deploy there, and admins"
-        )
-    if deploy_transition(
-        deploy,
-        to=DeployStatus.CANCELLED,
-        reason=f"cancelled by {who} before it started",
-        only_from={DeployStatus.QUEUED, DeployStatus.AWAITING_APPROVAL},
-    ):
-        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="before it started")
-        return deploy
-    requested = Deploy.objects.filter(
-        pk=deploy.pk, status=DeployStatus.RUNNING, cancel_requested_at__isnull=True
-    ).update(cancel_requested_at=timezone.now(), cancelled_by=user)
-    deploy.refresh_from_db()
-    if requested:
-        DeployLog.objects.create(
-            deploy=deploy,
-            at=timezone.now(),
-            level="warning",
-            message=f"cancel requested by {who}: stopping after the hosts in flight",
-        )
-        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="while it ran")
-        slack_outbox.story_changed(deploy)
-    elif deploy.status in DeployStatus.finished():
-        raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status}); there is nothing to cancel")
-    return deploy
-
-
 def current_deploy(environment: Environment) -> Deploy | None:
     """The last deploy whose release went live: what runs there now (even if its API tests failed)."""
     return Deploy.objects.filter(environment=environment, status__in=DeployStatus.live()).order_by("-id").first()
-
-
-def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
-    """A second person lets a deploy that awaits approval run."""
-    _require_approver(deploy, user, "approve")
-    who = user.get_username()
-    with transaction.atomic():
-        if not deploy_transition(
-            deploy, to=DeployStatus.QUEUED, reason=f"approved by {who}", only_from={DeployStatus.AWAITING_APPROVAL}
-        ):
-            raise DeployRefused(
-                f"deploy #{deploy.pk} is {deploy.status}; only a deploy awaiting approval can be approved"
-            )
-        now = timezone.now()
-        Deploy.objects.filter(pk=deploy.pk).update(approved_by=user, approved_at=now, enqueued_at=now)
-        audit_record(AuditAction.APPROVED, actor=user, deploy=deploy)
-    deploy.refresh_from_db()
-    _hand_to_queue(deploy)
-    return deploy
-
-
-def deploy_reject(*, deploy: Deploy, user: AbstractBaseUser, reason: str = "") -> Deploy:
-    _require_approver(deploy, user, "reject")
-    who = user.get_username()
-    said = " ".join(reason.split())[:500]
-    if not deploy_transition(
-        deploy,
-        to=DeployStatus.CANCELLED,
-        reason=f"rejected by {who}" + (f": {said}" if said else ""),
-        only_from={DeployStatus.AWAITING_APPROVAL},
-    ):
-        raise DeployRefused(f"deploy #{deploy.pk} is {deploy.status}; only a deploy awaiting approval can be rejected")
-    audit_record(AuditAction.REJECTED, actor=user, deploy=deploy, detail=said)
-    return deploy
-
-
-def deploy_mark_failed(*, deploy: Deploy, user: AbstractBaseUser, reason: str) -> Deploy:
-    """An admin ends a stuck deploy (and so frees its environment), with a reason; audited.
-
-    A worker still running it stops at its next batch boundary (it checks the state).
-    """
-    access_for(user).require_admin("mark a deploy failed")
-    said = " ".join(reason.split())[:500]
-    if not said:
-        raise DeployRefused("say why you mark it failed (it is kept in the deploy's record and the audit log)")
-    who = user.get_username()
-    if not deploy_transition(deploy, to=DeployStatus.FAILED, reason=f"marked failed by {who}: {said}"):
-        raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status})")
-    audit_record(AuditAction.MARKED_FAILED, actor=user, deploy=deploy, detail=said)
-    return deploy
-
-
-def deploy_decide(*, deploy: Deploy, user: AbstractBaseUser, choice: Decision) -> Deploy:
-    """A person's answer to a paused deploy (guided failure): retry the failed hosts, skip them, or abort."""
-    access_for(user).require_deploy(deploy.environment)
-    if not Deploy.objects.filter(
-        pk=deploy.pk, status=DeployStatus.RUNNING, paused_at__isnull=False, decision=""
-    ).update(decision=choice, decided_by=user):
-        raise DeployRefused(f"deploy #{deploy.pk} is not paused waiting for a decision (someone may have answered)")
-    deploy.refresh_from_db()
-    audit_record(AuditAction.DECIDED, actor=user, deploy=deploy, detail=f"{choice.label}: {deploy.pause_reason}")
-    slack_outbox.story_changed(deploy)
-    return deploy
-
-
-def _require_approver(deploy: Deploy, user: AbstractBaseUser, verb: str) -> None:
-    access = access_for(user)
-    if access.can_approve(deploy):
-        return
-    if deploy.requested_by_id == user.pk:
-        raise PermissionRefused(f"you requested deploy #{deploy.pk}; a second person must {verb} it")
-    raise PermissionRefused(
-        f"{access.username} may not {verb} deploys to {deploy.environment}: that needs an approver or "
-        "prod_deployer grant for its service or team"
-    )
 
 
 def _deploy_create(
@@ -224,7 +109,7 @@ def _deploy_create(
             f"{ref} moved from {options.expected_sha[:8]} to {sha[:8]} since you looked at the plan; "
             "look at the new plan and deploy again"
         )
-    emergency = " ".join(options.emergency_reason.split())
+    emergency = one_line(options.emergency_reason, limit=None)
     if emergency:
         access.require_admin("make an emergency deploy")
         if len(emergency) < EMERGENCY_REASON_MIN:
@@ -241,7 +126,7 @@ def _deploy_create(
     if not access.is_system and not emergency:
         _checklist_check(environment, options.checklist)
     if not emergency:
-        build = latest_builds({environment.service_id}, {sha}).get((environment.service_id, sha))
+        build = Build.objects.newest_for(environment.service_id, sha)
         gate = deploy_gate(environment, sha, build)
         if not gate.open:
             raise DeployRefused(gate.reason)
@@ -266,14 +151,14 @@ def _deploy_create(
         if user is not None and not access.is_system:
             lease_claim(environment, user, ref, taken_over=lease == "take_over")
     if needs_approval:
-        slack_outbox.story_changed(deploy)  # the team sees it wait for a second person
+        outbox.story_changed(deploy)  # the team sees it wait for a second person
     else:
-        _hand_to_queue(deploy)
-    pagecache.matrix_changed()
+        hand_to_queue(deploy)
+    generations.bump(generations.SERVICES)
     return deploy
 
 
-def _hand_to_queue(deploy: Deploy) -> None:
+def hand_to_queue(deploy: Deploy) -> None:
     """Send a queued deploy to a worker once its row is committed.
 
     If the task queue is unreachable the deploy is not lost and not an error:
@@ -354,8 +239,8 @@ def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Dep
         )
         detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})"
         audit_record(AuditAction.ROLLBACK_REQUESTED, actor=user, deploy=deploy, detail=detail)
-    _hand_to_queue(deploy)
-    pagecache.matrix_changed()
+    hand_to_queue(deploy)
+    generations.bump(generations.SERVICES)
     return deploy
 
 

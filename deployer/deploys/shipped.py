@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from deployer.deploys.log import deploy_logger
-from deployer.integrations import git as gitrepo
+from deployer.integrations import git
 from deployer.models import Deploy, DeployCommit
 
 KEEP = 250  # the newest commits kept per deploy; the total is always recorded
@@ -24,10 +24,8 @@ def shipped_record(deploy: Deploy) -> None:
         Deploy.objects.filter(pk=deploy.pk).update(commits_total=0)
         return
     try:
-        total, commits = gitrepo.commit_log(
-            deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=KEEP
-        )
-    except gitrepo.GitError as exc:
+        total, commits = git.commit_log(deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=KEEP)
+    except git.GitError as exc:
         deploy_logger(deploy.pk).warning("could not list the commits shipped: %s", exc)
         return
     with transaction.atomic():

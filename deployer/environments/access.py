@@ -31,8 +31,8 @@ from django.db.models import Q
 from deployer.choices import Role
 from deployer.errors import PermissionRefused
 from deployer.models import Deploy, Environment, Grant, SystemIdentity
+from deployer.models.access import SYSTEM_USERNAME
 
-SYSTEM_USERNAME = "gantry"
 SYSTEM_IDENTITY = 1  # the one SystemIdentity row
 
 _Scope = tuple[str, int | None]  # ("team", id), ("service", id) or ("all", None)

@@ -20,8 +20,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 
 from deployer.choices import AuditAction
-from deployer.environments.access import SYSTEM_USERNAME
 from deployer.models import AuditEntry, Deploy, Environment
+from deployer.models.access import SYSTEM_USERNAME
 
 
 def audit_record(

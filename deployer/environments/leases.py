@@ -20,8 +20,8 @@ from deployer.choices import AuditAction
 from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
 from deployer.errors import DeployRefused
+from deployer.lib import generations
 from deployer.models import Environment, LeaseRequest
-from deployer.ops import pagecache
 
 
 class LeaseHeld(DeployRefused):
@@ -77,7 +77,7 @@ def lease_release(environment: Environment, *, user: AbstractBaseUser) -> None:
         ):
             raise DeployRefused(f"{environment} has no lease to release")
         audit_record(AuditAction.LEASE_RELEASED, actor=user, environment=environment, detail=environment.lease_ref)
-    pagecache.matrix_changed()
+    generations.bump(generations.SERVICES)
 
 
 def lease_extend(environment: Environment, *, user: AbstractBaseUser) -> None:
@@ -87,7 +87,7 @@ def lease_extend(environment: Environment, *, user: AbstractBaseUser) -> None:
     expires = timezone.now() + timedelta(minutes=environment.lease_minutes)
     Environment.objects.filter(pk=environment.pk).update(lease_expires_at=expires)
     audit_record(AuditAction.LEASE_TAKEN, actor=user, environment=environment, detail=f"extended until {expires:%H:%M}")
-    pagecache.matrix_changed()
+    generations.bump(generations.SERVICES)
 
 
 def lease_enqueue(

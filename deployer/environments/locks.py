@@ -15,18 +15,17 @@ from deployer.choices import AuditAction
 from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
 from deployer.errors import DeployRefused
+from deployer.lib import generations
+from deployer.lib.text import REASON_MAX, one_line
 from deployer.models import Environment
-from deployer.notify import outbox as slack_outbox
-from deployer.ops import pagecache
-
-REASON_MAX = 500
+from deployer.notify import outbox
 
 
 def environment_lock(
     environment: Environment, *, user: AbstractBaseUser | None, reason: str, expires_at: datetime | None = None
 ) -> Environment:
     """Lock `environment`; `user` None is Gantry itself (automatic locks)."""
-    reason = " ".join(reason.split())
+    reason = one_line(reason, limit=None)
     if not reason:
         raise DeployRefused("say why you lock it (the reason shows on every page and on the deploy buttons)")
     if len(reason) > REASON_MAX:
@@ -42,15 +41,15 @@ def environment_lock(
         environment.refresh_from_db(fields=["locked_at", "locked_by", "lock_reason", "lock_expires_at"])
         until = f" until {timezone.localtime(expires_at):%Y-%m-%d %H:%M %Z}" if expires_at else ""
         audit_record(AuditAction.LOCKED, actor=user, environment=environment, detail=f"{reason}{until}")
-        slack_outbox.environment_changed(environment)
-    pagecache.matrix_changed()
+        outbox.environment_changed(environment)
+    generations.bump(generations.SERVICES)
     return environment
 
 
 def environment_unlock(environment: Environment, *, user: AbstractBaseUser, reason: str = "") -> Environment:
     """Lift the lock; `reason` (optional) is kept in the audit entry."""
     access_for(user).require_deploy(environment)
-    said = " ".join(reason.split())[:REASON_MAX]
+    said = one_line(reason)
     with transaction.atomic():
         was = lock_summary(environment)
         if not Environment.objects.filter(pk=environment.pk, locked_at__isnull=False).update(
@@ -59,9 +58,9 @@ def environment_unlock(environment: Environment, *, user: AbstractBaseUser, reas
             raise DeployRefused(f"{environment} is not locked")
         detail = f"was: {was}" + (f"; {said}" if said else "")
         audit_record(AuditAction.UNLOCKED, actor=user, environment=environment, detail=detail)
-        slack_outbox.environment_changed(environment)
+        outbox.environment_changed(environment)
     environment.refresh_from_db(fields=["locked_at", "locked_by", "lock_reason", "lock_expires_at"])
-    pagecache.matrix_changed()
+    generations.bump(generations.SERVICES)
     return environment
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 
 from deployer.lib.redact import redacted
-from deployer.sources.refs import is_full_sha
+from deployer.lib.refs import is_full_sha
 
 
 class GitError(Exception):

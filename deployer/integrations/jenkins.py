@@ -18,7 +18,6 @@ import jenkins
 import requests
 from django.conf import settings
 
-from deployer.choices import BuildResult
 from deployer.lib.redact import redacted
 
 MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
@@ -28,13 +27,7 @@ _BUILD_FIELDS = (
 )
 # Plain jobs answer `builds`, multibranch pipelines `jobs`; Jenkins leaves out what a job lacks.
 TREE = f"builds[{_BUILD_FIELDS}]{{0,30}},jobs[name,url,builds[{_BUILD_FIELDS}]{{0,10}}]"
-_RESULTS = {
-    "SUCCESS": BuildResult.SUCCESS,
-    "FAILURE": BuildResult.FAILURE,
-    "UNSTABLE": BuildResult.UNSTABLE,
-    "ABORTED": BuildResult.ABORTED,
-    "NOT_BUILT": BuildResult.NOT_BUILT,
-}
+RUNNING = "RUNNING"  # Jenkins has no result while a build runs: `building` is true, `result` null
 
 
 class JenkinsError(Exception):
@@ -61,7 +54,7 @@ class BuildInfo:
     number: int
     branch: str
     sha: str
-    result: BuildResult
+    result: str  # Jenkins' own word: SUCCESS, FAILURE, UNSTABLE, ABORTED, NOT_BUILT, or RUNNING
     started_at: datetime | None
     duration_ms: int | None
     url: str
@@ -127,9 +120,7 @@ def _parse_job(job: str, data: dict[str, Any]) -> list[BuildInfo]:
 
 def _build(job: str, data: dict[str, Any], branch: str | None) -> BuildInfo:
     sha, git_branch = _revision(data.get("actions") or [])
-    result = (
-        BuildResult.RUNNING if data.get("building") else _RESULTS.get(data.get("result") or "", BuildResult.NOT_BUILT)
-    )
+    result = RUNNING if data.get("building") else str(data.get("result") or "NOT_BUILT")
     timestamp = data.get("timestamp")
     return BuildInfo(
         job=job,

@@ -1,0 +1,1 @@
+"""Gantry's management commands."""

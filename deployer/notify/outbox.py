@@ -21,10 +21,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from deployer import queue
-from deployer.integrations import git as gitrepo
-from deployer.integrations import slack
+from deployer.integrations import git, slack
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage
-from deployer.notify import story as slack_story
+from deployer.notify import story
 
 logger = logging.getLogger(__name__)
 
@@ -133,19 +132,19 @@ def _send_version(message: SlackMessage) -> None:
     version = message.version
     thread_ts = ""
     if message.kind == SlackMessage.Kind.REPLY:
-        story = SlackMessage.objects.filter(deploy=message.deploy_id, kind=SlackMessage.Kind.STORY).first()
-        if story is None or story.state == SlackMessage.State.FAILED:
+        parent = SlackMessage.objects.filter(deploy=message.deploy_id, kind=SlackMessage.Kind.STORY).first()
+        if parent is None or parent.state == SlackMessage.State.FAILED:
             SlackMessage.objects.filter(pk=message.pk).update(
                 state=SlackMessage.State.FAILED,
                 last_error="the deploy's own message was never posted, so there is no thread to reply in",
             )
             return
-        if not story.ts and slack.enabled():
+        if not parent.ts and slack.enabled():
             raise SendLater(2, "waiting for the deploy's message to be posted")
-        thread_ts, message.channel = story.ts, story.channel
-        message.text, message.blocks = slack_story.tests_reply(message.deploy, _mentions(message.deploy))
+        thread_ts, message.channel = parent.ts, parent.channel
+        message.text, message.blocks = story.tests_reply(message.deploy, _mentions(message.deploy))
     else:
-        message.text, message.blocks = slack_story.story(message.deploy)
+        message.text, message.blocks = story.story(message.deploy)
     SlackMessage.objects.filter(pk=message.pk).update(text=message.text, blocks=message.blocks)
     if not slack.enabled():
         logger.info("Slack (no token; not sent) to %s: %s", message.channel, message.text)
@@ -199,8 +198,8 @@ def _mentions(deploy: Deploy) -> list[str]:
     ids = [team.slack_group] if team and team.slack_group else []
     if deploy.previous_sha and deploy.previous_sha != deploy.sha:
         try:
-            _, commits = gitrepo.commit_log(deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=50)
-        except gitrepo.GitError:
+            _, commits = git.commit_log(deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=50)
+        except git.GitError:
             commits = []
         for email in sorted({commit.email for commit in commits if commit.email})[:10]:
             try:
@@ -209,4 +208,4 @@ def _mentions(deploy: Deploy) -> list[str]:
                 user = None  # a mention is a courtesy: never hold the reply for it
             if user:
                 ids.append(user)
-    return [slack_story.mention(i) for i in ids]
+    return [story.mention(i) for i in ids]

@@ -1,1 +1,6 @@
-"""For whoever runs Gantry: Prometheus metrics, readiness, Django system checks, the page cache generation."""
+"""For whoever runs Gantry.
+
+prometheus.py     /metrics, read from the database at scrape time
+readiness.py      /readyz: the database and the broker answer
+system_checks.py  `manage.py check` refuses half-configured integrations
+"""

@@ -18,8 +18,7 @@ from django.utils import timezone
 
 from deployer.choices import SyncSource
 from deployer.errors import SyncFailed
-from deployer.integrations import git as gitrepo
-from deployer.integrations import github
+from deployer.integrations import git, github
 from deployer.models import Branch, Service, SyncState
 from deployer.sources import integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
@@ -49,7 +48,7 @@ def branch_sync(*, service: Service) -> int:
         if service.github_repo and github.enabled():
             return _sync_from_github(service, state)
         heads = [Head(b.name, b.sha, b.author, b.message, b.committed_at) for b in _git_branches(service)]
-    except (gitrepo.GitError, github.GitHubError, SyncFailed) as exc:
+    except (git.GitError, github.GitHubError, SyncFailed) as exc:
         logger.warning("branch sync of %s failed: %s", service.name, exc)
         sync_failed(state, str(exc))
         raise SyncFailed(str(exc)) from exc
@@ -58,9 +57,9 @@ def branch_sync(*, service: Service) -> int:
     return len(heads)
 
 
-def _git_branches(service: Service) -> list[gitrepo.BranchInfo]:
-    gitrepo.mirror_update(service.name, service.repo_url)
-    return gitrepo.branches_list(service.name)
+def _git_branches(service: Service) -> list[git.BranchInfo]:
+    git.mirror_update(service.name, service.repo_url)
+    return git.branches_list(service.name)
 
 
 def _sync_from_github(service: Service, state: SyncState) -> int:

@@ -9,13 +9,26 @@ from django.db import transaction
 from deployer.choices import BuildResult, SyncSource
 from deployer.errors import SyncFailed
 from deployer.integrations import jenkins
+from deployer.lib import generations
 from deployer.models import Build, Service
-from deployer.ops import pagecache
 from deployer.sources import integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
 
 logger = logging.getLogger(__name__)
 UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url"]
+# Jenkins' words for how a build ended, in Gantry's vocabulary (anything else: not built).
+_RESULTS = {
+    "SUCCESS": BuildResult.SUCCESS,
+    "FAILURE": BuildResult.FAILURE,
+    "UNSTABLE": BuildResult.UNSTABLE,
+    "ABORTED": BuildResult.ABORTED,
+    "NOT_BUILT": BuildResult.NOT_BUILT,
+    jenkins.RUNNING: BuildResult.RUNNING,
+}
+
+
+def build_result(word: str) -> BuildResult:
+    return _RESULTS.get(word, BuildResult.NOT_BUILT)
 
 
 def build_sync(*, service: Service) -> int:
@@ -56,7 +69,7 @@ def _apply(service: Service, found: list[jenkins.BuildInfo]) -> int:
         values = {
             "branch": info.branch,
             "sha": info.sha,
-            "result": info.result,
+            "result": build_result(info.result),
             "started_at": info.started_at,
             "duration_ms": info.duration_ms,
             "url": info.url,
@@ -71,21 +84,5 @@ def _apply(service: Service, found: list[jenkins.BuildInfo]) -> int:
     Build.objects.bulk_create(creates)
     Build.objects.bulk_update(updates, UPDATABLE)
     if creates or updates:
-        pagecache.matrix_changed()
+        generations.bump(generations.SERVICES)
     return len(creates) + len(updates)
-
-
-def latest_builds(service_ids: set[int], shas: set[str]) -> dict[tuple[int, str], Build]:
-    """The newest build of each (service, sha) among `shas`, in one query."""
-    latest: dict[tuple[int, str], Build] = {}
-    if not shas:
-        return latest
-    # Filter by sha alone: SQLite picks a poor plan for "service IN (...) AND sha IN (...)".
-    for build in Build.objects.filter(sha__in=shas).order_by("-started_at", "-number"):
-        if build.service_id in service_ids:
-            latest.setdefault((build.service_id, build.sha), build)
-    return latest
-
-
-def is_green(build: Build | None) -> bool:
-    return build is not None and build.result == BuildResult.SUCCESS

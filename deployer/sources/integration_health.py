@@ -14,11 +14,29 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from deployer.integrations import github, jenkins
 from deployer.integrations.github import RateLimit
 from deployer.models import IntegrationStatus
 
 GITHUB = "github"
 JENKINS = "jenkins"
+_LABELS = {GITHUB: "GitHub", JENKINS: "Jenkins"}
+
+
+def enabled(name: str) -> bool:
+    """Switched on by its settings (GITHUB_TOKEN, JENKINS_URL)."""
+    return {GITHUB: github.enabled, JENKINS: jenkins.enabled}[name]()
+
+
+def overview() -> list[tuple[str, bool, IntegrationStatus | None]]:
+    """(label, switched on, last known status) of each outside system, for the operator's page (one query)."""
+    statuses = {s.name: s for s in IntegrationStatus.objects.all()}
+    return [(_LABELS[name], enabled(name), statuses.get(name)) for name in (GITHUB, JENKINS)]
+
+
+def commit_url(repo: str, sha: str) -> str:
+    """Where people see a commit on GitHub ("" for a service that is not on GitHub)."""
+    return github.commit_url(repo, sha) if repo else ""
 
 
 def status(name: str) -> IntegrationStatus:

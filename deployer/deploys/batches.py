@@ -1,0 +1,13 @@
+"""How many hosts switch at once: the environment's batch size, as a count or a percentage."""
+
+from __future__ import annotations
+
+import math
+
+
+def batch_sizes(hosts: int, batch_size: str) -> list[int]:
+    """Sizes of the batches for `hosts` hosts: "2" → 2 at a time, "25%" → a quarter (at least one)."""
+    text = batch_size.strip()
+    per_batch = math.ceil(hosts * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+    per_batch = max(1, min(per_batch, hosts))
+    return [min(per_batch, hosts - start) for start in range(0, hosts, per_batch)]

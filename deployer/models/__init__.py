@@ -1,0 +1,47 @@
+"""Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
+
+catalog.py   Team, Service, Environment, Host
+sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery
+deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
+access.py    Grant, SystemIdentity
+audit.py     AuditEntry
+notify.py    SlackMessage, SlackAttempt, SlackIdentity
+apitests.py  ApiTestRun, ApiTestStep
+"""
+
+from __future__ import annotations
+
+from deployer.models.access import Grant, SystemIdentity
+from deployer.models.apitests import ApiTestRun, ApiTestStep
+from deployer.models.audit import AuditEntry, AuditQuerySet
+from deployer.models.catalog import Environment, Host, Service, Team
+from deployer.models.deploys import Deploy, DeployCommit, DeployHost, DeployLog, DeployQuerySet, LeaseRequest
+from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
+from deployer.models.sources import Branch, Build, IntegrationStatus, SyncState, WebhookDelivery
+
+__all__ = [
+    "ApiTestRun",
+    "ApiTestStep",
+    "AuditEntry",
+    "AuditQuerySet",
+    "Branch",
+    "Build",
+    "Deploy",
+    "DeployCommit",
+    "DeployHost",
+    "DeployLog",
+    "DeployQuerySet",
+    "Environment",
+    "Grant",
+    "Host",
+    "IntegrationStatus",
+    "LeaseRequest",
+    "Service",
+    "SlackAttempt",
+    "SlackIdentity",
+    "SlackMessage",
+    "SyncState",
+    "SystemIdentity",
+    "Team",
+    "WebhookDelivery",
+]

@@ -1,0 +1,190 @@
+"""The catalog: teams, services, their environments and hosts (catalog.yml, editable in the admin)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from deployer.choices import (
+    OnFailure,
+)
+from deployer.lib.redact import redacted
+
+
+class Team(models.Model):
+    """A group of people that owns services."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    slack_channel = models.CharField(
+        max_length=100, blank=True, help_text="Where its deploys are told: a channel id (C0123) or #name."
+    )
+    slack_group = models.CharField(
+        max_length=30, blank=True, help_text="Slack user group (S0123) mentioned when its deploy's tests fail."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """One independently deployable service, as declared in catalog.yml."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services", null=True, blank=True)
+    repo_url = models.CharField(
+        max_length=500, help_text="Git URL or absolute path of the repository Gantry deploys from."
+    )
+    default_branch = models.CharField(max_length=255, default="main")
+    github_repo = models.CharField(
+        max_length=200, blank=True, help_text="owner/name on GitHub; branches then come from GitHub's API."
+    )
+    jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
+    runbook_url = models.URLField(max_length=500, blank=True)
+    api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
+    # When someone last pressed Refresh (a second press soon after is answered, not queued): deployer.freshness.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def repo_shown(self) -> str:
+        """The repository URL as pages may show it (no credentials)."""
+        return redacted(self.repo_url)
+
+
+class Environment(models.Model):
+    """Where a service runs (test, prod, ...): its hosts and how to roll out there."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="environments")
+    name = models.SlugField(max_length=50)
+    position = models.PositiveIntegerField(default=0, help_text="Order on the pages (catalog order).")
+    deploy_path = models.CharField(max_length=500, help_text="Absolute directory on each host.")
+    build_command = models.TextField(blank=True, help_text="Runs in the new release directory.")
+    restart_command = models.TextField(blank=True, help_text="Runs in <deploy_path>/current after the switch.")
+    health_check_url = models.CharField(
+        max_length=500, blank=True, help_text="URL template polled until HTTP 200; {address} is the host."
+    )
+    health_check_timeout = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
+    releases_to_keep = models.PositiveIntegerField(default=5, validators=[MinValueValidator(2)])
+    command_timeout = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds one remote command may run; empty: GANTRY_SSH_COMMAND_TIMEOUT."
+    )
+    batch_size = models.CharField(
+        max_length=10, default="1", help_text="Hosts switched at once: a number, or a percentage like 25%."
+    )
+    on_failure = models.CharField(max_length=20, choices=OnFailure.choices, default=OnFailure.ROLLBACK)
+    production = models.BooleanField(default=False, help_text="Counts as production (gates, metrics).")
+    require_green_build = models.BooleanField(
+        default=False, help_text="Deploy only a sha whose Jenkins build succeeded."
+    )
+    follow_branch = models.CharField(
+        max_length=255, blank=True, help_text="Continuous delivery: deploy this branch's head once its build is green."
+    )
+    commit_warning = models.PositiveIntegerField(
+        default=25, help_text="The plan warns when a deploy ships more commits than this."
+    )
+    lb_runtime_api = models.CharField(
+        max_length=300, blank=True, help_text="HAProxy runtime API (socket path or host:port); empty: no balancer."
+    )
+    lb_backend = models.CharField(max_length=100, blank=True)
+    lb_drain_timeout = models.PositiveIntegerField(
+        default=30, help_text="Seconds to wait for a drained host's sessions."
+    )
+    require_approval = models.BooleanField(
+        default=False, help_text="A second person must approve each deploy before it runs."
+    )
+    checklist = models.JSONField(default=list, blank=True, help_text="Items to tick before a deploy starts.")
+    # The lock, if any (its history is in the audit log). Written only by deployer.locks.
+    locked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
+    lock_reason = models.TextField(blank=True, editable=False)
+    lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    base_url = models.CharField(max_length=500, blank=True, help_text="Where API tests reach the environment.")
+    host_base_url = models.CharField(max_length=500, blank=True, help_text="Where API tests reach one host.")
+    test_variables = models.JSONField(default=dict, blank=True)
+    # What the API tests here may use and reach (a suite can come from any branch): deployer.apitest_runs.
+    api_test_secrets = models.JSONField(
+        default=list, blank=True, help_text="Names of the secrets (GANTRY_SECRET_<NAME> on the workers) tests may use."
+    )
+    api_test_repo_secrets = models.BooleanField(
+        default=False, help_text="Suites from the repository (.gantry/tests.yml) may use those secrets too."
+    )
+    api_test_origins = models.JSONField(
+        default=list, blank=True, help_text="Origins tests may call besides those of base_url and host_base_url."
+    )
+    rollback_on_tests_failed = models.BooleanField(default=False)
+    monitor_minutes = models.PositiveIntegerField(
+        default=0, help_text="Run the API test suites here every this many minutes (0: only after deploys)."
+    )
+    lease_minutes = models.PositiveIntegerField(
+        default=0, help_text="A shared test environment: a deploy claims it this long (0: no leases)."
+    )
+    leased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
+    lease_ref = models.CharField(max_length=255, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Drift: how many commits this environment's release is ahead of the next
+    # environment's (test ahead of prod), computed by a worker after deploys.
+    ahead_of_next = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    ahead_of_next_shas = models.CharField(max_length=82, blank=True, editable=False)  # "<sha>..<sha>"
+
+    class Meta:
+        ordering = ["service__name", "position", "name"]
+        constraints = [models.UniqueConstraint(fields=["service", "name"], name="environment_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}/{self.name}"
+
+    @property
+    def is_leased(self) -> bool:
+        """Someone's lease runs now (it ends by itself at its expiry)."""
+        return bool(self.leased_by_id and self.lease_expires_at and self.lease_expires_at > timezone.now())
+
+    @property
+    def is_locked(self) -> bool:
+        """Locked now: a lock past its expiry no longer counts (it needs no sweep to end)."""
+        if self.locked_at is None:
+            return False
+        return self.lock_expires_at is None or self.lock_expires_at > timezone.now()
+
+
+class Host(models.Model):
+    """A machine Gantry reaches over SSH to install releases of one environment."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="hosts")
+    address = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=22)
+    user = models.CharField(max_length=64, default="deploy")
+    deploy_path = models.CharField(
+        max_length=500, blank=True, help_text="Overrides the environment's path (hosts that share a disk)."
+    )
+    position = models.PositiveIntegerField(default=0)
+    lb_server = models.CharField(max_length=100, blank=True, help_text="Server name in the HAProxy backend.")
+
+    class Meta:
+        ordering = ["position", "address", "port"]
+        constraints = [models.UniqueConstraint(fields=["environment", "address", "port"], name="host_unique_address")]
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.address}:{self.port}"
+
+    @property
+    def path(self) -> str:
+        return self.deploy_path or self.environment.deploy_path
+
+    @property
+    def balancer_name(self) -> str:
+        """Its server name in the environment's HAProxy backend."""
+        return self.lb_server or self.address

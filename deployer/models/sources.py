@@ -1,0 +1,135 @@
+"""What the outside systems said: branches, builds, how fresh each is, integration health, webhook deliveries."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from deployer.choices import (
+    BuildResult,
+    SyncSource,
+)
+from deployer.models.catalog import Service
+
+
+class Branch(models.Model):
+    """A branch of a service's repository and its head commit, as last synced."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="branches")
+    name = models.CharField(max_length=255)
+    sha = models.CharField(max_length=40)
+    author = models.CharField(max_length=255, blank=True)
+    message = models.CharField(max_length=500, blank=True, help_text="First line of the head commit message.")
+    committed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-committed_at", "name"]
+        constraints = [models.UniqueConstraint(fields=["service", "name"], name="branch_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}:{self.name}"
+
+
+class BuildQuerySet(models.QuerySet["Build"]):
+    def newest_of(self, service_ids: set[int], shas: set[str]) -> dict[tuple[int, str], Build]:
+        """The newest build of each (service, sha) among `shas`, in one query."""
+        newest: dict[tuple[int, str], Build] = {}
+        if not shas:
+            return newest
+        # Filter by sha alone: SQLite picks a poor plan for "service IN (...) AND sha IN (...)".
+        for build in self.filter(sha__in=shas).order_by("-started_at", "-number"):
+            if build.service_id in service_ids:
+                newest.setdefault((build.service_id, build.sha), build)
+        return newest
+
+    def newest_for(self, service_id: int, sha: str) -> Build | None:
+        return self.newest_of({service_id}, {sha}).get((service_id, sha))
+
+
+class Build(models.Model):
+    """One Jenkins build of a service, as last synced: which sha it built and how it ended."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="builds")
+    job = models.CharField(max_length=400, help_text="Jenkins job; for multibranch pipelines, job/branch.")
+    number = models.PositiveIntegerField()
+    branch = models.CharField(max_length=255, blank=True)
+    sha = models.CharField(max_length=40, blank=True)
+    result = models.CharField(max_length=20, choices=BuildResult.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+
+    objects = BuildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-number"]
+        constraints = [models.UniqueConstraint(fields=["service", "job", "number"], name="build_unique_number")]
+        indexes = [models.Index(fields=["sha"], name="build_sha")]
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.number} ({self.result})"
+
+    @property
+    def result_choice(self) -> BuildResult:
+        return BuildResult(self.result)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000
+
+    @property
+    def is_green(self) -> bool:
+        return self.result == BuildResult.SUCCESS
+
+
+class SyncState(models.Model):
+    """How fresh a service's data from one source is: last success, last error, conditional-request state."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="sync_states")
+    source = models.CharField(max_length=20, choices=SyncSource.choices)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last successful sync.")
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the last attempt failed; empty after a success.")
+    etags = models.JSONField(default=dict, blank=True, help_text="ETag of each page of the last answer.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "source"], name="syncstate_unique_source")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} {self.source}"
+
+
+class IntegrationStatus(models.Model):
+    """The health of one outside system (github, jenkins) as seen by the workers."""
+
+    name = models.CharField(max_length=20, unique=True)
+    ok_at = models.DateTimeField(null=True, blank=True)
+    error_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_until = models.DateTimeField(null=True, blank=True, help_text="No calls before this (back-off).")
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_remaining = models.PositiveIntegerField(null=True, blank=True)
+    rate_reset = models.DateTimeField(null=True, blank=True)
+    requests = models.PositiveBigIntegerField(default=0, help_text="Requests sent since the counters were reset.")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """A webhook as received: kept so duplicates are ignored and work survives a broker outage."""
+
+    source = models.CharField(max_length=20)
+    delivery_id = models.CharField(max_length=100)
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "delivery_id"], name="webhook_unique_delivery")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event} {self.delivery_id}"

@@ -1,0 +1,196 @@
+"""The house rules of the code's layout (../shared/DESIGN.md, Layout), checked by reading the imports.
+
+Rooms are deployer's folders and root modules, and the dashboards package. Each room sits on a floor; a
+module may import from its own room and from rooms on lower floors, never from a room on its own floor or
+above. So arrows point one way between folders (two folders never import each other), and no two files
+import each other either. Imports under `if TYPE_CHECKING:` are annotations, not arrows, and do not count.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Lowest floor first. Rooms on one floor are peers: they must not import each other.
+FLOORS: list[set[str]] = [
+    {"deployer.lib", "deployer.choices"},
+    {"deployer.settings", "deployer.errors"},
+    {"deployer.integrations"},  # leaves: see LEAVES
+    {"deployer.models"},
+    {"deployer.broker"},
+    {"deployer.celery"},
+    {"deployer.queue"},
+    {"deployer.sources", "deployer.apitests", "deployer.notify"},
+    {"deployer.catalog", "deployer.environments"},
+    {"deployer.deploys"},
+    {"deployer.delivery", "deployer.selectors", "deployer.ops"},
+    {"deployer.demo"},
+    {"deployer.chatops"},
+    {"deployer.tasks", "deployer.management", "deployer.admin", "deployer.apps", "deployer.wsgi", "deployer.asgi"},
+    {"dashboards"},
+]
+# Integrations take and return plain values: they may use only these of the rest of Gantry.
+LEAVES = {"deployer.integrations": {"deployer.errors", "deployer.lib"}}
+# The web never talks to the outside world itself, not even to ask an integration a question.
+FORBIDDEN = {"dashboards": {"deployer.integrations"}}
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for top in ("deployer", "dashboards"):
+        for path in (ROOT / top).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "dashboards":
+        return "dashboards"
+    if len(parts) == 1:  # deployer/__init__.py: it only exposes the Celery app
+        return "deployer.celery"
+    return ".".join(parts[:2])
+
+
+def floor(of_room: str) -> int:
+    for number, rooms in enumerate(FLOORS):
+        if of_room in rooms:
+            return number
+    raise AssertionError(f"{of_room} is on no floor: add it to FLOORS in tests/test_layout.py")
+
+
+def _type_checking_lines(tree: ast.Module) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
+def imports_of(path: Path, known: set[str]) -> list[tuple[int, str]]:
+    """(line, module) for each deployer/dashboards module `path` imports (a name imported from a package
+    counts as that submodule when there is one)."""
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_lines(tree)
+    found = []
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", 0) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                target = sub if sub in known else node.module
+                if target.split(".")[0] in ("deployer", "dashboards"):
+                    found.append((node.lineno, target))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] in ("deployer", "dashboards")]
+    return found
+
+
+def graph() -> dict[str, list[tuple[int, str]]]:
+    known = modules()
+    return {name: imports_of(path, set(known)) for name, path in known.items()}
+
+
+def test_arrows_point_one_way_between_rooms() -> None:
+    wrong = []
+    for module, imported in graph().items():
+        here = room(module)
+        for line, target in imported:
+            there = room(target)
+            if there == here:
+                continue
+            allowed = LEAVES.get(here)
+            if there in FORBIDDEN.get(here, set()):
+                wrong.append(f"{module}:{line} imports {target}: {here} must not use {there}")
+            elif allowed is not None and there not in allowed:
+                wrong.append(f"{module}:{line} imports {target}: {here} may use only {', '.join(sorted(allowed))}")
+            elif floor(there) >= floor(here):
+                wrong.append(f"{module}:{line} imports {target} ({there} is not below {here})")
+    assert not wrong, "imports against the layout (tests/test_layout.py FLOORS):\n" + "\n".join(wrong)
+
+
+def test_no_two_files_import_each_other() -> None:
+    edges = {module: {target for _, target in imported} for module, imported in graph().items()}
+    cycles = [cycle for cycle in _cycles(edges) if len(cycle) > 1]
+    assert not cycles, "modules that import each other (directly or round a loop): " + "; ".join(
+        " → ".join([*cycle, cycle[0]]) for cycle in cycles
+    )
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components (Tarjan), each a loop of imports."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges.get(node, ()):
+            if target not in edges:
+                continue
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by idea): {long}"
+
+
+# Same name, same idea: a model module and the room that works with those models, or a page and its domain.
+SAME_IDEA = {
+    *("deploys", "apitests", "audit", "catalog", "notify", "access", "sources"),  # models/X and the room X
+    *("delivery", "ops", "actions"),  # a page (dashboards/X) and the domain room behind it
+    *("urls", "views", "apps", "schema"),  # one role in two packages (URLconfs, Django apps, a YAML file's schema)
+    *("github", "jenkins", "slack"),  # the system's endpoint (dashboards/hooks) and its client (integrations)
+}
+
+
+def test_no_two_modules_share_a_name_for_different_ideas() -> None:
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for name in modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf not in {"deployer", "dashboards"} and not leaf.startswith("__"):
+            by_name[leaf].append(name)
+    shared = {leaf: names for leaf, names in by_name.items() if len(names) > 1 and leaf not in SAME_IDEA}
+    assert not shared, f"one name, several modules: {shared}; rename one, or add it to SAME_IDEA if it is one idea"
+
+
+@pytest.mark.parametrize("package", sorted(n for n, p in modules().items() if p.name == "__init__.py"))
+def test_every_room_says_what_it_holds(package: str) -> None:
+    path = modules()[package]
+    tree = ast.parse(path.read_text())
+    assert ast.get_docstring(tree), f"{path.relative_to(ROOT)} needs a docstring saying what the room holds"
