@@ -51,6 +51,7 @@ run: $(VENV)/.installed system-deps
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	GANTRY_VAR_DIR=$$(mktemp -d) $(VENV)/bin/mypy deployer dashboards
 
 # The suite runs twice: SQLite with the embedded broker, then PostgreSQL with Redis.
 test: lint test-sqlite test-postgres

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboards.forms import DeployForm, LockForm, ReasonForm, RollbackForm
+from dashboards.signed_in import SignedInRequest
 from dashboards.views import deploy_or_404, deploy_page, environment_or_404, form_error, refused_page, service_page
 from deployer import queue
 from deployer.choices import Decision
@@ -33,7 +34,7 @@ from deployer.models import Deploy, Environment, Service
 
 
 @require_POST
-def service_refresh_view(request: HttpRequest, name: str) -> HttpResponse:
+def service_refresh_view(request: SignedInRequest, name: str) -> HttpResponse:
     service = get_object_or_404(Service.objects.select_related("team"), name=name)
     try:
         service_refresh(service=service, user=request.user)
@@ -48,14 +49,14 @@ def service_refresh_view(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("service", name=service.name)
 
 
-def _sentence(exc: Exception) -> str:
-    """A refusal's words as a message line: capitalised, with a full stop."""
-    text = str(exc)
+def _sentence(said: Exception | str) -> str:
+    """A refusal's (or any) words as a message line: capitalised, with a full stop."""
+    text = str(said)
     return f"{text[:1].upper()}{text[1:]}."
 
 
 @require_POST
-def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def deploy_create(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     form = DeployForm(request.POST)
     if not form.is_valid():
@@ -83,7 +84,7 @@ def deploy_create(request: HttpRequest, name: str, environment: str) -> HttpResp
 
 
 @require_POST
-def api_tests_run_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def api_tests_run_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     """Run the environment's API test suites now (they run in a worker; results appear in the strip)."""
     env = environment_or_404(name, environment)
     try:
@@ -98,7 +99,7 @@ def api_tests_run_view(request: HttpRequest, name: str, environment: str) -> Htt
 
 
 @require_POST
-def lease_release_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def lease_release_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     try:
         lease_release(env, user=request.user)
@@ -110,7 +111,7 @@ def lease_release_view(request: HttpRequest, name: str, environment: str) -> Htt
 
 
 @require_POST
-def lease_extend_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def lease_extend_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     try:
         lease_extend(env, user=request.user)
@@ -120,7 +121,7 @@ def lease_extend_view(request: HttpRequest, name: str, environment: str) -> Http
     return redirect("service", name=env.service.name)
 
 
-def _options(request: HttpRequest, env: Environment, form: DeployForm | None = None) -> DeployOptions:
+def _options(request: SignedInRequest, env: Environment, form: DeployForm | None = None) -> DeployOptions:
     """The checklist ticks and the lock override sit in the environment's card, named after it."""
     return DeployOptions(
         checklist=tuple(request.POST.getlist(f"checklist-{env.name}")),
@@ -132,7 +133,7 @@ def _options(request: HttpRequest, env: Environment, form: DeployForm | None = N
 
 
 @require_POST
-def deploy_rollback_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def deploy_rollback_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     form = RollbackForm(request.POST)
     if not form.is_valid():
@@ -151,7 +152,7 @@ def deploy_rollback_view(request: HttpRequest, name: str, environment: str) -> H
 
 
 @require_POST
-def deploy_promote_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def deploy_promote_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     try:
         deploy = deploy_promote(environment=env, user=request.user, options=_options(request, env))
@@ -160,7 +161,7 @@ def deploy_promote_view(request: HttpRequest, name: str, environment: str) -> Ht
     return _to_deploy(request, deploy)
 
 
-def _to_deploy(request: HttpRequest, deploy: Deploy) -> HttpResponse:
+def _to_deploy(request: SignedInRequest, deploy: Deploy) -> HttpResponse:
     """The deploy's page, saying so at the top when the deploy could not be handed to the task queue."""
     if deploy.waits_for_queue:
         messages.error(request, _sentence(queue_waiting_message(deploy)))
@@ -168,7 +169,7 @@ def _to_deploy(request: HttpRequest, deploy: Deploy) -> HttpResponse:
 
 
 @require_POST
-def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_cancel_view(request: SignedInRequest, pk: int) -> HttpResponse:
     deploy = deploy_or_404(pk)
     try:
         deploy_cancel(deploy=deploy, user=request.user)
@@ -179,7 +180,7 @@ def deploy_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("deploy", pk=deploy.pk)
 
 
-def _deploy_action(request: HttpRequest, deploy: Deploy, action: Callable[[], object], done: str) -> HttpResponse:
+def _deploy_action(request: SignedInRequest, deploy: Deploy, action: Callable[[], object], done: str) -> HttpResponse:
     """Run a person's action on a deploy: its page again with the refusal, or a redirect saying it is done."""
     try:
         action()
@@ -189,13 +190,13 @@ def _deploy_action(request: HttpRequest, deploy: Deploy, action: Callable[[], ob
     return _to_deploy(request, deploy)
 
 
-def _reason(request: HttpRequest) -> str:
+def _reason(request: SignedInRequest) -> str:
     form = ReasonForm(request.POST)
     return form.cleaned_data["reason"] if form.is_valid() else ""
 
 
 @require_POST
-def deploy_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_approve_view(request: SignedInRequest, pk: int) -> HttpResponse:
     deploy = deploy_or_404(pk)
     return _deploy_action(
         request,
@@ -206,7 +207,7 @@ def deploy_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def deploy_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_reject_view(request: SignedInRequest, pk: int) -> HttpResponse:
     deploy = deploy_or_404(pk)
     reason = _reason(request)
     return _deploy_action(
@@ -218,7 +219,7 @@ def deploy_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def deploy_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_decide_view(request: SignedInRequest, pk: int) -> HttpResponse:
     deploy = deploy_or_404(pk)
     choice = request.POST.get("choice", "")
     if choice not in Decision.values:
@@ -232,7 +233,7 @@ def deploy_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def deploy_mark_failed_view(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_mark_failed_view(request: SignedInRequest, pk: int) -> HttpResponse:
     deploy = deploy_or_404(pk)
     reason = _reason(request)
     return _deploy_action(
@@ -244,7 +245,7 @@ def deploy_mark_failed_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def environment_lock_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def environment_lock_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     form = LockForm(request.POST)
     if not form.is_valid():
@@ -260,7 +261,7 @@ def environment_lock_view(request: HttpRequest, name: str, environment: str) -> 
 
 
 @require_POST
-def environment_unlock_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def environment_unlock_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     env = environment_or_404(name, environment)
     try:
         environment_unlock(env, user=request.user)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -28,8 +28,13 @@ class ScopeForm(forms.Form):
         super().__init__(*args, **kwargs)
         teams = Team.objects.order_by("name").values_list("name", flat=True)
         services = Service.objects.order_by("name").values_list("name", flat=True)
-        self.fields["team"].choices = [("", "every team"), *((t, t) for t in teams)]
-        self.fields["service"].choices = [("", "every service"), *((s, s) for s in services)]
+        self._choices("team", [("", "every team"), *((t, t) for t in teams)])
+        self._choices("service", [("", "every service"), *((s, s) for s in services)])
+
+    def _choices(self, name: str, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -52,8 +57,10 @@ def delivery(request: HttpRequest) -> HttpResponse:
         return render(request, "dashboards/delivery.html", {"form": form, "error": error}, status=400)
     data = form.cleaned_data
     scope = Scope(since=data["since"], until=data["until"], team=data["team"], service=data["service"])
-    form.data = form.data.copy()  # show the range used, defaults included
-    form.data["since"], form.data["until"] = scope.since.isoformat(), scope.until.isoformat()
+    shown = QueryDict(mutable=True)  # show the range used, defaults included
+    shown.update(form.data)
+    shown["since"], shown["until"] = scope.since.isoformat(), scope.until.isoformat()
+    form.data = shown
     found = figures(scope)
     chart_list = [
         ("per_day", "Deploys per day", "Day", found.per_day),

@@ -164,7 +164,7 @@ def history_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def history_csv(request: HttpRequest) -> HttpResponse:
+def history_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Every entry the same filters select (not only one page), streamed."""
     found = history_filter(request.GET)
     if not found.is_valid():

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import user_passes_test
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from dashboards.forms import (
-    DeployForm,
     LockForm,
     LogCursorForm,
     MatrixFilterForm,
     PlanForm,
 )
 from dashboards.matrix import cache_enabled, cache_key, matrix_rows
+from dashboards.signed_in import SignedInRequest
 from deployer import selectors
 from deployer.apitests.runs import recent_runs
 from deployer.choices import DeployStatus
@@ -37,7 +38,7 @@ from deployer.sources import integration_health
 
 
 @require_GET
-def services(request: HttpRequest) -> HttpResponse:
+def services(request: SignedInRequest) -> HttpResponse:
     filters = MatrixFilterForm(request.GET)
     team, query = (filters.cleaned_data["team"], filters.cleaned_data["q"]) if filters.is_valid() else ("", "")
     key = cache_key(team, query)
@@ -51,7 +52,7 @@ def services(request: HttpRequest) -> HttpResponse:
 
 
 def service_page(
-    request: HttpRequest,
+    request: SignedInRequest,
     service: Service,
     *,
     error: str = "",
@@ -96,7 +97,7 @@ def service_page(
 
 
 @require_GET
-def service_detail(request: HttpRequest, name: str) -> HttpResponse:
+def service_detail(request: SignedInRequest, name: str) -> HttpResponse:
     return service_page(request, get_object_or_404(Service.objects.select_related("team"), name=name))
 
 
@@ -108,19 +109,19 @@ def environment_or_404(name: str, environment: str) -> Environment:
     )
 
 
-def refused_page(request: HttpRequest, env: Environment, exc: DeployRefused) -> HttpResponse:
+def refused_page(request: SignedInRequest, env: Environment, exc: DeployRefused) -> HttpResponse:
     running = exc.running if isinstance(exc, DeployConflict) else None
     return service_page(request, env.service, error=str(exc), status=exc.status_code, running=running)
 
 
 @require_GET
-def api_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def api_run_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(ApiTestRun.objects.select_related("environment__service"), pk=pk)
     return render(request, "dashboards/api_run.html", {"run": run, "runs": [run]})
 
 
 @require_GET
-def deploy_plan_view(request: HttpRequest, name: str, environment: str) -> HttpResponse:
+def deploy_plan_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
     """What a deploy of `?ref=` will do, with the button that starts it."""
     env = environment_or_404(name, environment)
     form = PlanForm(request.GET)
@@ -134,8 +135,9 @@ def deploy_plan_view(request: HttpRequest, name: str, environment: str) -> HttpR
     return render(request, "dashboards/plan.html", context)
 
 
-def form_error(form: DeployForm) -> str:
-    return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+def form_error(form: forms.Form) -> str:
+    """A form's errors as one line: "field: what is wrong; ..."."""
+    return "; ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
 
 
 def deploy_or_404(pk: int) -> Deploy:
@@ -152,11 +154,11 @@ def deploy_or_404(pk: int) -> Deploy:
 
 
 @require_GET
-def deploy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     return deploy_page(request, deploy_or_404(pk))
 
 
-def deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", status: int = 200) -> HttpResponse:
+def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", status: int = 200) -> HttpResponse:
     lines = selectors.deploy_log_after(deploy, 0)
     context = {
         "deploy": deploy,
@@ -173,7 +175,7 @@ def deploy_page(request: HttpRequest, deploy: Deploy, *, error: str = "", status
 
 
 @require_GET
-def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
+def deploy_log(request: SignedInRequest, pk: int) -> HttpResponse:
     """The log lines after `?after=<id>`, the deploy's summary, and (while it
     runs) the next poller: htmx swaps these in place of the old poller."""
     cursor = LogCursorForm(request.GET)
@@ -192,7 +194,7 @@ def deploy_log(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dashboards/_log_update.html", context)
 
 
-def _rights(request: HttpRequest, deploy: Deploy) -> dict[str, bool]:
+def _rights(request: SignedInRequest, deploy: Deploy) -> dict[str, bool]:
     """What the deploy's summary offers this person (the log poll re-renders it several times a second)."""
     awaiting = deploy.status == DeployStatus.AWAITING_APPROVAL
     paused = deploy.paused_at is not None and deploy.status == DeployStatus.RUNNING
@@ -205,7 +207,7 @@ def _rights(request: HttpRequest, deploy: Deploy) -> dict[str, bool]:
 
 @require_GET
 @user_passes_test(lambda user: user.is_superuser)
-def integration_status(request: HttpRequest) -> HttpResponse:
+def integration_status(request: SignedInRequest) -> HttpResponse:
     """Each integration's health: last sync, errors, GitHub's remaining rate-limit budget, webhook deliveries.
 
     For Gantry admins (superusers) only, like /metrics: it shows what outside systems answered.

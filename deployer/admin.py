@@ -108,7 +108,7 @@ class DeployHostInline(admin.TabularInline):
     model = DeployHost
     extra = 0
     can_delete = False
-    readonly_fields = ["address", "status", "release", "previous_release", "message", "finished_at"]
+    readonly_fields = ("address", "status", "release", "previous_release", "message", "finished_at")
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

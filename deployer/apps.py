@@ -10,6 +10,7 @@ class DeployerConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
         from django.db.backends.signals import connection_created
+        from django.db.models import Field
 
         from deployer.environments.access import username_not_a_group
         from deployer.environments.audit import sqlite_connection_created
@@ -19,5 +20,6 @@ class DeployerConfig(AppConfig):
 
         # Every form that sets a username (admin, createsuperuser) runs the field's validators.
         username = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD)
+        assert isinstance(username, Field)
         if username_not_a_group not in username.validators:
             username.validators.append(username_not_a_group)

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from urllib.parse import urlencode
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from deployer.apitests.runs import recent_runs
@@ -138,7 +138,7 @@ def request_answer(request: ChatRequest) -> str:
     return action_run(request.action_id, request.value, user)
 
 
-def command_run(command: Command, user: AbstractBaseUser) -> str:
+def command_run(command: Command, user: User) -> str:
     """Do what the command says as `user`; the answer in Slack mrkdwn. Refusals come back as text."""
     try:
         if command.verb == "status":
@@ -156,7 +156,7 @@ def command_run(command: Command, user: AbstractBaseUser) -> str:
         return f":no_entry: {escape(str(exc))}"
 
 
-def action_run(action_id: str, value: str, user: AbstractBaseUser) -> str:
+def action_run(action_id: str, value: str, user: User) -> str:
     """A button on a deploy message was pressed (and confirmed) by `user`."""
     try:
         if action_id == UNLOCK:
@@ -185,7 +185,7 @@ def _id(value: str) -> int:
     return int(value)
 
 
-def _deploy(environment: Environment, ref: str, user: AbstractBaseUser) -> str:
+def _deploy(environment: Environment, ref: str, user: User) -> str:
     try:
         deploy = deploy_request(environment=environment, ref=ref, user=user)
     except (PermissionRefused, DeployConflict) as exc:
@@ -205,7 +205,7 @@ def _deploy(environment: Environment, ref: str, user: AbstractBaseUser) -> str:
     return f":rocket: Deploy {link} of {what} is queued; its message in the team's channel follows it."
 
 
-def _rollback(deploy: Deploy, user: AbstractBaseUser) -> str:
+def _rollback(deploy: Deploy, user: User) -> str:
     environment = deploy.environment
     current = current_deploy(environment)
     if current is None or current.pk != deploy.pk:

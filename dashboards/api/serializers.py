@@ -76,7 +76,7 @@ class DeploySerializer(serializers.ModelSerializer):
         ]
 
     def get_requested_by(self, deploy: Deploy) -> str | None:
-        return deploy.requested_by.get_username() if deploy.requested_by_id else None
+        return deploy.requested_by.get_username() if deploy.requested_by else None
 
     def get_duration_seconds(self, deploy: Deploy) -> float | None:
         return deploy.duration.total_seconds() if deploy.duration else None

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -140,9 +142,9 @@ def _frequency(result: Figures, moments: list[datetime]) -> None:
     result.by_hour = [(hour, hours[hour]) for hour in range(24)]
 
 
-def _failures(result: Figures, rows: list[dict[str, object]]) -> None:
+def _failures(result: Figures, rows: Sequence[Mapping[str, Any]]) -> None:
     """Failure rate and time to restore, per environment in order of the deploys."""
-    by_environment: dict[object, list[dict[str, object]]] = {}
+    by_environment: dict[int, list[Mapping[str, Any]]] = {}
     for row in rows:
         if row["status"] != DeployStatus.CANCELLED:
             by_environment.setdefault(row["environment_id"], []).append(row)
@@ -158,11 +160,11 @@ def _failures(result: Figures, rows: list[dict[str, object]]) -> None:
                 result.failed += 1
                 good = next((d for d in later if d["status"] == DeployStatus.SUCCEEDED), None)
                 if good is not None:
-                    restores.append((good["finished_at"] - row["finished_at"]).total_seconds())  # type: ignore[operator]
+                    restores.append((good["finished_at"] - row["finished_at"]).total_seconds())
     result.time_to_restore = Spread.of(restores)
 
 
-def _lead_time(delivered: list[dict[str, object]]) -> Spread:
+def _lead_time(delivered: Sequence[Mapping[str, Any]]) -> Spread:
     finished = {row["pk"]: row["finished_at"] for row in delivered}
     commits = DeployCommit.objects.filter(deploy_id__in=list(finished)).values_list("deploy_id", "committed_at")
-    return Spread.of([(finished[deploy_id] - at).total_seconds() for deploy_id, at in commits])  # type: ignore[operator]
+    return Spread.of([(finished[deploy_id] - at).total_seconds() for deploy_id, at in commits])

@@ -3,7 +3,7 @@ or (an admin) mark a stuck one failed. Each is checked against who may, and reco
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from deployer.models import Deploy, DeployLog
 from deployer.notify import outbox
 
 
-def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
+def deploy_cancel(*, deploy: Deploy, user: User) -> Deploy:
     """Cancel a deploy: at once if it has not started; between batches if it runs.
 
     A running deploy is never killed: the hosts in flight finish and every host
@@ -57,7 +57,7 @@ def deploy_cancel(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
     return deploy
 
 
-def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
+def deploy_approve(*, deploy: Deploy, user: User) -> Deploy:
     """A second person lets a deploy that awaits approval run."""
     _require_approver(deploy, user, "approve")
     who = user.get_username()
@@ -76,7 +76,7 @@ def deploy_approve(*, deploy: Deploy, user: AbstractBaseUser) -> Deploy:
     return deploy
 
 
-def deploy_reject(*, deploy: Deploy, user: AbstractBaseUser, reason: str = "") -> Deploy:
+def deploy_reject(*, deploy: Deploy, user: User, reason: str = "") -> Deploy:
     _require_approver(deploy, user, "reject")
     who = user.get_username()
     said = one_line(reason)
@@ -91,7 +91,7 @@ def deploy_reject(*, deploy: Deploy, user: AbstractBaseUser, reason: str = "") -
     return deploy
 
 
-def deploy_mark_failed(*, deploy: Deploy, user: AbstractBaseUser, reason: str) -> Deploy:
+def deploy_mark_failed(*, deploy: Deploy, user: User, reason: str) -> Deploy:
     """An admin ends a stuck deploy (and so frees its environment), with a reason; audited.
 
     A worker still running it stops at its next batch boundary (it checks the state).
@@ -107,7 +107,7 @@ def deploy_mark_failed(*, deploy: Deploy, user: AbstractBaseUser, reason: str) -
     return deploy
 
 
-def deploy_decide(*, deploy: Deploy, user: AbstractBaseUser, choice: Decision) -> Deploy:
+def deploy_decide(*, deploy: Deploy, user: User, choice: Decision) -> Deploy:
     """A person's answer to a paused deploy (guided failure): retry the failed hosts, skip them, or abort."""
     access_for(user).require_deploy(deploy.environment)
     if not Deploy.objects.filter(
@@ -120,7 +120,7 @@ def deploy_decide(*, deploy: Deploy, user: AbstractBaseUser, choice: Decision) -
     return deploy
 
 
-def _require_approver(deploy: Deploy, user: AbstractBaseUser, verb: str) -> None:
+def _require_approver(deploy: Deploy, user: User, verb: str) -> None:
     access = access_for(user)
     if access.can_approve(deploy):
         return

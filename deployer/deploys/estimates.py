@@ -17,7 +17,7 @@ def eta_seconds(environment: Environment) -> tuple[int | None, int]:
         .order_by("-id")
         .values_list("started_at", "finished_at")[:ETA_SAMPLE]
     )
-    durations = [(finished - started).total_seconds() for started, finished in rows if finished]
+    durations = [(finished - started).total_seconds() for started, finished in rows if started and finished]
     if not durations:
         return None, 0
     if len(durations) == 1:

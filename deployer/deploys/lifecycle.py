@@ -76,7 +76,7 @@ def _audit_end(deploy: Deploy, to: DeployStatus, reason: str, now: datetime) -> 
     started = deploy.started_at
     audit_record(
         AuditAction.DEPLOY_ENDED,
-        actor=deploy.requested_by if deploy.requested_by_id else None,
+        actor=deploy.requested_by,
         deploy=deploy,
         outcome=to,
         duration_seconds=(now - started).total_seconds() if started else None,
@@ -98,7 +98,7 @@ def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
 def _lock_after(deploy: Deploy, to: DeployStatus) -> None:
     """After a rollback nobody deploys again until a person has looked and unlocked."""
     if to == DeployStatus.SUCCEEDED and deploy.is_rollback:
-        who = deploy.requested_by.get_username() if deploy.requested_by_id else "Gantry"
+        who = deploy.requested_by.get_username() if deploy.requested_by else "Gantry"
         environment_lock(
             deploy.environment,
             user=None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from deployer.deploys.batches import batch_sizes
 from deployer.deploys.estimates import eta_seconds
@@ -63,7 +63,7 @@ class Plan:
         return any(check.blocking and not check.ok for check in self.checks)
 
 
-def deploy_plan(*, environment: Environment, ref: str, user: AbstractBaseUser) -> Plan:
+def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
     """DeployRefused for a ref that cannot be deployed; otherwise the plan, whatever its checks say."""
     sha = resolve_ref(environment, ref)
     current = current_deploy(environment)
@@ -101,7 +101,7 @@ def _changes(environment: Environment, base: str, head: str) -> Changes:
     return Changes(commits=commits, ahead=ahead, behind=behind)
 
 
-def _checks(environment: Environment, sha: str, user: AbstractBaseUser) -> list[Check]:
+def _checks(environment: Environment, sha: str, user: User) -> list[Check]:
     access = access_for(user)
     checks = [
         Check(

@@ -49,7 +49,7 @@ def _why(deploy: Deploy) -> str:
     beat = deploy.heartbeat_at or deploy.started_at
     when = timezone.localtime(beat).strftime("%H:%M:%S") if beat else "never"
     attention = [
-        record.host.address
+        record.host.address if record.host else record.address  # a host may have left the catalog since
         for record in deploy.hosts.select_related("host").filter(status__in=HostStatus.needs_attention())
     ]
     if attention:

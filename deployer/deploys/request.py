@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ NO_OPTIONS = DeployOptions()
 
 
 def deploy_request(
-    *, environment: Environment, ref: str, user: AbstractBaseUser | None, options: DeployOptions = NO_OPTIONS
+    *, environment: Environment, ref: str, user: User | None, options: DeployOptions = NO_OPTIONS
 ) -> Deploy:
     """Record a deploy of `ref` (its sha pinned now): queued, or awaiting approval.
 
@@ -55,9 +55,7 @@ def deploy_request(
     return _deploy_create(environment, ref=ref, sha=resolve_ref(environment, ref), user=user, options=options)
 
 
-def deploy_promote(
-    *, environment: Environment, user: AbstractBaseUser | None, options: DeployOptions = NO_OPTIONS
-) -> Deploy:
+def deploy_promote(*, environment: Environment, user: User | None, options: DeployOptions = NO_OPTIONS) -> Deploy:
     """Deploy to `environment` exactly what runs in the environment before it (test → prod)."""
     source = (
         Environment.objects.filter(service_id=environment.service_id, position__lt=environment.position)
@@ -98,7 +96,7 @@ def _deploy_create(
     *,
     ref: str,
     sha: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
     trigger: DeployTrigger = DeployTrigger.MANUAL,
     options: DeployOptions = NO_OPTIONS,
 ) -> Deploy:
@@ -205,7 +203,7 @@ def _insert(environment: Environment, **fields: object) -> Deploy:
         raise DeployConflict(_busy_message(running), running) from exc
 
 
-def deploy_rollback(*, environment: Environment, user: AbstractBaseUser, to: Deploy | None = None) -> Deploy:
+def deploy_rollback(*, environment: Environment, user: User, to: Deploy | None = None) -> Deploy:
     """Go back to an earlier release the hosts still keep (default: the one before what runs now).
 
     A rollback is a deploy of kind `rollback`: same log, checks and audit, but
@@ -259,7 +257,7 @@ def rollback_candidates(environment: Environment) -> list[Deploy]:
     seen: set[str] = set()
     candidates = []
     for deploy in live:
-        origin = deploy.rollback_of if deploy.rollback_of_id else deploy
+        origin = deploy.rollback_of or deploy
         if seen and origin.release_name not in seen and origin.status == DeployStatus.SUCCEEDED:
             candidates.append(origin)  # the first one is what runs now
         seen.add(origin.release_name)
@@ -288,7 +286,7 @@ def _checklist_check(environment: Environment, ticked: tuple[str, ...]) -> None:
         )
 
 
-def _audit_request(deploy: Deploy, user: AbstractBaseUser | None, emergency: str, overridden: str) -> None:
+def _audit_request(deploy: Deploy, user: User | None, emergency: str, overridden: str) -> None:
     what = f"{deploy.ref} ({deploy.sha[:12]})"
     if emergency:
         audit_record(AuditAction.EMERGENCY_DEPLOY, actor=user, deploy=deploy, detail=f"{what}: {emergency}")

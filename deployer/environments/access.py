@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -59,7 +59,7 @@ class Access:
     def can_approve(self, deploy: Deploy) -> bool:
         """May approve `deploy`: not one's own, and an approver, prod deployer or admin where it goes."""
         environment = deploy.environment
-        if deploy.requested_by_id is not None and deploy.requested_by.get_username() == self.username:
+        if deploy.requested_by is not None and deploy.requested_by.get_username() == self.username:
             return False
         return self.is_admin or self._has(Role.APPROVER, environment) or self._has(Role.PROD_DEPLOYER, environment)
 
@@ -92,7 +92,7 @@ def username_not_a_group(value: str) -> None:
         )
 
 
-def access_for(user: AbstractBaseUser | AnonymousUser | None) -> Access:
+def access_for(user: User | AnonymousUser | None) -> Access:
     """What `user` may do; None means Gantry itself (continuous delivery)."""
     if user is None:
         return Access(username=SYSTEM_USERNAME, is_system=True)
@@ -113,7 +113,7 @@ def access_for(user: AbstractBaseUser | AnonymousUser | None) -> Access:
     return access
 
 
-def system_user() -> AbstractBaseUser:
+def system_user() -> User:
     """The user Gantry acts as on its own (continuous delivery): flagged by SystemIdentity, inactive,
     without a password, so it cannot sign in. Named "gantry" (or "gantry-2"... if a person took it)."""
     marked = SystemIdentity.objects.select_related("user").filter(pk=SYSTEM_IDENTITY).first()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
 
 from deployer.choices import AuditAction
@@ -27,7 +27,7 @@ from deployer.models.access import SYSTEM_USERNAME
 def audit_record(
     action: AuditAction,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     environment: Environment | None = None,
     deploy: Deploy | None = None,
     detail: str = "",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,13 +30,17 @@ class LeaseHeld(DeployRefused):
     status_code = 409
 
 
+def holder_name(environment: Environment) -> str:
+    return environment.leased_by.get_username() if environment.leased_by else "someone"
+
+
 def lease_summary(environment: Environment) -> str:
-    holder = environment.leased_by.get_username() if environment.leased_by_id else "someone"
+    holder = holder_name(environment)
     until = timezone.localtime(environment.lease_expires_at).strftime("%H:%M") if environment.lease_expires_at else ""
     return f"leased by {holder} for {environment.lease_ref} until {until}"
 
 
-def lease_check(environment: Environment, user: AbstractBaseUser | None, *, take_over: bool) -> str:
+def lease_check(environment: Environment, user: User | None, *, take_over: bool) -> str:
     """Before a deploy: '' if the person may go ahead; 'take_over' if they take someone's lease.
 
     Raises LeaseHeld when another person holds the lease (Gantry itself always waits).
@@ -51,11 +55,11 @@ def lease_check(environment: Environment, user: AbstractBaseUser | None, *, take
         return "take_over"
     raise LeaseHeld(
         f"{environment} is {lease_summary(environment)}. Take the lease over (it is recorded, and "
-        f"{environment.leased_by.get_username()} sees it), or queue behind it: your deploy then starts when it ends."
+        f"{holder_name(environment)} sees it), or queue behind it: your deploy then starts when it ends."
     )
 
 
-def lease_claim(environment: Environment, user: AbstractBaseUser, ref: str, *, taken_over: bool) -> None:
+def lease_claim(environment: Environment, user: User, ref: str, *, taken_over: bool) -> None:
     """After a person's deploy is recorded: the environment is theirs for lease_minutes (call in its transaction)."""
     if not environment.lease_minutes:
         return
@@ -68,7 +72,7 @@ def lease_claim(environment: Environment, user: AbstractBaseUser, ref: str, *, t
     audit_record(action, actor=user, environment=environment, detail=detail)
 
 
-def lease_release(environment: Environment, *, user: AbstractBaseUser) -> None:
+def lease_release(environment: Environment, *, user: User) -> None:
     if environment.leased_by_id != user.pk and not access_for(user).is_admin:
         raise DeployRefused(f"only {environment.leased_by} (or an admin) may release this lease")
     with transaction.atomic():
@@ -80,7 +84,7 @@ def lease_release(environment: Environment, *, user: AbstractBaseUser) -> None:
     generations.bump(generations.SERVICES)
 
 
-def lease_extend(environment: Environment, *, user: AbstractBaseUser) -> None:
+def lease_extend(environment: Environment, *, user: User) -> None:
     """The holder keeps it another lease_minutes from now."""
     if not environment.is_leased or environment.leased_by_id != user.pk:
         raise DeployRefused("only the holder of an active lease may extend it")
@@ -90,9 +94,7 @@ def lease_extend(environment: Environment, *, user: AbstractBaseUser) -> None:
     generations.bump(generations.SERVICES)
 
 
-def lease_enqueue(
-    environment: Environment, *, user: AbstractBaseUser, ref: str, checklist: tuple[str, ...] = ()
-) -> LeaseRequest:
+def lease_enqueue(environment: Environment, *, user: User, ref: str, checklist: tuple[str, ...] = ()) -> LeaseRequest:
     """Queue a deploy of `ref` behind the lease (one per person); it is requested when the lease ends."""
     access_for(user).require_deploy(environment)
     request, _ = LeaseRequest.objects.update_or_create(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -22,7 +22,7 @@ from deployer.notify import outbox
 
 
 def environment_lock(
-    environment: Environment, *, user: AbstractBaseUser | None, reason: str, expires_at: datetime | None = None
+    environment: Environment, *, user: User | None, reason: str, expires_at: datetime | None = None
 ) -> Environment:
     """Lock `environment`; `user` None is Gantry itself (automatic locks)."""
     reason = one_line(reason, limit=None)
@@ -46,7 +46,7 @@ def environment_lock(
     return environment
 
 
-def environment_unlock(environment: Environment, *, user: AbstractBaseUser, reason: str = "") -> Environment:
+def environment_unlock(environment: Environment, *, user: User, reason: str = "") -> Environment:
     """Lift the lock; `reason` (optional) is kept in the audit entry."""
     access_for(user).require_deploy(environment)
     said = one_line(reason)
@@ -66,7 +66,7 @@ def environment_unlock(environment: Environment, *, user: AbstractBaseUser, reas
 
 def lock_summary(environment: Environment) -> str:
     """'locked by olga 5 minutes ago until 14:00: DB migration' (for buttons, errors and Slack)."""
-    who = environment.locked_by.get_username() if environment.locked_by_id else "Gantry"
+    who = environment.locked_by.get_username() if environment.locked_by else "Gantry"
     since = ""
     if environment.locked_at:
         elapsed = timesince(environment.locked_at)

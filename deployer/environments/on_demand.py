@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from deployer.lib.humanize import ago
 from deployer.models import ApiTestRun, Environment, Service
 
 
-def service_refresh(*, service: Service, user: AbstractBaseUser) -> None:
+def service_refresh(*, service: Service, user: User) -> None:
     """Queue a sync of the service's branches (and builds) now.
 
     Needs the deploy permission on one of its environments (PermissionRefused);
@@ -54,7 +54,7 @@ def service_refresh(*, service: Service, user: AbstractBaseUser) -> None:
         raise QueueDown(f"could not ask for a refresh: {exc}; the scheduled sync runs when it is back") from exc
 
 
-def api_tests_request(*, environment: Environment, user: AbstractBaseUser) -> None:
+def api_tests_request(*, environment: Environment, user: User) -> None:
     """Run the environment's suites now, in a worker (Run now): for people who may deploy there."""
     access_for(user).require_deploy(environment)
     try:

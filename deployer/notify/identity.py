@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from deployer.integrations import slack
@@ -22,7 +22,7 @@ class UnknownSlackUser(Exception):
     """Gantry cannot tell which of its users this Slack user is; the message says what to do."""
 
 
-def gantry_user(slack_user_id: str) -> AbstractBaseUser:
+def gantry_user(slack_user_id: str) -> User:
     """The Gantry user behind `slack_user_id`, or UnknownSlackUser with what to do about it."""
     identity = SlackIdentity.objects.select_related("user").filter(slack_user_id=slack_user_id).first()
     if identity is None or not _fresh(identity):

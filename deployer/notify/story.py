@@ -46,7 +46,7 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
     """(notification text, blocks) for the deploy as it stands now."""
     environment, service = deploy.environment, deploy.environment.service
     status = DeployStatus(deploy.status)
-    who = deploy.requested_by.get_username() if deploy.requested_by_id else "Gantry"
+    who = deploy.requested_by.get_username() if deploy.requested_by else "Gantry"
     verb = "rolling back" if deploy.is_rollback else "deploying"
     headline = (
         f"{EMOJI[status]} *{escape(service.name)}* → *{escape(environment.name)}*: {verb} "
@@ -98,7 +98,7 @@ def _is_newest(deploy: Deploy) -> bool:
 
 
 def _lock_line(environment: Environment) -> str:
-    who = environment.locked_by.get_username() if environment.locked_by_id else "Gantry"
+    who = environment.locked_by.get_username() if environment.locked_by else "Gantry"
     until = (
         f" until <!date^{int(environment.lock_expires_at.timestamp())}^{{date_short}} {{time}}|later>"
         if environment.lock_expires_at
@@ -224,7 +224,7 @@ def _rolled_back_by(deploy: Deploy) -> str:
     )
     if rollback is None:
         return ""
-    who = rollback.requested_by.get_username() if rollback.requested_by_id else "Gantry"
+    who = rollback.requested_by.get_username() if rollback.requested_by else "Gantry"
     link = f"<{_deploy_url(rollback)}|#{rollback.pk}>"
     return f":leftwards_arrow_with_hook: {escape(who)} rolled back from this in {link}"
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
+from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -58,7 +59,9 @@ def _deploys_total() -> CounterMetricFamily:
     return family
 
 
-def _histogram(name: str, documentation: str, span: F, present: Q, buckets: tuple[float, ...]) -> Metric:
+def _histogram(
+    name: str, documentation: str, span: CombinedExpression, present: Q, buckets: tuple[float, ...]
+) -> Metric:
     """A histogram per service and environment, counted by the database (one query, whatever the history)."""
     family = HistogramMetricFamily(name, documentation, labels=["service", "environment"])
     seconds = ExpressionWrapper(span, output_field=DurationField())

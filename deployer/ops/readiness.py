@@ -14,7 +14,7 @@ from deployer.celery import app
 
 logger = logging.getLogger(__name__)
 
-BROKER_TIMEOUT = 2.0  # seconds: a readiness probe must answer fast even when the broker hangs
+BROKER_TIMEOUT = 2  # seconds: a readiness probe must answer fast even when the broker hangs
 
 
 def database_problem() -> str:

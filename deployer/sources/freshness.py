@@ -17,7 +17,7 @@ def sync_state(service: Service, source: SyncSource) -> SyncState:
     return state
 
 
-def sync_succeeded(state: SyncState, *, etags: dict[str, str] | None = None) -> None:
+def sync_succeeded(state: SyncState, *, etags: dict[str, object] | None = None) -> None:
     now = timezone.now()
     state.synced_at = state.attempted_at = now
     state.error = ""

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
@@ -96,7 +96,7 @@ class Command(BaseCommand):
         return EXIT_ENDED_BADLY
 
 
-def _user(username: str) -> AbstractBaseUser:
+def _user(username: str) -> User:
     if not username:
         raise CommandError(
             "say who deploys: --as USERNAME (or set GANTRY_CLI_USER); their grants apply", returncode=EXIT_REFUSED
