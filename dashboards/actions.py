@@ -19,13 +19,8 @@ from dashboards.views import deploy_or_404, deploy_page, environment_or_404, for
 from deployer import queue
 from deployer.choices import Decision
 from deployer.deploys.actions import deploy_approve, deploy_cancel, deploy_decide, deploy_mark_failed, deploy_reject
-from deployer.deploys.request import (
-    DeployOptions,
-    deploy_promote,
-    deploy_request,
-    deploy_rollback,
-    queue_waiting_message,
-)
+from deployer.deploys.request import deploy_promote, deploy_request, deploy_rollback, queue_waiting_message
+from deployer.deploys.rules import DeployOptions
 from deployer.environments.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release
 from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.environments.on_demand import api_tests_request, service_refresh

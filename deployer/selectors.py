@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
@@ -124,10 +124,11 @@ _SUMMARY_FIELDS = ("environment_id", "pk", "ref", "sha", "status", "finished_at"
 def _summaries(deploys: QuerySet[Deploy]) -> dict[int, DeploySummary]:
     """The newest deploy of each environment, as plain rows (no model instances: this runs for every cell)."""
     latest: dict[int, DeploySummary] = {}
-    for env_id, *values in deploys.order_by("environment_id", "-id").values_list(*_SUMMARY_FIELDS):
-        if env_id not in latest:
-            values[-1] = values[-1] or ""
-            latest[env_id] = DeploySummary(*values)
+    for row in deploys.order_by("environment_id", "-id").values_list(*_SUMMARY_FIELDS, named=True):
+        if row.environment_id not in latest:
+            latest[row.environment_id] = DeploySummary(
+                row.pk, row.ref, row.sha, row.status, row.finished_at, row.requested_by__username or ""
+            )
     return latest
 
 
@@ -138,10 +139,10 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
         services = services.filter(team__name=team)
     if query:
         services = services.filter(name__icontains=query)
-    service_rows = list(services.values_list("pk", "name", "team__name"))
+    service_rows: list[Any] = list(services.values_list("pk", "name", "team__name", named=True))
     # Filter by a subquery, not a list of ids: a list of 1,500 ids costs more than it saves.
     environments = Environment.objects.filter(service__in=services.values("pk"))
-    envs = list(
+    envs: list[Any] = list(
         environments.order_by("service_id", "position", "name").values_list(
             "pk",
             "service_id",
@@ -154,6 +155,7 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
             "leased_by__username",
             "lease_ref",
             "lease_expires_at",
+            named=True,
         )
     )
     now = timezone.now()
@@ -167,32 +169,32 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
     active = _summaries(Deploy.objects.active())  # a handful at most, whatever the filter
     builds = _build_summaries({d.sha for d in current.values()})
     columns: dict[str, int] = {}
-    for env in sorted(envs, key=lambda e: e[3]):
-        columns.setdefault(env[2], len(columns))
-    cells: dict[int, list[MatrixCell | None]] = {pk: [None] * len(columns) for pk, _, _ in service_rows}
-    for index, env_row in enumerate(envs):
-        pk, service_id, name, _, ahead, locked_at, lock_expires_at, lock_reason = env_row[:8]
-        holder, lease_ref, lease_expires_at = env_row[8:]
-        here = current.get(pk)
-        before = envs[index - 1] if index and envs[index - 1][1] == service_id else None
-        after = envs[index + 1] if index + 1 < len(envs) and envs[index + 1][1] == service_id else None
-        before_sha = current[before[0]].sha if before and before[0] in current else None
-        cells[service_id][columns[name]] = MatrixCell(
-            environment=name,
+    for env in sorted(envs, key=lambda e: e.position):
+        columns.setdefault(env.name, len(columns))
+    cells: dict[int, list[MatrixCell | None]] = {row.pk: [None] * len(columns) for row in service_rows}
+    for index, env in enumerate(envs):
+        here = current.get(env.pk)
+        before = envs[index - 1] if index and envs[index - 1].service_id == env.service_id else None
+        after = envs[index + 1] if index + 1 < len(envs) and envs[index + 1].service_id == env.service_id else None
+        before_sha = current[before.pk].sha if before and before.pk in current else None
+        locked = env.locked_at and (env.lock_expires_at is None or env.lock_expires_at > now)
+        leased = env.leased_by__username and env.lease_expires_at and env.lease_expires_at > now
+        cells[env.service_id][columns[env.name]] = MatrixCell(
+            environment=env.name,
             current=here,
-            active=active.get(pk),
-            build=builds.get((service_id, here.sha)) if here else None,
-            ahead_of_next=ahead,
-            next_name=after[2] if after else "",
-            promote_from=before[2] if before and before_sha and (here is None or here.sha != before_sha) else "",
-            lock=lock_reason if locked_at and (lock_expires_at is None or lock_expires_at > now) else "",
+            active=active.get(env.pk),
+            build=builds.get((env.service_id, here.sha)) if here else None,
+            ahead_of_next=env.ahead_of_next,
+            next_name=after.name if after else "",
+            promote_from=before.name if before and before_sha and (here is None or here.sha != before_sha) else "",
+            lock=env.lock_reason if locked else "",
             lease=(
-                f"{holder} ({lease_ref}) until {timezone.localtime(lease_expires_at):%H:%M}"
-                if holder and lease_expires_at and lease_expires_at > now
+                f"{env.leased_by__username} ({env.lease_ref}) until {timezone.localtime(env.lease_expires_at):%H:%M}"
+                if leased
                 else ""
             ),
         )
-    rows = [MatrixRow(name, team_name or "", cells[pk]) for pk, name, team_name in service_rows]
+    rows = [MatrixRow(row.name, row.team__name or "", cells[row.pk]) for row in service_rows]
     return Matrix(list(columns), rows, list(Team.objects.order_by("name").values_list("name", flat=True)))
 
 
@@ -200,8 +202,8 @@ def _build_summaries(shas: set[str]) -> dict[tuple[int, str], BuildSummary]:
     """The newest build of each (service, sha) among `shas`."""
     latest: dict[tuple[int, str], BuildSummary] = {}
     rows = Build.objects.filter(sha__in=shas).order_by("-started_at", "-number")
-    for service_id, sha, number, result in rows.values_list("service_id", "sha", "number", "result"):
-        latest.setdefault((service_id, sha), BuildSummary(number, result))
+    for row in rows.values_list("service_id", "sha", "number", "result", named=True):
+        latest.setdefault((row.service_id, row.sha), BuildSummary(row.number, row.result))
     return latest
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from deployer.deploys.request import DeployOptions, deploy_request
+from deployer.deploys.request import deploy_request
+from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import DeployLog, LeaseRequest
 

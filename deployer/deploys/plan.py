@@ -13,15 +13,17 @@ from django.contrib.auth.models import User
 
 from deployer.deploys.batches import batch_sizes
 from deployer.deploys.estimates import eta_seconds
-from deployer.deploys.gates import deploy_gate
 from deployer.deploys.request import current_deploy, resolve_ref
+from deployer.deploys.rules import RULES, Ask
 from deployer.environments.access import access_for
-from deployer.environments.leases import lease_summary
-from deployer.environments.locks import lock_summary
+from deployer.environments.leases import LeaseHeld
+from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
-from deployer.models import Build, Deploy, Environment
+from deployer.models import Deploy, Environment
 
 COMMITS_SHOWN = 50
+# The rules the plan shows (the others depend on what the person ticks or types when they confirm).
+SHOWN = {"permission", "lock", "lease", "build gate"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         current=current,
         batches=batches,
         changes=_changes(environment, current.sha if current else "", sha),
-        checks=_checks(environment, sha, user),
+        checks=_checks(environment, ref, sha, user),
         eta_seconds=eta,
         eta_basis=basis,
     )
@@ -101,42 +103,26 @@ def _changes(environment: Environment, base: str, head: str) -> Changes:
     return Changes(commits=commits, ahead=ahead, behind=behind)
 
 
-def _checks(environment: Environment, sha: str, user: User) -> list[Check]:
+def _checks(environment: Environment, ref: str, sha: str, user: User) -> list[Check]:
+    """The rules a person can see before clicking (rules.py, the same ones the click runs), and what else
+    stands in the way: another deploy running, a second person to approve."""
     access = access_for(user)
-    checks = [
-        Check(
-            "permission",
-            access.can_deploy(environment),
-            "you may deploy here" if access.can_deploy(environment) else access.why_not_deploy(environment),
-        )
-    ]
+    ask = Ask(environment, ref, sha, user, access)
+    checks = []
+    for label, rule in RULES:
+        if label not in SHOWN:
+            continue
+        try:
+            checks.append(Check(label, True, rule(ask)))
+        except LeaseHeld as exc:  # the deploy button asks: take it over, or queue behind it
+            checks.append(Check(label, False, str(exc), blocking=False))
+        except Locked as exc:  # an admin may confirm deploying through it
+            checks.append(Check(label, False, str(exc), blocking=not access.is_admin))
+        except DeployRefused as exc:
+            checks.append(Check(label, False, str(exc)))
     active = Deploy.objects.active().filter(environment=environment).first()
-    checks.append(
-        Check(
-            "environment free",
-            active is None,
-            "nothing else runs there" if active is None else f"deploy #{active.pk} is {active.status}",
-        )
-    )
-    if environment.is_locked:
-        detail = lock_summary(environment) + (" (as an admin you may deploy through it)" if access.is_admin else "")
-        checks.append(Check("lock", False, detail, blocking=not access.is_admin))
-    else:
-        checks.append(Check("lock", True, "not locked"))
-    if environment.is_leased and environment.leased_by_id != getattr(user, "pk", None):
-        detail = lease_summary(environment) + ": deploying asks you to take it over (recorded) or queue behind it"
-        checks.append(Check("lease", False, detail, blocking=False))
-    elif environment.lease_minutes:
-        checks.append(Check("lease", True, f"this deploy claims the environment for {environment.lease_minutes} min"))
-    build = Build.objects.newest_for(environment.service_id, sha)
-    gate = deploy_gate(environment, sha, build)
-    checks.append(Check("build gate", gate.open, gate.reason or _gate_detail(environment, build)))
+    detail = "nothing else runs there" if active is None else f"deploy #{active.pk} is {active.status}"
+    checks.insert(1, Check("environment free", active is None, detail))
     if environment.require_approval:
         checks.append(Check("approval", True, "a second person must approve it before it runs", blocking=False))
     return checks
-
-
-def _gate_detail(environment: Environment, build: Build | None) -> str:
-    if not environment.require_green_build or build is None:
-        return "no green build required here"
-    return f"green: build #{build.number}"

@@ -1,10 +1,8 @@
-"""The rules for asking for a deploy. Pages, the continuous-delivery check (and
-later the API and Slack) call these; nothing here talks to a host, GitHub or
-the repository."""
+"""Asking for a deploy: of a branch or sha, a promotion, continuous delivery, a rollback. Pages, the API,
+Slack, the CLI and continuous delivery all call these; the rules they pass are in rules.py. Nothing here
+talks to a host, GitHub or the repository."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -13,34 +11,16 @@ from django.utils import timezone
 from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
-from deployer.deploys.gates import deploy_gate
+from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, rules_check
 from deployer.environments.access import access_for, system_user
 from deployer.environments.audit import audit_record
-from deployer.environments.leases import lease_check, lease_claim
-from deployer.environments.locks import lock_summary
-from deployer.errors import DeployConflict, DeployRefused, Locked
+from deployer.environments.leases import lease_claim
+from deployer.errors import DeployConflict, DeployRefused
 from deployer.lib import generations
 from deployer.lib.humanize import ago
 from deployer.lib.refs import RefError, branch_name_check, is_full_sha
-from deployer.lib.text import one_line
-from deployer.models import Branch, Build, Deploy, DeployLog, Environment
+from deployer.models import Branch, Deploy, DeployLog, Environment
 from deployer.notify import outbox
-
-EMERGENCY_REASON_MIN = 10
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    """What the person said along with the request."""
-
-    checklist: tuple[str, ...] = ()  # the checklist items they ticked
-    override_lock: bool = False  # an admin confirmed deploying through the environment's lock
-    emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
-    expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
-    take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
-
-
-NO_OPTIONS = DeployOptions()
 
 
 def deploy_request(
@@ -101,33 +81,9 @@ def _deploy_create(
     options: DeployOptions = NO_OPTIONS,
 ) -> Deploy:
     access = access_for(user)
-    access.require_deploy(environment)
-    if options.expected_sha and options.expected_sha != sha:
-        raise DeployRefused(
-            f"{ref} moved from {options.expected_sha[:8]} to {sha[:8]} since you looked at the plan; "
-            "look at the new plan and deploy again"
-        )
-    emergency = one_line(options.emergency_reason, limit=None)
-    if emergency:
-        access.require_admin("make an emergency deploy")
-        if len(emergency) < EMERGENCY_REASON_MIN:
-            raise DeployRefused(
-                f"an emergency deploy needs a reason of at least {EMERGENCY_REASON_MIN} characters; "
-                "it is shown wherever the deploy appears"
-            )
-    overridden = _lock_check(environment, access.is_admin, options, emergency)
-    lease = (
-        ""
-        if emergency
-        else lease_check(environment, None if access.is_system else user, take_over=options.take_over_lease)
-    )
-    if not access.is_system and not emergency:
-        _checklist_check(environment, options.checklist)
-    if not emergency:
-        build = Build.objects.newest_for(environment.service_id, sha)
-        gate = deploy_gate(environment, sha, build)
-        if not gate.open:
-            raise DeployRefused(gate.reason)
+    ask = Ask(environment, ref, sha, user, access, options)
+    rules_check(ask)
+    emergency, overridden = ask.emergency, ask.lock_overridden
     needs_approval = environment.require_approval and not emergency
     previous = current_deploy(environment)
     with transaction.atomic():
@@ -147,7 +103,7 @@ def _deploy_create(
         )
         _audit_request(deploy, user, emergency, overridden)
         if user is not None and not access.is_system:
-            lease_claim(environment, user, ref, taken_over=lease == "take_over")
+            lease_claim(environment, user, ref, taken_over=ask.takes_over_lease)
     if needs_approval:
         outbox.story_changed(deploy)  # the team sees it wait for a second person
     else:
@@ -262,28 +218,6 @@ def rollback_candidates(environment: Environment) -> list[Deploy]:
             candidates.append(origin)  # the first one is what runs now
         seen.add(origin.release_name)
     return candidates
-
-
-def _lock_check(environment: Environment, is_admin: bool, options: DeployOptions, emergency: str) -> str:
-    """The lock's summary when an admin deploys through it; Locked when the lock stops this deploy."""
-    if not environment.is_locked or emergency:
-        return ""
-    summary = lock_summary(environment)
-    if is_admin and options.override_lock:
-        return summary
-    if is_admin:
-        raise Locked(
-            f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock"
-        )
-    raise Locked(f"{environment} is {summary}. Ask whoever locked it to unlock it, or an admin to deploy")
-
-
-def _checklist_check(environment: Environment, ticked: tuple[str, ...]) -> None:
-    missing = [item for item in environment.checklist if item not in set(ticked)]
-    if missing:
-        raise DeployRefused(
-            f"tick every checklist item of {environment} before deploying; not ticked: " + "; ".join(missing)
-        )
 
 
 def _audit_request(deploy: Deploy, user: User | None, emergency: str, overridden: str) -> None:

@@ -19,7 +19,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
-from deployer.deploys.request import DeployOptions, deploy_request, queue_waiting_message
+from deployer.deploys.request import deploy_request, queue_waiting_message
+from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployRefused
 from deployer.models import Deploy
 from deployer.selectors import environment_named

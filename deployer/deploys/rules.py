@@ -1,0 +1,168 @@
+"""The rules a deploy request must pass, in the order they are asked, each one named.
+
+`deploy_request` (request.py) runs them all and stops at the first refusal; the plan page (plan.py) runs
+the ones a person can see before clicking and shows each with its state, so what the page says and what
+the button then does cannot disagree. A rule returns what it found when it holds (the plan shows it), and
+raises the refusal (its HTTP status with it) when it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+
+from deployer.deploys.gates import deploy_gate
+from deployer.environments.access import Access
+from deployer.environments.leases import lease_check
+from deployer.environments.locks import lock_summary
+from deployer.errors import DeployRefused, Locked
+from deployer.lib.text import one_line
+from deployer.models import Build, Environment
+
+EMERGENCY_REASON_MIN = 10
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the person said along with the request."""
+
+    checklist: tuple[str, ...] = ()  # the checklist items they ticked
+    override_lock: bool = False  # an admin confirmed deploying through the environment's lock
+    emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
+    expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
+    take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
+
+
+NO_OPTIONS = DeployOptions()
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request to deploy `sha` (`ref`) to `environment`, as the rules see it."""
+
+    environment: Environment
+    ref: str
+    sha: str
+    user: User | None  # None: Gantry itself
+    access: Access
+    options: DeployOptions = NO_OPTIONS
+
+    @property
+    def emergency(self) -> str:
+        """The admin's reason for an emergency deploy, on one line ("" for an ordinary deploy)."""
+        return one_line(self.options.emergency_reason, limit=None)
+
+    @property
+    def lock_overridden(self) -> str:
+        """The lock an admin deploys through (kept with the deploy and in the audit log), or ""."""
+        if self.environment.is_locked and not self.emergency and self.access.is_admin and self.options.override_lock:
+            return lock_summary(self.environment)
+        return ""
+
+    @property
+    def takes_over_lease(self) -> bool:
+        """The person takes someone else's lease (the lease rule let them: they said so)."""
+        environment = self.environment
+        held = bool(environment.lease_minutes) and environment.is_leased
+        mine = self.user is not None and environment.leased_by_id == self.user.pk
+        return held and not mine and not self.emergency and self.options.take_over_lease
+
+
+def permission(ask: Ask) -> str:
+    ask.access.require_deploy(ask.environment)
+    return "you may deploy here"
+
+
+def unmoved(ask: Ask) -> str:
+    expected = ask.options.expected_sha
+    if expected and expected != ask.sha:
+        raise DeployRefused(
+            f"{ask.ref} moved from {expected[:8]} to {ask.sha[:8]} since you looked at the plan; "
+            "look at the new plan and deploy again"
+        )
+    return f"{ask.ref} is at {ask.sha[:8]}"
+
+
+def emergency(ask: Ask) -> str:
+    if not ask.emergency:
+        return "an ordinary deploy"
+    ask.access.require_admin("make an emergency deploy")
+    if len(ask.emergency) < EMERGENCY_REASON_MIN:
+        raise DeployRefused(
+            f"an emergency deploy needs a reason of at least {EMERGENCY_REASON_MIN} characters; "
+            "it is shown wherever the deploy appears"
+        )
+    return f"emergency: {ask.emergency}"
+
+
+def lock(ask: Ask) -> str:
+    environment = ask.environment
+    if not environment.is_locked:
+        return "not locked"
+    if ask.emergency:
+        return f"{lock_summary(environment)}; an emergency deploy goes through it"
+    summary = lock_summary(environment)
+    if ask.access.is_admin and ask.options.override_lock:
+        return f"{summary}; deploying through it (recorded)"
+    if ask.access.is_admin:
+        raise Locked(
+            f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock"
+        )
+    raise Locked(f"{environment} is {summary}. Ask whoever locked it to unlock it, or an admin to deploy")
+
+
+def lease(ask: Ask) -> str:
+    if ask.emergency:
+        return "an emergency deploy does not wait for a lease"
+    taking = lease_check(
+        ask.environment, None if ask.access.is_system else ask.user, take_over=ask.options.take_over_lease
+    )
+    if taking:
+        return "taking the lease over (recorded)"
+    if ask.environment.lease_minutes:
+        return f"this deploy claims the environment for {ask.environment.lease_minutes} min"
+    return "no lease here"
+
+
+def checklist(ask: Ask) -> str:
+    if ask.access.is_system or ask.emergency or not ask.environment.checklist:
+        return "nothing to tick"
+    missing = [item for item in ask.environment.checklist if item not in set(ask.options.checklist)]
+    if missing:
+        raise DeployRefused(
+            f"tick every checklist item of {ask.environment} before deploying; not ticked: " + "; ".join(missing)
+        )
+    return "every item ticked"
+
+
+def build_gate(ask: Ask) -> str:
+    if ask.emergency:
+        return "an emergency deploy skips the build gate"
+    build = Build.objects.newest_for(ask.environment.service_id, ask.sha)
+    gate = deploy_gate(ask.environment, ask.sha, build)
+    if not gate.open:
+        raise DeployRefused(gate.reason)
+    if not ask.environment.require_green_build or build is None:
+        return "no green build required here"
+    return f"green: build #{build.number}"
+
+
+Rule = tuple[str, Callable[[Ask], str]]
+# In the order they are asked: the first refusal is the one a person reads.
+RULES: list[Rule] = [
+    ("permission", permission),
+    ("branch unmoved", unmoved),
+    ("emergency", emergency),
+    ("lock", lock),
+    ("lease", lease),
+    ("checklist", checklist),
+    ("build gate", build_gate),
+]
+
+
+def rules_check(ask: Ask) -> None:
+    """Every rule, in order; the first refusal is raised."""
+    for _, rule in RULES:
+        rule(ask)
