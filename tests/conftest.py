@@ -31,6 +31,7 @@ from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+SHOP_SECRET = "shop-secret-9876"
 
 
 def free_port(*addresses: str) -> int:
@@ -217,6 +218,7 @@ def celery_worker(
     slack_env = {
         # Workers hold secrets; no test environment grants this one (tests/test_apitests.py tries to steal it).
         "GANTRY_SECRET_PROD_DB_PASSWORD": "prod-db-5678",
+        "GANTRY_SECRET_SHOP_SECRET": SHOP_SECRET,  # granted to a release's config in tests/test_release_model.py
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons
@@ -280,6 +282,16 @@ def make_environment(
             lines.append(
                 f"          - {{address: {host.address}, port: {host.port}, user: {host.user}, deploy_path: {root}}}"
             )
+        keys = {
+            "deploy_path": "/srv/app",
+            "build_command": "sh build.sh",
+            "restart_command": f"sh bin/restart {app_port}",
+            "health_check_url": f"http://{{address}}:{app_port}/healthz",
+            "health_check_timeout": str(health_timeout),
+            "releases_to_keep": str(releases_to_keep),
+            "command_timeout": str(command_timeout),
+            **(options or {}),  # YAML values: a test's option replaces the default of the same key
+        }
         catalog = f"""
 teams:
   web: {{}}
@@ -291,14 +303,7 @@ services:
 {service_yaml}
     environments:
       test:
-        deploy_path: /srv/app
-        build_command: sh build.sh
-        restart_command: sh bin/restart {app_port}
-        health_check_url: http://{{address}}:{app_port}/healthz
-        health_check_timeout: {health_timeout}
-        releases_to_keep: {releases_to_keep}
-        command_timeout: {command_timeout}
-""" + "".join(f"        {key}: {value}\n" for key, value in (options or {}).items())
+""" + "".join(f"        {key}: {value}\n" for key, value in keys.items())
         catalog += "        hosts:\n" + "\n".join(lines)
         catalog_apply(catalog_parse(catalog))
         environment = Environment.objects.select_related("service").get(service__name="app", name="test")

@@ -18,7 +18,6 @@ Every stored text is masked (every secret the worker holds) and capped.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -31,21 +30,11 @@ from deployer.apitests.runner import MissingVariable, StepResult, SuiteResult, r
 from deployer.apitests.schema import SECRET_PREFIX, TEMPLATE_RE, SuiteSpec, names_used, secrets_named, variables_order
 from deployer.choices import DeployStatus
 from deployer.integrations import git
+from deployer.lib.secrets import SECRET_ENV_PREFIX, masked, worker_secrets
 from deployer.models import ApiTestRun, ApiTestStep, Deploy, Environment
 
-SECRET_ENV_PREFIX = "GANTRY_SECRET_"
-MASK = "••••"
 STORED_MAX = 2048  # characters of any one stored text (actual, expected, excerpt, error)
 CATALOG = "the catalog"
-
-
-def worker_secrets() -> dict[str, str]:
-    """Every secret this worker holds, by NAME (from GANTRY_SECRET_NAME)."""
-    return {
-        name.removeprefix(SECRET_ENV_PREFIX): value
-        for name, value in os.environ.items()
-        if name.startswith(SECRET_ENV_PREFIX) and value
-    }
 
 
 def suites_run(
@@ -197,9 +186,7 @@ def _targets(environment: Environment, suite: SuiteSpec, base: dict[str, str]) -
 
 def _kept(text: str, hidden: list[str]) -> str:
     """`text` as it may be stored: every secret masked, then capped at STORED_MAX characters."""
-    for value in sorted(hidden, key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, MASK)
+    text = masked(text, hidden)
     if len(text) > STORED_MAX:
         text = text[:STORED_MAX] + f"… ({len(text) - STORED_MAX} more characters not kept)"
     return text

@@ -20,9 +20,18 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployer.apitests.schema import TEMPLATE_RE, AssertionSpec, StepSpec, SuiteSpec, names_used, secrets_named
-from deployer.catalog.schema import AccessSpec, CatalogSpec, EnvironmentSpec, HostSpec, ServiceSpec, TeamSpec
+from deployer.catalog.schema import (
+    AccessSpec,
+    CatalogSpec,
+    EnvironmentSpec,
+    HostSpec,
+    ReleaseSpec,
+    ServiceSpec,
+    TeamSpec,
+)
 from deployer.choices import Role
 from deployer.lib import generations
+from deployer.lib.secrets import SECRET_TEMPLATE_RE
 from deployer.lib.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
 from deployer.models import Environment, Grant, Host, Service, Team
 
@@ -158,6 +167,7 @@ def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
     used_paths: dict[tuple[str, int, str], str] = {}
     for service_name, service in spec.services.items():
         yield from _secret_problems(root, service_name, service)
+        yield from _release_problems(root, service_name, service)
         if not service.repo and not service.github:
             loc: Loc = ("services", service_name)
             yield Problem(
@@ -191,6 +201,31 @@ def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
                         "two environments must not share a deploy path on one host",
                     )
                 used_paths.setdefault(path_key, owner)
+
+
+def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """Config that uses a secret its environment does not grant; a release host that is not one of its hosts."""
+    for env_name, env_spec in service.environments.items():
+        env = effective(service, env_spec)
+        at: Loc = ("services", service_name, "environments", env_name)
+        config_at = at if "config" in env_spec.model_fields_set else ("services", service_name)
+        for key, value in env.config.items():
+            for secret in sorted(set(SECRET_TEMPLATE_RE.findall(str(value))) - set(env.config_secrets)):
+                loc = (*config_at, "config", key)
+                yield Problem(
+                    line_of(root, loc),
+                    _where(loc),
+                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to "
+                    f"config_secrets of {'that environment' if config_at == at else 'the service'}",
+                )
+        addresses = [host.address for host in env.hosts]
+        if env.release_host and env.release_host not in addresses:
+            loc = (*at, "release_host")
+            yield Problem(
+                line_of(root, loc),
+                _where(loc),
+                f"{env.release_host} is not a host of {env_name}; pick one of: {', '.join(addresses)}",
+            )
 
 
 def _secret_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
@@ -295,7 +330,7 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
             report,
             Environment,
             {"service": service, "name": name},
-            _environment_values(position, name, env_spec),
+            _environment_values(position, name, effective(spec, env_spec)),
         )
         keep: list[int] = []
         for host_position, host_spec in enumerate(env_spec.hosts):
@@ -318,9 +353,20 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
         report.not_in_file.append(f"environment {env}")
 
 
+def effective(service: ServiceSpec, environment: EnvironmentSpec) -> EnvironmentSpec:
+    """The environment with the release-model keys it does not set taken from its service."""
+    inherited = {
+        key: getattr(service, key)
+        for key in ReleaseSpec.model_fields
+        if key not in environment.model_fields_set and key in service.model_fields_set
+    }
+    return environment.model_copy(update=inherited)
+
+
 def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
     production = spec.production if spec.production is not None else name in {"prod", "production"}
     values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
+    values["release_host"] = spec.release_host or ""
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deployer.apitests.network import blocked_host, origin_of, show_origin
 from deployer.apitests.schema import SuiteSpec
+from deployer.lib.dotenv import KEY_RE as CONFIG_KEY_RE
+from deployer.lib.dotenv import value_problem
 from deployer.lib.refs import RefError, branch_name_check
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
@@ -139,7 +141,30 @@ def _runtime_api(value: str) -> str:
     raise ValueError("must be the path of HAProxy's admin socket (/run/haproxy/admin.sock) or host:port")
 
 
+def _relative_path(value: str) -> str:
+    parts = [part for part in value.split("/") if part not in {"", "."}]
+    if value.startswith("/") or not parts or ".." in parts or any(c in value for c in "\n\r\0") or len(value) > 200:
+        raise ValueError("must be a path inside the release, like .env or config/local.py (no leading /, no ..)")
+    return "/".join(parts)
+
+
+def _config_key(value: str) -> str:
+    if not CONFIG_KEY_RE.fullmatch(value):
+        raise ValueError("a config key is an environment variable name, like DATABASE_URL (letters, digits, _)")
+    return value
+
+
+def _config_value(value: str | int | float | bool) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if problem := value_problem(text):
+        raise ValueError(problem)
+    return text
+
+
 Name = Annotated[str, AfterValidator(_name)]
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+ConfigKey = Annotated[str, AfterValidator(_config_key)]
+ConfigValue = Annotated[str | int | float | bool, AfterValidator(_config_value)]
 Principal = Annotated[str, AfterValidator(_principal)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 
@@ -168,9 +193,36 @@ class LoadBalancerSpec(_Spec):
     drain_timeout: int = Field(default=30, ge=0, le=3600, description="seconds to wait for a drained host's sessions")
 
 
-class EnvironmentSpec(_Spec):
-    deploy_path: AbsolutePath = Field(description="absolute directory on each host, e.g. /srv/myapp")
+class ReleaseSpec(_Spec):
+    """The release model's keys: a service sets them for all its environments, an environment may override."""
+
     build_command: str = Field(default="", description="shell command run in the new release directory")
+    shared_files: list[RelativePath] = Field(
+        default_factory=list, max_length=100, description="files linked from <deploy_path>/shared/ into each release"
+    )
+    shared_dirs: list[RelativePath] = Field(
+        default_factory=list, max_length=100, description="directories linked from shared/ (created when missing)"
+    )
+    config: dict[ConfigKey, ConfigValue] = Field(
+        default_factory=dict, description="KEY: value written to shared/<config_file> (0600) and read by commands"
+    )
+    config_file: RelativePath = Field(default=".env", description="where the config is written, under shared/")
+    config_secrets: list[Annotated[str, AfterValidator(_secret_name)]] = Field(
+        default_factory=list, max_length=50, description="secrets config may use as {{secret.NAME}}"
+    )
+    release_command: str = Field(
+        default="", description="runs once per deploy on the release host, after staging, before any switch"
+    )
+    post_release_command: str = Field(default="", description="runs once after every host is live and healthy")
+    strict_commands: bool = Field(default=True, description="commands run under set -eu (false: as they are)")
+    restart_timeout: int = Field(default=120, ge=1, le=86400, description="seconds a restart command may run")
+
+
+class EnvironmentSpec(ReleaseSpec):
+    deploy_path: AbsolutePath = Field(description="absolute directory on each host, e.g. /srv/myapp")
+    release_host: Annotated[str, AfterValidator(_host)] | None = Field(
+        default=None, description="the host that runs release_command (default: the first host)"
+    )
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
     health_check_url: Annotated[str, AfterValidator(_health_url)] = Field(
         default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
@@ -241,7 +293,7 @@ class AccessSpec(_Spec):
     approvers: list[Principal] = Field(default_factory=list, description="may approve production deploys")
 
 
-class ServiceSpec(_Spec):
+class ServiceSpec(ReleaseSpec):
     team: Name | None = Field(default=None, description="name of a team declared under teams:")
     repo: Annotated[str, AfterValidator(_repo_url)] | None = Field(
         default=None, description="git URL or absolute path of the repository (default: from github:)"

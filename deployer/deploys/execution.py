@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -16,12 +17,14 @@ from django.utils import timezone
 from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import rollout
+from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
 from deployer.deploys.shipped import shipped_record
-from deployer.errors import Cancelled, RolledBack, StepFailed
+from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import git
 from deployer.lib.logcontext import deploy_context
+from deployer.lib.secrets import masked, worker_secrets
 from deployer.models import Deploy
 from deployer.notify import outbox
 
@@ -36,15 +39,19 @@ def deploy_execute(*, deploy_id: int) -> None:
 
 
 def _execute(deploy: Deploy) -> None:
-    with deploy_logging(deploy), _heartbeat(deploy.pk):
-        status, reason = _pipeline(deploy)
+    with deploy_logging(deploy) as hidden, _heartbeat(deploy.pk):
+        status, reason, rollback_failed = _pipeline(deploy, hidden)
+        reason = masked(reason, hidden)  # a failure's last lines may show the config
+        lock = ROLLBACK_FAILED_LOCK.format(pk=deploy.pk) if rollback_failed else ""
         shipped_record(deploy)  # before the end is announced: the page and the metrics read them
-        if not deploy_transition(deploy, to=status, reason=reason):
+        if not deploy_transition(deploy, to=status, reason=reason, lock=lock):
             # Someone (an admin, the reaper) ended it meanwhile; keep this worker's view on record too.
             deploy.refresh_from_db(fields=["status"])
             deploy_logger(deploy.pk).warning(
                 "the deploy was already %s; this worker ended with %s: %s", deploy.status, status, reason or "-"
             )
+        elif status in DeployStatus.live():
+            rollout.prune_all(deploy)  # after the end is recorded: it never delays "succeeded"
 
 
 @contextmanager
@@ -72,8 +79,19 @@ def _heartbeat(deploy_id: int) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
-    """The steps; the one place that maps failures to a final state and reason."""
+# A rollback that failed leaves hosts on different releases: nobody deploys there until a person has looked.
+ROLLBACK_FAILED_LOCK = "deploy #{pk}: its rollback failed, so hosts may run different releases; check them, then unlock"
+
+
+class Outcome(NamedTuple):
+    status: DeployStatus
+    reason: str
+    rollback_failed: bool = False
+
+
+def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
+    """The steps; the one place that maps failures to a final state and reason. The deploy's secrets go
+    into `hidden` as soon as they are known (the log masks them)."""
     log = deploy_logger(deploy.pk)
     service = deploy.environment.service
     try:
@@ -84,40 +102,60 @@ def _pipeline(deploy: Deploy) -> tuple[DeployStatus, str]:
             )
             note = rollout.rollout(deploy, None, on_batch=outbox.story_changed)
         else:
+            config = _config(deploy, hidden)
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-                note = rollout.rollout(deploy, archive, on_batch=outbox.story_changed)  # Slack shows each batch
+                # Slack shows each batch
+                note = rollout.rollout(deploy, archive, config=config.text, on_batch=outbox.story_changed)
         return _after_tests(deploy, note)
     except Cancelled as exc:
-        return DeployStatus.CANCELLED, str(exc)
+        return Outcome(DeployStatus.CANCELLED, str(exc))
     except RolledBack as exc:
-        return DeployStatus.ROLLED_BACK, str(exc)
-    except (StepFailed, git.GitError) as exc:
-        return DeployStatus.FAILED, str(exc)
+        return Outcome(DeployStatus.ROLLED_BACK, str(exc))
+    except RollbackFailed as exc:
+        return Outcome(DeployStatus.FAILED, str(exc), rollback_failed=True)
+    except (StepFailed, git.GitError, ConfigError) as exc:
+        return Outcome(DeployStatus.FAILED, str(exc))
     except SoftTimeLimitExceeded:
-        return DeployStatus.FAILED, "took longer than the deploy time limit (GANTRY_DEPLOY_TIME_LIMIT)"
+        return Outcome(DeployStatus.FAILED, "took longer than the deploy time limit (GANTRY_DEPLOY_TIME_LIMIT)")
     except Exception as exc:
         log.exception("internal error")
-        return DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
+        return Outcome(
+            DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
+        )
 
 
-def _after_tests(deploy: Deploy, note: str) -> tuple[DeployStatus, str]:
+def _config(deploy: Deploy, hidden: list[str]) -> Rendered:
+    """The release's config, its secrets from this worker; what each key was made from is kept on the deploy."""
+    config = config_render(deploy.environment, worker_secrets())
+    hidden.extend(config.hidden)
+    Deploy.objects.filter(pk=deploy.pk).update(config_definitions=config.definitions)
+    if config:
+        deploy_logger(deploy.pk).info(
+            "config: %s written to shared/%s on every host (0600)",
+            ", ".join(config.definitions),
+            deploy.environment.config_file,
+        )
+    return config
+
+
+def _after_tests(deploy: Deploy, note: str) -> Outcome:
     """The post-deploy API tests decide between succeeded and tests_failed (or a rollback)."""
     log = deploy_logger(deploy.pk)
     runs = api_test_runs.suites_run(deploy.environment, deploy=deploy)
     if not runs:
-        return DeployStatus.SUCCEEDED, note
+        return Outcome(DeployStatus.SUCCEEDED, note)
     outbox.tests_reported(deploy)
     summary = api_test_runs.summary(runs)
     if all(run.ok for run in runs):
         log.info("%s", summary)
-        return DeployStatus.SUCCEEDED, "; ".join(part for part in (note, summary) if part)
+        return Outcome(DeployStatus.SUCCEEDED, "; ".join(part for part in (note, summary) if part))
     log.error("%s", summary)
     if not deploy.environment.rollback_on_tests_failed:
-        return DeployStatus.TESTS_FAILED, summary
+        return Outcome(DeployStatus.TESTS_FAILED, summary)
     log.warning("rolling every host back to its previous release (rollback_on_tests_failed)")
     try:
         hosts = rollout.roll_back_all(deploy)
     except StepFailed as exc:
-        return DeployStatus.TESTS_FAILED, f"{summary}; and the rollback failed: {exc}"
-    return DeployStatus.ROLLED_BACK, f"{summary}; rolled back {', '.join(hosts)}"
+        return Outcome(DeployStatus.TESTS_FAILED, f"{summary}; and the rollback failed: {exc}", rollback_failed=True)
+    return Outcome(DeployStatus.ROLLED_BACK, f"{summary}; rolled back {', '.join(hosts)}")

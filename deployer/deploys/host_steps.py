@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +89,8 @@ def _script(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
 
 # Lines a step's script prints for Gantry, not for the log.
 PREVIOUS_MARK = "GANTRY-PREVIOUS "
+MISSING_MARK = "GANTRY-MISSING "
+STAGED_MARK = "GANTRY-STAGED"
 SWITCHED_MARK = "GANTRY-SWITCHED"
 
 
@@ -97,14 +99,17 @@ def _remote(
     script: str,
     *,
     quiet: bool = False,
-    stdin: Path | None = None,
+    stdin: Sequence[bytes | Path] = (),
     on_mark: Callable[[str], bool] | None = None,
+    timeout: int | None = None,
+    lines: list[str] | None = None,
 ) -> list[str]:
-    """Run `script` on the host; return its output lines (also logged unless quiet).
+    """Run `script` on the host; return its output lines (also logged unless quiet; also kept in `lines`,
+    which the caller still has when the script fails).
 
     Each line goes to `on_mark` first; one it takes (True) is Gantry's, not the log's.
     """
-    lines: list[str] = []
+    lines = [] if lines is None else lines
 
     def emit(line: str) -> None:
         if on_mark is not None and on_mark(line):
@@ -114,40 +119,40 @@ def _remote(
             run.log.info("%s", line)
 
     assert run.conn is not None
-    ssh.run(run.conn, script, timeout=run.timeout, output=emit, stdin=stdin)
+    ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin)
     return lines
 
 
-def connect_and_stage(run: HostRun, deploy: Deploy, archive: Path | None) -> None:
+def _last_lines(lines: list[str], count: int = 5) -> str:
+    """What a failed command printed last, for a reason a person reads."""
+    shown = [line[:200] for line in lines if line.strip()][-count:]
+    return f"; its last lines: {' | '.join(shown)}" if shown else "; it printed nothing"
+
+
+def _command(run: HostRun, deploy: Deploy, cwd: str, command: str, release: str) -> str:
+    """A person's command as the host runs it: in `cwd`, with the release's config and Gantry's variables
+    in its environment (the config is read from its 0600 file, never put on a command line), and under
+    `set -eu` unless the environment says `strict_commands: false`."""
+    environment = deploy.environment
+    lines = [f"cd -- {shlex.quote(cwd)} || exit 1"]
+    if environment.config:
+        lines.append(f"set -a; . {shlex.quote(config_path(run, environment))}; set +a")
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in _exports(run, deploy, release).items()]
+    if environment.strict_commands:
+        lines.append("set -eu")
+    return "\n".join([*lines, command]) + "\n"
+
+
+def config_path(run: HostRun, environment: Environment) -> str:
+    return f"{run.path}/shared/{environment.config_file}"
+
+
+def connect_and_stage(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes = b"") -> None:
     run.conn = ssh.open_connection(run.target)
     if archive is None:
         check_kept(run, deploy)
     else:
-        stage(run, deploy, archive)
-
-
-def _previous_release_of(run: HostRun) -> Callable[[str], bool]:
-    """Reads the line where a staging script says what `current` pointed at.
-
-    Only the first mark counts (it is printed before the archive is unpacked or
-    anything of the branch runs: a build printing one later is only logged), and
-    only a release id (digits) is taken: the value ends up in later scripts.
-    """
-    seen = False
-
-    def mark(line: str) -> bool:
-        nonlocal seen
-        if seen or not line.startswith(PREVIOUS_MARK):
-            return False
-        seen = True
-        value = line.removeprefix(PREVIOUS_MARK).strip().removeprefix("releases/")
-        if value and not value.isdigit():
-            run.log.warning("current points at %r, not a release of Gantry's; treating it as no release", value[:100])
-            value = ""
-        run.previous_release = value
-        return True
-
-    return mark
+        stage(run, deploy, archive, config)
 
 
 def check_kept(run: HostRun, deploy: Deploy) -> None:
@@ -161,33 +166,132 @@ def check_kept(run: HostRun, deploy: Deploy) -> None:
         f"  echo 'release {release} of {deploy.sha[:12]} is no longer complete on this host (pruned?)'; exit 1\nfi\n",
     )
 
-    _remote(run, script, on_mark=_previous_release_of(run))
+    _remote(run, script, on_mark=_StageMarks(run))
     host_update(run, HostStatus.STAGED, f"release {release} is there", previous_release=run.previous_release)
 
 
-def stage(run: HostRun, deploy: Deploy, archive: Path) -> None:
-    """One session per host: prepare the release directory, stream the archive into it, build.
+def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"") -> None:
+    """One session per host: prepare the release directory, write the config, stream the archive into it,
+    link the shared files and directories, build.
 
     Every round trip to a host costs tens of milliseconds; a rollout of many
-    hosts spends most of its time in them (bench/rollout.py).
+    hosts spends most of its time in them (bench/rollout.py). The config comes
+    first on the same standard input as the archive (`dd` takes exactly its
+    bytes), so neither ever appears on a command line.
     """
+    environment = deploy.environment
     release = f"releases/{deploy.pk}"
     run.log.info("staging %s (%s) in %s/%s", deploy.sha[:12], deploy.ref, run.path, release)
-    script = _script(
-        "/",
-        f"set -e\nmkdir -p -- {shlex.quote(run.path)}\ncd -- {shlex.quote(run.path)}\n"
-        f"mkdir -p releases shared\nrm -rf -- {release}\nmkdir -- {release}\n"
-        f"printf '{PREVIOUS_MARK}%s\\n' \"$(readlink -- current || true)\"\n"
-        f"tar -xzf - -C {release}\nprintf '%s\\n' {shlex.quote(deploy.sha)} > {release}/REVISION\n",
-    )
-    build = deploy.environment.build_command
+    steps = [
+        f"set -e\nmkdir -p -- {shlex.quote(run.path)}\ncd -- {shlex.quote(run.path)}",
+        f"mkdir -p releases shared\nrm -rf -- {release}\nmkdir -- {release}",
+        f"printf '{PREVIOUS_MARK}%s\\n' \"$(readlink -- current || true)\"",
+    ]
+    if config:
+        target = shlex.quote(f"shared/{environment.config_file}")
+        steps.append(
+            f'mkdir -p -- "$(dirname -- {target})"\n(umask 077; dd bs=1 count={len(config)} of={target}.gantry-new '
+            f"2>/dev/null)\nmv -f -- {target}.gantry-new {target}"
+        )
+    steps.append(f"tar -xzf - -C {release}\nprintf '%s\\n' {shlex.quote(deploy.sha)} > {release}/REVISION")
+    steps += _shared_links(run, environment, release)
+    steps.append(f"echo {STAGED_MARK}")
+    script = "\n".join(steps) + "\n"
+    build = environment.build_command
     if build.strip():
-        run.log.info("building: %s", build.splitlines()[0])
-        # The build runs as it would on its own: in the release, with its variables, without `set -e`.
-        script += "set +e\n" + _script(f"{run.path}/{release}", build, _exports(run, deploy, str(deploy.pk)))
-
-    _remote(run, script, stdin=archive, on_mark=_previous_release_of(run))
+        run.log.info("building")
+        script += "set +e\n" + _command(run, deploy, f"{run.path}/{release}", build, str(deploy.pk))
+    marks = _StageMarks(run)
+    try:
+        _remote(run, script, stdin=[config, archive] if config else [archive], on_mark=marks)
+    except StepFailed as exc:
+        if marks.missing:
+            raise StepFailed(
+                f"the shared file {marks.missing} is missing: create {run.path}/shared/{marks.missing} on "
+                f"{run.name} (every release links it), then deploy again"
+            ) from exc
+        raise
     host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
+
+
+def _shared_links(run: HostRun, environment: Environment, release: str) -> list[str]:
+    """Shell that links shared/ into the release: directories made when missing, files required."""
+    steps = []
+    files = list(environment.shared_files or [])
+    if environment.config and environment.config_file not in files:
+        files.append(environment.config_file)  # Gantry wrote it just now
+    for kind, path in [*(("dir", d) for d in environment.shared_dirs or []), *(("file", f) for f in files)]:
+        shared, inside = shlex.quote(f"{run.path}/shared/{path}"), shlex.quote(f"{release}/{path}")
+        if kind == "dir":
+            steps.append(f"mkdir -p -- {shared}")
+        else:
+            steps.append(f"[ -e {shared} ] || {{ echo {shlex.quote(MISSING_MARK + path)}; exit 3; }}")
+        steps.append(f'rm -rf -- {inside}\nmkdir -p -- "$(dirname -- {inside})"\nln -s -- {shared} {inside}')
+    return steps
+
+
+class _StageMarks:
+    """Reads the lines a staging script prints for Gantry: what `current` pointed at (the first such line
+    only, and only a release id: it ends up in later scripts), a shared file found missing, and the end of
+    Gantry's part. After that the branch's build runs: its lines are its own, whatever they look like."""
+
+    def __init__(self, run: HostRun) -> None:
+        self.run = run
+        self.seen_previous = False
+        self.staged = False
+        self.missing = ""
+
+    def __call__(self, line: str) -> bool:
+        if self.staged:
+            return False
+        if line == STAGED_MARK:
+            self.staged = True
+        elif line.startswith(MISSING_MARK):
+            self.missing = line.removeprefix(MISSING_MARK)
+        elif line.startswith(PREVIOUS_MARK) and not self.seen_previous:
+            self.seen_previous = True
+            self.run.previous_release = _release_id(self.run, line.removeprefix(PREVIOUS_MARK))
+        else:
+            return False
+        return True
+
+
+def _release_id(run: HostRun, value: str) -> str:
+    value = value.strip().removeprefix("releases/")
+    if value and not value.isdigit():
+        run.log.warning("current points at %r, not a release of Gantry's; treating it as no release", value[:100])
+        return ""
+    return value
+
+
+def release_phase(run: HostRun, deploy: Deploy) -> None:
+    """The release phase, on this one host: release_command in the new release, shared links and config in
+    place, before any host switches (e.g. migrations). StepFailed names the host and the last lines."""
+    release = deploy.release_name
+    lines: list[str] = []
+    try:
+        _remote(
+            run,
+            _command(run, deploy, f"{run.path}/releases/{release}", deploy.environment.release_command, release),
+            lines=lines,
+        )
+    except StepFailed as exc:
+        raise StepFailed(f"release_command failed on {run.name}: {exc}{_last_lines(lines)}") from exc
+
+
+def post_release(run: HostRun, deploy: Deploy) -> None:
+    """post_release_command, on this one host, in `current`, once every host is live (e.g. contract
+    migrations). StepFailed names the host and the last lines."""
+    release = deploy.release_name
+    lines: list[str] = []
+    try:
+        _remote(
+            run,
+            _command(run, deploy, f"{run.path}/current", deploy.environment.post_release_command, release),
+            lines=lines,
+        )
+    except StepFailed as exc:
+        raise StepFailed(f"post_release_command failed on {run.name}: {exc}{_last_lines(lines)}") from exc
 
 
 def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
@@ -203,7 +307,7 @@ def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
     )
     environment: Environment = deploy.environment
     if environment.restart_command.strip():
-        script += _script(f"{run.path}/current", environment.restart_command, _exports(run, deploy, release))
+        script += _command(run, deploy, f"{run.path}/current", environment.restart_command, release)
 
     seen = False
 
@@ -215,10 +319,10 @@ def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
         run.switched = release != run.previous_release
         run.log.info("current -> releases/%s", release)
         if environment.restart_command.strip():
-            run.log.info("restarting: %s", environment.restart_command.splitlines()[0])
+            run.log.info("restarting")
         return True
 
-    _remote(run, script, on_mark=switched)
+    _remote(run, script, on_mark=switched, timeout=environment.restart_timeout + 30)  # + the switch itself
     if environment.health_check_url:
         url = environment.health_check_url.format(address=run.host.address)
         health_wait(url, timeout=environment.health_check_timeout, log=run.log)
@@ -252,11 +356,16 @@ def roll_back(run: HostRun, deploy: Deploy) -> None:
 
 
 def prune(run: HostRun, deploy: Deploy) -> None:
-    """Remove old releases, choosing by deploy history (never by mtime); failures only warn."""
+    """Remove old releases, choosing by deploy history (never by mtime); failures only warn.
+
+    It runs after the deploy's end is recorded, when the next deploy may already be staging: so only
+    releases older than this deploy's are candidates (release ids are deploy ids, which only grow).
+    """
     keep = " ".join(sorted(name for name in _releases_to_keep(deploy) | {run.previous_release} if name.isdigit()))
     script = _script(
         f"{run.path}/releases",
         f'for name in *; do\n  case "$name" in *[!0-9]*|"") continue;; esac\n'
+        f'  [ "$name" -lt {int(deploy.pk)} ] || continue\n'
         f'  case " {keep} " in *" $name "*) continue;; esac\n'
         f'  echo "removing old release $name"\n  rm -rf -- "$name"\ndone\n',
     )

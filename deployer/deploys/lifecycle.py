@@ -40,10 +40,13 @@ _NEXT: dict[str, set[str]] = {
 _BAD_ENDINGS = {DeployStatus.FAILED, DeployStatus.INTERRUPTED, DeployStatus.ROLLED_BACK, DeployStatus.TESTS_FAILED}
 
 
-def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", only_from: set[str] | None = None) -> bool:
+def deploy_transition(
+    deploy: Deploy, *, to: DeployStatus, reason: str = "", only_from: set[str] | None = None, lock: str = ""
+) -> bool:
     """Move `deploy` to `to` and write the audit line; False if its state in the
     database did not allow it (someone else moved it first). `only_from` narrows
-    the states it may come from."""
+    the states it may come from; `lock` locks the environment with that reason, in
+    the same transaction (besides the locks a rollback always leaves)."""
     sources = [state for state, targets in _NEXT.items() if to in targets and (only_from is None or state in only_from)]
     now = timezone.now()
     values: dict[str, object] = {"status": to}
@@ -64,7 +67,7 @@ def deploy_transition(deploy: Deploy, *, to: DeployStatus, reason: str = "", onl
             setattr(deploy, key, value)
         if to in DeployStatus.finished():
             _audit_end(deploy, to, reason, now)
-        _lock_after(deploy, to)
+        _lock_after(deploy, to, lock)
         outbox.story_changed(deploy)  # the message's new version is there as soon as the state is
     logger.info("deploy #%s %s", deploy.pk, line)
     _after_transition(deploy, to)
@@ -95,8 +98,11 @@ def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
         queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
 
 
-def _lock_after(deploy: Deploy, to: DeployStatus) -> None:
-    """After a rollback nobody deploys again until a person has looked and unlocked."""
+def _lock_after(deploy: Deploy, to: DeployStatus, lock: str) -> None:
+    """After a rollback (or one that failed) nobody deploys again until a person has looked and unlocked."""
+    if lock:
+        environment_lock(deploy.environment, user=None, reason=lock)
+        return
     if to == DeployStatus.SUCCEEDED and deploy.is_rollback:
         who = deploy.requested_by.get_username() if deploy.requested_by else "Gantry"
         environment_lock(

@@ -34,11 +34,13 @@ from deployer.deploys.host_steps import (
     activate,
     connect_and_stage,
     host_update,
+    post_release,
     prune,
+    release_phase,
     roll_back,
 )
 from deployer.deploys.log import deploy_logger
-from deployer.errors import Cancelled, RolledBack, StepFailed
+from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import ssh
 from deployer.lib.logcontext import in_this_context
 from deployer.models import Deploy, DeployHost
@@ -46,21 +48,34 @@ from deployer.models import Deploy, DeployHost
 PAUSE_POLL_SECONDS = 0.5
 
 
-def rollout(deploy: Deploy, archive: Path | None, *, on_batch: Callable[[Deploy], None] = lambda _: None) -> str:
-    """Install `archive` as release <deploy id> on every host; for a rollback
-    (archive None), switch every host back to the earlier release it still has.
+def rollout(
+    deploy: Deploy,
+    archive: Path | None,
+    *,
+    config: bytes = b"",
+    on_batch: Callable[[Deploy], None] = lambda _: None,
+) -> str:
+    """Install `archive` as release <deploy id> on every host (with `config` as its shared config file);
+    for a rollback (archive None), switch every host back to the earlier release it still has.
     `on_batch` hears of every batch that went live (the caller tells Slack).
 
     Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
-    switched hosts were rolled back, Cancelled when someone cancelled it.
+    switched hosts were rolled back, Cancelled when someone cancelled it,
+    PostReleaseFailed when every host is live but post_release_command failed.
     Returns a note for the deploy's reason (the hosts a person chose to skip).
     """
+    environment = deploy.environment
     with _connected(_host_runs(deploy)) as runs:
         balancer = runs[0].balancer
         if balancer is not None:
             balancer.reconcile([run.host.balancer_name for run in runs], deploy_logger(deploy.pk))
-        _in_parallel(runs, lambda r: connect_and_stage(r, deploy, archive), "stage")
-        sizes = batch_sizes(len(runs), deploy.environment.batch_size)
+        if archive is not None:
+            _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
+        _in_parallel(runs, lambda r: connect_and_stage(r, deploy, archive, config), "stage")
+        if archive is not None and environment.release_command.strip():
+            _release_phase(deploy, runs)
+        _announce(deploy, "restart_command", environment.restart_command, "on every host, in current, after the switch")
+        sizes = batch_sizes(len(runs), environment.batch_size)
         done = 0
         for number, size in enumerate(sizes, start=1):
             _stop_if_cancelled(deploy, runs, done)
@@ -69,10 +84,80 @@ def rollout(deploy: Deploy, archive: Path | None, *, on_batch: Callable[[Deploy]
             _activate_batch(deploy, runs, batch)
             done += size
             on_batch(deploy)
-        for run in runs:
-            prune(run, deploy)
+        if archive is not None and environment.post_release_command.strip():
+            _post_release(deploy, runs)
         skipped = [run.name for run in runs if run.skipped]
         return f"succeeded without {', '.join(skipped)} (skipped after failing)" if skipped else ""
+
+
+class PostReleaseFailed(StepFailed):
+    """Every host runs the new release; the command meant to run after that failed (nothing is rolled back)."""
+
+
+def _announce(deploy: Deploy, key: str, command: str, where: str) -> None:
+    """The whole command, once per deploy (each host's log then shows only its output)."""
+    if command.strip():
+        deploy_logger(deploy.pk).info("%s (%s):\n%s", key, where, command.strip())
+
+
+def _release_host(deploy: Deploy, runs: list[HostRun]) -> HostRun:
+    wanted = deploy.environment.release_host
+    return next((run for run in runs if run.host.address == wanted), runs[0]) if wanted else runs[0]
+
+
+def _release_phase(deploy: Deploy, runs: list[HostRun]) -> None:
+    """release_command, once per deploy, on the release host, after every host is staged, before any switch.
+
+    Claimed on the deploy row first: whatever redelivers or retries, it never runs twice for one deploy.
+    """
+    run = _release_host(deploy, runs)
+    log = deploy_logger(deploy.pk)
+    claimed = Deploy.objects.filter(pk=deploy.pk, release_started_at__isnull=True).update(
+        release_started_at=timezone.now(), release_ran_on=run.name
+    )
+    if not claimed:
+        log.warning("the release phase of this deploy already began once; it never runs twice: not running it")
+        return
+    _announce(deploy, "release_command", deploy.environment.release_command, f"once, on {run.name}, before any switch")
+    host_update(run, HostStatus.STAGED, "running the release phase")
+    try:
+        release_phase(run, deploy)
+    except StepFailed as exc:
+        host_update(run, HostStatus.FAILED, str(exc))
+        raise StepFailed(f"{exc}; no host was switched") from exc
+    host_update(run, HostStatus.STAGED, "release phase done")
+    log.info("release phase done on %s", run.name)
+
+
+def _post_release(deploy: Deploy, runs: list[HostRun]) -> None:
+    run = next((r for r in runs if r is _release_host(deploy, runs) and not r.skipped), None) or next(
+        r for r in runs if not r.skipped
+    )
+    _announce(deploy, "post_release_command", deploy.environment.post_release_command, f"once, on {run.name}")
+    try:
+        post_release(run, deploy)
+    except StepFailed as exc:
+        raise PostReleaseFailed(f"{exc}; every host runs the new release (nothing was rolled back)") from exc
+
+
+def prune_all(deploy: Deploy) -> None:
+    """After the deploy's end is recorded: old releases removed on every host at once (never delays the end;
+    failures only warn)."""
+    records = list(deploy.hosts.select_related("host").filter(host__isnull=False))
+    runs = _host_runs(deploy, records=records)
+    for run in runs:
+        run.switched = False
+
+    def one(run: HostRun) -> None:
+        try:
+            run.conn = ssh.open_connection(run.target)
+        except StepFailed as exc:  # the host's record stays as the deploy left it
+            run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
+            return
+        prune(run, deploy)
+
+    with _connected(runs):
+        _in_parallel(runs, one, "prune")
 
 
 def roll_back_all(deploy: Deploy) -> list[str]:
@@ -229,7 +314,7 @@ def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed, *, roll
     try:
         _in_parallel(switched, lambda r: roll_back(r, deploy), "rollback")
     except StepFailed as rollback_failure:
-        raise StepFailed(f"{exc}; and the rollback failed too: {rollback_failure}") from exc
+        raise RollbackFailed(f"{exc}; and the rollback failed too: {rollback_failure}") from exc
     raise RolledBack(f"{exc}; rolled back {', '.join(run.name for run in switched)}") from exc
 
 

@@ -13,8 +13,10 @@ import base64
 import codecs
 import hashlib
 import shlex
+import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,20 +147,25 @@ def run(
     *,
     timeout: int,
     output: Callable[[str], None],
-    stdin: Path | None = None,
+    stdin: Sequence[bytes | Path] = (),
 ) -> None:
     """Run a POSIX shell script on the host, streaming each output line to `output`.
 
-    `stdin` is a file sent to the script's standard input (how releases are
+    `stdin` is sent to the script's standard input, in order (how releases are
     uploaded: one session, no SFTP round trips). Raise StepFailed on a non-zero
-    exit, when it runs past `timeout` seconds, or when the host goes silent.
+    exit (saying which signal, when one ended it), when it runs past `timeout`
+    seconds, or when the host goes silent.
     """
-    command = f"timeout -k 5 {int(timeout)} sh -c {shlex.quote(script)}"
+    # The outer shell turns a death by signal into an exit status (128 + the signal): sshd would report a
+    # signal as "exit-signal", which paramiko ignores, and the step would read as a lost connection.
+    inner = f"timeout -k 5 {int(timeout)} sh -c {shlex.quote(script)}"
+    command = f"sh -c {shlex.quote(inner + '; exit $?')}"
     # Invoke's runner polls its streams; a plain channel answers as soon as the host does.
     transport = conn.client.get_transport() if conn.client else None
     if transport is None or not transport.is_active():
         raise StepFailed("lost the connection: it is closed")
     writer = _LineWriter(output)
+    started = time.monotonic()
     try:
         channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
     except (OSError, paramiko.SSHException) as exc:
@@ -167,8 +174,8 @@ def run(
         channel.settimeout(timeout + 15)  # the most a host may stay silent (remote `timeout` acts first)
         channel.set_combine_stderr(True)
         channel.exec_command(command)
-        if stdin is not None:
-            _send_file(channel, stdin)
+        for part in stdin:
+            _send(channel, part)
         channel.shutdown_write()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while data := channel.recv(65536):
@@ -186,14 +193,27 @@ def run(
         channel.close()
     if status == -1:
         raise StepFailed("lost the connection: no exit status")
-    if status == TIMEOUT_EXIT:
+    # `timeout` says 124, or 137 when the command ignored its TERM and needed the KILL five seconds later.
+    if status == TIMEOUT_EXIT or (status == 128 + signal.SIGKILL and time.monotonic() - started >= timeout):
         raise StepFailed(f"still running after {timeout} s; stopped")
+    if status > 128 and (name := _signal_name(status - 128)):
+        raise StepFailed(f"killed by signal {name} (exit status {status})")
     if status != 0:
         raise StepFailed(f"exited with status {status}")
 
 
-def _send_file(channel: paramiko.Channel, path: Path) -> None:
-    with path.open("rb") as source:
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return ""
+
+
+def _send(channel: paramiko.Channel, part: bytes | Path) -> None:
+    if isinstance(part, bytes):
+        channel.sendall(part)
+        return
+    with part.open("rb") as source:
         while chunk := source.read(256 * 1024):
             channel.sendall(chunk)
 

@@ -69,6 +69,18 @@ class Environment(models.Model):
     position = models.PositiveIntegerField(default=0, help_text="Order on the pages (catalog order).")
     deploy_path = models.CharField(max_length=500, help_text="Absolute directory on each host.")
     build_command = models.TextField(blank=True, help_text="Runs in the new release directory.")
+    # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
+    # settings Gantry writes, and the commands that run once per deploy.
+    shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")
+    shared_dirs = models.JSONField(default=list, blank=True, help_text="Linked from shared/ (created if missing).")
+    config = models.JSONField(default=dict, blank=True, help_text="KEY: value written to shared/<config_file>.")
+    config_file = models.CharField(max_length=200, default=".env")
+    config_secrets = models.JSONField(default=list, blank=True, help_text="Secrets config may use here.")
+    release_command = models.TextField(blank=True, help_text="Once per deploy, after staging, before any switch.")
+    release_host = models.CharField(max_length=255, blank=True, help_text="Where it runs (default: the first host).")
+    post_release_command = models.TextField(blank=True, help_text="Once, after every host is live.")
+    strict_commands = models.BooleanField(default=True, help_text="Commands run under set -eu.")
+    restart_timeout = models.PositiveIntegerField(default=120, help_text="Seconds a restart may run.")
     restart_command = models.TextField(blank=True, help_text="Runs in <deploy_path>/current after the switch.")
     health_check_url = models.CharField(
         max_length=500, blank=True, help_text="URL template polled until HTTP 200; {address} is the host."

@@ -40,6 +40,13 @@ class Deploy(models.Model):
     reason = models.TextField(blank=True, help_text="Why the deploy ended as it did.")
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When its job was last sent to the broker.")
+    release_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="The release phase began (claimed: it runs once per deploy)."
+    )
+    release_ran_on = models.CharField(max_length=255, blank=True, help_text="The host that ran release_command.")
+    config_definitions = models.JSONField(
+        default=dict, blank=True, help_text="What each config key was made from (templates, never secret values)."
+    )
     queue_waiting_since = models.DateTimeField(
         null=True, blank=True, help_text="The task queue was unreachable when it was to be sent; the reaper sends it."
     )

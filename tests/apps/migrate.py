@@ -1,0 +1,39 @@
+"""A release's migration step, as a real application has one: apply migrations/*.sql to the database named by
+DATABASE_PATH (from the release's config), each once, in one transaction; count the runs in MIGRATE_LOG.
+
+Copied into branches of the test repository (tests/test_release_model.py); standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    database, runs = os.environ["DATABASE_PATH"], os.environ["MIGRATE_LOG"]
+    with open(runs, "a") as log:
+        log.write(f"{os.environ['GANTRY_HOST']} {os.environ['GANTRY_SHA']}\n")
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")  # one migrator at a time, all or nothing
+    try:
+        connection.execute("CREATE TABLE IF NOT EXISTS applied (name TEXT PRIMARY KEY)")
+        done = {row[0] for row in connection.execute("SELECT name FROM applied")}
+        for path in sorted(Path("migrations").glob("*.sql")):
+            if path.name not in done:
+                print(f"applying {path.name}")
+                for statement in filter(str.strip, path.read_text().split(";")):
+                    connection.execute(statement)
+                connection.execute("INSERT INTO applied VALUES (?)", (path.name,))
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        connection.execute("ROLLBACK")
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
