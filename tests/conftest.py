@@ -271,18 +271,21 @@ def make_environment(
         health_timeout: int = 5,
         command_timeout: int = 60,
         github_repo: str = "",
-        options: dict[str, str] | None = None,
+        options: dict[str, str | None] | None = None,
         service_yaml: str = "",
+        host_roles: list[str] | None = None,
     ) -> Environment:
         hosts = ssh_hosts if hosts is None else hosts
         lines = []
-        for host in hosts:
+        for index, host in enumerate(hosts):
             root = tmp_path / "hosts" / f"{host.address}-{host.port}" / "srv" / "app"
             deploy_roots.append(root)
+            roles = f", roles: {host_roles[index]}" if host_roles and host_roles[index] else ""
             lines.append(
-                f"          - {{address: {host.address}, port: {host.port}, user: {host.user}, deploy_path: {root}}}"
+                f"          - {{address: {host.address}, port: {host.port}, user: {host.user}, "
+                f"deploy_path: {root}{roles}}}"
             )
-        keys = {
+        keys: dict[str, str | None] = {
             "deploy_path": "/srv/app",
             "build_command": "sh build.sh",
             "restart_command": f"sh bin/restart {app_port}",
@@ -290,8 +293,9 @@ def make_environment(
             "health_check_timeout": str(health_timeout),
             "releases_to_keep": str(releases_to_keep),
             "command_timeout": str(command_timeout),
-            **(options or {}),  # YAML values: a test's option replaces the default of the same key
+            **(options or {}),  # YAML values: a test's option replaces the default of the same key (None: drops it)
         }
+        keys = {key: value for key, value in keys.items() if value is not None}
         catalog = f"""
 teams:
   web: {{}}
@@ -313,6 +317,7 @@ services:
     yield make
     for root in deploy_roots:
         _stop_app(root / "shared" / "app.pid")
+        _stop_app(root / "shared" / "worker.pid")
 
 
 def _stop_app(pidfile: Path) -> None:

@@ -6,7 +6,6 @@ it; a file with any problem changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,36 +18,24 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
-from deployer.apitests.schema import TEMPLATE_RE, AssertionSpec, StepSpec, SuiteSpec, names_used, secrets_named
+from deployer.apitests.schema import AssertionSpec, StepSpec, SuiteSpec
+from deployer.catalog.problems import Loc, Problem, cross_problems, effective, where
 from deployer.catalog.schema import (
     AccessSpec,
     CatalogSpec,
     EnvironmentSpec,
     HostSpec,
-    ReleaseSpec,
+    RoleSpec,
     ServiceSpec,
     TeamSpec,
 )
 from deployer.choices import Role
 from deployer.lib import generations
-from deployer.lib.secrets import SECRET_TEMPLATE_RE
 from deployer.lib.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
 from deployer.models import Environment, Grant, Host, Service, Team
 
-Loc = tuple[str | int, ...]
 # Far above a catalog of 5,000 services (about 2 MB), far below what hurts a worker.
 CATALOG_MAX_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    where: str
-    message: str
-
-    def render(self, filename: str) -> str:
-        at = f"{filename}:{self.line}" if self.line else filename
-        return f"{at}: {self.where + ': ' if self.where else ''}{self.message}"
 
 
 class CatalogError(Exception):
@@ -97,7 +84,7 @@ def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
         spec = CatalogSpec.model_validate(plain(data))
     except ValidationError as exc:
         raise CatalogError(filename, [_problem(data, err) for err in exc.errors()]) from exc
-    problems = list(_cross_problems(data, spec))
+    problems = list(cross_problems(data, spec))
     if problems:
         raise CatalogError(filename, problems)
     return spec
@@ -117,7 +104,7 @@ def _problem(root: CommentedMap, err: Any) -> Problem:
         message = err["msg"].removeprefix("Value error, ")
         if "input" in err and not isinstance(err["input"], dict | list) and repr(err["input"]) not in message:
             message = f"{message} (got {err['input']!r})"
-    return Problem(line_of(root, loc), _where(loc), message)
+    return Problem(line_of(root, loc), where(loc), message)
 
 
 # Plain words for pydantic's type errors.
@@ -128,15 +115,6 @@ _TYPE_HINTS = {
 }
 
 
-def _where(loc: Loc) -> str:
-    if loc and loc[-1] == "[key]":  # pydantic's marker for a bad mapping key: the name itself
-        loc = loc[:-1]
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 # The schema model of the mapping at a location: locations alternate between a
 # fixed key and a name or index (services.<name>.environments.<name>.hosts[<i>]).
 _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
@@ -145,6 +123,8 @@ _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("services",): ServiceSpec,
     ("services", "environments"): EnvironmentSpec,
     ("services", "environments", "hosts"): HostSpec,
+    ("services", "roles"): RoleSpec,
+    ("services", "environments", "roles"): RoleSpec,
     ("services", "api_tests"): SuiteSpec,
     ("services", "api_tests", "steps"): StepSpec,
     ("services", "api_tests", "steps", "assert"): AssertionSpec,
@@ -159,96 +139,6 @@ def _describe(loc: Loc) -> str:
     model = _spec_at(loc[:-1])
     info = model.model_fields.get(str(loc[-1])) if model else None
     return (info.description if info and info.description else "value") or "value"
-
-
-def _cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
-    """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths,
-    secrets used only where they are granted."""
-    used_paths: dict[tuple[str, int, str], str] = {}
-    for service_name, service in spec.services.items():
-        yield from _secret_problems(root, service_name, service)
-        yield from _release_problems(root, service_name, service)
-        if not service.repo and not service.github:
-            loc: Loc = ("services", service_name)
-            yield Problem(
-                line_of(root, loc), _where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
-            )
-        if service.team and service.team not in spec.teams:
-            loc = ("services", service_name, "team")
-            declared = ", ".join(spec.teams) or "none"
-            yield Problem(
-                line_of(root, loc),
-                _where(loc),
-                f"team {service.team!r} is not declared; add it under teams: (declared: {declared})",
-            )
-        for env_name, env in service.environments.items():
-            seen: set[tuple[str, int]] = set()
-            for index, host in enumerate(env.hosts):
-                loc = ("services", service_name, "environments", env_name, "hosts", index)
-                key = (host.address, host.port)
-                if key in seen:
-                    yield Problem(
-                        line_of(root, loc), _where(loc), f"duplicate host {host.address}:{host.port}; remove one"
-                    )
-                seen.add(key)
-                path_key = (host.address, host.port, host.deploy_path or env.deploy_path)
-                owner = f"{service_name}/{env_name}"
-                if path_key in used_paths and used_paths[path_key] != owner:
-                    yield Problem(
-                        line_of(root, loc),
-                        _where(loc),
-                        f"{host.address}:{host.port} already gets {used_paths[path_key]} in {path_key[2]}; "
-                        "two environments must not share a deploy path on one host",
-                    )
-                used_paths.setdefault(path_key, owner)
-
-
-def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
-    """Config that uses a secret its environment does not grant; a release host that is not one of its hosts."""
-    for env_name, env_spec in service.environments.items():
-        env = effective(service, env_spec)
-        at: Loc = ("services", service_name, "environments", env_name)
-        config_at = at if "config" in env_spec.model_fields_set else ("services", service_name)
-        for key, value in env.config.items():
-            for secret in sorted(set(SECRET_TEMPLATE_RE.findall(str(value))) - set(env.config_secrets)):
-                loc = (*config_at, "config", key)
-                yield Problem(
-                    line_of(root, loc),
-                    _where(loc),
-                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to "
-                    f"config_secrets of {'that environment' if config_at == at else 'the service'}",
-                )
-        addresses = [host.address for host in env.hosts]
-        if env.release_host and env.release_host not in addresses:
-            loc = (*at, "release_host")
-            yield Problem(
-                line_of(root, loc),
-                _where(loc),
-                f"{env.release_host} is not a host of {env_name}; pick one of: {', '.join(addresses)}",
-            )
-
-
-def _secret_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
-    """A suite or test variable naming a secret that an environment it runs in does not grant."""
-    for env_name, env in service.environments.items():
-        granted = set(env.api_test_secrets)
-        grant_at = f"services.{service_name}.environments.{env_name}.api_test_secrets"
-        variables_at: Loc = ("services", service_name, "environments", env_name, "test_variables")
-        users: list[tuple[Loc, set[str]]] = [
-            ((*variables_at, name), secrets_named(TEMPLATE_RE.findall(value)))
-            for name, value in env.test_variables.items()
-        ]
-        users += [
-            (("services", service_name, "api_tests", name), secrets_named(names_used(suite)))
-            for name, suite in service.api_tests.items()
-        ]
-        for loc, used in users:
-            for secret in sorted(used - granted):
-                yield Problem(
-                    line_of(root, loc),
-                    _where(loc),
-                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to {grant_at}",
-                )
 
 
 @transaction.atomic
@@ -343,6 +233,7 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
                     "deploy_path": host_spec.deploy_path or "",
                     "position": host_position,
                     "lb_server": host_spec.lb_server or "",
+                    "roles": host_spec.roles or [],
                 },
             )
             keep.append(host.pk)
@@ -353,20 +244,11 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
         report.not_in_file.append(f"environment {env}")
 
 
-def effective(service: ServiceSpec, environment: EnvironmentSpec) -> EnvironmentSpec:
-    """The environment with the release-model keys it does not set taken from its service."""
-    inherited = {
-        key: getattr(service, key)
-        for key in ReleaseSpec.model_fields
-        if key not in environment.model_fields_set and key in service.model_fields_set
-    }
-    return environment.model_copy(update=inherited)
-
-
 def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
     production = spec.production if spec.production is not None else name in {"prod", "production"}
     values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
     values["release_host"] = spec.release_host or ""
+    values["roles"] = [{"name": role, **keys} for role, keys in values["roles"].items()]
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

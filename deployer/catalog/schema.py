@@ -183,6 +183,9 @@ class HostSpec(_Spec):
         pattern=LB_NAME_RE.pattern,
         description="its server name in the HAProxy backend (default: address)",
     )
+    roles: list[Name] | None = Field(
+        default=None, min_length=1, max_length=20, description="roles this host runs, e.g. [web, worker] (default: all)"
+    )
 
 
 class LoadBalancerSpec(_Spec):
@@ -191,6 +194,28 @@ class LoadBalancerSpec(_Spec):
     )
     backend: str = Field(pattern=LB_NAME_RE.pattern, description="the backend whose servers are these hosts")
     drain_timeout: int = Field(default=30, ge=0, le=3600, description="seconds to wait for a drained host's sessions")
+
+
+class RoleSpec(_Spec):
+    """One kind of process of the service (web, worker, ...): how it restarts and how it shows it is healthy."""
+
+    restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
+    health_check_url: Annotated[str, AfterValidator(_health_url)] = Field(
+        default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
+    )
+    health_check_command: str = Field(
+        default="", description="command run on the host in current until it exits 0 (e.g. a process check)"
+    )
+    health_check_timeout: int | None = Field(
+        default=None, ge=1, le=3600, description="seconds to wait for health (default: the environment's)"
+    )
+    restart_timeout: int | None = Field(
+        default=None, ge=1, le=86400, description="seconds its restart may run (default: the environment's)"
+    )
+    order: int = Field(default=0, ge=-1000, le=1000, description="lower restarts first (e.g. web 0, worker 1)")
+    serves_traffic: bool | None = Field(
+        default=None, description="drained in the load balancer while it restarts (default: has health_check_url)"
+    )
 
 
 class ReleaseSpec(_Spec):
@@ -216,18 +241,24 @@ class ReleaseSpec(_Spec):
     post_release_command: str = Field(default="", description="runs once after every host is live and healthy")
     strict_commands: bool = Field(default=True, description="commands run under set -eu (false: as they are)")
     restart_timeout: int = Field(default=120, ge=1, le=86400, description="seconds a restart command may run")
+    roles: dict[Name, RoleSpec] = Field(
+        default_factory=dict, max_length=20, description="process roles: web: {restart_command: ...}, worker: {...}"
+    )
 
 
 class EnvironmentSpec(ReleaseSpec):
     deploy_path: AbsolutePath = Field(description="absolute directory on each host, e.g. /srv/myapp")
     release_host: Annotated[str, AfterValidator(_host)] | None = Field(
-        default=None, description="the host that runs release_command (default: the first host)"
+        default=None, description="the host that runs release_command (default: the first host of the first role)"
     )
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
     health_check_url: Annotated[str, AfterValidator(_health_url)] = Field(
         default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
     )
-    health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for HTTP 200")
+    health_check_command: str = Field(
+        default="", description="command run on the host in current until it exits 0 (e.g. a process check)"
+    )
+    health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for health")
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
     base_url: Annotated[str, AfterValidator(_http_url), AfterValidator(_api_target)] | None = Field(
         default=None, description="where API tests reach the environment, e.g. https://test.example.com"

@@ -7,10 +7,13 @@
 3. lease_queue.py requests waiting behind a lease start when it ends
 4. execution.py   a worker runs it, top to bottom: claim, roll out, API tests, the outcome
                   (succeeded, tests_failed, failed, rolled_back, cancelled); the one place failures
-                  become final states. log.py: its log lines; shipped.py: the commits it shipped
-5. rollout.py     the orchestration over the hosts: stage all, switch in batches (batches.py), pause,
-                  cancel, roll back; host_steps.py: the shell each step sends to one host;
-                  health.py: health checks; balancer.py: HAProxy drain around a restart
+                  become final states. log.py: its log lines; shipped.py: the commits it shipped;
+                  config.py: the config file it writes on every host (secrets masked)
+5. rollout.py     the orchestration over the hosts: stage all, the release phase once, switch in
+                  batches (batches.py), post-release once, pause, cancel, roll back;
+                  host_steps.py: staging, the release phase and pruning on one host;
+                  activation.py: switch and restart each role (roles.py) with its health check
+                  (health.py); balancer.py: HAProxy drain around a restart
 6. lifecycle.py   every state change: one conditional UPDATE, its log line, history entry, lock and
                   Slack version in one transaction
 7. reaper.py      deploys nobody runs any more are settled (a dead worker, a lost message)

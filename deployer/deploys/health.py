@@ -1,9 +1,10 @@
-"""Health checks of freshly restarted hosts (post-deploy API tests come later)."""
+"""Health checks of freshly restarted hosts: an URL polled until HTTP 200, or a command until it exits 0."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -15,21 +16,37 @@ MAX_POLL_SECONDS = 1.0
 REQUEST_TIMEOUT = 5.0
 
 
-def health_wait(url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Logger]) -> None:
+def health_wait(url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Logger], label: str = "") -> None:
     """Poll `url` until it answers HTTP 200; StepFailed naming the last answer after `timeout` s."""
+    what = f"{label}health check {url}"
+    _poll(lambda seconds: _probe(url, seconds), what, "answer HTTP 200", timeout=timeout, log=log)
+
+
+def health_command_wait(
+    probe: Callable[[float], str], *, what: str, timeout: int, log: logging.LoggerAdapter[logging.Logger]
+) -> None:
+    """Run `probe` (a command on the host: "" when it exited 0, else what it said) until it passes;
+    StepFailed naming its last answer after `timeout` s."""
+    _poll(probe, what, "exit 0", timeout=timeout, log=log)
+
+
+def _poll(
+    probe: Callable[[float], str], what: str, goal: str, *, timeout: int, log: logging.LoggerAdapter[logging.Logger]
+) -> None:
+    """Until `probe` (given the seconds it may take) answers "HTTP 200" or "" (healthy), or `timeout` s pass."""
     deadline = time.monotonic() + timeout
     last = ""
     pause = FIRST_POLL_SECONDS
     while True:
-        answer = _probe(url, min(REQUEST_TIMEOUT, max(deadline - time.monotonic(), 0.1)))
-        if answer == "HTTP 200":
-            log.info("health check %s answered HTTP 200", url)
+        answer = probe(min(REQUEST_TIMEOUT, max(deadline - time.monotonic(), 0.1)))
+        if answer in {"HTTP 200", ""}:
+            log.info("%s passed%s", what, f" ({answer})" if answer else "")
             return
         if answer != last:
-            log.info("health check %s: %s; waiting up to %d s", url, answer, timeout)
+            log.info("%s: %s; waiting up to %d s", what, answer, timeout)
             last = answer
         if time.monotonic() >= deadline:
-            raise StepFailed(f"health check {url} did not answer HTTP 200 within {timeout} s; last: {answer}")
+            raise StepFailed(f"{what} did not {goal} within {timeout} s; last: {answer}")
         time.sleep(pause)
         pause = min(pause * 1.5, MAX_POLL_SECONDS)
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from fabric import Connection
 
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.balancer import Balancer
-from deployer.deploys.health import health_wait
+from deployer.deploys.roles import ProcessRole
 from deployer.errors import StepFailed
 from deployer.integrations import ssh
 from deployer.models import Deploy, DeployHost, Environment, Host
@@ -46,6 +45,8 @@ class HostRun:
     failed: bool = False  # failed its last step (guided failure retries or skips these)
     skipped: bool = False
     conn: Connection | None = field(default=None, repr=False)
+    roles: list[ProcessRole] = field(default_factory=list)  # the roles it runs, in restart order
+    role_states: dict[str, dict[str, str]] = field(default_factory=dict)  # shown on the deploy page
 
     @property
     def target(self) -> ssh.Target:
@@ -68,8 +69,15 @@ def host_update(run: HostRun, status: HostStatus, message: str = "", **values: s
     DeployHost.objects.filter(pk=run.record.pk).update(**values_all)
 
 
+def role_update(run: HostRun, role: str, state: str, detail: str = "") -> None:
+    """Record how one of the host's roles is doing (restarting, healthy, failed...)."""
+    run.role_states[role] = {"name": role, "state": state, "detail": detail[:300]}
+    ordered = [run.role_states[r.name] for r in run.roles if r.name in run.role_states]
+    DeployHost.objects.filter(pk=run.record.pk).update(roles=ordered)
+
+
 def _exports(run: HostRun, deploy: Deploy, release: str) -> dict[str, str]:
-    """Variables the build and restart commands can use; values quoted when exported."""
+    """Variables the commands can use; values quoted when exported."""
     return {
         "GANTRY_DEPLOY_ID": str(deploy.pk),
         "GANTRY_SERVICE": deploy.environment.service.name,
@@ -82,7 +90,7 @@ def _exports(run: HostRun, deploy: Deploy, release: str) -> dict[str, str]:
     }
 
 
-def _script(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
+def script_in(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in (env or {}).items())
     return f"cd -- {shlex.quote(cwd)} || exit 1\n{exports}{body}"
 
@@ -94,7 +102,7 @@ STAGED_MARK = "GANTRY-STAGED"
 SWITCHED_MARK = "GANTRY-SWITCHED"
 
 
-def _remote(
+def remote(
     run: HostRun,
     script: str,
     *,
@@ -123,21 +131,24 @@ def _remote(
     return lines
 
 
-def _last_lines(lines: list[str], count: int = 5) -> str:
+def last_lines(lines: list[str], count: int = 5) -> str:
     """What a failed command printed last, for a reason a person reads."""
     shown = [line[:200] for line in lines if line.strip()][-count:]
     return f"; its last lines: {' | '.join(shown)}" if shown else "; it printed nothing"
 
 
-def _command(run: HostRun, deploy: Deploy, cwd: str, command: str, release: str) -> str:
+def command_script(
+    run: HostRun, deploy: Deploy, cwd: str, command: str, release: str, extra: dict[str, str] | None = None
+) -> str:
     """A person's command as the host runs it: in `cwd`, with the release's config and Gantry's variables
-    in its environment (the config is read from its 0600 file, never put on a command line), and under
-    `set -eu` unless the environment says `strict_commands: false`."""
+    (and `extra` ones) in its environment (the config is read from its 0600 file, never put on a command
+    line), and under `set -eu` unless the environment says `strict_commands: false`."""
     environment = deploy.environment
     lines = [f"cd -- {shlex.quote(cwd)} || exit 1"]
     if environment.config:
         lines.append(f"set -a; . {shlex.quote(config_path(run, environment))}; set +a")
-    lines += [f"export {name}={shlex.quote(value)}" for name, value in _exports(run, deploy, release).items()]
+    variables = {**_exports(run, deploy, release), **(extra or {})}
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
     if environment.strict_commands:
         lines.append("set -eu")
     return "\n".join([*lines, command]) + "\n"
@@ -159,14 +170,14 @@ def check_kept(run: HostRun, deploy: Deploy) -> None:
     """A rollback's staging: the release must still be complete on the host (pruned ones are gone)."""
     release = deploy.release_name
     run.log.info("checking that release %s (%s) is still in %s/releases", release, deploy.sha[:12], run.path)
-    script = _script(
+    script = script_in(
         run.path,
         f"printf '{PREVIOUS_MARK}%s\\n' \"$(readlink -- current || true)\"\n"
         f'if [ "$(cat releases/{release}/REVISION 2>/dev/null)" != {shlex.quote(deploy.sha)} ]; then\n'
         f"  echo 'release {release} of {deploy.sha[:12]} is no longer complete on this host (pruned?)'; exit 1\nfi\n",
     )
 
-    _remote(run, script, on_mark=_StageMarks(run))
+    remote(run, script, on_mark=_StageMarks(run))
     host_update(run, HostStatus.STAGED, f"release {release} is there", previous_release=run.previous_release)
 
 
@@ -200,10 +211,10 @@ def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"") -> N
     build = environment.build_command
     if build.strip():
         run.log.info("building")
-        script += "set +e\n" + _command(run, deploy, f"{run.path}/{release}", build, str(deploy.pk))
+        script += "set +e\n" + command_script(run, deploy, f"{run.path}/{release}", build, str(deploy.pk))
     marks = _StageMarks(run)
     try:
-        _remote(run, script, stdin=[config, archive] if config else [archive], on_mark=marks)
+        remote(run, script, stdin=[config, archive] if config else [archive], on_mark=marks)
     except StepFailed as exc:
         if marks.missing:
             raise StepFailed(
@@ -270,13 +281,13 @@ def release_phase(run: HostRun, deploy: Deploy) -> None:
     release = deploy.release_name
     lines: list[str] = []
     try:
-        _remote(
+        remote(
             run,
-            _command(run, deploy, f"{run.path}/releases/{release}", deploy.environment.release_command, release),
+            command_script(run, deploy, f"{run.path}/releases/{release}", deploy.environment.release_command, release),
             lines=lines,
         )
     except StepFailed as exc:
-        raise StepFailed(f"release_command failed on {run.name}: {exc}{_last_lines(lines)}") from exc
+        raise StepFailed(f"release_command failed on {run.name}: {exc}{last_lines(lines)}") from exc
 
 
 def post_release(run: HostRun, deploy: Deploy) -> None:
@@ -285,74 +296,13 @@ def post_release(run: HostRun, deploy: Deploy) -> None:
     release = deploy.release_name
     lines: list[str] = []
     try:
-        _remote(
+        remote(
             run,
-            _command(run, deploy, f"{run.path}/current", deploy.environment.post_release_command, release),
+            command_script(run, deploy, f"{run.path}/current", deploy.environment.post_release_command, release),
             lines=lines,
         )
     except StepFailed as exc:
-        raise StepFailed(f"post_release_command failed on {run.name}: {exc}{_last_lines(lines)}") from exc
-
-
-def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
-    """One session: point `current` at releases/<release> (a new symlink renamed over the old one,
-    atomic), then run the restart command there; then wait for the health check."""
-    if not release.isdigit():
-        raise StepFailed(f"{release!r} is not a release id; not switching to it")
-    temp = shlex.quote(f"current.new.{release}")
-    script = _script(
-        run.path,
-        f"set -e\nrm -f -- {temp}\nln -s -- {shlex.quote(f'releases/{release}')} {temp}\nmv -T -- {temp} current\n"
-        f"echo {SWITCHED_MARK}\nset +e\n",
-    )
-    environment: Environment = deploy.environment
-    if environment.restart_command.strip():
-        script += _command(run, deploy, f"{run.path}/current", environment.restart_command, release)
-
-    seen = False
-
-    def switched(line: str) -> bool:
-        nonlocal seen
-        if seen or line != SWITCHED_MARK:
-            return False  # a restart command printing the mark is only logged
-        seen = True
-        run.switched = release != run.previous_release
-        run.log.info("current -> releases/%s", release)
-        if environment.restart_command.strip():
-            run.log.info("restarting")
-        return True
-
-    _remote(run, script, on_mark=switched, timeout=environment.restart_timeout + 30)  # + the switch itself
-    if environment.health_check_url:
-        url = environment.health_check_url.format(address=run.host.address)
-        health_wait(url, timeout=environment.health_check_timeout, log=run.log)
-
-
-def activate(run: HostRun, deploy: Deploy) -> None:
-    """Switch `current` to the new release, restart, and wait for the health check."""
-    host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
-    with _out_of_rotation(run):
-        _switch_and_restart(run, deploy, deploy.release_name)
-    host_update(run, HostStatus.LIVE, "live")
-
-
-@contextmanager
-def _out_of_rotation(run: HostRun) -> Iterator[None]:
-    """Drained in the load balancer for the block, when the environment has one."""
-    if run.balancer is None:
-        yield
-        return
-    with run.balancer.drained(run.host.balancer_name, run.log):
-        yield
-
-
-def roll_back(run: HostRun, deploy: Deploy) -> None:
-    if not run.previous_release:
-        raise StepFailed("there is no previous release to go back to (this was the first deploy)")
-    with _out_of_rotation(run):
-        _switch_and_restart(run, deploy, run.previous_release)
-    run.switched = False
-    host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
+        raise StepFailed(f"post_release_command failed on {run.name}: {exc}{last_lines(lines)}") from exc
 
 
 def prune(run: HostRun, deploy: Deploy) -> None:
@@ -362,7 +312,7 @@ def prune(run: HostRun, deploy: Deploy) -> None:
     releases older than this deploy's are candidates (release ids are deploy ids, which only grow).
     """
     keep = " ".join(sorted(name for name in _releases_to_keep(deploy) | {run.previous_release} if name.isdigit()))
-    script = _script(
+    script = script_in(
         f"{run.path}/releases",
         f'for name in *; do\n  case "$name" in *[!0-9]*|"") continue;; esac\n'
         f'  [ "$name" -lt {int(deploy.pk)} ] || continue\n'
@@ -370,7 +320,7 @@ def prune(run: HostRun, deploy: Deploy) -> None:
         f'  echo "removing old release $name"\n  rm -rf -- "$name"\ndone\n',
     )
     try:
-        _remote(run, script)
+        remote(run, script)
     except StepFailed as exc:
         run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
 

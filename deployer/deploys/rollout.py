@@ -10,7 +10,7 @@
 4. A cancel request is honoured between batches: hosts in flight finish, and
    every host is left on a complete release.
 
-This file is the orchestration; what each step runs on a host is in host_steps.py.
+This file is the orchestration; what each step runs on a host is in host_steps.py and activation.py.
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ from django.db import connection
 from django.utils import timezone
 
 from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
+from deployer.deploys.activation import activate, roll_back
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.batches import batch_sizes
 from deployer.deploys.host_steps import (
     HostRun,
-    activate,
     connect_and_stage,
     host_update,
     post_release,
     prune,
     release_phase,
-    roll_back,
 )
 from deployer.deploys.log import deploy_logger
+from deployer.deploys.roles import default_release_host, environment_roles, host_roles, serves_traffic, switch_order
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import ssh
 from deployer.lib.logcontext import in_this_context
@@ -66,15 +66,15 @@ def rollout(
     """
     environment = deploy.environment
     with _connected(_host_runs(deploy)) as runs:
-        balancer = runs[0].balancer
-        if balancer is not None:
-            balancer.reconcile([run.host.balancer_name for run in runs], deploy_logger(deploy.pk))
+        in_balancer = [run for run in runs if run.balancer is not None]
+        if in_balancer and (balancer := in_balancer[0].balancer) is not None:
+            balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(deploy.pk))
         if archive is not None:
             _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
         _in_parallel(runs, lambda r: connect_and_stage(r, deploy, archive, config), "stage")
         if archive is not None and environment.release_command.strip():
             _release_phase(deploy, runs)
-        _announce(deploy, "restart_command", environment.restart_command, "on every host, in current, after the switch")
+        _announce_restarts(deploy, runs)
         sizes = batch_sizes(len(runs), environment.batch_size)
         done = 0
         for number, size in enumerate(sizes, start=1):
@@ -100,9 +100,20 @@ def _announce(deploy: Deploy, key: str, command: str, where: str) -> None:
         deploy_logger(deploy.pk).info("%s (%s):\n%s", key, where, command.strip())
 
 
+def _announce_restarts(deploy: Deploy, runs: list[HostRun]) -> None:
+    for role in environment_roles(deploy.environment):
+        hosts = [run.name for run in runs if role in run.roles]
+        where = "every host" if len(hosts) == len(runs) else ", ".join(hosts) or "no host"
+        name = "restart_command" if role.name == "app" and not deploy.environment.roles else f"{role.name}: restart"
+        _announce(deploy, name, role.restart_command, f"on {where}, in current, after the switch")
+
+
 def _release_host(deploy: Deploy, runs: list[HostRun]) -> HostRun:
-    wanted = deploy.environment.release_host
-    return next((run for run in runs if run.host.address == wanted), runs[0]) if wanted else runs[0]
+    """The catalog's release_host, else the first host of the first role."""
+    if wanted := deploy.environment.release_host:
+        return next((run for run in runs if run.host.address == wanted), runs[0])
+    first = default_release_host([run.host for run in runs], environment_roles(deploy.environment))
+    return next(run for run in runs if run.host == first)
 
 
 def _release_phase(deploy: Deploy, runs: list[HostRun]) -> None:
@@ -193,8 +204,9 @@ def _host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> li
     environment = deploy.environment
     timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
     balancer = Balancer.of(environment)
+    roles = environment_roles(environment)
     if records is None:
-        hosts = list(environment.hosts.all())
+        hosts = switch_order(list(environment.hosts.all()), roles)
         if not hosts:
             raise StepFailed(f"{environment} has no hosts; add some under hosts: in the catalog")
         records = [
@@ -210,9 +222,10 @@ def _host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> li
             record=record,
             log=deploy_logger(deploy.pk, record.address),
             timeout=timeout,
-            balancer=balancer,
+            balancer=balancer if serves_traffic(record.host, roles) else None,
             previous_release=record.previous_release if previous else "",
             switched=previous,
+            roles=host_roles(record.host, roles),
         )
         for record in records
         if record.host is not None

@@ -85,6 +85,10 @@ class Environment(models.Model):
     health_check_url = models.CharField(
         max_length=500, blank=True, help_text="URL template polled until HTTP 200; {address} is the host."
     )
+    health_check_command = models.TextField(blank=True, help_text="Run in current until it exits 0.")
+    # Process roles (deployer/deploys/roles.py): [{"name": "web", "restart_command": ..., "order": 0, ...}] in
+    # catalog order; empty: one role made of the environment's own restart_command and health checks.
+    roles = models.JSONField(default=list, blank=True, help_text="Process roles and their commands.")
     health_check_timeout = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     releases_to_keep = models.PositiveIntegerField(default=5, validators=[MinValueValidator(2)])
     command_timeout = models.PositiveIntegerField(
@@ -184,6 +188,7 @@ class Host(models.Model):
     )
     position = models.PositiveIntegerField(default=0)
     lb_server = models.CharField(max_length=100, blank=True, help_text="Server name in the HAProxy backend.")
+    roles = models.JSONField(default=list, blank=True, help_text="The roles it runs (empty: every role).")
 
     class Meta:
         ordering = ["position", "address", "port"]

@@ -172,6 +172,8 @@ class DeployHost(models.Model):
     previous_release = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Each role this host runs and how its restart and health check went: [{"name", "state", "detail"}].
+    roles = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -1,0 +1,177 @@
+"""Problems in a catalog file: where each is (line and key path) and the rules that span entries.
+
+A problem says what is wrong and how to fix it; catalog/load.py refuses a file with any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ruamel.yaml.comments import CommentedMap
+
+from deployer.apitests.schema import TEMPLATE_RE, names_used, secrets_named
+from deployer.catalog.schema import CatalogSpec, EnvironmentSpec, ReleaseSpec, ServiceSpec
+from deployer.lib.secrets import SECRET_TEMPLATE_RE
+from deployer.lib.yaml_lines import line_of
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    where: str
+    message: str
+
+    def render(self, filename: str) -> str:
+        at = f"{filename}:{self.line}" if self.line else filename
+        return f"{at}: {self.where + ': ' if self.where else ''}{self.message}"
+
+
+def where(loc: Loc) -> str:
+    if loc and loc[-1] == "[key]":  # pydantic's marker for a bad mapping key: the name itself
+        loc = loc[:-1]
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
+    """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths,
+    secrets used only where they are granted."""
+    used_paths: dict[tuple[str, int, str], str] = {}
+    for service_name, service in spec.services.items():
+        yield from _secret_problems(root, service_name, service)
+        yield from _release_problems(root, service_name, service)
+        yield from _role_problems(root, service_name, service)
+        if not service.repo and not service.github:
+            loc: Loc = ("services", service_name)
+            yield Problem(
+                line_of(root, loc), where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
+            )
+        if service.team and service.team not in spec.teams:
+            loc = ("services", service_name, "team")
+            declared = ", ".join(spec.teams) or "none"
+            yield Problem(
+                line_of(root, loc),
+                where(loc),
+                f"team {service.team!r} is not declared; add it under teams: (declared: {declared})",
+            )
+        for env_name, env in service.environments.items():
+            seen: set[tuple[str, int]] = set()
+            for index, host in enumerate(env.hosts):
+                loc = ("services", service_name, "environments", env_name, "hosts", index)
+                key = (host.address, host.port)
+                if key in seen:
+                    yield Problem(
+                        line_of(root, loc), where(loc), f"duplicate host {host.address}:{host.port}; remove one"
+                    )
+                seen.add(key)
+                path_key = (host.address, host.port, host.deploy_path or env.deploy_path)
+                owner = f"{service_name}/{env_name}"
+                if path_key in used_paths and used_paths[path_key] != owner:
+                    yield Problem(
+                        line_of(root, loc),
+                        where(loc),
+                        f"{host.address}:{host.port} already gets {used_paths[path_key]} in {path_key[2]}; "
+                        "two environments must not share a deploy path on one host",
+                    )
+                used_paths.setdefault(path_key, owner)
+
+
+def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """Config that uses a secret its environment does not grant; a release host that is not one of its hosts."""
+    for env_name, env_spec in service.environments.items():
+        env = effective(service, env_spec)
+        at: Loc = ("services", service_name, "environments", env_name)
+        config_at = at if "config" in env_spec.model_fields_set else ("services", service_name)
+        for key, value in env.config.items():
+            for secret in sorted(set(SECRET_TEMPLATE_RE.findall(str(value))) - set(env.config_secrets)):
+                loc = (*config_at, "config", key)
+                yield Problem(
+                    line_of(root, loc),
+                    where(loc),
+                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to "
+                    f"config_secrets of {'that environment' if config_at == at else 'the service'}",
+                )
+        addresses = [host.address for host in env.hosts]
+        if env.release_host and env.release_host not in addresses:
+            loc = (*at, "release_host")
+            yield Problem(
+                line_of(root, loc),
+                where(loc),
+                f"{env.release_host} is not a host of {env_name}; pick one of: {', '.join(addresses)}",
+            )
+
+
+def _secret_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """A suite or test variable naming a secret that an environment it runs in does not grant."""
+    for env_name, env in service.environments.items():
+        granted = set(env.api_test_secrets)
+        grant_at = f"services.{service_name}.environments.{env_name}.api_test_secrets"
+        variables_at: Loc = ("services", service_name, "environments", env_name, "test_variables")
+        users: list[tuple[Loc, set[str]]] = [
+            ((*variables_at, name), secrets_named(TEMPLATE_RE.findall(value)))
+            for name, value in env.test_variables.items()
+        ]
+        users += [
+            (("services", service_name, "api_tests", name), secrets_named(names_used(suite)))
+            for name, suite in service.api_tests.items()
+        ]
+        for loc, used in users:
+            for secret in sorted(used - granted):
+                yield Problem(
+                    line_of(root, loc),
+                    where(loc),
+                    f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to {grant_at}",
+                )
+
+
+def effective(service: ServiceSpec, environment: EnvironmentSpec) -> EnvironmentSpec:
+    """The environment with the release-model keys it does not set taken from its service."""
+    inherited = {
+        key: getattr(service, key)
+        for key in ReleaseSpec.model_fields
+        if key not in environment.model_fields_set and key in service.model_fields_set
+    }
+    return environment.model_copy(update=inherited)
+
+
+# Keys that belong to a role once an environment declares roles.
+ROLE_KEYS = ("restart_command", "health_check_url", "health_check_command")
+
+
+def _role_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """Hosts name declared roles; with roles declared, restarts and health checks live in the roles."""
+    for env_name, env_spec in service.environments.items():
+        env = effective(service, env_spec)
+        at: Loc = ("services", service_name, "environments", env_name)
+        if not env.roles:
+            for index, host in enumerate(env.hosts):
+                if host.roles:
+                    loc = (*at, "hosts", index, "roles")
+                    yield Problem(
+                        line_of(root, loc),
+                        where(loc),
+                        f"{env_name} declares no roles; declare them under roles: (e.g. roles: {{web: "
+                        "{restart_command: ...}}) or remove roles: from this host",
+                    )
+            continue
+        for key in ROLE_KEYS:
+            if getattr(env, key):
+                loc = (*at, key)
+                yield Problem(
+                    line_of(root, loc),
+                    where(loc),
+                    f"{env_name} has roles, so {key} belongs to a role: move it under roles.<name>.{key}",
+                )
+        for index, host in enumerate(env.hosts):
+            for role in sorted(set(host.roles or []) - set(env.roles)):
+                loc = (*at, "hosts", index, "roles")
+                yield Problem(
+                    line_of(root, loc),
+                    where(loc),
+                    f"role {role!r} is not declared; declared roles: {', '.join(env.roles)}",
+                )
