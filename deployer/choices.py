@@ -160,3 +160,8 @@ _BUILD_COLOURS = {
 class SyncSource(models.TextChoices):
     BRANCHES = "branches", "branches"
     BUILDS = "builds", "builds"
+
+
+# Hooks (deployer/deploys/hooks.py; the phases are catalog/schema.py's HookPhase):
+# Phases whose failure never changes the outcome (the deploy has already gone one way).
+HOOKS_NEVER_REQUIRED = frozenset({"after_rollback", "on_failure"})

@@ -170,7 +170,9 @@ def test_commands_run_as_scripts_and_a_signal_is_named(
     Environment.objects.filter(pk=environment.pk).update(restart_command="kill -9 $$")
     killed = deploy_and_wait(environment, "main", deployer, celery_worker)
     assert killed.status == DeployStatus.FAILED, "the rollback's restart is killed too"
-    assert killed.reason.startswith("127.0.0.11: activate failed: killed by signal SIGKILL (exit status 137)")
+    assert killed.reason.startswith(
+        "127.0.0.11: activate failed: restart_command failed: killed by signal SIGKILL (exit status 137)"
+    )
     assert "and the rollback failed too" in killed.reason
     environment.refresh_from_db()
     assert environment.is_locked and "rollback failed" in environment.lock_reason, "a failed rollback locks"

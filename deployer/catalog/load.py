@@ -6,6 +6,7 @@ it; a file with any problem changes nothing.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,12 @@ def _problem(root: CommentedMap, err: Any) -> Problem:
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}; add {loc[-1]}: <{_describe(loc)}>"
         loc = loc[:-1]
+    elif kind == "literal_error" and loc and loc[-1] == "[key]":  # a mapping whose keys are a fixed set
+        allowed = list(err["ctx"]["expected"].replace("'", "").replace(" or ", ", ").split(", "))
+        close = difflib.get_close_matches(str(err["input"]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed keys here: {', '.join(allowed)}"
+        message = f"unknown key {err['input']!r}; {hint}"
+        loc = loc[:-2] if len(loc) > 2 else loc  # the mapping that holds it
     elif kind in _TYPE_HINTS:
         message = _TYPE_HINTS[kind]
     else:

@@ -12,6 +12,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from deployer.apitests.schema import TEMPLATE_RE, names_used, secrets_named
 from deployer.catalog.schema import CatalogSpec, EnvironmentSpec, ReleaseSpec, ServiceSpec
+from deployer.choices import HOOKS_NEVER_REQUIRED
 from deployer.lib.secrets import SECRET_TEMPLATE_RE
 from deployer.lib.yaml_lines import line_of
 
@@ -46,6 +47,7 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
         yield from _secret_problems(root, service_name, service)
         yield from _release_problems(root, service_name, service)
         yield from _role_problems(root, service_name, service)
+        yield from _hook_problems(root, service_name, service)
         if not service.repo and not service.github:
             loc: Loc = ("services", service_name)
             yield Problem(
@@ -175,3 +177,28 @@ def _role_problems(root: CommentedMap, service_name: str, service: ServiceSpec) 
                     where(loc),
                     f"role {role!r} is not declared; declared roles: {', '.join(env.roles)}",
                 )
+
+
+def _hook_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """A hook's role is declared; `required` only where a failure can fail the deploy."""
+    for env_name, env_spec in service.environments.items():
+        env = effective(service, env_spec)
+        at: Loc = ("services", service_name, "environments", env_name)
+        hooks_at = at if "hooks" in env_spec.model_fields_set else ("services", service_name)
+        for phase, hooks in env.hooks.items():
+            for index, hook in enumerate(hooks):
+                loc = (*hooks_at, "hooks", phase, index)
+                if hook.role and hook.role not in env.roles:
+                    declared = ", ".join(env.roles) or "none"
+                    yield Problem(
+                        line_of(root, loc),
+                        where(loc),
+                        f"role {hook.role!r} is not declared in {env_name} (declared roles: {declared})",
+                    )
+                if hook.required and (phase.startswith("before_") or phase in HOOKS_NEVER_REQUIRED):
+                    why = (
+                        "a before_ hook always stops the deploy when it fails"
+                        if phase.startswith("before_")
+                        else f"{phase} runs when the outcome is already decided"
+                    )
+                    yield Problem(line_of(root, loc), where(loc), f"{why}; remove required: true")

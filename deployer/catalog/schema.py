@@ -7,7 +7,7 @@ import string
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from deployer.apitests.network import blocked_host, origin_of, show_origin
 from deployer.apitests.schema import SuiteSpec
@@ -218,6 +218,34 @@ class RoleSpec(_Spec):
     )
 
 
+class HookSpec(_Spec):
+    """A command at one phase of a deploy (deployer/deploys/hooks.py)."""
+
+    command: str = Field(min_length=1, description="shell command (one line is best)")
+    role: Name | None = Field(default=None, description="only on the hosts of this role (default: every host)")
+    once: bool = Field(default=False, description="once per deploy, on the release host, not on every host")
+    required: bool = Field(default=False, description="an after_ hook that fails fails the deploy")
+    timeout: int = Field(default=120, ge=1, le=86400, description="seconds it may run")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> HookSpec:
+        if self.once and self.role:
+            raise ValueError("a hook runs either once (on the release host) or on the hosts of a role: drop one")
+        return self
+
+
+def _hook_list(value: object) -> object:
+    """A phase takes a command, one hook (a mapping), or a list of either."""
+    items = value if isinstance(value, list) else [value]
+    return [{"command": item} if isinstance(item, str) else item for item in items]
+
+
+HookPhase = Literal[
+    "before_build", "after_build", "before_switch", "after_switch", "after_deploy", "after_rollback", "on_failure"
+]
+HookList = Annotated[list[HookSpec], BeforeValidator(_hook_list), Field(max_length=20)]
+
+
 class ReleaseSpec(_Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
@@ -243,6 +271,9 @@ class ReleaseSpec(_Spec):
     restart_timeout: int = Field(default=120, ge=1, le=86400, description="seconds a restart command may run")
     roles: dict[Name, RoleSpec] = Field(
         default_factory=dict, max_length=20, description="process roles: web: {restart_command: ...}, worker: {...}"
+    )
+    hooks: dict[HookPhase, HookList] = Field(
+        default_factory=dict, description="commands at a deploy's phases: after_switch: [{command: ..., role: web}]"
     )
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from deployer.choices import HostStatus
 from deployer.deploys.health import health_command_wait, health_wait
+from deployer.deploys.hooks import hooks_run
 from deployer.deploys.host_steps import (
     SWITCHED_MARK,
     HostRun,
@@ -36,20 +37,25 @@ SWITCH_TIMEOUT = 30
 
 
 def activate(run: HostRun, deploy: Deploy) -> None:
-    """Switch `current` to the new release, restart each role, and wait for each role's health check."""
+    """Switch `current` to the new release, restart each role, and wait for each role's health check;
+    the before_switch and after_switch hooks around it (the host out of rotation for all of it)."""
     host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
     with _out_of_rotation(run):
+        hooks_run(run, deploy, "before_switch", f"{run.path}/releases/{deploy.release_name}")
         _switch_and_restart(run, deploy, deploy.release_name)
+        hooks_run(run, deploy, "after_switch", f"{run.path}/current")
     host_update(run, HostStatus.LIVE, "live")
 
 
 def roll_back(run: HostRun, deploy: Deploy) -> None:
+    """Back to the release this host ran before the deploy; then its after_rollback hooks."""
     if not run.previous_release:
         raise StepFailed("there is no previous release to go back to (this was the first deploy)")
     with _out_of_rotation(run):
         _switch_and_restart(run, deploy, run.previous_release)
     run.switched = False
     host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
+    hooks_run(run, deploy, "after_rollback", f"{run.path}/current", outcome="rolled_back")
 
 
 @contextmanager

@@ -47,6 +47,9 @@ class HostRun:
     conn: Connection | None = field(default=None, repr=False)
     roles: list[ProcessRole] = field(default_factory=list)  # the roles it runs, in restart order
     role_states: dict[str, dict[str, str]] = field(default_factory=dict)  # shown on the deploy page
+    release_host: bool = False  # runs release_command and the once hooks
+    peers: tuple[str, ...] = ()  # every host of the deploy (GANTRY_HOSTS)
+    notes: list[str] = field(default_factory=list)  # what went wrong without failing the deploy (its reason)
 
     @property
     def target(self) -> ssh.Target:
@@ -84,6 +87,8 @@ def _exports(run: HostRun, deploy: Deploy, release: str) -> dict[str, str]:
         "GANTRY_ENVIRONMENT": deploy.environment.name,
         "GANTRY_REF": deploy.ref,
         "GANTRY_SHA": deploy.sha,
+        "GANTRY_PREVIOUS_SHA": deploy.previous_sha,
+        "GANTRY_HOSTS": " ".join(run.peers),
         "GANTRY_HOST": run.host.address,
         "GANTRY_DEPLOY_PATH": run.path,
         "GANTRY_RELEASE_DIR": f"{run.path}/releases/{release}",
@@ -158,14 +163,6 @@ def config_path(run: HostRun, environment: Environment) -> str:
     return f"{run.path}/shared/{environment.config_file}"
 
 
-def connect_and_stage(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes = b"") -> None:
-    run.conn = ssh.open_connection(run.target)
-    if archive is None:
-        check_kept(run, deploy)
-    else:
-        stage(run, deploy, archive, config)
-
-
 def check_kept(run: HostRun, deploy: Deploy) -> None:
     """A rollback's staging: the release must still be complete on the host (pruned ones are gone)."""
     release = deploy.release_name
@@ -181,9 +178,10 @@ def check_kept(run: HostRun, deploy: Deploy) -> None:
     host_update(run, HostStatus.STAGED, f"release {release} is there", previous_release=run.previous_release)
 
 
-def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"") -> None:
+def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"", *, with_build: bool = True) -> None:
     """One session per host: prepare the release directory, write the config, stream the archive into it,
-    link the shared files and directories, build.
+    link the shared files and directories, build (unless `with_build` is False: before_build hooks come
+    first, and build() follows them).
 
     Every round trip to a host costs tens of milliseconds; a rollout of many
     hosts spends most of its time in them (bench/rollout.py). The config comes
@@ -208,10 +206,10 @@ def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"") -> N
     steps += _shared_links(run, environment, release)
     steps.append(f"echo {STAGED_MARK}")
     script = "\n".join(steps) + "\n"
-    build = environment.build_command
-    if build.strip():
+    build_command = environment.build_command
+    if with_build and build_command.strip():
         run.log.info("building")
-        script += "set +e\n" + command_script(run, deploy, f"{run.path}/{release}", build, str(deploy.pk))
+        script += "set +e\n" + command_script(run, deploy, f"{run.path}/{release}", build_command, str(deploy.pk))
     marks = _StageMarks(run)
     try:
         remote(run, script, stdin=[config, archive] if config else [archive], on_mark=marks)
@@ -222,6 +220,18 @@ def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"") -> N
                 f"{run.name} (every release links it), then deploy again"
             ) from exc
         raise
+    host_update(run, HostStatus.STAGED, "built" if with_build else "unpacked", previous_release=run.previous_release)
+
+
+def build(run: HostRun, deploy: Deploy) -> None:
+    """build_command on its own session (when before_build hooks ran between unpacking and building)."""
+    if not deploy.environment.build_command.strip():
+        return
+    run.log.info("building")
+    release = deploy.release_name
+    remote(
+        run, command_script(run, deploy, f"{run.path}/releases/{release}", deploy.environment.build_command, release)
+    )
     host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
 
 

@@ -16,34 +16,33 @@ This file is the orchestration; what each step runs on a host is in host_steps.p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
 from deployer.deploys.activation import activate, roll_back
-from deployer.deploys.balancer import Balancer
 from deployer.deploys.batches import batch_sizes
+from deployer.deploys.fleet import connected, host_runs, in_parallel
+from deployer.deploys.hooks import HookFailed, hooks_of, hooks_run
 from deployer.deploys.host_steps import (
     HostRun,
-    connect_and_stage,
+    build,
+    check_kept,
     host_update,
     post_release,
     prune,
     release_phase,
+    stage,
 )
 from deployer.deploys.log import deploy_logger
-from deployer.deploys.roles import default_release_host, environment_roles, host_roles, serves_traffic, switch_order
+from deployer.deploys.roles import default_release_host, environment_roles
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import ssh
-from deployer.lib.logcontext import in_this_context
-from deployer.models import Deploy, DeployHost
+from deployer.models import Deploy
 
 PAUSE_POLL_SECONDS = 0.5
 
@@ -61,33 +60,105 @@ def rollout(
 
     Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
     switched hosts were rolled back, Cancelled when someone cancelled it,
-    PostReleaseFailed when every host is live but post_release_command failed.
-    Returns a note for the deploy's reason (the hosts a person chose to skip).
+    PostReleaseFailed when every host is live but post_release_command failed;
+    the on_failure hooks have run by then.
+    Returns a note for the deploy's reason (hosts skipped, hooks that failed without stopping it).
     """
-    environment = deploy.environment
-    with _connected(_host_runs(deploy)) as runs:
-        in_balancer = [run for run in runs if run.balancer is not None]
-        if in_balancer and (balancer := in_balancer[0].balancer) is not None:
-            balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(deploy.pk))
-        if archive is not None:
-            _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
-        _in_parallel(runs, lambda r: connect_and_stage(r, deploy, archive, config), "stage")
-        if archive is not None and environment.release_command.strip():
-            _release_phase(deploy, runs)
-        _announce_restarts(deploy, runs)
-        sizes = batch_sizes(len(runs), environment.batch_size)
-        done = 0
-        for number, size in enumerate(sizes, start=1):
-            _stop_if_cancelled(deploy, runs, done)
-            batch = runs[done : done + size]
-            deploy_logger(deploy.pk).info("batch %d of %d: %s", number, len(sizes), ", ".join(r.name for r in batch))
-            _activate_batch(deploy, runs, batch)
-            done += size
-            on_batch(deploy)
-        if archive is not None and environment.post_release_command.strip():
-            _post_release(deploy, runs)
+    with connected(host_runs(deploy)) as runs:
+        try:
+            _roll_out(deploy, runs, archive, config, on_batch)
+        except (StepFailed, Cancelled) as exc:
+            _on_failure(deploy, runs, exc)
+            raise
+        notes = [note for run in runs for note in run.notes]
         skipped = [run.name for run in runs if run.skipped]
-        return f"succeeded without {', '.join(skipped)} (skipped after failing)" if skipped else ""
+        if skipped:
+            notes.insert(0, f"succeeded without {', '.join(skipped)} (skipped after failing)")
+        return "; ".join(notes)
+
+
+def _roll_out(
+    deploy: Deploy, runs: list[HostRun], archive: Path | None, config: bytes, on_batch: Callable[[Deploy], None]
+) -> None:
+    environment = deploy.environment
+    release_run = _release_host(deploy, runs)
+    release_run.release_host = True
+    in_balancer = [run for run in runs if run.balancer is not None]
+    if in_balancer and (balancer := in_balancer[0].balancer) is not None:
+        balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(deploy.pk))
+    if archive is not None:
+        _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
+    in_parallel(runs, lambda r: _stage_host(r, deploy, archive, config), "stage")
+    if archive is not None and environment.release_command.strip():
+        _release_phase(deploy, release_run)
+    _announce_restarts(deploy, runs)
+    _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}")
+    sizes = batch_sizes(len(runs), environment.batch_size)
+    done = 0
+    for number, size in enumerate(sizes, start=1):
+        _stop_if_cancelled(deploy, runs, done)
+        batch = runs[done : done + size]
+        deploy_logger(deploy.pk).info("batch %d of %d: %s", number, len(sizes), ", ".join(r.name for r in batch))
+        _activate_batch(deploy, runs, batch)
+        done += size
+        on_batch(deploy)
+    try:
+        _once(deploy, release_run, "after_switch", "current")
+    except HookFailed as exc:  # as a host failing its switch would: every switched host goes back
+        _after_failure(deploy, runs, exc, rolling_back=environment.on_failure != OnFailure.STOP)
+    if archive is not None and environment.post_release_command.strip():
+        _post_release(deploy, runs, release_run)
+    # A rollback deploy is a rollback to the people who wrote the hooks.
+    final, outcome = ("after_deploy", "succeeded") if archive is not None else ("after_rollback", "rolled_back")
+    live = [run for run in runs if not run.skipped]
+    in_parallel(live, lambda r: _final_hooks(r, deploy, final, outcome), final, hosts_failed=False)
+
+
+def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes) -> None:
+    """Connect, then stage: unpack and link, the build hooks around build_command (or, for a rollback,
+    check the earlier release is still there)."""
+    run.conn = ssh.open_connection(run.target)
+    if archive is None:
+        check_kept(run, deploy)
+        return
+    before = bool(hooks_of(deploy, "before_build", once=None))
+    stage(run, deploy, archive, config, with_build=not before)
+    release_dir = f"{run.path}/releases/{deploy.release_name}"
+    if before:
+        _host_hooks(run, deploy, "before_build", release_dir)
+        build(run, deploy)
+    _host_hooks(run, deploy, "after_build", release_dir)
+
+
+def _host_hooks(run: HostRun, deploy: Deploy, phase: str, cwd: str, outcome: str = "") -> None:
+    """The phase's per-host hooks, and on the release host its once hooks too."""
+    hooks_run(run, deploy, phase, cwd, outcome=outcome)
+    if run.release_host:
+        hooks_run(run, deploy, phase, cwd, once=True, outcome=outcome)
+
+
+def _final_hooks(run: HostRun, deploy: Deploy, phase: str, outcome: str) -> None:
+    _host_hooks(run, deploy, phase, f"{run.path}/current", outcome)
+
+
+def _once(deploy: Deploy, run: HostRun, phase: str, where: str, outcome: str = "") -> None:
+    """The phase's once hooks, on the release host (between batches: before the first, after the last)."""
+    if hooks_of(deploy, phase, once=True):
+        hooks_run(run, deploy, phase, f"{run.path}/{where}", once=True, outcome=outcome)
+
+
+def _on_failure(deploy: Deploy, runs: list[HostRun], exc: Exception) -> None:
+    """The on_failure hooks, on every host still connected; they never change the outcome."""
+    if not hooks_of(deploy, "on_failure"):
+        return
+    outcome = "cancelled" if isinstance(exc, Cancelled) else "rolled_back" if isinstance(exc, RolledBack) else "failed"
+    connected = [run for run in runs if run.conn is not None]
+    try:
+        in_parallel(
+            connected, lambda r: _host_hooks(r, deploy, "on_failure", r.path, outcome), "on_failure", hosts_failed=False
+        )
+    except StepFailed as hook_failure:  # never raised by these hooks; a lost connection is only logged
+        deploy_logger(deploy.pk).warning("on_failure hooks: %s", hook_failure)
 
 
 class PostReleaseFailed(StepFailed):
@@ -116,12 +187,11 @@ def _release_host(deploy: Deploy, runs: list[HostRun]) -> HostRun:
     return next(run for run in runs if run.host == first)
 
 
-def _release_phase(deploy: Deploy, runs: list[HostRun]) -> None:
+def _release_phase(deploy: Deploy, run: HostRun) -> None:
     """release_command, once per deploy, on the release host, after every host is staged, before any switch.
 
     Claimed on the deploy row first: whatever redelivers or retries, it never runs twice for one deploy.
     """
-    run = _release_host(deploy, runs)
     log = deploy_logger(deploy.pk)
     claimed = Deploy.objects.filter(pk=deploy.pk, release_started_at__isnull=True).update(
         release_started_at=timezone.now(), release_ran_on=run.name
@@ -140,10 +210,8 @@ def _release_phase(deploy: Deploy, runs: list[HostRun]) -> None:
     log.info("release phase done on %s", run.name)
 
 
-def _post_release(deploy: Deploy, runs: list[HostRun]) -> None:
-    run = next((r for r in runs if r is _release_host(deploy, runs) and not r.skipped), None) or next(
-        r for r in runs if not r.skipped
-    )
+def _post_release(deploy: Deploy, runs: list[HostRun], release_run: HostRun) -> None:
+    run = release_run if not release_run.skipped else next(r for r in runs if not r.skipped)
     _announce(deploy, "post_release_command", deploy.environment.post_release_command, f"once, on {run.name}")
     try:
         post_release(run, deploy)
@@ -155,7 +223,7 @@ def prune_all(deploy: Deploy) -> None:
     """After the deploy's end is recorded: old releases removed on every host at once (never delays the end;
     failures only warn)."""
     records = list(deploy.hosts.select_related("host").filter(host__isnull=False))
-    runs = _host_runs(deploy, records=records)
+    runs = host_runs(deploy, records=records)
     for run in runs:
         run.switched = False
 
@@ -167,8 +235,8 @@ def prune_all(deploy: Deploy) -> None:
             return
         prune(run, deploy)
 
-    with _connected(runs):
-        _in_parallel(runs, one, "prune")
+    with connected(runs):
+        in_parallel(runs, one, "prune")
 
 
 def roll_back_all(deploy: Deploy) -> list[str]:
@@ -177,88 +245,22 @@ def roll_back_all(deploy: Deploy) -> list[str]:
     Returns the hosts rolled back; StepFailed naming those that could not be.
     """
     records = deploy.hosts.select_related("host").filter(host__isnull=False)
-    runs = _host_runs(deploy, records=list(records))
+    runs = host_runs(deploy, records=list(records))
 
     def back(run: HostRun) -> None:
         run.conn = ssh.open_connection(run.target)
         roll_back(run, deploy)
 
-    with _connected(runs):
-        _in_parallel(runs, back, "rollback")
+    with connected(runs):
+        in_parallel(runs, back, "rollback")
+        _once_after_rollback(deploy, runs)
     return [run.name for run in runs]
 
 
-@contextmanager
-def _connected(runs: list[HostRun]) -> Iterator[list[HostRun]]:
-    """The block's hosts, each SSH connection it opened closed at the end, whatever happens."""
-    try:
-        yield runs
-    finally:
-        for run in runs:
-            if run.conn is not None:
-                run.conn.close()
-
-
-def _host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> list[HostRun]:
-    """One HostRun per host: new records for a rollout, or the deploy's own (switched) ones to roll back."""
-    environment = deploy.environment
-    timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
-    balancer = Balancer.of(environment)
-    roles = environment_roles(environment)
-    if records is None:
-        hosts = switch_order(list(environment.hosts.all()), roles)
-        if not hosts:
-            raise StepFailed(f"{environment} has no hosts; add some under hosts: in the catalog")
-        records = [
-            DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=deploy.release_name)
-            for host in hosts
-        ]
-        previous = False
-    else:
-        previous = True
-    return [
-        HostRun(
-            host=record.host,
-            record=record,
-            log=deploy_logger(deploy.pk, record.address),
-            timeout=timeout,
-            balancer=balancer if serves_traffic(record.host, roles) else None,
-            previous_release=record.previous_release if previous else "",
-            switched=previous,
-            roles=host_roles(record.host, roles),
-        )
-        for record in records
-        if record.host is not None
-    ]
-
-
-def _in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str) -> None:
-    """Run `step` on every host (at most ROLLOUT_PARALLELISM at once); StepFailed naming every failed host."""
-
-    def one(run: HostRun) -> str:
-        try:
-            step(run)
-            return ""
-        except StepFailed as exc:
-            run.failed = True
-            run.log.error("%s failed: %s", what, exc)
-            host_update(run, HostStatus.FAILED, f"{what} failed: {exc}")
-            return f"{run.name}: {what} failed: {exc}"
-
-    def in_thread(run: HostRun) -> str:
-        try:
-            return one(run)
-        finally:
-            connection.close()  # each thread opened its own database connection
-
-    if len(runs) == 1:
-        failures = [one(runs[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=min(settings.ROLLOUT_PARALLELISM, len(runs))) as pool:
-            failures = list(pool.map(in_this_context(in_thread), runs))
-    failed = [f for f in failures if f]
-    if failed:
-        raise StepFailed("; ".join(failed))
+def _once_after_rollback(deploy: Deploy, runs: list[HostRun]) -> None:
+    run = next((r for r in runs if r.release_host), runs[0])
+    if run.conn is not None:
+        _once(deploy, run, "after_rollback", "current", "rolled_back")
 
 
 def _activate_batch(deploy: Deploy, runs: list[HostRun], batch: list[HostRun]) -> None:
@@ -266,7 +268,7 @@ def _activate_batch(deploy: Deploy, runs: list[HostRun], batch: list[HostRun]) -
     pending = batch
     while True:
         try:
-            _in_parallel(pending, lambda r: activate(r, deploy), "activate")
+            in_parallel(pending, lambda r: activate(r, deploy), "activate")
             return
         except StepFailed as exc:
             on_failure = deploy.environment.on_failure
@@ -325,9 +327,10 @@ def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed, *, roll
         "rolling back %s to their previous release", ", ".join(run.name for run in switched)
     )
     try:
-        _in_parallel(switched, lambda r: roll_back(r, deploy), "rollback")
+        in_parallel(switched, lambda r: roll_back(r, deploy), "rollback")
     except StepFailed as rollback_failure:
         raise RollbackFailed(f"{exc}; and the rollback failed too: {rollback_failure}") from exc
+    _once_after_rollback(deploy, runs)
     raise RolledBack(f"{exc}; rolled back {', '.join(run.name for run in switched)}") from exc
 
 

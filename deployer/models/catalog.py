@@ -89,6 +89,7 @@ class Environment(models.Model):
     # Process roles (deployer/deploys/roles.py): [{"name": "web", "restart_command": ..., "order": 0, ...}] in
     # catalog order; empty: one role made of the environment's own restart_command and health checks.
     roles = models.JSONField(default=list, blank=True, help_text="Process roles and their commands.")
+    hooks = models.JSONField(default=dict, blank=True, help_text="Commands at a deploy's phases (deploys/hooks.py).")
     health_check_timeout = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     releases_to_keep = models.PositiveIntegerField(default=5, validators=[MinValueValidator(2)])
     command_timeout = models.PositiveIntegerField(

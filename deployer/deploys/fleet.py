@@ -1,0 +1,97 @@
+"""The hosts of one rollout: a HostRun for each (its roles, load balancer, peers), steps run on all of them
+in parallel, and every SSH connection closed at the end whatever happens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+
+from deployer.choices import HostStatus
+from deployer.deploys.balancer import Balancer
+from deployer.deploys.host_steps import HostRun, host_update
+from deployer.deploys.log import deploy_logger
+from deployer.deploys.roles import environment_roles, host_roles, serves_traffic, switch_order
+from deployer.errors import StepFailed
+from deployer.lib.logcontext import in_this_context
+from deployer.models import Deploy, DeployHost
+
+
+@contextmanager
+def connected(runs: list[HostRun]) -> Iterator[list[HostRun]]:
+    """The block's hosts, each SSH connection it opened closed at the end, whatever happens."""
+    try:
+        yield runs
+    finally:
+        for run in runs:
+            if run.conn is not None:
+                run.conn.close()
+
+
+def host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> list[HostRun]:
+    """One HostRun per host: new records for a rollout, or the deploy's own (switched) ones to roll back."""
+    environment = deploy.environment
+    timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
+    balancer = Balancer.of(environment)
+    roles = environment_roles(environment)
+    if records is None:
+        hosts = switch_order(list(environment.hosts.all()), roles)
+        if not hosts:
+            raise StepFailed(f"{environment} has no hosts; add some under hosts: in the catalog")
+        records = [
+            DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=deploy.release_name)
+            for host in hosts
+        ]
+        previous = False
+    else:
+        previous = True
+    peers = tuple(record.host.address for record in records if record.host is not None)
+    return [
+        HostRun(
+            host=record.host,
+            record=record,
+            log=deploy_logger(deploy.pk, record.address),
+            timeout=timeout,
+            balancer=balancer if serves_traffic(record.host, roles) else None,
+            previous_release=record.previous_release if previous else "",
+            switched=previous,
+            roles=host_roles(record.host, roles),
+            peers=peers,
+        )
+        for record in records
+        if record.host is not None
+    ]
+
+
+def in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str, *, hosts_failed: bool = True) -> None:
+    """Run `step` on every host (at most ROLLOUT_PARALLELISM at once); StepFailed naming every failed host.
+    A host that fails is recorded failed unless `hosts_failed` is False (a hook after the host went live)."""
+
+    def one(run: HostRun) -> str:
+        try:
+            step(run)
+            return ""
+        except StepFailed as exc:
+            run.log.error("%s failed: %s", what, exc)
+            if hosts_failed:
+                run.failed = True
+                host_update(run, HostStatus.FAILED, f"{what} failed: {exc}")
+            return f"{run.name}: {what} failed: {exc}"
+
+    def in_thread(run: HostRun) -> str:
+        try:
+            return one(run)
+        finally:
+            connection.close()  # each thread opened its own database connection
+
+    if len(runs) == 1:
+        failures = [one(runs[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(settings.ROLLOUT_PARALLELISM, len(runs))) as pool:
+            failures = list(pool.map(in_this_context(in_thread), runs))
+    failed = [f for f in failures if f]
+    if failed:
+        raise StepFailed("; ".join(failed))
