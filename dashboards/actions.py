@@ -166,12 +166,14 @@ def _to_deploy(request: SignedInRequest, deploy: Deploy) -> HttpResponse:
 @require_POST
 def deploy_cancel_view(request: SignedInRequest, pk: int) -> HttpResponse:
     deploy = deploy_or_404(pk)
+    stop = request.POST.get("stop") == "1"
     try:
-        deploy_cancel(deploy=deploy, user=request.user)
+        deploy_cancel(deploy=deploy, user=request.user, stop=stop)
     except DeployRefused as exc:
         messages.error(request, str(exc))
     else:
-        messages.info(request, f"Cancel requested for deploy #{deploy.pk}.")
+        how = "the commands running on hosts are being stopped" if stop else "it stops after the hosts in flight"
+        messages.info(request, f"Cancel requested for deploy #{deploy.pk}: {how}.")
     return redirect("deploy", pk=deploy.pk)
 
 

@@ -108,6 +108,12 @@ class RollbackSerializer(serializers.Serializer):
     )
 
 
+class CancelSerializer(serializers.Serializer):
+    stop = serializers.BooleanField(
+        required=False, default=False, help_text="Stop the commands running on hosts now (nothing is rolled back)."
+    )
+
+
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
     running = serializers.IntegerField(required=False, help_text="The deploy holding the environment (409).")

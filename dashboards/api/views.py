@@ -29,6 +29,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from dashboards.api.serializers import (
     BranchSerializer,
     BuildSerializer,
+    CancelSerializer,
     DeployRequestSerializer,
     DeploySerializer,
     ErrorSerializer,
@@ -205,11 +206,21 @@ class DeployApprove(_DeployAction):
         return deploy_approve(deploy=deploy, user=person(request))
 
 
-class DeployCancel(_DeployAction):
-    """Cancel at once if it has not started, between batches if it runs."""
+class DeployCancel(APIView):
+    """Cancel at once if it has not started; if it runs, between batches, or with {"stop": true} at once
+    (the commands running on hosts are stopped; nothing is rolled back)."""
 
-    def act(self, deploy: Deploy, request: Request) -> Deploy:
-        return deploy_cancel(deploy=deploy, user=person(request))
+    @extend_schema(request=CancelSerializer, responses={200: DeploySerializer, **REFUSALS})
+    def post(self, request: Request, pk: int) -> Response:
+        form = CancelSerializer(data=request.data)
+        if not form.is_valid():
+            return invalid(form.errors)
+        deploy = get_object_or_404(_deploys(), pk=pk)
+        try:
+            deploy = deploy_cancel(deploy=deploy, user=person(request), stop=form.validated_data["stop"])
+        except DeployRefused as exc:
+            return refused(exc)
+        return answered(deploy, status.HTTP_200_OK)
 
 
 class EnvironmentRollback(APIView):

@@ -18,11 +18,12 @@ from deployer.models import Deploy, DeployLog
 from deployer.notify import outbox
 
 
-def deploy_cancel(*, deploy: Deploy, user: User) -> Deploy:
-    """Cancel a deploy: at once if it has not started; between batches if it runs.
-
-    A running deploy is never killed: the hosts in flight finish and every host
-    stays on a complete release.
+def deploy_cancel(*, deploy: Deploy, user: User, stop: bool = False) -> Deploy:
+    """Cancel a deploy: at once if it has not started; if it runs, between batches (the hosts in flight
+    finish), or with `stop` at once: the commands running on hosts now are stopped (their process groups
+    sent TERM, then KILL), nothing is rolled back, and the reason names the hosts stopped halfway. The
+    release phase always finishes (a migration stopped halfway is worse). A cancel already asked for
+    may be turned into a stop.
     """
     who = user.get_username()
     is_requester = deploy.requested_by_id is not None and deploy.requested_by_id == user.pk
@@ -39,18 +40,20 @@ def deploy_cancel(*, deploy: Deploy, user: User) -> Deploy:
     ):
         audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="before it started")
         return deploy
-    requested = Deploy.objects.filter(
-        pk=deploy.pk, status=DeployStatus.RUNNING, cancel_requested_at__isnull=True
-    ).update(cancel_requested_at=timezone.now(), cancelled_by=user)
+    running = Deploy.objects.filter(pk=deploy.pk, status=DeployStatus.RUNNING)
+    requested = running.filter(cancel_requested_at__isnull=True).update(
+        cancel_requested_at=timezone.now(), cancelled_by=user, cancel_stops_commands=stop
+    )
+    stopping = bool(
+        stop and not requested and running.filter(cancel_stops_commands=False).update(cancel_stops_commands=True)
+    )
     deploy.refresh_from_db()
-    if requested:
+    if requested or stopping:
+        how = "stopping the commands running on hosts now" if stop else "stopping after the hosts in flight"
         DeployLog.objects.create(
-            deploy=deploy,
-            at=timezone.now(),
-            level="warning",
-            message=f"cancel requested by {who}: stopping after the hosts in flight",
+            deploy=deploy, at=timezone.now(), level="warning", message=f"cancel requested by {who}: {how}"
         )
-        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail="while it ran")
+        audit_record(AuditAction.CANCELLED, actor=user, deploy=deploy, detail=f"while it ran: {how}")
         outbox.story_changed(deploy)
     elif deploy.status in DeployStatus.finished():
         raise DeployRefused(f"deploy #{deploy.pk} has already ended ({deploy.status}); there is nothing to cancel")

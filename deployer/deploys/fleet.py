@@ -49,6 +49,7 @@ def host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> lis
     else:
         previous = True
     peers = tuple(record.host.address for record in records if record.host is not None)
+    stop = _stop_requested(deploy.pk)
     return [
         HostRun(
             host=record.host,
@@ -60,6 +61,7 @@ def host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> lis
             switched=previous,
             roles=host_roles(record.host, roles),
             peers=peers,
+            stop=stop,
         )
         for record in records
         if record.host is not None
@@ -95,3 +97,14 @@ def in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str,
     failed = [f for f in failures if f]
     if failed:
         raise StepFailed("; ".join(failed))
+
+
+def _stop_requested(deploy_id: int) -> Callable[[], bool]:
+    """Asked while a command runs on a host: did someone cancel the deploy and ask to stop what runs?"""
+
+    def asked() -> bool:
+        return Deploy.objects.filter(
+            pk=deploy_id, cancel_requested_at__isnull=False, cancel_stops_commands=True
+        ).exists()
+
+    return asked

@@ -110,7 +110,8 @@ def _hook_run(run: HostRun, deploy: Deploy, hook: Hook, cwd: str, outcome: str) 
     lines: list[str] = []
     script = command_script(run, deploy, cwd, hook.command, deploy.release_name, variables)
     try:
-        remote(run, script, timeout=hook.timeout, lines=lines)
+        # What runs after the outcome is decided is not stopped by a cancel's "stop now".
+        remote(run, script, timeout=hook.timeout, lines=lines, stoppable=hook.phase not in HOOKS_NEVER_REQUIRED)
     except StepFailed as exc:
         return f"{exc}{last_lines(lines, 3)}"
     return ""

@@ -50,6 +50,8 @@ class HostRun:
     release_host: bool = False  # runs release_command and the once hooks
     peers: tuple[str, ...] = ()  # every host of the deploy (GANTRY_HOSTS)
     notes: list[str] = field(default_factory=list)  # what went wrong without failing the deploy (its reason)
+    stop: Callable[[], bool] | None = field(default=None, repr=False)  # asked while a command runs
+    stopped: bool = False  # a command of it was stopped on request
 
     @property
     def target(self) -> ssh.Target:
@@ -116,11 +118,14 @@ def remote(
     on_mark: Callable[[str], bool] | None = None,
     timeout: int | None = None,
     lines: list[str] | None = None,
+    stoppable: bool = True,
 ) -> list[str]:
     """Run `script` on the host; return its output lines (also logged unless quiet; also kept in `lines`,
     which the caller still has when the script fails).
 
-    Each line goes to `on_mark` first; one it takes (True) is Gantry's, not the log's.
+    Each line goes to `on_mark` first; one it takes (True) is Gantry's, not the log's. A stoppable
+    command is stopped when the person cancelling the deploy asked for it (the release phase is not:
+    a migration stopped halfway is worse than one that finishes).
     """
     lines = [] if lines is None else lines
 
@@ -132,7 +137,12 @@ def remote(
             run.log.info("%s", line)
 
     assert run.conn is not None
-    ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin)
+    stop = run.stop if stoppable else None
+    try:
+        ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin, stop=stop)
+    except ssh.CommandStopped:
+        run.stopped = True
+        raise
     return lines
 
 
@@ -295,6 +305,7 @@ def release_phase(run: HostRun, deploy: Deploy) -> None:
             run,
             command_script(run, deploy, f"{run.path}/releases/{release}", deploy.environment.release_command, release),
             lines=lines,
+            stoppable=False,
         )
     except StepFailed as exc:
         raise StepFailed(f"release_command failed on {run.name}: {exc}{last_lines(lines)}") from exc
@@ -310,6 +321,7 @@ def post_release(run: HostRun, deploy: Deploy) -> None:
             run,
             command_script(run, deploy, f"{run.path}/current", deploy.environment.post_release_command, release),
             lines=lines,
+            stoppable=False,
         )
     except StepFailed as exc:
         raise StepFailed(f"post_release_command failed on {run.name}: {exc}{last_lines(lines)}") from exc

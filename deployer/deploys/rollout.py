@@ -67,7 +67,16 @@ def rollout(
     with connected(host_runs(deploy)) as runs:
         try:
             _roll_out(deploy, runs, archive, config, on_batch)
-        except (StepFailed, Cancelled) as exc:
+        except StepFailed as exc:
+            if any(run.stopped for run in runs):  # stopped while staging or in a hook
+                try:
+                    _stop_if_cancelled(deploy, runs, sum(run.switched for run in runs))
+                except Cancelled as cancelled:
+                    _on_failure(deploy, runs, cancelled)
+                    raise cancelled from exc
+            _on_failure(deploy, runs, exc)
+            raise
+        except Cancelled as exc:
             _on_failure(deploy, runs, exc)
             raise
         notes = [note for run in runs for note in run.notes]
@@ -271,6 +280,8 @@ def _activate_batch(deploy: Deploy, runs: list[HostRun], batch: list[HostRun]) -
             in_parallel(pending, lambda r: activate(r, deploy), "activate")
             return
         except StepFailed as exc:
+            if any(run.stopped for run in runs):  # cancelled with "stop now": no rollback, a person decides
+                _stop_if_cancelled(deploy, runs, sum(run.switched for run in runs))
             on_failure = deploy.environment.on_failure
             if on_failure != OnFailure.PAUSE:
                 _after_failure(deploy, runs, exc, rolling_back=on_failure == OnFailure.ROLLBACK)
@@ -346,6 +357,8 @@ def _stop_if_cancelled(deploy: Deploy, runs: list[HostRun], done: int) -> None:
         f"after {done} of {len(runs)} hosts; "
         f"on the new release: {', '.join(new) or 'none'}; still on the previous one: {', '.join(old) or 'none'}"
     )
+    if stopped := [run.name for run in runs if run.stopped]:
+        where += f"; stopped in the middle of a command: {', '.join(stopped)} (check them: roll back, or deploy again)"
     if status != DeployStatus.RUNNING:
         raise Cancelled(f"stopped: the deploy was marked {status} meanwhile, {where}")
     raise Cancelled(f"cancelled by {who or 'someone'} {where}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import codecs
 import hashlib
+import secrets
 import shlex
 import signal
 import socket
@@ -141,6 +142,14 @@ class _LineWriter:
             self.buffer = ""
 
 
+class CommandStopped(StepFailed):
+    """The command was stopped on request (its process group sent TERM, then KILL)."""
+
+
+# How often a running command's caller is asked whether to stop it.
+STOP_POLL_SECONDS = 1.0
+
+
 def run(
     conn: Connection,
     script: str,
@@ -148,53 +157,105 @@ def run(
     timeout: int,
     output: Callable[[str], None],
     stdin: Sequence[bytes | Path] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Run a POSIX shell script on the host, streaming each output line to `output`.
 
     `stdin` is sent to the script's standard input, in order (how releases are
     uploaded: one session, no SFTP round trips). Raise StepFailed on a non-zero
     exit (saying which signal, when one ended it), when it runs past `timeout`
-    seconds, or when the host goes silent.
+    seconds, or when the host goes silent; CommandStopped when `stop` (asked
+    about every second) said to stop it.
     """
-    # The outer shell turns a death by signal into an exit status (128 + the signal): sshd would report a
-    # signal as "exit-signal", which paramiko ignores, and the step would read as a lost connection.
-    inner = f"timeout -k 5 {int(timeout)} sh -c {shlex.quote(script)}"
-    command = f"sh -c {shlex.quote(inner + '; exit $?')}"
-    # Invoke's runner polls its streams; a plain channel answers as soon as the host does.
+    token = secrets.token_hex(8)
     transport = conn.client.get_transport() if conn.client else None
     if transport is None or not transport.is_active():
         raise StepFailed("lost the connection: it is closed")
-    writer = _LineWriter(output)
+    pid_mark = f"GANTRY-PID-{token} "
+    remote_pid = ""
+
+    def emit(line: str) -> None:
+        nonlocal remote_pid
+        if line.startswith(pid_mark) and not remote_pid:
+            remote_pid = line.removeprefix(pid_mark).strip()
+        else:
+            output(line)
+
+    writer = _LineWriter(emit)
     started = time.monotonic()
     try:
         channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
     except (OSError, paramiko.SSHException) as exc:
         raise StepFailed(f"lost the connection: {exc}") from exc
+    stopped = False
     try:
-        channel.settimeout(timeout + 15)  # the most a host may stay silent (remote `timeout` acts first)
+        channel.settimeout(STOP_POLL_SECONDS)
         channel.set_combine_stderr(True)
-        channel.exec_command(command)
+        channel.exec_command(_wrapped(script, timeout, pid_mark))
         for part in stdin:
             _send(channel, part)
         channel.shutdown_write()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while data := channel.recv(65536):
+        heard = time.monotonic()
+        while True:
+            try:
+                data = channel.recv(65536)
+            except TimeoutError:
+                if time.monotonic() - heard > timeout + 15:  # the remote `timeout` should have acted first
+                    raise StepFailed(f"no answer from the host within {timeout + 15} s") from None
+                if stop is not None and not stopped and remote_pid.isdigit() and stop():
+                    stopped = True
+                    _stop(transport, remote_pid)
+                continue
+            if not data:
+                break
+            heard = time.monotonic()
             writer.write(decoder.decode(data))
         writer.write(decoder.decode(b"", final=True))
         if not channel.status_event.wait(15):
             raise StepFailed("the host closed the command without an exit status")
         status = channel.exit_status
-    except TimeoutError as exc:
-        raise StepFailed(f"no answer from the host within {timeout + 15} s") from exc
     except (OSError, paramiko.SSHException) as exc:
         raise StepFailed(f"lost the connection: {exc}") from exc
     finally:
         writer.close()
         channel.close()
+    _check_status(status, timeout, time.monotonic() - started, stopped)
+
+
+def _wrapped(script: str, timeout: int, pid_mark: str) -> str:
+    """The script under the remote `timeout`, as a background job whose pid is printed (so it can be
+    stopped: `timeout` passes a TERM on to the script's whole process group, then KILLs it 5 s later).
+
+    The outer shell also turns a death by signal into an exit status (128 + the signal): sshd would
+    report a signal as "exit-signal", which paramiko ignores, and the step would read as a lost
+    connection. A background job's stdin is /dev/null unless it is handed over (fd 3) explicitly.
+    """
+    inner = (
+        f"exec 3<&0\ntimeout -k 5 {int(timeout)} sh -c {shlex.quote(script)} <&3 3<&- &\n"
+        f"exec 3<&-\necho {shlex.quote(pid_mark)}$!\nwait $!\nexit $?"
+    )
+    return f"sh -c {shlex.quote(inner)}"
+
+
+def _stop(transport: paramiko.Transport, pid: str) -> None:
+    """TERM the remote `timeout` process (it passes the signal to the command's group)."""
+    try:
+        channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
+        channel.exec_command(f"kill -TERM {int(pid)} 2>/dev/null")
+        channel.status_event.wait(10)
+        channel.close()
+    except (OSError, paramiko.SSHException):
+        pass  # the command goes on to its own timeout
+
+
+def _check_status(status: int, timeout: int, elapsed: float, stopped: bool) -> None:
     if status == -1:
         raise StepFailed("lost the connection: no exit status")
+    if stopped:
+        raise CommandStopped(f"stopped on request (exit status {status})" if status else "stopped on request")
     # `timeout` says 124, or 137 when the command ignored its TERM and needed the KILL five seconds later.
-    if status == TIMEOUT_EXIT or (status == 128 + signal.SIGKILL and time.monotonic() - started >= timeout):
+    if status == TIMEOUT_EXIT or (status == 128 + signal.SIGKILL and elapsed >= timeout):
         raise StepFailed(f"still running after {timeout} s; stopped")
     if status > 128 and (name := _signal_name(status - 128)):
         raise StepFailed(f"killed by signal {name} (exit status {status})")

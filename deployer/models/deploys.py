@@ -60,6 +60,8 @@ class Deploy(models.Model):
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # The cancel asked to stop the commands running on hosts now (a hung restart), not after them.
+    cancel_stops_commands = models.BooleanField(default=False)
     rollback_of = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
