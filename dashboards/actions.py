@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -21,6 +21,7 @@ from deployer.choices import Decision
 from deployer.deploys.actions import deploy_approve, deploy_cancel, deploy_decide, deploy_mark_failed, deploy_reject
 from deployer.deploys.request import deploy_promote, deploy_request, deploy_rollback, queue_waiting_message
 from deployer.deploys.rules import DeployOptions
+from deployer.deploys.schema_changes import RollbackNeedsConfirmation
 from deployer.environments.leases import LeaseHeld, lease_enqueue, lease_extend, lease_release
 from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.environments.on_demand import api_tests_request, service_refresh
@@ -140,7 +141,12 @@ def deploy_rollback_view(request: SignedInRequest, name: str, environment: str) 
             error = f"deploy #{form.cleaned_data['to']} is not a deploy of {env}; pick a release from the list"
             return service_page(request, env.service, error=error, status=400)
     try:
-        deploy = deploy_rollback(environment=env, user=request.user, to=target)
+        deploy = deploy_rollback(
+            environment=env, user=request.user, to=target, confirm_schema=form.cleaned_data["confirm_schema"]
+        )
+    except RollbackNeedsConfirmation as exc:  # the page that asks, listing what it goes back across
+        context = {"environment": env, "service": env.service, "target": exc.target, "crossed": exc.crossed}
+        return render(request, "dashboards/rollback_confirm.html", context, status=409)
     except DeployRefused as exc:
         return refused_page(request, env, exc)
     return _to_deploy(request, deploy)

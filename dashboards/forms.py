@@ -42,3 +42,4 @@ class RollbackForm(forms.Form):
     """`to`: the deploy whose release to go back to; empty means the one before what runs now."""
 
     to = forms.IntegerField(min_value=1, required=False)
+    confirm_schema = forms.BooleanField(required=False)  # the person saw the schema changes it goes back across

@@ -20,6 +20,7 @@ from deployer.apitests.runs import recent_runs
 from deployer.choices import DeployStatus
 from deployer.deploys.actions import deploy_approve
 from deployer.deploys.request import current_deploy, deploy_request, deploy_rollback, queue_waiting_message
+from deployer.deploys.schema_changes import RollbackNeedsConfirmation, crossing_summary
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import environment_lock, environment_unlock, lock_summary
 from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
@@ -214,7 +215,14 @@ def _rollback(deploy: Deploy, user: User) -> str:
             f"deploy #{deploy.pk} is not what runs in {environment} ({now}); roll back from the newest message "
             "or from the service page"
         )
-    rollback = deploy_rollback(environment=environment, user=user)
+    try:
+        rollback = deploy_rollback(environment=environment, user=user)
+    except RollbackNeedsConfirmation as exc:  # Slack never confirms it: a person reads the list on the page
+        raise DeployRefused(
+            f"not rolled back: going back to deploy #{exc.target.pk} crosses schema changes "
+            f"({crossing_summary(exc.crossed)}). Roll back from the service page, which lists them and asks you "
+            f"to confirm: {page_url('service', environment.service.name)}"
+        ) from exc
     return (
         f":leftwards_arrow_with_hook: Rolling *{environment.service.name}* → *{environment.name}* back to "
         f"`{escape(rollback.ref)}` ({rollback.sha[:8]}): <{page_url('deploy', rollback.pk)}|#{rollback.pk}>"

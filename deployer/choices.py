@@ -162,6 +162,6 @@ class SyncSource(models.TextChoices):
     BUILDS = "builds", "builds"
 
 
-# Hooks (deployer/deploys/hooks.py; the phases are catalog/schema.py's HookPhase):
+# Hooks (deployer/deploys/phase_hooks.py; the phases are catalog/schema.py's HookPhase):
 # Phases whose failure never changes the outcome (the deploy has already gone one way).
 HOOKS_NEVER_REQUIRED = frozenset({"after_rollback", "on_failure"})

@@ -106,6 +106,11 @@ class RollbackSerializer(serializers.Serializer):
     to = serializers.IntegerField(
         min_value=1, required=False, default=None, help_text="Deploy id to go back to (default: the previous)."
     )
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Roll back even across deploys that shipped migrations or ran post_release_command (recorded).",
+    )
 
 
 class CancelSerializer(serializers.Serializer):

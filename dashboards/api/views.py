@@ -235,7 +235,9 @@ class EnvironmentRollback(APIView):
         try:
             env = environment_named(name, environment)
             to = get_object_or_404(Deploy, pk=target, environment=env) if target else None
-            deploy = deploy_rollback(environment=env, user=person(request), to=to)
+            deploy = deploy_rollback(
+                environment=env, user=person(request), to=to, confirm_schema=form.validated_data["force"]
+            )
         except DeployRefused as exc:
             return refused(exc)
         return answered(deploy, status.HTTP_201_CREATED)

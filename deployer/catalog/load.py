@@ -181,6 +181,7 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
                     name: suite.model_dump(by_alias=True, exclude_unset=True)
                     for name, suite in service_spec.api_tests.items()
                 },
+                "migrations": service_spec.migrations,
             },
         )
         _apply_environments(report, service, service_spec)

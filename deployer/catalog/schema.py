@@ -1,172 +1,35 @@
-"""The shape of catalog.yml, as pydantic models: what keys exist, what they hold."""
+"""The shape of catalog.yml, as pydantic models: what keys exist, what they hold (the values' rules: fields.py)."""
 
 from __future__ import annotations
 
-import re
-import string
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from deployer.apitests.network import blocked_host, origin_of, show_origin
 from deployer.apitests.schema import SuiteSpec
-from deployer.lib.dotenv import KEY_RE as CONFIG_KEY_RE
-from deployer.lib.dotenv import value_problem
-from deployer.lib.refs import RefError, branch_name_check
-
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
-USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
-HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?|\[?[0-9a-fA-F:]+\]?")
-GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-SCP_LIKE_RE = re.compile(r"[\w.-]+@[\w.-]+:[^\s]+")
-LB_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-PRINCIPAL_RE = re.compile(r"@?[\w.@+-]{1,150}")
-SECRET_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-GIT_SCHEMES = {"https", "http", "ssh", "git", "file"}
-HEALTH_PLACEHOLDERS = {"address"}
-
-
-def _name(value: str) -> str:
-    if not NAME_RE.fullmatch(value):
-        raise ValueError("use lower-case letters, digits, '-' and '_' (at most 50), starting with a letter or digit")
-    return value
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or "\n" in value or "\0" in value:
-        raise ValueError("must be an absolute path, like /srv/myapp")
-    return value.rstrip("/") or "/"
-
-
-def _repo_url(value: str) -> str:
-    if value.startswith("/") or SCP_LIKE_RE.fullmatch(value):
-        return value
-    parts = urlsplit(value)
-    if parts.scheme in GIT_SCHEMES and (parts.netloc or parts.scheme == "file") and " " not in value:
-        return value
-    raise ValueError(
-        "is not a git URL: use https://host/owner/name.git, git@host:owner/name.git, ssh://..., or an absolute path"
-    )
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError("must be an http:// or https:// URL")
-    return value
-
-
-def _secret_name(value: str) -> str:
-    if not SECRET_NAME_RE.fullmatch(value):
-        raise ValueError(
-            "a secret is named like CI_PASSWORD (letters, digits, _); its value comes from GANTRY_SECRET_CI_PASSWORD"
-        )
-    return value
-
-
-def _origin(value: str) -> str:
-    try:
-        origin = origin_of(value)
-    except ValueError as exc:
-        raise ValueError("must be an origin like https://auth.example.com or http://10.0.0.5:8080") from exc
-    if urlsplit(value).path not in {"", "/"} or urlsplit(value).query:
-        raise ValueError("must be an origin (scheme, host and port) without a path, like https://auth.example.com")
-    if problem := blocked_host(origin[1]):
-        raise ValueError(f"is never called by API tests: {problem}")
-    return show_origin(origin)
-
-
-def _api_target(value: str) -> str:
-    """Where API tests go is never a metadata service (a {address} placeholder is checked when it is filled)."""
-    host = urlsplit(value.replace("{address}", "host.example")).hostname or ""
-    if problem := blocked_host(host):
-        raise ValueError(f"is never called by API tests: {problem}")
-    return value
-
-
-def _health_url(value: str) -> str:
-    if not value:
-        return value
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-    except ValueError as exc:
-        raise ValueError(f"is not a valid template ({exc}); write placeholders as {{address}}") from exc
-    unknown = fields - HEALTH_PLACEHOLDERS
-    if unknown:
-        raise ValueError(f"has unknown placeholder(s) {sorted(unknown)}; the only one is {{address}}")
-    _http_url(value.format(address="host.example"))
-    return value
-
-
-def _host(value: str) -> str:
-    if not HOST_RE.fullmatch(value):
-        raise ValueError("must be a host name or IP address, like app1.internal or 10.0.0.5")
-    return value
-
-
-def _batch_size(value: str | int) -> str:
-    text = str(value).strip()
-    number = text[:-1] if text.endswith("%") else text
-    if not number.isdigit() or int(number) < 1 or (text.endswith("%") and int(number) > 100):
-        raise ValueError("must be a number of hosts (1, 2, ...) or a percentage from 1% to 100%")
-    return text
-
-
-def _branch(value: str) -> str:
-    try:
-        return branch_name_check(value)
-    except RefError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _principal(value: str) -> str:
-    if not PRINCIPAL_RE.fullmatch(value):
-        raise ValueError("must be a username (like dana) or a Django group written @group (like @web-oncall)")
-    return value
-
-
-def _checklist_item(value: str) -> str:
-    if not value or len(value) > 200 or "\n" in value:
-        raise ValueError("each checklist item is one line of 1 to 200 characters")
-    return value
-
-
-def _runtime_api(value: str) -> str:
-    if value.startswith("/") and "\n" not in value:
-        return value
-    host, _, port = value.rpartition(":")
-    if host and port.isdigit() and 0 < int(port) < 65536 and HOST_RE.fullmatch(host.strip("[]")):
-        return value
-    raise ValueError("must be the path of HAProxy's admin socket (/run/haproxy/admin.sock) or host:port")
-
-
-def _relative_path(value: str) -> str:
-    parts = [part for part in value.split("/") if part not in {"", "."}]
-    if value.startswith("/") or not parts or ".." in parts or any(c in value for c in "\n\r\0") or len(value) > 200:
-        raise ValueError("must be a path inside the release, like .env or config/local.py (no leading /, no ..)")
-    return "/".join(parts)
-
-
-def _config_key(value: str) -> str:
-    if not CONFIG_KEY_RE.fullmatch(value):
-        raise ValueError("a config key is an environment variable name, like DATABASE_URL (letters, digits, _)")
-    return value
-
-
-def _config_value(value: str | int | float | bool) -> str:
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    if problem := value_problem(text):
-        raise ValueError(problem)
-    return text
-
-
-Name = Annotated[str, AfterValidator(_name)]
-RelativePath = Annotated[str, AfterValidator(_relative_path)]
-ConfigKey = Annotated[str, AfterValidator(_config_key)]
-ConfigValue = Annotated[str | int | float | bool, AfterValidator(_config_value)]
-Principal = Annotated[str, AfterValidator(_principal)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+from deployer.catalog.fields import (
+    GITHUB_REPO_RE,
+    LB_NAME_RE,
+    USER_RE,
+    AbsolutePath,
+    ConfigKey,
+    ConfigValue,
+    Name,
+    Principal,
+    RelativePath,
+    api_target,
+    batch_size,
+    branch,
+    checklist_item,
+    glob,
+    health_url,
+    host,
+    http_url,
+    origin,
+    repo_url,
+    runtime_api,
+    secret_name,
+)
 
 
 class _Spec(BaseModel):
@@ -174,7 +37,7 @@ class _Spec(BaseModel):
 
 
 class HostSpec(_Spec):
-    address: Annotated[str, AfterValidator(_host)] = Field(description="host name or IP address")
+    address: Annotated[str, AfterValidator(host)] = Field(description="host name or IP address")
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
     user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
     deploy_path: AbsolutePath | None = Field(default=None, description="overrides the environment's deploy_path")
@@ -189,7 +52,7 @@ class HostSpec(_Spec):
 
 
 class LoadBalancerSpec(_Spec):
-    runtime_api: Annotated[str, AfterValidator(_runtime_api)] = Field(
+    runtime_api: Annotated[str, AfterValidator(runtime_api)] = Field(
         description="HAProxy runtime API: admin socket path or host:port (stats socket ... level admin)"
     )
     backend: str = Field(pattern=LB_NAME_RE.pattern, description="the backend whose servers are these hosts")
@@ -200,7 +63,7 @@ class RoleSpec(_Spec):
     """One kind of process of the service (web, worker, ...): how it restarts and how it shows it is healthy."""
 
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
-    health_check_url: Annotated[str, AfterValidator(_health_url)] = Field(
+    health_check_url: Annotated[str, AfterValidator(health_url)] = Field(
         default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
     )
     health_check_command: str = Field(
@@ -219,7 +82,7 @@ class RoleSpec(_Spec):
 
 
 class HookSpec(_Spec):
-    """A command at one phase of a deploy (deployer/deploys/hooks.py)."""
+    """A command at one phase of a deploy (deployer/deploys/phase_hooks.py)."""
 
     command: str = Field(min_length=1, description="shell command (one line is best)")
     role: Name | None = Field(default=None, description="only on the hosts of this role (default: every host)")
@@ -260,7 +123,7 @@ class ReleaseSpec(_Spec):
         default_factory=dict, description="KEY: value written to shared/<config_file> (0600) and read by commands"
     )
     config_file: RelativePath = Field(default=".env", description="where the config is written, under shared/")
-    config_secrets: list[Annotated[str, AfterValidator(_secret_name)]] = Field(
+    config_secrets: list[Annotated[str, AfterValidator(secret_name)]] = Field(
         default_factory=list, max_length=50, description="secrets config may use as {{secret.NAME}}"
     )
     release_command: str = Field(
@@ -279,11 +142,11 @@ class ReleaseSpec(_Spec):
 
 class EnvironmentSpec(ReleaseSpec):
     deploy_path: AbsolutePath = Field(description="absolute directory on each host, e.g. /srv/myapp")
-    release_host: Annotated[str, AfterValidator(_host)] | None = Field(
+    release_host: Annotated[str, AfterValidator(host)] | None = Field(
         default=None, description="the host that runs release_command (default: the first host of the first role)"
     )
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
-    health_check_url: Annotated[str, AfterValidator(_health_url)] = Field(
+    health_check_url: Annotated[str, AfterValidator(health_url)] = Field(
         default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
     )
     health_check_command: str = Field(
@@ -291,14 +154,14 @@ class EnvironmentSpec(ReleaseSpec):
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for health")
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
-    base_url: Annotated[str, AfterValidator(_http_url), AfterValidator(_api_target)] | None = Field(
+    base_url: Annotated[str, AfterValidator(http_url), AfterValidator(api_target)] | None = Field(
         default=None, description="where API tests reach the environment, e.g. https://test.example.com"
     )
-    host_base_url: Annotated[str, AfterValidator(_health_url), AfterValidator(_api_target)] | None = Field(
+    host_base_url: Annotated[str, AfterValidator(health_url), AfterValidator(api_target)] | None = Field(
         default=None, description="where API tests reach one host, e.g. http://{address}:8080"
     )
     test_variables: dict[str, str] = Field(default_factory=dict, description="variables for the API tests here")
-    api_test_secrets: list[Annotated[str, AfterValidator(_secret_name)]] = Field(
+    api_test_secrets: list[Annotated[str, AfterValidator(secret_name)]] = Field(
         default_factory=list,
         max_length=50,
         description="secrets the API tests here may use as {{secret.NAME}} (value: GANTRY_SECRET_NAME on the workers)",
@@ -307,7 +170,7 @@ class EnvironmentSpec(ReleaseSpec):
         default=None,
         description="suites from the repository (.gantry/tests.yml) may use those secrets (default: not in production)",
     )
-    api_test_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(
+    api_test_origins: list[Annotated[str, AfterValidator(origin)]] = Field(
         default_factory=list,
         max_length=50,
         description="origins the API tests may call besides base_url and host_base_url, e.g. https://auth.example.com",
@@ -325,7 +188,7 @@ class EnvironmentSpec(ReleaseSpec):
     command_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds one remote command (upload, build, restart) may run"
     )
-    batch_size: Annotated[str | int, AfterValidator(_batch_size)] = Field(
+    batch_size: Annotated[str | int, AfterValidator(batch_size)] = Field(
         default="1", description="hosts switched at once: a number, or a percentage like 25%"
     )
     on_failure: Literal["rollback", "stop", "pause"] = Field(
@@ -337,13 +200,13 @@ class EnvironmentSpec(ReleaseSpec):
     )
     production: bool | None = Field(default=None, description="counts as production (default: named prod)")
     require_approval: bool = Field(default=False, description="a second person approves each deploy before it runs")
-    checklist: list[Annotated[str, AfterValidator(_checklist_item)]] = Field(
+    checklist: list[Annotated[str, AfterValidator(checklist_item)]] = Field(
         default_factory=list, max_length=20, description="items a person ticks before a deploy starts"
     )
     require_green_build: bool | None = Field(
         default=None, description="deploy only shas with a green Jenkins build (default: on for production)"
     )
-    follow: Annotated[str, AfterValidator(_branch)] | None = Field(
+    follow: Annotated[str, AfterValidator(branch)] | None = Field(
         default=None, description="branch to deploy by itself once its head has a green build"
     )
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
@@ -357,19 +220,24 @@ class AccessSpec(_Spec):
 
 class ServiceSpec(ReleaseSpec):
     team: Name | None = Field(default=None, description="name of a team declared under teams:")
-    repo: Annotated[str, AfterValidator(_repo_url)] | None = Field(
+    repo: Annotated[str, AfterValidator(repo_url)] | None = Field(
         default=None, description="git URL or absolute path of the repository (default: from github:)"
     )
     github: str | None = Field(default=None, pattern=GITHUB_REPO_RE.pattern, description="owner/name on GitHub")
-    default_branch: Annotated[str, AfterValidator(_branch)] = Field(default="main", description="main branch")
+    default_branch: Annotated[str, AfterValidator(branch)] = Field(default="main", description="main branch")
     jenkins_job: str = Field(default="", description="Jenkins job name")
-    runbook: Annotated[str, AfterValidator(_http_url)] | None = Field(default=None, description="runbook URL")
+    runbook: Annotated[str, AfterValidator(http_url)] | None = Field(default=None, description="runbook URL")
     environments: dict[Name, EnvironmentSpec] = Field(
         min_length=1, description="mapping of environment name to settings, e.g. test: {...}"
     )
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for this service")
     api_tests: dict[Name, SuiteSpec] = Field(
         default_factory=dict, description="post-deploy API test suites: name: {steps: [...]}"
+    )
+    migrations: list[Annotated[str, AfterValidator(glob)]] | None = Field(
+        default=None,
+        max_length=50,
+        description='globs of its migration files, e.g. ["*/migrations/*.py"] (default: common layouts; []: off)',
     )
 
 

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 
 from deployer.choices import HostStatus
 from deployer.deploys.health import health_command_wait, health_wait
-from deployer.deploys.hooks import hooks_run
 from deployer.deploys.host_steps import (
     SWITCHED_MARK,
     HostRun,
@@ -28,6 +27,7 @@ from deployer.deploys.host_steps import (
     role_update,
     script_in,
 )
+from deployer.deploys.phase_hooks import hooks_run
 from deployer.deploys.roles import ProcessRole
 from deployer.errors import StepFailed
 from deployer.models import Deploy

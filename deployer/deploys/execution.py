@@ -20,6 +20,7 @@ from deployer.deploys import rollout
 from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
+from deployer.deploys.schema_changes import migrations_record
 from deployer.deploys.shipped import shipped_record
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import git
@@ -101,10 +102,12 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
                 "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
             )
             note = rollout.rollout(deploy, None, on_batch=outbox.story_changed)
+            note = "; ".join(part for part in (deploy.rollback_confirmation, note) if part)
         else:
             config = _config(deploy, hidden)
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
+                migrations_record(deploy)  # the mirror has both commits now
                 # Slack shows each batch
                 note = rollout.rollout(deploy, archive, config=config.text, on_batch=outbox.story_changed)
         return _after_tests(deploy, note)

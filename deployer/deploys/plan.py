@@ -1,8 +1,9 @@
 """The pre-flight plan: what a deploy will do, shown before it starts.
 
 Hosts and batches, the commits it ships (a warning above the environment's
-`commit_warning`), every check that could stop it and its state now, and how
-long it will likely take: the p90 of the environment's recent deploys.
+`commit_warning`), the migration files among them and the config keys it
+changes, every check that could stop it and its state now, and how long it
+will likely take: the p90 of the environment's recent deploys.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 
 from deployer.deploys.batches import batch_sizes
+from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.request import current_deploy, resolve_ref
 from deployer.deploys.rules import RULES, Ask
+from deployer.deploys.schema_changes import migrations_between
 from deployer.environments.access import access_for
 from deployer.environments.leases import LeaseHeld
 from deployer.errors import DeployRefused, Locked
@@ -55,6 +58,8 @@ class Plan:
     checks: list[Check]
     eta_seconds: int | None
     eta_basis: int  # how many earlier deploys the ETA comes from
+    migrations: list[dict[str, str]] = field(default_factory=list)  # migration files it ships
+    config_changes: list[str] = field(default_factory=list)  # config keys it changes (secrets by name)
 
     @property
     def too_many_commits(self) -> bool:
@@ -86,7 +91,16 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         checks=_checks(environment, ref, sha, user),
         eta_seconds=eta,
         eta_basis=basis,
+        migrations=_migrations(environment, current.sha if current else "", sha),
+        config_changes=config_changes(environment, current.config_definitions if current else None),
     )
+
+
+def _migrations(environment: Environment, base: str, head: str) -> list[dict[str, str]]:
+    try:
+        return migrations_between(environment.service, base, head)
+    except git.GitError:
+        return []  # the changes section already says the commits are not available here
 
 
 def _changes(environment: Environment, base: str, head: str) -> Changes:

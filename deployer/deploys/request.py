@@ -12,6 +12,7 @@ from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, rules_check
+from deployer.deploys.schema_changes import RollbackNeedsConfirmation, crossing_summary, rollback_crossing
 from deployer.environments.access import access_for, system_user
 from deployer.environments.audit import audit_record
 from deployer.environments.leases import lease_claim
@@ -159,8 +160,14 @@ def _insert(environment: Environment, **fields: object) -> Deploy:
         raise DeployConflict(_busy_message(running), running) from exc
 
 
-def deploy_rollback(*, environment: Environment, user: User, to: Deploy | None = None) -> Deploy:
+def deploy_rollback(
+    *, environment: Environment, user: User, to: Deploy | None = None, confirm_schema: bool = False
+) -> Deploy:
     """Go back to an earlier release the hosts still keep (default: the one before what runs now).
+
+    Across a deploy that shipped migrations or ran post_release_command it is refused
+    (RollbackNeedsConfirmation, listing them) unless `confirm_schema`; then the
+    confirmation is recorded in the rollback's reason and the audit log.
 
     A rollback is a deploy of kind `rollback`: same log, checks and audit, but
     nothing is built and neither gates, checklist nor approval stop it; a lock
@@ -178,6 +185,14 @@ def deploy_rollback(*, environment: Environment, user: User, to: Deploy | None =
             f"the release of deploy #{to.pk if to else '?'} is not one the hosts keep (newest "
             f"{environment.releases_to_keep}); roll back to one of: {kept}"
         )
+    crossed = rollback_crossing(environment, target)
+    if crossed and not confirm_schema:
+        raise RollbackNeedsConfirmation(target, crossed)
+    confirmation = (
+        f"rolled back across schema changes, confirmed by {user.get_username()}: {crossing_summary(crossed)}"
+        if crossed
+        else ""
+    )
     current = current_deploy(environment)
     with transaction.atomic():
         deploy = _insert(
@@ -190,8 +205,9 @@ def deploy_rollback(*, environment: Environment, user: User, to: Deploy | None =
             rollback_of=target,
             enqueued_at=timezone.now(),
             eta_seconds=eta_seconds(environment)[0],
+            rollback_confirmation=confirmation,
         )
-        detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})"
+        detail = f"to deploy #{target.pk}: {target.ref} ({target.sha[:12]})" + (f"; {confirmation}" if crossed else "")
         audit_record(AuditAction.ROLLBACK_REQUESTED, actor=user, deploy=deploy, detail=detail)
     hand_to_queue(deploy)
     generations.bump(generations.SERVICES)

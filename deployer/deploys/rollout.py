@@ -27,7 +27,6 @@ from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
 from deployer.deploys.activation import activate, roll_back
 from deployer.deploys.batches import batch_sizes
 from deployer.deploys.fleet import connected, host_runs, in_parallel
-from deployer.deploys.hooks import HookFailed, hooks_of, hooks_run
 from deployer.deploys.host_steps import (
     HostRun,
     build,
@@ -39,6 +38,7 @@ from deployer.deploys.host_steps import (
     stage,
 )
 from deployer.deploys.log import deploy_logger
+from deployer.deploys.phase_hooks import HookFailed, hooks_of, hooks_run
 from deployer.deploys.roles import default_release_host, environment_roles
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import ssh
@@ -222,6 +222,8 @@ def _release_phase(deploy: Deploy, run: HostRun) -> None:
 def _post_release(deploy: Deploy, runs: list[HostRun], release_run: HostRun) -> None:
     run = release_run if not release_run.skipped else next(r for r in runs if not r.skipped)
     _announce(deploy, "post_release_command", deploy.environment.post_release_command, f"once, on {run.name}")
+    # It may change the schema even when it fails: a rollback across this deploy asks for confirmation.
+    Deploy.objects.filter(pk=deploy.pk).update(post_release_ran_at=timezone.now())
     try:
         post_release(run, deploy)
     except StepFailed as exc:

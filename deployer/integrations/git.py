@@ -183,6 +183,24 @@ def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[
     return total, commits
 
 
+def changed_files(service_name: str, base: str, head: str, *, limit: int = 5000) -> list[tuple[str, str]]:
+    """(change, path) for each file that differs from `base` to `head`: A added, M modified, D deleted
+    (a rename is a delete and an add). Reads the local mirror only; GitError if it lacks either commit."""
+    path = mirror_path(service_name)
+    for sha in (base, head):
+        if not _has_commit(path, sha):
+            raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name} yet")
+    out = _git_bytes("diff", "--name-status", "--no-renames", "-z", base, head, "--", cwd=path)
+    fields = out.decode("utf-8", errors="replace").split("\0")
+    changes = []
+    for status, name in zip(fields[0::2], fields[1::2], strict=False):
+        if status and name:
+            changes.append((status[0] if status[0] in "AD" else "M", name))
+        if len(changes) >= limit:
+            break
+    return changes
+
+
 class FileTooLarge(GitError):
     """A file from a branch is larger than its reader takes; it was not read."""
 

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='environment',
             name='hooks',
-            field=models.JSONField(blank=True, default=dict, help_text="Commands at a deploy's phases (deploys/hooks.py)."),
+            field=models.JSONField(blank=True, default=dict, help_text="Commands at a deploy's phases."),
         ),
     ]

@@ -46,6 +46,8 @@ class Service(models.Model):
     jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
     runbook_url = models.URLField(max_length=500, blank=True)
     api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
+    # Globs of its migration files (deployer/deploys/schema_changes.py); null: the common frameworks' layouts.
+    migrations = models.JSONField(null=True, blank=True, help_text="Globs of its migration files.")
     # When someone last pressed Refresh (a second press soon after is answered, not queued): deployer.freshness.
     refresh_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -89,7 +91,7 @@ class Environment(models.Model):
     # Process roles (deployer/deploys/roles.py): [{"name": "web", "restart_command": ..., "order": 0, ...}] in
     # catalog order; empty: one role made of the environment's own restart_command and health checks.
     roles = models.JSONField(default=list, blank=True, help_text="Process roles and their commands.")
-    hooks = models.JSONField(default=dict, blank=True, help_text="Commands at a deploy's phases (deploys/hooks.py).")
+    hooks = models.JSONField(default=dict, blank=True, help_text="Commands at a deploy's phases.")
     health_check_timeout = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
     releases_to_keep = models.PositiveIntegerField(default=5, validators=[MinValueValidator(2)])
     command_timeout = models.PositiveIntegerField(

@@ -62,6 +62,11 @@ class Deploy(models.Model):
     )
     # The cancel asked to stop the commands running on hosts now (a hung restart), not after them.
     cancel_stops_commands = models.BooleanField(default=False)
+    # Schema-aware rollback (deployer/deploys/schema_changes.py): the migration files it ships, whether it ran
+    # post_release_command, and for a rollback across such deploys what the person confirmed.
+    migrations = models.JSONField(default=list, blank=True)
+    post_release_ran_at = models.DateTimeField(null=True, blank=True)
+    rollback_confirmation = models.TextField(blank=True)
     rollback_of = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,

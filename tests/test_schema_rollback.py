@@ -1,0 +1,113 @@
+"""Schema-aware rollback: the migration files a deploy ships are listed on the plan and the deploy page, and a
+rollback across them is refused (API, Slack) or asks (page) until a person confirms, which is recorded.
+Real sshd hosts, a real Celery worker, a real migration step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+
+from deployer.catalog.load import catalog_apply, catalog_parse
+from deployer.choices import AuditAction, DeployStatus
+from deployer.deploys.schema_changes import DEFAULT_MIGRATIONS, migrations_in
+from deployer.environments.locks import environment_unlock
+from deployer.models import AuditEntry, Deploy, Service
+from tests.conftest import MakeEnvironment, wait_for_deploy
+from tests.support.worker import Worker
+from tests.test_api import api, post
+from tests.test_release_model import release_options, shop  # noqa: F401  (the fixture)
+from tests.test_rollout import deploy_and_wait
+
+
+@pytest.mark.slow
+def test_a_rollback_across_migrations_asks_and_records_the_confirmation(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    shop: dict[str, Path],  # noqa: F811
+) -> None:
+    options = release_options(shop, release_command='"test ! -e migrate.py || python3 migrate.py"')
+    environment = make_environment(options=options)
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "migrations"}).content.decode()
+    assert "data-migrations" in plan and "<code>migrations/0001_items.sql</code>" in plan
+
+    migrated = deploy_and_wait(environment, "migrations", deployer, celery_worker)
+
+    assert migrated.status == DeployStatus.SUCCEEDED, migrated.reason
+    assert migrated.migrations == [{"change": "A", "path": "migrations/0001_items.sql"}]
+    page = deployer_client.get(reverse("deploy", args=[migrated.pk])).content.decode()
+    assert "<code>migrations/0001_items.sql</code>" in page
+
+    refused = post(api(deployer), "/api/v1/services/app/test/rollback", {"to": first.pk})
+    assert refused.status_code == 409
+    assert refused.json()["error"].startswith(
+        f"rolling back to deploy #{first.pk} goes back across schema changes: deploy #{migrated.pk} (migrations, "
+        f"{migrated.sha[:8]}) shipped migrations/0001_items.sql. "
+    )
+    asked = deployer_client.post(reverse("deploy-rollback", args=["app", "test"]), {"to": first.pk})
+    assert asked.status_code == 409
+    assert "data-rollback-confirm" in asked.content.decode() and "migrations/0001_items.sql" in asked.content.decode()
+    assert not Deploy.objects.filter(rollback_of=first).exists(), "nothing was started"
+
+    confirmed = deployer_client.post(
+        reverse("deploy-rollback", args=["app", "test"]), {"to": first.pk, "confirm_schema": "on"}
+    )
+    assert confirmed.status_code == 302
+    rollback = wait_for_deploy(Deploy.objects.get(rollback_of=first).pk, celery_worker)
+
+    assert rollback.status == DeployStatus.SUCCEEDED, rollback.reason
+    recorded = (
+        f"rolled back across schema changes, confirmed by dana: deploy #{migrated.pk} (migrations, "
+        f"{migrated.sha[:8]}) shipped migrations/0001_items.sql"
+    )
+    assert rollback.reason.startswith(recorded), rollback.reason
+    entry = AuditEntry.objects.get(action=AuditAction.ROLLBACK_REQUESTED, deploy_id=rollback.pk)
+    assert recorded in entry.detail
+    assert len(shop["runs"].read_text().splitlines()) == 1, "a rollback never runs the release phase"
+
+    environment_unlock(environment=environment, user=deployer, reason="checked the schema")  # a rollback locks
+    forward = deploy_and_wait(environment, "migrations", deployer, celery_worker)
+    assert forward.migrations == [{"change": "A", "path": "migrations/0001_items.sql"}]
+    forced = post(api(deployer), "/api/v1/services/app/test/rollback", {"to": first.pk, "force": True})
+    assert forced.status_code == 201, forced.json()
+    again = wait_for_deploy(forced.json()["id"], celery_worker)
+    assert again.reason.startswith(f"rolled back across schema changes, confirmed by dana: deploy #{migrated.pk} ")
+    assert f"deploy #{forward.pk} (migrations" in again.reason
+
+
+def test_migration_files_are_found_by_glob() -> None:
+    changes = [
+        ("A", "shop/migrations/0002_price.py"),
+        ("A", "shop/migrations/__init__.py"),
+        ("M", "shop/models.py"),
+        ("A", "db/migrate/20260101_add_price.rb"),
+        ("D", "prisma/migrations/20260101_init/migration.sql"),
+    ]
+    assert [m["path"] for m in migrations_in(changes, list(DEFAULT_MIGRATIONS))] == [
+        "shop/migrations/0002_price.py",
+        "db/migrate/20260101_add_price.rb",
+        "prisma/migrations/20260101_init/migration.sql",
+    ]
+    assert migrations_in(changes, ["db/migrate/*.rb"]) == [{"change": "A", "path": "db/migrate/20260101_add_price.rb"}]
+
+
+@pytest.mark.django_db
+def test_the_catalog_names_migrations_or_turns_them_off() -> None:
+    catalog = """
+services:
+  shop:
+    repo: /srv/git/shop.git
+    migrations: {value}
+    environments:
+      test: {{deploy_path: /srv/shop, hosts: [{{address: app1.internal}}]}}
+"""
+    catalog_apply(catalog_parse(catalog.format(value='["*/migrations/*.py"]')))
+    assert Service.objects.get(name="shop").migrations == ["*/migrations/*.py"]
+    catalog_apply(catalog_parse(catalog.format(value="[]")))
+    assert Service.objects.get(name="shop").migrations == []
