@@ -212,6 +212,11 @@ MATRIX_CACHE_SECONDS = env.int("GANTRY_MATRIX_CACHE_SECONDS", default=5)
 GANTRY_SSH_KEY = Path(env.str("GANTRY_SSH_KEY", default=str(VAR_DIR / "ssh" / "id_ed25519")))
 GANTRY_KNOWN_HOSTS = Path(env.str("GANTRY_KNOWN_HOSTS", default=str(VAR_DIR / "ssh" / "known_hosts")))
 SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
+# The demo `make run` sets up (deployer/demo): its loopback hosts, and the first ports it tries for their
+# sshd and the demo app (a port something else holds is skipped: a second Gantry's demo may run too).
+DEMO_ADDRESSES = env.list("GANTRY_DEMO_ADDRESSES", default=["127.0.0.2", "127.0.0.3"])
+DEMO_SSH_PORT = env.int("GANTRY_DEMO_SSH_PORT", default=2222)
+DEMO_APP_PORT = env.int("GANTRY_DEMO_APP_PORT", default=8081)
 # Upper bound for any one remote command (upload, build, restart).
 SSH_COMMAND_TIMEOUT = env.int("GANTRY_SSH_COMMAND_TIMEOUT", default=600)
 GIT_TIMEOUT = env.int("GANTRY_GIT_TIMEOUT", default=120)

@@ -31,6 +31,7 @@ from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+DEMO_SECRET = "demo-key-for-the-tests"
 SHOP_SECRET = "shop-secret-9876"
 
 
@@ -219,6 +220,7 @@ def celery_worker(
         # Workers hold secrets; no test environment grants this one (tests/test_apitests.py tries to steal it).
         "GANTRY_SECRET_PROD_DB_PASSWORD": "prod-db-5678",
         "GANTRY_SECRET_SHOP_SECRET": SHOP_SECRET,  # granted to a release's config in tests/test_release_model.py
+        "GANTRY_SECRET_DEMO_API_KEY": DEMO_SECRET,  # the demo's config (tests/test_demo.py)
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons

@@ -23,7 +23,7 @@ from tests.test_rollout import deploy_and_wait, host_root
 
 pytestmark = pytest.mark.slow
 
-MIGRATE = (Path(__file__).parent / "apps" / "migrate.py").read_text()
+MIGRATE = (setup.DATABASE_SOURCE / "migrate.py").read_text()
 ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
 
 

@@ -67,6 +67,15 @@ class SshdHost:
             "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
         )
 
+    def is_running(self) -> bool:
+        """Whether this host's sshd (started from its directory) runs now."""
+        try:
+            pid = int((self.directory / "sshd.pid").read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
     def host_key(self) -> paramiko.PKey:
         return paramiko.Ed25519Key(filename=str(self.host_key_path))
 

@@ -4,8 +4,10 @@ and an admin to sign in with."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -16,9 +18,10 @@ from deployer.demo.hosts import SshdHost
 from deployer.integrations.ssh import Target, known_hosts_trust, ssh_key_ensure
 
 APP_SOURCE = Path(__file__).resolve().parent / "app"
-DEMO_ADDRESSES = ["127.0.0.2", "127.0.0.3"]
-DEMO_SSH_PORT = 2222
-DEMO_APP_PORT = 8081
+DATABASE_SOURCE = Path(__file__).resolve().parent / "database"
+# Not a secret: the demo shows how a secret reaches shared/.env and stays out of logs (Procfile sets it).
+DEMO_SECRET_NAME = "DEMO_API_KEY"
+PORT_TRIES = 50
 DEMO_ADMIN = ("admin", "gantry-demo")
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Gantry Demo",
@@ -33,10 +36,52 @@ def demo_dir() -> Path:
 
 
 def demo_hosts() -> list[SshdHost]:
+    ssh_port = demo_ports()["ssh"]
     return [
-        SshdHost(demo_dir() / "hosts" / f"host{n}", address, DEMO_SSH_PORT)
-        for n, address in enumerate(DEMO_ADDRESSES, start=1)
+        SshdHost(demo_dir() / "hosts" / f"host{n}", address, ssh_port)
+        for n, address in enumerate(settings.DEMO_ADDRESSES, start=1)
     ]
+
+
+def demo_ports() -> dict[str, int]:
+    """The ports this checkout's demo uses (chosen by demo_ports_choose; the settings before that)."""
+    chosen = demo_dir() / "ports.json"
+    if chosen.exists():
+        return {key: int(value) for key, value in json.loads(chosen.read_text()).items()}
+    return {"ssh": settings.DEMO_SSH_PORT, "app": settings.DEMO_APP_PORT}
+
+
+def demo_ports_choose(own_hosts_running: bool) -> dict[str, int]:
+    """The first ports from the settings on that every demo address is free (another Gantry's demo, or
+    anything else, may hold the usual ones); kept for demo_hosts. Our own running hosts keep theirs."""
+    if own_hosts_running:
+        return demo_ports()
+    ports = {
+        "ssh": _free_port(settings.DEMO_SSH_PORT, settings.DEMO_ADDRESSES),
+        "app": _free_port(settings.DEMO_APP_PORT, settings.DEMO_ADDRESSES),
+    }
+    demo_dir().mkdir(parents=True, exist_ok=True)
+    (demo_dir() / "ports.json").write_text(json.dumps(ports))
+    return ports
+
+
+def _free_port(first: int, addresses: list[str]) -> int:
+    for port in range(first, first + PORT_TRIES):
+        if all(_bindable(address, port) for address in addresses):
+            return port
+    raise RuntimeError(
+        f"no free port from {first} to {first + PORT_TRIES - 1} on {', '.join(addresses)}; "
+        "set GANTRY_DEMO_ADDRESSES, GANTRY_DEMO_SSH_PORT or GANTRY_DEMO_APP_PORT"
+    )
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
 
 
 def hosts_trust(hosts: list[SshdHost]) -> None:
@@ -63,6 +108,15 @@ def repo_create(path: Path) -> None:
     repo_branch(path, "broken-health", {"UNHEALTHY": "this release fails its health check\n"}, "Break /healthz")
 
 
+def repo_add_database(path: Path) -> None:
+    """The demo's schema: a migration step and its first migration on main, a second on a branch."""
+    files = {"migrate.py": (DATABASE_SOURCE / "migrate.py").read_text()}
+    files["migrations/0001_visits.sql"] = (DATABASE_SOURCE / "0001_visits.sql").read_text()
+    repo_branch(path, "main", files, "A database: migrations applied by release_command")
+    second = {"migrations/0002_visit_paths.sql": (DATABASE_SOURCE / "0002_visit_paths.sql").read_text()}
+    repo_branch(path, "add-migration", second, "Record the path of each visit (a nullable column: expand)")
+
+
 def repo_branch(path: Path, branch: str, files: dict[str, str], message: str, *, base: str = "main") -> str:
     """Commit `files` on `branch` (made from `base` if new); return the new head sha."""
     git(path, "checkout", "--quiet", "-B", branch, base)
@@ -76,22 +130,33 @@ def repo_branch(path: Path, branch: str, files: dict[str, str], message: str, *,
     return sha
 
 
-def catalog_text(repo: Path, hosts: list[SshdHost]) -> str:
+def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int) -> str:
+    roles = ["[web, worker]", *(["[web]"] * (len(hosts) - 1))]
     host_lines = "".join(
         f"          - address: {h.address}\n            port: {h.port}\n            user: {h.user}\n"
-        f"            deploy_path: {h.directory / 'srv' / 'demo'}\n"
-        for h in hosts
+        f"            deploy_path: {h.directory / 'srv' / 'demo'}\n            roles: {role}\n"
+        for h, role in zip(hosts, roles, strict=True)
     )
     return (
         "# Gantry's demo catalog, written by `manage.py demo_setup`.\n"
         'teams:\n  demo-team: {slack_channel: "#deploys"}\n'
         "services:\n  demo:\n    team: demo-team\n"
         f"    repo: {repo}\n    default_branch: main\n"
+        "    # Written to shared/.env on every host (0600) and read by every command; the secret's value\n"
+        f"    # comes from GANTRY_SECRET_{DEMO_SECRET_NAME} on the workers (the Procfile sets a demo one).\n"
+        f"    config:\n      DATABASE_PATH: {demo_dir() / 'demo.sqlite3'}\n      GREETING_STYLE: friendly\n"
+        f'      {DEMO_SECRET_NAME}: "{{{{secret.{DEMO_SECRET_NAME}}}}}"\n'
+        f"    config_secrets: [{DEMO_SECRET_NAME}]\n"
+        "    # Once per deploy, on the first web host, after every host is staged and before any switch.\n"
+        "    release_command: python3 migrate.py\n"
+        "    roles:\n"
+        f"      web:\n        restart_command: sh bin/restart {app_port}\n"
+        f"        health_check_url: http://{{address}}:{app_port}/healthz\n"
+        "      worker:\n        restart_command: sh bin/worker\n"
+        "        health_check_command: sh bin/worker-alive\n        order: 1\n"
         "    environments:\n      test:\n"
         "        deploy_path: /srv/demo\n"
         "        build_command: sh build.sh\n"
-        f"        restart_command: sh bin/restart {DEMO_APP_PORT}\n"
-        f"        health_check_url: http://{{address}}:{DEMO_APP_PORT}/healthz\n"
         "        health_check_timeout: 15\n"
         "        releases_to_keep: 3\n"
         "        # The loopback hosts share one disk, so each gets its own deploy path.\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,7 +18,21 @@ def release() -> dict[str, str]:
         "sha": revision.read_text().strip() if revision.exists() else "unknown",
         "ref": os.environ.get("GANTRY_REF", ""),
         "greeting": (HERE / "greeting.txt").read_text().strip(),
+        "schema": schema(),
     }
+
+
+def schema() -> str:
+    """The migrations applied to the database named in the config (shared/.env), if there is one."""
+    path = os.environ.get("DATABASE_PATH", "")
+    if not path or not os.path.exists(path):
+        return "no database"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            names = [row[0] for row in connection.execute("SELECT name FROM applied ORDER BY name")]
+    except sqlite3.Error as exc:
+        return f"unreadable ({exc})"
+    return ", ".join(names) or "empty"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -30,7 +45,10 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, "application/json", json.dumps(release()).encode())
         elif self.path == "/":
             info = release()
-            page = f"<h1>{info['greeting']}</h1><p>release <code>{info['sha']}</code> ({info['ref']})</p>\n"
+            page = (
+                f"<h1>{info['greeting']}</h1><p>release <code>{info['sha']}</code> ({info['ref']})</p>"
+                f"<p>schema: {info['schema']}</p>\n"
+            )
             self.answer(200, "text/html; charset=utf-8", page.encode())
         else:
             self.answer(404, "text/plain", b"not found\n")

@@ -43,7 +43,8 @@ class Command(BaseCommand):
             for process in processes:
                 process.wait(timeout=10)
             for host in hosts:
-                _stop_demo_app(host.directory / "srv" / "demo" / "shared" / "app.pid")
+                for name in ("app", "worker"):
+                    _stop_demo_app(host.directory / "srv" / "demo" / "shared" / f"{name}.pid")
         if not stopping:
             raise CommandError("an sshd exited; see its message above")
 

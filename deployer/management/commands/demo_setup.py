@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -12,14 +13,24 @@ class Command(BaseCommand):
     help = "Prepare the demo: a git repo of the demo service, loopback SSH hosts, its catalog, an admin."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        running = any(host.is_running() for host in setup.demo_hosts())
+        ports = setup.demo_ports_choose(own_hosts_running=running)
+        if (ports["ssh"], ports["app"]) != (settings.DEMO_SSH_PORT, settings.DEMO_APP_PORT):
+            self.stdout.write(
+                f"the usual demo ports are taken (another Gantry's demo?): using ssh port {ports['ssh']}, "
+                f"app port {ports['app']} (settings: GANTRY_DEMO_SSH_PORT, GANTRY_DEMO_APP_PORT)"
+            )
         hosts = setup.demo_hosts()
         setup.hosts_trust(hosts)
         repo = setup.demo_dir() / "repo"
         if not repo.exists():
             setup.repo_create(repo)
             self.stdout.write(f"created the demo repository in {repo}")
+        if not (repo / "migrate.py").exists():
+            setup.repo_add_database(repo)
+            self.stdout.write("added a database (migrations) to the demo repository, and a branch add-migration")
         catalog = setup.demo_dir() / "catalog.yml"
-        catalog.write_text(setup.catalog_text(repo, hosts))
+        catalog.write_text(setup.catalog_text(repo, hosts, ports["app"]))
         call_command("load_catalog", str(catalog), stdout=self.stdout)
         call_command("sync_branches", "demo", stdout=self.stdout)
         setup.admin_ensure()

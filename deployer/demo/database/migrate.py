@@ -1,7 +1,8 @@
-"""A release's migration step, as a real application has one: apply migrations/*.sql to the database named by
-DATABASE_PATH (from the release's config), each once, in one transaction; count the runs in MIGRATE_LOG.
+"""The demo service's migration step, as a real application has one: apply migrations/*.sql to the SQLite
+database named by DATABASE_PATH (from the release's config), each once, in one transaction. When
+MIGRATE_LOG is set, each run is counted there (the tests count them).
 
-Copied into branches of the test repository (tests/test_release_model.py); standard library only.
+Committed into the demo repository by `manage.py demo_setup` (and by the tests); standard library only.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 
 
 def main() -> int:
-    database, runs = os.environ["DATABASE_PATH"], os.environ["MIGRATE_LOG"]
-    with open(runs, "a") as log:
-        log.write(f"{os.environ['GANTRY_HOST']} {os.environ['GANTRY_SHA']}\n")
+    database = os.environ["DATABASE_PATH"]
+    if runs := os.environ.get("MIGRATE_LOG"):
+        with open(runs, "a") as log:
+            log.write(f"{os.environ['GANTRY_HOST']} {os.environ['GANTRY_SHA']}\n")
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("BEGIN IMMEDIATE")  # one migrator at a time, all or nothing
     try:
@@ -28,11 +30,16 @@ def main() -> int:
                     connection.execute(statement)
                 connection.execute("INSERT INTO applied VALUES (?)", (path.name,))
         connection.execute("COMMIT")
+        print(f"schema: {', '.join(sorted(applied_now(connection))) or 'empty'}")
     except sqlite3.Error as exc:
         connection.execute("ROLLBACK")
         print(f"migration failed: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def applied_now(connection: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in connection.execute("SELECT name FROM applied")}
 
 
 if __name__ == "__main__":

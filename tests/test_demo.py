@@ -1,0 +1,95 @@
+"""`make run`'s demo, set up as `manage.py demo_setup` does it and deployed through a real worker to its own
+loopback sshd hosts: a web and a worker role, a migration applied once by release_command, a config secret,
+a branch that adds a migration and the rollback warning it earns; ports another program holds are skipped."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import socket
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from deployer.choices import DeployStatus
+from deployer.demo import setup
+from deployer.demo.hosts import SshdHost
+from deployer.deploys.request import deploy_request, deploy_rollback
+from deployer.deploys.schema_changes import RollbackNeedsConfirmation
+from deployer.models import DeployLog, Environment
+from tests.conftest import DEMO_SECRET, wait_for_deploy
+from tests.support.worker import Worker
+
+pytestmark = pytest.mark.slow
+
+ADDRESSES = ["127.0.0.51", "127.0.0.52"]
+
+
+@pytest.fixture
+def demo(settings: Any, transactional_db: None) -> Iterator[list[SshdHost]]:
+    """The demo set up on addresses of its own while something else holds the usual ssh port there."""
+    settings.DEMO_ADDRESSES = ADDRESSES
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind((ADDRESSES[0], settings.DEMO_SSH_PORT))
+    squatter.listen()
+    processes = []
+    try:
+        out = io.StringIO()
+        call_command("demo_setup", stdout=out)
+        assert f"using ssh port {settings.DEMO_SSH_PORT + 1}" in out.getvalue(), out.getvalue()
+        hosts = setup.demo_hosts()
+        processes = [host.start() for host in hosts]
+        yield hosts
+    finally:
+        squatter.close()
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        for host in setup.demo_hosts():
+            for name in ("app", "worker"):
+                with contextlib.suppress(OSError, ValueError):
+                    pid = host.directory / "srv" / "demo" / "shared" / f"{name}.pid"
+                    os.kill(int(pid.read_text()), signal.SIGTERM)
+
+
+def applied(database: Path) -> list[str]:
+    with sqlite3.connect(database) as connection:
+        return [row[0] for row in connection.execute("SELECT name FROM applied ORDER BY name")]
+
+
+def test_the_demo_deploys_a_web_a_worker_and_a_migration(demo: list[SshdHost], celery_worker: Worker) -> None:
+    environment = Environment.objects.get(service__name="demo", name="test")
+    admin = get_user_model().objects.get(username=setup.DEMO_ADMIN[0])
+    assert [host.port for host in environment.hosts.all()] == [demo[0].port] * 2
+
+    first = wait_for_deploy(deploy_request(environment=environment, ref="main", user=admin).pk, celery_worker)
+
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+    database = setup.demo_dir() / "demo.sqlite3"
+    assert applied(database) == ["0001_visits.sql"]
+    roles = {host.address.split("@")[1]: [(r["name"], r["state"]) for r in host.roles] for host in first.hosts.all()}
+    assert roles == {
+        f"{ADDRESSES[0]}:{demo[0].port}": [("web", "healthy"), ("worker", "healthy")],
+        f"{ADDRESSES[1]}:{demo[1].port}": [("web", "healthy")],
+    }
+    env_file = demo[0].directory / "srv" / "demo" / "shared" / ".env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600 and f"DEMO_API_KEY='{DEMO_SECRET}'" in env_file.read_text()
+    logged = " ".join(DeployLog.objects.filter(deploy=first).values_list("message", flat=True))
+    assert DEMO_SECRET not in logged and "schema: 0001_visits.sql" in logged
+
+    second = wait_for_deploy(deploy_request(environment=environment, ref="add-migration", user=admin).pk, celery_worker)
+
+    assert second.status == DeployStatus.SUCCEEDED, second.reason
+    assert second.migrations == [{"change": "A", "path": "migrations/0002_visit_paths.sql"}]
+    assert applied(database) == ["0001_visits.sql", "0002_visit_paths.sql"]
+    with pytest.raises(RollbackNeedsConfirmation, match=r"shipped migrations/0002_visit_paths\.sql"):
+        deploy_rollback(environment=environment, user=admin)
