@@ -26,19 +26,19 @@ GIT_SCHEMES = {"https", "http", "ssh", "git", "file"}
 HEALTH_PLACEHOLDERS = {"address"}
 
 
-def name(value: str) -> str:
+def valid_name(value: str) -> str:
     if not NAME_RE.fullmatch(value):
         raise ValueError("use lower-case letters, digits, '-' and '_' (at most 50), starting with a letter or digit")
     return value
 
 
-def absolute_path(value: str) -> str:
+def valid_absolute_path(value: str) -> str:
     if not value.startswith("/") or "\n" in value or "\0" in value:
         raise ValueError("must be an absolute path, like /srv/myapp")
     return value.rstrip("/") or "/"
 
 
-def repo_url(value: str) -> str:
+def valid_repo_url(value: str) -> str:
     if value.startswith("/") or SCP_LIKE_RE.fullmatch(value):
         return value
     parts = urlsplit(value)
@@ -49,14 +49,14 @@ def repo_url(value: str) -> str:
     )
 
 
-def http_url(value: str) -> str:
+def valid_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
     return value
 
 
-def secret_name(value: str) -> str:
+def valid_secret_name(value: str) -> str:
     if not SECRET_NAME_RE.fullmatch(value):
         raise ValueError(
             "a secret is named like CI_PASSWORD (letters, digits, _); its value comes from GANTRY_SECRET_CI_PASSWORD"
@@ -64,7 +64,7 @@ def secret_name(value: str) -> str:
     return value
 
 
-def origin(value: str) -> str:
+def valid_origin(value: str) -> str:
     try:
         origin = origin_of(value)
     except ValueError as exc:
@@ -76,7 +76,7 @@ def origin(value: str) -> str:
     return show_origin(origin)
 
 
-def api_target(value: str) -> str:
+def valid_api_target(value: str) -> str:
     """Where API tests go is never a metadata service (a {address} placeholder is checked when it is filled)."""
     host = urlsplit(value.replace("{address}", "host.example")).hostname or ""
     if problem := blocked_host(host):
@@ -84,7 +84,7 @@ def api_target(value: str) -> str:
     return value
 
 
-def health_url(value: str) -> str:
+def valid_health_url(value: str) -> str:
     if not value:
         return value
     try:
@@ -94,17 +94,17 @@ def health_url(value: str) -> str:
     unknown = fields - HEALTH_PLACEHOLDERS
     if unknown:
         raise ValueError(f"has unknown placeholder(s) {sorted(unknown)}; the only one is {{address}}")
-    http_url(value.format(address="host.example"))
+    valid_http_url(value.format(address="host.example"))
     return value
 
 
-def host(value: str) -> str:
+def valid_host(value: str) -> str:
     if not HOST_RE.fullmatch(value):
         raise ValueError("must be a host name or IP address, like app1.internal or 10.0.0.5")
     return value
 
 
-def batch_size(value: str | int) -> str:
+def valid_batch_size(value: str | int) -> str:
     text = str(value).strip()
     number = text[:-1] if text.endswith("%") else text
     if not number.isdigit() or int(number) < 1 or (text.endswith("%") and int(number) > 100):
@@ -112,26 +112,26 @@ def batch_size(value: str | int) -> str:
     return text
 
 
-def branch(value: str) -> str:
+def valid_branch(value: str) -> str:
     try:
         return branch_name_check(value)
     except RefError as exc:
         raise ValueError(str(exc)) from exc
 
 
-def principal(value: str) -> str:
+def valid_principal(value: str) -> str:
     if not PRINCIPAL_RE.fullmatch(value):
         raise ValueError("must be a username (like dana) or a Django group written @group (like @web-oncall)")
     return value
 
 
-def checklist_item(value: str) -> str:
+def valid_checklist_item(value: str) -> str:
     if not value or len(value) > 200 or "\n" in value:
         raise ValueError("each checklist item is one line of 1 to 200 characters")
     return value
 
 
-def runtime_api(value: str) -> str:
+def valid_runtime_api(value: str) -> str:
     if value.startswith("/") and "\n" not in value:
         return value
     host, _, port = value.rpartition(":")
@@ -140,35 +140,35 @@ def runtime_api(value: str) -> str:
     raise ValueError("must be the path of HAProxy's admin socket (/run/haproxy/admin.sock) or host:port")
 
 
-def relative_path(value: str) -> str:
+def valid_relative_path(value: str) -> str:
     parts = [part for part in value.split("/") if part not in {"", "."}]
     if value.startswith("/") or not parts or ".." in parts or any(c in value for c in "\n\r\0") or len(value) > 200:
         raise ValueError("must be a path inside the release, like .env or config/local.py (no leading /, no ..)")
     return "/".join(parts)
 
 
-def glob(value: str) -> str:
+def valid_glob(value: str) -> str:
     if not value or value.startswith("/") or len(value) > 200 or any(c in value for c in "\n\r\0"):
         raise ValueError("must be a glob of paths in the repository, like */migrations/*.py or db/migrate/*.rb")
     return value
 
 
-def config_key(value: str) -> str:
+def valid_config_key(value: str) -> str:
     if not CONFIG_KEY_RE.fullmatch(value):
         raise ValueError("a config key is an environment variable name, like DATABASE_URL (letters, digits, _)")
     return value
 
 
-def config_value(value: str | int | float | bool) -> str:
+def valid_config_value(value: str | int | float | bool) -> str:
     text = str(value).lower() if isinstance(value, bool) else str(value)
     if problem := value_problem(text):
         raise ValueError(problem)
     return text
 
 
-Name = Annotated[str, AfterValidator(name)]
-RelativePath = Annotated[str, AfterValidator(relative_path)]
-ConfigKey = Annotated[str, AfterValidator(config_key)]
-ConfigValue = Annotated[str | int | float | bool, AfterValidator(config_value)]
-Principal = Annotated[str, AfterValidator(principal)]
-AbsolutePath = Annotated[str, AfterValidator(absolute_path)]
+Name = Annotated[str, AfterValidator(valid_name)]
+RelativePath = Annotated[str, AfterValidator(valid_relative_path)]
+ConfigKey = Annotated[str, AfterValidator(valid_config_key)]
+ConfigValue = Annotated[str | int | float | bool, AfterValidator(valid_config_value)]
+Principal = Annotated[str, AfterValidator(valid_principal)]
+AbsolutePath = Annotated[str, AfterValidator(valid_absolute_path)]

@@ -17,18 +17,18 @@ from deployer.catalog.fields import (
     Name,
     Principal,
     RelativePath,
-    api_target,
-    batch_size,
-    branch,
-    checklist_item,
-    glob,
-    health_url,
-    host,
-    http_url,
-    origin,
-    repo_url,
-    runtime_api,
-    secret_name,
+    valid_api_target,
+    valid_batch_size,
+    valid_branch,
+    valid_checklist_item,
+    valid_glob,
+    valid_health_url,
+    valid_host,
+    valid_http_url,
+    valid_origin,
+    valid_repo_url,
+    valid_runtime_api,
+    valid_secret_name,
 )
 
 
@@ -37,7 +37,7 @@ class _Spec(BaseModel):
 
 
 class HostSpec(_Spec):
-    address: Annotated[str, AfterValidator(host)] = Field(description="host name or IP address")
+    address: Annotated[str, AfterValidator(valid_host)] = Field(description="host name or IP address")
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
     user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
     deploy_path: AbsolutePath | None = Field(default=None, description="overrides the environment's deploy_path")
@@ -52,7 +52,7 @@ class HostSpec(_Spec):
 
 
 class LoadBalancerSpec(_Spec):
-    runtime_api: Annotated[str, AfterValidator(runtime_api)] = Field(
+    runtime_api: Annotated[str, AfterValidator(valid_runtime_api)] = Field(
         description="HAProxy runtime API: admin socket path or host:port (stats socket ... level admin)"
     )
     backend: str = Field(pattern=LB_NAME_RE.pattern, description="the backend whose servers are these hosts")
@@ -63,7 +63,7 @@ class RoleSpec(_Spec):
     """One kind of process of the service (web, worker, ...): how it restarts and how it shows it is healthy."""
 
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
-    health_check_url: Annotated[str, AfterValidator(health_url)] = Field(
+    health_check_url: Annotated[str, AfterValidator(valid_health_url)] = Field(
         default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
     )
     health_check_command: str = Field(
@@ -123,7 +123,7 @@ class ReleaseSpec(_Spec):
         default_factory=dict, description="KEY: value written to shared/<config_file> (0600) and read by commands"
     )
     config_file: RelativePath = Field(default=".env", description="where the config is written, under shared/")
-    config_secrets: list[Annotated[str, AfterValidator(secret_name)]] = Field(
+    config_secrets: list[Annotated[str, AfterValidator(valid_secret_name)]] = Field(
         default_factory=list, max_length=50, description="secrets config may use as {{secret.NAME}}"
     )
     release_command: str = Field(
@@ -142,11 +142,11 @@ class ReleaseSpec(_Spec):
 
 class EnvironmentSpec(ReleaseSpec):
     deploy_path: AbsolutePath = Field(description="absolute directory on each host, e.g. /srv/myapp")
-    release_host: Annotated[str, AfterValidator(host)] | None = Field(
+    release_host: Annotated[str, AfterValidator(valid_host)] | None = Field(
         default=None, description="the host that runs release_command (default: the first host of the first role)"
     )
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
-    health_check_url: Annotated[str, AfterValidator(health_url)] = Field(
+    health_check_url: Annotated[str, AfterValidator(valid_health_url)] = Field(
         default="", description="URL polled until HTTP 200, e.g. http://{address}:8080/healthz"
     )
     health_check_command: str = Field(
@@ -154,14 +154,14 @@ class EnvironmentSpec(ReleaseSpec):
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for health")
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
-    base_url: Annotated[str, AfterValidator(http_url), AfterValidator(api_target)] | None = Field(
+    base_url: Annotated[str, AfterValidator(valid_http_url), AfterValidator(valid_api_target)] | None = Field(
         default=None, description="where API tests reach the environment, e.g. https://test.example.com"
     )
-    host_base_url: Annotated[str, AfterValidator(health_url), AfterValidator(api_target)] | None = Field(
+    host_base_url: Annotated[str, AfterValidator(valid_health_url), AfterValidator(valid_api_target)] | None = Field(
         default=None, description="where API tests reach one host, e.g. http://{address}:8080"
     )
     test_variables: dict[str, str] = Field(default_factory=dict, description="variables for the API tests here")
-    api_test_secrets: list[Annotated[str, AfterValidator(secret_name)]] = Field(
+    api_test_secrets: list[Annotated[str, AfterValidator(valid_secret_name)]] = Field(
         default_factory=list,
         max_length=50,
         description="secrets the API tests here may use as {{secret.NAME}} (value: GANTRY_SECRET_NAME on the workers)",
@@ -170,7 +170,7 @@ class EnvironmentSpec(ReleaseSpec):
         default=None,
         description="suites from the repository (.gantry/tests.yml) may use those secrets (default: not in production)",
     )
-    api_test_origins: list[Annotated[str, AfterValidator(origin)]] = Field(
+    api_test_origins: list[Annotated[str, AfterValidator(valid_origin)]] = Field(
         default_factory=list,
         max_length=50,
         description="origins the API tests may call besides base_url and host_base_url, e.g. https://auth.example.com",
@@ -188,7 +188,7 @@ class EnvironmentSpec(ReleaseSpec):
     command_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds one remote command (upload, build, restart) may run"
     )
-    batch_size: Annotated[str | int, AfterValidator(batch_size)] = Field(
+    batch_size: Annotated[str | int, AfterValidator(valid_batch_size)] = Field(
         default="1", description="hosts switched at once: a number, or a percentage like 25%"
     )
     on_failure: Literal["rollback", "stop", "pause"] = Field(
@@ -200,13 +200,13 @@ class EnvironmentSpec(ReleaseSpec):
     )
     production: bool | None = Field(default=None, description="counts as production (default: named prod)")
     require_approval: bool = Field(default=False, description="a second person approves each deploy before it runs")
-    checklist: list[Annotated[str, AfterValidator(checklist_item)]] = Field(
+    checklist: list[Annotated[str, AfterValidator(valid_checklist_item)]] = Field(
         default_factory=list, max_length=20, description="items a person ticks before a deploy starts"
     )
     require_green_build: bool | None = Field(
         default=None, description="deploy only shas with a green Jenkins build (default: on for production)"
     )
-    follow: Annotated[str, AfterValidator(branch)] | None = Field(
+    follow: Annotated[str, AfterValidator(valid_branch)] | None = Field(
         default=None, description="branch to deploy by itself once its head has a green build"
     )
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
@@ -220,13 +220,13 @@ class AccessSpec(_Spec):
 
 class ServiceSpec(ReleaseSpec):
     team: Name | None = Field(default=None, description="name of a team declared under teams:")
-    repo: Annotated[str, AfterValidator(repo_url)] | None = Field(
+    repo: Annotated[str, AfterValidator(valid_repo_url)] | None = Field(
         default=None, description="git URL or absolute path of the repository (default: from github:)"
     )
     github: str | None = Field(default=None, pattern=GITHUB_REPO_RE.pattern, description="owner/name on GitHub")
-    default_branch: Annotated[str, AfterValidator(branch)] = Field(default="main", description="main branch")
+    default_branch: Annotated[str, AfterValidator(valid_branch)] = Field(default="main", description="main branch")
     jenkins_job: str = Field(default="", description="Jenkins job name")
-    runbook: Annotated[str, AfterValidator(http_url)] | None = Field(default=None, description="runbook URL")
+    runbook: Annotated[str, AfterValidator(valid_http_url)] | None = Field(default=None, description="runbook URL")
     environments: dict[Name, EnvironmentSpec] = Field(
         min_length=1, description="mapping of environment name to settings, e.g. test: {...}"
     )
@@ -234,7 +234,7 @@ class ServiceSpec(ReleaseSpec):
     api_tests: dict[Name, SuiteSpec] = Field(
         default_factory=dict, description="post-deploy API test suites: name: {steps: [...]}"
     )
-    migrations: list[Annotated[str, AfterValidator(glob)]] | None = Field(
+    migrations: list[Annotated[str, AfterValidator(valid_glob)]] | None = Field(
         default=None,
         max_length=50,
         description='globs of its migration files, e.g. ["*/migrations/*.py"] (default: common layouts; []: off)',

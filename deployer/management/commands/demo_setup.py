@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -35,4 +36,5 @@ class Command(BaseCommand):
         call_command("sync_branches", "demo", stdout=self.stdout)
         setup.admin_ensure()
         name, password = setup.DEMO_ADMIN
-        self.stdout.write(self.style.SUCCESS(f"demo ready: sign in at http://127.0.0.1:8000/ as {name} / {password}"))
+        url = f"http://127.0.0.1:{os.environ.get('GANTRY_PORT', '8000')}/"
+        self.stdout.write(self.style.SUCCESS(f"demo ready: sign in at {url} as {name} / {password}"))
