@@ -257,6 +257,12 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict
     values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
     values["release_host"] = spec.release_host or ""
     values["roles"] = [{"name": role, **keys} for role, keys in values["roles"].items()]
+    builder = values.pop("builder") or {}
+    values["build_mode"] = values.pop("build")
+    values["builder_address"] = builder.get("address", "")
+    values["builder_port"] = builder.get("port", 22)
+    values["builder_user"] = builder.get("user", "")
+    values["builder_path"] = builder.get("path", "")
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

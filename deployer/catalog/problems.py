@@ -98,6 +98,11 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
                     f"uses secret.{secret}, which environment {env_name} does not grant; add {secret} to "
                     f"config_secrets of {'that environment' if config_at == at else 'the service'}",
                 )
+        if env.build == "builder" and env.builder is None:
+            loc = (*at, "build") if "build" in env_spec.model_fields_set else ("services", service_name, "build")
+            yield Problem(
+                line_of(root, loc), where(loc), "build: builder needs a host to build on: add builder: {address: ...}"
+            )
         addresses = [host.address for host in env.hosts]
         if env.release_host and env.release_host not in addresses:
             loc = (*at, "release_host")

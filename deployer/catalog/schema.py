@@ -109,10 +109,23 @@ HookPhase = Literal[
 HookList = Annotated[list[HookSpec], BeforeValidator(_hook_list), Field(max_length=20)]
 
 
+class BuilderSpec(_Spec):
+    """The SSH host that builds each release once (build: builder); its key is trusted like a host's."""
+
+    address: Annotated[str, AfterValidator(valid_host)] = Field(description="host name or IP address")
+    port: int = Field(default=22, ge=1, le=65535, description="SSH port")
+    user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
+    path: AbsolutePath = Field(default="/var/tmp/gantry-builds", description="where it builds and keeps artifacts")
+
+
 class ReleaseSpec(_Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
     build_command: str = Field(default="", description="shell command run in the new release directory")
+    build: Literal["hosts", "builder"] = Field(
+        default="hosts", description="where build_command runs: on every host, or once on the builder"
+    )
+    builder: BuilderSpec | None = Field(default=None, description="the builder host for build: builder")
     shared_files: list[RelativePath] = Field(
         default_factory=list, max_length=100, description="files linked from <deploy_path>/shared/ into each release"
     )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import rollout
+from deployer.deploys.builder import artifact_for
 from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
@@ -108,8 +109,13 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
                 migrations_record(deploy)  # the mirror has both commits now
+                checksum = ""
+                if deploy.environment.build_mode == "builder":
+                    archive, checksum = _built_once(deploy, archive, Path(tmp))
                 # Slack shows each batch
-                note = rollout.rollout(deploy, archive, config=config.text, on_batch=outbox.story_changed)
+                note = rollout.rollout(
+                    deploy, archive, config=config.text, checksum=checksum, on_batch=outbox.story_changed
+                )
         return _after_tests(deploy, note)
     except Cancelled as exc:
         return Outcome(DeployStatus.CANCELLED, str(exc))
@@ -126,6 +132,14 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         return Outcome(
             DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
         )
+
+
+def _built_once(deploy: Deploy, source: Path, workdir: Path) -> tuple[Path, str]:
+    """build: builder: the artifact (built now, or reused), its checksum kept on the deploy."""
+    built = artifact_for(deploy, source, workdir)
+    by = built.reused_from or deploy
+    Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=built.sha256, artifact_built_by=by)
+    return built.path, built.sha256
 
 
 def _config(deploy: Deploy, hidden: list[str]) -> Rendered:

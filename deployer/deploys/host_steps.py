@@ -106,6 +106,7 @@ def script_in(cwd: str, body: str, env: dict[str, str] | None = None) -> str:
 PREVIOUS_MARK = "GANTRY-PREVIOUS "
 MISSING_MARK = "GANTRY-MISSING "
 STAGED_MARK = "GANTRY-STAGED"
+BADSUM_MARK = "GANTRY-BADSUM"
 SWITCHED_MARK = "GANTRY-SWITCHED"
 
 
@@ -188,10 +189,13 @@ def check_kept(run: HostRun, deploy: Deploy) -> None:
     host_update(run, HostStatus.STAGED, f"release {release} is there", previous_release=run.previous_release)
 
 
-def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"", *, with_build: bool = True) -> None:
+def stage(
+    run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"", *, with_build: bool = True, checksum: str = ""
+) -> None:
     """One session per host: prepare the release directory, write the config, stream the archive into it,
     link the shared files and directories, build (unless `with_build` is False: before_build hooks come
-    first, and build() follows them).
+    first, and build() follows them). With `checksum`, `archive` is an artifact built once (no build here):
+    its sha256 is checked on the host before it is unpacked.
 
     Every round trip to a host costs tens of milliseconds; a rollout of many
     hosts spends most of its time in them (bench/rollout.py). The config comes
@@ -212,7 +216,17 @@ def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"", *, w
             f'mkdir -p -- "$(dirname -- {target})"\n(umask 077; dd bs=1 count={len(config)} of={target}.gantry-new '
             f"2>/dev/null)\nmv -f -- {target}.gantry-new {target}"
         )
-    steps.append(f"tar -xzf - -C {release}\nprintf '%s\\n' {shlex.quote(deploy.sha)} > {release}/REVISION")
+    if checksum:  # an artifact built once: checked before anything of it is unpacked
+        part = f"{release}.tar.gz.part"
+        steps.append(
+            f"cat > {part}\n"
+            f'if [ "$(sha256sum < {part} | cut -d" " -f1)" != {shlex.quote(checksum)} ]; then\n'
+            f"  rm -f -- {part}; echo {BADSUM_MARK}; exit 4\nfi\n"
+            f"echo 'artifact sha256 checked'\ntar -xzf {part} -C {release}\nrm -f -- {part}"
+        )
+    else:
+        steps.append(f"tar -xzf - -C {release}")
+    steps.append(f"printf '%s\\n' {shlex.quote(deploy.sha)} > {release}/REVISION")
     steps += _shared_links(run, environment, release)
     steps.append(f"echo {STAGED_MARK}")
     script = "\n".join(steps) + "\n"
@@ -224,6 +238,10 @@ def stage(run: HostRun, deploy: Deploy, archive: Path, config: bytes = b"", *, w
     try:
         remote(run, script, stdin=[config, archive] if config else [archive], on_mark=marks)
     except StepFailed as exc:
+        if marks.bad_checksum:
+            raise StepFailed(
+                f"the artifact arrived damaged on {run.name}: its sha256 is not {checksum}; nothing was unpacked"
+            ) from exc
         if marks.missing:
             raise StepFailed(
                 f"the shared file {marks.missing} is missing: create {run.path}/shared/{marks.missing} on "
@@ -271,12 +289,15 @@ class _StageMarks:
         self.seen_previous = False
         self.staged = False
         self.missing = ""
+        self.bad_checksum = False
 
     def __call__(self, line: str) -> bool:
         if self.staged:
             return False
         if line == STAGED_MARK:
             self.staged = True
+        elif line == BADSUM_MARK:
+            self.bad_checksum = True
         elif line.startswith(MISSING_MARK):
             self.missing = line.removeprefix(MISSING_MARK)
         elif line.startswith(PREVIOUS_MARK) and not self.seen_previous:

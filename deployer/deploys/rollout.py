@@ -52,10 +52,12 @@ def rollout(
     archive: Path | None,
     *,
     config: bytes = b"",
+    checksum: str = "",
     on_batch: Callable[[Deploy], None] = lambda _: None,
 ) -> str:
     """Install `archive` as release <deploy id> on every host (with `config` as its shared config file);
-    for a rollback (archive None), switch every host back to the earlier release it still has.
+    for a rollback (archive None), switch every host back to the earlier release it still has. With
+    `checksum`, `archive` was built once on the builder: each host checks it and builds nothing.
     `on_batch` hears of every batch that went live (the caller tells Slack).
 
     Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
@@ -66,7 +68,7 @@ def rollout(
     """
     with connected(host_runs(deploy)) as runs:
         try:
-            _roll_out(deploy, runs, archive, config, on_batch)
+            _roll_out(deploy, runs, archive, config, checksum, on_batch)
         except StepFailed as exc:
             if any(run.stopped for run in runs):  # stopped while staging or in a hook
                 try:
@@ -87,7 +89,12 @@ def rollout(
 
 
 def _roll_out(
-    deploy: Deploy, runs: list[HostRun], archive: Path | None, config: bytes, on_batch: Callable[[Deploy], None]
+    deploy: Deploy,
+    runs: list[HostRun],
+    archive: Path | None,
+    config: bytes,
+    checksum: str,
+    on_batch: Callable[[Deploy], None],
 ) -> None:
     environment = deploy.environment
     release_run = _release_host(deploy, runs)
@@ -95,9 +102,9 @@ def _roll_out(
     in_balancer = [run for run in runs if run.balancer is not None]
     if in_balancer and (balancer := in_balancer[0].balancer) is not None:
         balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(deploy.pk))
-    if archive is not None:
+    if archive is not None and not checksum:
         _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
-    in_parallel(runs, lambda r: _stage_host(r, deploy, archive, config), "stage")
+    in_parallel(runs, lambda r: _stage_host(r, deploy, archive, config, checksum), "stage")
     if archive is not None and environment.release_command.strip():
         _release_phase(deploy, release_run)
     _announce_restarts(deploy, runs)
@@ -123,7 +130,7 @@ def _roll_out(
     in_parallel(live, lambda r: _final_hooks(r, deploy, final, outcome), final, hosts_failed=False)
 
 
-def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes) -> None:
+def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes, checksum: str) -> None:
     """Connect, then stage: unpack and link, the build hooks around build_command (or, for a rollback,
     check the earlier release is still there)."""
     run.conn = ssh.open_connection(run.target)
@@ -131,11 +138,12 @@ def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: byte
         check_kept(run, deploy)
         return
     before = bool(hooks_of(deploy, "before_build", once=None))
-    stage(run, deploy, archive, config, with_build=not before)
+    stage(run, deploy, archive, config, with_build=not before and not checksum, checksum=checksum)
     release_dir = f"{run.path}/releases/{deploy.release_name}"
     if before:
         _host_hooks(run, deploy, "before_build", release_dir)
-        build(run, deploy)
+        if not checksum:
+            build(run, deploy)
     _host_hooks(run, deploy, "after_build", release_dir)
 
 

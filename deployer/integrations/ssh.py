@@ -263,6 +263,35 @@ def _check_status(status: int, timeout: int, elapsed: float, stopped: bool) -> N
         raise StepFailed(f"exited with status {status}")
 
 
+def fetch(conn: Connection, path: str, dest: Path, *, timeout: int) -> str:
+    """Copy the remote file `path` to `dest` (one session, bytes as they are); return its sha256.
+
+    StepFailed when it cannot be read or the host goes silent for `timeout` s."""
+    transport = conn.client.get_transport() if conn.client else None
+    if transport is None or not transport.is_active():
+        raise StepFailed("lost the connection: it is closed")
+    digest = hashlib.sha256()
+    try:
+        channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
+        channel.settimeout(timeout)
+        channel.exec_command(f"cat -- {shlex.quote(path)}")
+        with dest.open("wb") as out:
+            while data := channel.recv(256 * 1024):
+                out.write(data)
+                digest.update(data)
+        if not channel.status_event.wait(15):
+            raise StepFailed("the host closed the copy without an exit status")
+        status = channel.exit_status
+        channel.close()
+    except TimeoutError as exc:
+        raise StepFailed(f"no data from the host within {timeout} s while copying {path}") from exc
+    except (OSError, paramiko.SSHException) as exc:
+        raise StepFailed(f"lost the connection while copying {path}: {exc}") from exc
+    if status != 0:
+        raise StepFailed(f"cannot read {path} (exit status {status})")
+    return digest.hexdigest()
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name

@@ -15,13 +15,22 @@ from deployer.models.access import Grant, SystemIdentity
 from deployer.models.apitests import ApiTestRun, ApiTestStep
 from deployer.models.audit import AuditEntry, AuditQuerySet
 from deployer.models.catalog import Environment, Host, Service, Team
-from deployer.models.deploys import Deploy, DeployCommit, DeployHost, DeployLog, DeployQuerySet, LeaseRequest
+from deployer.models.deploys import (
+    Artifact,
+    Deploy,
+    DeployCommit,
+    DeployHost,
+    DeployLog,
+    DeployQuerySet,
+    LeaseRequest,
+)
 from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
 from deployer.models.sources import Branch, Build, IntegrationStatus, SyncState, WebhookDelivery
 
 __all__ = [
     "ApiTestRun",
     "ApiTestStep",
+    "Artifact",
     "AuditEntry",
     "AuditQuerySet",
     "Branch",

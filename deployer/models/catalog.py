@@ -71,6 +71,12 @@ class Environment(models.Model):
     position = models.PositiveIntegerField(default=0, help_text="Order on the pages (catalog order).")
     deploy_path = models.CharField(max_length=500, help_text="Absolute directory on each host.")
     build_command = models.TextField(blank=True, help_text="Runs in the new release directory.")
+    # Where the release is built (deployer/deploys/builder.py): on every host, or once on a builder host.
+    build_mode = models.CharField(max_length=20, default="hosts", help_text="hosts or builder.")
+    builder_address = models.CharField(max_length=255, blank=True)
+    builder_port = models.PositiveIntegerField(default=22)
+    builder_user = models.CharField(max_length=64, blank=True)
+    builder_path = models.CharField(max_length=500, blank=True, help_text="Where the builder builds and keeps.")
     # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
     # settings Gantry writes, and the commands that run once per deploy.
     shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")

@@ -16,7 +16,7 @@ from deployer.choices import (
     DeployTrigger,
     HostStatus,
 )
-from deployer.models.catalog import Environment, Host
+from deployer.models.catalog import Environment, Host, Service
 
 
 class DeployQuerySet(models.QuerySet["Deploy"]):
@@ -65,6 +65,10 @@ class Deploy(models.Model):
     # Schema-aware rollback (deployer/deploys/schema_changes.py): the migration files it ships, whether it ran
     # post_release_command, and for a rollback across such deploys what the person confirmed.
     migrations = models.JSONField(default=list, blank=True)
+    # Built once (build: builder): the artifact's checksum, and the deploy that built it (itself, or an
+    # earlier one whose artifact it reused: a promotion ships the identical bytes).
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_built_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     post_release_ran_at = models.DateTimeField(null=True, blank=True)
     rollback_confirmation = models.TextField(blank=True)
     rollback_of = models.ForeignKey(
@@ -145,6 +149,26 @@ class Deploy(models.Model):
         if self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+class Artifact(models.Model):
+    """A release built once on a builder host, kept there as <builder_path>/artifacts/<sha256>.tar.gz."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="artifacts")
+    sha = models.CharField(max_length=40)
+    inputs = models.CharField(max_length=64, help_text="sha256 of what the build depends on (commit, command).")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    builder = models.CharField(max_length=600, help_text="user@address:port and path of the builder.")
+    built_by = models.ForeignKey("Deploy", on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["service", "inputs", "builder"], name="artifact_unique_inputs")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} {self.sha[:12]} ({self.sha256[:12]})"
 
 
 class DeployCommit(models.Model):

@@ -1,0 +1,139 @@
+"""Build once (build: builder): the release is built on one SSH host, packed as an artifact named by its
+sha256 and kept there; the worker copies it once and streams it to every host, which checks the checksum
+before unpacking. Nothing from a branch runs on the Gantry worker.
+
+An artifact is found again by its inputs (the commit and the build command): a promotion of the same sha
+to the next environment, or a redeploy, ships the identical bytes without rebuilding. The builder gets
+Gantry's variables but not an environment's config (the artifact serves every environment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError
+from fabric import Connection
+
+from deployer.deploys.log import deploy_logger
+from deployer.errors import StepFailed
+from deployer.integrations import ssh
+from deployer.models import Artifact, Deploy, Environment
+
+ARTIFACT_MARK = "GANTRY-ARTIFACT "
+
+
+@dataclass(frozen=True)
+class Built:
+    path: Path  # the artifact, on this worker, for the rollout to stream
+    sha256: str
+    size: int
+    reused_from: Deploy | None  # the deploy that built it, when this one did not
+
+
+def builder_target(environment: Environment) -> ssh.Target:
+    return ssh.Target(environment.builder_address, environment.builder_port, environment.builder_user or "deploy")
+
+
+def build_inputs(environment: Environment, sha: str) -> str:
+    """What the artifact depends on: the commit and how it is built (and the builder's path)."""
+    text = "\0".join([sha, environment.build_command, str(environment.strict_commands)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def artifact_for(deploy: Deploy, source: Path, workdir: Path) -> Built:
+    """The deploy's artifact on this worker: an earlier one with the same inputs copied back from the builder
+    (and checked), else built now from `source` (the commit's tree as .tar.gz)."""
+    environment = deploy.environment
+    target = builder_target(environment)
+    where = f"{target}{environment.builder_path}"
+    log = deploy_logger(deploy.pk, f"builder {target.address}")
+    inputs = build_inputs(environment, deploy.sha)
+    earlier = Artifact.objects.filter(service=environment.service, inputs=inputs, builder=where).first()
+    dest = workdir / "artifact.tar.gz"
+    conn = ssh.open_connection(target)
+    try:
+        if earlier is not None:
+            try:
+                _copy(conn, f"{environment.builder_path}/artifacts/{earlier.sha256}.tar.gz", dest, earlier.sha256)
+            except StepFailed as exc:
+                why = f"the artifact of deploy #{earlier.built_by_id} cannot be reused ({exc}): building it again"
+                log.warning("%s", why)
+            else:
+                log.info("reusing the artifact built by deploy #%s: sha256 %s", earlier.built_by_id, earlier.sha256)
+                return Built(dest, earlier.sha256, earlier.size, earlier.built_by)
+        sha256, size = _build(conn, deploy, source, log)
+        _copy(conn, f"{environment.builder_path}/artifacts/{sha256}.tar.gz", dest, sha256)
+    finally:
+        conn.close()
+    # The newest build of these inputs is the one to reuse (a damaged earlier one is replaced).
+    with contextlib.suppress(IntegrityError):  # two deploys built it at once: either is as good
+        Artifact.objects.update_or_create(
+            service=environment.service,
+            inputs=inputs,
+            builder=where,
+            defaults={"sha": deploy.sha, "sha256": sha256, "size": size, "built_by": deploy},
+        )
+    return Built(dest, sha256, size, None)
+
+
+def _copy(conn: Connection, path: str, dest: Path, sha256: str) -> None:
+    got = ssh.fetch(conn, path, dest, timeout=settings.SSH_COMMAND_TIMEOUT)
+    if got != sha256:
+        raise StepFailed(f"the artifact copied from the builder has sha256 {got}, not {sha256}")
+
+
+def _build(
+    conn: Connection, deploy: Deploy, source: Path, log: logging.LoggerAdapter[logging.Logger]
+) -> tuple[str, int]:
+    """One session: unpack the source in a fresh directory, run build_command, pack the result."""
+    environment = deploy.environment
+    base = environment.builder_path
+    work = f"{base}/work/{environment.service.name}-{deploy.pk}"
+    variables = {
+        "GANTRY_DEPLOY_ID": str(deploy.pk),
+        "GANTRY_SERVICE": environment.service.name,
+        "GANTRY_ENVIRONMENT": environment.name,
+        "GANTRY_REF": deploy.ref,
+        "GANTRY_SHA": deploy.sha,
+        "GANTRY_PREVIOUS_SHA": deploy.previous_sha,
+        "GANTRY_BUILD_DIR": f"{work}/src",
+    }
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+    strict = "set -eu\n" if environment.strict_commands else ""
+    build = environment.build_command.strip() or "true"
+    q = shlex.quote
+    script = (
+        f"set -e\nrm -rf -- {q(work)}\nmkdir -p -- {q(work)}/src {q(base)}/artifacts\n"
+        f"tar -xzf - -C {q(work)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(work)}/src/REVISION\n"
+        f"( cd -- {q(work)}/src\n{exports}{strict}{build}\n)\n"
+        f"tar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
+        f"sum=$(sha256sum -- {q(work)}/artifact.tar.gz | cut -d' ' -f1)\n"
+        f"size=$(wc -c < {q(work)}/artifact.tar.gz)\n"
+        f'mv -f -- {q(work)}/artifact.tar.gz {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
+        f'echo "{ARTIFACT_MARK}$sum $size"\n'
+    )
+    marks: list[str] = []
+
+    def line(text: str) -> None:
+        if text.startswith(ARTIFACT_MARK):
+            marks.append(text.removeprefix(ARTIFACT_MARK))  # the last one is Gantry's (it is printed last)
+        else:
+            log.info("%s", text)
+
+    log.info("building %s once, on the builder, in %s", deploy.sha[:12], work)
+    timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
+    try:
+        ssh.run(conn, script, timeout=timeout, output=line, stdin=[source])
+    except StepFailed as exc:
+        raise StepFailed(f"the build on the builder {conn.host} failed: {exc}") from exc
+    sha256, _, size = (marks[-1] if marks else "").partition(" ")
+    if len(sha256) != 64 or not size.strip().isdigit():
+        raise StepFailed(f"the builder {conn.host} did not say what it built")
+    log.info("built: artifact sha256 %s (%s bytes)", sha256, size.strip())
+    return sha256, int(size)

@@ -1,0 +1,103 @@
+"""Build once (build: builder): the release is built on one SSH host for every host, checked by its sha256
+on each host before unpacking, and a promotion ships the identical artifact without rebuilding. Real sshd
+hosts (one of them also the builder), a real Celery worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
+from deployer.choices import DeployStatus
+from deployer.deploys.request import deploy_promote, deploy_request
+from deployer.models import Artifact, DeployLog, Environment
+from deployer.sources.branches import branch_sync
+from tests.conftest import AppRepo, SshdHost, wait_for_deploy
+from tests.support.worker import Worker
+
+
+def catalog(app_repo: AppRepo, hosts: list[SshdHost], root: Path, count: Path) -> str:
+    builder = hosts[0]
+    lines = {
+        env: "".join(
+            f"          - {{address: {h.address}, port: {h.port}, user: {h.user}, "
+            f"deploy_path: {root / env / h.address}}}\n"
+            for h in hosts
+        )
+        for env in ("test", "staging")
+    }
+    return f"""
+services:
+  app:
+    repo: {app_repo.path}
+    build_command: sh build.sh && echo built >> {count}
+    build: builder
+    builder: {{address: {builder.address}, port: {builder.port}, user: {builder.user}, path: {root / "builder"}}}
+    environments:
+      test:
+        deploy_path: /srv/app
+        hosts:
+{lines["test"]}      staging:
+        deploy_path: /srv/app
+        hosts:
+{lines["staging"]}"""
+
+
+@pytest.mark.slow
+def test_a_release_is_built_once_checked_on_every_host_and_promoted_as_is(
+    transactional_db: None,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_repo: AppRepo,
+    ssh_hosts: list[SshdHost],
+    tmp_path: Path,
+) -> None:
+    count = tmp_path / "builds.log"
+    catalog_apply(catalog_parse(catalog(app_repo, ssh_hosts, tmp_path, count)))
+    test, staging = (Environment.objects.get(service__name="app", name=name) for name in ("test", "staging"))
+    branch_sync(service=test.service)
+
+    first = wait_for_deploy(deploy_request(environment=test, ref="main", user=deployer).pk, celery_worker)
+
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+    assert count.read_text().splitlines() == ["built"], "built once, on the builder, for 3 hosts"
+    assert len(first.artifact_sha256) == 64 and first.artifact_built_by_id == first.pk
+    for host in ssh_hosts:
+        release = tmp_path / "test" / host.address / "releases" / str(first.pk)
+        assert list((release / "__pycache__").glob("app.*.pyc")), "the built tree arrived, not the source"
+    checked = DeployLog.objects.filter(deploy=first, message="artifact sha256 checked").count()
+    assert checked == 3, "each host checked the checksum before unpacking"
+
+    promoted = wait_for_deploy(deploy_promote(environment=staging, user=deployer).pk, celery_worker)
+
+    assert promoted.status == DeployStatus.SUCCEEDED, promoted.reason
+    assert count.read_text().splitlines() == ["built"], "no rebuild: the identical artifact"
+    assert (promoted.artifact_sha256, promoted.artifact_built_by_id) == (first.artifact_sha256, first.pk)
+    assert DeployLog.objects.filter(deploy=promoted, message__startswith="reusing the artifact built by").exists()
+
+    stored = Artifact.objects.get()
+    (tmp_path / "builder" / "artifacts" / f"{stored.sha256}.tar.gz").write_bytes(b"tampered")
+    again = wait_for_deploy(deploy_request(environment=test, ref="main", user=deployer).pk, celery_worker)
+    assert again.status == DeployStatus.SUCCEEDED, again.reason
+    assert count.read_text().splitlines() == ["built", "built"], "a damaged artifact is never shipped: rebuilt"
+    warned = DeployLog.objects.filter(deploy=again, message__contains="cannot be reused").values_list("message")
+    assert "has sha256" in warned[0][0]
+    assert Artifact.objects.get().built_by_id == again.pk, "the new build replaces the damaged one"
+
+
+def test_build_builder_needs_a_builder() -> None:
+    text = """
+services:
+  app:
+    repo: /srv/git/app.git
+    build: builder
+    environments:
+      test: {deploy_path: /srv/app, hosts: [{address: app1.internal}]}
+"""
+    with pytest.raises(CatalogError) as caught:
+        catalog_parse(text)
+    assert str(caught.value) == (
+        "catalog.yml:5: services.app.build: build: builder needs a host to build on: add builder: {address: ...}"
+    )
