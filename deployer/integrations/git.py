@@ -7,8 +7,12 @@ Only workers call this. Every git call gets an argument list (never a shell),
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,15 +81,41 @@ def _git_bytes(*args: str, cwd: Path | None = None) -> bytes:
 
 
 def mirror_update(service_name: str, repo_url: str) -> Path:
-    """Clone the repository as a bare mirror on first use, else fetch (pruning deleted branches)."""
+    """Clone the repository as a bare mirror on first use, else fetch (pruning deleted branches).
+
+    One update of a mirror at a time on this machine (a file lock): two fetches into one mirror race on
+    its refs ("cannot lock ref ... expected ..."), as a worker's sync and a deploy's fetch would.
+    """
     path = mirror_path(service_name)
-    if not (path / "HEAD").exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--mirror", "--quiet", "--", repo_url, str(path))
-    else:
-        _git("remote", "set-url", "origin", "--", repo_url, cwd=path)
-        _git("fetch", "--prune", "--quiet", "origin", cwd=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.with_name(f"{path.name}.lock")):
+        if not (path / "HEAD").exists():
+            _git("clone", "--mirror", "--quiet", "--", repo_url, str(path))
+        else:
+            _git("remote", "set-url", "origin", "--", repo_url, cwd=path)
+            _git("fetch", "--prune", "--quiet", "origin", cwd=path)
     return path
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` for the block; GitError after GIT_TIMEOUT s of waiting."""
+    deadline = time.monotonic() + settings.GIT_TIMEOUT
+    with lock_path.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GitError(
+                        f"another update of {lock_path.stem} took longer than {settings.GIT_TIMEOUT} s"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def branches_list(service_name: str) -> list[BranchInfo]:

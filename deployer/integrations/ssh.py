@@ -189,12 +189,20 @@ def run(
         raise StepFailed(f"lost the connection: {exc}") from exc
     stopped = False
     try:
-        channel.settimeout(STOP_POLL_SECONDS)
+        channel.settimeout(timeout + 15)  # sending: the most a host may take to accept more of the upload
         channel.set_combine_stderr(True)
         channel.exec_command(_wrapped(script, timeout, pid_mark))
-        for part in stdin:
-            _send(channel, part)
-        channel.shutdown_write()
+        try:
+            for part in stdin:
+                _send(channel, part)
+            channel.shutdown_write()
+        except TimeoutError as exc:
+            raise StepFailed(f"the host took no more of the upload for {timeout + 15} s") from exc
+        except (OSError, paramiko.SSHException):
+            if not channel.exit_status_ready():
+                raise
+            # The command stopped reading because it ended (it failed early): its output and status say why.
+        channel.settimeout(STOP_POLL_SECONDS)  # reading: wake up every second to ask `stop`
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         heard = time.monotonic()
         while True:
@@ -216,7 +224,7 @@ def run(
             raise StepFailed("the host closed the command without an exit status")
         status = channel.exit_status
     except (OSError, paramiko.SSHException) as exc:
-        raise StepFailed(f"lost the connection: {exc}") from exc
+        raise StepFailed(f"lost the connection: {exc or exc.__class__.__name__}") from exc
     finally:
         writer.close()
         channel.close()
