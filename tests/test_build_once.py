@@ -4,6 +4,9 @@ hosts (one of them also the builder), a real Celery worker."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,10 +15,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
 from deployer.deploys.request import deploy_promote, deploy_request
+from deployer.integrations import git
 from deployer.models import Artifact, DeployLog, Environment
 from deployer.sources.branches import branch_sync
-from tests.conftest import AppRepo, SshdHost, wait_for_deploy
+from deployer.sources.builds import build_sync
+from tests.conftest import AppRepo, MakeEnvironment, SshdHost, wait_for_deploy
+from tests.fakes.github import FakeGitHub
+from tests.fakes.jenkins import FakeJenkins
 from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait, head, host_root
 
 
 def catalog(app_repo: AppRepo, hosts: list[SshdHost], root: Path, count: Path) -> str:
@@ -101,3 +109,59 @@ services:
     assert str(caught.value) == (
         "catalog.yml:5: services.app.build: build: builder needs a host to build on: add builder: {address: ...}"
     )
+
+
+@pytest.mark.slow
+def test_build_jenkins_ships_what_the_jenkins_build_of_the_sha_archived(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    integrations: tuple[FakeGitHub, FakeJenkins],
+    app_repo: AppRepo,
+    tmp_path: Path,
+) -> None:
+    _, jenkins = integrations
+    jenkins.add_job("app-ci")
+    environment = make_environment(options={"build": "jenkins"}, service_yaml="    jenkins_job: app-ci")
+    sha = head(environment, "main")
+
+    unbuilt = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert unbuilt.status == DeployStatus.FAILED
+    assert unbuilt.reason == (
+        f"build: jenkins ships what Jenkins built, and app-ci has no successful build of {sha[:12]} yet: "
+        "wait for it (Refresh), or deploy with build: hosts"
+    )
+
+    jenkins.build("app-ci", "main", sha)  # archived nothing
+    build_sync(service=environment.service)
+    bare = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert bare.status == DeployStatus.FAILED
+    assert bare.reason == (
+        f"Jenkins build #1 of {sha[:12]} archived nothing; none matches jenkins_artifact '*.tar.gz' (archive the "
+        "release as a .tar.gz with archiveArtifacts)"
+    )
+
+    tree = tmp_path / "tree.tar.gz"
+    git.archive("app", str(app_repo.path), sha, tree)
+    built = _with_file(tree, "BUILT_BY_JENKINS", b"yes\n")
+    jenkins.build("app-ci", "main", sha, artifacts={"dist/app.tar.gz": built, "report.html": b"<html>"})
+    build_sync(service=environment.service)
+    shipped = deploy_and_wait(environment, "main", deployer, celery_worker)
+
+    assert shipped.status == DeployStatus.SUCCEEDED, shipped.reason
+    assert shipped.artifact_sha256 == hashlib.sha256(built).hexdigest()
+    assert shipped.artifact_source == "Jenkins app-ci #2: dist/app.tar.gz"
+    for index in range(3):
+        assert (host_root(environment, index) / "current" / "BUILT_BY_JENKINS").read_text() == "yes\n"
+
+
+def _with_file(archive: Path, name: str, data: bytes) -> bytes:
+    """`archive` (.tar.gz) with one more file, as a CI build's output would be."""
+    out = io.BytesIO()
+    with tarfile.open(archive) as source, tarfile.open(fileobj=out, mode="w:gz") as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        target.addfile(info, io.BytesIO(data))
+    return out.getvalue()

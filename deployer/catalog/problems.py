@@ -103,6 +103,11 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
             yield Problem(
                 line_of(root, loc), where(loc), "build: builder needs a host to build on: add builder: {address: ...}"
             )
+        if env.build == "jenkins" and not service.jenkins_job:
+            loc = (*at, "build") if "build" in env_spec.model_fields_set else ("services", service_name, "build")
+            yield Problem(
+                line_of(root, loc), where(loc), "build: jenkins ships what the Jenkins build archived: set jenkins_job"
+            )
         addresses = [host.address for host in env.hosts]
         if env.release_host and env.release_host not in addresses:
             loc = (*at, "release_host")

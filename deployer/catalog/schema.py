@@ -122,10 +122,14 @@ class ReleaseSpec(_Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
     build_command: str = Field(default="", description="shell command run in the new release directory")
-    build: Literal["hosts", "builder"] = Field(
-        default="hosts", description="where build_command runs: on every host, or once on the builder"
+    build: Literal["hosts", "builder", "jenkins"] = Field(
+        default="hosts",
+        description="where the release is built: on every host, once on the builder, or by Jenkins (its artifact)",
     )
     builder: BuilderSpec | None = Field(default=None, description="the builder host for build: builder")
+    jenkins_artifact: Annotated[str, AfterValidator(valid_glob)] = Field(
+        default="*.tar.gz", description="for build: jenkins, the archived file to ship (a glob of its path)"
+    )
     shared_files: list[RelativePath] = Field(
         default_factory=list, max_length=100, description="files linked from <deploy_path>/shared/ into each release"
     )

@@ -1,6 +1,7 @@
 """Build once (build: builder): the release is built on one SSH host, packed as an artifact named by its
 sha256 and kept there; the worker copies it once and streams it to every host, which checks the checksum
-before unpacking. Nothing from a branch runs on the Gantry worker.
+before unpacking. Nothing from a branch runs on the Gantry worker. With build: jenkins the artifact is the
+file the successful Jenkins build of the exact sha archived.
 
 An artifact is found again by its inputs (the commit and the build command): a promotion of the same sha
 to the next environment, or a redeploy, ships the identical bytes without rebuilding. The builder gets
@@ -10,6 +11,7 @@ Gantry's variables but not an environment's config (the artifact serves every en
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import logging
 import shlex
@@ -20,10 +22,11 @@ from django.conf import settings
 from django.db import IntegrityError
 from fabric import Connection
 
+from deployer.choices import BuildResult
 from deployer.deploys.log import deploy_logger
 from deployer.errors import StepFailed
-from deployer.integrations import ssh
-from deployer.models import Artifact, Deploy, Environment
+from deployer.integrations import jenkins, ssh
+from deployer.models import Artifact, Build, Deploy, Environment
 
 ARTIFACT_MARK = "GANTRY-ARTIFACT "
 
@@ -137,3 +140,46 @@ def _build(
         raise StepFailed(f"the builder {conn.host} did not say what it built")
     log.info("built: artifact sha256 %s (%s bytes)", sha256, size.strip())
     return sha256, int(size)
+
+
+# The most Gantry downloads from Jenkins for one release.
+JENKINS_ARTIFACT_MAX_BYTES = 4 * 1024 * 1024 * 1024
+
+
+def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
+    """build: jenkins: (file, sha256, where from) of what the successful Jenkins build of the deploy's sha
+    archived; StepFailed saying why when there is no such build or file."""
+    environment = deploy.environment
+    service = environment.service
+    log = deploy_logger(deploy.pk)
+    build = (
+        Build.objects.filter(service=service, sha=deploy.sha, result=BuildResult.SUCCESS)
+        .order_by("-started_at", "-number")
+        .first()
+    )
+    if build is None:
+        raise StepFailed(
+            f"build: jenkins ships what Jenkins built, and {service.jenkins_job} has no successful build of "
+            f"{deploy.sha[:12]} yet: wait for it (Refresh), or deploy with build: hosts"
+        )
+    pattern = environment.jenkins_artifact or "*.tar.gz"
+    try:
+        files = jenkins.build_artifacts(build.job, build.number)
+        matching = [f for f in files if fnmatch.fnmatchcase(f.relative_path, pattern)]
+        if len(matching) != 1:
+            archived = ", ".join(f.relative_path for f in files) or "nothing"
+            how = "none matches" if not matching else f"{len(matching)} match; make jenkins_artifact name one"
+            raise StepFailed(
+                f"Jenkins build #{build.number} of {deploy.sha[:12]} archived {archived}; {how} jenkins_artifact "
+                f"{pattern!r} (archive the release as a .tar.gz with archiveArtifacts)"
+            )
+        chosen = matching[0]
+        dest = workdir / "artifact.tar.gz"
+        sha256 = jenkins.artifact_download(
+            build.job, build.number, chosen.relative_path, dest, max_bytes=JENKINS_ARTIFACT_MAX_BYTES
+        )
+    except jenkins.JenkinsError as exc:
+        raise StepFailed(f"cannot get the artifact of Jenkins build #{build.number}: {exc}") from exc
+    source = f"Jenkins {build.job} #{build.number}: {chosen.relative_path}"
+    log.info("artifact from %s: sha256 %s (%d bytes)", source, sha256, dest.stat().st_size)
+    return dest, sha256, source

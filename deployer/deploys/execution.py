@@ -17,7 +17,7 @@ from django.utils import timezone
 from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import rollout
-from deployer.deploys.builder import artifact_for
+from deployer.deploys.builder import artifact_for, jenkins_artifact
 from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
@@ -110,7 +110,7 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
                 migrations_record(deploy)  # the mirror has both commits now
                 checksum = ""
-                if deploy.environment.build_mode == "builder":
+                if deploy.environment.build_mode in {"builder", "jenkins"}:
                     archive, checksum = _built_once(deploy, archive, Path(tmp))
                 # Slack shows each batch
                 note = rollout.rollout(
@@ -135,7 +135,12 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
 
 
 def _built_once(deploy: Deploy, source: Path, workdir: Path) -> tuple[Path, str]:
-    """build: builder: the artifact (built now, or reused), its checksum kept on the deploy."""
+    """build: builder (built now, or reused) or build: jenkins (what it archived): the artifact, its
+    checksum kept on the deploy."""
+    if deploy.environment.build_mode == "jenkins":
+        path, sha256, where = jenkins_artifact(deploy, workdir)
+        Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=sha256, artifact_source=where)
+        return path, sha256
     built = artifact_for(deploy, source, workdir)
     by = built.reused_from or deploy
     Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=built.sha256, artifact_built_by=by)

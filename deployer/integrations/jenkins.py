@@ -8,9 +8,11 @@ or of every branch of a multibranch pipeline. Every call has a timeout
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -152,3 +154,53 @@ def _short_branch(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
+
+
+@dataclass(frozen=True)
+class ArchivedFile:
+    relative_path: str
+    file_name: str
+
+
+def build_artifacts(job: str, number: int) -> list[ArchivedFile]:
+    """The files build `number` of `job` archived (archiveArtifacts), from its JSON."""
+    url = (
+        f"{settings.JENKINS_URL}/{job_path(job)}{int(number)}/api/json?tree={quote('artifacts[fileName,relativePath]')}"
+    )
+    try:
+        text = client().jenkins_open(requests.Request("GET", url), add_crumb=False)
+        data = json.loads(text)
+    except jenkins.NotFoundException as exc:
+        raise JenkinsRefused(f"Jenkins has no build #{number} of {job!r}") from exc
+    except (jenkins.JenkinsException, requests.RequestException, OSError, ValueError) as exc:
+        raise JenkinsUnavailable(
+            f"cannot read build #{number} of {job!r} from Jenkins: {exc.__class__.__name__}"
+        ) from exc
+    return [
+        ArchivedFile(str(item.get("relativePath") or ""), str(item.get("fileName") or ""))
+        for item in data.get("artifacts") or []
+        if item.get("relativePath")
+    ]
+
+
+def artifact_download(job: str, number: int, relative_path: str, dest: Path, *, max_bytes: int) -> str:
+    """Download one archived file of a build to `dest`; return its sha256. JenkinsRefused beyond `max_bytes`."""
+    url = f"{settings.JENKINS_URL}/{job_path(job)}{int(number)}/artifact/{quote(relative_path)}"
+    auth = (settings.JENKINS_USER, settings.JENKINS_TOKEN) if settings.JENKINS_USER else None
+    digest, size = hashlib.sha256(), 0
+    try:
+        with requests.get(url, auth=auth, stream=True, timeout=settings.JENKINS_TIMEOUT) as answer:
+            if answer.status_code != 200:
+                raise JenkinsRefused(
+                    f"Jenkins answered HTTP {answer.status_code} for {relative_path} of build #{number}"
+                )
+            with dest.open("wb") as out:
+                for chunk in answer.iter_content(256 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise JenkinsRefused(f"{relative_path} is over {max_bytes // 1_000_000} MB; not downloaded")
+                    out.write(chunk)
+                    digest.update(chunk)
+    except requests.RequestException as exc:
+        raise JenkinsUnavailable(f"cannot download {relative_path} from Jenkins: {exc.__class__.__name__}") from exc
+    return digest.hexdigest()

@@ -68,6 +68,7 @@ class Deploy(models.Model):
     # Built once (build: builder): the artifact's checksum, and the deploy that built it (itself, or an
     # earlier one whose artifact it reused: a promotion ships the identical bytes).
     artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_source = models.CharField(max_length=500, blank=True, help_text="Where it came from (Jenkins).")
     artifact_built_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     post_release_ran_at = models.DateTimeField(null=True, blank=True)
     rollback_confirmation = models.TextField(blank=True)

@@ -39,10 +39,13 @@ class FakeJenkins(FakeServer):
         super().__init__()
         self.user, self.token = user, token
         self.jobs: dict[str, FakeJob] = {}
+        self.files: dict[tuple[str, int], dict[str, bytes]] = {}  # (job url, build number): archived files
         self._clock = itertools.count(1)
         self.data_lock = threading.RLock()
         self.route("GET", r"/api/json", self._root)
         self.route("GET", r"/crumbIssuer/api/json", self._crumb)
+        self.route("GET", r"((?:/job/[^/]+)+)/(\d+)/api/json", self._build_by_number)
+        self.route("GET", r"((?:/job/[^/]+)+)/(\d+)/artifact/(.+)", self._artifact)
         self.route("GET", r"((?:/job/[^/]+)+)/api/json", self._job_json)
 
     # --- arranging the world --------------------------------------------------------
@@ -53,8 +56,16 @@ class FakeJenkins(FakeServer):
         self.jobs[name] = job
         return job
 
-    def build(self, job_name: str, branch: str, sha: str, result: str | None = "SUCCESS") -> int:
-        """Record a build of `sha` on `branch`; result None means still running."""
+    def build(
+        self,
+        job_name: str,
+        branch: str,
+        sha: str,
+        result: str | None = "SUCCESS",
+        artifacts: dict[str, bytes] | None = None,
+    ) -> int:
+        """Record a build of `sha` on `branch`; result None means still running. `artifacts` are the files it
+        archived (relative path: bytes), listed in its JSON and served under <build>/artifact/<path>."""
         with self.data_lock:
             job = self.jobs[job_name]
             if job.kind == MULTIBRANCH:
@@ -63,12 +74,19 @@ class FakeJenkins(FakeServer):
                     job.children[encoded] = FakeJob(encoded, PIPELINE, f"{job.url}job/{quote(encoded, safe='')}/")
                 job = job.children[encoded]
             number = (job.builds[0]["number"] + 1) if job.builds else 1
-            job.builds.insert(0, self._build_json(job, number, branch, sha, result))
+            build = self._build_json(job, number, branch, sha, result)
+            build["artifacts"] = [
+                {"displayPath": path.rsplit("/", 1)[-1], "fileName": path.rsplit("/", 1)[-1], "relativePath": path}
+                for path in artifacts or {}
+            ]
+            job.builds.insert(0, build)
+            self.files[(job.url, number)] = dict(artifacts or {})
             return number
 
     def reset(self) -> None:
         with self.data_lock:
             self.jobs.clear()
+            self.files.clear()
             self.heal()
             self.reset_counters()
 
@@ -134,6 +152,20 @@ class FakeJenkins(FakeServer):
             if job is None:
                 return self.not_found(request)
             return Response(200, apply_tree(self._job_body(job), request.query.get("tree")))
+
+    def _build_by_number(self, request: Request, path: str, number: str) -> Response:
+        with self.data_lock:
+            job = self._find([unquote(p) for p in path.strip("/").split("/")[1::2]])
+            build = next((b for b in job.builds if b["number"] == int(number)), None) if job else None
+            if build is None:
+                return self.not_found(request)
+            return Response(200, apply_tree(build, request.query.get("tree")))
+
+    def _artifact(self, request: Request, path: str, number: str, relative: str) -> Response:
+        with self.data_lock:
+            job = self._find([unquote(p) for p in path.strip("/").split("/")[1::2]])
+            data = self.files.get((job.url, int(number)), {}).get(unquote(relative)) if job else None
+        return self.not_found(request) if data is None else Response(200, data)
 
     def _find(self, parts: list[str]) -> FakeJob | None:
         for split in range(len(parts), 0, -1):

@@ -176,6 +176,8 @@ class FakeServer:
                 response = server.dispatch(request)
                 if isinstance(response.body, str):
                     body, content_type = response.body.encode(), "text/html;charset=utf-8"
+                elif isinstance(response.body, bytes):  # a file, as Jenkins serves an archived artifact
+                    body, content_type = response.body, "application/octet-stream"
                 else:
                     body = b"" if response.body is None else json.dumps(response.body).encode()
                     content_type = "application/json; charset=utf-8"
