@@ -176,3 +176,16 @@ def test_commands_run_as_scripts_and_a_signal_is_named(
     assert "and the rollback failed too" in killed.reason
     environment.refresh_from_db()
     assert environment.is_locked and "rollback failed" in environment.lock_reason, "a failed rollback locks"
+
+
+def test_a_failed_first_deploy_has_nothing_to_roll_back_and_does_not_lock(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser
+) -> None:
+    environment = make_environment()
+
+    deploy = deploy_and_wait(environment, "broken-health", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.FAILED
+    assert deploy.reason.endswith("; nothing to roll back to on 127.0.0.11 (its first deploy)"), deploy.reason
+    environment.refresh_from_db()
+    assert not environment.is_locked, "no rollback failed: there was nothing to go back to"

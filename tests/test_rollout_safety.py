@@ -186,8 +186,16 @@ def test_a_killed_worker_leaves_an_interrupted_deploy_complete_releases_and_no_r
 
 
 def test_fifty_concurrent_requests_start_exactly_one_deploy(
-    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_repo: AppRepo,
+    tmp_path: Path,
 ) -> None:
+    # The deploy's build waits for a gate the test opens once every request is answered: on a busy machine
+    # a quick deploy could end before the last request and free the environment for a second one.
+    gate = tmp_path / "gate"
+    setup.repo_branch(app_repo.path, "gated", {"build.sh": f"while [ ! -e {gate} ]; do sleep 0.1; done\n"}, "Gate")
     make_environment()
     web = WebServer().start()  # gunicorn, as in production: a real listen backlog and worker threads
     session = requests.Session()
@@ -205,7 +213,7 @@ def test_fifty_concurrent_requests_start_exactly_one_deploy(
     def press() -> None:
         start.wait()
         answers.append(
-            session.post(url, data={"ref": "main", "csrfmiddlewaretoken": token}, allow_redirects=False, timeout=60)
+            session.post(url, data={"ref": "gated", "csrfmiddlewaretoken": token}, allow_redirects=False, timeout=60)
         )
 
     try:
@@ -215,6 +223,7 @@ def test_fifty_concurrent_requests_start_exactly_one_deploy(
         for thread in threads:
             thread.join()
     finally:
+        gate.touch()
         web.stop()
 
     codes = sorted(answer.status_code for answer in answers)

@@ -23,6 +23,7 @@ from django.db import IntegrityError
 from fabric import Connection
 
 from deployer.choices import BuildResult
+from deployer.deploys.host_steps import last_lines
 from deployer.deploys.log import deploy_logger
 from deployer.errors import StepFailed
 from deployer.integrations import jenkins, ssh
@@ -122,11 +123,13 @@ def _build(
         f'echo "{ARTIFACT_MARK}$sum $size"\n'
     )
     marks: list[str] = []
+    printed: list[str] = []
 
     def line(text: str) -> None:
         if text.startswith(ARTIFACT_MARK):
             marks.append(text.removeprefix(ARTIFACT_MARK))  # the last one is Gantry's (it is printed last)
         else:
+            printed.append(text)
             log.info("%s", text)
 
     log.info("building %s once, on the builder, in %s", deploy.sha[:12], work)
@@ -134,7 +137,7 @@ def _build(
     try:
         ssh.run(conn, script, timeout=timeout, output=line, stdin=[source])
     except StepFailed as exc:
-        raise StepFailed(f"the build on the builder {conn.host} failed: {exc}") from exc
+        raise StepFailed(f"the build on the builder {conn.host} failed: {exc}{last_lines(printed)}") from exc
     sha256, _, size = (marks[-1] if marks else "").partition(" ")
     if len(sha256) != 64 or not size.strip().isdigit():
         raise StepFailed(f"the builder {conn.host} did not say what it built")

@@ -340,8 +340,16 @@ def _wait_for_decision(
 
 
 def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed, *, rolling_back: bool) -> NoReturn:
-    """End the rollout after a failure: roll the switched hosts back first when asked to."""
-    switched = [run for run in runs if run.switched]
+    """End the rollout after a failure: roll the switched hosts back first when asked to. A host that had
+    no release before this deploy (its first) has nothing to go back to: it is left as it is, and said so."""
+    first = [run for run in runs if run.switched and not run.previous_release]
+    switched = [run for run in runs if run.switched and run.previous_release]
+    if first and rolling_back:
+        deploy_logger(deploy.pk).warning(
+            "%s had no earlier release to go back to (this deploy was its first): left on the new release",
+            ", ".join(run.name for run in first),
+        )
+        exc = StepFailed(f"{exc}; nothing to roll back to on {', '.join(run.name for run in first)} (its first deploy)")
     if not rolling_back or not switched:
         raise exc
     deploy_logger(deploy.pk).warning(
