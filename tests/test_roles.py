@@ -11,10 +11,11 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
-from deployer.catalog.load import CatalogError, catalog_parse
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
 from deployer.demo import setup
-from deployer.models import DeployHost
+from deployer.deploys.fleet import host_runs
+from deployer.models import Deploy, DeployHost, Environment
 from tests.conftest import AppRepo, MakeEnvironment
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
@@ -146,3 +147,20 @@ def test_the_catalog_checks_roles() -> None:
     )
     typo = problems(extra="        roles: {web: {restart_comand: x}}\n")
     assert "unknown key 'restart_comand'" in typo and "restart_command" in typo, typo
+
+
+@pytest.mark.django_db
+def test_only_hosts_that_serve_traffic_are_drained() -> None:
+    text = CATALOG.format(
+        extra="        load_balancer: {runtime_api: /run/haproxy/admin.sock, backend: shop}\n", role="worker"
+    )
+    catalog_apply(catalog_parse(text))
+    environment = Environment.objects.get(service__name="shop", name="test")
+    deploy = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.RUNNING)
+
+    runs = host_runs(deploy)
+
+    assert [(run.name, [r.name for r in run.roles], run.balancer is not None) for run in runs] == [
+        ("app1.internal", ["web"], True),
+        ("app2.internal", ["worker"], False),
+    ], "the worker host is never taken out of the web backend"

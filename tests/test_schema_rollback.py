@@ -12,10 +12,11 @@ from django.test import Client
 from django.urls import reverse
 
 from deployer.catalog.load import catalog_apply, catalog_parse
+from deployer.chatops import ROLLBACK, action_run
 from deployer.choices import AuditAction, DeployStatus
 from deployer.deploys.schema_changes import DEFAULT_MIGRATIONS, migrations_in
 from deployer.environments.locks import environment_unlock
-from deployer.models import AuditEntry, Deploy, Service
+from deployer.models import AuditEntry, Deploy, Environment, Service
 from tests.conftest import MakeEnvironment, wait_for_deploy
 from tests.support.worker import Worker
 from tests.test_api import api, post
@@ -111,3 +112,25 @@ services:
     assert Service.objects.get(name="shop").migrations == ["*/migrations/*.py"]
     catalog_apply(catalog_parse(catalog.format(value="[]")))
     assert Service.objects.get(name="shop").migrations == []
+
+
+def test_slack_refuses_a_rollback_across_migrations_and_links_the_page(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    earlier = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    later = Deploy.objects.create(
+        environment=environment,
+        ref="feature/x",
+        sha="b" * 40,
+        previous_sha="a" * 40,
+        status=DeployStatus.SUCCEEDED,
+        migrations=[{"change": "A", "path": "shop/migrations/0002_price.py"}],
+    )
+
+    answer = action_run(ROLLBACK, str(later.pk), deployer)
+
+    assert answer.startswith(
+        f":no_entry: not rolled back: going back to deploy #{earlier.pk} crosses schema changes (deploy #{later.pk} "
+        "(feature/x, bbbbbbbb) shipped shop/migrations/0002_price.py). Roll back from the service page"
+    ), answer
+    assert not Deploy.objects.filter(rollback_of=earlier).exists()
