@@ -368,6 +368,10 @@ def test_the_plan_shows_batches_commits_checks_and_an_eta_before_anything_starts
 
     going_back = deployer_client.get(plan_url, {"ref": "broken-health"}).content.decode()
     assert "takes away" not in going_back
+    Environment.objects.filter(pk=environment.pk).update(config={"GREETING_STYLE": "loud"})
+    with_config = deployer_client.get(plan_url, {"ref": "two-steps"}).content.decode()
+    assert "<li>GREETING_STYLE added</li>" in with_config, "the plan names the config keys that change"
+    Environment.objects.filter(pk=environment.pk).update(config={})
     bad = deployer_client.get(plan_url, {"ref": "no/such..branch"})
     assert bad.status_code == 400
 

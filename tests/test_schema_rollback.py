@@ -14,6 +14,7 @@ from django.urls import reverse
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.chatops import ROLLBACK, action_run
 from deployer.choices import AuditAction, DeployStatus
+from deployer.deploys.config import config_changes
 from deployer.deploys.schema_changes import DEFAULT_MIGRATIONS, migrations_in
 from deployer.environments.locks import environment_unlock
 from deployer.models import AuditEntry, Deploy, Environment, Service
@@ -134,3 +135,15 @@ def test_slack_refuses_a_rollback_across_migrations_and_links_the_page(
         "(feature/x, bbbbbbbb) shipped shop/migrations/0002_price.py). Roll back from the service page"
     ), answer
     assert not Deploy.objects.filter(rollback_of=earlier).exists()
+
+
+@pytest.mark.django_db
+def test_the_plan_names_config_changes_and_never_a_secret(environment: Environment) -> None:
+    environment.config = {"DEBUG": "false", "DB_URL": "postgres://shop:{{secret.DB_PASSWORD}}@db/shop", "NEW": "1"}
+    before = {"DEBUG": "true", "DB_URL": "postgres://shop:{{secret.OLD_PASSWORD}}@db/shop", "GONE": "x"}
+    assert config_changes(environment, before) == [
+        "DB_URL changed",
+        "DEBUG changed: 'true' → 'false'",
+        "GONE removed",
+        "NEW added",
+    ]
