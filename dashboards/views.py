@@ -60,7 +60,7 @@ def service_page(
     running: Deploy | None = None,
     lease_choice: tuple[Environment, dict[str, str]] | None = None,
 ) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
+    query = request.GET.get("q", "").replace("\0", "").strip()[:100]  # PostgreSQL refuses NUL in text
     access = access_for(request.user)
     states = [
         replace(

@@ -142,3 +142,14 @@ def test_the_openapi_schema_is_published(db: None) -> None:
     for path in ("/api/v1/services/", "/api/v1/deploys/", "/api/v1/deploys/{id}/approve"):
         assert path in schema["paths"], path
     assert "TokenAuth" in str(schema["components"]["securitySchemes"]) or "tokenAuth" in str(schema)
+
+
+def test_a_nul_byte_in_a_filter_is_a_400_not_a_database_error(
+    environment: Environment, deployer: AbstractBaseUser, deployer_client: Client
+) -> None:
+    """PostgreSQL refuses NUL in text: such a filter must never reach the database."""
+    refused = api(deployer).get("/api/v1/deploys/", {"service": "app\x00"})
+    assert refused.status_code == 400
+    assert "service" in refused.json()["error"]
+    assert api(deployer).get("/api/v1/deploys/", {"service": "app", "environment": "test"}).status_code == 200
+    assert deployer_client.get("/services/app/", {"q": "ma\x00in"}).status_code == 200

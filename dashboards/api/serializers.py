@@ -85,6 +85,14 @@ class DeploySerializer(serializers.ModelSerializer):
         return settings.GANTRY_BASE_URL + reverse("deploy", args=[deploy.pk])
 
 
+class DeployFilterSerializer(serializers.Serializer):
+    """The filters of the deploy list (query parameters)."""
+
+    service = serializers.RegexField(NAME_RE, max_length=100, required=False)
+    environment = serializers.RegexField(NAME_RE, max_length=50, required=False)
+    status = serializers.CharField(max_length=30, required=False)
+
+
 class DeployRequestSerializer(serializers.Serializer):
     service = serializers.RegexField(NAME_RE, max_length=100)
     environment = serializers.RegexField(NAME_RE, max_length=50, required=False, default="")

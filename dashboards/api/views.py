@@ -30,6 +30,7 @@ from dashboards.api.serializers import (
     BranchSerializer,
     BuildSerializer,
     CancelSerializer,
+    DeployFilterSerializer,
     DeployRequestSerializer,
     DeploySerializer,
     ErrorSerializer,
@@ -153,9 +154,16 @@ class DeployList(generics.ListAPIView):
     serializer_class = DeploySerializer
     pagination_class = Page
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        filters = DeployFilterSerializer(data=request.query_params)
+        if not filters.is_valid():  # a 400 naming the parameter, never a 500 from the database
+            return invalid(filters.errors)
+        self.filters = filters.validated_data
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self) -> QuerySet[Deploy]:
         deploys = _deploys()
-        query = self.request.query_params
+        query = getattr(self, "filters", {})
         if query.get("service"):
             deploys = deploys.filter(environment__service__name=query["service"])
         if query.get("environment"):
