@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for
+from deployer.deploys.log import deploy_logging
 from deployer.integrations import git
 from deployer.models import Artifact, Deploy, Environment
 
@@ -53,6 +55,7 @@ class BuildBench:
         )
         self.round = 0
         self.archive = git.archive("bench", str(repo), sha, work / "source.tar.gz")
+        self.last_artifact = work / "artifact.tar.gz"
 
     def _environment(self, label: str, mode: str) -> tuple[Environment, list[Path]]:
         roots = [self.work / label / f"r{self.round}" / h.address for h in self.hosts]
@@ -93,18 +96,22 @@ services:
     def on_hosts(self) -> None:
         environment, roots = self._environment("hosts", "hosts")
         deploy = self._deploy(environment)
-        rollout.rollout(deploy, self.archive)
+        with deploy_logging(deploy):  # its log written to the database, as a real deploy's is
+            rollout.rollout(deploy, self.archive)
         self._check(roots)
 
     def on_builder(self) -> None:
         environment, roots = self._environment("builder", "builder")
         Artifact.objects.all().delete()  # each round builds (the build command differs anyway)
         deploy = self._deploy(environment)
-        with tempfile.TemporaryDirectory() as tmp:
-            built = artifact_for(deploy, self.archive, Path(tmp))
-            self.last_artifact = self.work / "artifact.tar.gz"
-            self.last_artifact.write_bytes(built.path.read_bytes())
-            rollout.rollout(deploy, built.path, checksum=built.sha256)
+        with tempfile.TemporaryDirectory() as tmp, deploy_logging(deploy):
+
+            def artifact(building: Callable[[], None]) -> tuple[Path, str]:  # as the worker: hosts connect meanwhile
+                built = artifact_for(deploy, self.archive, Path(tmp), building=building)
+                self.last_artifact.write_bytes(built.path.read_bytes())  # for the raw stream
+                return built.path, built.sha256
+
+            rollout.rollout(deploy, self.archive, artifact=artifact)
         self._check(roots)
 
     def raw_stream(self) -> None:

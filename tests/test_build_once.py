@@ -19,7 +19,7 @@ from deployer.integrations import git
 from deployer.models import Artifact, DeployLog, Environment
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
-from tests.conftest import AppRepo, MakeEnvironment, SshdHost, wait_for_deploy
+from tests.conftest import AppRepo, MakeEnvironment, SshdHost, free_port, wait_for_deploy
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.support.worker import Worker
@@ -165,3 +165,31 @@ def _with_file(archive: Path, name: str, data: bytes) -> bytes:
         info.size = len(data)
         target.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+@pytest.mark.slow
+def test_hosts_connect_while_the_builder_builds_and_an_unreachable_one_fails_staging_by_name(
+    transactional_db: None,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_repo: AppRepo,
+    ssh_hosts: list[SshdHost],
+    tmp_path: Path,
+) -> None:
+    """The hosts are connected (and their sessions opened) during the build; a host that cannot be reached
+    then is named by staging, as without a builder, and nothing switches anywhere."""
+    count = tmp_path / "builds.log"
+    dead = SshdHost(tmp_path / "dead", "127.0.0.15", free_port("127.0.0.15"))  # nothing listens there
+    catalog_apply(catalog_parse(catalog(app_repo, [*ssh_hosts[:2], dead], tmp_path, count)))
+    test = Environment.objects.get(service__name="app", name="test")
+    branch_sync(service=test.service)
+
+    deploy = wait_for_deploy(deploy_request(environment=test, ref="main", user=deployer).pk, celery_worker)
+
+    assert deploy.status == DeployStatus.FAILED
+    assert deploy.reason.startswith(f"127.0.0.15: stage failed: cannot connect to root@127.0.0.15:{dead.port}")
+    assert count.read_text().splitlines() == ["built"], "the build ran meanwhile, once"
+    for host in ssh_hosts[:2]:
+        root = tmp_path / "test" / host.address
+        assert (root / "releases" / str(deploy.pk) / "REVISION").exists(), "the reachable hosts were staged"
+        assert not (root / "current").exists(), "and never switched"

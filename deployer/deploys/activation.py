@@ -27,7 +27,7 @@ from deployer.deploys.host_steps import (
     role_update,
     script_in,
 )
-from deployer.deploys.phase_hooks import hooks_run
+from deployer.deploys.phase_hooks import hooks_of, hooks_run
 from deployer.deploys.roles import ProcessRole
 from deployer.errors import StepFailed
 from deployer.models import Deploy
@@ -42,7 +42,7 @@ def activate(run: HostRun, deploy: Deploy) -> None:
     host_update(run, HostStatus.ACTIVATING, "switching, restarting, health check")
     with _out_of_rotation(run):
         hooks_run(run, deploy, "before_switch", f"{run.path}/releases/{deploy.release_name}")
-        _switch_and_restart(run, deploy, deploy.release_name)
+        _switch_and_restart(run, deploy, deploy.release_name, then="after_switch")
         hooks_run(run, deploy, "after_switch", f"{run.path}/current")
     host_update(run, HostStatus.LIVE, "live")
 
@@ -52,7 +52,7 @@ def roll_back(run: HostRun, deploy: Deploy) -> None:
     if not run.previous_release:
         raise StepFailed("there is no previous release to go back to (this was the first deploy)")
     with _out_of_rotation(run):
-        _switch_and_restart(run, deploy, run.previous_release)
+        _switch_and_restart(run, deploy, run.previous_release, then="after_rollback")
     run.switched = False
     host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
     hooks_run(run, deploy, "after_rollback", f"{run.path}/current", outcome="rolled_back")
@@ -68,16 +68,19 @@ def _out_of_rotation(run: HostRun) -> Iterator[None]:
         yield
 
 
-def _switch_and_restart(run: HostRun, deploy: Deploy, release: str) -> None:
+def _switch_and_restart(run: HostRun, deploy: Deploy, release: str, *, then: str) -> None:
+    """The switch, then each role; `then` is the phase whose hooks follow."""
     if not release.isdigit():
         raise StepFailed(f"{release!r} is not a release id; not switching to it")
-    _switch(run, release)
+    more = bool(hooks_of(deploy, then)) or any(r.restart_command.strip() or r.health_check_command for r in run.roles)
+    _switch(run, release, ahead=more)
     for role in run.roles:
         _restart_role(run, deploy, role, release)
 
 
-def _switch(run: HostRun, release: str) -> None:
-    """Point `current` at releases/<release>: a new symlink renamed over the old one."""
+def _switch(run: HostRun, release: str, *, ahead: bool) -> None:
+    """Point `current` at releases/<release>: a new symlink renamed over the old one (`ahead`: a command
+    follows on this host)."""
     temp = shlex.quote(f"current.new.{release}")
     script = script_in(
         run.path,
@@ -95,7 +98,7 @@ def _switch(run: HostRun, release: str) -> None:
         run.log.info("current -> releases/%s", release)
         return True
 
-    remote(run, script, on_mark=switched, timeout=SWITCH_TIMEOUT)
+    remote(run, script, on_mark=switched, timeout=SWITCH_TIMEOUT, ahead=ahead)
 
 
 def _restart_role(run: HostRun, deploy: Deploy, role: ProcessRole, release: str) -> None:

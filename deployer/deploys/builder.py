@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import logging
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from deployer.integrations import jenkins, ssh
 from deployer.models import Artifact, Build, Deploy, Environment
 
 ARTIFACT_MARK = "GANTRY-ARTIFACT "
+BUILDING_MARK = "GANTRY-BUILDING"
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,10 @@ def build_inputs(environment: Environment, sha: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def artifact_for(deploy: Deploy, source: Path, workdir: Path) -> Built:
+def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Callable[[], None] = lambda: None) -> Built:
     """The deploy's artifact on this worker: an earlier one with the same inputs copied back from the builder
-    (and checked), else built now from `source` (the commit's tree as .tar.gz)."""
+    (and checked), else built now from `source` (the commit's tree as .tar.gz). `building` is called once
+    the builder has the source and runs the build (or when an earlier artifact is reused)."""
     environment = deploy.environment
     target = builder_target(environment)
     where = f"{target}{environment.builder_path}"
@@ -63,6 +66,7 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path) -> Built:
     conn = ssh.open_connection(target)
     try:
         if earlier is not None:
+            building()
             try:
                 _copy(conn, f"{environment.builder_path}/artifacts/{earlier.sha256}.tar.gz", dest, earlier.sha256)
             except StepFailed as exc:
@@ -71,7 +75,7 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path) -> Built:
             else:
                 log.info("reusing the artifact built by deploy #%s: sha256 %s", earlier.built_by_id, earlier.sha256)
                 return Built(dest, earlier.sha256, earlier.size, earlier.built_by)
-        sha256, size = _build(conn, deploy, source, log)
+        sha256, size = _build(conn, deploy, source, log, building)
         _copy(conn, f"{environment.builder_path}/artifacts/{sha256}.tar.gz", dest, sha256)
     finally:
         conn.close()
@@ -93,9 +97,14 @@ def _copy(conn: Connection, path: str, dest: Path, sha256: str) -> None:
 
 
 def _build(
-    conn: Connection, deploy: Deploy, source: Path, log: logging.LoggerAdapter[logging.Logger]
+    conn: Connection,
+    deploy: Deploy,
+    source: Path,
+    log: logging.LoggerAdapter[logging.Logger],
+    building: Callable[[], None],
 ) -> tuple[str, int]:
-    """One session: unpack the source in a fresh directory, run build_command, pack the result."""
+    """One session: unpack the source in a fresh directory, run build_command, pack the result; `building`
+    is called when the build command starts."""
     environment = deploy.environment
     base = environment.builder_path
     work = f"{base}/work/{environment.service.name}-{deploy.pk}"
@@ -115,6 +124,7 @@ def _build(
     script = (
         f"set -e\nrm -rf -- {q(work)}\nmkdir -p -- {q(work)}/src {q(base)}/artifacts\n"
         f"tar -xzf - -C {q(work)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(work)}/src/REVISION\n"
+        f"echo {BUILDING_MARK}\n"
         f"( cd -- {q(work)}/src\n{exports}{strict}{build}\n)\n"
         f"tar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
         f"sum=$(sha256sum -- {q(work)}/artifact.tar.gz | cut -d' ' -f1)\n"
@@ -126,7 +136,9 @@ def _build(
     printed: list[str] = []
 
     def line(text: str) -> None:
-        if text.startswith(ARTIFACT_MARK):
+        if text == BUILDING_MARK and not printed and not marks:  # Gantry's: printed before the build's own lines
+            building()
+        elif text.startswith(ARTIFACT_MARK):
             marks.append(text.removeprefix(ARTIFACT_MARK))  # the last one is Gantry's (it is printed last)
         else:
             printed.append(text)
@@ -135,7 +147,7 @@ def _build(
     log.info("building %s once, on the builder, in %s", deploy.sha[:12], work)
     timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
     try:
-        ssh.run(conn, script, timeout=timeout, output=line, stdin=[source])
+        ssh.run(conn, script, timeout=timeout, output=line, stdin=[source], ahead=False)
     except StepFailed as exc:
         raise StepFailed(f"the build on the builder {conn.host} failed: {exc}{last_lines(printed)}") from exc
     sha256, _, size = (marks[-1] if marks else "").partition(" ")

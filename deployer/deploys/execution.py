@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -109,12 +109,15 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
                 migrations_record(deploy)  # the mirror has both commits now
-                checksum = ""
-                if deploy.environment.build_mode in {"builder", "jenkins"}:
-                    archive, checksum = _built_once(deploy, archive, Path(tmp))
-                # Slack shows each batch
+                source, workdir = archive, Path(tmp)
+                built_once = deploy.environment.build_mode in {"builder", "jenkins"}
+                # Built once while the hosts are being connected; Slack shows each batch.
                 note = rollout.rollout(
-                    deploy, archive, config=config.text, checksum=checksum, on_batch=outbox.story_changed
+                    deploy,
+                    archive,
+                    config=config.text,
+                    artifact=(lambda begun: _built_once(deploy, source, workdir, begun)) if built_once else None,
+                    on_batch=outbox.story_changed,
                 )
         return _after_tests(deploy, note)
     except Cancelled as exc:
@@ -134,14 +137,15 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         )
 
 
-def _built_once(deploy: Deploy, source: Path, workdir: Path) -> tuple[Path, str]:
+def _built_once(deploy: Deploy, source: Path, workdir: Path, building: Callable[[], None]) -> tuple[Path, str]:
     """build: builder (built now, or reused) or build: jenkins (what it archived): the artifact, its
-    checksum kept on the deploy."""
+    checksum kept on the deploy. `building`: the hosts may be connected now."""
     if deploy.environment.build_mode == "jenkins":
+        building()
         path, sha256, where = jenkins_artifact(deploy, workdir)
         Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=sha256, artifact_source=where)
         return path, sha256
-    built = artifact_for(deploy, source, workdir)
+    built = artifact_for(deploy, source, workdir, building=building)
     by = built.reused_from or deploy
     Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=built.sha256, artifact_built_by=by)
     return built.path, built.sha256

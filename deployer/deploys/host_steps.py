@@ -120,13 +120,15 @@ def remote(
     timeout: int | None = None,
     lines: list[str] | None = None,
     stoppable: bool = True,
+    ahead: bool = True,
 ) -> list[str]:
     """Run `script` on the host; return its output lines (also logged unless quiet; also kept in `lines`,
     which the caller still has when the script fails).
 
     Each line goes to `on_mark` first; one it takes (True) is Gantry's, not the log's. A stoppable
     command is stopped when the person cancelling the deploy asked for it (the release phase is not:
-    a migration stopped halfway is worse than one that finishes).
+    a migration stopped halfway is worse than one that finishes). `ahead`: another command follows on this
+    host (its session is opened meanwhile).
     """
     lines = [] if lines is None else lines
 
@@ -140,7 +142,7 @@ def remote(
     assert run.conn is not None
     stop = run.stop if stoppable else None
     try:
-        ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin, stop=stop)
+        ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin, stop=stop, ahead=ahead)
     except ssh.CommandStopped:
         run.stopped = True
         raise
@@ -363,7 +365,7 @@ def prune(run: HostRun, deploy: Deploy) -> None:
         f'  echo "removing old release $name"\n  rm -rf -- "$name"\ndone\n',
     )
     try:
-        remote(run, script)
+        remote(run, script, ahead=False)
     except StepFailed as exc:
         run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
 

@@ -15,6 +15,8 @@ This file is the orchestration; what each step runs on a host is in host_steps.p
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +44,7 @@ from deployer.deploys.phase_hooks import HookFailed, hooks_of, hooks_run
 from deployer.deploys.roles import default_release_host, environment_roles
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import ssh
+from deployer.lib.logcontext import in_this_context
 from deployer.models import Deploy
 
 PAUSE_POLL_SECONDS = 0.5
@@ -53,11 +56,15 @@ def rollout(
     *,
     config: bytes = b"",
     checksum: str = "",
+    artifact: Callable[[Callable[[], None]], tuple[Path, str]] | None = None,
     on_batch: Callable[[Deploy], None] = lambda _: None,
 ) -> str:
     """Install `archive` as release <deploy id> on every host (with `config` as its shared config file);
     for a rollback (archive None), switch every host back to the earlier release it still has. With
     `checksum`, `archive` was built once on the builder: each host checks it and builds nothing.
+    `artifact`, when given, makes that (archive, checksum) while every host is being connected (the
+    builder builds, Jenkins' file downloads): the hosts wait ready for it. It calls the function it is
+    given once its own work has begun (the builder's start goes first: it is the critical path).
     `on_batch` hears of every batch that went live (the caller tells Slack).
 
     Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
@@ -68,6 +75,8 @@ def rollout(
     """
     with connected(host_runs(deploy)) as runs:
         try:
+            if artifact is not None:
+                archive, checksum = _while_connecting(runs, artifact)
             _roll_out(deploy, runs, archive, config, checksum, on_batch)
         except StepFailed as exc:
             if any(run.stopped for run in runs):  # stopped while staging or in a hook
@@ -133,7 +142,8 @@ def _roll_out(
 def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes, checksum: str) -> None:
     """Connect, then stage: unpack and link, the build hooks around build_command (or, for a rollback,
     check the earlier release is still there)."""
-    run.conn = ssh.open_connection(run.target)
+    if run.conn is None:
+        run.conn = ssh.open_connection(run.target)
     if archive is None:
         check_kept(run, deploy)
         return
@@ -145,6 +155,32 @@ def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: byte
         if not checksum:
             build(run, deploy)
     _host_hooks(run, deploy, "after_build", release_dir)
+
+
+def _while_connecting(runs: list[HostRun], make: Callable[[Callable[[], None]], tuple[Path, str]]) -> tuple[Path, str]:
+    """Connect to every host, and open the sessions of its staging and its switch there (each host's login
+    shell runs its rc files), while `make` runs here, from the moment it says it has begun. A host that
+    cannot be reached is left to staging, which says why."""
+    begun = threading.Event()
+
+    def connect(run: HostRun) -> None:
+        begun.wait()
+        with contextlib.suppress(StepFailed):
+            run.conn = ssh.open_connection(run.target)
+            ssh.sessions_ahead(run.conn, 2)
+
+    connecting = threading.Thread(
+        target=in_this_context(lambda hosts: in_parallel(hosts, connect, "connect", hosts_failed=False)),
+        args=(runs,),
+        name="connecting",
+        daemon=True,
+    )
+    connecting.start()
+    try:
+        return make(begun.set)
+    finally:
+        begun.set()
+        connecting.join()  # every connection it opens is known before anyone closes them
 
 
 def _host_hooks(run: HostRun, deploy: Deploy, phase: str, cwd: str, outcome: str = "") -> None:

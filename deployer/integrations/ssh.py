@@ -16,7 +16,9 @@ import secrets
 import shlex
 import signal
 import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +160,7 @@ def run(
     output: Callable[[str], None],
     stdin: Sequence[bytes | Path] = (),
     stop: Callable[[], bool] | None = None,
+    ahead: bool = True,
 ) -> None:
     """Run a POSIX shell script on the host, streaming each output line to `output`.
 
@@ -165,7 +168,8 @@ def run(
     uploaded: one session, no SFTP round trips). Raise StepFailed on a non-zero
     exit (saying which signal, when one ended it), when it runs past `timeout`
     seconds, or when the host goes silent; CommandStopped when `stop` (asked
-    about every second) said to stop it.
+    about every second) said to stop it. With `ahead`, the session of the next
+    command on this connection is opened while this one runs.
     """
     token = secrets.token_hex(8)
     transport = conn.client.get_transport() if conn.client else None
@@ -183,15 +187,9 @@ def run(
 
     writer = _LineWriter(emit)
     started = time.monotonic()
-    try:
-        channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
-    except (OSError, paramiko.SSHException) as exc:
-        raise StepFailed(f"lost the connection: {exc}") from exc
+    channel = _started(transport, script, timeout, token)
     stopped = False
     try:
-        channel.settimeout(timeout + 15)  # sending: the most a host may take to accept more of the upload
-        channel.set_combine_stderr(True)
-        channel.exec_command(_wrapped(script, timeout, pid_mark))
         try:
             for part in stdin:
                 _send(channel, part)
@@ -202,6 +200,8 @@ def run(
             if not channel.exit_status_ready():
                 raise
             # The command stopped reading because it ended (it failed early): its output and status say why.
+        if ahead:  # while this command runs: the next one's session, its login shell starting
+            _spares_open(transport, 1)
         channel.settimeout(STOP_POLL_SECONDS)  # reading: wake up every second to ask `stop`
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         heard = time.monotonic()
@@ -231,19 +231,91 @@ def run(
     _check_status(status, timeout, time.monotonic() - started, stopped)
 
 
-def _wrapped(script: str, timeout: int, pid_mark: str) -> str:
-    """The script under the remote `timeout`, as a background job whose pid is printed (so it can be
-    stopped: `timeout` passes a TERM on to the script's whole process group, then KILLs it 5 s later).
+# What every session runs: it waits for one script on its standard input ("<timeout> <token> <bytes>\n",
+# then the script) and runs it under the remote `timeout`, as a background job whose pid it prints (so it
+# can be stopped: `timeout` passes a TERM on to the script's whole process group, then KILLs it 5 s later).
+# The rest of standard input is the script's (a background job's stdin is /dev/null unless handed over,
+# here as fd 3). The outer shell turns a death by signal into an exit status (128 + the signal): sshd
+# would report "exit-signal", which paramiko ignores, and the step would read as a lost connection.
+#
+# The script comes after the session has started so that a session can be opened ahead of its command:
+# the host's login shell reads its rc files (nvm, rbenv or pyenv there cost a tenth of a second or more
+# per session) while the previous command runs. A session that never gets a script (its connection
+# closed) exits without doing anything.
+_LOADER = (
+    "IFS=' ' read -r limit token size || exit 0\n"
+    'case "$limit.$size" in *[!0-9.]*|.*|*.) exit 0;; esac\n'
+    'case "$token" in ""|*[!0-9a-f]*) exit 0;; esac\n'
+    'script=$(dd bs=1 count="$size" 2>/dev/null; echo x)\n'
+    "script=${script%x}\n"
+    "exec 3<&0\n"
+    'timeout -k 5 "$limit" sh -c "$script" <&3 3<&- &\n'
+    "exec 3<&-\n"
+    'echo "GANTRY-PID-$token $!"\n'
+    "wait $!\n"
+    "exit $?"
+)
+# The sessions opened ahead for each connection, oldest first.
+_spares: weakref.WeakKeyDictionary[paramiko.Transport, list[paramiko.Channel]] = weakref.WeakKeyDictionary()
+_spares_lock = threading.Lock()
 
-    The outer shell also turns a death by signal into an exit status (128 + the signal): sshd would
-    report a signal as "exit-signal", which paramiko ignores, and the step would read as a lost
-    connection. A background job's stdin is /dev/null unless it is handed over (fd 3) explicitly.
-    """
-    inner = (
-        f"exec 3<&0\ntimeout -k 5 {int(timeout)} sh -c {shlex.quote(script)} <&3 3<&- &\n"
-        f"exec 3<&-\necho {shlex.quote(pid_mark)}$!\nwait $!\nexit $?"
-    )
-    return f"sh -c {shlex.quote(inner)}"
+
+def _session(transport: paramiko.Transport) -> paramiko.Channel:
+    """A new session waiting for its script (its login shell starting on the host meanwhile)."""
+    channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
+    channel.set_combine_stderr(True)
+    channel.exec_command(f"sh -c {shlex.quote(_LOADER)}")
+    return channel
+
+
+def _spares_open(transport: paramiko.Transport, count: int) -> None:
+    """Have `count` sessions waiting on the connection. A failure here only loses the head start: the next
+    command opens its own session and reports what is wrong."""
+    while True:
+        with _spares_lock:
+            if len(_spares.setdefault(transport, [])) >= count:
+                return
+        try:
+            channel = _session(transport)
+        except (OSError, paramiko.SSHException):
+            return
+        with _spares_lock:
+            _spares[transport].append(channel)
+
+
+def sessions_ahead(conn: Connection, count: int) -> None:
+    """Open the sessions of the next `count` commands on `conn` now: the host's login shell reads its rc
+    files (which may cost a tenth of a second or more each time) while the caller waits for a build."""
+    transport = conn.client.get_transport() if conn.client else None
+    if transport is not None and transport.is_active():
+        _spares_open(transport, count)
+
+
+def _started(transport: paramiko.Transport, script: str, timeout: int, token: str) -> paramiko.Channel:
+    """A session running `script`: the one opened ahead when it still waits, else a new one."""
+    body = script.encode()
+    header = f"{int(timeout)} {token} {len(body)}\n".encode()
+    while True:
+        with _spares_lock:
+            waiting = _spares.get(transport)
+            spare = waiting.pop(0) if waiting else None
+        if spare is None:
+            break
+        if not spare.closed and not spare.exit_status_ready():
+            try:
+                spare.settimeout(timeout + 15)  # sending: the most a host may take to accept more of the upload
+                spare.sendall(header + body)
+                return spare
+            except (OSError, paramiko.SSHException):
+                pass  # it went away meanwhile: the next one, or a new session that tells what is wrong
+        spare.close()
+    try:
+        channel = _session(transport)
+        channel.settimeout(timeout + 15)  # sending: the most a host may take to accept more of the upload
+        channel.sendall(header + body)
+    except (OSError, paramiko.SSHException) as exc:
+        raise StepFailed(f"lost the connection: {exc or exc.__class__.__name__}") from exc
+    return channel
 
 
 def _stop(transport: paramiko.Transport, pid: str) -> None:
