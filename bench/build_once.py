@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from rollout import start_hosts, timed
+from rollout import KNOWN_HOSTS, start_hosts, timed
 
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
@@ -120,7 +120,7 @@ services:
         def one(index: int) -> None:
             host, root = self.hosts[index], shlex.quote(str(roots[index]))
             argv = ["ssh", "-i", str(settings.GANTRY_SSH_KEY), "-p", str(host.port), "-o", "BatchMode=yes"]
-            argv += ["-o", f"UserKnownHostsFile={settings.GANTRY_KNOWN_HOSTS}", "-o", "StrictHostKeyChecking=yes"]
+            argv += ["-o", f"UserKnownHostsFile={KNOWN_HOSTS}", "-o", "StrictHostKeyChecking=yes"]
             argv += [f"{host.user}@{host.address}", f"mkdir -p {root} && tar -xzf - -C {root}"]
             with self.last_artifact.open("rb") as data:
                 subprocess.run(argv, stdin=data, check=True, capture_output=True)

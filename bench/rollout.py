@@ -50,11 +50,13 @@ from deployer.choices import DeployStatus  # noqa: E402
 from deployer.demo import setup  # noqa: E402
 from deployer.demo.hosts import SshdHost  # noqa: E402
 from deployer.deploys import rollout  # noqa: E402
+from deployer.environments.host_keys import known_hosts_export  # noqa: E402
 from deployer.integrations import git  # noqa: E402
 from deployer.models import Deploy, Environment  # noqa: E402
 
 RESTART = 'echo "$GANTRY_SHA" > "$GANTRY_DEPLOY_PATH/shared/restarted"'
 ANSIBLE_VENV = ROOT / "var" / "bench-ansible"
+KNOWN_HOSTS = Path(tempfile.mkdtemp(prefix="gantry-bench-known-")) / "known_hosts"
 
 
 def free_port(address: str) -> int:
@@ -67,6 +69,7 @@ def start_hosts(count: int, base: Path) -> tuple[list[SshdHost], list[subprocess
     addresses = [f"127.0.1.{n}" for n in range(1, count + 1)]
     hosts = [SshdHost(base / f"h{n}", a, free_port(a)) for n, a in enumerate(addresses)]
     setup.hosts_trust(hosts)
+    KNOWN_HOSTS.write_text(known_hosts_export())  # for OpenSSH and Ansible (Gantry reads the database)
     return hosts, [host.start() for host in hosts]
 
 
@@ -124,7 +127,7 @@ services:
 
         def ssh(host: SshdHost, command: str, stdin: Path | None = None) -> None:
             argv = ["ssh", "-i", str(settings.GANTRY_SSH_KEY), "-p", str(host.port), "-o", "BatchMode=yes"]
-            argv += ["-o", f"UserKnownHostsFile={settings.GANTRY_KNOWN_HOSTS}", "-o", "StrictHostKeyChecking=yes"]
+            argv += ["-o", f"UserKnownHostsFile={KNOWN_HOSTS}", "-o", "StrictHostKeyChecking=yes"]
             argv += [f"{host.user}@{host.address}", command]
             with open(stdin or os.devnull, "rb") as data:
                 subprocess.run(argv, stdin=data, check=True, capture_output=True)
@@ -162,7 +165,7 @@ services:
         folder = self.work / "ansible" / f"r{self.round}-files"
         folder.mkdir(parents=True)
         inventory = folder / "hosts.ini"
-        ssh_args = f"-o UserKnownHostsFile={settings.GANTRY_KNOWN_HOSTS} -o StrictHostKeyChecking=yes"
+        ssh_args = f"-o UserKnownHostsFile={KNOWN_HOSTS} -o StrictHostKeyChecking=yes"
         inventory.write_text(
             "[bench]\n"
             + "".join(

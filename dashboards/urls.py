@@ -26,6 +26,7 @@ urlpatterns = [
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),
     path("deploys/<int:pk>/log", views.deploy_log, name="deploy-log"),
     path("services/<slug:name>/<slug:environment>/plan", views.deploy_plan_view, name="deploy-plan"),
+    path("services/<slug:name>/<slug:environment>/changes/<int:pk>", views.plan_changes, name="plan-changes"),
     path("services/<slug:name>/<slug:environment>/rollback", actions.deploy_rollback_view, name="deploy-rollback"),
     path("services/<slug:name>/<slug:environment>/lease/release", actions.lease_release_view, name="lease-release"),
     path("services/<slug:name>/<slug:environment>/lease/extend", actions.lease_extend_view, name="lease-extend"),

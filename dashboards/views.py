@@ -25,7 +25,7 @@ from dashboards.signed_in import SignedInRequest
 from deployer import selectors
 from deployer.apitests.runs import recent_runs
 from deployer.choices import DeployStatus
-from deployer.deploys.plan import deploy_plan
+from deployer.deploys.plan import changes_shown, deploy_plan
 from deployer.deploys.request import (
     rollback_candidates,
 )
@@ -33,8 +33,9 @@ from deployer.environments.access import access_for
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
 from deployer.errors import DeployConflict, DeployRefused
-from deployer.models import ApiTestRun, Deploy, Environment, Service, WebhookDelivery
+from deployer.models import ApiTestRun, ChangeSet, Deploy, Environment, Service, WebhookDelivery
 from deployer.sources import integration_health
+from deployer.sources.changes import change_set
 
 
 @require_GET
@@ -133,6 +134,19 @@ def deploy_plan_view(request: SignedInRequest, name: str, environment: str) -> H
         return refused_page(request, env, exc)
     context = {"plan": plan, "service": env.service, "is_admin": access_for(request.user).is_admin}
     return render(request, "dashboards/plan.html", context)
+
+
+@require_GET
+def plan_changes(request: SignedInRequest, name: str, environment: str, pk: int) -> HttpResponse:
+    """The plan's commits and migration files once a worker has listed them (the plan page polls this)."""
+    env = environment_or_404(name, environment)
+    row = get_object_or_404(ChangeSet, pk=pk, service=env.service)
+    if row.computed_at is None:
+        row = change_set(service=env.service, base=row.base, head=row.head)  # asks again if its worker died
+    changes = changes_shown(row)
+    too_many = (changes.ahead or 0) > env.commit_warning
+    context = {"changes": changes, "env": env, "service": env.service, "too_many": too_many}
+    return render(request, "dashboards/_plan_changes.html", context)
 
 
 def form_error(form: forms.Form) -> str:

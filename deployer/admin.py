@@ -14,8 +14,10 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from deployer.environments.host_keys import host_key_revoke
 from deployer.models import (
     AuditEntry,
     Branch,
@@ -31,6 +33,7 @@ from deployer.models import (
     SlackIdentity,
     SyncState,
     Team,
+    TrustedHostKey,
     WebhookDelivery,
 )
 
@@ -160,6 +163,29 @@ class GrantAdmin(SuperuserOnly, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or not obj.from_catalog)
+
+
+@admin.register(TrustedHostKey)
+class TrustedHostKeyAdmin(SuperuserOnly, admin.ModelAdmin):
+    """The host keys every worker trusts. Keys are added by `manage.py trust_host` (it asks the host for its key
+    and shows the fingerprint); deleting one here stops trusting it, with an audit entry."""
+
+    list_display = ["host", "key_type", "fingerprint", "trusted_by_name", "trusted_at"]
+    search_fields = ["host", "fingerprint"]
+    readonly_fields = ["host", "key_type", "key", "fingerprint", "trusted_by", "trusted_by_name", "trusted_at"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: TrustedHostKey) -> None:
+        host_key_revoke(row=obj, user=request.user if request.user.is_authenticated else None)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TrustedHostKey]) -> None:
+        for row in queryset:
+            self.delete_model(request, row)
 
 
 @admin.register(AuditEntry)

@@ -119,6 +119,8 @@ class AuditAction(models.TextChoices):
     LEASE_QUEUED = "lease_queued", "queued behind a lease"
     DECIDED = "decided", "chose what a paused deploy does"
     DEPLOY_ENDED = "deploy_ended", "deploy ended"
+    HOST_KEY_TRUSTED = "host_key_trusted", "trusted a host key"
+    HOST_KEY_REVOKED = "host_key_revoked", "stopped trusting a host key"
 
 
 class DeployTrigger(models.TextChoices):

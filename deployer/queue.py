@@ -26,6 +26,7 @@ RUN_API_TESTS = "gantry.run_api_tests"
 MONITOR_API_TESTS = "gantry.monitor_api_tests"
 CHATOPS = "gantry.chatops"
 SLACK_RESPOND = "gantry.slack_respond"
+COMPUTE_CHANGES = "gantry.compute_changes"
 
 
 class QueueUnavailable(Exception):

@@ -209,7 +209,12 @@ REFRESH_THROTTLE_SECONDS = env.int("GANTRY_REFRESH_THROTTLE_SECONDS", default=15
 MATRIX_CACHE_SECONDS = env.int("GANTRY_MATRIX_CACHE_SECONDS", default=5)
 
 # --- Deploys, SSH ------------------------------------------------------------
+# Gantry's SSH private key: the key's text in GANTRY_SSH_PRIVATE_KEY (e.g. from a secret store), else the
+# file GANTRY_SSH_KEY. Every machine that deploys needs the same one; it is never stored in the database.
+GANTRY_SSH_PRIVATE_KEY = env.str("GANTRY_SSH_PRIVATE_KEY", default="")
 GANTRY_SSH_KEY = Path(env.str("GANTRY_SSH_KEY", default=str(VAR_DIR / "ssh" / "id_ed25519")))
+# Trusted host keys live in the database (every worker reads them). A known_hosts file here from before is
+# imported once by the migration that made the trust store (manage.py trust_host --import for others).
 GANTRY_KNOWN_HOSTS = Path(env.str("GANTRY_KNOWN_HOSTS", default=str(VAR_DIR / "ssh" / "known_hosts")))
 SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
 # The demo `make run` sets up (deployer/demo): its loopback hosts, and the first ports it tries for their

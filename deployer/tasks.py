@@ -31,6 +31,7 @@ from deployer.notify.github_deployments import PublishLater, deployment_publish
 from deployer.notify.outbox import SendLater, message_send
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
+from deployer.sources.changes import change_set_compute
 from deployer.sources.webhooks import deliveries_sweep, delivery_process
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ def sync_branches(service_id: int) -> None:
         with contextlib.suppress(SyncFailed):
             branch_sync(service=service)
             continuous_delivery(service=service)
+
+
+@shared_task(name=queue.COMPUTE_CHANGES)
+def compute_changes(change_set_id: int) -> None:
+    change_set_compute(change_set_id=change_set_id)
 
 
 @shared_task(name=queue.SYNC_BUILDS)

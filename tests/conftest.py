@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import time
@@ -23,7 +24,9 @@ from deployer.choices import Role
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.environments.audit import audit_erasure
-from deployer.models import Branch, Deploy, Environment, Grant
+from deployer.integrations.ssh import Target
+from deployer.integrations.ssh_keys import HostKey
+from deployer.models import Branch, Deploy, Environment, Grant, TrustedHostKey
 from deployer.sources.branches import branch_sync
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
@@ -127,15 +130,30 @@ def environment(db: None) -> Environment:
 
 
 @pytest.fixture(scope="session")
-def ssh_hosts() -> Iterator[list[SshdHost]]:
-    """Three real sshd hosts on loopback addresses, trusted by Gantry."""
+def sshd_processes() -> Iterator[list[SshdHost]]:
+    """Three real sshd hosts on loopback addresses that let Gantry's key in (for the whole session)."""
     hosts = [SshdHost(settings.VAR_DIR / "test-hosts" / f"h{n}", a, free_port(a)) for n, a in enumerate(TEST_ADDRESSES)]
-    setup.hosts_trust(hosts)
+    setup.hosts_authorize(hosts)
     processes = [host.start() for host in hosts]
     yield hosts
     for process in processes:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def ssh_hosts(sshd_processes: list[SshdHost], django_db_setup: None, django_db_blocker: object) -> list[SshdHost]:
+    """The three sshd hosts, their keys trusted in the database (written for each test: a transactional
+    test empties the tables when it ends)."""
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        for host in sshd_processes:  # test data, written as such (trusting through the verb would audit it)
+            key = HostKey.of(host.host_key())
+            TrustedHostKey.objects.update_or_create(
+                host=Target(host.address, host.port, host.user).known_hosts_name,
+                key_type=key.key_type,
+                defaults={"key": key.base64, "fingerprint": key.fingerprint, "trusted_by_name": "tests"},
+            )
+    return sshd_processes
 
 
 # --- fake GitHub and Jenkins ---------------------------------------------------
@@ -354,3 +372,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+def plan_page(client: Client, service: str, environment: str, ref: str, timeout: float = 20.0) -> str:
+    """The plan page as a browser ends up showing it: its commits and migration files come from a worker,
+    which the page polls for (hx-get) until they are there."""
+    from django.urls import reverse
+
+    page = client.get(reverse("deploy-plan", args=[service, environment]), {"ref": ref}).content.decode()
+    deadline = time.monotonic() + timeout
+    while (poll := re.search(r'<div id="plan-changes" class="poll" hx-get="([^"]+)"', page)) is not None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the plan's changes did not arrive within {timeout} s")
+        time.sleep(0.1)
+        fragment = client.get(poll.group(1)).content.decode()
+        start = page.index('<div id="plan-changes"')
+        end = page.index("</div>", start) + len("</div>")
+        page = page[:start] + fragment + page[end:]
+    return page

@@ -1,26 +1,29 @@
-"""Gantry checks SSH host keys against its own known_hosts and never auto-accepts one."""
+"""Gantry checks SSH host keys against its trust store (in the database, read by every worker), never
+auto-accepts one, records who trusted which key; its private key comes from the environment or a file."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 
-from deployer.choices import DeployStatus
+from deployer.choices import AuditAction, DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
-from deployer.integrations.ssh import Target, ed25519_key_write, known_hosts_trust, ssh_key_ensure
+from deployer.environments.host_keys import host_key_trust, known_hosts_export
+from deployer.integrations import ssh
+from deployer.integrations.ssh_keys import HostKey, ed25519_key_write, ssh_key_ensure
+from deployer.models import AuditEntry, TrustedHostKey
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy
 from tests.support.worker import Worker
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -34,31 +37,39 @@ def new_host(tmp_path: Path) -> Iterator[SshdHost]:
     process.wait(timeout=10)
 
 
+def name_of(host: SshdHost) -> str:
+    return ssh.Target(host.address, host.port, host.user).known_hosts_name
+
+
+@pytest.mark.slow
 def test_an_unknown_host_key_fails_the_deploy_and_says_how_to_trust_it(
     make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, new_host: SshdHost
 ) -> None:
     environment = make_environment(hosts=[new_host])
-    known_before = settings.GANTRY_KNOWN_HOSTS.read_text()
+    trusted_before = TrustedHostKey.objects.count()
 
     deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
 
     assert deploy.status == DeployStatus.FAILED
-    assert "not in Gantry's known_hosts" in deploy.reason
-    assert settings.GANTRY_KNOWN_HOSTS.read_text() == known_before, "nothing was auto-accepted"
+    assert "which Gantry does not trust" in deploy.reason
+    assert TrustedHostKey.objects.count() == trusted_before, "nothing was auto-accepted"
     command = re.search(r"manage\.py trust_host (\S+) --fingerprint (\S+)", deploy.reason)
     assert command is not None, deploy.reason
 
-    # Following the message's advice makes the next deploy work.
-    call_command("trust_host", command.group(1), "--fingerprint", command.group(2))
+    # Following the message's advice (on any machine: here, not the worker's) makes the next deploy work.
+    call_command("trust_host", command.group(1), "--fingerprint", command.group(2), stdout=io.StringIO())
+    entry = AuditEntry.objects.filter(action=AuditAction.HOST_KEY_TRUSTED).first()
+    assert entry is not None and entry.detail == f"{name_of(new_host)} ssh-ed25519 {command.group(2)}"
     deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
     assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
 
 
+@pytest.mark.slow
 def test_a_changed_host_key_fails_the_deploy(
     make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, new_host: SshdHost
 ) -> None:
     impostor_key = paramiko.Ed25519Key(filename=str(_other_key(new_host.directory)))
-    known_hosts_trust(Target(new_host.address, new_host.port, new_host.user), impostor_key)
+    host_key_trust(name=name_of(new_host), key=HostKey.of(impostor_key), user=None)
     environment = make_environment(hosts=[new_host])
 
     deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
@@ -68,12 +79,93 @@ def test_a_changed_host_key_fails_the_deploy(
     assert not (Path(environment.hosts.get().path) / "releases").exists(), "nothing reached the host"
 
 
-def test_trust_host_refuses_a_fingerprint_that_does_not_match(new_host: SshdHost) -> None:
+def test_trust_host_refuses_a_fingerprint_that_does_not_match(db: None, new_host: SshdHost) -> None:
     with pytest.raises(CommandError, match="refusing to trust it"):
         call_command("trust_host", f"{new_host.address}:{new_host.port}", "--fingerprint", "SHA256:not-it")
+    assert not TrustedHostKey.objects.exists()
+
+
+def test_trust_host_replaces_a_key_only_when_asked(db: None, new_host: SshdHost) -> None:
+    impostor = HostKey.of(paramiko.Ed25519Key(filename=str(_other_key(new_host.directory))))
+    host_key_trust(name=name_of(new_host), key=impostor, user=None)
+    address = f"{new_host.address}:{new_host.port}"
+
+    with pytest.raises(CommandError, match="trusts a different key for this host"):
+        call_command("trust_host", address, "--yes")
+    call_command("trust_host", address, "--yes", "--replace", stdout=io.StringIO())
+
+    real = HostKey.of(new_host.host_key())
+    assert [(row.key_type, row.key) for row in TrustedHostKey.objects.all()] == [(real.key_type, real.base64)]
+    latest = AuditEntry.objects.filter(action=AuditAction.HOST_KEY_TRUSTED).first()
+    assert latest is not None and latest.detail.endswith(f"replacing {impostor.fingerprint}")
+
+
+def test_trust_host_says_what_is_wrong_with_an_address(db: None) -> None:
+    with pytest.raises(CommandError, match="write ADDRESS or ADDRESS:PORT"):
+        call_command("trust_host", "10.0.0.5:ssh")
+    with pytest.raises(CommandError, match=r"cannot reach 127\.0\.0\.14:1"):
+        call_command("trust_host", "127.0.0.14:1", "--yes")
+
+
+def test_known_hosts_files_are_an_import_and_an_export(db: None, tmp_path: Path) -> None:
+    keys = [HostKey.of(paramiko.Ed25519Key(filename=str(_other_key(tmp_path / str(n))))) for n in range(3)]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(
+        f"10.0.0.5 {keys[0].key_type} {keys[0].base64}\n"
+        f"[10.0.0.6]:2222 {keys[1].key_type} {keys[1].base64} a comment\n"
+        "|1|hashedsalt=|hashedname= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+        "# a comment line\nnot a key line\n"
+    )
+    host_key_trust(name="10.0.0.7", key=keys[2], user=None)
+    out = io.StringIO()
+
+    call_command("trust_host", "--import", str(known_hosts), stdout=out)
+
+    assert "2 key(s) trusted" in out.getvalue()
+    exported = known_hosts_export()
+    assert exported == (
+        f"10.0.0.5 {keys[0].key_type} {keys[0].base64}\n"
+        f"10.0.0.7 {keys[2].key_type} {keys[2].base64}\n"
+        f"[10.0.0.6]:2222 {keys[1].key_type} {keys[1].base64}\n"
+    )
+    # A file that disagrees with the store changes nothing: replacing a key is a person's choice.
+    known_hosts.write_text(f"10.0.0.5 {keys[2].key_type} {keys[2].base64}\n")
+    out = io.StringIO()
+    call_command("trust_host", "--import", str(known_hosts), stdout=out)
+    assert "1 left out" in out.getvalue() and known_hosts_export() == exported
+
+
+def test_the_private_key_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    private = tmp_path / "id_ed25519"
+    ed25519_key_write(private, "elsewhere")
+    public = private.with_name("id_ed25519.pub").read_text().split()[:2]
+
+    with override_settings(GANTRY_SSH_PRIVATE_KEY=private.read_text(), GANTRY_SSH_KEY=tmp_path / "none"):
+        out = io.StringIO()
+        call_command("ssh_key", stdout=out)
+        assert out.getvalue().split()[:2] == public, "the public key of the key in the environment"
+        assert not (tmp_path / "none").exists(), "no key file was made beside it"
+
+    with override_settings(GANTRY_SSH_PRIVATE_KEY="", GANTRY_SSH_KEY=private):
+        out = io.StringIO()
+        call_command("ssh_key", stdout=out)
+        assert out.getvalue().split()[:2] == public
+
+    with override_settings(GANTRY_SSH_PRIVATE_KEY="not a key"), pytest.raises(CommandError, match="does not hold"):
+        call_command("ssh_key")
+
+
+def test_a_machine_without_the_private_key_says_where_it_looks(sshd_processes: list[SshdHost], tmp_path: Path) -> None:
+    host = sshd_processes[0]
+    settings = override_settings(GANTRY_SSH_PRIVATE_KEY="", GANTRY_SSH_KEY=tmp_path / "missing")
+    with settings, pytest.raises(ssh.StepFailed) as caught:
+        ssh.open_connection(ssh.Target(host.address, host.port, host.user), [HostKey.of(host.host_key())])
+    assert str(caught.value).startswith(f"Gantry's SSH private key is not on this machine ({tmp_path}/missing")
+    assert "GANTRY_SSH_PRIVATE_KEY" in str(caught.value)
 
 
 def _other_key(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "impostor_key"
     ed25519_key_write(path, "impostor")
     return path

@@ -28,7 +28,7 @@ from deployer.deploys.actions import deploy_cancel, deploy_mark_failed
 from deployer.deploys.reaper import deploys_reap
 from deployer.deploys.request import deploy_request
 from deployer.models import AuditEntry, Branch, Deploy, DeployHost, Environment
-from tests.conftest import AppRepo, MakeEnvironment, free_port, wait_for_deploy, wait_until
+from tests.conftest import AppRepo, MakeEnvironment, free_port, plan_page, wait_for_deploy, wait_until
 from tests.support.webserver import WebServer
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
@@ -46,7 +46,7 @@ def host_status(deploy: Deploy, address: str) -> str:
 
 
 @pytest.fixture
-def spare_host(tmp_path: Path) -> Iterator[tuple[SshdHost, psutil.Process]]:
+def spare_host(transactional_db: None, tmp_path: Path) -> Iterator[tuple[SshdHost, psutil.Process]]:
     """A trusted sshd host of this test's own (on 127.0.0.14), so the test may kill it."""
     host = SshdHost(tmp_path / "spare", "127.0.0.14", free_port("127.0.0.14"))
     setup.hosts_trust([host])
@@ -358,7 +358,7 @@ def test_the_plan_shows_batches_commits_checks_and_an_eta_before_anything_starts
     first = deploy_and_wait(environment, "main", deployer, celery_worker)
     plan_url = reverse("deploy-plan", args=["app", "test"])
 
-    page = deployer_client.get(plan_url, {"ref": "two-steps"}).content.decode()
+    page = plan_page(deployer_client, "app", "test", "two-steps")
     assert "<li>127.0.0.11, 127.0.0.12</li><li>127.0.0.13</li>" in page
     assert "Step two" in page and "Step one" in page and "2 commits" in page
     assert "This ships 2 commits, more than the 1 this environment warns at" in page
@@ -366,7 +366,7 @@ def test_the_plan_shows_batches_commits_checks_and_an_eta_before_anything_starts
     assert 'data-check="permission"' in page and "you may deploy here" in page
     assert Deploy.objects.count() == 1, "looking at a plan starts nothing"
 
-    going_back = deployer_client.get(plan_url, {"ref": "broken-health"}).content.decode()
+    going_back = plan_page(deployer_client, "app", "test", "broken-health")
     assert "takes away" not in going_back
     Environment.objects.filter(pk=environment.pk).update(config={"GREETING_STYLE": "loud"})
     with_config = deployer_client.get(plan_url, {"ref": "two-steps"}).content.decode()

@@ -15,10 +15,10 @@ from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.chatops import ROLLBACK, action_run
 from deployer.choices import AuditAction, DeployStatus
 from deployer.deploys.config import config_changes
-from deployer.deploys.schema_changes import DEFAULT_MIGRATIONS, migrations_in
 from deployer.environments.locks import environment_unlock
 from deployer.models import AuditEntry, Deploy, Environment, Service
-from tests.conftest import MakeEnvironment, wait_for_deploy
+from deployer.sources.changes import DEFAULT_MIGRATIONS, migrations_in
+from tests.conftest import MakeEnvironment, plan_page, wait_for_deploy
 from tests.support.worker import Worker
 from tests.test_api import api, post
 from tests.test_release_model import release_options, shop  # noqa: F401  (the fixture)
@@ -36,7 +36,7 @@ def test_a_rollback_across_migrations_asks_and_records_the_confirmation(
     options = release_options(shop, release_command='"test ! -e migrate.py || python3 migrate.py"')
     environment = make_environment(options=options)
     first = deploy_and_wait(environment, "main", deployer, celery_worker)
-    plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "migrations"}).content.decode()
+    plan = plan_page(deployer_client, "app", "test", "migrations")
     assert "data-migrations" in plan and "<code>migrations/0001_items.sql</code>" in plan
 
     migrated = deploy_and_wait(environment, "migrations", deployer, celery_worker)

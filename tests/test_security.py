@@ -359,7 +359,7 @@ def test_a_build_link_from_jenkins_is_only_ever_http(app: Service) -> None:
 
 
 def test_private_files_are_created_0600_whatever_the_umask(tmp_path: Path) -> None:
-    from deployer.integrations.ssh import ed25519_key_write
+    from deployer.integrations.ssh_keys import ed25519_key_write
     from deployer.lib.private_file import private_file_write
 
     old = os.umask(0)

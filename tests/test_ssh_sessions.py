@@ -10,48 +10,59 @@ import pytest
 from fabric import Connection
 
 from deployer.integrations import ssh
+from deployer.integrations.ssh_keys import HostKey
 from tests.conftest import SshdHost
 
-# How long ago, in ms, the session running this script started waiting for it: the script's shell runs
-# under `timeout`, whose parent is the session's shell.
-WAITED_MS = (
-    "session=$(awk '{print $4}' /proc/$PPID/stat)\n"
-    "mine=$(awk '{print $22}' /proc/$$/stat); theirs=$(awk '{print $22}' /proc/$session/stat)\n"
-    "echo $(( (mine - theirs) * 1000 / $(getconf CLK_TCK) ))\n"
-)
+# Prints this command's session (the shell the script runs under, through `timeout`), then every session open
+# on the connection: the children of sshd's process for the connection. It waits up to $WAIT tenths of a
+# second for $WANT of them to be there.
+SESSIONS = """
+session=$(awk '{print $4}' /proc/$PPID/stat)
+sshd=$(awk '{print $4}' /proc/$session/stat)
+sessions() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$sshd" '$4 == p {print $1}' | sort -n; }
+i=0
+while [ "$(sessions | wc -l)" -lt "$WANT" ] && [ "$i" -lt "$WAIT" ]; do sleep 0.1; i=$((i + 1)); done
+echo "$session"
+echo $(sessions)
+"""
 
 
 @pytest.fixture
-def conn(ssh_hosts: list[SshdHost]) -> Iterator[Connection]:
-    host = ssh_hosts[0]
-    connection = ssh.open_connection(ssh.Target(host.address, host.port, host.user))
+def conn(sshd_processes: list[SshdHost]) -> Iterator[Connection]:
+    host = sshd_processes[0]
+    connection = ssh.open_connection(ssh.Target(host.address, host.port, host.user), [HostKey.of(host.host_key())])
     yield connection
     connection.close()
 
 
-def waited_ms(conn: Connection) -> int:
+def sessions(conn: Connection, *, want: int, wait: int = 100, ahead: bool = True) -> tuple[str, list[str]]:
+    """(this command's session, every session open on the connection while it ran)"""
     lines: list[str] = []
-    ssh.run(conn, WAITED_MS, timeout=30, output=lines.append, ahead=False)
-    return int(lines[-1])
+    ssh.run(conn, f"WANT={want} WAIT={wait}\n{SESSIONS}", timeout=30, output=lines.append, ahead=ahead)
+    return lines[-2], lines[-1].split()
 
 
 def test_the_next_commands_session_is_opened_while_a_command_runs(conn: Connection) -> None:
-    ssh.run(conn, "sleep 1", timeout=30, output=print)
+    first, open_then = sessions(conn, want=2)
+    assert len(open_then) == 2 and first in open_then, "its own, and the next one's"
 
-    assert waited_ms(conn) >= 400, "its session was there, waiting, during most of the second before"
+    second, _ = sessions(conn, want=1, ahead=False)
+
+    assert second in open_then and second != first, "the next command ran in the session opened meanwhile"
 
 
 def test_no_session_is_opened_after_a_hosts_last_command(conn: Connection) -> None:
-    ssh.run(conn, "sleep 1", timeout=30, output=print, ahead=False)
+    first, open_then = sessions(conn, want=2, wait=10, ahead=False)
 
-    assert waited_ms(conn) < 400, "opened when it was needed, not during the command before"
+    assert open_then == [first], "no other session within a second"
 
 
 def test_sessions_opened_ahead_before_the_first_command_wait_for_it(conn: Connection) -> None:
     ssh.sessions_ahead(conn, 2)
-    ssh.run(conn, "sleep 1", timeout=30, output=print, ahead=False)
+    first, open_then = sessions(conn, want=2, ahead=False)
+    second, _ = sessions(conn, want=1, ahead=False)
 
-    assert waited_ms(conn) >= 400, "the second session opened ahead was used"
+    assert sorted([first, second]) == open_then, "both commands ran in sessions opened before the first"
 
 
 def test_a_session_opened_ahead_that_went_away_is_replaced(conn: Connection) -> None:

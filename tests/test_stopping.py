@@ -17,6 +17,7 @@ from django.urls import reverse
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.request import deploy_request
 from deployer.integrations import ssh
+from deployer.integrations.ssh_keys import HostKey
 from deployer.models import Environment
 from tests.conftest import MakeEnvironment, SshdHost, wait_for_deploy, wait_until
 from tests.support.worker import Worker
@@ -88,12 +89,12 @@ def test_cancel_with_stop_stops_the_command_running_on_a_host(
     assert "cancel requested by dana: stopping the commands running on hosts now" in logged
 
 
-def test_an_upload_to_a_host_that_reads_slowly_waits_for_it(ssh_hosts: list[SshdHost], tmp_path: Path) -> None:
+def test_an_upload_to_a_host_that_reads_slowly_waits_for_it(sshd_processes: list[SshdHost], tmp_path: Path) -> None:
     """The upload may wait on the host far longer than the one-second tick that asks whether to stop."""
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(8 * 1024 * 1024))  # far beyond SSH's window: the sender must wait for the reader
-    host = ssh_hosts[0]
-    conn = ssh.open_connection(ssh.Target(host.address, host.port, host.user))
+    host = sshd_processes[0]
+    conn = ssh.open_connection(ssh.Target(host.address, host.port, host.user), [HostKey.of(host.host_key())])
     lines: list[str] = []
     try:
         ssh.run(conn, "sleep 3; wc -c | tr -d ' '", timeout=30, output=lines.append, stdin=[big], stop=lambda: False)

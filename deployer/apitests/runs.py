@@ -31,16 +31,24 @@ from deployer.apitests.schema import SECRET_PREFIX, TEMPLATE_RE, SuiteSpec, name
 from deployer.choices import DeployStatus
 from deployer.integrations import git
 from deployer.lib.secrets import SECRET_ENV_PREFIX, masked, worker_secrets
-from deployer.models import ApiTestRun, ApiTestStep, Deploy, Environment
+from deployer.models import ApiTestRun, ApiTestStep, Deploy, Environment, Service
 
 STORED_MAX = 2048  # characters of any one stored text (actual, expected, excerpt, error)
 CATALOG = "the catalog"
 
 
 def suites_run(
-    environment: Environment, *, deploy: Deploy | None, trigger: str = ApiTestRun.Trigger.DEPLOY, sha: str = ""
+    environment: Environment,
+    *,
+    deploy: Deploy | None,
+    trigger: str = ApiTestRun.Trigger.DEPLOY,
+    sha: str = "",
+    recorded: dict[str, str | None] | None = None,
 ) -> list[ApiTestRun]:
-    """Run every suite of the environment's service; store and return the runs (empty: no suites)."""
+    """Run every suite of the environment's service; store and return the runs (empty: no suites).
+    `recorded`: the tests file of `sha` as its deploy recorded it (else the deploy's own record)."""
+    if deploy is not None and recorded is None:
+        recorded = deploy.tests_file
     held = worker_secrets()
     hidden = list(held.values())
 
@@ -48,7 +56,7 @@ def suites_run(
         return _store(environment, deploy, trigger, result, hidden)
 
     try:
-        suites, source = suites_for(environment, deploy.sha if deploy else sha)
+        suites, source = suites_for(environment, deploy.sha if deploy else sha, recorded=recorded)
     except SuiteFileError as exc:
         return [store(_failed(TESTS_FILE, "load the suites", str(exc)))]
     if not suites:
@@ -75,20 +83,39 @@ def _failed(suite: str, step: str, error: str) -> SuiteResult:
     return SuiteResult(suite, "environment", [StepResult(step, "", "", False, error=error)])
 
 
-def suites_for(environment: Environment, sha: str) -> tuple[dict[str, SuiteSpec], str]:
+def suites_for(
+    environment: Environment, sha: str, *, recorded: dict[str, str | None] | None = None
+) -> tuple[dict[str, SuiteSpec], str]:
     """The repository's .gantry/tests.yml at `sha` when it has one (it wins), else the catalog's suites;
-    and where they came from (TESTS_FILE or CATALOG)."""
+    and where they came from (TESTS_FILE or CATALOG). The file is what the deploy of `sha` recorded
+    (`recorded`); only a deploy from before such records has it read from this machine's mirror."""
     service = environment.service
-    if sha:
-        try:
-            text = git.file_at(service.name, sha, TESTS_FILE, max_bytes=MAX_BYTES)
-        except git.FileTooLarge as exc:
-            raise SuiteFileError(str(exc)) from exc
-        except git.GitError:
-            text = None  # no mirror here: the catalog's suites
-        if text is not None:
-            return suites_parse(text), TESTS_FILE
+    if recorded is None and sha:
+        recorded = tests_file_read(service, sha)
+    if recorded and recorded.get("error"):
+        raise SuiteFileError(str(recorded["error"]))
+    if recorded and recorded.get("text") is not None:
+        return suites_parse(str(recorded["text"])), TESTS_FILE
     return {name: SuiteSpec.model_validate(data) for name, data in service.api_tests.items()}, CATALOG
+
+
+def tests_file_read(service: Service, sha: str) -> dict[str, str | None] | None:
+    """.gantry/tests.yml at `sha` from this machine's mirror, as a deploy records it; None when the mirror
+    cannot tell (it lacks the commit)."""
+    try:
+        return {"text": git.file_at(service.name, sha, TESTS_FILE, max_bytes=MAX_BYTES)}
+    except git.FileTooLarge as exc:
+        return {"error": str(exc)}
+    except git.GitError:
+        return None
+
+
+def tests_file_record(deploy: Deploy) -> None:
+    """Keep the deploy's tests file on the deploy (its worker has the commit), for whoever runs its tests."""
+    found = tests_file_read(deploy.environment.service, deploy.sha)
+    if found is not None:
+        Deploy.objects.filter(pk=deploy.pk).update(tests_file=found)
+        deploy.tests_file = found
 
 
 def request_policy(environment: Environment) -> RequestPolicy:
@@ -228,10 +255,12 @@ def environment_test(environment_id: int, trigger: str) -> list[ApiTestRun]:
     current = (
         Deploy.objects.filter(environment=environment, status__in=DeployStatus.live())
         .order_by("-id")
-        .only("sha", "ref")
+        .only("sha", "ref", "tests_file")
         .first()
     )
-    return suites_run(environment, deploy=None, trigger=trigger, sha=current.sha if current else "")
+    if current is None:
+        return suites_run(environment, deploy=None, trigger=trigger)
+    return suites_run(environment, deploy=None, trigger=trigger, sha=current.sha, recorded=current.tests_file)
 
 
 def monitors_due() -> list[int]:

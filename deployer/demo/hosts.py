@@ -19,7 +19,7 @@ from pathlib import Path
 
 import paramiko
 
-from deployer.integrations.ssh import ed25519_key_write
+from deployer.integrations.ssh_keys import ed25519_key_write
 
 SSHD_PACKAGE_HINT = (
     "OpenSSH's sshd is not installed: install the Debian package openssh-server (apt-get install openssh-server)"

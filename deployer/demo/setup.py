@@ -15,7 +15,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from deployer.demo.hosts import SshdHost
-from deployer.integrations.ssh import Target, known_hosts_trust, ssh_key_ensure
+from deployer.environments.host_keys import host_key_trust
+from deployer.integrations.ssh import Target
+from deployer.integrations.ssh_keys import HostKey, ssh_key_ensure
 
 APP_SOURCE = Path(__file__).resolve().parent / "app"
 DATABASE_SOURCE = Path(__file__).resolve().parent / "database"
@@ -84,12 +86,24 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def hosts_trust(hosts: list[SshdHost]) -> None:
-    """Authorize Gantry's key on each host and trust each host's own key (we made both)."""
+def hosts_authorize(hosts: list[SshdHost]) -> None:
+    """Authorize Gantry's key on each host (written into its sshd's files)."""
     public_key = ssh_key_ensure()
     for host in hosts:
         host.prepare(public_key)
-        known_hosts_trust(Target(host.address, host.port, host.user), host.host_key(), replace=True)
+
+
+def hosts_keys_trust(hosts: list[SshdHost]) -> None:
+    """Trust each host's own key, in the trust store (we made the keys, so no person needs to check them)."""
+    for host in hosts:
+        name = Target(host.address, host.port, host.user).known_hosts_name
+        host_key_trust(name=name, key=HostKey.of(host.host_key()), user=None, replace=True)
+
+
+def hosts_trust(hosts: list[SshdHost]) -> None:
+    """Authorize Gantry's key on each host and trust each host's own key."""
+    hosts_authorize(hosts)
+    hosts_keys_trust(hosts)
 
 
 def git(repo: Path, *args: str) -> str:

@@ -24,6 +24,7 @@ from django.db import IntegrityError
 from fabric import Connection
 
 from deployer.choices import BuildResult
+from deployer.deploys.fleet import connect
 from deployer.deploys.host_steps import last_lines
 from deployer.deploys.log import deploy_logger
 from deployer.errors import StepFailed
@@ -63,7 +64,7 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
     inputs = build_inputs(environment, deploy.sha)
     earlier = Artifact.objects.filter(service=environment.service, inputs=inputs, builder=where).first()
     dest = workdir / "artifact.tar.gz"
-    conn = ssh.open_connection(target)
+    conn = connect(target)
     try:
         if earlier is not None:
             building()

@@ -45,7 +45,7 @@ def _execute(deploy: Deploy) -> None:
         status, reason, rollback_failed = _pipeline(deploy, hidden)
         reason = masked(reason, hidden)  # a failure's last lines may show the config
         lock = ROLLBACK_FAILED_LOCK.format(pk=deploy.pk) if rollback_failed else ""
-        shipped_record(deploy)  # before the end is announced: the page and the metrics read them
+        shipped_record(deploy)  # (recorded before the rollout; again here only if that failed)
         if not deploy_transition(deploy, to=status, reason=reason, lock=lock):
             # Someone (an admin, the reaper) ended it meanwhile; keep this worker's view on record too.
             deploy.refresh_from_db(fields=["status"])
@@ -108,7 +108,9 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             config = _config(deploy, hidden)
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-                migrations_record(deploy)  # the mirror has both commits now
+                migrations_record(deploy)  # the mirror has both commits now: what ships is recorded
+                shipped_record(deploy)
+                api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
                 source, workdir = archive, Path(tmp)
                 built_once = deploy.environment.build_mode in {"builder", "jenkins"}
                 # Built once while the hosts are being connected; Slack shows each batch.

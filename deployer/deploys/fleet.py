@@ -1,23 +1,62 @@
-"""The hosts of one rollout: a HostRun for each (its roles, load balancer, peers), steps run on all of them
-in parallel, and every SSH connection closed at the end whatever happens."""
+"""The hosts of one rollout: a HostRun for each (its roles, load balancer, peers), connected with the host
+keys Gantry trusts (also while a build runs elsewhere), steps run on all of them in parallel, and every SSH
+connection closed at the end whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from fabric import Connection
 
 from deployer.choices import HostStatus
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.host_steps import HostRun, host_update
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.roles import environment_roles, host_roles, serves_traffic, switch_order
+from deployer.environments.host_keys import host_keys_of
 from deployer.errors import StepFailed
+from deployer.integrations import ssh
 from deployer.lib.logcontext import in_this_context
 from deployer.models import Deploy, DeployHost
+
+
+def connect(target: ssh.Target) -> Connection:
+    """An SSH connection to `target`, checked against the host keys Gantry trusts (the database's: the same
+    on every machine); the caller closes it."""
+    return ssh.open_connection(target, host_keys_of(target))
+
+
+def connected_while(runs: list[HostRun], make: Callable[[Callable[[], None]], tuple[Path, str]]) -> tuple[Path, str]:
+    """Connect to every host, and open the sessions of its staging and its switch there (each host's login
+    shell runs its rc files), while `make` runs here, from the moment it says it has begun. A host that
+    cannot be reached is left to staging, which says why."""
+    begun = threading.Event()
+
+    def ready(run: HostRun) -> None:
+        begun.wait()
+        with contextlib.suppress(StepFailed):
+            run.conn = connect(run.target)
+            ssh.sessions_ahead(run.conn, 2)
+
+    connecting = threading.Thread(
+        target=in_this_context(lambda hosts: in_parallel(hosts, ready, "connect", hosts_failed=False)),
+        args=(runs,),
+        name="connecting",
+        daemon=True,
+    )
+    connecting.start()
+    try:
+        return make(begun.set)
+    finally:
+        begun.set()
+        connecting.join()  # every connection it opens is known before anyone closes them
 
 
 @contextmanager

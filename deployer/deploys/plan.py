@@ -3,7 +3,9 @@
 Hosts and batches, the commits it ships (a warning above the environment's
 `commit_warning`), the migration files among them and the config keys it
 changes, every check that could stop it and its state now, and how long it
-will likely take: the p90 of the environment's recent deploys.
+will likely take: the p90 of the environment's recent deploys. The commits and
+migration files come from a worker (sources/changes.py): until one has stored
+them the plan says they are on their way, and the page polls for them.
 """
 
 from __future__ import annotations
@@ -17,26 +19,28 @@ from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.request import current_deploy, resolve_ref
 from deployer.deploys.rules import RULES, Ask
-from deployer.deploys.schema_changes import migrations_between
 from deployer.environments.access import access_for
 from deployer.environments.leases import LeaseHeld
 from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
-from deployer.models import Deploy, Environment
+from deployer.models import ChangeSet, Deploy, Environment
+from deployer.sources.changes import change_set, commits_of, waited_too_long
 
-COMMITS_SHOWN = 50
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
 SHOWN = {"permission", "lock", "lease", "build gate"}
 
 
 @dataclass(frozen=True)
 class Changes:
-    """What the deploy changes: commits it adds (`ahead`), or takes away when it goes back (`behind`)."""
+    """What the deploy changes: commits it adds (`ahead`), or takes away when it goes back (`behind`), and the
+    migration files among them; `pending`, the change set a worker has yet to store."""
 
     commits: list[git.CommitInfo] = field(default_factory=list)
     ahead: int | None = None
     behind: int = 0
     note: str = ""
+    migrations: list[dict[str, str]] = field(default_factory=list)
+    pending: ChangeSet | None = None
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,15 @@ class Plan:
     checks: list[Check]
     eta_seconds: int | None
     eta_basis: int  # how many earlier deploys the ETA comes from
-    migrations: list[dict[str, str]] = field(default_factory=list)  # migration files it ships
     config_changes: list[str] = field(default_factory=list)  # config keys it changes (secrets by name)
 
     @property
     def too_many_commits(self) -> bool:
         return (self.changes.ahead or 0) > self.environment.commit_warning
+
+    @property
+    def migrations(self) -> list[dict[str, str]]:
+        return self.changes.migrations
 
     @property
     def blocked(self) -> bool:
@@ -87,34 +94,32 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         sha=sha,
         current=current,
         batches=batches,
-        changes=_changes(environment, current.sha if current else "", sha),
+        changes=plan_changes(environment, current.sha if current else "", sha),
         checks=_checks(environment, ref, sha, user),
         eta_seconds=eta,
         eta_basis=basis,
-        migrations=_migrations(environment, current.sha if current else "", sha),
         config_changes=config_changes(environment, current.config_definitions if current else None),
     )
 
 
-def _migrations(environment: Environment, base: str, head: str) -> list[dict[str, str]]:
-    try:
-        return migrations_between(environment.service, base, head)
-    except git.GitError:
-        return []  # the changes section already says the commits are not available here
-
-
-def _changes(environment: Environment, base: str, head: str) -> Changes:
+def plan_changes(environment: Environment, base: str, head: str) -> Changes:
+    """What going from `base` to `head` changes, as far as a worker has told (never read here: the web
+    machine has no repository)."""
     if not base:
         return Changes(note="the first deploy here: everything in this commit ships")
     if base == head:
         return Changes(ahead=0, note=f"{environment.name} already runs this commit (a redeploy)")
-    name = environment.service.name
-    try:
-        ahead, commits = git.commit_log(name, base, head, limit=COMMITS_SHOWN)
-        behind, _ = git.commit_log(name, head, base, limit=0)
-    except git.GitError as exc:
-        return Changes(note=f"the commit list is not available here: {exc}")
-    return Changes(commits=commits, ahead=ahead, behind=behind)
+    return changes_shown(change_set(service=environment.service, base=base, head=head))
+
+
+def changes_shown(row: ChangeSet) -> Changes:
+    if row.computed_at is None:
+        if waited_too_long(row):
+            return Changes(note="no worker has listed the commits yet: is a sync worker running? Reload to ask again")
+        return Changes(pending=row)
+    if row.error:
+        return Changes(note=f"the commit list is not available: {row.error}")
+    return Changes(commits=commits_of(row), ahead=row.ahead, behind=row.behind, migrations=list(row.migrations or []))
 
 
 def _checks(environment: Environment, ref: str, sha: str, user: User) -> list[Check]:

@@ -15,8 +15,6 @@ This file is the orchestration; what each step runs on a host is in host_steps.p
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +26,7 @@ from django.utils import timezone
 from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
 from deployer.deploys.activation import activate, roll_back
 from deployer.deploys.batches import batch_sizes
-from deployer.deploys.fleet import connected, host_runs, in_parallel
+from deployer.deploys.fleet import connect, connected, connected_while, host_runs, in_parallel
 from deployer.deploys.host_steps import (
     HostRun,
     build,
@@ -43,8 +41,6 @@ from deployer.deploys.log import deploy_logger
 from deployer.deploys.phase_hooks import HookFailed, hooks_of, hooks_run
 from deployer.deploys.roles import default_release_host, environment_roles
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
-from deployer.integrations import ssh
-from deployer.lib.logcontext import in_this_context
 from deployer.models import Deploy
 
 PAUSE_POLL_SECONDS = 0.5
@@ -76,7 +72,7 @@ def rollout(
     with connected(host_runs(deploy)) as runs:
         try:
             if artifact is not None:
-                archive, checksum = _while_connecting(runs, artifact)
+                archive, checksum = connected_while(runs, artifact)
             _roll_out(deploy, runs, archive, config, checksum, on_batch)
         except StepFailed as exc:
             if any(run.stopped for run in runs):  # stopped while staging or in a hook
@@ -143,7 +139,7 @@ def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: byte
     """Connect, then stage: unpack and link, the build hooks around build_command (or, for a rollback,
     check the earlier release is still there)."""
     if run.conn is None:
-        run.conn = ssh.open_connection(run.target)
+        run.conn = connect(run.target)
     if archive is None:
         check_kept(run, deploy)
         return
@@ -155,32 +151,6 @@ def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: byte
         if not checksum:
             build(run, deploy)
     _host_hooks(run, deploy, "after_build", release_dir)
-
-
-def _while_connecting(runs: list[HostRun], make: Callable[[Callable[[], None]], tuple[Path, str]]) -> tuple[Path, str]:
-    """Connect to every host, and open the sessions of its staging and its switch there (each host's login
-    shell runs its rc files), while `make` runs here, from the moment it says it has begun. A host that
-    cannot be reached is left to staging, which says why."""
-    begun = threading.Event()
-
-    def connect(run: HostRun) -> None:
-        begun.wait()
-        with contextlib.suppress(StepFailed):
-            run.conn = ssh.open_connection(run.target)
-            ssh.sessions_ahead(run.conn, 2)
-
-    connecting = threading.Thread(
-        target=in_this_context(lambda hosts: in_parallel(hosts, connect, "connect", hosts_failed=False)),
-        args=(runs,),
-        name="connecting",
-        daemon=True,
-    )
-    connecting.start()
-    try:
-        return make(begun.set)
-    finally:
-        begun.set()
-        connecting.join()  # every connection it opens is known before anyone closes them
 
 
 def _host_hooks(run: HostRun, deploy: Deploy, phase: str, cwd: str, outcome: str = "") -> None:
@@ -284,7 +254,7 @@ def prune_all(deploy: Deploy) -> None:
 
     def one(run: HostRun) -> None:
         try:
-            run.conn = ssh.open_connection(run.target)
+            run.conn = connect(run.target)
         except StepFailed as exc:  # the host's record stays as the deploy left it
             run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
             return
@@ -303,7 +273,7 @@ def roll_back_all(deploy: Deploy) -> list[str]:
     runs = host_runs(deploy, records=list(records))
 
     def back(run: HostRun) -> None:
-        run.conn = ssh.open_connection(run.target)
+        run.conn = connect(run.target)
         roll_back(run, deploy)
 
     with connected(runs):

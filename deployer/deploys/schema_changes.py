@@ -2,9 +2,9 @@
 
 A service names its migration files with globs (`migrations:` in the catalog;
 `*` matches across directories); without the key, the layouts of the common
-frameworks count (Django, Rails, Alembic, Flyway-style SQL, Prisma, Knex and
-friends); `migrations: []` turns it off. The files come from the diff
-previous_sha..sha of the local mirror. Going back to an earlier release across a
+frameworks count (sources/changes.py); `migrations: []` turns it off. The
+files a deploy ships come from the diff previous_sha..sha of the deploy
+worker's mirror, recorded on the deploy. Going back to an earlier release across a
 deploy that shipped migrations, or that ran post_release_command, means the
 earlier code meets a schema it has never seen: the rollback then needs an
 explicit confirmation, and records it.
@@ -12,7 +12,6 @@ explicit confirmation, and records it.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -22,32 +21,7 @@ from deployer.deploys.log import deploy_logger
 from deployer.errors import DeployRefused
 from deployer.integrations import git
 from deployer.models import Deploy, Environment, Service
-
-DEFAULT_MIGRATIONS = (
-    "*migrations/*.py",  # Django, Alembic (migrations/versions/), Flask-Migrate
-    "*alembic/versions/*.py",
-    "db/migrate/*.rb",  # Rails
-    "*migrations/*.sql",  # Flyway-style SQL, goose, golang-migrate, Prisma (prisma/migrations/<name>/migration.sql)
-    "*db/migration/*.sql",
-    "*migrations/*.js",  # Knex, Sequelize, node-pg-migrate
-    "*migrations/*.ts",
-)
-NOT_MIGRATIONS = ("__init__.py",)
-SHOWN = 100  # migration files kept per deploy
-
-
-def migration_globs(service: Service) -> list[str]:
-    return list(DEFAULT_MIGRATIONS) if service.migrations is None else list(service.migrations)
-
-
-def migrations_in(changes: list[tuple[str, str]], globs: list[str]) -> list[dict[str, str]]:
-    """The changed files that are migrations: [{"change": "A", "path": ...}], at most SHOWN."""
-    found = [
-        {"change": change, "path": path}
-        for change, path in changes
-        if path.rsplit("/", 1)[-1] not in NOT_MIGRATIONS and any(fnmatch.fnmatchcase(path, g) for g in globs)
-    ]
-    return found[:SHOWN]
+from deployer.sources.changes import migration_globs, migrations_in
 
 
 def migrations_between(service: Service, base: str, head: str) -> list[dict[str, str]]:

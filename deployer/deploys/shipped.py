@@ -1,8 +1,8 @@
 """The commits a deploy shipped: from what ran before (previous_sha) to its sha.
 
-Read from the repository mirror the worker just deployed from, once, when the
-deploy ends, and kept (DeployCommit): the deploy page shows them on any
-machine, and lead time for changes is measured from their commit times.
+Read from the repository mirror the worker deploys from, once, before the
+rollout, and kept (DeployCommit): the deploy page and the Slack story show them
+on any machine, and lead time for changes is measured from their commit times.
 """
 
 from __future__ import annotations

@@ -159,7 +159,8 @@ def _has_commit(path: Path, sha: str) -> bool:
     return True
 
 
-def _ensure_commits(service_name: str, repo_url: str, *shas: str) -> Path:
+def commits_ensure(service_name: str, repo_url: str, *shas: str) -> Path:
+    """The mirror, fetched first when it lacks one of `shas`; GitError when the repository lacks one."""
     path = mirror_path(service_name)
     if not all(_has_commit(path, sha) for sha in shas):
         mirror_update(service_name, repo_url)
@@ -171,7 +172,7 @@ def _ensure_commits(service_name: str, repo_url: str, *shas: str) -> Path:
 
 def is_ancestor(service_name: str, repo_url: str, ancestor: str, descendant: str) -> bool:
     """True if `ancestor` is `descendant` or one of its ancestors."""
-    path = _ensure_commits(service_name, repo_url, ancestor, descendant)
+    path = commits_ensure(service_name, repo_url, ancestor, descendant)
     try:
         _git("merge-base", "--is-ancestor", ancestor, descendant, cwd=path)
     except GitError:
@@ -181,7 +182,7 @@ def is_ancestor(service_name: str, repo_url: str, ancestor: str, descendant: str
 
 def ahead_count(service_name: str, repo_url: str, base: str, head: str) -> int:
     """How many commits `head` has that `base` does not."""
-    path = _ensure_commits(service_name, repo_url, base, head)
+    path = commits_ensure(service_name, repo_url, base, head)
     return int(_git("rev-list", "--count", f"{base}..{head}", cwd=path).strip())
 
 

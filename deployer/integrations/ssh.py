@@ -1,15 +1,16 @@
-"""SSH to hosts, the one place that imports Fabric and paramiko.
+"""SSH to hosts, the one place that imports Fabric (paramiko: here and in ssh_keys.py, the keys).
 
-Fabric accepts any host key by default; Gantry loads only its own known_hosts
-file and refuses unknown or changed keys. Fabric opens the connection; commands
-run on a paramiko channel of it. Every remote command runs under the remote
-`timeout` utility (a local timeout alone would leave it running) and under a
-local silence timeout too, in case the connection itself hangs.
+Fabric accepts any host key by default; Gantry trusts only the keys its caller
+hands over (the trust store in the database, read by every worker) and refuses
+unknown or changed ones; its own key is ssh_keys.identity(). Fabric opens the
+connection; commands run on a paramiko channel of it. Every remote command runs
+under the remote `timeout` utility (a local timeout alone would leave it
+running) and under a local silence timeout too, in case the connection hangs.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import codecs
 import hashlib
 import secrets
@@ -24,13 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from fabric import Config, Connection
 
 from deployer.errors import StepFailed
-from deployer.lib.private_file import private_file_write
+from deployer.integrations.ssh_keys import HostKey, fingerprint, identity
 
 # Exit status of coreutils `timeout` when it had to stop the command.
 TIMEOUT_EXIT = 124
@@ -54,11 +53,6 @@ class HostKeyError(StepFailed):
     """The host's key is unknown or differs from the one Gantry trusts."""
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
 class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
     """Refuse hosts whose key Gantry does not know, saying how to trust them."""
 
@@ -68,14 +62,13 @@ class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise HostKeyError(
             f"{self.target.address}:{self.target.port} offered host key {fingerprint(key)} ({key.get_name()}), "
-            f"which is not in Gantry's known_hosts ({settings.GANTRY_KNOWN_HOSTS}). If you expect this host "
-            f"and fingerprint, trust it with: manage.py trust_host {self.target.address}:{self.target.port} "
-            f"--fingerprint {fingerprint(key)}"
+            f"which Gantry does not trust. If you expect this host and fingerprint, trust it with: "
+            f"manage.py trust_host {self.target.address}:{self.target.port} --fingerprint {fingerprint(key)}"
         )
 
 
-def open_connection(target: Target) -> Connection:
-    """An open connection to `target`, checked against Gantry's known_hosts; the caller closes it."""
+def open_connection(target: Target, trusted: Sequence[HostKey]) -> Connection:
+    """An open connection to `target`, whose key must be one of `trusted`; the caller closes it."""
     conn = Connection(
         host=target.address,
         port=target.port,
@@ -83,15 +76,19 @@ def open_connection(target: Target) -> Connection:
         connect_timeout=settings.SSH_CONNECT_TIMEOUT,
         config=Config(overrides={"load_ssh_configs": False}),
         connect_kwargs={
-            "key_filename": str(settings.GANTRY_SSH_KEY),
+            "pkey": identity(),
             "look_for_keys": False,
             "allow_agent": False,
             "banner_timeout": settings.SSH_CONNECT_TIMEOUT,
             "auth_timeout": settings.SSH_CONNECT_TIMEOUT,
         },
     )
-    if settings.GANTRY_KNOWN_HOSTS.exists():
-        conn.client.load_host_keys(str(settings.GANTRY_KNOWN_HOSTS))
+    known = conn.client.get_host_keys()
+    for key in trusted:
+        try:
+            known.add(target.known_hosts_name, key.key_type, key.pkey())
+        except (ValueError, TypeError, binascii.Error, paramiko.SSHException):
+            continue  # a key paramiko cannot read is one it could never match
     conn.client.set_missing_host_key_policy(_RefuseUnknownKey(target))
     try:
         _open(conn, target)
@@ -386,60 +383,3 @@ def _send(channel: paramiko.Channel, part: bytes | Path) -> None:
     with part.open("rb") as source:
         while chunk := source.read(256 * 1024):
             channel.sendall(chunk)
-
-
-# --- Gantry's own key and known_hosts ---------------------------------------
-
-
-def host_key_scan(address: str, port: int) -> paramiko.PKey:
-    """Ask a host for its key (like ssh-keyscan), without authenticating."""
-    with socket.create_connection((address, port), timeout=settings.SSH_CONNECT_TIMEOUT) as sock:
-        transport = paramiko.Transport(sock)
-        try:
-            transport.start_client(timeout=settings.SSH_CONNECT_TIMEOUT)
-            return transport.get_remote_server_key()
-        finally:
-            transport.close()
-
-
-def known_host_key(target: Target) -> paramiko.PKey | None:
-    keys = _known_hosts()
-    entry = keys.lookup(target.known_hosts_name)
-    return next(iter(entry.values())) if entry else None
-
-
-def known_hosts_trust(target: Target, key: paramiko.PKey, *, replace: bool = False) -> None:
-    """Add (or with `replace`, swap in) the key Gantry trusts for `target`."""
-    keys = _known_hosts()
-    name = target.known_hosts_name
-    if replace and name in keys:
-        del keys[name]
-    keys.add(name, key.get_name(), key)
-    path = settings.GANTRY_KNOWN_HOSTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys.save(str(path))
-
-
-def _known_hosts() -> paramiko.HostKeys:
-    path = settings.GANTRY_KNOWN_HOSTS
-    return paramiko.HostKeys(str(path)) if path.exists() else paramiko.HostKeys()
-
-
-def ed25519_key_write(private: Path, comment: str) -> None:
-    """Write a new OpenSSH ed25519 key pair to `private` and `private`.pub."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    if not private_file_write(private, pem):
-        return  # another process wrote it first: that pair is the one
-    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    private.with_name(private.name + ".pub").write_text(f"{line.decode()} {comment}\n")
-
-
-def ssh_key_ensure() -> str:
-    """Create Gantry's key pair if it does not exist; return the public key line."""
-    private = settings.GANTRY_SSH_KEY
-    if not private.exists():
-        ed25519_key_write(private, f"gantry@{socket.gethostname()}")
-    return private.with_name(private.name + ".pub").read_text().strip()

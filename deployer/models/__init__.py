@@ -1,12 +1,13 @@
 """Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
 
 catalog.py   Team, Service, Environment, Host
-sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery
+sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
 access.py    Grant, SystemIdentity
 audit.py     AuditEntry
 notify.py    SlackMessage, SlackAttempt, SlackIdentity
 apitests.py  ApiTestRun, ApiTestStep
+trust.py     TrustedHostKey
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from deployer.models.deploys import (
     LeaseRequest,
 )
 from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
-from deployer.models.sources import Branch, Build, IntegrationStatus, SyncState, WebhookDelivery
+from deployer.models.sources import Branch, Build, ChangeSet, IntegrationStatus, SyncState, WebhookDelivery
+from deployer.models.trust import TrustedHostKey
 
 __all__ = [
     "ApiTestRun",
@@ -35,6 +37,7 @@ __all__ = [
     "AuditQuerySet",
     "Branch",
     "Build",
+    "ChangeSet",
     "Deploy",
     "DeployCommit",
     "DeployHost",
@@ -52,5 +55,6 @@ __all__ = [
     "SyncState",
     "SystemIdentity",
     "Team",
+    "TrustedHostKey",
     "WebhookDelivery",
 ]

@@ -53,6 +53,12 @@ class Deploy(models.Model):
     commits_total = models.PositiveIntegerField(
         null=True, blank=True, help_text="How many commits it shipped (DeployCommit keeps the newest); null: unknown."
     )
+    tests_file = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Its commit\'s .gantry/tests.yml, read by its worker: {"text": ...} (null text: none), '
+        '{"error": ...}; null: not read.',
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker running it was alive then.")
     finished_at = models.DateTimeField(null=True, blank=True)

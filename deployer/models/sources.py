@@ -133,3 +133,28 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.event} {self.delivery_id}"
+
+
+class ChangeSet(models.Model):
+    """What lies between two commits of a service: the commits `head` adds (newest first, the first 50), how
+    many `base` has that `head` lacks, and the migration files among the changed ones. A worker with the
+    repository computes it; pages only read it (the web machine has no git mirror)."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="change_sets")
+    base = models.CharField(max_length=40)
+    head = models.CharField(max_length=40)
+    globs = models.JSONField(default=list, help_text="The migration globs the files were matched with.")
+    requested_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    ahead = models.IntegerField(null=True, blank=True)
+    behind = models.IntegerField(default=0)
+    commits = models.JSONField(default=list, blank=True)
+    migrations = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "base", "head"], name="change_set_one_per_range")]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}: {self.base[:8]}..{self.head[:8]}"

@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from deployer import queue
-from deployer.integrations import git, slack
+from deployer.integrations import slack
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage
 from deployer.notify import story
 
@@ -197,11 +197,8 @@ def _mentions(deploy: Deploy) -> list[str]:
     team = deploy.environment.service.team
     ids = [team.slack_group] if team and team.slack_group else []
     if deploy.previous_sha and deploy.previous_sha != deploy.sha:
-        try:
-            _, commits = git.commit_log(deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=50)
-        except git.GitError:
-            commits = []
-        for email in sorted({commit.email for commit in commits if commit.email})[:10]:
+        emails = set(deploy.commits.exclude(email="").values_list("email", flat=True)[:50])
+        for email in sorted(emails)[:10]:
             try:
                 user = slack.user_by_email(email)
             except slack.SlackError:

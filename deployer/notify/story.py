@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, S
 from slack_sdk.models.blocks.basic_components import ConfirmObject, MarkdownTextObject
 
 from deployer.choices import DeployStatus, DeployTrigger, HostStatus
-from deployer.integrations import git, github
+from deployer.integrations import github
 from deployer.models import AuditEntry, Deploy, Environment
 
 # The buttons' action ids; deployer.chatops carries them out when Slack reports a press.
@@ -177,9 +177,8 @@ def _commit_count(deploy: Deploy) -> str:
         return "first deploy here"
     if deploy.previous_sha == deploy.sha:
         return "0 (a redeploy)"
-    try:
-        ahead, _ = git.commit_log(deploy.environment.service.name, deploy.previous_sha, deploy.sha, limit=0)
-    except git.GitError:
+    ahead = deploy.commits_total  # recorded by the deploy's worker (its mirror), before the rollout
+    if ahead is None:
         return f"since `{deploy.previous_sha[:8]}`"
     return str(ahead) if ahead else f"0 (goes back from `{deploy.previous_sha[:8]}`)"
 

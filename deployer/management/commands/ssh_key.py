@@ -2,13 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from deployer.integrations.ssh import ssh_key_ensure
+from deployer.integrations.ssh_keys import IdentityMissing, ssh_key_ensure
 
 
 class Command(BaseCommand):
-    help = "Print Gantry's SSH public key (creating the key pair on first use) for hosts' authorized_keys."
+    help = (
+        "Print Gantry's SSH public key, for hosts' authorized_keys: from GANTRY_SSH_PRIVATE_KEY, else the file "
+        "GANTRY_SSH_KEY (a new key pair is made there when neither exists)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write(ssh_key_ensure())
+        try:
+            self.stdout.write(ssh_key_ensure())
+        except IdentityMissing as exc:
+            raise CommandError(str(exc)) from exc

@@ -1,45 +1,86 @@
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployer.integrations import ssh
+from deployer.environments.host_keys import (
+    HostKeyConflict,
+    host_key_trust,
+    host_keys_of,
+    known_hosts_export,
+    known_hosts_import,
+)
+from deployer.errors import StepFailed
+from deployer.integrations import ssh, ssh_keys
 
 
 class Command(BaseCommand):
-    help = "Trust a host's SSH key: fetch it, show its fingerprint, add it to Gantry's known_hosts."
+    help = (
+        "Trust a host's SSH key (fetch it, show its fingerprint, store it where every worker reads it); "
+        "or import or export a known_hosts file."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("host", help="ADDRESS or ADDRESS:PORT")
+        parser.add_argument("host", nargs="?", help="ADDRESS or ADDRESS:PORT")
         parser.add_argument("--fingerprint", help="expected SHA256:... fingerprint (refuse any other key)")
         parser.add_argument("--replace", action="store_true", help="replace a key Gantry trusts already")
         parser.add_argument("--yes", action="store_true", help="trust without asking")
+        parser.add_argument("--import", dest="import_from", metavar="FILE", help="trust every entry of a known_hosts")
+        parser.add_argument("--export", action="store_true", help="print every trusted key as a known_hosts file")
 
-    def handle(self, *args: Any, host: str, fingerprint: str | None, replace: bool, yes: bool, **o: Any) -> None:
+    def handle(self, *args: Any, host: str | None, import_from: str | None, export: bool, **options: Any) -> None:
+        if export:
+            sys.stdout.write(known_hosts_export())
+        elif import_from:
+            self._import(Path(import_from))
+        elif host:
+            self._trust(host, options["fingerprint"], replace=options["replace"], yes=options["yes"])
+        else:
+            raise CommandError("name a host (ADDRESS or ADDRESS:PORT), or use --import FILE or --export")
+
+    def _import(self, path: Path) -> None:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {path}: {exc}") from exc
+        added, skipped = known_hosts_import(text, user=None)
+        self.stdout.write(f"{added} key(s) trusted from {path}")
+        if skipped:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{skipped} left out: Gantry trusts a different key of that type for the host "
+                    "(trust_host ADDRESS:PORT --replace after checking the fingerprint)"
+                )
+            )
+
+    def _trust(self, host: str, fingerprint: str | None, *, replace: bool, yes: bool) -> None:
         address, _, port_text = host.rpartition(":") if host.count(":") == 1 else (host, "", "22")
-        if not port_text.isdigit():
+        if not port_text.isdigit() or not address:
             raise CommandError(f"{host!r}: write ADDRESS or ADDRESS:PORT, e.g. 10.0.0.5:22")
         target = ssh.Target(address, int(port_text), "")
         try:
-            key = ssh.host_key_scan(target.address, target.port)
-        except OSError as exc:
-            raise CommandError(f"cannot reach {target.address}:{target.port}: {exc}") from exc
-        offered = ssh.fingerprint(key)
-        self.stdout.write(f"{target.address}:{target.port} offers {key.get_name()} {offered}")
-        known = ssh.known_host_key(target)
-        if known is not None and ssh.fingerprint(known) == offered:
+            key = ssh_keys.host_key_scan(target.address, target.port)
+        except StepFailed as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{target.address}:{target.port} offers {key.key_type} {key.fingerprint}")
+        known = host_keys_of(target)
+        if key in known:
             self.stdout.write(self.style.SUCCESS("already trusted"))
             return
-        if known is not None and not replace:
+        if known and not replace:
             raise CommandError(
-                f"Gantry trusts a different key for this host ({ssh.fingerprint(known)}); "
+                f"Gantry trusts a different key for this host ({known[0].fingerprint}); "
                 "if the host was rebuilt, run again with --replace"
             )
-        if fingerprint and fingerprint != offered:
-            raise CommandError(f"the host offers {offered}, not {fingerprint}: refusing to trust it")
+        if fingerprint and fingerprint != key.fingerprint:
+            raise CommandError(f"the host offers {key.fingerprint}, not {fingerprint}: refusing to trust it")
         if not (fingerprint or yes) and input("Trust this key? [y/N] ").strip().lower() != "y":
             raise CommandError("not trusted")
-        ssh.known_hosts_trust(target, key, replace=replace)
-        self.stdout.write(self.style.SUCCESS(f"trusted; written to {settings.GANTRY_KNOWN_HOSTS}"))
+        try:
+            host_key_trust(name=target.known_hosts_name, key=key, user=None, replace=replace)
+        except HostKeyConflict as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(self.style.SUCCESS("trusted, for every machine that runs Gantry's workers"))

@@ -1,0 +1,116 @@
+"""What a deploy would change (commits, migration files) comes from a worker, never from the web machine's disk:
+the plan page asks for a change set and polls until a worker has stored it. Real Celery worker, real git."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from deployer.demo import setup
+from deployer.models import Branch, ChangeSet, Environment
+from deployer.sources.changes import WAIT_AT_MOST, change_set, change_set_compute
+from tests.conftest import AppRepo, MakeEnvironment, plan_page
+from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait
+
+
+def head(environment: Environment, branch: str) -> str:
+    return Branch.objects.get(service=environment.service, name=branch).sha
+
+
+@pytest.mark.slow
+def test_the_plan_gets_its_commits_from_a_worker_even_with_no_repository_on_this_machine(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_repo: AppRepo,
+) -> None:
+    setup.repo_branch(app_repo.path, "one-more", {"more.txt": "1\n"}, "One more thing")
+    environment = make_environment()
+    deploy_and_wait(environment, "main", deployer, celery_worker)
+    shutil.rmtree(settings.REPO_MIRROR_DIR)  # as on a web machine: no git mirror at all
+
+    first = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "one-more"}).content.decode()
+    assert "data-changes-pending" in first and "One more thing" not in first, "the page itself reads no git"
+
+    page = plan_page(deployer_client, "app", "test", "one-more")
+    assert "One more thing" in page and "1 commit:" in page
+    row = ChangeSet.objects.get(head=head(environment, "one-more"))
+    assert row.ahead == 1 and row.computed_at is not None and not row.error
+    assert (settings.REPO_MIRROR_DIR / "app.git").exists(), "the worker fetched what it needed"
+
+
+def test_a_change_set_is_computed_once_and_never_while_another_worker_holds_it(
+    make_environment: MakeEnvironment, app_repo: AppRepo
+) -> None:
+    environment = make_environment()
+    base, tip = head(environment, "main"), head(environment, "slow-build")
+    row = change_set(service=environment.service, base=base, head=tip)
+    ChangeSet.objects.filter(pk=row.pk).update(claimed_at=timezone.now())  # another worker is on it
+
+    change_set_compute(change_set_id=row.pk)
+    assert ChangeSet.objects.get(pk=row.pk).computed_at is None, "left to the worker that claimed it"
+
+    ChangeSet.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(minutes=5))  # it died
+    change_set_compute(change_set_id=row.pk)
+    done = ChangeSet.objects.get(pk=row.pk)
+    assert done.ahead == 1 and [c["subject"] for c in done.commits] == ["Take too long"]
+
+    ChangeSet.objects.filter(pk=row.pk).update(ahead=99)
+    change_set_compute(change_set_id=row.pk)
+    assert ChangeSet.objects.get(pk=row.pk).ahead == 99, "a stored change set is never computed again"
+
+
+def test_a_plan_nobody_answers_says_so_and_asks_again_on_reload(
+    make_environment: MakeEnvironment, deployer_client: Client
+) -> None:
+    environment = make_environment()
+    base, tip = head(environment, "main"), head(environment, "broken-build")
+    row = change_set(service=environment.service, base=base, head=tip)  # no worker runs in this test
+    asked = timezone.now() - WAIT_AT_MOST - timedelta(seconds=1)
+    ChangeSet.objects.filter(pk=row.pk).update(requested_at=asked)
+    fragment = deployer_client.get(reverse("plan-changes", args=["app", "test", row.pk])).content.decode()
+
+    assert "no worker has listed the commits yet" not in fragment, "a stale request is asked again first"
+    assert ChangeSet.objects.get(pk=row.pk).requested_at > asked
+    assert "data-changes-pending" in fragment
+
+    ChangeSet.objects.filter(pk=row.pk).update(requested_at=asked)
+    assert ChangeSet.objects.get(pk=row.pk).computed_at is None
+    row.refresh_from_db()
+    change_set_compute(change_set_id=row.pk)  # a worker gets to it at last
+    fragment = deployer_client.get(reverse("plan-changes", args=["app", "test", row.pk])).content.decode()
+    assert "Break it" in fragment and "data-changes-pending" not in fragment
+
+
+def test_a_change_set_of_another_service_is_not_shown(
+    make_environment: MakeEnvironment, deployer_client: Client
+) -> None:
+    environment = make_environment()
+    row = change_set(service=environment.service, base=head(environment, "main"), head=head(environment, "slow-build"))
+
+    assert deployer_client.get(reverse("plan-changes", args=["nope", "test", row.pk])).status_code == 404
+    assert deployer_client.get(reverse("plan-changes", args=["app", "test", row.pk + 1000])).status_code == 404
+
+
+def test_changed_migration_globs_ask_again(make_environment: MakeEnvironment) -> None:
+    environment = make_environment()
+    base, tip = head(environment, "main"), head(environment, "slow-build")
+    row = change_set(service=environment.service, base=base, head=tip)
+    change_set_compute(change_set_id=row.pk)
+    type(environment.service).objects.filter(pk=environment.service.pk).update(migrations=["*.sh"])
+    environment.service.refresh_from_db()
+
+    again = change_set(service=environment.service, base=base, head=tip)
+
+    assert again.computed_at is None and again.globs == ["*.sh"]
+    change_set_compute(change_set_id=again.pk)
+    assert ChangeSet.objects.get(pk=row.pk).migrations == [{"change": "M", "path": "build.sh"}]
