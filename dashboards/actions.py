@@ -101,7 +101,7 @@ def lease_release_view(request: SignedInRequest, name: str, environment: str) ->
         lease_release(env, user=request.user)
     except DeployRefused as exc:
         return refused_page(request, env, exc)
-    queue.enqueue_after_commit(queue.ADVANCE_LEASES)
+    queue.enqueue_after_commit(queue.ADVANCE_LEASES, True)
     messages.info(request, f"Released the lease on {env}.")
     return redirect("service", name=env.service.name)
 

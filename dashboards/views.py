@@ -35,7 +35,6 @@ from deployer.environments.locks import lock_summary
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import ApiTestRun, ChangeSet, Deploy, Environment, Service, WebhookDelivery
 from deployer.sources import integration_health
-from deployer.sources.changes import change_set
 
 
 @require_GET
@@ -138,11 +137,10 @@ def deploy_plan_view(request: SignedInRequest, name: str, environment: str) -> H
 
 @require_GET
 def plan_changes(request: SignedInRequest, name: str, environment: str, pk: int) -> HttpResponse:
-    """The plan's commits and migration files once a worker has listed them (the plan page polls this)."""
+    """The plan's commits and migration files once a worker has listed them (the plan page polls this; after
+    WAIT_AT_MOST it says no worker answered, and a reload of the plan asks again)."""
     env = environment_or_404(name, environment)
     row = get_object_or_404(ChangeSet, pk=pk, service=env.service)
-    if row.computed_at is None:
-        row = change_set(service=env.service, base=row.base, head=row.head)  # asks again if its worker died
     changes = changes_shown(row)
     too_many = (changes.ahead or 0) > env.commit_warning
     context = {"changes": changes, "env": env, "service": env.service, "too_many": too_many}

@@ -29,6 +29,7 @@ from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
 from deployer.notify.outbox import SendLater, message_send
+from deployer.ops.rounds import round_claim
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from deployer.sources.changes import change_set_compute
@@ -73,14 +74,25 @@ def sync_builds(service_id: int) -> None:
             continuous_delivery(service=service)
 
 
+def _round(name: str) -> bool:
+    """Whether this scheduler's round of the periodic task `name` runs (its interval is the beat schedule's):
+    not when another scheduler began one within it."""
+    every = next(float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values() if entry["task"] == name)
+    return round_claim(name, every_seconds=every)
+
+
 @shared_task(name=queue.SYNC_ALL_BRANCHES)
 def sync_all_branches() -> None:
+    if not _round(queue.SYNC_ALL_BRANCHES):
+        return
     for service_id in Service.objects.values_list("pk", flat=True):
         queue.enqueue(queue.SYNC_BRANCHES, service_id)
 
 
 @shared_task(name=queue.SYNC_ALL_BUILDS)
 def sync_all_builds() -> None:
+    if not _round(queue.SYNC_ALL_BUILDS):
+        return
     for service_id in Service.objects.exclude(jenkins_job="").values_list("pk", flat=True):
         queue.enqueue(queue.SYNC_BUILDS, service_id)
 
@@ -116,7 +128,8 @@ def process_webhook(delivery_id: int) -> None:
 
 @shared_task(name=queue.SWEEP_WEBHOOKS)
 def sweep_webhooks() -> None:
-    deliveries_sweep()
+    if _round(queue.SWEEP_WEBHOOKS):
+        deliveries_sweep()
 
 
 @shared_task(name=queue.SEND_SLACK, bind=True, max_retries=30)
@@ -163,18 +176,23 @@ def run_api_tests(environment_id: int, trigger: str) -> None:
 
 @shared_task(name=queue.MONITOR_API_TESTS)
 def monitor_api_tests() -> None:
-    for environment_id in monitors_due():
+    if not _round(queue.MONITOR_API_TESTS):
+        return
+    for environment_id in monitors_due():  # each one claimed: it runs once per interval whatever happens
         queue.enqueue(queue.RUN_API_TESTS, environment_id, ApiTestRun.Trigger.SCHEDULE)
 
 
 @shared_task(name=queue.ADVANCE_LEASES)
-def advance_leases() -> None:
-    leases_advance()
+def advance_leases(asked: bool = False) -> None:
+    """Every round (beat), and at once when a person ends a lease (`asked`)."""
+    if asked or _round(queue.ADVANCE_LEASES):
+        leases_advance()
 
 
 @shared_task(name=queue.REAP_DEPLOYS)
 def reap_deploys() -> None:
-    deploys_reap()
+    if _round(queue.REAP_DEPLOYS):
+        deploys_reap()
 
 
 @worker_ready.connect

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deployer.apitests.files import MAX_BYTES, TESTS_FILE, SuiteFileError, suites_parse
@@ -264,19 +265,20 @@ def environment_test(environment_id: int, trigger: str) -> list[ApiTestRun]:
 
 
 def monitors_due() -> list[int]:
-    """Environments whose monitoring interval has passed since their last scheduled run."""
+    """Environments whose monitoring interval has passed since their last scheduled run, each claimed (a
+    conditional update): however many schedulers ask, a run is due to one of them once per interval."""
     due = []
     now = timezone.now()
     for environment in Environment.objects.filter(monitor_minutes__gt=0).select_related("service"):
         if not environment.service.api_tests and not environment.base_url and not environment.host_base_url:
             continue
-        last = (
-            ApiTestRun.objects.filter(environment=environment, trigger=ApiTestRun.Trigger.SCHEDULE)
-            .order_by("-id")
-            .values_list("started_at", flat=True)
-            .first()
+        previous = now - timedelta(minutes=environment.monitor_minutes)
+        claimed = (
+            Environment.objects.filter(pk=environment.pk)
+            .filter(Q(monitor_claimed_at__isnull=True) | Q(monitor_claimed_at__lte=previous))
+            .update(monitor_claimed_at=now)
         )
-        if last is None or last <= now - timedelta(minutes=environment.monitor_minutes):
+        if claimed:
             due.append(environment.pk)
     return due
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
+
 from deployer.deploys.request import deploy_request
 from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployConflict, DeployRefused
@@ -23,17 +25,20 @@ def leases_advance() -> list[int]:
             continue
         seen.add(environment.pk)
         try:
-            options = DeployOptions(checklist=tuple(request.checklist))
-            deploy = deploy_request(environment=environment, ref=request.ref, user=request.user, options=options)
+            with transaction.atomic():
+                # Claimed by deleting it: a second scheduler's round finds it gone. A refusal rolls it back.
+                if not LeaseRequest.objects.filter(pk=request.pk).delete()[0]:
+                    continue
+                options = DeployOptions(checklist=tuple(request.checklist))
+                deploy = deploy_request(environment=environment, ref=request.ref, user=request.user, options=options)
         except DeployConflict:
-            continue  # something runs there now; the next round tries again
+            continue  # something runs there now; the request is back, and the next round tries again
         except DeployRefused as exc:
             logger.warning("queued deploy of %s to %s by %s dropped: %s", request.ref, environment, request.user, exc)
-            request.delete()
+            LeaseRequest.objects.filter(pk=request.pk).delete()
             continue
         DeployLog.objects.create(
             deploy=deploy, at=deploy.created_at, level="info", message="requested from the queue behind a lease"
         )
-        request.delete()
         started.append(deploy.pk)
     return started

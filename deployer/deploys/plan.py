@@ -115,7 +115,10 @@ def plan_changes(environment: Environment, base: str, head: str) -> Changes:
 def changes_shown(row: ChangeSet) -> Changes:
     if row.computed_at is None:
         if waited_too_long(row):
-            return Changes(note="no worker has listed the commits yet: is a sync worker running? Reload to ask again")
+            return Changes(
+                note="no worker has listed the commits yet: is a worker of the sync queue running? "
+                "Reload the page to ask again"
+            )
         return Changes(pending=row)
     if row.error:
         return Changes(note=f"the commit list is not available: {row.error}")

@@ -79,14 +79,20 @@ def _reap_queued() -> list[int]:
         | Q(enqueued_at__lt=resend)
         | Q(enqueued_at__isnull=True, created_at__lt=resend)
     )
-    for deploy in lost.only("pk", "queue_waiting_since"):
-        # The claim makes a second message harmless if the first was only slow.
+    for deploy in lost.only("pk", "queue_waiting_since", "enqueued_at"):
+        # Claimed first (another scheduler's round finds it sent); the worker's claim of the deploy makes a
+        # second message harmless anyway, if the first was only slow.
+        sent = Deploy.objects.filter(pk=deploy.pk, status=DeployStatus.QUEUED, enqueued_at=deploy.enqueued_at)
+        if not sent.update(enqueued_at=now, queue_waiting_since=None):
+            continue
         try:
             queue.enqueue(queue.RUN_DEPLOY, deploy.pk)
         except queue.QueueUnavailable as exc:
             logger.warning("cannot resend deploy #%s: %s", deploy.pk, exc)
+            Deploy.objects.filter(pk=deploy.pk).update(
+                enqueued_at=deploy.enqueued_at, queue_waiting_since=deploy.queue_waiting_since
+            )
             break
-        Deploy.objects.filter(pk=deploy.pk).update(enqueued_at=now, queue_waiting_since=None)
         if deploy.queue_waiting_since:
             waited = round((now - deploy.queue_waiting_since).total_seconds())
             DeployLog.objects.create(

@@ -1,7 +1,7 @@
 """Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
 
 catalog.py   Team, Service, Environment, Host
-sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet
+sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
 access.py    Grant, SystemIdentity
 audit.py     AuditEntry
@@ -26,7 +26,15 @@ from deployer.models.deploys import (
     LeaseRequest,
 )
 from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
-from deployer.models.sources import Branch, Build, ChangeSet, IntegrationStatus, SyncState, WebhookDelivery
+from deployer.models.sources import (
+    Branch,
+    Build,
+    ChangeSet,
+    IntegrationStatus,
+    ScheduledRound,
+    SyncState,
+    WebhookDelivery,
+)
 from deployer.models.trust import TrustedHostKey
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "Host",
     "IntegrationStatus",
     "LeaseRequest",
+    "ScheduledRound",
     "Service",
     "SlackAttempt",
     "SlackIdentity",

@@ -153,6 +153,9 @@ class Environment(models.Model):
     monitor_minutes = models.PositiveIntegerField(
         default=0, help_text="Run the API test suites here every this many minutes (0: only after deploys)."
     )
+    monitor_claimed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the last scheduled API test run was claimed."
+    )
     lease_minutes = models.PositiveIntegerField(
         default=0, help_text="A shared test environment: a deploy claims it this long (0: no leases)."
     )

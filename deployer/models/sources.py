@@ -158,3 +158,14 @@ class ChangeSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id}: {self.base[:8]}..{self.head[:8]}"
+
+
+class ScheduledRound(models.Model):
+    """When a periodic task last began a round. A round starts only by a conditional update of this row, so
+    two schedulers running by mistake (two `celery beat`s) start each round once."""
+
+    name = models.CharField(max_length=100, unique=True)
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.started_at:%H:%M:%S}"
