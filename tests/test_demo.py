@@ -93,3 +93,18 @@ def test_the_demo_deploys_a_web_a_worker_and_a_migration(demo: list[SshdHost], c
     assert applied(database) == ["0001_visits.sql", "0002_visit_paths.sql"]
     with pytest.raises(RollbackNeedsConfirmation, match=r"shipped migrations/0002_visit_paths\.sql"):
         deploy_rollback(environment=environment, user=admin)
+
+    # The demo's other branches carry main's migration step: shout deploys (it ships no migration).
+    shout = wait_for_deploy(deploy_request(environment=environment, ref="feature/shout", user=admin).pk, celery_worker)
+    assert shout.status == DeployStatus.SUCCEEDED, shout.reason
+    assert applied(database) == ["0001_visits.sql", "0002_visit_paths.sql"]
+
+
+def test_demo_branches_made_before_the_database_are_made_again_on_main(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    setup.repo_create(repo)
+    setup.repo_add_database(repo)
+    assert setup.demo_branches_rebase(repo) == []
+    setup.repo_branch(repo, "broken-health", {"UNHEALTHY": "x\n"}, "Old-style branch", base="main~1")
+    assert setup.demo_branches_rebase(repo) == ["broken-health"]
+    assert setup.git(repo, "show", "broken-health:migrate.py")

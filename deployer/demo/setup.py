@@ -25,6 +25,11 @@ DATABASE_SOURCE = Path(__file__).resolve().parent / "database"
 DEMO_SECRET_NAME = "DEMO_API_KEY"
 PORT_TRIES = 50
 DEMO_ADMIN = ("admin", "gantry-demo")
+# The branches a newcomer tries: what each one changes on top of main.
+DEMO_BRANCHES: dict[str, tuple[dict[str, str], str]] = {
+    "feature/shout": ({"greeting.txt": "HELLO FROM THE GANTRY DEMO!\n"}, "Shout the greeting"),
+    "broken-health": ({"UNHEALTHY": "this release fails its health check\n"}, "Break /healthz"),
+}
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Gantry Demo",
     "GIT_AUTHOR_EMAIL": "demo@gantry.invalid",
@@ -118,8 +123,8 @@ def repo_create(path: Path) -> None:
     git(path, "init", "--quiet", "--initial-branch=main")
     git(path, "add", "--all")
     git(path, "commit", "--quiet", "-m", "Demo service: a tiny HTTP app")
-    repo_branch(path, "feature/shout", {"greeting.txt": "HELLO FROM THE GANTRY DEMO!\n"}, "Shout the greeting")
-    repo_branch(path, "broken-health", {"UNHEALTHY": "this release fails its health check\n"}, "Break /healthz")
+    for branch, (files, message) in DEMO_BRANCHES.items():
+        repo_branch(path, branch, files, message)
 
 
 def repo_add_database(path: Path) -> None:
@@ -129,6 +134,21 @@ def repo_add_database(path: Path) -> None:
     repo_branch(path, "main", files, "A database: migrations applied by release_command")
     second = {"migrations/0002_visit_paths.sql": (DATABASE_SOURCE / "0002_visit_paths.sql").read_text()}
     repo_branch(path, "add-migration", second, "Record the path of each visit (a nullable column: expand)")
+    demo_branches_rebase(path)
+
+
+def demo_branches_rebase(path: Path) -> list[str]:
+    """Make the demo's own branches again on top of main where they lack main's migration step (they were
+    made before it: their release_command would fail for a reason the demo does not mean to show)."""
+    remade = []
+    for branch, (files, message) in DEMO_BRANCHES.items():
+        has_step = subprocess.run(
+            ["git", "cat-file", "-e", f"{branch}:migrate.py"], cwd=path, capture_output=True, check=False
+        )
+        if has_step.returncode != 0:
+            repo_branch(path, branch, files, message)
+            remade.append(branch)
+    return remade
 
 
 def repo_branch(path: Path, branch: str, files: dict[str, str], message: str, *, base: str = "main") -> str:

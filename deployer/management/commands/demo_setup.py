@@ -30,6 +30,8 @@ class Command(BaseCommand):
         if not (repo / "migrate.py").exists():
             setup.repo_add_database(repo)
             self.stdout.write("added a database (migrations) to the demo repository, and a branch add-migration")
+        for branch in setup.demo_branches_rebase(repo):
+            self.stdout.write(f"made the demo branch {branch} again on top of main (it lacked the migration step)")
         catalog = setup.demo_dir() / "catalog.yml"
         catalog.write_text(setup.catalog_text(repo, hosts, ports["app"]))
         call_command("load_catalog", str(catalog), stdout=self.stdout)
