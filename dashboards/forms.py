@@ -36,6 +36,20 @@ class LogCursorForm(forms.Form):
 class MatrixFilterForm(forms.Form):
     team = forms.CharField(max_length=100, required=False)
     q = forms.CharField(max_length=100, required=False)
+    page = forms.IntegerField(
+        min_value=1, max_value=100_000, required=False, error_messages={"invalid": "page must be a number: ?page=2"}
+    )
+    show = forms.ChoiceField(
+        choices=[("", "a page"), ("all", "every service")],
+        required=False,
+        error_messages={"invalid_choice": "show takes one value: ?show=all shows every service on one page"},
+    )
+
+    def clean_team(self) -> str:
+        return self.cleaned_data["team"].replace("\0", "")
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"].replace("\0", "").strip()  # PostgreSQL refuses NUL in text
 
 
 class RollbackForm(forms.Form):

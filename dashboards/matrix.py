@@ -14,6 +14,7 @@ bumps it (deployer.lib.generations), so no process serves a stale matrix.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
@@ -96,9 +97,40 @@ def _current(deploy: DeploySummary | None, now: datetime) -> str:
     )
 
 
-def cache_key(team: str, query: str) -> str:
-    digest = hashlib.sha256(f"{team}\0{query}".encode()).hexdigest()[:16]
+def cache_key(team: str, query: str, first_teams: frozenset[int], page: int | None) -> str:
+    """`page` None is the whole matrix; whose teams come first is part of what a page shows."""
+    mine = ",".join(str(t) for t in sorted(first_teams))
+    digest = hashlib.sha256(f"{team}\0{query}\0{mine}\0{page}".encode()).hexdigest()[:16]
     return f"gantry:matrix:{generations.current(generations.SERVICES)}:{digest}"
+
+
+@dataclass(frozen=True)
+class Paging:
+    total: int
+    first: int  # 1-based position of the first service shown (0 when none)
+    last: int
+    page: int
+    previous: int | None
+    next: int | None
+    show_all: bool
+
+
+def services_paging(total: int, page: int, size: int, *, show_all: bool) -> Paging:
+    """Where a page of the services list is in the whole; a page past the end shows none and links back."""
+    if show_all:
+        return Paging(total, 1 if total else 0, total, 1, None, None, show_all=True)
+    first = (page - 1) * size + 1
+    last = min(page * size, total)
+    pages = max(1, -(-total // size))
+    return Paging(
+        total,
+        first if first <= total else 0,
+        last if first <= total else 0,
+        page,
+        min(page - 1, pages) if page > 1 else None,
+        page + 1 if page < pages else None,
+        show_all=False,
+    )
 
 
 def cache_enabled() -> bool:

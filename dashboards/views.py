@@ -20,7 +20,7 @@ from dashboards.forms import (
     MatrixFilterForm,
     PlanForm,
 )
-from dashboards.matrix import cache_enabled, cache_key, matrix_rows
+from dashboards.matrix import cache_enabled, cache_key, matrix_rows, services_paging
 from dashboards.signed_in import SignedInRequest
 from deployer import selectors
 from deployer.apitests.runs import recent_runs
@@ -40,15 +40,27 @@ from deployer.sources import integration_health
 @require_GET
 def services(request: SignedInRequest) -> HttpResponse:
     filters = MatrixFilterForm(request.GET)
-    team, query = (filters.cleaned_data["team"], filters.cleaned_data["q"]) if filters.is_valid() else ("", "")
-    key = cache_key(team, query)
+    if not filters.is_valid():
+        return HttpResponseBadRequest(form_error(filters))
+    team, query, show_all = filters.cleaned_data["team"], filters.cleaned_data["q"], filters.cleaned_data["show"]
+    page = 1 if show_all else filters.cleaned_data["page"] or 1
+    first_teams = access_for(request.user).teams()
+    key = cache_key(team, query, first_teams, None if show_all else page)
     cached = cache.get(key) if cache_enabled() else None
     if cached is None:
-        matrix = selectors.services_matrix(team=team, query=query)
-        cached = {"columns": matrix.columns, "teams": matrix.teams, "rows": matrix_rows(matrix)}
+        size = settings.SERVICES_PAGE_SIZE
+        window = None if show_all else slice((page - 1) * size, page * size)
+        matrix = selectors.services_matrix(team=team, query=query, first_teams=first_teams, window=window)
+        cached = {
+            "columns": matrix.columns,
+            "teams": matrix.teams,
+            "rows": matrix_rows(matrix),
+            "paging": services_paging(matrix.total, page, size, show_all=bool(show_all)),
+        }
         if cache_enabled():
             cache.set(key, cached, timeout=settings.MATRIX_CACHE_SECONDS)
-    return render(request, "dashboards/services.html", {**cached, "team": team, "q": query})
+    context = {**cached, "team": team, "q": query, "mine_first": bool(first_teams)}
+    return render(request, "dashboards/services.html", context)
 
 
 def service_page(
@@ -61,6 +73,7 @@ def service_page(
     lease_choice: tuple[Environment, dict[str, str]] | None = None,
 ) -> HttpResponse:
     query = request.GET.get("q", "").replace("\0", "").strip()[:100]  # PostgreSQL refuses NUL in text
+    show_all = request.GET.get("branches") == "all"
     access = access_for(request.user)
     states = [
         replace(
@@ -77,10 +90,14 @@ def service_page(
         )
         for state in selectors.service_environments(service)
     ]
+    limit = None if show_all else settings.SERVICE_BRANCHES_SHOWN
+    branch_rows, branches_total = selectors.service_branches(service, states, query=query, limit=limit)
     context = {
         "service": service,
         "states": states,
-        "rows": selectors.service_branches(service, states, query=query),
+        "rows": branch_rows,
+        "branches_total": branches_total,
+        "all_branches": show_all,
         "commit_base": integration_health.commit_url(service.github_repo, ""),
         "q": query,
         "freshness": selectors.sync_states(service),

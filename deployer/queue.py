@@ -33,10 +33,13 @@ class QueueUnavailable(Exception):
     """The broker cannot be reached; the work was not queued."""
 
 
-def enqueue(name: str, *args: object) -> None:
+def enqueue(name: str, *args: object, countdown: float | None = None) -> None:
+    """Send the task `name`; `countdown`: seconds before a worker may start it."""
     try:
         # A bounded retry: a request must not hang on a dead broker.
-        app.send_task(name, args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+        app.send_task(
+            name, args=args, countdown=countdown, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}
+        )
     except OperationalError as exc:
         raise QueueUnavailable(f"the task queue is unreachable ({exc})") from exc
 

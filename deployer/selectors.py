@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
@@ -116,6 +116,7 @@ class Matrix:
     columns: list[str]
     rows: list[MatrixRow]
     teams: list[str] = field(default_factory=list)
+    total: int = 0  # services that match the filter (rows holds a page of them)
 
 
 _SUMMARY_FIELDS = ("environment_id", "pk", "ref", "sha", "status", "finished_at", "requested_by__username")
@@ -132,16 +133,27 @@ def _summaries(deploys: QuerySet[Deploy]) -> dict[int, DeploySummary]:
     return latest
 
 
-def services_matrix(*, team: str = "", query: str = "") -> Matrix:
-    """Services × environments, filtered by team name and a substring of the service name: six queries."""
-    services = Service.objects.order_by("name")
+def services_matrix(
+    *, team: str = "", query: str = "", first_teams: frozenset[int] = frozenset(), window: slice | None = None
+) -> Matrix:
+    """Services × environments, filtered by team name and a substring of the service name, the services of
+    `first_teams` first, then by name; only those in `window` (all without one): seven queries."""
+    services = Service.objects.all()
     if team:
         services = services.filter(team__name=team)
     if query:
         services = services.filter(name__icontains=query)
-    service_rows: list[Any] = list(services.values_list("pk", "name", "team__name", named=True))
-    # Filter by a subquery, not a list of ids: a list of 1,500 ids costs more than it saves.
-    environments = Environment.objects.filter(service__in=services.values("pk"))
+    total = services.count()
+    ordered = services.annotate(
+        mine=Case(When(team_id__in=first_teams, then=Value(0)), default=Value(1), output_field=IntegerField())
+    ).order_by("mine", "name")
+    rows_query = ordered[window] if window else ordered
+    service_rows: list[Any] = list(rows_query.values_list("pk", "name", "team__name", named=True))
+    # The whole matrix filters by a subquery: a list of 15,000 ids costs more than it saves; a page by its ids.
+    if window:
+        environments = Environment.objects.filter(service_id__in=[row.pk for row in service_rows])
+    else:
+        environments = Environment.objects.filter(service__in=services.values("pk"))
     envs: list[Any] = list(
         environments.order_by("service_id", "position", "name").values_list(
             "pk",
@@ -195,7 +207,8 @@ def services_matrix(*, team: str = "", query: str = "") -> Matrix:
             ),
         )
     rows = [MatrixRow(row.name, row.team__name or "", cells[row.pk]) for row in service_rows]
-    return Matrix(list(columns), rows, list(Team.objects.order_by("name").values_list("name", flat=True)))
+    teams = list(Team.objects.order_by("name").values_list("name", flat=True))
+    return Matrix(list(columns), rows, teams, total)
 
 
 def _build_summaries(shas: set[str]) -> dict[tuple[int, str], BuildSummary]:
@@ -224,12 +237,25 @@ class BranchRow:
     gates: list[tuple[EnvironmentState, Gate]]
 
 
-def service_branches(service: Service, states: list[EnvironmentState], *, query: str = "") -> list[BranchRow]:
-    """The default branch first, then the others by most recent commit; each with its build and gates."""
-    branches = service.branches.order_by("-committed_at", "name")
+def service_branches(
+    service: Service, states: list[EnvironmentState], *, query: str = "", limit: int | None = None
+) -> tuple[list[BranchRow], int]:
+    """The default branch first, then those an environment runs, then the others by most recent commit; each
+    with its build and gates. At most `limit` of them (all without one), and how many match."""
+    branches = service.branches.all()
     if query:
         branches = branches.filter(Q(name__icontains=query) | Q(name=service.default_branch))
-    branch_list = sorted(branches, key=lambda b: b.name != service.default_branch)
+    running = {state.current.sha for state in states if state.current}
+    ranked = branches.annotate(
+        rank=Case(
+            When(name=service.default_branch, then=Value(0)),
+            When(sha__in=running, then=Value(1)),
+            default=Value(2),
+            output_field=IntegerField(),
+        )
+    ).order_by("rank", "-committed_at", "name")
+    total = branches.count() if limit is not None else 0
+    branch_list = list(ranked[:limit] if limit is not None else ranked)
     builds = Build.objects.newest_of({service.pk}, {b.sha for b in branch_list})
     rows = []
     for branch in branch_list:
@@ -242,7 +268,7 @@ def service_branches(service: Service, states: list[EnvironmentState], *, query:
                 gates=[(s, deploy_gate(s.environment, branch.sha, build)) for s in states],
             )
         )
-    return rows
+    return rows, total if limit is not None else len(rows)
 
 
 def sync_states(service: Service) -> dict[str, SyncState]:

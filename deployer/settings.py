@@ -203,10 +203,17 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often every service's branches are synced (and builds: GANTRY_BUILD_SYNC_SECONDS, with Jenkins).
 BRANCH_SYNC_SECONDS = env.int("GANTRY_BRANCH_SYNC_SECONDS", default=60)
+# The periodic resync sends at most this many GitHub requests a minute (GitHub's secondary limit is 900 points
+# a minute); with more repositories than that, each round checks those checked longest ago (sources/pacing.py).
+GITHUB_SYNC_PER_MINUTE = env.int("GANTRY_GITHUB_SYNC_REQUESTS_PER_MINUTE", default=600)
 # A second Refresh of one service within this many seconds is answered "already refreshing", not queued.
 REFRESH_THROTTLE_SECONDS = env.int("GANTRY_REFRESH_THROTTLE_SECONDS", default=15)
 # The services matrix is cached this long at most (0: never); writers invalidate it sooner.
 MATRIX_CACHE_SECONDS = env.int("GANTRY_MATRIX_CACHE_SECONDS", default=5)
+# The services list shows this many services a page (the signed-in person's teams first); ?show=all shows all.
+SERVICES_PAGE_SIZE = env.int("GANTRY_SERVICES_PAGE_SIZE", default=100)
+# A service page shows this many branches (default, running ones, then the newest); ?branches=all shows all.
+SERVICE_BRANCHES_SHOWN = env.int("GANTRY_SERVICE_BRANCHES_SHOWN", default=50)
 
 # --- Deploys, SSH ------------------------------------------------------------
 # Gantry's SSH private key: the key's text in GANTRY_SSH_PRIVATE_KEY (e.g. from a secret store), else the

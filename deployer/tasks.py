@@ -33,6 +33,7 @@ from deployer.ops.rounds import round_claim
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from deployer.sources.changes import change_set_compute
+from deployer.sources.pacing import resync_round
 from deployer.sources.webhooks import deliveries_sweep, delivery_process
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,11 @@ def _round(name: str) -> bool:
 def sync_all_branches() -> None:
     if not _round(queue.SYNC_ALL_BRANCHES):
         return
-    for service_id in Service.objects.values_list("pk", flat=True):
+    planned = resync_round(every_seconds=settings.BRANCH_SYNC_SECONDS, per_minute=settings.GITHUB_SYNC_PER_MINUTE)
+    for service_id in planned.unpaced:
         queue.enqueue(queue.SYNC_BRANCHES, service_id)
+    for service_id, wait in planned.paced:
+        queue.enqueue(queue.SYNC_BRANCHES, service_id, countdown=wait)
 
 
 @shared_task(name=queue.SYNC_ALL_BUILDS)

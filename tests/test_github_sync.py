@@ -16,6 +16,7 @@ from deployer.errors import SyncFailed
 from deployer.models import Branch, IntegrationStatus, Service, SyncState
 from deployer.sources import integration_health
 from deployer.sources.branches import branch_sync
+from deployer.sources.pacing import peak_per_minute, resync_round
 from tests.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.django_db
@@ -178,3 +179,26 @@ def test_an_unknown_repository_says_what_to_check(github: FakeGitHub) -> None:
     with pytest.raises(SyncFailed, match="HTTP 404"):
         branch_sync(service=service)
     assert IntegrationStatus.objects.get(name="github").consecutive_failures == 1
+
+
+def test_the_resync_paces_github_repositories_longest_unchecked_first(github: FakeGitHub) -> None:
+    services = github_services(*(f"s{n:02d}" for n in range(25)))
+    Service.objects.create(name="local", repo_url="/srv/git/local")
+    for service in services:
+        github.add_repo(service.github_repo, branches=2)
+
+    first = resync_round(every_seconds=60, per_minute=10)
+
+    assert first.unpaced == [Service.objects.get(name="local").pk], "a repository not on GitHub is not paced"
+    assert [pk for pk, _ in first.paced] == [s.pk for s in services[:10]], "ten a minute fit in a round"
+    assert [wait for _, wait in first.paced] == [6.0 * n for n in range(10)], "spaced evenly over the minute"
+    for pk, _ in first.paced:
+        branch_sync(service=Service.objects.get(pk=pk))
+    second = resync_round(every_seconds=60, per_minute=10)
+    assert [pk for pk, _ in second.paced] == [s.pk for s in services[10:20]], "the ones not checked yet come next"
+
+
+def test_the_peak_a_minute_of_paced_rounds_stays_at_the_budget() -> None:
+    starts = [round_start + wait for round_start in (0, 60, 120) for wait in (n * 0.1 for n in range(600))]
+    assert peak_per_minute(starts) == 600
+    assert peak_per_minute([0.0] * 5000) == 5000, "everything at once, as before pacing"

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployer.catalog.load import catalog_apply, catalog_parse
-from deployer.choices import BuildResult, DeployStatus
+from deployer.choices import BuildResult, DeployStatus, Role
 from deployer.deploys.request import deploy_request
-from deployer.models import Branch, Build, Deploy, Environment, IntegrationStatus, Service
+from deployer.models import Branch, Build, Deploy, Environment, Grant, IntegrationStatus, Service, Team
 
 pytestmark = pytest.mark.django_db
 
@@ -87,12 +87,75 @@ def test_the_services_list_costs_the_same_queries_for_5_and_60_services(deployer
     assert queries(deployer_client, reverse("services")) == few
 
 
+def test_the_services_list_pages_with_the_persons_teams_first(
+    deployer_client: Client, db: None, settings: object
+) -> None:
+    settings.SERVICES_PAGE_SIZE = 10  # type: ignore[attr-defined]
+    add_services(0, 25)
+    first = deployer_client.get(reverse("services")).content.decode()
+    assert first.count('data-service="') == 10 and 'data-service="s000"' in first
+    assert "Services 1–10 of 25." in first and "page=2" in first and "show=all" in first
+    third = deployer_client.get(reverse("services"), {"page": 3}).content.decode()
+    assert third.count('data-service="') == 5 and 'data-service="s024"' in third and "Next ›" not in third
+    everything = deployer_client.get(reverse("services"), {"show": "all"}).content.decode()
+    assert everything.count('data-service="') == 25 and "All 25 services." in everything
+    past = deployer_client.get(reverse("services"), {"page": 9}).content.decode()
+    assert "No services on this page" in past
+    red_team = deployer_client.get(reverse("services"), {"team": "red", "page": 2}).content.decode()
+    assert "Services 11–12 of 12." in red_team and "team=red&amp;page=1" in red_team
+
+    olga = get_user_model().objects.create_user("olga", password="x")
+    Grant.objects.create(principal="olga", role=Role.DEPLOYER, team=Team.objects.get(name="red"))
+    client = Client()
+    client.force_login(olga)
+    mine = client.get(reverse("services")).content.decode()
+    assert "your teams' first" in mine
+    assert [f'data-service="s{n:03d}"' in mine for n in (1, 19, 0)] == [True, True, False], "red (odd) first"
+
+
+@pytest.mark.parametrize(
+    "query, error",
+    [({"page": "two"}, "page must be a number"), ({"page": "0"}, "page"), ({"show": "most"}, "?show=all")],
+)
+def test_bad_paging_is_a_400_that_says_how(deployer_client: Client, db: None, query: dict, error: str) -> None:
+    response = deployer_client.get(reverse("services"), query)
+    assert response.status_code == 400 and error in response.content.decode()
+
+
+def test_a_page_of_services_costs_the_same_queries_for_5_and_130_services(
+    deployer_client: Client, db: None, settings: object
+) -> None:
+    settings.SERVICES_PAGE_SIZE = 20  # type: ignore[attr-defined]
+    add_services(0, 5)
+    few = queries(deployer_client, reverse("services"))
+    add_services(5, 125)
+    assert queries(deployer_client, reverse("services") + "?page=3") == few
+
+
 def test_the_service_page_costs_the_same_queries_for_3_and_80_branches(deployer_client: Client, db: None) -> None:
     add_services(0, 1, branches=3)
     add_services(1, 1, branches=80)
     assert queries(deployer_client, reverse("service", args=["s000"])) == queries(
         deployer_client, reverse("service", args=["s001"])
     )
+
+
+def test_the_service_page_shows_the_default_running_and_newest_branches_then_all(
+    deployer_client: Client, db: None, settings: object
+) -> None:
+    settings.SERVICE_BRANCHES_SHOWN = 5  # type: ignore[attr-defined]
+    add_services(0, 1, branches=12)  # feature/0 runs in test and prod; feature/11 is the newest
+    service = Service.objects.get(name="s000")
+    service.default_branch = "feature/3"
+    service.save()
+    page = deployer_client.get(reverse("service", args=["s000"])).content.decode()
+    shown = [name for name in (f"feature/{b}" for b in range(12)) if f'data-branch="{name}"' in page]
+    assert shown == ["feature/0", "feature/3", "feature/9", "feature/10", "feature/11"]
+    assert "5 of 12 branches" in page and "branches=all" in page
+    everything = deployer_client.get(reverse("service", args=["s000"]), {"branches": "all"}).content.decode()
+    assert everything.count('data-branch="') == 12
+    found = deployer_client.get(reverse("service", args=["s000"]), {"q": "feature/1"}).content.decode()
+    assert found.count('data-branch="') == 4  # feature/1, 10, 11 and the default
 
 
 def test_the_branch_search_filters_and_keeps_the_default_branch(

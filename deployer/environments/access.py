@@ -30,7 +30,7 @@ from django.db.models import Q
 
 from deployer.choices import Role
 from deployer.errors import PermissionRefused
-from deployer.models import Deploy, Environment, Grant, SystemIdentity
+from deployer.models import Deploy, Environment, Grant, Service, SystemIdentity
 from deployer.models.access import SYSTEM_USERNAME
 
 SYSTEM_IDENTITY = 1  # the one SystemIdentity row
@@ -50,6 +50,17 @@ class Access:
         return bool(
             scopes & {("all", None), ("service", environment.service_id), ("team", environment.service.team_id)}
         )
+
+    def teams(self) -> frozenset[int]:
+        """The teams this person holds a grant in: a team's own, or one of its services' (the services page
+        shows theirs first)."""
+        scopes = set().union(*self.roles.values()) if self.roles else set()
+        teams = {scope_id for kind, scope_id in scopes if kind == "team" and scope_id is not None}
+        services = [scope_id for kind, scope_id in scopes if kind == "service" and scope_id is not None]
+        if services:
+            owned = Service.objects.filter(pk__in=services, team__isnull=False).values_list("team_id", flat=True)
+            teams.update(owned)
+        return frozenset(teams)
 
     def can_deploy(self, environment: Environment) -> bool:
         if self.is_admin or self.is_system or self._has(Role.PROD_DEPLOYER, environment):
