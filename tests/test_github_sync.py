@@ -202,3 +202,36 @@ def test_the_peak_a_minute_of_paced_rounds_stays_at_the_budget() -> None:
     starts = [round_start + wait for round_start in (0, 60, 120) for wait in (n * 0.1 for n in range(600))]
     assert peak_per_minute(starts) == 600
     assert peak_per_minute([0.0] * 5000) == 5000, "everything at once, as before pacing"
+
+
+def test_a_branch_that_starts_a_new_page_is_found_though_every_known_page_is_unchanged(github: FakeGitHub) -> None:
+    github.add_repo("acme/app", branches=100)  # one full page
+    (service,) = github_services("app")
+    branch_sync(service=service)
+    github.commit("acme/app", "zzz-last", "Sorts after every other branch: page 2")
+    github.reset_counters()
+
+    assert branch_sync(service=service) == 101
+
+    assert Branch.objects.filter(service=service, name="zzz-last").exists()
+    github.reset_counters()
+    spent = github.units_spent
+    branch_sync(service=service)
+    assert github.count() == 2 and github.units_spent == spent, "two pages known: two 304s, nothing spent"
+
+
+def test_a_full_last_page_costs_one_probe_of_the_next_and_then_nothing(github: FakeGitHub) -> None:
+    github.add_repo("acme/app", branches=100)
+    (service,) = github_services("app")
+    branch_sync(service=service)
+    github.reset_counters()
+    spent = github.units_spent
+
+    branch_sync(service=service)
+
+    assert github.count() == 2, "page 1 (304) and the page after it (empty)"
+    assert github.units_spent == spent + 1, "the empty page's first answer costs one unit"
+    github.reset_counters()
+    branch_sync(service=service)
+    assert github.count() == 2 and github.units_spent == spent + 1, "then both are 304s"
+    assert Branch.objects.filter(service=service).count() == 100

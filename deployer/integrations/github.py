@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -48,6 +48,9 @@ class GitHubRateLimited(GitHubError):
 
 class GitHubRefused(GitHubError):
     """GitHub said no (401, 404, 422...): a setting or the catalog needs fixing."""
+
+
+PER_PAGE = 100  # GitHub's largest page
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,27 @@ def _reset_at(headers: dict[str, Any]) -> datetime | None:
     return datetime.fromtimestamp(int(float(value)), tz=UTC) if value else None
 
 
+def _limit_lifts_at(headers: dict[str, Any]) -> datetime | None:
+    """When GitHub takes requests again: after `Retry-After` when it says so (a secondary limit: seconds, not
+    the hour the primary budget may take); at the primary reset when that budget is spent; otherwise in a
+    minute, as GitHub's documentation advises for a secondary limit without `Retry-After`."""
+    lower = {str(key).lower(): value for key, value in headers.items()}
+    retry_after = str(lower.get("retry-after", "")).strip()
+    if retry_after.isdigit():
+        return datetime.now(UTC) + timedelta(seconds=min(int(retry_after), SECONDARY_WAIT_MAX_SECONDS))
+    if lower.get("x-ratelimit-remaining") == "0":
+        return _reset_at(lower)
+    return datetime.now(UTC) + timedelta(seconds=60)
+
+
+SECONDARY_WAIT_MAX_SECONDS = 3600  # a Retry-After beyond an hour is GitHub's mistake or a proxy's: cap it
+
+
 def _raise_for(status: int, headers: dict[str, Any], data: Any) -> None:
     message = data.get("message", "") if isinstance(data, dict) else str(data)[:200]
     remaining = headers.get("x-ratelimit-remaining")
     if status == 429 or (status == 403 and (remaining == "0" or "rate limit" in message.lower())):
-        raise GitHubRateLimited(f"GitHub rate limit exceeded ({message})", _reset_at(headers))
+        raise GitHubRateLimited(f"GitHub rate limit exceeded ({message})", _limit_lifts_at(headers))
     if status >= 500:
         raise GitHubUnavailable(f"GitHub answered HTTP {status}: {message}")
     raise GitHubRefused(f"GitHub answered HTTP {status}: {message}")
@@ -149,7 +168,8 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except RateLimitExceededException as exc:
-        raise GitHubRateLimited(f"GitHub rate limit exceeded ({exc.data})", _reset_at(exc.headers or {})) from exc
+        message = exc.data.get("message", "") if isinstance(exc.data, dict) else exc.data
+        raise GitHubRateLimited(f"GitHub rate limit exceeded ({message})", _limit_lifts_at(exc.headers or {})) from exc
     except GithubException as exc:
         try:
             _raise_for(exc.status, exc.headers or {}, exc.data)
@@ -179,7 +199,7 @@ def branches_page(repo: str, *, url: str | None = None, etag: str = "") -> Page:
     """
     # Reference: https://docs.github.com/en/rest/branches/branches#list-branches
     path = url or f"/repos/{repo}/branches"
-    params = None if url else {"per_page": 100}
+    params = None if url else {"per_page": PER_PAGE}
     headers = {"If-None-Match": etag} if etag else {}
     with _errors():
         status, response_headers, body = client().requester.requestJson("GET", path, params, headers)
@@ -190,6 +210,11 @@ def branches_page(repo: str, *, url: str | None = None, etag: str = "") -> Page:
         _raise_for(status, response_headers, data)
     heads = [BranchHead(item["name"], item["commit"]["sha"]) for item in data]
     return Page(path, response_headers.get("etag", ""), heads, _next_link(response_headers.get("link", "")))
+
+
+def branches_page_url(repo: str, number: int) -> str:
+    """The URL of page `number` of `repo`'s branch list, for a page no `Link` named yet."""
+    return f"/repos/{repo}/branches?per_page={PER_PAGE}&page={number}"
 
 
 def _json(body: str) -> Any:
@@ -228,16 +253,33 @@ def branch_head(repo: str, name: str) -> CommitInfo | None:
         return None
 
 
+DEPLOYMENT_PAGES_SEARCHED = 3  # Gantry's deployment of a deploy is among the newest 300 of its sha and environment
+
+
 def deployment_find(repo: str, *, sha: str, environment: str, deploy_id: int) -> int | None:
     """The GitHub deployment Gantry made earlier for `deploy_id`, if any.
 
     Used before creating one, so a POST whose answer was lost is never sent twice.
+    Deployments other tools made (another payload, a string one) are skipped.
+    Reads the pages itself: PyGithub's Deployment refuses a payload that is not
+    an object, and would fetch each deployment again to show its raw JSON.
     """
     # Reference: https://docs.github.com/en/rest/deployments/deployments#list-deployments
-    with _errors():
-        for deployment in client().get_repo(repo).get_deployments(sha=sha, environment=environment):
-            if (deployment.payload or {}).get("gantry_deploy_id") == deploy_id:
-                return deployment.id
+    url: str | None = f"/repos/{repo}/deployments"
+    params: dict[str, Any] | None = {"sha": sha, "environment": environment, "per_page": PER_PAGE}
+    for _ in range(DEPLOYMENT_PAGES_SEARCHED):
+        if url is None:
+            break
+        with _errors():
+            status, headers, body = client().requester.requestJson("GET", url, params, {})
+        data = _json(body)
+        if status != 200:
+            _raise_for(status, headers, data)
+        for deployment in data if isinstance(data, list) else []:
+            payload = deployment.get("payload") if isinstance(deployment, dict) else None
+            if isinstance(payload, dict) and payload.get("gantry_deploy_id") == deploy_id:
+                return int(deployment["id"])
+        url, params = _next_link(headers.get("link", "")), None
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -98,15 +99,19 @@ def _record_github_failure(exc: github.GitHubError, counter: _Counter) -> None:
 
 
 def _list_pages(
-    repo: str, stored: list[dict[str, str]], counter: _Counter
-) -> tuple[list[dict[str, str]], list[github.BranchHead] | None]:
-    """Walk the branch list with each page's stored ETag.
+    repo: str, stored: list[dict[str, Any]], counter: _Counter
+) -> tuple[list[dict[str, Any]], list[github.BranchHead] | None]:
+    """Walk the branch list with each page's stored ETag and size.
 
     Returns the pages' new ETags and every head, or None for the heads when all
     pages answered 304 (nothing changed, nothing spent). When only some pages
     changed, the unchanged ones are fetched again to get the whole list.
+
+    GitHub's 304 carries no `Link`: the next page's URL is the stored one, and
+    when the last page known was full, the page after it is asked for too (a
+    branch that starts a new page leaves every known page unchanged).
     """
-    pages: list[dict[str, str]] = []
+    pages: list[dict[str, Any]] = []
     found: list[list[github.BranchHead] | None] = []
     url: str | None = None
     while True:
@@ -115,21 +120,27 @@ def _list_pages(
         etag = known["etag"] if known and (url is None or known["url"] == url) else ""
         page = github.branches_page(repo, url=url, etag=etag)
         counter.requests += 1
-        pages.append({"url": page.url, "etag": page.etag})
+        size = len(page.heads) if page.heads is not None else (known or {}).get("size")
+        pages.append({"url": page.url, "etag": page.etag, "size": size})
         found.append(page.heads)
         url = page.next_url
         if url is None and page.heads is None and index + 1 < len(stored):
-            url = stored[index + 1]["url"]  # a 304 may come without its Link header
+            url = stored[index + 1]["url"]  # a 304 comes without its Link header
+        elif url is None and page.heads is None and size == github.PER_PAGE:
+            url = github.branches_page_url(repo, index + 2)
         if url is None:
             break
-    if all(heads is None for heads in found) and len(pages) == len(stored):
+    # An empty page after a full one (probed, or its stored ETag) is kept: asked with its ETag, it costs nothing.
+    listed = [page for page in pages if page["size"] != 0]
+    listed_before = [page for page in stored if page.get("size") != 0]
+    if all(not heads for heads in found) and len(listed) == len(listed_before):
         return pages, None
     heads: list[github.BranchHead] = []
     for number, page_heads in enumerate(found):
         if page_heads is None:
             page = github.branches_page(repo, url=pages[number]["url"] if number else None)
             counter.requests += 1
-            pages[number] = {"url": page.url, "etag": page.etag}
+            pages[number] = {"url": page.url, "etag": page.etag, "size": len(page.heads or [])}
             page_heads = page.heads or []
         heads += page_heads
     return pages, heads

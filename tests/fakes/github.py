@@ -16,10 +16,11 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from tests.fakes.server import FakeServer, Request, Response
 
@@ -57,6 +58,8 @@ class FakeGitHub(FakeServer):
         self.rate_remaining = rate_limit
         self.rate_reset = int(time.time()) + 3600
         self.exhausted_status = 403
+        self.secondary_left = 0  # requests still refused by the secondary rate limit
+        self.secondary_retry_after: int | None = 60
         self.units_spent = 0
         self._ids = itertools.count(1000)
         self._shas = itertools.count(1)
@@ -70,9 +73,20 @@ class FakeGitHub(FakeServer):
         self.route("GET", prefix + repo + "/branches/(.+)", self._branch)
         self.route("GET", prefix + repo + "/commits/([0-9a-f]{40})", self._commit)
         self.route("GET", prefix + repo + "/deployments", self._deployments)
+        self.route("GET", prefix + r"/repositories/(\d+)/deployments", self._deployments_by_id)
         self.route("POST", prefix + repo + "/deployments", self._deployment_create)
+        self.route("GET", prefix + repo + r"/deployments/(\d+)", self._deployment)
         self.route("GET", prefix + repo + r"/deployments/(\d+)/statuses", self._statuses)
+        self.route("GET", prefix + r"/repositories/(\d+)/deployments/(\d+)/statuses", self._statuses_by_id)
         self.route("POST", prefix + repo + r"/deployments/(\d+)/statuses", self._status_create)
+
+    def route(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
+        """As GitHub does, a path's parts are percent-decoded (a branch `a+b`, `a@b` or `é` arrives encoded)."""
+
+        def decoded(request: Request, *parts: str) -> Response:
+            return handler(request, *(unquote(part) for part in parts))
+
+        super().route(method, pattern, decoded)
 
     @property
     def api_url(self) -> str:
@@ -135,6 +149,21 @@ class FakeGitHub(FakeServer):
     def refill(self) -> None:
         self.rate_remaining = self.rate_limit
 
+    def secondary_limit(self, *, requests: int, retry_after: int | None = 60, status: int = 403) -> None:
+        """Refuse the next `requests` requests with GitHub's secondary rate limit (the primary budget left
+        untouched): `status` 403 or 429, with `Retry-After` unless it is None."""
+        self.secondary_left = requests
+        self.secondary_retry_after = retry_after
+        self.exhausted_status = status
+
+    def add_foreign_deployment(self, full_name: str, *, sha: str, environment: str, payload: Any) -> int:
+        """A deployment another tool made (its own `payload`, a string or any JSON; its own environment)."""
+        with self.data_lock:
+            deployment = self._deployment_json(self.repos[full_name], sha, environment, payload, "other-tool")
+            self.repos[full_name].deployments.append(deployment)
+            self.repos[full_name].statuses[deployment["id"]] = []
+            return int(deployment["id"])
+
     # --- plumbing ----------------------------------------------------------------
 
     def dispatch(self, request: Request) -> Response:
@@ -146,6 +175,14 @@ class FakeGitHub(FakeServer):
         if self.rate_remaining <= 0:
             body = {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS}
             return self._with_rate_headers(Response(self.exhausted_status, body))
+        if self.secondary_left > 0:
+            self.secondary_left -= 1
+            body = {
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            }
+            after = {} if self.secondary_retry_after is None else {"Retry-After": str(self.secondary_retry_after)}
+            return self._with_rate_headers(Response(self.exhausted_status, body, after))
         response = super().dispatch(request)
         if response.status != 304:
             self.rate_remaining -= 1
@@ -175,7 +212,8 @@ class FakeGitHub(FakeServer):
         etag = f'W/"{digest}"'
         headers = {"ETag": etag, "Cache-Control": "private, max-age=60, s-maxage=60", **(headers or {})}
         if request.headers.get("if-none-match") == etag:
-            return Response(304, None, headers)
+            # GitHub's 304 carries no Link header: a client must remember the pages itself.
+            return Response(304, None, {k: v for k, v in headers.items() if k != "Link"})
         return Response(200, body, headers)
 
     def _repo_or_none(self, full_name: str) -> FakeRepo | None:
@@ -192,26 +230,106 @@ class FakeGitHub(FakeServer):
             "gravatar_id": "",
             "url": f"{self.api_url}/users/{login}",
             "html_url": f"{self.url}/{login}",
+            "followers_url": f"{self.api_url}/users/{login}/followers",
+            "following_url": f"{self.api_url}/users/{login}/following{{/other_user}}",
+            "gists_url": f"{self.api_url}/users/{login}/gists{{/gist_id}}",
+            "starred_url": f"{self.api_url}/users/{login}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{self.api_url}/users/{login}/subscriptions",
+            "organizations_url": f"{self.api_url}/users/{login}/orgs",
+            "repos_url": f"{self.api_url}/users/{login}/repos",
+            "events_url": f"{self.api_url}/users/{login}/events{{/privacy}}",
+            "received_events_url": f"{self.api_url}/users/{login}/received_events",
             "type": "User",
+            "user_view_type": "public",
             "site_admin": False,
         }
 
     def _repo_json(self, repo: FakeRepo) -> dict[str, Any]:
-        owner = repo.full_name.split("/")[0]
+        """A full repository as GET /repos/{owner}/{repo} answers it (every field GitHub's schema requires)."""
+        owner, name = repo.full_name.split("/")
         api = f"{self.api_url}/repos/{repo.full_name}"
+        templated = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
+        host = self.url.split("://", 1)[1]
+        created = "2026-01-01T00:00:00Z"
         return {
             "id": repo.id,
             "node_id": f"R_{repo.id}",
-            "name": repo.full_name.split("/")[1],
+            "name": name,
             "full_name": repo.full_name,
             "private": True,
             "owner": self._user(owner),
             "html_url": f"{self.url}/{repo.full_name}",
+            "description": None,
+            "fork": False,
             "url": api,
-            "branches_url": api + "/branches{/branch}",
-            "commits_url": api + "/commits{/sha}",
-            "deployments_url": api + "/deployments",
+            **{key: api + suffix for key, suffix in templated.items()},
+            "git_url": f"git://{host}/{repo.full_name}.git",
+            "ssh_url": f"git@{host}:{repo.full_name}.git",
+            "clone_url": f"{self.url}/{repo.full_name}.git",
+            "svn_url": f"{self.url}/{repo.full_name}",
+            "mirror_url": None,
+            "homepage": None,
+            "language": "Python",
+            "license": None,
+            "size": 100,
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "network_count": 0,
+            "subscribers_count": 1,
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_discussions": False,
+            "archived": False,
+            "disabled": False,
+            "visibility": "private",
             "default_branch": repo.default_branch,
+            "pushed_at": created,
+            "created_at": created,
+            "updated_at": created,
         }
 
     def _commit_json(self, repo: FakeRepo, commit: FakeCommit) -> dict[str, Any]:
@@ -227,7 +345,13 @@ class FakeGitHub(FakeServer):
                 "tree": {"sha": commit.sha[::-1], "url": f"{api}/git/trees/{commit.sha[::-1]}"},
                 "url": f"{api}/git/commits/{commit.sha}",
                 "comment_count": 0,
-                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
             },
             "url": f"{api}/commits/{commit.sha}",
             "html_url": f"{self.url}/{repo.full_name}/commit/{commit.sha}",
@@ -249,7 +373,8 @@ class FakeGitHub(FakeServer):
             "remaining": self.rate_remaining,
             "reset": self.rate_reset,
         }
-        return Response(200, {"resources": {"core": core}, "rate": core})
+        spare = {"limit": 30, "used": 0, "remaining": 30, "reset": self.rate_reset}
+        return Response(200, {"resources": {"core": core, "search": spare}, "rate": core})
 
     def _repo(self, request: Request, full_name: str) -> Response:
         repo = self._repo_or_none(full_name)
@@ -260,7 +385,7 @@ class FakeGitHub(FakeServer):
         return self._branch_page(request, repo) if repo else self.not_found(request)
 
     def _branches_by_id(self, request: Request, repo_id: str) -> Response:
-        repo = next((r for r in self.repos.values() if r.id == int(repo_id)), None)
+        repo = self._repo_by_id(repo_id)
         return self._branch_page(request, repo) if repo else self.not_found(request)
 
     def _branch_page(self, request: Request, repo: FakeRepo) -> Response:
@@ -282,10 +407,14 @@ class FakeGitHub(FakeServer):
         last = max((len(names) + per_page - 1) // per_page, 1)
         return self._conditional(request, items, self._links(repo, per_page, page, last))
 
-    def _links(self, repo: FakeRepo, per_page: int, page: int, last: int) -> dict[str, str]:
+    def _links(
+        self, repo: FakeRepo, per_page: int, page: int, last: int, what: str = "branches", **query: str
+    ) -> dict[str, str]:
+        """GitHub's `Link` header: URLs through /repositories/<id>/..., keeping the request's filters."""
+
         def link(number: int, rel: str) -> str:
-            query = urlencode({"per_page": per_page, "page": number})
-            return f'<{self.api_url}/repositories/{repo.id}/branches?{query}>; rel="{rel}"'
+            params = urlencode({**query, "per_page": per_page, "page": number})
+            return f'<{self.api_url}/repositories/{repo.id}/{what}?{params}>; rel="{rel}"'
 
         rels = []
         if page > 1:
@@ -293,6 +422,17 @@ class FakeGitHub(FakeServer):
         if page < last:
             rels += [link(page + 1, "next"), link(last, "last")]
         return {"Link": ", ".join(rels)} if rels else {}
+
+    def _paged(self, request: Request, repo: FakeRepo, items: list[Any], what: str, **query: str) -> Response:
+        """One page of `items` as GitHub lists them (per_page 30 by default, at most 100), with `Link`."""
+        per_page = min(max(int(request.query.get("per_page", 30)), 1), 100)
+        page = max(int(request.query.get("page", 1)), 1)
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        shown = items[(page - 1) * per_page : page * per_page]
+        return self._conditional(request, shown, self._links(repo, per_page, page, last, what, **query))
+
+    def _repo_by_id(self, repo_id: str) -> FakeRepo | None:
+        return next((r for r in self.repos.values() if r.id == int(repo_id)), None)
 
     def _branch(self, request: Request, full_name: str, name: str) -> Response:
         repo = self._repo_or_none(full_name)
@@ -305,6 +445,10 @@ class FakeGitHub(FakeServer):
             "commit": self._commit_json(repo, commit),
             "_links": {"self": f"{api}/branches/{name}", "html": f"{self.url}/{repo.full_name}/tree/{name}"},
             "protected": name == repo.default_branch,
+            "protection": {
+                "enabled": name == repo.default_branch,
+                "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
+            },
             "protection_url": f"{api}/branches/{name}/protection",
         }
         return self._conditional(request, body)
@@ -320,12 +464,44 @@ class FakeGitHub(FakeServer):
         repo = self._repo_or_none(full_name)
         if repo is None:
             return self.not_found(request)
-        found = [
-            d
-            for d in reversed(repo.deployments)
-            if all(request.query.get(key) in (None, d[key]) for key in ("sha", "ref", "environment", "task"))
-        ]
-        return self._conditional(request, found[: int(request.query.get("per_page", 30))])
+        filters = {key: request.query[key] for key in ("sha", "ref", "environment", "task") if key in request.query}
+        with self.data_lock:
+            found = [d for d in reversed(repo.deployments) if all(d[key] == value for key, value in filters.items())]
+        return self._paged(request, repo, found, "deployments", **filters)
+
+    def _deployments_by_id(self, request: Request, repo_id: str) -> Response:
+        repo = self._repo_by_id(repo_id)
+        return self._deployments(request, repo.full_name) if repo else self.not_found(request)
+
+    def _deployment(self, request: Request, full_name: str, deployment_id: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        found = [d for d in repo.deployments if d["id"] == int(deployment_id)] if repo else []
+        return self._conditional(request, found[0]) if found else self.not_found(request)
+
+    def _deployment_json(self, repo: FakeRepo, ref: str, environment: str, payload: Any, creator: str) -> dict:
+        deployment_id = next(self._ids)
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "url": f"{api}/deployments/{deployment_id}",
+            "id": deployment_id,
+            "node_id": f"DE_{deployment_id}",
+            "sha": repo.branches.get(ref, ref),
+            "ref": ref,
+            "task": "deploy",
+            "payload": payload,
+            "original_environment": environment,
+            "environment": environment,
+            "description": None,
+            "creator": self._user(creator),
+            "created_at": now,
+            "updated_at": now,
+            "statuses_url": f"{api}/deployments/{deployment_id}/statuses",
+            "repository_url": api,
+            "transient_environment": False,
+            "production_environment": False,
+            "performed_via_github_app": None,
+        }
 
     def _deployment_create(self, request: Request, full_name: str) -> Response:
         repo = self._repo_or_none(full_name)
@@ -338,38 +514,30 @@ class FakeGitHub(FakeServer):
         if data.get("required_contexts") is None or data.get("auto_merge") is not False:
             # Real GitHub would merge the default branch in or wait for status checks: Gantry must not ask for that.
             return Response(409, {"message": "Conflict: Gantry must send auto_merge=false and required_contexts"})
-        deployment_id = next(self._ids)
-        api = f"{self.api_url}/repos/{repo.full_name}"
-        deployment = {
-            "url": f"{api}/deployments/{deployment_id}",
-            "id": deployment_id,
-            "node_id": f"DE_{deployment_id}",
-            "sha": repo.branches.get(sha, sha),
-            "ref": sha,
-            "task": data.get("task", "deploy"),
-            "payload": data.get("payload", {}),
-            "original_environment": data.get("environment", "production"),
-            "environment": data.get("environment", "production"),
-            "description": data.get("description"),
-            "creator": self._user("gantry-bot"),
-            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "updated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "statuses_url": f"{api}/deployments/{deployment_id}/statuses",
-            "repository_url": api,
-            "transient_environment": data.get("transient_environment", False),
-            "production_environment": data.get("production_environment", False),
-            "performed_via_github_app": None,
-        }
+        environment = data.get("environment", "production")
+        deployment = self._deployment_json(repo, sha, environment, data.get("payload", {}), "gantry-bot")
+        deployment.update(
+            task=data.get("task", "deploy"),
+            description=data.get("description"),
+            transient_environment=data.get("transient_environment", False),
+            production_environment=data.get("production_environment", environment == "production"),
+        )
         with self.data_lock:
             repo.deployments.append(deployment)
-            repo.statuses[deployment_id] = []
+            repo.statuses[deployment["id"]] = []
         return Response(201, deployment, {"Location": deployment["url"]})
 
     def _statuses(self, request: Request, full_name: str, deployment_id: str) -> Response:
         repo = self._repo_or_none(full_name)
         if repo is None or int(deployment_id) not in repo.statuses:
             return self.not_found(request)
-        return self._conditional(request, list(reversed(repo.statuses[int(deployment_id)])))
+        with self.data_lock:
+            found = list(reversed(repo.statuses[int(deployment_id)]))
+        return self._paged(request, repo, found, f"deployments/{int(deployment_id)}/statuses")
+
+    def _statuses_by_id(self, request: Request, repo_id: str, deployment_id: str) -> Response:
+        repo = self._repo_by_id(repo_id)
+        return self._statuses(request, repo.full_name, deployment_id) if repo else self.not_found(request)
 
     def _status_create(self, request: Request, full_name: str, deployment_id: str) -> Response:
         repo = self._repo_or_none(full_name)

@@ -1,0 +1,65 @@
+"""The fake GitHub answers as GitHub's own OpenAPI description says (tests/fakes/github_openapi, a subset of
+@octokit/openapi): every answer Gantry can get from it validates against the vendor's schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from jsonschema import Draft7Validator
+
+from tests.fakes.github import FakeGitHub
+
+SCHEMAS = json.loads((Path(__file__).parent / "fakes" / "github_openapi" / "schemas.json").read_text())["operations"]
+
+
+def answer(github: FakeGitHub, method: str, path: str, body: dict | None = None) -> Any:
+    response = requests.request(
+        method, github.api_url + path, json=body, headers={"Authorization": f"token {github.token}"}, timeout=5
+    )
+    assert response.status_code in (200, 201), (path, response.status_code, response.text)
+    return response.json()
+
+
+def problems(operation: str, data: Any) -> list[str]:
+    validator = Draft7Validator(SCHEMAS[operation]["schema"])
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(data)]
+
+
+@pytest.fixture
+def world(github: FakeGitHub) -> dict[str, Any]:
+    repo = github.add_repo("acme/app", branches=3)
+    sha = repo.branches["main"]
+    deployment = answer(
+        github,
+        "POST",
+        "/repos/acme/app/deployments",
+        {"ref": sha, "environment": "test", "auto_merge": False, "required_contexts": [], "payload": {"x": 1}},
+    )
+    github.add_foreign_deployment("acme/app", sha=sha, environment="production", payload="deployed by a script")
+    status = answer(github, "POST", f"/repos/acme/app/deployments/{deployment['id']}/statuses", {"state": "success"})
+    return {"sha": sha, "deployment": deployment, "status": status}
+
+
+def test_every_answer_of_the_fake_validates_against_githubs_schema(github: FakeGitHub, world: dict) -> None:
+    sha, deployment_id = world["sha"], world["deployment"]["id"]
+    statuses = f"/repos/acme/app/deployments/{deployment_id}/statuses"
+    answers = {
+        "repos/get": answer(github, "GET", "/repos/acme/app"),
+        "repos/list-branches": answer(github, "GET", "/repos/acme/app/branches?per_page=100"),
+        "repos/get-branch": answer(github, "GET", "/repos/acme/app/branches/main"),
+        "repos/get-commit": answer(github, "GET", f"/repos/acme/app/commits/{sha}"),
+        "repos/list-deployments": answer(github, "GET", "/repos/acme/app/deployments"),
+        "repos/get-deployment": answer(github, "GET", f"/repos/acme/app/deployments/{deployment_id}"),
+        "repos/create-deployment": world["deployment"],
+        "repos/list-deployment-statuses": answer(github, "GET", statuses),
+        "repos/create-deployment-status": world["status"],
+        "rate-limit/get": answer(github, "GET", "/rate_limit"),
+    }
+    assert set(answers) == set(SCHEMAS), "every operation in the subset is checked"
+    found = {operation: problems(operation, data) for operation, data in answers.items()}
+    assert found == {operation: [] for operation in answers}
+    assert len(answers["repos/list-deployments"]) == 2, "Gantry's deployment and another tool's"
