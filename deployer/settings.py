@@ -224,6 +224,9 @@ GANTRY_SSH_KEY = Path(env.str("GANTRY_SSH_KEY", default=str(VAR_DIR / "ssh" / "i
 # imported once by the migration that made the trust store (manage.py trust_host --import for others).
 GANTRY_KNOWN_HOSTS = Path(env.str("GANTRY_KNOWN_HOSTS", default=str(VAR_DIR / "ssh" / "known_hosts")))
 SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
+# SSH connections one worker process holds open at once; a rollout to more hosts than this closes each host's
+# connection after each step (and opens it again for the next) instead of holding them all.
+SSH_MAX_CONNECTIONS = env.int("GANTRY_SSH_MAX_CONNECTIONS", default=100)
 # The demo `make run` sets up (deployer/demo): its loopback hosts, and the first ports it tries for their
 # sshd and the demo app (a port something else holds is skipped: a second Gantry's demo may run too).
 DEMO_ADDRESSES = env.list("GANTRY_DEMO_ADDRESSES", default=["127.0.0.2", "127.0.0.3"])

@@ -17,7 +17,7 @@ from fabric import Connection
 
 from deployer.choices import HostStatus
 from deployer.deploys.balancer import Balancer
-from deployer.deploys.host_steps import HostRun, host_update
+from deployer.deploys.host_steps import HostRun, connection_ensure, connection_release, host_update
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.roles import environment_roles, host_roles, serves_traffic, switch_order
 from deployer.environments.host_keys import host_keys_of
@@ -37,12 +37,15 @@ def connected_while(runs: list[HostRun], make: Callable[[Callable[[], None]], tu
     """Connect to every host, and open the sessions of its staging and its switch there (each host's login
     shell runs its rc files), while `make` runs here, from the moment it says it has begun. A host that
     cannot be reached is left to staging, which says why."""
+    if not all(run.keep_connection for run in runs):
+        return make(lambda: None)  # more hosts than connection slots: each connects when its step comes
     begun = threading.Event()
 
     def ready(run: HostRun) -> None:
         begun.wait()
         with contextlib.suppress(StepFailed):
-            run.conn = connect(run.target)
+            connection_ensure(run)
+            assert run.conn is not None
             ssh.sessions_ahead(run.conn, 2)
 
     connecting = threading.Thread(
@@ -89,6 +92,7 @@ def host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> lis
         previous = True
     peers = tuple(record.host.address for record in records if record.host is not None)
     stop = _stop_requested(deploy.pk)
+    keep = len(records) <= settings.SSH_MAX_CONNECTIONS
     return [
         HostRun(
             host=record.host,
@@ -101,6 +105,7 @@ def host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> lis
             roles=host_roles(record.host, roles),
             peers=peers,
             stop=stop,
+            keep_connection=keep,
         )
         for record in records
         if record.host is not None
@@ -109,7 +114,8 @@ def host_runs(deploy: Deploy, *, records: list[DeployHost] | None = None) -> lis
 
 def in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str, *, hosts_failed: bool = True) -> None:
     """Run `step` on every host (at most ROLLOUT_PARALLELISM at once); StepFailed naming every failed host.
-    A host that fails is recorded failed unless `hosts_failed` is False (a hook after the host went live)."""
+    A host that fails is recorded failed unless `hosts_failed` is False (a hook after the host went live).
+    In a rollout with more hosts than connection slots, each host's connection is closed after its step."""
 
     def one(run: HostRun) -> str:
         try:
@@ -121,6 +127,8 @@ def in_parallel(runs: list[HostRun], step: Callable[[HostRun], None], what: str,
                 run.failed = True
                 host_update(run, HostStatus.FAILED, f"{what} failed: {exc}")
             return f"{run.name}: {what} failed: {exc}"
+        finally:
+            connection_release(run)
 
     def in_thread(run: HostRun) -> str:
         try:

@@ -26,6 +26,7 @@ from fabric import Connection
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.roles import ProcessRole
+from deployer.environments.host_keys import host_keys_of
 from deployer.errors import StepFailed
 from deployer.integrations import ssh
 from deployer.models import Deploy, DeployHost, Environment, Host
@@ -52,6 +53,8 @@ class HostRun:
     notes: list[str] = field(default_factory=list)  # what went wrong without failing the deploy (its reason)
     stop: Callable[[], bool] | None = field(default=None, repr=False)  # asked while a command runs
     stopped: bool = False  # a command of it was stopped on request
+    keep_connection: bool = True  # False when the rollout has more hosts than connection slots (ssh_slots.py)
+    reached: bool = False  # a connection to it was opened during this rollout
 
     @property
     def target(self) -> ssh.Target:
@@ -64,6 +67,20 @@ class HostRun:
     @property
     def name(self) -> str:
         return self.host.address
+
+
+def connection_ensure(run: HostRun) -> None:
+    """Connect to the host unless connected (checked against the host keys Gantry trusts)."""
+    if run.conn is None:
+        run.conn = ssh.open_connection(run.target, host_keys_of(run.target))
+        run.reached = True
+
+
+def connection_release(run: HostRun) -> None:
+    """Close the host's connection after a step when the rollout cannot hold one open per host."""
+    if not run.keep_connection and run.conn is not None:
+        run.conn.close()
+        run.conn = None
 
 
 def host_update(run: HostRun, status: HostStatus, message: str = "", **values: str) -> None:
@@ -139,6 +156,7 @@ def remote(
         if not quiet:
             run.log.info("%s", line)
 
+    connection_ensure(run)
     assert run.conn is not None
     stop = run.stop if stoppable else None
     try:

@@ -26,11 +26,12 @@ from django.utils import timezone
 from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
 from deployer.deploys.activation import activate, roll_back
 from deployer.deploys.batches import batch_sizes
-from deployer.deploys.fleet import connect, connected, connected_while, host_runs, in_parallel
+from deployer.deploys.fleet import connected, connected_while, host_runs, in_parallel
 from deployer.deploys.host_steps import (
     HostRun,
     build,
     check_kept,
+    connection_ensure,
     host_update,
     post_release,
     prune,
@@ -138,8 +139,7 @@ def _roll_out(
 def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes, checksum: str) -> None:
     """Connect, then stage: unpack and link, the build hooks around build_command (or, for a rollback,
     check the earlier release is still there)."""
-    if run.conn is None:
-        run.conn = connect(run.target)
+    connection_ensure(run)
     if archive is None:
         check_kept(run, deploy)
         return
@@ -175,7 +175,7 @@ def _on_failure(deploy: Deploy, runs: list[HostRun], exc: Exception) -> None:
     if not hooks_of(deploy, "on_failure"):
         return
     outcome = "cancelled" if isinstance(exc, Cancelled) else "rolled_back" if isinstance(exc, RolledBack) else "failed"
-    connected = [run for run in runs if run.conn is not None]
+    connected = [run for run in runs if run.reached]
     try:
         in_parallel(
             connected, lambda r: _host_hooks(r, deploy, "on_failure", r.path, outcome), "on_failure", hosts_failed=False
@@ -254,7 +254,7 @@ def prune_all(deploy: Deploy) -> None:
 
     def one(run: HostRun) -> None:
         try:
-            run.conn = connect(run.target)
+            connection_ensure(run)
         except StepFailed as exc:  # the host's record stays as the deploy left it
             run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
             return
@@ -273,7 +273,7 @@ def roll_back_all(deploy: Deploy) -> list[str]:
     runs = host_runs(deploy, records=list(records))
 
     def back(run: HostRun) -> None:
-        run.conn = connect(run.target)
+        connection_ensure(run)
         roll_back(run, deploy)
 
     with connected(runs):
@@ -284,7 +284,7 @@ def roll_back_all(deploy: Deploy) -> list[str]:
 
 def _once_after_rollback(deploy: Deploy, runs: list[HostRun]) -> None:
     run = next((r for r in runs if r.release_host), runs[0])
-    if run.conn is not None:
+    if run.reached:
         _once(deploy, run, "after_rollback", "current", "rolled_back")
 
 

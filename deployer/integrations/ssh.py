@@ -30,6 +30,7 @@ from fabric import Config, Connection
 
 from deployer.errors import StepFailed
 from deployer.integrations.ssh_keys import HostKey, fingerprint, identity
+from deployer.integrations.ssh_slots import SlotConnection, slot_take
 
 # Exit status of coreutils `timeout` when it had to stop the command.
 TIMEOUT_EXIT = 124
@@ -68,8 +69,10 @@ class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
 
 
 def open_connection(target: Target, trusted: Sequence[HostKey]) -> Connection:
-    """An open connection to `target`, whose key must be one of `trusted`; the caller closes it."""
-    conn = Connection(
+    """An open connection to `target`, whose key must be one of `trusted`, holding one of the process's
+    connection slots (ssh_slots.py); the caller closes it."""
+    slot = slot_take(str(target))
+    conn = SlotConnection(
         host=target.address,
         port=target.port,
         user=target.user,
@@ -83,6 +86,7 @@ def open_connection(target: Target, trusted: Sequence[HostKey]) -> Connection:
             "auth_timeout": settings.SSH_CONNECT_TIMEOUT,
         },
     )
+    conn.hold(slot)
     known = conn.client.get_host_keys()
     for key in trusted:
         try:
