@@ -1,6 +1,9 @@
-"""One release to 20 sshd hosts on loopback, batch size 10: how much does Gantry's orchestration cost?
+"""One release to 20 (or 100) sshd hosts on loopback, in batches: how much does Gantry's orchestration cost?
 
-Run: .venv/bin/python bench/rollout.py [--hosts 20] [--batch 10] [--runs 3] [--no-ansible]
+Run: .venv/bin/python bench/rollout.py [--hosts 20] [--batch 10 | 25%] [--runs 3] [--no-ansible] [--no-sequential]
+
+--batch is the catalog's batch_size (a count or a percentage of the hosts); every
+approach stages and switches that many hosts at once.
 
 Four ways to do the same steps — upload the release archive, extract it, write
 REVISION, build, then in batches switch `current` and restart:
@@ -50,6 +53,7 @@ from deployer.choices import DeployStatus  # noqa: E402
 from deployer.demo import setup  # noqa: E402
 from deployer.demo.hosts import SshdHost  # noqa: E402
 from deployer.deploys import rollout  # noqa: E402
+from deployer.deploys.batches import batch_sizes  # noqa: E402
 from deployer.environments.host_keys import known_hosts_export  # noqa: E402
 from deployer.integrations import git  # noqa: E402
 from deployer.models import Deploy, Environment  # noqa: E402
@@ -242,10 +246,12 @@ def timed(run: Callable[[], None]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--batch", default="10", help="hosts switched at once: a count or a percentage (25%%)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-ansible", action="store_true")
+    parser.add_argument("--no-sequential", action="store_true", help="skip one host at a time (slow at 100 hosts)")
     args = parser.parse_args()
+    batch = batch_sizes(args.hosts, args.batch)[0]
 
     logging.getLogger("gantry").setLevel(logging.WARNING)  # the deploy log still goes to the database
     call_command("migrate", verbosity=0)
@@ -256,14 +262,15 @@ def main() -> None:
     archive = git.archive("bench", str(repo), sha, work / "release.tar.gz")
     hosts, processes = start_hosts(args.hosts, work / "hosts")
     playbook_bin = None if args.no_ansible else ansible_playbook()
-    bench = Bench(hosts, args.batch, repo, archive, sha, work)
+    bench = Bench(hosts, batch, repo, archive, sha, work)
     approaches: dict[str, Callable[[], None]] = {
         "raw ssh (lower bound)": bench.raw_ssh,
-        f"gantry (batch {args.batch})": lambda: bench.gantry(parallelism=args.batch, batch=args.batch, label="gantry"),
-        "sequential (same steps)": lambda: bench.gantry(parallelism=1, batch=1, label="sequential"),
+        f"gantry (batch {args.batch})": lambda: bench.gantry(parallelism=batch, batch=batch, label="gantry"),
     }
+    if not args.no_sequential:
+        approaches["sequential (same steps)"] = lambda: bench.gantry(parallelism=1, batch=1, label="sequential")
     if playbook_bin is not None:
-        approaches[f"ansible-playbook (forks {args.batch})"] = lambda: bench.ansible(playbook_bin)
+        approaches[f"ansible-playbook (forks {batch})"] = lambda: bench.ansible(playbook_bin)
     times: dict[str, list[float]] = {name: [] for name in approaches}
     try:
         for number in range(args.runs):
@@ -274,7 +281,8 @@ def main() -> None:
         for process in processes:
             process.terminate()
     baseline = statistics.median(times["raw ssh (lower bound)"])
-    print(f"\none release ({archive.stat().st_size // 1024} KiB) to {args.hosts} sshd hosts, batch {args.batch}, ")
+    size = archive.stat().st_size // 1024
+    print(f"\none release ({size} KiB) to {args.hosts} sshd hosts, batch {args.batch} ({batch} hosts), ")
     print(f"median of {args.runs} runs (each: {', '.join(f'{t:.2f}' for t in times[next(iter(times))])} s for raw)")
     print(f"{'approach':<28} {'median s':>9} {'vs raw ssh':>11}")
     for name, values in times.items():
