@@ -174,3 +174,25 @@ def test_old_releases_are_pruned_by_deploy_history(
         return sorted(int(p.name) for p in (host_root(environment, 0) / "releases").iterdir())
 
     wait_until(lambda: kept() == ids[1:])  # pruning runs after the deploy's end is recorded
+
+
+def test_the_switch_shares_the_restarts_session_and_a_failed_switch_restarts_nothing(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, tmp_path: Path
+) -> None:
+    marker = tmp_path / "restarted"
+    environment = make_environment(options={"batch_size": "1"})
+    record = f'readlink "$GANTRY_DEPLOY_PATH/current" >> {marker}'
+    Environment.objects.filter(pk=environment.pk).update(restart_command=f"{environment.restart_command}\n{record}")
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+    assert marker.read_text().split() == [f"releases/{first.pk}"] * 3, "each restart saw its new current"
+
+    root = host_root(environment, 0)
+    (root / "current").unlink()
+    (root / "current").mkdir()
+    (root / "current" / "kept").write_text("a directory where the symlink was\n")
+    second = deploy_and_wait(environment, "main", deployer, celery_worker)
+
+    assert second.status == DeployStatus.FAILED
+    assert "127.0.0.11: activate failed: switching current failed: exited with status 1" in second.reason
+    assert marker.read_text().split().count(f"releases/{second.pk}") == 0, "no host restarted on the new release"

@@ -1,8 +1,10 @@
 """Making a staged release live on one host: switch `current`, then restart each role and check its health.
 
-The switch is one session (a new symlink renamed over `current`: atomic). Then
+The switch is a new symlink renamed over `current` (atomic), in the session of
+the first role's restart when it has one (else a session of its own). Then
 each of the host's roles in order: its restart_command (bounded by its
-restart_timeout), then its health check (an URL until HTTP 200, or a command
+restart_timeout, the switch included when it shares the session), then
+its health check (an URL until HTTP 200, or a command
 run on the host until it exits 0). The host is out of the load balancer for the
 whole of it when one of its roles serves traffic. A rollback is the same steps
 towards the earlier release.
@@ -69,40 +71,61 @@ def _out_of_rotation(run: HostRun) -> Iterator[None]:
 
 
 def _switch_and_restart(run: HostRun, deploy: Deploy, release: str, *, then: str) -> None:
-    """The switch, then each role; `then` is the phase whose hooks follow."""
+    """The switch, then each role; `then` is the phase whose hooks follow. The switch shares the first
+    role's restart session when it has one (a session is most of what a step costs on a host)."""
     if not release.isdigit():
         raise StepFailed(f"{release!r} is not a release id; not switching to it")
-    more = bool(hooks_of(deploy, then)) or any(r.restart_command.strip() or r.health_check_command for r in run.roles)
-    _switch(run, release, ahead=more)
-    for role in run.roles:
-        _restart_role(run, deploy, role, release)
+    joined = bool(run.roles) and bool(run.roles[0].restart_command.strip())
+    if not joined:
+        more = bool(hooks_of(deploy, then)) or any(
+            r.restart_command.strip() or r.health_check_command for r in run.roles
+        )
+        _switch(run, release, ahead=more)
+    hooks_follow = bool(hooks_of(deploy, then)) or bool(hooks_of(deploy, "after_deploy"))
+    for index, role in enumerate(run.roles):
+        later = run.roles[index + 1 :]
+        # A session opened ahead that no command takes still costs the host a login shell.
+        follows = hooks_follow or bool(role.health_check_command)
+        follows = follows or any(r.restart_command.strip() or r.health_check_command for r in later)
+        _restart_role(run, deploy, role, release, switch_first=joined and index == 0, ahead=follows)
+
+
+class _Switch:
+    """The switch's script, and the mark it prints once `current` points at the release."""
+
+    def __init__(self, run: HostRun, release: str) -> None:
+        self.run, self.release, self.seen = run, release, False
+        temp = shlex.quote(f"current.new.{release}")
+        target = shlex.quote(f"releases/{release}")
+        # In a subshell under set -e, whatever the restart command that may follow runs under.
+        self.script = (
+            script_in(
+                run.path, f"(set -e; rm -f -- {temp}; ln -s -- {target} {temp}; mv -T -- {temp} current) || exit 1\n"
+            )
+            + f"echo {SWITCHED_MARK}\n"
+        )
+
+    def mark(self, line: str) -> bool:
+        if self.seen or line != SWITCHED_MARK:
+            return False
+        self.seen = True
+        self.run.switched = self.release != self.run.previous_release
+        self.run.log.info("current -> releases/%s", self.release)
+        return True
 
 
 def _switch(run: HostRun, release: str, *, ahead: bool) -> None:
     """Point `current` at releases/<release>: a new symlink renamed over the old one (`ahead`: a command
     follows on this host)."""
-    temp = shlex.quote(f"current.new.{release}")
-    script = script_in(
-        run.path,
-        f"set -e\nrm -f -- {temp}\nln -s -- {shlex.quote(f'releases/{release}')} {temp}\nmv -T -- {temp} current\n"
-        f"echo {SWITCHED_MARK}\n",
-    )
-    seen = False
-
-    def switched(line: str) -> bool:
-        nonlocal seen
-        if seen or line != SWITCHED_MARK:
-            return False
-        seen = True
-        run.switched = release != run.previous_release
-        run.log.info("current -> releases/%s", release)
-        return True
-
-    remote(run, script, on_mark=switched, timeout=SWITCH_TIMEOUT, ahead=ahead)
+    switch = _Switch(run, release)
+    remote(run, switch.script, on_mark=switch.mark, timeout=SWITCH_TIMEOUT, ahead=ahead)
 
 
-def _restart_role(run: HostRun, deploy: Deploy, role: ProcessRole, release: str) -> None:
-    """One role: its restart command, then its health check; the role's state kept for the deploy page."""
+def _restart_role(
+    run: HostRun, deploy: Deploy, role: ProcessRole, release: str, *, switch_first: bool, ahead: bool
+) -> None:
+    """One role: its restart command (after the switch, in the same session, when `switch_first`), then
+    its health check; the role's state kept for the deploy page. `ahead`: a command follows on the host."""
     label = "" if role.name == "app" and len(run.roles) == 1 else f"{role.name}: "
     variables = {"GANTRY_ROLE": role.name}
     if role.restart_command.strip():
@@ -110,9 +133,16 @@ def _restart_role(run: HostRun, deploy: Deploy, role: ProcessRole, release: str)
         run.log.info("%srestarting", label)
         lines: list[str] = []
         script = command_script(run, deploy, f"{run.path}/current", role.restart_command, release, variables)
+        switch = _Switch(run, release) if switch_first else None
         try:
-            remote(run, script, timeout=role.restart_timeout, lines=lines)
+            if switch is None:
+                remote(run, script, timeout=role.restart_timeout, lines=lines, ahead=ahead)
+            else:  # the switch's few file operations count against the restart's timeout (they take ms)
+                both = switch.script + script
+                remote(run, both, timeout=role.restart_timeout, lines=lines, on_mark=switch.mark, ahead=ahead)
         except StepFailed as exc:
+            if switch is not None and not switch.seen:
+                raise StepFailed(f"switching current failed: {exc}{last_lines(lines, 3)}") from exc
             role_update(run, role.name, "failed", f"restart failed: {exc}")
             raise StepFailed(f"{label}restart_command failed: {exc}{last_lines(lines, 3)}") from exc
     if not role.has_health_check:
