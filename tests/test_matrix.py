@@ -99,8 +99,8 @@ def test_the_services_list_pages_with_the_persons_teams_first(
     assert third.count('data-service="') == 5 and 'data-service="s024"' in third and "Next ›" not in third
     everything = deployer_client.get(reverse("services"), {"show": "all"}).content.decode()
     assert everything.count('data-service="') == 25 and "All 25 services." in everything
-    past = deployer_client.get(reverse("services"), {"page": 9}).content.decode()
-    assert "No services on this page" in past
+    past = deployer_client.get(reverse("services"), {"page": 9, "team": "red"}).content.decode()
+    assert "No services on this page" in past and "team=red&amp;page=1" in past, "back to the first, filter kept"
     red_team = deployer_client.get(reverse("services"), {"team": "red", "page": 2}).content.decode()
     assert "Services 11–12 of 12." in red_team and "team=red&amp;page=1" in red_team
 
@@ -120,6 +120,7 @@ def test_the_services_list_pages_with_the_persons_teams_first(
 def test_bad_paging_is_a_400_that_says_how(deployer_client: Client, db: None, query: dict, error: str) -> None:
     response = deployer_client.get(reverse("services"), query)
     assert response.status_code == 400 and error in response.content.decode()
+    assert "<h1>Services</h1>" in response.content.decode(), "the page, saying what is wrong"
 
 
 def test_a_page_of_services_costs_the_same_queries_for_5_and_130_services(
