@@ -41,8 +41,8 @@ from deployer.sources import integration_health
 def services(request: SignedInRequest) -> HttpResponse:
     filters = MatrixFilterForm(request.GET)
     if not filters.is_valid():
-        context = {"error": form_error(filters), "rows": [], "team": "", "q": ""}
-        return render(request, "dashboards/services.html", context, status=400)
+        refused = {"error": form_error(filters), "rows": [], "team": "", "q": ""}
+        return render(request, "dashboards/services.html", refused, status=400)
     team, query, show_all = filters.cleaned_data["team"], filters.cleaned_data["q"], filters.cleaned_data["show"]
     page = 1 if show_all else filters.cleaned_data["page"] or 1
     first_teams = access_for(request.user).teams()

@@ -14,9 +14,10 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
+from deployer.deploys.builder import artifacts_prune
 from deployer.deploys.request import deploy_promote, deploy_request
 from deployer.integrations import git
-from deployer.models import Artifact, DeployLog, Environment
+from deployer.models import Artifact, DeployLog, Environment, Service
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from tests.conftest import AppRepo, MakeEnvironment, SshdHost, free_port, wait_for_deploy
@@ -193,3 +194,37 @@ def test_hosts_connect_while_the_builder_builds_and_an_unreachable_one_fails_sta
         root = tmp_path / "test" / host.address
         assert (root / "releases" / str(deploy.pk) / "REVISION").exists(), "the reachable hosts were staged"
         assert not (root / "current").exists(), "and never switched"
+
+
+@pytest.mark.slow
+def test_old_artifacts_are_removed_from_the_builder_unless_another_kept_one_names_the_file(
+    transactional_db: None,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_repo: AppRepo,
+    ssh_hosts: list[SshdHost],
+    tmp_path: Path,
+    settings: object,
+) -> None:
+    catalog_apply(catalog_parse(catalog(app_repo, ssh_hosts[:1], tmp_path, tmp_path / "builds.log")))
+    test = Environment.objects.get(service__name="app", name="test")
+    branch_sync(service=test.service)
+    deploys = [
+        wait_for_deploy(deploy_request(environment=test, ref=ref, user=deployer).pk, celery_worker)
+        for ref in ("main", "feature/shout", "slow-restart")
+    ]
+    assert [d.status for d in deploys] == [DeployStatus.SUCCEEDED] * 3, [d.reason for d in deploys]
+    first, second, third = (Artifact.objects.get(built_by=d) for d in deploys)
+    assert len({first.sha256, second.sha256, third.sha256}) == 3
+    # Another service's build made the same bytes as the first: its row still names that file.
+    other = Service.objects.create(name="other", repo_url="/srv/git/other")
+    Artifact.objects.create(
+        service=other, sha=first.sha, inputs="x" * 64, sha256=first.sha256, size=first.size, builder=first.builder
+    )
+    settings.BUILDER_ARTIFACTS_KEPT = 1  # type: ignore[attr-defined]
+
+    artifacts_prune(deploys[2])
+
+    assert set(Artifact.objects.filter(service=test.service).values_list("pk", flat=True)) == {third.pk}
+    files = sorted(p.name for p in (tmp_path / "builder" / "artifacts").iterdir())
+    assert files == sorted([f"{first.sha256}.tar.gz", f"{third.sha256}.tar.gz"]), "the second's file is gone"

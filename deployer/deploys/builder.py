@@ -14,6 +14,7 @@ import contextlib
 import fnmatch
 import hashlib
 import logging
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,3 +200,35 @@ def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
     source = f"Jenkins {build.job} #{build.number}: {chosen.relative_path}"
     log.info("artifact from %s: sha256 %s (%d bytes)", source, sha256, dest.stat().st_size)
     return dest, sha256, source
+
+
+def artifacts_prune(deploy: Deploy) -> None:
+    """After the deploy's end is recorded (build: builder): the service's artifacts on its builder beyond the
+    newest GANTRY_BUILDER_ARTIFACTS_KEPT are removed there, with their rows; a file another kept row (of any
+    service) names stays. A failure only warns: the deploy is fine, the next one tries again."""
+    environment = deploy.environment
+    where = f"{builder_target(environment)}{environment.builder_path}"
+    rows = Artifact.objects.filter(service=environment.service, builder=where).order_by("-id")
+    old = list(rows[settings.BUILDER_ARTIFACTS_KEPT :])
+    if not old:
+        return
+    kept = set(
+        Artifact.objects.filter(builder=where).exclude(pk__in=[a.pk for a in old]).values_list("sha256", flat=True)
+    )
+    # Only names Gantry itself wrote: 64 hex digits (a build's output never chooses what is removed).
+    doomed = sorted({a.sha256 for a in old if re.fullmatch(r"[0-9a-f]{64}", a.sha256)} - kept)
+    log = deploy_logger(deploy.pk, f"builder {environment.builder_address}")
+    try:
+        if doomed:
+            conn = connect(builder_target(environment))
+            try:
+                files = " ".join(shlex.quote(f"{sha256}.tar.gz") for sha256 in doomed)
+                script = f"cd -- {shlex.quote(environment.builder_path)}/artifacts || exit 0\nrm -f -- {files}\n"
+                ssh.run(conn, script, timeout=settings.SSH_COMMAND_TIMEOUT, output=log.info, ahead=False)
+            finally:
+                conn.close()
+    except StepFailed as exc:
+        log.warning("could not remove old artifacts on the builder (the deploy is fine): %s", exc)
+        return
+    Artifact.objects.filter(pk__in=[a.pk for a in old]).delete()
+    log.info("removed %d old artifact(s) from the builder", len(doomed))

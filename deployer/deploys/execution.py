@@ -17,7 +17,7 @@ from django.utils import timezone
 from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import rollout
-from deployer.deploys.builder import artifact_for, jenkins_artifact
+from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_artifact
 from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
@@ -54,6 +54,8 @@ def _execute(deploy: Deploy) -> None:
             )
         elif status in DeployStatus.live():
             rollout.prune_all(deploy)  # after the end is recorded: it never delays "succeeded"
+            if deploy.environment.build_mode == "builder":
+                artifacts_prune(deploy)
 
 
 @contextmanager
