@@ -93,8 +93,9 @@ def _switch_and_restart(run: HostRun, deploy: Deploy, release: str, *, then: str
 class _Switch:
     """The switch's script, and the mark it prints once `current` points at the release."""
 
-    def __init__(self, run: HostRun, release: str) -> None:
-        self.run, self.release, self.seen = run, release, False
+    def __init__(self, run: HostRun, release: str, *, then: str = "") -> None:
+        """`then`: what the log says once the switch is done (the restart sharing its session begins)."""
+        self.run, self.release, self.seen, self.then = run, release, False, then
         temp = shlex.quote(f"current.new.{release}")
         target = shlex.quote(f"releases/{release}")
         # In a subshell under set -e, whatever the restart command that may follow runs under.
@@ -111,6 +112,8 @@ class _Switch:
         self.seen = True
         self.run.switched = self.release != self.run.previous_release
         self.run.log.info("current -> releases/%s", self.release)
+        if self.then:
+            self.run.log.info("%s", self.then)
         return True
 
 
@@ -130,10 +133,11 @@ def _restart_role(
     variables = {"GANTRY_ROLE": role.name}
     if role.restart_command.strip():
         role_update(run, role.name, "restarting")
-        run.log.info("%srestarting", label)
         lines: list[str] = []
         script = command_script(run, deploy, f"{run.path}/current", role.restart_command, release, variables)
-        switch = _Switch(run, release) if switch_first else None
+        switch = _Switch(run, release, then=f"{label}restarting") if switch_first else None
+        if switch is None:
+            run.log.info("%srestarting", label)
         try:
             if switch is None:
                 remote(run, script, timeout=role.restart_timeout, lines=lines, ahead=ahead)
