@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/gantry
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres lint system-deps system-deps-test apt-deps clean
+.PHONY: run test test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Gantry needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -20,12 +20,19 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 
 # Debian packages the demo needs: OpenSSH's server (real SSH hosts) and git;
 # the tests also need Chromium (Playwright cannot download its own browser here)
-# and HAProxy (the zero-downtime test puts it in front of three hosts).
+# and HAProxy (the zero-downtime test puts it in front of three hosts), bubblewrap (a builder's sandbox)
+# and cron (the builder isolation test tries to leave a crontab behind).
 system-deps:
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
 
-system-deps-test:
-	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy"
+system-deps-test: test-accounts
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab"
+
+# The builder tests log in as an account that is not root (a build must never run as the machine's root).
+test-accounts:
+	@id gantry-build >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then useradd --create-home --shell /bin/bash --password '*' gantry-build; \
+	  else echo "the tests need a user gantry-build (a builder's account): run  sudo useradd --create-home --shell /bin/bash --password '*' gantry-build (a locked account cannot log in over SSH)"; exit 1; fi; }
 
 # PACKAGES: package:command pairs; installs the packages whose command is missing.
 apt-deps:

@@ -20,7 +20,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployer.apitests.schema import AssertionSpec, StepSpec, SuiteSpec
-from deployer.catalog.problems import Loc, Problem, cross_problems, effective, where
+from deployer.catalog.problems import Loc, Problem, cross_problems, effective, environment_is_production, where
 from deployer.catalog.schema import (
     AccessSpec,
     CatalogSpec,
@@ -253,7 +253,7 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
 
 
 def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
-    production = spec.production if spec.production is not None else name in {"prod", "production"}
+    production = environment_is_production(name, spec)
     values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
     values["release_host"] = spec.release_host or ""
     values["roles"] = [{"name": role, **keys} for role, keys in values["roles"].items()]
@@ -263,6 +263,7 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict
     values["builder_port"] = builder.get("port", 22)
     values["builder_user"] = builder.get("user", "")
     values["builder_path"] = builder.get("path", "")
+    values["builder_isolation"] = builder.get("isolation", "sandbox")
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

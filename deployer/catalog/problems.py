@@ -43,6 +43,7 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
     """Rules that span entries: a repository, declared teams, unique hosts, no shared deploy paths,
     secrets used only where they are granted."""
     used_paths: dict[tuple[str, int, str], str] = {}
+    yield from _builder_problems(root, spec)
     for service_name, service in spec.services.items():
         yield from _secret_problems(root, service_name, service)
         yield from _release_problems(root, service_name, service)
@@ -115,6 +116,47 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
                 line_of(root, loc),
                 where(loc),
                 f"{env.release_host} is not a host of {env_name}; pick one of: {', '.join(addresses)}",
+            )
+
+
+def environment_is_production(name: str, spec: EnvironmentSpec) -> bool:
+    """`production:` as written, else whether the environment is named prod or production."""
+    return spec.production if spec.production is not None else name in {"prod", "production"}
+
+
+def _builder_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
+    """A builder account without a sandbox (isolation: account) is only as trusted as the least trusted
+    environment that builds there: it must serve environments of one trust level, all without a sandbox
+    (a build that ran unsandboxed could have changed what a sandboxed build's session reads, like ~/.bashrc)."""
+    users: dict[tuple[str, int, str], list[tuple[Loc, str, bool]]] = {}
+    for service_name, service in spec.services.items():
+        for env_name, env_spec in service.environments.items():
+            env = effective(service, env_spec)
+            if env.build != "builder" or env.builder is None:
+                continue
+            at: Loc = ("services", service_name, "environments", env_name)
+            loc = (*at, "builder") if "builder" in env_spec.model_fields_set else ("services", service_name, "builder")
+            account = (env.builder.address, env.builder.port, env.builder.user)
+            production = environment_is_production(env_name, env_spec)
+            users.setdefault(account, []).append((loc, env.builder.isolation, production))
+    for (address, port, user), used in users.items():
+        if all(isolation == "sandbox" for _, isolation, _ in used):
+            continue
+        for loc, isolation, production in used:
+            others = [other for other in used if other[2] != production or other[1] != isolation]
+            if not others:
+                continue
+            other_loc, other_isolation, other_production = others[0]
+            why = (
+                f"{where(other_loc)} builds there too as {'production' if other_production else 'non-production'}"
+                f" with isolation: {other_isolation}"
+            )
+            yield Problem(
+                line_of(root, loc),
+                where(loc),
+                f"builder account {user}@{address}:{port} without a sandbox serves one trust level, and {why}; "
+                f"give {'this environment' if production else 'production'} a builder user of its own "
+                "(builder: {user: ...}), or use isolation: sandbox everywhere it is used",
             )
 
 

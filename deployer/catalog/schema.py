@@ -116,6 +116,14 @@ class BuilderSpec(_Spec):
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
     user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
     path: AbsolutePath = Field(default="/var/tmp/gantry-builds", description="where it builds and keeps artifacts")
+    isolation: Literal["sandbox", "account"] = Field(
+        default="sandbox",
+        description=(
+            "how one build is kept from every other: sandbox (each build in a bubblewrap sandbox of its own; "
+            "the builder must have bubblewrap, or the build is refused) or account (no sandbox: this builder "
+            "account serves only environments of one trust level, and a promotion rebuilds)"
+        ),
+    )
 
 
 class ReleaseSpec(_Spec):

@@ -49,8 +49,11 @@ def builder_target(environment: Environment) -> ssh.Target:
 
 
 def build_inputs(environment: Environment, sha: str) -> str:
-    """What the artifact depends on: the commit and how it is built (and the builder's path)."""
-    text = "\0".join([sha, environment.build_command, str(environment.strict_commands)])
+    """What the artifact depends on: the commit, how it is built and how it was isolated (an artifact from
+    before builds were isolated is never reused)."""
+    text = "\0".join(
+        [sha, environment.build_command, str(environment.strict_commands), f"isolation={environment.builder_isolation}"]
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -98,6 +101,33 @@ def _copy(conn: Connection, path: str, dest: Path, sha256: str) -> None:
         raise StepFailed(f"the artifact copied from the builder has sha256 {got}, not {sha256}")
 
 
+def sandboxed(command: str, *, base: str, work: str) -> str:
+    """`command` (a shell script) in a bubblewrap sandbox of its own on the builder: the whole filesystem
+    read-only but `work` (this build's fresh directory, its HOME inside), a private /tmp, /var/tmp, /dev/shm
+    and /run (no user systemd or D-Bus to ask for a lasting unit), the builder's path hidden (no other
+    build's tree or any artifact visible), and a PID namespace: when the command ends, every process it
+    started is killed by the kernel, however it detached. No new privileges (crontab and at are setgid:
+    they cannot write their spools). The network stays: builds download their dependencies."""
+    q = shlex.quote
+    return (
+        "bwrap --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp --tmpfs /dev/shm "
+        "--tmpfs /run --ro-bind-try /run/systemd/resolve /run/systemd/resolve "
+        f"--tmpfs {q(base)} --bind {q(work)} {q(work)} --unshare-pid --unshare-ipc --die-with-parent "
+        f"--new-session --setenv HOME {q(work)}/home --setenv TMPDIR /tmp --chdir {q(work)} "
+        f"/bin/sh -c {q(command)}"
+    )
+
+
+# Run before a sandboxed build: whether bubblewrap can make a sandbox here, and if not, why.
+SANDBOX_PROBE = (
+    'if ! command -v bwrap >/dev/null 2>&1; then echo "GANTRY-NO-SANDBOX bubblewrap (bwrap) is not installed"; '
+    "exit 3; fi\n"
+    "if ! why=$(bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --die-with-parent true 2>&1); then "
+    'echo "GANTRY-NO-SANDBOX bwrap cannot make a sandbox: $(printf %s "$why" | head -c 300)"; exit 3; fi\n'
+)
+NO_SANDBOX_MARK = "GANTRY-NO-SANDBOX "
+
+
 def _build(
     conn: Connection,
     deploy: Deploy,
@@ -106,7 +136,9 @@ def _build(
     building: Callable[[], None],
 ) -> tuple[str, int]:
     """One session: unpack the source in a fresh directory, run build_command, pack the result; `building`
-    is called when the build command starts."""
+    is called when the build command starts. With isolation: sandbox the unpacking and the build run in a
+    sandbox of their own (a branch's tar and its build touch nothing else); the packing and the checksum
+    are Gantry's, after every process of the build has ended."""
     environment = deploy.environment
     base = environment.builder_path
     work = f"{base}/work/{environment.service.name}-{deploy.pk}"
@@ -123,12 +155,17 @@ def _build(
     strict = "set -eu\n" if environment.strict_commands else ""
     build = environment.build_command.strip() or "true"
     q = shlex.quote
-    script = (
-        f"set -e\nrm -rf -- {q(work)}\nmkdir -p -- {q(work)}/src {q(base)}/artifacts\n"
-        f"tar -xzf - -C {q(work)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(work)}/src/REVISION\n"
+    inner = (
+        f"set -e\ntar -xzf - -C {q(work)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(work)}/src/REVISION\n"
         f"echo {BUILDING_MARK}\n"
-        f"( cd -- {q(work)}/src\n{exports}{strict}{build}\n)\n"
-        f"tar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
+        f"cd -- {q(work)}/src\n{exports}{strict}{build}\n"
+    )
+    isolated = environment.builder_isolation != "account"
+    script = (
+        f"set -e\n{SANDBOX_PROBE if isolated else ''}"
+        f"rm -rf -- {q(work)}\nmkdir -p -- {q(work)}/src {q(work)}/home {q(base)}/artifacts\n"
+        + (sandboxed(inner, base=base, work=work) if isolated else f"( {inner} )")
+        + f"\ntar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
         f"sum=$(sha256sum -- {q(work)}/artifact.tar.gz | cut -d' ' -f1)\n"
         f"size=$(wc -c < {q(work)}/artifact.tar.gz)\n"
         f'mv -f -- {q(work)}/artifact.tar.gz {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
@@ -136,22 +173,34 @@ def _build(
     )
     marks: list[str] = []
     printed: list[str] = []
+    refused: list[str] = []
 
     def line(text: str) -> None:
         if text == BUILDING_MARK and not printed and not marks:  # Gantry's: printed before the build's own lines
             building()
+        elif text.startswith(NO_SANDBOX_MARK) and not printed and not marks:
+            refused.append(text.removeprefix(NO_SANDBOX_MARK))
         elif text.startswith(ARTIFACT_MARK):
             marks.append(text.removeprefix(ARTIFACT_MARK))  # the last one is Gantry's (it is printed last)
         else:
             printed.append(text)
             log.info("%s", text)
 
-    log.info("building %s once, on the builder, in %s", deploy.sha[:12], work)
+    how = "in a sandbox of its own" if isolated else f"as {environment.builder_user or 'deploy'}, without a sandbox"
+    log.info("building %s once, on the builder, in %s (%s)", deploy.sha[:12], work, how)
     timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
     try:
         ssh.run(conn, script, timeout=timeout, output=line, stdin=[source], ahead=False)
     except StepFailed as exc:
-        raise StepFailed(f"the build on the builder {conn.host} failed: {exc}{last_lines(printed)}") from exc
+        if not refused:
+            raise StepFailed(f"the build on the builder {conn.host} failed: {exc}{last_lines(printed)}") from exc
+    if refused:
+        raise StepFailed(
+            f"the builder {conn.host} cannot isolate builds ({refused[0]}), and Gantry never builds there "
+            "without a sandbox unless the catalog says so: install bubblewrap on the builder (apt-get install "
+            "bubblewrap; unprivileged user namespaces on), or give this trust level a builder account of its "
+            "own with builder: {user: ..., isolation: account}"
+        )
     sha256, _, size = (marks[-1] if marks else "").partition(" ")
     if len(sha256) != 64 or not size.strip().isdigit():
         raise StepFailed(f"the builder {conn.host} did not say what it built")

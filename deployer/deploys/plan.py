@@ -63,6 +63,7 @@ class Plan:
     eta_seconds: int | None
     eta_basis: int  # how many earlier deploys the ETA comes from
     config_changes: list[str] = field(default_factory=list)  # config keys it changes (secrets by name)
+    build: str = ""  # where and how the release is built (builder.py)
 
     @property
     def too_many_commits(self) -> bool:
@@ -99,6 +100,26 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         eta_seconds=eta,
         eta_basis=basis,
         config_changes=config_changes(environment, current.config_definitions if current else None),
+        build=build_described(environment),
+    )
+
+
+def build_described(environment: Environment) -> str:
+    """Where the release is built and what keeps that build from every other, as the plan says it."""
+    if environment.build_mode == "jenkins":
+        return f"by Jenkins: the file its successful build of this commit archived ({environment.jenkins_artifact})"
+    if environment.build_mode != "builder":
+        return "on every host, in the new release directory"
+    where = f"once on the builder {environment.builder_address}"
+    if environment.builder_isolation == "account":
+        level = "production" if environment.production else "non-production"
+        return (
+            f"{where} as {environment.builder_user or 'deploy'}, without a sandbox: that account builds only for "
+            f"{level} environments, so an artifact built for any other is never reused here (a promotion rebuilds)"
+        )
+    return (
+        f"{where}, in a sandbox of its own (bubblewrap): no other build can change it, and the identical artifact "
+        "is promoted; a builder without bubblewrap refuses to build"
     )
 
 

@@ -78,6 +78,9 @@ class Environment(models.Model):
     builder_port = models.PositiveIntegerField(default=22)
     builder_user = models.CharField(max_length=64, blank=True)
     builder_path = models.CharField(max_length=500, blank=True, help_text="Where the builder builds and keeps.")
+    # How one build is kept from every other (deployer/deploys/builder.py): a bubblewrap sandbox per build,
+    # or a builder account used only by environments of one trust level.
+    builder_isolation = models.CharField(max_length=20, default="sandbox", help_text="sandbox or account.")
     # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
     # settings Gantry writes, and the commands that run once per deploy.
     shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")
