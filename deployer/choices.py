@@ -121,6 +121,7 @@ class AuditAction(models.TextChoices):
     DEPLOY_ENDED = "deploy_ended", "deploy ended"
     HOST_KEY_TRUSTED = "host_key_trusted", "trusted a host key"
     HOST_KEY_REVOKED = "host_key_revoked", "stopped trusting a host key"
+    SECRET_CHANGED = "secret_changed", "noticed a changed secret"
 
 
 class DeployTrigger(models.TextChoices):

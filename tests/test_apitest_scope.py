@@ -84,6 +84,7 @@ services:
         deploy_path: /srv/app
         base_url: {app.url}
         api_test_secrets: [CI_PASSWORD]
+        secrets: {{shared_with_production: [CI_PASSWORD]}}  # one CI account for both
         hosts: [{{address: 10.0.0.1}}]
 {test}
       prod:
@@ -271,8 +272,8 @@ def test_a_granted_secret_the_worker_lacks_is_named(
     sha = branch_with_tests(repo, "needs-ci-password", SECRET_IN_HEADER % "{{secret.CI_PASSWORD}}")
 
     assert only_step(run_at("test", sha)).error.endswith(
-        "which app/test grants, but GANTRY_SECRET_CI_PASSWORD is not set on the worker that ran the tests; "
-        "set it in every worker's environment"
+        "which app/test grants, but CI_PASSWORD is not in the workers' GANTRY_SECRET_* variables; "
+        "set GANTRY_SECRET_CI_PASSWORD in every worker's environment"
     )
 
 

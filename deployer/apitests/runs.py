@@ -31,7 +31,7 @@ from deployer.apitests.runner import MissingVariable, StepResult, SuiteResult, r
 from deployer.apitests.schema import SECRET_PREFIX, TEMPLATE_RE, SuiteSpec, names_used, secrets_named, variables_order
 from deployer.choices import DeployStatus
 from deployer.integrations import git
-from deployer.lib.secrets import SECRET_ENV_PREFIX, masked, worker_secrets
+from deployer.lib.secrets import Held, SecretSourceError, masked, secrets_read
 from deployer.models import ApiTestRun, ApiTestStep, Deploy, Environment, Service
 
 STORED_MAX = 2048  # characters of any one stored text (actual, expected, excerpt, error)
@@ -50,8 +50,7 @@ def suites_run(
     `recorded`: the tests file of `sha` as its deploy recorded it (else the deploy's own record)."""
     if deploy is not None and recorded is None:
         recorded = deploy.tests_file
-    held = worker_secrets()
-    hidden = list(held.values())
+    hidden: list[str] = []
 
     def store(result: SuiteResult) -> ApiTestRun:
         return _store(environment, deploy, trigger, result, hidden)
@@ -62,6 +61,11 @@ def suites_run(
         return [store(_failed(TESTS_FILE, "load the suites", str(exc)))]
     if not suites:
         return []
+    try:
+        held = secrets_read(environment.secret_source)  # again at each run: a rotated value needs no restart
+    except SecretSourceError as exc:
+        return [store(_failed(name, "secrets", f"suite {name}: {exc}")) for name in suites]
+    hidden.extend(held.values.values())
     usable = _usable_secrets(environment, held, from_repo=source == TESTS_FILE)
     try:
         base = _variables(environment, deploy, usable)
@@ -127,11 +131,11 @@ def request_policy(environment: Environment) -> RequestPolicy:
     return RequestPolicy.of(str(environment), [url for url in urls if url])
 
 
-def _usable_secrets(environment: Environment, held: dict[str, str], *, from_repo: bool) -> dict[str, str]:
+def _usable_secrets(environment: Environment, held: Held, *, from_repo: bool) -> dict[str, str]:
     """The secrets a suite may see here, as template variables: granted, held, and (from a branch) allowed."""
     if from_repo and not environment.api_test_repo_secrets:
         return {}
-    return {f"{SECRET_PREFIX}{name}": held[name] for name in environment.api_test_secrets if name in held}
+    return {f"{SECRET_PREFIX}{name}": held.values[name] for name in environment.api_test_secrets if name in held.values}
 
 
 def _test_variable_secrets(environment: Environment) -> dict[str, set[str]]:
@@ -144,7 +148,7 @@ def _test_variable_secrets(environment: Environment) -> dict[str, set[str]]:
     return needs
 
 
-def secret_problem(environment: Environment, suite: SuiteSpec, held: dict[str, str], *, source: str) -> str:
+def secret_problem(environment: Environment, suite: SuiteSpec, held: Held, *, source: str) -> str:
     """Why `suite` may not run here because of a secret it names (directly or through a test variable); ""."""
     from_repo = source == TESTS_FILE
     through = _test_variable_secrets(environment)
@@ -160,10 +164,9 @@ def secret_problem(environment: Environment, suite: SuiteSpec, held: dict[str, s
                 f"it uses {via}, but suites from the repository may not use secrets in {environment}; "
                 f"set api_test_repo_secrets: true on {where} to allow it (off by default in production)"
             )
-        if secret not in held:
-            return (
-                f"it uses {via}, which {environment} grants, but {SECRET_ENV_PREFIX}{secret} is not set on the "
-                "worker that ran the tests; set it in every worker's environment"
+        if secret not in held.values:
+            return f"it uses {via}, which {environment} grants, but {secret} is not in {held.source}; " + (
+                held.source.missing(secret)
             )
     return ""
 

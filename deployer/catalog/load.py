@@ -254,7 +254,13 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
 
 def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
     production = environment_is_production(name, spec)
-    values = spec.model_dump(exclude={"hosts", "production", "require_green_build", "follow", "load_balancer"})
+    values = spec.model_dump(
+        exclude={"hosts", "production", "require_green_build", "follow", "load_balancer", "secrets"}
+    )
+    secrets = spec.secrets.model_dump() if spec.secrets else {}
+    values["secrets_file"] = secrets.get("file") or ""
+    values["secrets_command"] = secrets.get("command") or []
+    values["secrets_shared_with_production"] = secrets.get("shared_with_production", [])
     values["release_host"] = spec.release_host or ""
     values["roles"] = [{"name": role, **keys} for role, keys in values["roles"].items()]
     builder = values.pop("builder") or {}

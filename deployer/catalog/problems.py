@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ruamel.yaml.comments import CommentedMap
 
 from deployer.apitests.schema import TEMPLATE_RE, names_used, secrets_named
-from deployer.catalog.schema import CatalogSpec, EnvironmentSpec, ReleaseSpec, ServiceSpec
+from deployer.catalog.schema import CatalogSpec, EnvironmentSpec, ReleaseSpec, SecretsSpec, ServiceSpec
 from deployer.choices import HOOKS_NEVER_REQUIRED
 from deployer.lib.secrets import SECRET_TEMPLATE_RE
 from deployer.lib.yaml_lines import line_of
@@ -44,6 +44,7 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
     secrets used only where they are granted."""
     used_paths: dict[tuple[str, int, str], str] = {}
     yield from _builder_problems(root, spec)
+    yield from _production_secret_problems(root, spec)
     for service_name, service in spec.services.items():
         yield from _secret_problems(root, service_name, service)
         yield from _release_problems(root, service_name, service)
@@ -157,6 +158,40 @@ def _builder_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem
                 f"builder account {user}@{address}:{port} without a sandbox serves one trust level, and {why}; "
                 f"give {'this environment' if production else 'production'} a builder user of its own "
                 "(builder: {user: ...}), or use isolation: sandbox everywhere it is used",
+            )
+
+
+def _production_secret_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
+    """A non-production environment must not take a secret from where a production environment takes it
+    (its hosts run any branch's commands with the config sourced), unless it lists the secret in
+    secrets.shared_with_production. Where: its secrets file, its command, or the workers' shared variables."""
+    takers: dict[tuple[tuple[str, str], str], list[tuple[str, str, bool, list[str]]]] = {}
+    for service_name, service in spec.services.items():
+        for env_name, env_spec in service.environments.items():
+            env = effective(service, env_spec)
+            secrets = env_spec.secrets or SecretsSpec()
+            source = ("file", secrets.file) if secrets.file else ("workers", "")
+            if secrets.command:
+                source = ("command", "\0".join(secrets.command))
+            shared = list(secrets.shared_with_production)
+            is_production = environment_is_production(env_name, env_spec)
+            for name in set(env.config_secrets) | set(env.api_test_secrets):
+                takers.setdefault((source, name), []).append((service_name, env_name, is_production, shared))
+    for (source, name), envs in takers.items():
+        production = [f"{service}/{env}" for service, env, prod, _ in envs if prod]
+        for service_name, env_name, prod, shared in envs:
+            if prod or not production or name in shared:
+                continue
+            loc: Loc = ("services", service_name, "environments", env_name)
+            place = f"the workers' GANTRY_SECRET_{name}" if source[0] == "workers" else f"the same secrets {source[0]}"
+            yield Problem(
+                line_of(root, loc),
+                where(loc),
+                f"takes secret {name} from {place}, as production environment {production[0]} does, so its hosts "
+                "(where any branch's commands run) would get production's value; give it a source of its own: "
+                f"secrets: {{file: /etc/gantry/secrets/{service_name}-{env_name}.env}} (NAME=value lines, mode "
+                "0600) or secrets: {command: [sops, -d, ...]}; or, if the value is meant to be shared, say so: "
+                f"secrets: {{shared_with_production: [{name}]}}",
             )
 
 

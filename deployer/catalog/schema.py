@@ -126,6 +126,33 @@ class BuilderSpec(_Spec):
     )
 
 
+class SecretsSpec(_Spec):
+    """Where an environment's secret values come from, read at every deploy (deployer/lib/secrets.py)."""
+
+    file: AbsolutePath | None = Field(
+        default=None, description="a file of NAME=value lines on every worker (mode 0600), e.g. /etc/gantry/prod.env"
+    )
+    command: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="a command the worker runs (no shell), printing NAME=value lines or a JSON object, "
+        "e.g. [sops, -d, /etc/gantry/shop-prod.enc.env]",
+    )
+    shared_with_production: list[Annotated[str, AfterValidator(valid_secret_name)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="secrets this non-production environment may take from where production takes them (the plan "
+        "page says so)",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretsSpec:
+        if self.file and self.command:
+            raise ValueError("secrets come from a file or from a command, not both: drop one")
+        return self
+
+
 class ReleaseSpec(_Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
@@ -185,11 +212,16 @@ class EnvironmentSpec(ReleaseSpec):
     host_base_url: Annotated[str, AfterValidator(valid_health_url), AfterValidator(valid_api_target)] | None = Field(
         default=None, description="where API tests reach one host, e.g. http://{address}:8080"
     )
+    secrets: SecretsSpec | None = Field(
+        default=None,
+        description="where this environment's {{secret.NAME}} values come from: {file: ...} or {command: [...]} "
+        "(default: the workers' GANTRY_SECRET_NAME, shared by every environment)",
+    )
     test_variables: dict[str, str] = Field(default_factory=dict, description="variables for the API tests here")
     api_test_secrets: list[Annotated[str, AfterValidator(valid_secret_name)]] = Field(
         default_factory=list,
         max_length=50,
-        description="secrets the API tests here may use as {{secret.NAME}} (value: GANTRY_SECRET_NAME on the workers)",
+        description="secrets the API tests here may use as {{secret.NAME}} (values: from secrets:)",
     )
     api_test_repo_secrets: bool | None = Field(
         default=None,

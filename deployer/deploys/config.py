@@ -4,7 +4,7 @@ as `shared/<config_file>` (default `.env`, mode 0600) and read by every command 
     config:
       DJANGO_SETTINGS_MODULE: shop.settings
       DATABASE_URL: "postgres://shop:{{secret.DB_PASSWORD}}@db.internal/shop"
-    config_secrets: [DB_PASSWORD]       # the secrets config may use here (GANTRY_SECRET_DB_PASSWORD on workers)
+    config_secrets: [DB_PASSWORD]       # the secrets config may use here (values: the environment's secrets:)
 
 Each line is `KEY='value'` (lib/dotenv.py: the same to a shell and to dotenv readers), so a value may hold
 neither a single quote nor a newline; the catalog refuses such a plain value, and a secret holding one
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deployer.lib.dotenv import dotenv_line, value_problem
-from deployer.lib.secrets import SECRET_ENV_PREFIX, SECRET_TEMPLATE_RE
+from deployer.lib.secrets import SECRET_TEMPLATE_RE, Held
 from deployer.models import Environment
 
 
@@ -37,8 +37,8 @@ class Rendered:
         return bool(self.definitions)
 
 
-def config_render(environment: Environment, held: dict[str, str]) -> Rendered:
-    """The environment's config with the granted secrets filled in from `held` (the worker's secrets)."""
+def config_render(environment: Environment, held: Held) -> Rendered:
+    """The environment's config with the granted secrets filled in from `held` (the environment's source)."""
     definitions = dict(environment.config or {})
     if not definitions:
         return Rendered(b"")
@@ -53,27 +53,23 @@ def config_render(environment: Environment, held: dict[str, str]) -> Rendered:
     return Rendered(("\n".join(lines) + "\n").encode(), hidden, definitions)
 
 
-def _filled(
-    environment: Environment, key: str, template: str, granted: set[str], held: dict[str, str], hidden: list[str]
-) -> str:
+def _filled(environment: Environment, key: str, template: str, granted: set[str], held: Held, hidden: list[str]) -> str:
     return SECRET_TEMPLATE_RE.sub(lambda m: _secret(environment, key, m.group(1), granted, held, hidden), template)
 
 
-def _secret(
-    environment: Environment, key: str, name: str, granted: set[str], held: dict[str, str], hidden: list[str]
-) -> str:
+def _secret(environment: Environment, key: str, name: str, granted: set[str], held: Held, hidden: list[str]) -> str:
     if name not in granted:
         raise ConfigError(
             f"config {key} of {environment} uses secret.{name}, which it does not grant; add {name} to "
             f"config_secrets of environment {environment.name} in the catalog"
         )
-    if name not in held:
+    if name not in held.values:
         raise ConfigError(
-            f"config {key} of {environment} uses secret.{name}, but {SECRET_ENV_PREFIX}{name} is not set on the "
-            "worker running the deploy; set it in every worker's environment"
+            f"config {key} of {environment} uses secret.{name}, but {name} is not in {held.source}; "
+            f"{held.source.missing(name)}"
         )
-    hidden.append(held[name])
-    return held[name]
+    hidden.append(held.values[name])
+    return held.values[name]
 
 
 def config_changes(environment: Environment, before: dict[str, str] | None) -> list[str]:

@@ -23,10 +23,11 @@ from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
 from deployer.deploys.schema_changes import migrations_record
 from deployer.deploys.shipped import shipped_record
+from deployer.environments.secret_scope import deploy_secrets
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import git
 from deployer.lib.logcontext import deploy_context
-from deployer.lib.secrets import masked, worker_secrets
+from deployer.lib.secrets import SecretSourceError, masked
 from deployer.models import Deploy
 from deployer.notify import outbox
 
@@ -130,7 +131,7 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         return Outcome(DeployStatus.ROLLED_BACK, str(exc))
     except RollbackFailed as exc:
         return Outcome(DeployStatus.FAILED, str(exc), rollback_failed=True)
-    except (StepFailed, git.GitError, ConfigError) as exc:
+    except (StepFailed, git.GitError, ConfigError, SecretSourceError) as exc:
         return Outcome(DeployStatus.FAILED, str(exc))
     except SoftTimeLimitExceeded:
         return Outcome(DeployStatus.FAILED, "took longer than the deploy time limit (GANTRY_DEPLOY_TIME_LIMIT)")
@@ -156,9 +157,11 @@ def _built_once(deploy: Deploy, source: Path, workdir: Path, building: Callable[
 
 
 def _config(deploy: Deploy, hidden: list[str]) -> Rendered:
-    """The release's config, its secrets from this worker; what each key was made from is kept on the deploy."""
-    config = config_render(deploy.environment, worker_secrets())
-    hidden.extend(config.hidden)
+    """The release's config, its secrets from the environment's source; what each key was made from is kept on
+    the deploy. Every secret the environment holds is masked from here on, used in the config or not."""
+    held = deploy_secrets(deploy)
+    hidden.extend(held.values.values())
+    config = config_render(deploy.environment, held)
     Deploy.objects.filter(pk=deploy.pk).update(config_definitions=config.definitions)
     if config:
         deploy_logger(deploy.pk).info(

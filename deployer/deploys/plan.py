@@ -21,6 +21,7 @@ from deployer.deploys.request import current_deploy, resolve_ref
 from deployer.deploys.rules import RULES, Ask
 from deployer.environments.access import access_for
 from deployer.environments.leases import LeaseHeld
+from deployer.environments.secret_scope import granted_secrets
 from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
 from deployer.models import ChangeSet, Deploy, Environment
@@ -64,6 +65,7 @@ class Plan:
     eta_basis: int  # how many earlier deploys the ETA comes from
     config_changes: list[str] = field(default_factory=list)  # config keys it changes (secrets by name)
     build: str = ""  # where and how the release is built (builder.py)
+    secrets: str = ""  # where its secret values come from, and what it shares with production
 
     @property
     def too_many_commits(self) -> bool:
@@ -101,6 +103,7 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         eta_basis=basis,
         config_changes=config_changes(environment, current.config_definitions if current else None),
         build=build_described(environment),
+        secrets=secrets_described(environment),
     )
 
 
@@ -121,6 +124,19 @@ def build_described(environment: Environment) -> str:
         f"{where}, in a sandbox of its own (bubblewrap): no other build can change it, and the identical artifact "
         "is promoted; a builder without bubblewrap refuses to build"
     )
+
+
+def secrets_described(environment: Environment) -> str:
+    """Which secrets the deploy reads and from where; a non-production environment's sharing with production
+    is said out loud (the catalog allows it only where it is written)."""
+    names = granted_secrets(environment)
+    if not names:
+        return ""
+    said = f"{', '.join(names)} from {environment.secret_source}, read at the deploy"
+    shared = [name for name in names if name in (environment.secrets_shared_with_production or [])]
+    if shared and not environment.production:
+        said += f"; shared with production (the catalog says so): {', '.join(shared)}"
+    return said
 
 
 def plan_changes(environment: Environment, base: str, head: str) -> Changes:

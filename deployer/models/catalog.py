@@ -11,6 +11,7 @@ from deployer.choices import (
     OnFailure,
 )
 from deployer.lib.redact import redacted
+from deployer.lib.secrets import SecretSource
 
 
 class Team(models.Model):
@@ -88,6 +89,15 @@ class Environment(models.Model):
     config = models.JSONField(default=dict, blank=True, help_text="KEY: value written to shared/<config_file>.")
     config_file = models.CharField(max_length=200, default=".env")
     config_secrets = models.JSONField(default=list, blank=True, help_text="Secrets config may use here.")
+    # Where this environment's secret values come from, read at every deploy (deployer/lib/secrets.py):
+    # a file, a command, or (neither) the workers' GANTRY_SECRET_* variables. Values are never stored;
+    # secret_fingerprints keeps a keyed digest per name, to audit a change (never the value).
+    secrets_file = models.CharField(max_length=500, blank=True, help_text="NAME=value lines, mode 0600.")
+    secrets_command = models.JSONField(default=list, blank=True, help_text="argv printing NAME=value lines or JSON.")
+    secrets_shared_with_production = models.JSONField(
+        default=list, blank=True, help_text="Secrets this non-production environment may share with production."
+    )
+    secret_fingerprints = models.JSONField(default=dict, blank=True, editable=False)
     release_command = models.TextField(blank=True, help_text="Once per deploy, after staging, before any switch.")
     release_host = models.CharField(max_length=255, blank=True, help_text="Where it runs (default: the first host).")
     post_release_command = models.TextField(blank=True, help_text="Once, after every host is live.")
@@ -178,6 +188,10 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name}/{self.name}"
+
+    @property
+    def secret_source(self) -> SecretSource:
+        return SecretSource(file=self.secrets_file, command=tuple(self.secrets_command or ()))
 
     @property
     def is_leased(self) -> bool:
