@@ -299,7 +299,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"deploy_id": {"()": "deployer.lib.logcontext.DeployIdFilter"}},
+    "filters": {
+        "deploy_id": {"()": "deployer.lib.logcontext.DeployIdFilter"},
+        "secrets": {"()": "deployer.lib.secrets.ScrubFilter"},  # a deploy's secrets, masked
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s deploy=%(deploy_id)s %(message)s"},
         "json": {
@@ -312,7 +315,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["deploy_id"],
+            "filters": ["deploy_id", "secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

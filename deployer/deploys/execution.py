@@ -27,7 +27,7 @@ from deployer.environments.secret_scope import deploy_secrets
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import git
 from deployer.lib.logcontext import deploy_context
-from deployer.lib.secrets import SecretSourceError, masked
+from deployer.lib.secrets import SecretSourceError, secrets_read
 from deployer.models import Deploy
 from deployer.notify import outbox
 
@@ -43,8 +43,7 @@ def deploy_execute(*, deploy_id: int) -> None:
 
 def _execute(deploy: Deploy) -> None:
     with deploy_logging(deploy) as hidden, _heartbeat(deploy.pk):
-        status, reason, rollback_failed = _pipeline(deploy, hidden)
-        reason = masked(reason, hidden)  # a failure's last lines may show the config
+        status, reason, rollback_failed = _pipeline(deploy, hidden)  # (the row masks `hidden` in the reason)
         lock = ROLLBACK_FAILED_LOCK.format(pk=deploy.pk) if rollback_failed else ""
         shipped_record(deploy)  # (recorded before the rollout; again here only if that failed)
         if not deploy_transition(deploy, to=status, reason=reason, lock=lock):
@@ -102,6 +101,7 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
     try:
         log.info("deploying %s (%s) of %s to %s", deploy.sha, deploy.ref, service.name, deploy.environment.name)
         if deploy.is_rollback:
+            _hide_secrets(deploy, hidden)  # its restarts read the config and may print it
             log.info(
                 "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
             )
@@ -170,6 +170,15 @@ def _config(deploy: Deploy, hidden: list[str]) -> Rendered:
             deploy.environment.config_file,
         )
     return config
+
+
+def _hide_secrets(deploy: Deploy, hidden: list[str]) -> None:
+    """A rollback writes no config, but its commands may print the one on the hosts: mask what the
+    environment's source holds (a source that cannot be read now is said, and the rollback goes on)."""
+    try:
+        hidden.extend(secrets_read(deploy.environment.secret_source).values.values())
+    except SecretSourceError as exc:
+        deploy_logger(deploy.pk).warning("cannot read the secrets to mask them in this rollback's log: %s", exc)
 
 
 def _after_tests(deploy: Deploy, note: str) -> Outcome:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db.models import F
 
-from deployer.lib.secrets import masked
+from deployer.lib.secrets import hiding
 from deployer.models import Deploy, DeployLog
 
 MAX_LINE_LENGTH = 4000
@@ -25,13 +25,12 @@ def deploy_logger(deploy_id: int, host: str = "") -> logging.LoggerAdapter[loggi
 
 
 class DeployLogHandler(logging.Handler):
-    """Stores the records of one deploy as DeployLog rows, up to a cap, with the deploy's secrets masked
-    (a command may print its config)."""
+    """Stores the records of one deploy as DeployLog rows, up to a cap (the row masks the deploy's secrets:
+    a command may print its config)."""
 
     def __init__(self, deploy_id: int, max_lines: int) -> None:
         super().__init__(level=logging.INFO)
         self.deploy_id = deploy_id
-        self.hidden: list[str] = []
         self.room = max_lines
         self.dropped = 0
         self.count_lock = threading.Lock()
@@ -48,7 +47,6 @@ class DeployLogHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info and record.levelno >= logging.ERROR:
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
-            message = masked(message, self.hidden)
             DeployLog.objects.create(
                 deploy_id=self.deploy_id,
                 at=datetime.fromtimestamp(record.created, tz=UTC),
@@ -62,14 +60,15 @@ class DeployLogHandler(logging.Handler):
 
 @contextmanager
 def deploy_logging(deploy: Deploy) -> Iterator[list[str]]:
-    """While active, records for `deploy` are written onto its log. Yields the list of values to mask in
-    them (the caller adds the deploy's secrets once it knows them)."""
+    """While active, records for `deploy` are written onto its log. Yields the list of values this process
+    hides meanwhile in everything it stores (the caller adds the deploy's secrets once it knows them)."""
     already = DeployLog.objects.filter(deploy=deploy).count()
     handler = DeployLogHandler(deploy.pk, max(settings.DEPLOY_LOG_MAX_LINES - already, 0))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        yield handler.hidden
+        with hiding() as hidden:
+            yield hidden
     finally:
         logger.removeHandler(handler)
         if handler.dropped:

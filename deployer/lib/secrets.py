@@ -13,12 +13,16 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import re
 import shlex
 import stat
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +168,47 @@ def _parsed(text: str, where: str) -> dict[str, str]:
 def fingerprint(key: str, scope: str, name: str, value: str) -> str:
     """A keyed digest of one value, to notice a change without keeping the value (`key`: Django's SECRET_KEY)."""
     return hmac.new(key.encode(), f"{scope}\0{name}\0{value}".encode(), hashlib.sha256).hexdigest()
+
+
+# The values being hidden in this process now: one list per deploy running here (its secrets, added as
+# they are read). Every text Gantry stores or sends about a deploy passes through `scrubbed` on its way to
+# the database (deployer/models/scrub.py); Slack and GitHub messages are made from those rows.
+_hiding: list[list[str]] = []
+_hiding_lock = threading.Lock()
+
+
+@contextmanager
+def hiding() -> Iterator[list[str]]:
+    """A list whose values `scrubbed` masks in this process while the block runs (add to it as they come)."""
+    values: list[str] = []
+    with _hiding_lock:
+        _hiding.append(values)
+    try:
+        yield values
+    finally:
+        with _hiding_lock:
+            _hiding.remove(values)
+
+
+def scrubbed(text: str) -> str:
+    """`text` with every value hidden in this process masked (see `hiding`)."""
+    with _hiding_lock:
+        values = [value for hidden in _hiding for value in hidden]
+    return masked(text, values) if values else text
+
+
+class ScrubFilter(logging.Filter):
+    """Gantry's own log (the console handler) masks what `scrubbed` masks: a failure's reason, logged by
+    the worker, carries the output of the command that failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrubbed(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrubbed(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 def masked(text: str, hidden: list[str]) -> str:

@@ -9,6 +9,7 @@ from deployer.choices import (
     AuditAction,
     DeployStatus,
 )
+from deployer.models.scrub import Scrubbed
 
 
 class AuditQuerySet(models.QuerySet["AuditEntry"]):
@@ -20,9 +21,11 @@ class AuditQuerySet(models.QuerySet["AuditEntry"]):
         raise PermissionError("audit entries cannot be deleted")
 
 
-class AuditEntry(models.Model):
+class AuditEntry(Scrubbed):
     """Who did what to which deploy or environment, and why. Append-only; names
     are kept as text so an entry outlives the user, service or environment."""
+
+    SCRUBBED = ("detail",)
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

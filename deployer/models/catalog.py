@@ -12,6 +12,7 @@ from deployer.choices import (
 )
 from deployer.lib.redact import redacted
 from deployer.lib.secrets import SecretSource
+from deployer.models.scrub import Scrubbed, ScrubbedQuerySet
 
 
 class Team(models.Model):
@@ -64,8 +65,11 @@ class Service(models.Model):
         return redacted(self.repo_url)
 
 
-class Environment(models.Model):
+class Environment(Scrubbed):
     """Where a service runs (test, prod, ...): its hosts and how to roll out there."""
+
+    SCRUBBED = ("lock_reason",)
+    objects = ScrubbedQuerySet["Environment"].as_manager()
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="environments")
     name = models.SlugField(max_length=50)

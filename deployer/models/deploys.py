@@ -17,16 +17,19 @@ from deployer.choices import (
     HostStatus,
 )
 from deployer.models.catalog import Environment, Host, Service
+from deployer.models.scrub import Scrubbed, ScrubbedQuerySet
 
 
-class DeployQuerySet(models.QuerySet["Deploy"]):
+class DeployQuerySet(ScrubbedQuerySet["Deploy"]):
     def active(self) -> DeployQuerySet:
         return self.filter(status__in=DeployStatus.active())
 
 
-class Deploy(models.Model):
+class Deploy(Scrubbed):
     """The audit record of one deploy: created before anything runs, pins the
     exact sha, only ever moves forward through its states, never deleted."""
+
+    SCRUBBED = ("reason", "pause_reason")
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deploys")
     requested_by = models.ForeignKey(
@@ -198,8 +201,10 @@ class DeployCommit(models.Model):
         return f"{self.sha[:8]} {self.subject}"
 
 
-class DeployHost(models.Model):
+class DeployHost(Scrubbed):
     """What one deploy did on one host."""
+
+    SCRUBBED = ("message", "roles")
 
     deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="hosts")
     host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -213,6 +218,8 @@ class DeployHost(models.Model):
     # Each role this host runs and how its restart and health check went: [{"name", "state", "detail"}].
     roles = models.JSONField(default=list, blank=True)
 
+    objects = ScrubbedQuerySet["DeployHost"].as_manager()
+
     class Meta:
         ordering = ["id"]
 
@@ -224,14 +231,18 @@ class DeployHost(models.Model):
         return HostStatus(self.status)
 
 
-class DeployLog(models.Model):
+class DeployLog(Scrubbed):
     """One line of a deploy's log; the id is the cursor the live page reads from."""
+
+    SCRUBBED = ("message",)
 
     deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="log_lines")
     at = models.DateTimeField()
     host = models.CharField(max_length=300, blank=True)
     level = models.CharField(max_length=10, default="info")
     message = models.TextField()
+
+    objects = ScrubbedQuerySet["DeployLog"].as_manager()
 
     class Meta:
         ordering = ["id"]
