@@ -1,9 +1,10 @@
 """The admin edits the catalog models; deploys are shown read-only (they are the audit record).
 
 Django staff may read the records here; what grants access (grants, users,
-groups, Slack links) or runs on hosts (services, environments and their
-commands, hosts) is for Gantry admins only (superusers), whatever model
-permissions a staff account was given.
+groups, Slack links, API tokens) or runs on hosts (services, environments and
+their commands, hosts) or decides where Slack speaks (teams' channels) is for
+Gantry admins only (superusers), whatever model permissions a staff account was
+given.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from knox.admin import AuthTokenAdmin
+from knox.models import AuthToken
 
 from deployer.environments.host_keys import host_key_revoke
 from deployer.models import (
@@ -63,7 +66,7 @@ class HostInline(SuperuserOnly, admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(SuperuserOnly, admin.ModelAdmin):
     search_fields = ["name"]
 
 
@@ -240,3 +243,13 @@ class GantryUserAdmin(SuperuserOnly, UserAdmin):
 @admin.register(Group)
 class GantryGroupAdmin(SuperuserOnly, GroupAdmin):
     pass
+
+
+# API tokens act as their user: only a superuser makes one (its key is shown once) or revokes one. Only
+# digests are stored, so nobody can read a token back.
+admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class GantryAuthTokenAdmin(SuperuserOnly, AuthTokenAdmin):
+    list_display = ("token_key", "user", "created", "expiry")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import environ
 
-from deployer.lib.private_file import private_file_write
+from deployer.lib.private_file import private_dir, private_file_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # All of Gantry's own state on disk (SQLite, broker folders, git mirrors, SSH key).
 VAR_DIR = Path(env.str("GANTRY_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+private_dir(VAR_DIR)  # 0700: its database holds API tokens and sessions
 
 
 def _secret_key() -> str:
@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens, stored as digests (the key is shown once)
     "drf_spectacular",
     "axes",
     "deployer",
@@ -324,7 +324,7 @@ LOGGING = {
 # The REST API (/api/v1/): tokens or the session, JSON only, errors as {"error": ...}.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -334,6 +334,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dashboards.api.views.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# API tokens never expire unless whoever makes one says when (CI jobs hold them); revoke by deleting.
+REST_KNOX = {"TOKEN_TTL": None}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gantry API",
     "DESCRIPTION": "Services, branches, builds and deploys; request, approve, cancel, roll back, lock and unlock.",

@@ -13,7 +13,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import booleans
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from deployer.deploys.request import deploy_request
 from deployer.models import Environment
@@ -39,7 +39,7 @@ def api_schema(environment: Environment, deployer: AbstractBaseUser) -> Iterator
 
 @pytest.fixture
 def token(deployer: AbstractBaseUser) -> str:
-    return Token.objects.get_or_create(user=deployer)[0].key
+    return str(AuthToken.objects.create(user=deployer)[1])
 
 
 KNOWN = {"name": "app", "environment": "test"}

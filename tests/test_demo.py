@@ -46,6 +46,12 @@ def demo(settings: Any, transactional_db: None) -> Iterator[list[SshdHost]]:
         out = io.StringIO()
         call_command("demo_setup", stdout=out)
         assert f"using ssh port {settings.DEMO_SSH_PORT + 1}" in out.getvalue(), out.getvalue()
+        kept = setup.admin_password_file()  # made for this install, printed once, kept 0600
+        password = kept.read_text().strip()
+        assert len(password) >= 16 and kept.stat().st_mode & 0o777 == 0o600
+        assert f"as admin / {password}" in out.getvalue()
+        assert get_user_model().objects.get(username="admin").check_password(password)
+        assert not setup.admin_ensure(), "made once"
         hosts = setup.demo_hosts()
         processes = [host.start() for host in hosts]
         yield hosts
@@ -68,7 +74,7 @@ def applied(database: Path) -> list[str]:
 
 def test_the_demo_deploys_a_web_a_worker_and_a_migration(demo: list[SshdHost], celery_worker: Worker) -> None:
     environment = Environment.objects.get(service__name="demo", name="test")
-    admin = get_user_model().objects.get(username=setup.DEMO_ADMIN[0])
+    admin = get_user_model().objects.get(username=setup.DEMO_ADMIN)
     assert [host.port for host in environment.hosts.all()] == [demo[0].port] * 2
 
     first = wait_for_deploy(deploy_request(environment=environment, ref="main", user=admin).pk, celery_worker)

@@ -13,7 +13,7 @@ import pytest
 import requests
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from deployer.choices import DeployStatus
 from deployer.models import Deploy, Service
@@ -52,7 +52,7 @@ def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_bac
     beat.start()
     web.start()
     api = requests.Session()
-    api.headers["Authorization"] = f"Token {Token.objects.create(user=deployer).key}"
+    api.headers["Authorization"] = f"Token {AuthToken.objects.create(user=deployer)[1]}"
     browser = requests.Session()
     client = Client()
     client.force_login(deployer)

@@ -6,10 +6,12 @@ import os
 import secrets
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -373,3 +375,64 @@ def test_private_files_are_created_0600_whatever_the_umask(tmp_path: Path) -> No
     for path in (tmp_path / "secret_key", tmp_path / "ssh" / "id_ed25519"):
         assert path.stat().st_mode & 0o777 == 0o600, path
     assert (tmp_path / "ssh").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_one_box_install_keeps_its_database_and_var_dir_private(tmp_path: Path) -> None:
+    """Under the common umask 022, var/ would be 0755 and gantry.sqlite3 (API tokens, sessions) 0644."""
+    fresh, existing = tmp_path / "fresh" / "var", tmp_path / "existing"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)  # what an earlier Gantry left
+    for var in (fresh, existing):
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        done = subprocess.run(
+            ["sh", "-c", 'umask 022; exec "$0" manage.py migrate -v0', sys.executable],
+            env={**env, "GANTRY_VAR_DIR": str(var)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert var.stat().st_mode & 0o777 == 0o700, var
+        for name in ("gantry.sqlite3", "secret_key"):
+            assert (var / name).stat().st_mode & 0o777 == 0o600, var / name
+
+
+def test_api_tokens_are_kept_as_digests_and_only_superusers_handle_them(app: Service) -> None:
+    from django.contrib.auth.models import Permission
+    from django.core.management import call_command
+    from django.db import connection
+    from knox.models import AuthToken
+
+    dana = get_user_model().objects.create_user("dana", "dana@example.com", "dana-password-1")
+    staff = get_user_model().objects.create_user("stan", "stan@example.com", "stan-password-1", is_staff=True)
+    staff.user_permissions.set(Permission.objects.all())
+    out = StringIO()
+    call_command("api_token", "dana", stdout=out)
+    key = out.getvalue().strip()
+    assert len(key) == 64
+    with connection.cursor() as cursor:  # nothing in the database holds the key itself
+        cursor.execute("SELECT * FROM knox_authtoken")
+        assert key not in repr(cursor.fetchall())
+    assert Client(headers={"Authorization": f"Token {key}"}).get("/api/v1/services/").status_code == 200
+    assert Client(headers={"Authorization": f"Token {key[:-1]}0"}).get("/api/v1/services/").status_code == 401
+
+    client = Client()
+    client.force_login(staff)
+    token = AuthToken.objects.get(user=dana)
+    for name, args in [
+        ("admin:knox_authtoken_changelist", []),
+        ("admin:knox_authtoken_add", []),
+        ("admin:knox_authtoken_change", [token.pk]),
+        ("admin:deployer_team_changelist", []),
+    ]:
+        assert client.get(reverse(name, args=args)).status_code == 403, name
+    minted = client.post(reverse("admin:knox_authtoken_add"), {"user": dana.pk})
+    assert minted.status_code == 403 and AuthToken.objects.count() == 1, "staff cannot mint a token for dana"
+
+    root = Client()
+    root.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "root-password-1"))
+    assert root.get(reverse("admin:knox_authtoken_changelist")).status_code == 200
+    made = root.post(reverse("admin:knox_authtoken_add"), {"user": dana.pk}, follow=True)
+    assert made.status_code == 200 and AuthToken.objects.filter(user=dana).count() == 2
+    with pytest.raises(CommandError, match="no active user 'nobody'; make one in the admin first"):
+        call_command("api_token", "nobody")

@@ -135,7 +135,7 @@ def test_a_web_machine_and_a_worker_machine_share_only_the_database_and_redis(
     # The web machine: the schema, an account with an API token, the catalog, and the host trusted from here.
     web.manage("migrate", "--noinput")
     web.manage("shell", "-c", _ADMIN.replace("PASSWORD", PASSWORD))
-    token = web.manage("drf_create_token", "admin").split()[2]
+    token = web.manage("api_token", "admin").split()[-1]
     catalog = tmp_path / "catalog.yml"
     catalog.write_text(_catalog(app_repo, host, app_port))
     web.manage("load_catalog", str(catalog))

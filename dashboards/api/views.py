@@ -1,7 +1,8 @@
 """The REST API (/api/v1/): the same functions and rules as the pages, for scripts and other tools.
 
-Token authentication (`Authorization: Token <key>`; keys are made in the admin
-or with `manage.py drf_create_token USER`) or the browser's session. A refusal
+Token authentication (`Authorization: Token <key>`; django-rest-knox keeps only
+digests; keys are made in the admin or with `manage.py api_token USER`) or the
+browser's session. A refusal
 answers with the domain's status (400 bad request, 403 permission, 409 busy
 with the running deploy's id, 423 locked) and `{"error": "..."}` saying why.
 The schema is at /api/schema/ (OpenAPI 3).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -18,13 +19,14 @@ from deployer.demo.hosts import SshdHost
 from deployer.environments.host_keys import host_key_trust
 from deployer.integrations.ssh import Target
 from deployer.integrations.ssh_keys import HostKey, ssh_key_ensure
+from deployer.lib.private_file import private_file_write
 
 APP_SOURCE = Path(__file__).resolve().parent / "app"
 DATABASE_SOURCE = Path(__file__).resolve().parent / "database"
 # Not a secret: the demo shows how a secret reaches shared/.env and stays out of logs (Procfile sets it).
 DEMO_SECRET_NAME = "DEMO_API_KEY"
 PORT_TRIES = 50
-DEMO_ADMIN = ("admin", "gantry-demo")
+DEMO_ADMIN = "admin"
 # The branches a newcomer tries: what each one changes on top of main.
 DEMO_BRANCHES: dict[str, tuple[dict[str, str], str]] = {
     "feature/shout": ({"greeting.txt": "HELLO FROM THE GANTRY DEMO!\n"}, "Shout the greeting"),
@@ -198,11 +200,17 @@ def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int) -> str:
     )
 
 
+def admin_password_file() -> Path:
+    return settings.VAR_DIR / "demo-admin-password"
+
+
 def admin_ensure() -> bool:
-    """Create the demo admin unless it exists; True if it was created."""
+    """Create the demo admin unless it exists, with a password made for this install and kept in
+    var/demo-admin-password (0600; a fixed password would open every demo left running); True if created."""
     user_model = get_user_model()
-    name, password = DEMO_ADMIN
-    if user_model.objects.filter(username=name).exists():
+    if user_model.objects.filter(username=DEMO_ADMIN).exists():
         return False
-    user_model.objects.create_superuser(name, "admin@gantry.invalid", password)
+    path = admin_password_file()
+    private_file_write(path, secrets.token_urlsafe(12).encode())  # kept if an earlier run made it
+    user_model.objects.create_superuser(DEMO_ADMIN, "admin@gantry.invalid", path.read_text().strip())
     return True

@@ -7,6 +7,7 @@ O_EXCL makes a second writer (another process starting at once) back off.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,3 +22,22 @@ def private_file_write(path: Path, data: bytes) -> bool:
     with os.fdopen(fd, "wb") as file:
         file.write(data)
     return True
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and its parents) with only its owner allowed in (0700), and close an existing one
+    this user owns: everything Gantry keeps there (its database, API tokens, sessions, keys) is its own."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
+
+
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def sqlite_files_private(database: str) -> None:
+    """The SQLite file and its journal files readable by their owner only (the umask made them 0644)."""
+    for suffix in SQLITE_COMPANIONS:
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # not there (yet), or not ours
+            os.chmod(database + suffix, 0o600)

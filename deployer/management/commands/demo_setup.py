@@ -36,7 +36,14 @@ class Command(BaseCommand):
         catalog.write_text(setup.catalog_text(repo, hosts, ports["app"]))
         call_command("load_catalog", str(catalog), stdout=self.stdout)
         call_command("sync_branches", "demo", stdout=self.stdout)
-        setup.admin_ensure()
-        name, password = setup.DEMO_ADMIN
+        created = setup.admin_ensure()
         url = f"http://127.0.0.1:{os.environ.get('GANTRY_PORT', '8000')}/"
-        self.stdout.write(self.style.SUCCESS(f"demo ready: sign in at {url} as {name} / {password}"))
+        kept = setup.admin_password_file()
+        if created:  # the one time the password is printed
+            password = kept.read_text().strip()
+            self.stdout.write(self.style.SUCCESS(f"demo ready: sign in at {url} as {setup.DEMO_ADMIN} / {password}"))
+            self.stdout.write(f"(the password is kept in {kept}, readable by you only)")
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(f"demo ready: sign in at {url} as {setup.DEMO_ADMIN}; the password is in {kept}")
+            )
