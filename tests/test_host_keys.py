@@ -3,13 +3,16 @@ auto-accepts one, records who trusted which key; its private key comes from the 
 
 from __future__ import annotations
 
+import getpass
 import io
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -60,6 +63,8 @@ def test_an_unknown_host_key_fails_the_deploy_and_says_how_to_trust_it(
     call_command("trust_host", command.group(1), "--fingerprint", command.group(2), stdout=io.StringIO())
     entry = AuditEntry.objects.filter(action=AuditAction.HOST_KEY_TRUSTED).first()
     assert entry is not None and entry.detail == f"{name_of(new_host)} ssh-ed25519 {command.group(2)}"
+    shell = f"{getpass.getuser()}@{socket.gethostname()} (shell)"
+    assert (entry.actor_name, TrustedHostKey.objects.get(host=name_of(new_host)).trusted_by_name) == (shell, shell)
     deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
     assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
 
@@ -90,21 +95,29 @@ def test_trust_host_replaces_a_key_only_when_asked(db: None, new_host: SshdHost)
     host_key_trust(name=name_of(new_host), key=impostor, user=None)
     address = f"{new_host.address}:{new_host.port}"
 
-    with pytest.raises(CommandError, match="trusts a different key for this host"):
-        call_command("trust_host", address, "--yes")
-    call_command("trust_host", address, "--yes", "--replace", stdout=io.StringIO())
-
     real = HostKey.of(new_host.host_key())
+    with pytest.raises(CommandError, match="trusts a different key for this host"):
+        call_command("trust_host", address, "--fingerprint", real.fingerprint)
+    with pytest.raises(CommandError, match="--yes trusts without asking only the key you name: add --fingerprint"):
+        call_command("trust_host", address, "--yes", "--replace")
+    call_command("trust_host", address, "--yes", "--replace", "--fingerprint", real.fingerprint, stdout=io.StringIO())
+
     assert [(row.key_type, row.key) for row in TrustedHostKey.objects.all()] == [(real.key_type, real.base64)]
     latest = AuditEntry.objects.filter(action=AuditAction.HOST_KEY_TRUSTED).first()
     assert latest is not None and latest.detail.endswith(f"replacing {impostor.fingerprint}")
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "root-password-1")
+    TrustedHostKey.objects.all().delete()
+    call_command("trust_host", address, "--as", "root", "--fingerprint", real.fingerprint, stdout=io.StringIO())
+    assert TrustedHostKey.objects.get().trusted_by == admin, "--as names the Gantry account"
 
 
 def test_trust_host_says_what_is_wrong_with_an_address(db: None) -> None:
     with pytest.raises(CommandError, match="write ADDRESS or ADDRESS:PORT"):
         call_command("trust_host", "10.0.0.5:ssh")
     with pytest.raises(CommandError, match=r"cannot reach 127\.0\.0\.14:1"):
-        call_command("trust_host", "127.0.0.14:1", "--yes")
+        call_command("trust_host", "127.0.0.14:1", "--fingerprint", "SHA256:x")
+    with pytest.raises(CommandError, match="--as nobody: no active Gantry user of that name"):
+        call_command("trust_host", "127.0.0.14:1", "--as", "nobody")
 
 
 def test_known_hosts_files_are_an_import_and_an_export(db: None, tmp_path: Path) -> None:

@@ -28,19 +28,20 @@ def audit_record(
     action: AuditAction,
     *,
     actor: User | None,
+    actor_name: str = "",
     environment: Environment | None = None,
     deploy: Deploy | None = None,
     detail: str = "",
     outcome: str = "",
     duration_seconds: float | None = None,
 ) -> AuditEntry:
-    """Append an entry; `actor` None means Gantry itself."""
+    """Append an entry; `actor` None means Gantry itself, or whoever `actor_name` names (a shell account)."""
     if deploy is not None and environment is None:
         environment = deploy.environment
     team = environment.service.team if environment else None
     return AuditEntry.objects.create(
         actor=actor,
-        actor_name=actor.get_username() if actor is not None else SYSTEM_USERNAME,
+        actor_name=actor.get_username() if actor is not None else (actor_name or SYSTEM_USERNAME),
         action=action,
         service=environment.service.name if environment else "",
         environment=environment.name if environment else "",

@@ -34,10 +34,12 @@ def _keys_named(name: str) -> list[HostKey]:
     return [HostKey(row.key_type, row.key) for row in rows]
 
 
-def host_key_trust(*, name: str, key: HostKey, user: User | None, replace: bool = False) -> bool:
+def host_key_trust(*, name: str, key: HostKey, user: User | None, replace: bool = False, by: str = "") -> bool:
     """Trust `key` for the host known as `name` ("addr" or "[addr]:port"); with `replace`, instead of every
-    key trusted for it so far. Returns False when it was trusted already (nothing written); HostKeyConflict
-    when another key of its type is trusted for the host and `replace` was not asked for."""
+    key trusted for it so far. `user`: the Gantry account that trusts it; else `by` names who did (the
+    shell account running manage.py), else Gantry itself. Returns False when it was trusted already (nothing
+    written); HostKeyConflict when another key of its type is trusted for the host and `replace` was not
+    asked for."""
     with transaction.atomic():
         existing = list(TrustedHostKey.objects.select_for_update().filter(host=name))
         if any(row.key == key.base64 and row.key_type == key.key_type for row in existing):
@@ -56,12 +58,12 @@ def host_key_trust(*, name: str, key: HostKey, user: User | None, replace: bool 
             key=key.base64,
             fingerprint=key.fingerprint,
             trusted_by=user,
-            trusted_by_name=user.get_username() if user is not None else SYSTEM_USERNAME,
+            trusted_by_name=user.get_username() if user is not None else (by or SYSTEM_USERNAME),
         )
         detail = f"{name} {key.key_type} {key.fingerprint}"
         if dropped:
             detail += f", replacing {', '.join(row.fingerprint for row in dropped)}"
-        audit_record(AuditAction.HOST_KEY_TRUSTED, actor=user, detail=detail)
+        audit_record(AuditAction.HOST_KEY_TRUSTED, actor=user, actor_name=by, detail=detail)
     return True
 
 
@@ -72,7 +74,7 @@ def host_key_revoke(*, row: TrustedHostKey, user: User | None) -> None:
         audit_record(AuditAction.HOST_KEY_REVOKED, actor=user, detail=f"{row.host} {row.key_type} {row.fingerprint}")
 
 
-def known_hosts_import(text: str, *, user: User | None) -> tuple[int, int]:
+def known_hosts_import(text: str, *, user: User | None, by: str = "") -> tuple[int, int]:
     """Trust every readable entry of a known_hosts file's text (a key differing from a trusted one of the
     same type is NOT replaced). Returns (added, skipped)."""
     added = skipped = 0
@@ -81,7 +83,7 @@ def known_hosts_import(text: str, *, user: User | None) -> tuple[int, int]:
         if same_type and key not in same_type:
             skipped += 1  # another key of this type is trusted for the host: a person must choose (--replace)
             continue
-        added += host_key_trust(name=name, key=key, user=user)
+        added += host_key_trust(name=name, key=key, user=user, by=by)
     return added, skipped
 
 

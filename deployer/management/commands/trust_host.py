@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import getpass
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployer.environments.host_keys import (
@@ -27,16 +31,23 @@ class Command(BaseCommand):
         parser.add_argument("host", nargs="?", help="ADDRESS or ADDRESS:PORT")
         parser.add_argument("--fingerprint", help="expected SHA256:... fingerprint (refuse any other key)")
         parser.add_argument("--replace", action="store_true", help="replace a key Gantry trusts already")
-        parser.add_argument("--yes", action="store_true", help="trust without asking")
+        parser.add_argument("--yes", action="store_true", help="trust without asking (needs --fingerprint)")
+        parser.add_argument("--as", dest="as_user", metavar="USER", help="the Gantry account trusting it (audit)")
         parser.add_argument("--import", dest="import_from", metavar="FILE", help="trust every entry of a known_hosts")
         parser.add_argument("--export", action="store_true", help="print every trusted key as a known_hosts file")
 
     def handle(self, *args: Any, host: str | None, import_from: str | None, export: bool, **options: Any) -> None:
+        self.user, self.by = _who(options["as_user"])
         if export:
             sys.stdout.write(known_hosts_export())
         elif import_from:
             self._import(Path(import_from))
         elif host:
+            if options["yes"] and not options["fingerprint"]:
+                raise CommandError(
+                    "--yes trusts without asking only the key you name: add --fingerprint SHA256:... (check it with "
+                    "the host's owner), or leave out --yes to see the key and answer"
+                )
             self._trust(host, options["fingerprint"], replace=options["replace"], yes=options["yes"])
         else:
             raise CommandError("name a host (ADDRESS or ADDRESS:PORT), or use --import FILE or --export")
@@ -46,7 +57,7 @@ class Command(BaseCommand):
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
-        added, skipped = known_hosts_import(text, user=None)
+        added, skipped = known_hosts_import(text, user=self.user, by=self.by)
         self.stdout.write(f"{added} key(s) trusted from {path}")
         if skipped:
             self.stdout.write(
@@ -80,7 +91,17 @@ class Command(BaseCommand):
         if not (fingerprint or yes) and input("Trust this key? [y/N] ").strip().lower() != "y":
             raise CommandError("not trusted")
         try:
-            host_key_trust(name=target.known_hosts_name, key=key, user=None, replace=replace)
+            host_key_trust(name=target.known_hosts_name, key=key, user=self.user, replace=replace, by=self.by)
         except HostKeyConflict as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS("trusted, for every machine that runs Gantry's workers"))
+
+
+def _who(username: str | None) -> tuple[User | None, str]:
+    """The Gantry account named by --as, else the shell account running the command (kept as a name)."""
+    if username:
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"--as {username}: no active Gantry user of that name")
+        return user, ""
+    return None, f"{getpass.getuser()}@{socket.gethostname()} (shell)"
