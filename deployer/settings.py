@@ -229,6 +229,8 @@ SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
 SSH_MAX_CONNECTIONS = env.int("GANTRY_SSH_MAX_CONNECTIONS", default=100)
 # A service's artifacts kept on its builder (build: builder), newest first; older ones are removed after a deploy.
 BUILDER_ARTIFACTS_KEPT = env.int("GANTRY_BUILDER_ARTIFACTS_KEPT", default=10)
+# The largest release artifact a worker copies from a builder or downloads from Jenkins.
+ARTIFACT_MAX_BYTES = env.int("GANTRY_ARTIFACT_MAX_MB", default=4096) * 2**20
 # The demo `make run` sets up (deployer/demo): its loopback hosts, and the first ports it tries for their
 # sshd and the demo app (a port something else holds is skipped: a second Gantry's demo may run too).
 DEMO_ADDRESSES = env.list("GANTRY_DEMO_ADDRESSES", default=["127.0.0.2", "127.0.0.3"])

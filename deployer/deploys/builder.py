@@ -96,7 +96,7 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
 
 
 def _copy(conn: Connection, path: str, dest: Path, sha256: str) -> None:
-    got = ssh.fetch(conn, path, dest, timeout=settings.SSH_COMMAND_TIMEOUT)
+    got = ssh.fetch(conn, path, dest, timeout=settings.SSH_COMMAND_TIMEOUT, max_bytes=settings.ARTIFACT_MAX_BYTES)
     if got != sha256:
         raise StepFailed(f"the artifact copied from the builder has sha256 {got}, not {sha256}")
 
@@ -208,10 +208,6 @@ def _build(
     return sha256, int(size)
 
 
-# The most Gantry downloads from Jenkins for one release.
-JENKINS_ARTIFACT_MAX_BYTES = 4 * 1024 * 1024 * 1024
-
-
 def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
     """build: jenkins: (file, sha256, where from) of what the successful Jenkins build of the deploy's sha
     archived; StepFailed saying why when there is no such build or file."""
@@ -242,7 +238,7 @@ def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
         chosen = matching[0]
         dest = workdir / "artifact.tar.gz"
         sha256 = jenkins.artifact_download(
-            build.job, build.number, chosen.relative_path, dest, max_bytes=JENKINS_ARTIFACT_MAX_BYTES
+            build.job, build.number, chosen.relative_path, dest, max_bytes=settings.ARTIFACT_MAX_BYTES
         )
     except jenkins.JenkinsError as exc:
         raise StepFailed(f"cannot get the artifact of Jenkins build #{build.number}: {exc}") from exc

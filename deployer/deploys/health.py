@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import requests
 
+from deployer.apitests.network import deadline, guarded_session
 from deployer.errors import StepFailed
 
 # Poll quickly at first (most services come up in well under a second), then back off.
@@ -52,12 +53,18 @@ def _poll(
 
 
 def _probe(url: str, timeout: float) -> str:
-    try:
-        response = requests.get(url, timeout=timeout, allow_redirects=False)
-    except requests.ConnectionError:
-        return "no answer (connection refused or reset)"
-    except requests.Timeout:
-        return f"no answer within {timeout:.0f} s"
-    except requests.RequestException as exc:
-        return f"an error ({exc.__class__.__name__})"
-    return f"HTTP {response.status_code}"
+    """The answer's status, within `timeout` s in all: the body is never read (a health URL that streams
+    for ever, or trickles its headers, costs one probe's time and no memory)."""
+    session = guarded_session()
+    with deadline(session, timeout) as cut:
+        try:
+            with session.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
+                return f"HTTP {response.status_code}"
+        except requests.ConnectionError:
+            if cut():
+                return f"no answer within {timeout:.0f} s"
+            return "no answer (connection refused or reset)"
+        except requests.Timeout:
+            return f"no answer within {timeout:.0f} s"
+        except requests.RequestException as exc:
+            return f"an error ({exc.__class__.__name__})"

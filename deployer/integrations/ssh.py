@@ -344,10 +344,11 @@ def _check_status(status: int, timeout: int, elapsed: float, stopped: bool) -> N
         raise StepFailed(f"exited with status {status}")
 
 
-def fetch(conn: Connection, path: str, dest: Path, *, timeout: int) -> str:
+def fetch(conn: Connection, path: str, dest: Path, *, timeout: int, max_bytes: int) -> str:
     """Copy the remote file `path` to `dest` (one session, bytes as they are); return its sha256.
 
-    StepFailed when it cannot be read or the host goes silent for `timeout` s."""
+    StepFailed when it cannot be read, is larger than `max_bytes`, or the copy takes more than `timeout` s
+    in all (a host trickling bytes would otherwise hold the worker for ever)."""
     transport = conn.client.get_transport() if conn.client else None
     if transport is None or not transport.is_active():
         raise StepFailed("lost the connection: it is closed")
@@ -356,8 +357,17 @@ def fetch(conn: Connection, path: str, dest: Path, *, timeout: int) -> str:
         channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
         channel.settimeout(timeout)
         channel.exec_command(f"cat -- {shlex.quote(path)}")
+        ends = time.monotonic() + timeout
+        size = 0
         with dest.open("wb") as out:
             while data := channel.recv(256 * 1024):
+                size += len(data)
+                if size > max_bytes:
+                    channel.close()
+                    raise StepFailed(f"{path} is larger than {max_bytes // 2**20} MiB; not copied further")
+                if time.monotonic() > ends:
+                    channel.close()
+                    raise StepFailed(f"copying {path} took over {timeout} s; stopped")
                 out.write(data)
                 digest.update(data)
         if not channel.status_event.wait(15):
