@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployer.demo import setup
+from deployer.deploys.plan import plan_changes
 from deployer.models import Branch, ChangeSet, Environment
-from deployer.sources.changes import WAIT_AT_MOST, change_set, change_set_compute, migration_globs
+from deployer.sources.changes import NEW_PER_MINUTE, WAIT_AT_MOST, change_set, change_set_compute, migration_globs
 from tests.conftest import AppRepo, MakeEnvironment, plan_page, wait_until
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait
@@ -124,3 +125,33 @@ def test_changed_migration_globs_ask_again(make_environment: MakeEnvironment) ->
 
     assert again.globs == ["*.sh"]
     assert computed(again).migrations == [{"change": "M", "path": "build.sh"}]
+
+
+def test_change_sets_are_asked_only_for_known_commits_and_throttled_per_person(
+    make_environment: MakeEnvironment, deployer: AbstractBaseUser, admin_user: AbstractBaseUser
+) -> None:
+    """Each new change set is a `git fetch` on a worker: a made-up sha asks for none, and one person may ask
+    for NEW_PER_MINUTE a minute (issue 20, item 7)."""
+    environment = make_environment()
+    base = head(environment, "main")
+
+    made_up = plan_changes(environment, base, "ab" * 20, user=deployer)
+    assert made_up.note == (
+        "Gantry has not seen this commit (no branch head, build or deploy of it), so no worker fetches it to list "
+        "what it changes; the deploy itself will fetch it"
+    )
+    assert not ChangeSet.objects.filter(head="ab" * 20).exists()
+
+    shas = [f"{n + 1:040x}" for n in range(NEW_PER_MINUTE + 1)]
+    for n, sha in enumerate(shas):
+        Branch.objects.create(service=environment.service, name=f"pushed-{n}", sha=sha)
+    for sha in shas[:NEW_PER_MINUTE]:
+        assert change_set(service=environment.service, base=base, head=sha, user=deployer).requested_by == deployer
+    throttled = plan_changes(environment, base, shas[-1], user=deployer)
+    assert throttled.note == (
+        f"you asked for {NEW_PER_MINUTE} new commit lists within a minute; reload the page in a minute"
+    )
+    assert not ChangeSet.objects.filter(head=shas[-1]).exists()
+    assert "you asked" not in plan_changes(environment, base, shas[0], user=deployer).note, "asked ones still show"
+    plan_changes(environment, base, shas[-1], user=admin_user)
+    assert ChangeSet.objects.get(head=shas[-1]).requested_by == admin_user, "the limit is per person"

@@ -25,7 +25,7 @@ from deployer.environments.secret_scope import granted_secrets
 from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
 from deployer.models import ChangeSet, Deploy, Environment
-from deployer.sources.changes import change_set, commits_of, waited_too_long
+from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
 SHOWN = {"permission", "lock", "lease", "build gate"}
@@ -97,7 +97,7 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         sha=sha,
         current=current,
         batches=batches,
-        changes=plan_changes(environment, current.sha if current else "", sha),
+        changes=plan_changes(environment, current.sha if current else "", sha, user=user),
         checks=_checks(environment, ref, sha, user),
         eta_seconds=eta,
         eta_basis=basis,
@@ -139,14 +139,17 @@ def secrets_described(environment: Environment) -> str:
     return said
 
 
-def plan_changes(environment: Environment, base: str, head: str) -> Changes:
+def plan_changes(environment: Environment, base: str, head: str, *, user: User | None = None) -> Changes:
     """What going from `base` to `head` changes, as far as a worker has told (never read here: the web
     machine has no repository)."""
     if not base:
         return Changes(note="the first deploy here: everything in this commit ships")
     if base == head:
         return Changes(ahead=0, note=f"{environment.name} already runs this commit (a redeploy)")
-    return changes_shown(change_set(service=environment.service, base=base, head=head))
+    try:
+        return changes_shown(change_set(service=environment.service, base=base, head=head, user=user))
+    except NotComputed as exc:
+        return Changes(note=str(exc))
 
 
 def changes_shown(row: ChangeSet) -> Changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from deployer.choices import (
@@ -152,9 +153,14 @@ class ChangeSet(models.Model):
     commits = models.JSONField(default=list, blank=True)
     migrations = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # Who first asked for it (a person's plan page): new change sets are throttled per person.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["service", "base", "head"], name="change_set_one_per_range")]
+        indexes = [models.Index(fields=["requested_by", "requested_at"], name="change_set_by_person")]
 
     def __str__(self) -> str:
         return f"{self.service_id}: {self.base[:8]}..{self.head[:8]}"

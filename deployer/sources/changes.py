@@ -18,12 +18,13 @@ from __future__ import annotations
 import fnmatch
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 
 from deployer import queue
 from deployer.integrations import git
-from deployer.models import ChangeSet, Service
+from deployer.models import Branch, Build, ChangeSet, Deploy, Service
 
 DEFAULT_MIGRATIONS = (
     "*migrations/*.py",  # Django, Alembic (migrations/versions/), Flask-Migrate
@@ -39,6 +40,11 @@ MIGRATIONS_KEPT = 100  # migration files kept per deploy or change set
 COMMITS_SHOWN = 50
 RECLAIM_AFTER = timedelta(seconds=30)  # a claimed change set not stored by then: its worker died
 WAIT_AT_MOST = timedelta(seconds=20)  # how long a page waits for a worker before it says none answered
+NEW_PER_MINUTE = 20  # new change sets one person may ask for in a minute (each is a git fetch on a worker)
+
+
+def _asked_lately(user: User, now: datetime) -> int:
+    return ChangeSet.objects.filter(requested_by=user, requested_at__gte=now - timedelta(minutes=1)).count()
 
 
 def migration_globs(service: Service) -> list[str]:
@@ -55,13 +61,40 @@ def migrations_in(changes: list[tuple[str, str]], globs: list[str]) -> list[dict
     return found[:MIGRATIONS_KEPT]
 
 
-def change_set(*, service: Service, base: str, head: str) -> ChangeSet:
+class NotComputed(Exception):
+    """No change set is asked of the workers for this range; the message says why (for the page)."""
+
+
+def sha_known(service: Service, sha: str) -> bool:
+    """Whether Gantry has seen `sha` for `service`: a branch head, a Jenkins build, or a deploy."""
+    return (
+        Branch.objects.filter(service=service, sha=sha).exists()
+        or Deploy.objects.filter(environment__service=service, sha=sha).exists()
+        or Build.objects.filter(service=service, sha=sha).exists()
+    )
+
+
+def change_set(*, service: Service, base: str, head: str, user: User | None = None) -> ChangeSet:
     """The change set base..head: the stored one, or a new one a worker is asked to compute (after the
-    current transaction commits). Asked again when its worker died, or when the migration globs changed."""
+    current transaction commits). Asked again when its worker died, or when the migration globs changed.
+
+    Each new one costs a worker a `git fetch`, so it is asked only for a commit Gantry knows, and at most
+    NEW_PER_MINUTE times a minute for one person; NotComputed says so otherwise."""
     now = timezone.now()
     globs = migration_globs(service)
+    row = ChangeSet.objects.filter(service=service, base=base, head=head).first()
+    if row is None:
+        if not sha_known(service, head):
+            raise NotComputed(
+                "Gantry has not seen this commit (no branch head, build or deploy of it), so no worker fetches "
+                "it to list what it changes; the deploy itself will fetch it"
+            )
+        if user is not None and _asked_lately(user, now) >= NEW_PER_MINUTE:
+            raise NotComputed(
+                f"you asked for {NEW_PER_MINUTE} new commit lists within a minute; reload the page in a minute"
+            )
     row, created = ChangeSet.objects.get_or_create(
-        service=service, base=base, head=head, defaults={"globs": globs, "requested_at": now}
+        service=service, base=base, head=head, defaults={"globs": globs, "requested_at": now, "requested_by": user}
     )
     if created:
         queue.enqueue_after_commit(queue.COMPUTE_CHANGES, row.pk)
