@@ -60,16 +60,17 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format --check .
 	GANTRY_VAR_DIR=$$(mktemp -d) $(VENV)/bin/mypy deployer dashboards
 
-# The suite runs twice: SQLite with the embedded broker, then PostgreSQL with Redis.
+# The suite runs twice: SQLite with the embedded broker, then PostgreSQL with Redis (what touches SQL,
+# transactions, locking or the broker; tests marked one_backend run in the SQLite half only).
 test: lint test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed-dev system-deps-test
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest --durations=15
 
 test-postgres: $(VENV)/.installed-dev system-deps-test
 	@$(PY) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2); socket.create_connection(('127.0.0.1', 6379), 2)" \
 	  || { echo "PostgreSQL (5432) and Redis (6379) must run on this machine for this half of the suite; start them, or run make test-sqlite"; exit 1; }
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest --durations=15
 
 clean:
 	rm -rf var/ $(VENV)

@@ -25,6 +25,8 @@ from deployer.sources.branches import branch_sync
 from tests.fakes.server import FakeServer, Request, Response
 from tests.support.listener import Listener
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 CI_PASSWORD = "ci-pass-1234"
 PROD_DB_PASSWORD = "prod-db-5678"
 

@@ -19,6 +19,8 @@ from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey
 from tests.conftest import SshdHost
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 LOG = logging.LoggerAdapter(logging.getLogger("tests.bounded"), {"deploy_id": 0, "host": ""})
 
 

@@ -19,6 +19,8 @@ from deployer.sources.branches import branch_sync
 from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy
 from tests.support.worker import Worker
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 CANARY = settings.VAR_DIR / "canary" / "pwned"
 
 # Valid git branch names (git check-ref-format accepts them) that would run

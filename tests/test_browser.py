@@ -18,7 +18,7 @@ from deployer.models import Deploy
 from tests.conftest import MakeEnvironment, deploy_story
 from tests.support.worker import BASE_DIR, Worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 SCREENSHOTS = Path(os.environ.get("GANTRY_SCREENSHOTS", BASE_DIR / "docs"))
 CHROMIUM = "/usr/bin/chromium"
 # Headless Chromium on a machine without outside network: no background traffic.

@@ -31,6 +31,8 @@ from tests.conftest import free_port, plan_page, wait_for_deploy
 from tests.support.builder_account import Builder, builder_started, crontab_of, processes_of
 from tests.support.worker import Worker
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 MAIN_BUILD = 'sha256sum app.txt > app.sum\necho "built $GANTRY_SHA ($GANTRY_REF)"\n'
 
 

@@ -11,6 +11,8 @@ from django.core.management.base import CommandError
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.models import Environment, Host, Service
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 VALID = """\
 teams:
   payments: {}

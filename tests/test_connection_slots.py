@@ -18,7 +18,7 @@ from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.support.worker import Worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 # Each build marks itself running in a directory all loopback hosts share, and records how many ran at once.
 BUILD = "mkdir -p {dir} && touch {dir}/$$ && sleep 1 && ls {dir} | grep -cv counts >> {dir}/counts; rm -f {dir}/$$"

@@ -28,7 +28,7 @@ from deployer.models import DeployLog, Environment
 from tests.conftest import DEMO_SECRET, wait_for_deploy
 from tests.support.worker import Worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 ADDRESSES = ["127.0.0.51", "127.0.0.52"]
 

@@ -13,6 +13,8 @@ from jsonschema import Draft7Validator
 
 from tests.fakes.github import FakeGitHub
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 SCHEMAS = json.loads((Path(__file__).parent / "fakes" / "github_openapi" / "schemas.json").read_text())["operations"]
 
 

@@ -15,6 +15,8 @@ from tests.conftest import MakeEnvironment, SshdHost
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, head, host_root
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 
 def hooks_yaml(log: Path) -> str:
     def say(phase: str, *variables: str) -> str:

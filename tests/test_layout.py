@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest floor first. Rooms on one floor are peers: they must not import each other.

@@ -11,10 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import free_port
 from tests.support.worker import BASE_DIR, database_url
+
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
 
 def procfile_command(name: str) -> str:

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from deployer.lib.refs import RefError, branch_name_check, is_full_sha
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 # Characters that make ref names interesting: git's forbidden ones, shell
 # metacharacters, path syntax, and a few ordinary letters and non-ASCII.
 ALPHABET = st.sampled_from([*"ab1/.-_@{}~^:?*[\\ \t\n;$`'\"()|&<>!#%+=,é", "\x7f", "\x01"])

@@ -20,6 +20,8 @@ from tests.conftest import AppRepo, MakeEnvironment
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 
 def roles_option(app_port: int) -> dict[str, str | None]:
     web = f"{{restart_command: 'sh bin/restart {app_port}', health_check_url: 'http://{{address}}:{app_port}/healthz'}}"

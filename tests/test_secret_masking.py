@@ -22,7 +22,7 @@ from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 
 def test_a_printed_secret_is_masked_in_every_row_page_and_slack_message(

@@ -21,6 +21,8 @@ from tests.conftest import MakeEnvironment, plan_page
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 TEST_VALUE = "test-db-pass-1111"
 ROTATED = "test-db-pass-2222"
 PROD_VALUE = "prod-db-pass-9999"

@@ -13,6 +13,8 @@ from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey
 from tests.conftest import SshdHost
 
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
 # Prints this command's session (the shell the script runs under, through `timeout`), then every session open
 # on the connection: the children of sshd's process for the connection. It waits up to $WAIT tenths of a
 # second for $WANT of them to be there.

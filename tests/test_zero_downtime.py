@@ -22,7 +22,7 @@ from tests.conftest import MakeEnvironment, free_port, wait_until
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 
 @dataclass
