@@ -125,6 +125,7 @@ def _options(request: SignedInRequest, env: Environment, form: DeployForm | None
         emergency_reason=form.cleaned_data["emergency_reason"] if form else "",
         expected_sha=form.cleaned_data["expected_sha"] if form else "",
         take_over_lease=request.POST.get("lease") == "take_over",
+        confirm_schema=request.POST.get("confirm_schema") == "yes",
     )
 
 

@@ -159,7 +159,7 @@ def plan_changes(request: SignedInRequest, name: str, environment: str, pk: int)
     WAIT_AT_MOST it says no worker answered, and a reload of the plan asks again)."""
     env = environment_or_404(name, environment)
     row = get_object_or_404(ChangeSet, pk=pk, service=env.service)
-    changes = changes_shown(row)
+    changes = changes_shown(row, env)
     too_many = (changes.ahead or 0) > env.commit_warning
     context = {"changes": changes, "env": env, "service": env.service, "too_many": too_many}
     return render(request, "dashboards/_plan_changes.html", context)

@@ -16,13 +16,16 @@ from deployer.chatops import ROLLBACK, action_run
 from deployer.choices import AuditAction, DeployStatus
 from deployer.deploys.config import config_changes
 from deployer.environments.locks import environment_unlock
-from deployer.models import AuditEntry, Deploy, Environment, Service
+from deployer.models import AuditEntry, ChangeSet, Deploy, Environment, Service
 from deployer.sources.changes import DEFAULT_MIGRATIONS, migrations_in
 from tests.conftest import MakeEnvironment, plan_page, wait_for_deploy
+from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 from tests.test_api import api, post
+from tests.test_chatops import answer, send
 from tests.test_release_model import release_options, shop  # noqa: F401  (the fixture)
 from tests.test_rollout import deploy_and_wait
+from tests.test_rollout_safety import current_release
 
 
 @pytest.mark.slow
@@ -147,3 +150,63 @@ def test_the_plan_names_config_changes_and_never_a_secret(environment: Environme
         "GONE removed",
         "NEW added",
     ]
+
+
+@pytest.mark.slow
+def test_a_deploy_of_code_lacking_applied_migrations_asks_like_a_rollback(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    slack: FakeSlack,
+    shop: dict[str, Path],  # noqa: F811
+) -> None:
+    """Found by a real application: with a migration applied, deploying `main` (which lacks it) ran with one
+    click and every write then failed. Now the plan, the page, the API and Slack ask, the worker refuses what
+    was not confirmed, and a confirmation is recorded (issue 20, the schema guard)."""
+    options = release_options(shop, release_command='"test ! -e migrate.py || python3 migrate.py"')
+    environment = make_environment(options=options)
+    deploy_and_wait(environment, "main", deployer, celery_worker)
+    migrated = deploy_and_wait(environment, "migrations", deployer, celery_worker)
+    assert migrated.status == DeployStatus.SUCCEEDED, migrated.reason
+    lacking = (
+        f"main lacks migration files that test runs now (migrations/0001_items.sql, in deploy #{migrated.pk}, "
+        "migrations)"
+    )
+
+    plan = plan_page(deployer_client, "app", "test", "main")  # the list a worker made says it at once
+    assert "data-confirm-schema" in plan and "1 applied here that this code lacks" in plan
+    assert lacking in plan_page(deployer_client, "app", "test", "main"), "and the schema check, once listed"
+    refused = post(api(deployer), "/api/v1/deploys/", {"service": "app", "environment": "test", "ref": "main"})
+    assert refused.status_code == 409 and refused.json()["error"].startswith(lacking), refused.json()
+    slack.add_user("dana@example.com", "U0DANA", "dana")
+    request = slack.slash_command("deploy app main test", user_id="U0DANA")
+    assert send(request).status_code == 200
+    said = answer(slack, request)
+    assert said.startswith(f":no_entry: {lacking}") and "/services/app/test/plan?ref=main|Open the plan" in said
+    assert Deploy.objects.filter(environment=environment).count() == 2, "nothing was started"
+
+    ChangeSet.objects.all().delete()  # as if no worker had listed it yet: the request cannot know
+    unlisted = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert unlisted.status == DeployStatus.FAILED
+    assert unlisted.reason.startswith(
+        "not deployed: main lacks migration files that test ran until now (migrations/0001_items.sql)"
+    ), unlisted.reason
+    assert current_release(environment, 0) == f"releases/{migrated.pk}", "nothing changed on any host"
+
+    plan_page(deployer_client, "app", "test", "main")  # listed again
+    confirmed = deployer_client.post(
+        reverse("deploy-create", args=["app", "test"]), {"ref": "main", "confirm_schema": "yes"}
+    )
+    assert confirmed.status_code == 302
+    back = wait_for_deploy(Deploy.objects.latest("pk").pk, celery_worker)
+    assert back.status == DeployStatus.SUCCEEDED, back.reason
+    assert back.schema_confirmation == f"dana confirmed: {lacking}"
+    entry = AuditEntry.objects.get(action=AuditAction.DEPLOY_REQUESTED, deploy_id=back.pk)
+    assert entry.detail.endswith(f"; dana confirmed: {lacking}")
+
+    again = plan_page(deployer_client, "app", "test", "migrations")  # the branch again, after going back
+    assert f"(already applied here by deploy #{migrated.pk})" in again
+    assert (
+        "1 already applied here by an earlier deploy: the database has it, so release_command changes nothing" in again
+    )

@@ -97,6 +97,11 @@ class DeployRequestSerializer(serializers.Serializer):
     service = serializers.RegexField(NAME_RE, max_length=100)
     environment = serializers.RegexField(NAME_RE, max_length=50, required=False, default="")
     ref = serializers.CharField(max_length=255, help_text="A branch name or a full 40-character sha.")
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Deploy even if the ref lacks migration files the environment has applied (recorded).",
+    )
 
 
 class LockSerializer(serializers.Serializer):

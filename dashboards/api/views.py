@@ -43,6 +43,7 @@ from dashboards.api.serializers import (
 from deployer.choices import DeployStatus
 from deployer.deploys.actions import deploy_approve, deploy_cancel
 from deployer.deploys.request import deploy_request, deploy_rollback, queue_waiting_message
+from deployer.deploys.rules import DeployOptions
 from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import Branch, Build, Deploy, Environment, Service
@@ -181,7 +182,12 @@ class DeployList(generics.ListAPIView):
         data = form.validated_data
         try:
             environment = environment_named(data["service"], data["environment"])
-            deploy = deploy_request(environment=environment, ref=data["ref"], user=person(request))
+            deploy = deploy_request(
+                environment=environment,
+                ref=data["ref"],
+                user=person(request),
+                options=DeployOptions(confirm_schema=data["force"]),
+            )
         except DeployRefused as exc:
             return refused(exc)
         return answered(deploy, status.HTTP_201_CREATED)

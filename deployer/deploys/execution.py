@@ -21,7 +21,7 @@ from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_arti
 from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
-from deployer.deploys.schema_changes import migrations_record
+from deployer.deploys.schema_changes import migrations_record, schema_refusal
 from deployer.deploys.shipped import shipped_record
 from deployer.environments.secret_scope import deploy_secrets
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
@@ -111,7 +111,9 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             config = _config(deploy, hidden)
             with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
                 archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-                migrations_record(deploy)  # the mirror has both commits now: what ships is recorded
+                shipped_migrations = migrations_record(deploy)  # the mirror has both commits: what ships is recorded
+                if refusal := schema_refusal(deploy, shipped_migrations):
+                    return Outcome(DeployStatus.FAILED, refusal)
                 shipped_record(deploy)
                 api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
                 source, workdir = archive, Path(tmp)

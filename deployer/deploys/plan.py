@@ -19,6 +19,7 @@ from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.request import current_deploy, resolve_ref
 from deployer.deploys.rules import RULES, Ask
+from deployer.deploys.schema_changes import SchemaBehind, migrations_described
 from deployer.environments.access import access_for
 from deployer.environments.leases import LeaseHeld
 from deployer.environments.secret_scope import granted_secrets
@@ -28,7 +29,7 @@ from deployer.models import ChangeSet, Deploy, Environment
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
-SHOWN = {"permission", "lock", "lease", "build gate"}
+SHOWN = {"permission", "lock", "lease", "build gate", "schema"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class Changes:
     note: str = ""
     migrations: list[dict[str, str]] = field(default_factory=list)
     pending: ChangeSet | None = None
+    migrations_said: str = ""  # what the migration files mean here (migrations_summary)
+
+    @property
+    def lacks_applied(self) -> bool:
+        """The target lacks migration files that run here (applied): the form asks to confirm."""
+        return any(m.get("change") == "D" for m in self.migrations)
 
 
 @dataclass(frozen=True)
@@ -147,12 +154,12 @@ def plan_changes(environment: Environment, base: str, head: str, *, user: User |
     if base == head:
         return Changes(ahead=0, note=f"{environment.name} already runs this commit (a redeploy)")
     try:
-        return changes_shown(change_set(service=environment.service, base=base, head=head, user=user))
+        return changes_shown(change_set(service=environment.service, base=base, head=head, user=user), environment)
     except NotComputed as exc:
         return Changes(note=str(exc))
 
 
-def changes_shown(row: ChangeSet) -> Changes:
+def changes_shown(row: ChangeSet, environment: Environment) -> Changes:
     if row.computed_at is None:
         if waited_too_long(row):
             return Changes(
@@ -162,7 +169,35 @@ def changes_shown(row: ChangeSet) -> Changes:
         return Changes(pending=row)
     if row.error:
         return Changes(note=f"the commit list is not available: {row.error}")
-    return Changes(commits=commits_of(row), ahead=row.ahead, behind=row.behind, migrations=list(row.migrations or []))
+    migrations = migrations_described(environment, list(row.migrations or []))
+    return Changes(
+        commits=commits_of(row),
+        ahead=row.ahead,
+        behind=row.behind,
+        migrations=migrations,
+        migrations_said=migrations_summary(migrations, environment),
+    )
+
+
+def migrations_summary(migrations: list[dict[str, str]], environment: Environment) -> str:
+    """What the release phase will really do with the migration files: new ones, ones an earlier deploy here
+    already applied (a branch again after a rollback), and ones this code lacks though they are applied."""
+    new = [m for m in migrations if m.get("change") != "D" and not m.get("applied_by")]
+    applied = [m for m in migrations if m.get("applied_by")]
+    lacking = [m for m in migrations if m.get("change") == "D"]
+    phase = "release_command" if environment.release_command else "nothing in this environment (no release_command)"
+    parts = []
+    if new:
+        parts.append(f"{len(new)} new here: {phase} applies {'it' if len(new) == 1 else 'them'}")
+    if applied:
+        parts.append(
+            f"{len(applied)} already applied here by an earlier deploy: the database has "
+            f"{'it' if len(applied) == 1 else 'them'}, so {phase} changes nothing for "
+            f"{'it' if len(applied) == 1 else 'them'}"
+        )
+    if lacking:
+        parts.append(f"{len(lacking)} applied here that this code lacks (deploying it needs your confirmation)")
+    return "; ".join(parts)
 
 
 def _checks(environment: Environment, ref: str, sha: str, user: User) -> list[Check]:
@@ -180,6 +215,8 @@ def _checks(environment: Environment, ref: str, sha: str, user: User) -> list[Ch
             checks.append(Check(label, False, str(exc), blocking=False))
         except Locked as exc:  # an admin may confirm deploying through it
             checks.append(Check(label, False, str(exc), blocking=not access.is_admin))
+        except SchemaBehind as exc:  # the person may confirm it (the form asks)
+            checks.append(Check(label, False, str(exc), blocking=False))
         except DeployRefused as exc:
             checks.append(Check(label, False, str(exc)))
     active = Deploy.objects.active().filter(environment=environment).first()

@@ -12,7 +12,12 @@ from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, rules_check
-from deployer.deploys.schema_changes import RollbackNeedsConfirmation, crossing_summary, rollback_crossing
+from deployer.deploys.schema_changes import (
+    RollbackNeedsConfirmation,
+    crossing_summary,
+    rollback_crossing,
+    schema_behind,
+)
 from deployer.environments.access import access_for, system_user
 from deployer.environments.audit import audit_record
 from deployer.environments.leases import lease_claim
@@ -87,6 +92,7 @@ def _deploy_create(
     emergency, overridden = ask.emergency, ask.lock_overridden
     needs_approval = environment.require_approval and not emergency
     previous = current_deploy(environment)
+    schema = _schema_confirmation(environment, ref, sha, previous, user, options)
     with transaction.atomic():
         deploy = _insert(
             environment,
@@ -101,8 +107,9 @@ def _deploy_create(
             lock_overridden=overridden,
             checklist=[] if access.is_system or emergency else list(environment.checklist),
             eta_seconds=eta_seconds(environment)[0],
+            schema_confirmation=schema,
         )
-        _audit_request(deploy, user, emergency, overridden)
+        _audit_request(deploy, user, emergency, overridden, schema)
         if user is not None and not access.is_system:
             lease_claim(environment, user, ref, taken_over=ask.takes_over_lease)
     if needs_approval:
@@ -236,8 +243,21 @@ def rollback_candidates(environment: Environment) -> list[Deploy]:
     return candidates
 
 
-def _audit_request(deploy: Deploy, user: User | None, emergency: str, overridden: str) -> None:
-    what = f"{deploy.ref} ({deploy.sha[:12]})"
+def _schema_confirmation(
+    environment: Environment, ref: str, sha: str, current: Deploy | None, user: User | None, options: DeployOptions
+) -> str:
+    """What the person confirmed about migrations the target lacks (kept on the deploy and audited), or ""."""
+    if not options.confirm_schema:
+        return ""
+    who = user.get_username() if user is not None else "gantry"
+    behind = schema_behind(environment, ref, sha, current)
+    if behind is None:  # not listed yet (or the API's force up front): the worker checks against it
+        return f"{who} confirmed deploying {ref} even if it lacks migrations applied in {environment.name}"
+    return f"{who} confirmed: {behind.lacking_summary}"
+
+
+def _audit_request(deploy: Deploy, user: User | None, emergency: str, overridden: str, schema: str = "") -> None:
+    what = f"{deploy.ref} ({deploy.sha[:12]})" + (f"; {schema}" if schema else "")
     if emergency:
         audit_record(AuditAction.EMERGENCY_DEPLOY, actor=user, deploy=deploy, detail=f"{what}: {emergency}")
     else:

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 
+from deployer.choices import DeployStatus
 from deployer.deploys.gates import deploy_gate
+from deployer.deploys.schema_changes import schema_behind
 from deployer.environments.access import Access
 from deployer.environments.leases import lease_check
 from deployer.environments.locks import lock_summary
 from deployer.errors import DeployRefused, Locked
 from deployer.lib.text import one_line
-from deployer.models import Build, Environment
+from deployer.models import Build, Deploy, Environment
 
 EMERGENCY_REASON_MIN = 10
 
@@ -33,6 +35,7 @@ class DeployOptions:
     emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
     expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
     take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
+    confirm_schema: bool = False  # deploy code that lacks migrations the environment has applied (recorded)
 
 
 NO_OPTIONS = DeployOptions()
@@ -149,6 +152,20 @@ def build_gate(ask: Ask) -> str:
     return f"green: build #{build.number}"
 
 
+def schema(ask: Ask) -> str:
+    """Code that lacks migrations applied here asks first (continuous delivery: its worker refuses it, so the
+    refusal is a deploy on record, not a quiet wait)."""
+    if ask.access.is_system:
+        return "checked by the worker"
+    current = Deploy.objects.filter(environment=ask.environment, status__in=DeployStatus.live()).order_by("-id").first()
+    behind = schema_behind(ask.environment, ask.ref, ask.sha, current)
+    if behind is None:
+        return "no migration that runs here is missing"
+    if ask.options.confirm_schema:
+        return f"confirmed: {behind}"
+    raise behind
+
+
 Rule = tuple[str, Callable[[Ask], str]]
 # In the order they are asked: the first refusal is the one a person reads.
 RULES: list[Rule] = [
@@ -159,6 +176,7 @@ RULES: list[Rule] = [
     ("lease", lease),
     ("checklist", checklist),
     ("build gate", build_gate),
+    ("schema", schema),
 ]
 
 

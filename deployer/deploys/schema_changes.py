@@ -1,4 +1,6 @@
-"""Schema-aware rollback: the migration files a deploy ships, and the schema changes a rollback goes back across.
+"""Schema-aware deploys: the migration files a deploy ships, the schema changes a rollback goes back across,
+and a deploy of code that lacks migrations the environment has applied (an older branch, a promotion, a sha,
+a revert followed by continuous delivery) — which asks like a rollback across them.
 
 A service names its migration files with globs (`migrations:` in the catalog;
 `*` matches across directories); without the key, the layouts of the common
@@ -20,7 +22,7 @@ from deployer.choices import DeployStatus, DeployTrigger
 from deployer.deploys.log import deploy_logger
 from deployer.errors import DeployRefused
 from deployer.integrations import git
-from deployer.models import Deploy, Environment, Service
+from deployer.models import ChangeSet, Deploy, Environment, Service
 from deployer.sources.changes import migration_globs, migrations_in
 
 
@@ -32,20 +34,42 @@ def migrations_between(service: Service, base: str, head: str) -> list[dict[str,
     return migrations_in(git.changed_files(service.name, base, head), globs)
 
 
-def migrations_record(deploy: Deploy) -> None:
-    """Keep the migration files this deploy ships (its page, and later rollbacks, read them)."""
+def migrations_record(deploy: Deploy) -> list[dict[str, str]]:
+    """Keep the migration files this deploy ships (its page, and later rollbacks, read them); return them."""
     if deploy.is_rollback or not deploy.previous_sha:
-        return
+        return []
     try:
         found = migrations_between(deploy.environment.service, deploy.previous_sha, deploy.sha)
     except git.GitError as exc:
         deploy_logger(deploy.pk).warning("could not list the migration files shipped: %s", exc)
-        return
+        return []
     Deploy.objects.filter(pk=deploy.pk).update(migrations=found)
+    deploy.migrations = found
     if found:
         names = ", ".join(item["path"] for item in found[:10])
         more = f" and {len(found) - 10} more" if len(found) > 10 else ""
         deploy_logger(deploy.pk).info("ships %d migration file(s): %s%s", len(found), names, more)
+    return found
+
+
+def schema_refusal(deploy: Deploy, migrations: list[dict[str, str]]) -> str:
+    """Why the worker does not deploy code lacking migrations what ran before has (unless confirmed), or ""."""
+    lacking = lacking_in(migrations)
+    if not lacking:
+        return ""
+    if deploy.schema_confirmation:
+        deploy_logger(deploy.pk).warning(
+            "lacks migration files the previous release had (%s); deploying as confirmed: %s",
+            ", ".join(lacking[:10]),
+            deploy.schema_confirmation,
+        )
+        return ""
+    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+    return (
+        f"not deployed: {deploy.ref} lacks migration files that {deploy.environment.name} ran until now ({shown}); "
+        "their changes are applied to the database and older code may fail against it. Nothing changed on any "
+        'host. To deploy it anyway, confirm on its plan page or send "force": true to the API'
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,39 @@ def rollback_crossing(environment: Environment, target: Deploy) -> list[Crossed]
     ]
 
 
+def applied_here(environment: Environment) -> dict[str, int]:
+    """Each migration file a deploy here added and got far enough to apply (live, rolled back after, or its
+    release phase began), by path: the last such deploy's id. A later deploy of code without the file does
+    not take it back out of the database, so it stays."""
+    rows = (
+        Deploy.objects.filter(environment=environment)
+        .exclude(trigger=DeployTrigger.ROLLBACK)
+        .filter(Q(status__in=[*DeployStatus.live(), DeployStatus.ROLLED_BACK]) | Q(release_started_at__isnull=False))
+        .order_by("pk")
+        .values_list("pk", "migrations")
+    )
+    applied: dict[str, int] = {}
+    for pk, migrations in rows:
+        for item in migrations or []:
+            if item.get("change") == "A":
+                applied[item["path"]] = pk
+    return applied
+
+
+def migrations_described(environment: Environment, migrations: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The plan's migration files, each new one that an earlier deploy here already applied marked with it
+    (a branch deployed again after a rollback: the release phase finds it applied and changes nothing)."""
+    if not migrations:
+        return []
+    applied = applied_here(environment)
+    return [
+        {**item, "applied_by": str(applied[item["path"]])}
+        if item.get("change") == "A" and item["path"] in applied
+        else item
+        for item in migrations
+    ]
+
+
 class RollbackNeedsConfirmation(DeployRefused):
     """Rolling back across schema changes: allowed only when the person confirms it."""
 
@@ -103,3 +160,40 @@ class RollbackNeedsConfirmation(DeployRefused):
 def crossing_summary(crossed: list[Crossed]) -> str:
     """What a confirmed rollback records in its reason and audit entry."""
     return "; ".join(c.describe() for c in crossed)
+
+
+class SchemaBehind(DeployRefused):
+    """A deploy of code that lacks migration files what runs there has (so the database has them applied):
+    allowed only when the person confirms it, like a rollback across them."""
+
+    status_code = 409
+
+    def __init__(self, environment: Environment, ref: str, lacking: list[str], current: Deploy) -> None:
+        self.lacking = lacking
+        shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        self.lacking_summary = (
+            f"{ref} lacks migration files that {environment.name} runs now ({shown}, in deploy #{current.pk}, "
+            f"{current.ref})"
+        )
+        super().__init__(
+            f"{self.lacking_summary}: their changes are applied to the database, and code written before them may "
+            "fail against it (writes, a NOT NULL column it does not know). Confirm to deploy anyway: the plan page "
+            'asks, the API takes "force": true'
+        )
+
+
+def lacking_in(migrations: list[dict[str, str]]) -> list[str]:
+    """The migration files a change (from what runs to the target) deletes: the target lacks them."""
+    return [item["path"] for item in migrations if item.get("change") == "D"]
+
+
+def schema_behind(environment: Environment, ref: str, sha: str, current: Deploy | None) -> SchemaBehind | None:
+    """What the request can know without git: the change set from what runs to `sha`, once a worker listed
+    it (the deploy's worker checks again with the repository in hand, so an unlisted one is still caught)."""
+    if current is None or current.sha == sha:
+        return None
+    row = ChangeSet.objects.filter(
+        service=environment.service, base=current.sha, head=sha, computed_at__isnull=False, error=""
+    ).first()
+    lacking = lacking_in(list(row.migrations or [])) if row else []
+    return SchemaBehind(environment, ref, lacking, current) if lacking else None

@@ -81,6 +81,8 @@ class Deploy(Scrubbed):
     artifact_built_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     post_release_ran_at = models.DateTimeField(null=True, blank=True)
     rollback_confirmation = models.TextField(blank=True)
+    # Set when the person confirmed deploying code that lacks migrations the environment has applied.
+    schema_confirmation = models.TextField(blank=True)
     rollback_of = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
