@@ -10,7 +10,7 @@ from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
-from deployer.deploys.gates import Gate, deploy_gate
+from deployer.deploys.gates import Gate, build_trusted, deploy_gate
 from deployer.errors import DeployRefused, NotFound
 from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
 
@@ -265,7 +265,7 @@ def service_branches(
                 branch=branch,
                 build=build,
                 runs_in=[s.environment.name for s in states if s.current and s.current.sha == branch.sha],
-                gates=[(s, deploy_gate(s.environment, branch.sha, build)) for s in states],
+                gates=[(s, _gate(s.environment, branch.sha, build)) for s in states],
             )
         )
     return rows, total if limit is not None else len(rows)
@@ -312,3 +312,11 @@ def environment_named(service_name: str, name: str = "") -> Environment:
         known = ", ".join(env.name for env in environments)
         raise NotFound(f"{service.name} has no environment {name!r}; it has: {known}")
     return found
+
+
+def _gate(environment: Environment, sha: str, build: Build | None) -> Gate:
+    """The gate as the page shows it from the newest build of `sha` (no query per environment): one from a
+    job or branch the environment does not trust shows closed; the click looks further (deploys/rules.py)."""
+    if build is not None and not build_trusted(environment, build):
+        return deploy_gate(environment, sha, None, [build])
+    return deploy_gate(environment, sha, build)

@@ -86,6 +86,26 @@ def test_prod_needs_a_green_build_of_the_exact_sha(
     assert deploy_request(environment=prod, ref="main", user=deployer).status == DeployStatus.QUEUED
 
 
+def test_prod_counts_only_builds_of_the_branches_and_jobs_the_catalog_names(
+    pipeline: Service, jenkins_server: FakeJenkins, deployer: AbstractBaseUser
+) -> None:
+    """A pull request's build (or any job's) of the same sha opens no gate in production (issue 20, item 6)."""
+    prod, sha = env(pipeline, "prod"), head(pipeline)
+    assert (prod.trusted_build_branches, env(pipeline, "test").trusted_build_branches) == (["main"], [])
+    jenkins_server.build("web", "PR-7", sha)  # green, but built as a pull request
+    build_sync(service=pipeline)
+
+    with pytest.raises(DeployRefused) as refused:
+        deploy_request(environment=prod, ref="main", user=deployer)
+    assert str(refused.value) == (
+        f"prod needs a green build of {sha[:8]}; prod counts only builds of branches main (trusted_builds in the "
+        "catalog), and Jenkins built it only as #1 of web (branch PR-7)"
+    )
+
+    green(jenkins_server, pipeline, sha)  # the same sha built from main
+    assert deploy_request(environment=prod, ref="main", user=deployer).status == DeployStatus.QUEUED
+
+
 def test_promote_deploys_exactly_what_runs_in_the_environment_before(
     pipeline: Service, jenkins_server: FakeJenkins, deployer_client: Client, app_repo: AppRepo
 ) -> None:

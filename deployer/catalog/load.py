@@ -228,7 +228,7 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
             report,
             Environment,
             {"service": service, "name": name},
-            _environment_values(position, name, effective(spec, env_spec)),
+            _environment_values(position, name, effective(spec, env_spec), spec.default_branch),
         )
         keep: list[int] = []
         for host_position, host_spec in enumerate(env_spec.hosts):
@@ -252,10 +252,15 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
         report.not_in_file.append(f"environment {env}")
 
 
-def _environment_values(position: int, name: str, spec: EnvironmentSpec) -> dict[str, Any]:
+def _environment_values(position: int, name: str, spec: EnvironmentSpec, default_branch: str) -> dict[str, Any]:
     production = environment_is_production(name, spec)
     values = spec.model_dump(
-        exclude={"hosts", "production", "require_green_build", "follow", "load_balancer", "secrets"}
+        exclude={"hosts", "production", "require_green_build", "follow", "load_balancer", "secrets", "trusted_builds"}
+    )
+    trusted = spec.trusted_builds
+    values["trusted_build_jobs"] = list(trusted.jobs) if trusted else []
+    values["trusted_build_branches"] = (
+        list(trusted.branches) if trusted and trusted.branches else ([default_branch] if production else [])
     )
     secrets = spec.secrets.model_dump() if spec.secrets else {}
     values["secrets_file"] = secrets.get("file") or ""

@@ -153,6 +153,22 @@ class SecretsSpec(_Spec):
         return self
 
 
+class TrustedBuildsSpec(_Spec):
+    """Which Jenkins builds of a sha count here, for the green-build gate and for build: jenkins's artifact."""
+
+    jobs: list[Annotated[str, AfterValidator(valid_glob)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="globs of the job a build ran in, e.g. [shop, shop/main] (default: any job of the service)",
+    )
+    branches: list[Annotated[str, AfterValidator(valid_glob)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="globs of the branch it built, e.g. [main, release/*] (default: in production, the default "
+        "branch; elsewhere, any)",
+    )
+
+
 class ReleaseSpec(_Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
@@ -211,6 +227,11 @@ class EnvironmentSpec(ReleaseSpec):
     )
     host_base_url: Annotated[str, AfterValidator(valid_health_url), AfterValidator(valid_api_target)] | None = Field(
         default=None, description="where API tests reach one host, e.g. http://{address}:8080"
+    )
+    trusted_builds: TrustedBuildsSpec | None = Field(
+        default=None,
+        description="the Jenkins builds that count here: {jobs: [...], branches: [...]} (default: in production, "
+        "builds of the default branch; a pull request's build never counts there)",
     )
     secrets: SecretsSpec | None = Field(
         default=None,

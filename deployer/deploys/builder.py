@@ -26,6 +26,7 @@ from fabric import Connection
 
 from deployer.choices import BuildResult
 from deployer.deploys.fleet import connect
+from deployer.deploys.gates import build_trusted, provenance
 from deployer.deploys.host_steps import last_lines
 from deployer.deploys.log import deploy_logger
 from deployer.errors import StepFailed
@@ -214,11 +215,11 @@ def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
     environment = deploy.environment
     service = environment.service
     log = deploy_logger(deploy.pk)
-    build = (
-        Build.objects.filter(service=service, sha=deploy.sha, result=BuildResult.SUCCESS)
-        .order_by("-started_at", "-number")
-        .first()
-    )
+    successful = Build.objects.filter(service=service, sha=deploy.sha, result=BuildResult.SUCCESS)
+    builds = list(successful.order_by("-started_at", "-number")[:50])
+    build = next((b for b in builds if build_trusted(environment, b)), None)
+    if build is None and builds:
+        raise StepFailed(f"build: jenkins ships what a trusted build archived: {provenance(environment, builds)}")
     if build is None:
         raise StepFailed(
             f"build: jenkins ships what Jenkins built, and {service.jenkins_job} has no successful build of "

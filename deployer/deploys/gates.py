@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deployer.choices import BuildResult
@@ -17,11 +19,46 @@ class Gate:
 OPEN = Gate(True)
 
 
-def deploy_gate(environment: Environment, sha: str, build: Build | None) -> Gate:
-    """`build` is the newest build of `sha` (None if Jenkins has none)."""
+def build_trusted(environment: Environment, build: Build) -> bool:
+    """Whether `build` came from a job and branch the environment's catalog entry trusts (trusted_builds)."""
+    jobs, branches = environment.trusted_build_jobs or [], environment.trusted_build_branches or []
+    return (not jobs or any(fnmatch.fnmatchcase(build.job, g) for g in jobs)) and (
+        not branches or any(fnmatch.fnmatchcase(build.branch, g) for g in branches)
+    )
+
+
+def trusted_build(environment: Environment, sha: str) -> tuple[Build | None, list[Build]]:
+    """The newest build of `sha` that counts in `environment`, and the newer ones that do not (to say why)."""
+    passed: list[Build] = []
+    for build in Build.objects.filter(service_id=environment.service_id, sha=sha).order_by("-started_at", "-number"):
+        if build_trusted(environment, build):
+            return build, passed
+        passed.append(build)
+    return None, passed
+
+
+def provenance(environment: Environment, untrusted: Sequence[Build]) -> str:
+    """Why the builds of a sha that exist do not count here."""
+    said = ", ".join(f"#{b.number} of {b.job} (branch {b.branch or 'unknown'})" for b in untrusted[:3])
+    wanted = []
+    if environment.trusted_build_jobs:
+        wanted.append(f"jobs {', '.join(environment.trusted_build_jobs)}")
+    if environment.trusted_build_branches:
+        wanted.append(f"branches {', '.join(environment.trusted_build_branches)}")
+    return (
+        f"{environment.name} counts only builds of {' and '.join(wanted)} (trusted_builds in the catalog), "
+        f"and Jenkins built it only as {said}"
+    )
+
+
+def deploy_gate(environment: Environment, sha: str, build: Build | None, untrusted: Sequence[Build] = ()) -> Gate:
+    """`build` is the newest build of `sha` that counts here (None if Jenkins has none); `untrusted`, newer
+    builds of it from jobs or branches the environment does not trust."""
     if not environment.require_green_build:
         return OPEN
     short = sha[:8]
+    if build is None and untrusted:
+        return Gate(False, f"{environment.name} needs a green build of {short}; {provenance(environment, untrusted)}")
     if build is None:
         return Gate(False, f"{environment.name} needs a green build of {short}; Jenkins has no build of it")
     if build.result == BuildResult.RUNNING:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from django.contrib.auth.models import User
 
 from deployer.choices import DeployStatus
-from deployer.deploys.gates import deploy_gate
+from deployer.deploys.gates import deploy_gate, trusted_build
 from deployer.deploys.schema_changes import schema_behind
 from deployer.environments.access import Access
 from deployer.environments.leases import lease_check
 from deployer.environments.locks import lock_summary
 from deployer.errors import DeployRefused, Locked
 from deployer.lib.text import one_line
-from deployer.models import Build, Deploy, Environment
+from deployer.models import Deploy, Environment
 
 EMERGENCY_REASON_MIN = 10
 
@@ -143,8 +143,8 @@ def checklist(ask: Ask) -> str:
 def build_gate(ask: Ask) -> str:
     if ask.emergency:
         return "an emergency deploy skips the build gate"
-    build = Build.objects.newest_for(ask.environment.service_id, ask.sha)
-    gate = deploy_gate(ask.environment, ask.sha, build)
+    build, untrusted = trusted_build(ask.environment, ask.sha)
+    gate = deploy_gate(ask.environment, ask.sha, build, untrusted)
     if not gate.open:
         raise DeployRefused(gate.reason)
     if not ask.environment.require_green_build or build is None:

@@ -96,6 +96,10 @@ class Environment(Scrubbed):
     # Where this environment's secret values come from, read at every deploy (deployer/lib/secrets.py):
     # a file, a command, or (neither) the workers' GANTRY_SECRET_* variables. Values are never stored;
     # secret_fingerprints keeps a keyed digest per name, to audit a change (never the value).
+    # The Jenkins builds that count here (gate and build: jenkins artifact): globs of job and branch; empty
+    # means any. The catalog fills branches with the default branch for production unless it says otherwise.
+    trusted_build_jobs = models.JSONField(default=list, blank=True)
+    trusted_build_branches = models.JSONField(default=list, blank=True)
     secrets_file = models.CharField(max_length=500, blank=True, help_text="NAME=value lines, mode 0600.")
     secrets_command = models.JSONField(default=list, blank=True, help_text="argv printing NAME=value lines or JSON.")
     secrets_shared_with_production = models.JSONField(
