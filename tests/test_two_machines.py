@@ -23,7 +23,7 @@ import requests
 
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
-from deployer.integrations.ssh_keys import ed25519_key_write
+from deployer.integrations.ssh_keys import HostKey, ed25519_key_write
 from tests.conftest import AppRepo, free_port
 from tests.support.worker import BASE_DIR
 
@@ -139,7 +139,8 @@ def test_a_web_machine_and_a_worker_machine_share_only_the_database_and_redis(
     catalog = tmp_path / "catalog.yml"
     catalog.write_text(_catalog(app_repo, host, app_port))
     web.manage("load_catalog", str(catalog))
-    trusted = web.manage("trust_host", f"{host.address}:{host.port}", "--yes")
+    fingerprint = HostKey.of(host.host_key()).fingerprint  # as its owner would read it out
+    trusted = web.manage("trust_host", f"{host.address}:{host.port}", "--yes", "--fingerprint", fingerprint)
     assert "trusted, for every machine" in trusted
     port = free_port("127.0.0.1")
     web.start("gunicorn", sys.executable, "-m", "gunicorn", "deployer.wsgi", "--bind", f"127.0.0.1:{port}")
