@@ -105,6 +105,14 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
             yield Problem(
                 line_of(root, loc), where(loc), "build: builder needs a host to build on: add builder: {address: ...}"
             )
+        if env.build_cache and (env.build != "builder" or (env.builder and env.builder.isolation == "account")):
+            loc = (*at, "build_cache") if "build_cache" in env_spec.model_fields_set else ("services", service_name)
+            yield Problem(
+                line_of(root, loc),
+                where(loc),
+                "build_cache keeps dependencies between builds on a builder that sandboxes them: it needs "
+                "build: builder with isolation: sandbox (hosts that build each release keep their own)",
+            )
         if env.build == "jenkins" and not service.jenkins_job:
             loc = (*at, "build") if "build" in env_spec.model_fields_set else ("services", service_name, "build")
             yield Problem(

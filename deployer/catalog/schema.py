@@ -26,6 +26,7 @@ from deployer.catalog.fields import (
     valid_host,
     valid_http_url,
     valid_origin,
+    valid_relative_path,
     valid_repo_url,
     valid_runtime_api,
     valid_secret_name,
@@ -153,6 +154,21 @@ class SecretsSpec(_Spec):
         return self
 
 
+CachePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", max_length=200)]
+
+
+class BuildCacheSpec(_Spec):
+    """A dependency cache for builds on a builder: `dirs` kept after a build, put back before the next build
+    whose `key` files are the same (per trust level: production's cache is written by production builds)."""
+
+    key: list[Annotated[CachePath, AfterValidator(valid_relative_path)]] = Field(
+        min_length=1, max_length=20, description="the files that define the dependencies, e.g. [requirements.txt]"
+    )
+    dirs: list[Annotated[CachePath, AfterValidator(valid_relative_path)]] = Field(
+        min_length=1, max_length=20, description="what the build makes from them, e.g. [.venv] or [node_modules]"
+    )
+
+
 class TrustedBuildsSpec(_Spec):
     """Which Jenkins builds of a sha count here, for the green-build gate and for build: jenkins's artifact."""
 
@@ -178,6 +194,10 @@ class ReleaseSpec(_Spec):
         description="where the release is built: on every host, once on the builder, or by Jenkins (its artifact)",
     )
     builder: BuilderSpec | None = Field(default=None, description="the builder host for build: builder")
+    build_cache: BuildCacheSpec | None = Field(
+        default=None,
+        description="for build: builder, a dependency cache: {key: [requirements.txt], dirs: [.venv]}",
+    )
     jenkins_artifact: Annotated[str, AfterValidator(valid_glob)] = Field(
         default="*.tar.gz", description="for build: jenkins, the archived file to ship (a glob of its path)"
     )

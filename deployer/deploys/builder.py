@@ -25,6 +25,7 @@ from django.db import IntegrityError
 from fabric import Connection
 
 from deployer.choices import BuildResult
+from deployer.deploys.build_cache import CACHE_MARK, cache_plan
 from deployer.deploys.fleet import connect
 from deployer.deploys.gates import build_trusted, provenance
 from deployer.deploys.host_steps import last_lines
@@ -102,21 +103,29 @@ def _copy(conn: Connection, path: str, dest: Path, sha256: str) -> None:
         raise StepFailed(f"the artifact copied from the builder has sha256 {got}, not {sha256}")
 
 
-def sandboxed(command: str, *, base: str, work: str) -> str:
+def sandboxed(command: str, *, base: str, work: str, binds: str = "") -> str:
     """`command` (a shell script) in a bubblewrap sandbox of its own on the builder: the whole filesystem
-    read-only but `work` (this build's fresh directory, its HOME inside), a private /tmp, /var/tmp, /dev/shm
+    read-only but `work` (this build's fresh directory, its HOME inside, seen at <base>/build: every build
+    runs at the same path, so what a dependency cache holds stays valid), a private /tmp, /var/tmp, /dev/shm
     and /run (no user systemd or D-Bus to ask for a lasting unit), the builder's path hidden (no other
-    build's tree or any artifact visible), and a PID namespace: when the command ends, every process it
-    started is killed by the kernel, however it detached. No new privileges (crontab and at are setgid:
-    they cannot write their spools). The network stays: builds download their dependencies."""
+    build's tree or any artifact visible; `binds` may show the build's cache, read-only), and a PID
+    namespace: when the command ends, every process it started is killed by the kernel, however it
+    detached. No new privileges (crontab and at are setgid: they cannot write their spools). The network
+    stays: builds download their dependencies."""
     q = shlex.quote
+    inside = sandbox_dir(base)
     return (
         "bwrap --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp --tmpfs /dev/shm "
         "--tmpfs /run --ro-bind-try /run/systemd/resolve /run/systemd/resolve "
-        f"--tmpfs {q(base)} --bind {q(work)} {q(work)} --unshare-pid --unshare-ipc --die-with-parent "
-        f"--new-session --setenv HOME {q(work)}/home --setenv TMPDIR /tmp --chdir {q(work)} "
+        f"--tmpfs {q(base)} --bind {q(work)} {q(inside)} {binds}--unshare-pid --unshare-ipc --die-with-parent "
+        f"--new-session --setenv HOME {q(inside)}/home --setenv TMPDIR /tmp --chdir {q(inside)} "
         f"/bin/sh -c {q(command)}"
     )
+
+
+def sandbox_dir(base: str) -> str:
+    """Where every sandboxed build sees its own directory."""
+    return f"{base}/build"
 
 
 # Run before a sandboxed build: whether bubblewrap can make a sandbox here, and if not, why.
@@ -143,6 +152,9 @@ def _build(
     environment = deploy.environment
     base = environment.builder_path
     work = f"{base}/work/{environment.service.name}-{deploy.pk}"
+    isolated = environment.builder_isolation != "account"
+    inside = sandbox_dir(base) if isolated else work
+    cache = cache_plan(environment, base=base, work=work, inside=inside) if isolated else None
     variables = {
         "GANTRY_DEPLOY_ID": str(deploy.pk),
         "GANTRY_SERVICE": environment.service.name,
@@ -150,23 +162,21 @@ def _build(
         "GANTRY_REF": deploy.ref,
         "GANTRY_SHA": deploy.sha,
         "GANTRY_PREVIOUS_SHA": deploy.previous_sha,
-        "GANTRY_BUILD_DIR": f"{work}/src",
+        "GANTRY_BUILD_DIR": f"{inside}/src",
     }
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
     strict = "set -eu\n" if environment.strict_commands else ""
     build = environment.build_command.strip() or "true"
     q = shlex.quote
     inner = (
-        f"set -e\ntar -xzf - -C {q(work)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(work)}/src/REVISION\n"
-        f"echo {BUILDING_MARK}\n"
-        f"cd -- {q(work)}/src\n{exports}{strict}{build}\n"
+        f"set -e\ntar -xzf - -C {q(inside)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(inside)}/src/REVISION\n"
+        f"cd -- {q(inside)}/src\n{cache.inner if cache else ''}echo {BUILDING_MARK}\n{exports}{strict}{build}\n"
     )
-    isolated = environment.builder_isolation != "account"
     script = (
         f"set -e\n{SANDBOX_PROBE if isolated else ''}"
         f"rm -rf -- {q(work)}\nmkdir -p -- {q(work)}/src {q(work)}/home {q(base)}/artifacts\n"
-        + (sandboxed(inner, base=base, work=work) if isolated else f"( {inner} )")
-        + f"\ntar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
+        + (sandboxed(inner, base=base, work=work, binds=cache.binds if cache else "") if isolated else f"( {inner} )")
+        + f"\n{cache.outer if cache else ''}tar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
         f"sum=$(sha256sum -- {q(work)}/artifact.tar.gz | cut -d' ' -f1)\n"
         f"size=$(wc -c < {q(work)}/artifact.tar.gz)\n"
         f'mv -f -- {q(work)}/artifact.tar.gz {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
@@ -179,6 +189,8 @@ def _build(
     def line(text: str) -> None:
         if text == BUILDING_MARK and not printed and not marks:  # Gantry's: printed before the build's own lines
             building()
+        elif text.startswith(CACHE_MARK):  # restored or missing (before the build), saved (after it)
+            log.info("build cache: %s", text.removeprefix(CACHE_MARK))
         elif text.startswith(NO_SANDBOX_MARK) and not printed and not marks:
             refused.append(text.removeprefix(NO_SANDBOX_MARK))
         elif text.startswith(ARTIFACT_MARK):

@@ -1,0 +1,129 @@
+"""A dependency cache on the builder (build_cache): a redeploy that changes no dependency file skips the
+install, and a test branch's build cannot put anything in what production builds restore. A real builder
+sshd logging in as the non-root account gantry-build, bubblewrap sandboxes, a real Celery worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
+from deployer.choices import DeployStatus
+from deployer.demo.hosts import SshdHost
+from deployer.demo.setup import git
+from deployer.deploys.request import deploy_request
+from deployer.models import Deploy, DeployLog, Environment
+from deployer.sources.branches import branch_sync
+from tests.conftest import wait_for_deploy
+from tests.support.builder_account import Builder
+from tests.support.worker import Worker
+from tests.test_builder_isolation import builder  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
+
+BUILD = """if [ ! -d .deps ]; then echo INSTALLING; mkdir .deps; cp requirements.txt .deps/installed; fi
+echo "deps: $(cat .deps/installed) in $PWD"
+"""
+
+
+def commit(repo: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", message)
+
+
+def catalog(repo: Path, on: Builder, hosts: list[SshdHost], root: Path) -> str:
+    b = on.host
+    spec = f"{{address: {b.address}, port: {b.port}, user: {b.user}, path: {on.path}}}"
+    envs = ""
+    for name, host in (("test", hosts[1]), ("prod", hosts[0])):
+        envs += (
+            f"      {name}:\n        deploy_path: {root / name}\n        require_green_build: false\n"
+            f"        hosts: [{{address: {host.address}, port: {host.port}, user: {host.user}}}]\n"
+        )
+    return f"""
+services:
+  app:
+    repo: {repo}
+    build_command: sh build.sh
+    build: builder
+    builder: {spec}
+    build_cache: {{key: [requirements.txt], dirs: [.deps]}}
+    environments:
+{envs}"""
+
+
+def said(deploy: Deploy) -> list[str]:
+    return list(DeployLog.objects.filter(deploy=deploy).values_list("message", flat=True))
+
+
+def deployed(environment: Environment, ref: str, user: AbstractBaseUser, worker: Worker) -> Deploy:
+    branch_sync(service=environment.service)
+    done = wait_for_deploy(deploy_request(environment=environment, ref=ref, user=user).pk, worker)
+    assert done.status == DeployStatus.SUCCEEDED, done.reason
+    return done
+
+
+@pytest.mark.slow
+def test_a_redeploy_restores_the_cache_and_a_test_build_cannot_poison_productions(
+    transactional_db: None,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    dana_deploys_to_prod: None,
+    builder: Builder,  # noqa: F811
+    ssh_hosts: list[SshdHost],
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    commit(repo, {"requirements.txt": "django==5.2\n", "app.txt": "v1\n", "build.sh": BUILD}, "The app")
+    catalog_apply(catalog_parse(catalog(repo, builder, ssh_hosts, tmp_path)))
+    test, prod = (Environment.objects.get(service__name="app", name=name) for name in ("test", "prod"))
+
+    first = deployed(test, "main", deployer, celery_worker)
+    assert "INSTALLING" in said(first) and any(line.startswith("build cache: saved ") for line in said(first))
+    commit(repo, {"app.txt": "v2\n"}, "A change that is not a dependency")
+    second = deployed(test, "main", deployer, celery_worker)
+    assert "INSTALLING" not in said(second), "restored: nothing to install"
+    assert any(line.startswith("build cache: restored ") for line in said(second))
+    assert f"deps: django==5.2 in {builder.path}/build/src" in said(second), "every build runs at one path"
+    assert (tmp_path / "test" / "releases" / str(second.pk) / ".deps" / "installed").read_text() == "django==5.2\n"
+
+    # A test branch adds a dependency and plants something in what it builds: it fills test's cache only.
+    git(repo, "checkout", "--quiet", "-b", "poison")
+    commit(
+        repo,
+        {"requirements.txt": "django==5.2\nrequests==2.34\n", "build.sh": BUILD + "echo planted > .deps/installed\n"},
+        "Poison",
+    )
+    git(repo, "checkout", "--quiet", "main")
+    deployed(test, "poison", deployer, celery_worker)
+    commit(repo, {"requirements.txt": "django==5.2\nrequests==2.34\n"}, "The same dependency, on main")
+
+    shipped = deployed(prod, "main", deployer, celery_worker)
+    assert "INSTALLING" in said(shipped), "production's cache is its own: the test build's entry is not read"
+    installed = tmp_path / "prod" / "releases" / str(shipped.pk) / ".deps" / "installed"
+    assert installed.read_text() == "django==5.2\nrequests==2.34\n"
+    assert not (installed.parent / "x").exists(), "nothing the test build planted"
+    again = deployed(test, "main", deployer, celery_worker)
+    assert "INSTALLING" not in said(again), "test restores test's entry (its own trust level)"
+
+
+def test_the_catalog_refuses_a_cache_without_a_sandboxed_builder() -> None:
+    text = """
+services:
+  app:
+    repo: /srv/git/app
+    build_cache: {key: [requirements.txt], dirs: [.venv]}
+    environments:
+      test: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}
+"""
+    with pytest.raises(CatalogError) as caught:
+        catalog_parse(text)
+    assert "build_cache keeps dependencies between builds on a builder that sandboxes them: it needs build: " in str(
+        [p.message for p in caught.value.problems]
+    )
