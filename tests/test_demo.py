@@ -23,6 +23,7 @@ from deployer.choices import DeployStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request, deploy_rollback
+from deployer.deploys.rules import DeployOptions
 from deployer.deploys.schema_changes import RollbackNeedsConfirmation
 from deployer.models import DeployLog, Environment
 from tests.conftest import DEMO_SECRET, wait_for_deploy
@@ -100,8 +101,15 @@ def test_the_demo_deploys_a_web_a_worker_and_a_migration(demo: list[SshdHost], c
     with pytest.raises(RollbackNeedsConfirmation, match=r"shipped migrations/0002_visit_paths\.sql"):
         deploy_rollback(environment=environment, user=admin)
 
-    # The demo's other branches carry main's migration step: shout deploys (it ships no migration).
-    shout = wait_for_deploy(deploy_request(environment=environment, ref="feature/shout", user=admin).pk, celery_worker)
+    # The demo's other branches lack add-migration's migration: going there asks first (the schema guard).
+    refused = wait_for_deploy(
+        deploy_request(environment=environment, ref="feature/shout", user=admin).pk, celery_worker
+    )
+    assert refused.status == DeployStatus.FAILED
+    assert refused.reason.startswith("not deployed: feature/shout lacks migration files that test ran until now")
+    confirmed = DeployOptions(confirm_schema=True)
+    shout = deploy_request(environment=environment, ref="feature/shout", user=admin, options=confirmed)
+    shout = wait_for_deploy(shout.pk, celery_worker)
     assert shout.status == DeployStatus.SUCCEEDED, shout.reason
     assert applied(database) == ["0001_visits.sql", "0002_visit_paths.sql"]
 
