@@ -102,6 +102,12 @@ def test_prod_counts_only_builds_of_the_branches_and_jobs_the_catalog_names(
         "catalog), and Jenkins built it only as #1 of web (branch PR-7)"
     )
 
+    jenkins_server.build("web", "main", sha, replayed=True)  # main, but its pipeline edited in Jenkins
+    build_sync(service=pipeline)
+    with pytest.raises(DeployRefused, match=r"#2 of web \(branch main, replayed with an edited pipeline\)"):
+        deploy_request(environment=prod, ref="main", user=deployer)
+    assert deploy_request(environment=env(pipeline, "test"), ref="main", user=deployer), "any build counts in test"
+
     green(jenkins_server, pipeline, sha)  # the same sha built from main
     assert deploy_request(environment=prod, ref="main", user=deployer).status == DeployStatus.QUEUED
 

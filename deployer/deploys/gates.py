@@ -22,6 +22,8 @@ OPEN = Gate(True)
 def build_trusted(environment: Environment, build: Build) -> bool:
     """Whether `build` came from a job and branch the environment's catalog entry trusts (trusted_builds)."""
     jobs, branches = environment.trusted_build_jobs or [], environment.trusted_build_branches or []
+    if build.replayed and (jobs or branches):  # its pipeline came from a person's edit, not the repository
+        return False
     return (not jobs or any(fnmatch.fnmatchcase(build.job, g) for g in jobs)) and (
         not branches or any(fnmatch.fnmatchcase(build.branch, g) for g in branches)
     )
@@ -39,7 +41,10 @@ def trusted_build(environment: Environment, sha: str) -> tuple[Build | None, lis
 
 def provenance(environment: Environment, untrusted: Sequence[Build]) -> str:
     """Why the builds of a sha that exist do not count here."""
-    said = ", ".join(f"#{b.number} of {b.job} (branch {b.branch or 'unknown'})" for b in untrusted[:3])
+    said = ", ".join(
+        f"#{b.number} of {b.job} (branch {b.branch or 'unknown'}{', replayed with an edited pipeline' * b.replayed})"
+        for b in untrusted[:3]
+    )
     wanted = []
     if environment.trusted_build_jobs:
         wanted.append(f"jobs {', '.join(environment.trusted_build_jobs)}")

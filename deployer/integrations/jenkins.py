@@ -25,7 +25,7 @@ from deployer.lib.redact import redacted
 MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
 _BUILD_FIELDS = (
     "number,url,result,building,timestamp,duration,"
-    "actions[lastBuiltRevision[SHA1,branch[name]],revision[hash],remoteUrls]"
+    "actions[lastBuiltRevision[SHA1,branch[name]],revision[hash],remoteUrls,causes[_class]]"
 )
 # Plain jobs answer `builds`, multibranch pipelines `jobs`; Jenkins leaves out what a job lacks.
 TREE = f"builds[{_BUILD_FIELDS}]{{0,30}},jobs[name,url,builds[{_BUILD_FIELDS}]{{0,10}}]"
@@ -60,6 +60,7 @@ class BuildInfo:
     started_at: datetime | None
     duration_ms: int | None
     url: str
+    replayed: bool = False  # a Pipeline replay: its script was edited in Jenkins, not taken from the repository
 
 
 def enabled() -> bool:
@@ -133,7 +134,15 @@ def _build(job: str, data: dict[str, Any], branch: str | None) -> BuildInfo:
         started_at=datetime.fromtimestamp(timestamp / 1000, tz=UTC) if timestamp else None,
         duration_ms=None if data.get("building") else data.get("duration"),
         url=_web_url(data.get("url")),
+        replayed=_replayed(data.get("actions") or []),
     )
+
+
+REPLAY_CAUSE = "org.jenkinsci.plugins.workflow.cps.replay.ReplayCause"
+
+
+def _replayed(actions: list[dict[str, Any]]) -> bool:
+    return any(cause.get("_class") == REPLAY_CAUSE for action in actions for cause in action.get("causes") or [])
 
 
 def _revision(actions: list[dict[str, Any]]) -> tuple[str, str]:

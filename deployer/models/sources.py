@@ -59,6 +59,8 @@ class Build(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
     url = models.URLField(max_length=1000, blank=True)
+    # A Pipeline replay: someone edited its script in Jenkins; it never counts where trusted_builds applies.
+    replayed = models.BooleanField(default=False)
 
     objects = BuildQuerySet.as_manager()
 

@@ -15,7 +15,7 @@ from deployer.sources import integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
 
 logger = logging.getLogger(__name__)
-UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url"]
+UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url", "replayed"]
 # Jenkins' words for how a build ended, in Gantry's vocabulary (anything else: not built).
 _RESULTS = {
     "SUCCESS": BuildResult.SUCCESS,
@@ -73,6 +73,7 @@ def _apply(service: Service, found: list[jenkins.BuildInfo]) -> int:
             "started_at": info.started_at,
             "duration_ms": info.duration_ms,
             "url": info.url,
+            "replayed": info.replayed,
         }
         build = existing.get((info.job, info.number))
         if build is None:

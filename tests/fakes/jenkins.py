@@ -63,6 +63,7 @@ class FakeJenkins(FakeServer):
         sha: str,
         result: str | None = "SUCCESS",
         artifacts: dict[str, bytes] | None = None,
+        replayed: bool = False,
     ) -> int:
         """Record a build of `sha` on `branch`; result None means still running. `artifacts` are the files it
         archived (relative path: bytes), listed in its JSON and served under <build>/artifact/<path>."""
@@ -75,6 +76,14 @@ class FakeJenkins(FakeServer):
                 job = job.children[encoded]
             number = (job.builds[0]["number"] + 1) if job.builds else 1
             build = self._build_json(job, number, branch, sha, result)
+            if replayed:  # Pipeline's Replay: Jenkins records a ReplayCause next to the user who asked
+                build["actions"][0]["causes"] = [
+                    {
+                        "_class": "org.jenkinsci.plugins.workflow.cps.replay.ReplayCause",
+                        "shortDescription": "Replayed #1",
+                    },
+                    {"_class": "hudson.model.Cause$UserIdCause", "shortDescription": "Started by user dana"},
+                ]
             build["artifacts"] = [
                 {"displayPath": path.rsplit("/", 1)[-1], "fileName": path.rsplit("/", 1)[-1], "relativePath": path}
                 for path in artifacts or {}
