@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.commands import flush
+from django.db.models import Q
 from django.test import Client
+from django.utils import timezone
 
 from deployer.catalog.load import catalog_apply, catalog_parse
-from deployer.choices import Role
+from deployer.choices import DeployStatus, Role
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.environments.audit import audit_erasure
@@ -65,12 +68,29 @@ def _test_databases_may_be_emptied() -> Iterator[None]:
     original = flush.Command.handle
 
     def handle(self: flush.Command, *args: object, **options: object) -> None:
+        _deploys_settled()
         with audit_erasure():
             original(self, *args, **options)
 
     flush.Command.handle = handle
     yield
     flush.Command.handle = original
+
+
+def _deploys_settled(timeout: float = 60.0) -> None:
+    """Before a test's tables are emptied, no deploy it started may still be in a worker's hands: emptying
+    them (TRUNCATE) while the session's worker writes a deploy's end deadlocks on PostgreSQL. A queued deploy
+    no worker has claimed yet is cancelled (the claim then stands down); one a live worker runs (its heartbeat
+    is fresh, or it was claimed a moment ago) is waited for; a row a test made RUNNING by hand is waited for
+    at most the heartbeat timeout."""
+    Deploy.objects.filter(status=DeployStatus.QUEUED).update(status=DeployStatus.CANCELLED)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fresh = timezone.now() - timedelta(seconds=settings.DEPLOY_HEARTBEAT_TIMEOUT)
+        live = Q(heartbeat_at__gte=fresh) | Q(started_at__gte=fresh)  # stamped, or claimed a moment ago
+        if not Deploy.objects.filter(live, status=DeployStatus.RUNNING).exists():
+            return
+        time.sleep(0.1)
 
 
 # --- personas ---------------------------------------------------------------
