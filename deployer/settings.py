@@ -336,6 +336,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dashboards.api.views.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# Messages live in the session, not in a cookie: the admin shows a new API token once, through one.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # API tokens never expire unless whoever makes one says when (CI jobs hold them); revoke by deleting.
 REST_KNOX = {"TOKEN_TTL": None}
 SPECTACULAR_SETTINGS = {

@@ -112,6 +112,18 @@ def test_a_redeploy_restores_the_cache_and_a_test_build_cannot_poison_production
     again = deployed(test, "main", deployer, celery_worker)
     assert "INSTALLING" not in said(again), "test restores test's entry (its own trust level)"
 
+    # A build that swaps its tree for a symlink (to steer Gantry's packing and saving elsewhere) packs nothing.
+    store = builder.path / "cache" / "app" / "production"
+    entries = {path.name: path.read_bytes() for path in store.iterdir()}
+    git(repo, "checkout", "--quiet", "-b", "escape")
+    commit(repo, {"build.sh": f"cd .. && mv src real && ln -s {store} src\n"}, "Point src elsewhere")
+    git(repo, "checkout", "--quiet", "main")
+    branch_sync(service=test.service)
+    escaped = wait_for_deploy(deploy_request(environment=test, ref="escape", user=deployer).pk, celery_worker)
+    assert escaped.status == DeployStatus.FAILED
+    assert "the build replaced its src directory with something else: nothing was packed" in escaped.reason
+    assert {path.name: path.read_bytes() for path in store.iterdir()} == entries, "production's cache as it was"
+
 
 def test_the_catalog_refuses_a_cache_without_a_sandboxed_builder() -> None:
     text = """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -143,8 +144,8 @@ def test_each_environment_reads_its_own_secrets_at_every_deploy(
     secrets_file(test_file, f"DB_PASSWORD={TEST_VALUE}\n", mode=0o644)
     readable = deploy_and_wait(environment, "main", deployer, celery_worker)
     assert readable.reason == (
-        f"the secrets file {test_file} may be read by other users (mode 0644); Gantry reads no secret others can: "
-        f"chmod 600 {test_file}"
+        f"the secrets file {test_file} may be read or changed by other users (mode 0644, owner uid {os.geteuid()}); "
+        f"Gantry reads no secret others can: chown it to the workers' user and chmod 600 {test_file}"
     )
 
     script = tmp_path / "vault-ish.py"
@@ -158,8 +159,9 @@ def test_each_environment_reads_its_own_secrets_at_every_deploy(
         secrets_command=["python3", "-c", "raise SystemExit('denied')"]
     )
     refused = deploy_and_wait(environment, "main", deployer, celery_worker)
-    assert (
-        refused.reason == "the secrets command `python3 -c 'raise SystemExit('\"'\"'denied'\"'\"')'` exited 1: denied"
+    assert refused.reason == (
+        "the secrets command `python3 -c 'raise SystemExit('\"'\"'denied'\"'\"')'` exited 1; what it printed on "
+        "stderr is in the worker's log"
     )
 
     stored = json.dumps(
@@ -179,3 +181,26 @@ def env_lines(environment: Environment) -> set[str]:
         text = (host_root(environment, index) / "shared" / ".env").read_text()
         found |= {line for line in text.splitlines() if line.startswith("DATABASE_URL=")}
     return found
+
+
+def test_a_secrets_file_is_read_safely_and_its_mistakes_never_print_a_value(tmp_path: Path) -> None:
+    from deployer.lib.secrets import SecretSource, SecretSourceError, secrets_read
+
+    token = "sk_live_51HxYzAbCdEf"
+    stray = secrets_file(tmp_path / "stray.env", f"DB_PASSWORD=ok-value-1234\n{token}\n")
+    with pytest.raises(SecretSourceError) as caught:
+        secrets_read(SecretSource(file=str(stray)))
+    assert str(caught.value) == (
+        f"the secrets file {stray}: entry 2 is not NAME=value with a name of letters, digits and _; fix that line"
+    )
+    link = tmp_path / "link.env"
+    link.symlink_to(secrets_file(tmp_path / "real.env", "DB_PASSWORD=ok-value-1234\n"))
+    with pytest.raises(SecretSourceError, match=r"cannot be read on this worker .*not a symlink"):
+        secrets_read(SecretSource(file=str(link)))
+    assert secrets_read(SecretSource(file=str(tmp_path / "real.env"))).values == {"DB_PASSWORD": "ok-value-1234"}
+    with pytest.raises(SecretSourceError, match=r"exited 3; what it printed on stderr is in the worker's log"):
+        secrets_read(SecretSource(command=("sh", "-c", f"echo {token} >&2; exit 3")))
+    started = time.monotonic()
+    with pytest.raises(SecretSourceError, match="ran over 1 s; it was stopped"):
+        secrets_read(SecretSource(command=("sh", "-c", "sleep 30 & sleep 30")), timeout=1)
+    assert time.monotonic() - started < 5

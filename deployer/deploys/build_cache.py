@@ -15,17 +15,17 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 
+from deployer.integrations import git
 from deployer.models import Environment
 
 CACHE_MARK = "GANTRY-CACHE "
 ENTRIES_KEPT = 3  # per service and trust level: the newest entries (older dependency sets are dropped)
-KEY_FILE = ".gantry-cache-key"
 
 
 @dataclass(frozen=True)
 class CachePlan:
-    """The script parts of one build's cache: `inner` runs in the sandbox before the build (restore, and the
-    key written for `outer`), `outer` after the sandbox has ended (save); `binds` adds the entries, read-only."""
+    """The script parts of one build's cache: `inner` runs in the sandbox before the build (restore), `outer`
+    after the sandbox has ended (save); `binds` shows the level's entries to the sandbox, read-only."""
 
     binds: str
     inner: str
@@ -37,40 +37,43 @@ def cache_level(environment: Environment) -> str:
     return "production" if environment.production else "other"
 
 
-def cache_plan(environment: Environment, *, base: str, work: str, inside: str) -> CachePlan | None:
-    """The cache steps for this environment's builds (None without build_cache). `work` is the build's
-    directory on the builder, `inside` the same directory as the sandbox shows it."""
+def cache_key(environment: Environment, sha: str) -> str | None:
+    """The entry's name, computed here from the commit's key files (the build cannot choose it), the build
+    command and the directories kept; None without build_cache."""
     spec = environment.build_cache or {}
     keys, dirs = list(spec.get("key") or []), list(spec.get("dirs") or [])
     if not keys or not dirs:
         return None
+    service = environment.service.name
+    parts = [environment.build_command, str(environment.strict_commands), *dirs]
+    parts += [f"{path}={git.blob_id(service, sha, path) or 'missing'}" for path in keys]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def cache_plan(environment: Environment, key: str, *, base: str, work: str) -> CachePlan:
+    """The cache steps of one build whose entry is `key`. `work` is the build's directory on the builder;
+    every path the save step writes is one it made itself, outside that directory (the build owned it, and
+    may have left a symlink anywhere in it)."""
     q = shlex.quote
     store = f"{base}/cache/{environment.service.name}/{cache_level(environment)}"
-    salt = hashlib.sha256(
-        "\0".join([environment.build_command, str(environment.strict_commands), *dirs]).encode()
-    ).hexdigest()
-    files = " ".join(q(k) for k in keys)
+    dirs = " ".join(q(d) for d in (environment.build_cache or {}).get("dirs") or [])
+    entry = f"{q(base)}/cache/{key}.tar"
     inner = (
-        f"key=$( {{ printf '%s\\0' {salt}; for f in {files}; do printf '%s\\0' \"$f\"; "
-        f'if [ -f "$f" ] && [ ! -L "$f" ]; then sha256sum < "$f"; else echo missing; fi; done; }} '
-        "| sha256sum | cut -c1-64 )\n"
-        f"printf '%s\\n' \"$key\" > {q(inside)}/{KEY_FILE}\n"
-        f'if [ -f {q(base)}/cache/"$key".tar ]; then tar -xf {q(base)}/cache/"$key".tar; '
-        f'echo "{CACHE_MARK}restored $key"; else echo "{CACHE_MARK}missing $key"; fi\n'
+        f'if [ -f {entry} ]; then tar -xf {entry}; echo "{CACHE_MARK}restored {key}"; '
+        f'else echo "{CACHE_MARK}missing {key}"; fi\n'
     )
-    saved = " ".join(q(d) for d in dirs)
+    src = f"{q(work)}/src"
     outer = (
-        f"key=$(head -c 64 {q(work)}/{KEY_FILE} 2>/dev/null || true)\n"
-        f'case "$key" in *[!0-9a-f]*|"") key="";; esac\n'
-        f'if [ ${{#key}} = 64 ] && [ ! -f {q(store)}/"$key".tar ]; then\n'
+        f"if [ ! -f {q(store)}/{key}.tar ]; then\n"
         f"  mkdir -p -- {q(store)}\n"
-        f'  set --; for d in {saved}; do if [ -e {q(work)}/src/"$d" ]; then set -- "$@" "$d"; fi; done\n'
-        f'  if [ $# -gt 0 ] && tar -cf {q(store)}/."$key".part -C {q(work)}/src -- "$@"; then\n'
-        f'    mv -f -- {q(store)}/."$key".part {q(store)}/"$key".tar; echo "{CACHE_MARK}saved $key"\n'
+        f'  set --; for d in {dirs}; do if [ -e {src}/"$d" ] || [ -L {src}/"$d" ]; then set -- "$@" "$d"; fi; done\n'
+        f"  if [ $# -gt 0 ]; then\n"
+        f"    part=$(mktemp -p {q(store)} .part.XXXXXX)\n"
+        f'    if tar -cf - -C {src} -- "$@" > "$part"; then mv -f -- "$part" {q(store)}/{key}.tar; '
+        f'echo "{CACHE_MARK}saved {key}"; else rm -f -- "$part"; fi\n'
         f"  fi\n"
         f"  ls -1t -- {q(store)}/*.tar 2>/dev/null | tail -n +{ENTRIES_KEPT + 1} | while read -r old; do "
         'rm -f -- "$old"; done\n'
         f"fi\n"
     )
-    binds = f"--ro-bind-try {q(store)} {q(base)}/cache "
-    return CachePlan(binds=binds, inner=inner, outer=outer)
+    return CachePlan(binds=f"--ro-bind-try {q(store)} {q(base)}/cache ", inner=inner, outer=outer)

@@ -25,7 +25,7 @@ from django.db import IntegrityError
 from fabric import Connection
 
 from deployer.choices import BuildResult
-from deployer.deploys.build_cache import CACHE_MARK, cache_plan
+from deployer.deploys.build_cache import CACHE_MARK, cache_key, cache_plan
 from deployer.deploys.fleet import connect
 from deployer.deploys.gates import build_trusted, provenance
 from deployer.deploys.host_steps import last_lines
@@ -36,6 +36,7 @@ from deployer.models import Artifact, Build, Deploy, Environment
 
 ARTIFACT_MARK = "GANTRY-ARTIFACT "
 BUILDING_MARK = "GANTRY-BUILDING"
+REPLACED_SRC = "the build replaced its src directory with something else: nothing was packed"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def _build(
     work = f"{base}/work/{environment.service.name}-{deploy.pk}"
     isolated = environment.builder_isolation != "account"
     inside = sandbox_dir(base) if isolated else work
-    cache = cache_plan(environment, base=base, work=work, inside=inside) if isolated else None
+    key = cache_key(environment, deploy.sha) if isolated else None
+    cache = cache_plan(environment, key, base=base, work=work) if key else None
     variables = {
         "GANTRY_DEPLOY_ID": str(deploy.pk),
         "GANTRY_SERVICE": environment.service.name,
@@ -176,10 +178,15 @@ def _build(
         f"set -e\n{SANDBOX_PROBE if isolated else ''}"
         f"rm -rf -- {q(work)}\nmkdir -p -- {q(work)}/src {q(work)}/home {q(base)}/artifacts\n"
         + (sandboxed(inner, base=base, work=work, binds=cache.binds if cache else "") if isolated else f"( {inner} )")
-        + f"\n{cache.outer if cache else ''}tar -czf {q(work)}/artifact.tar.gz -C {q(work)}/src .\n"
-        f"sum=$(sha256sum -- {q(work)}/artifact.tar.gz | cut -d' ' -f1)\n"
-        f"size=$(wc -c < {q(work)}/artifact.tar.gz)\n"
-        f'mv -f -- {q(work)}/artifact.tar.gz {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
+        # From here on the build's processes are gone, but what it left in `work` is its own: a symlink there
+        # would steer a write anywhere this account may write (another artifact, a production cache entry).
+        # So Gantry reads `src` only as a real directory and writes only files it has just made, outside it.
+        + f"\nif [ ! -d {q(work)}/src ] || [ -L {q(work)}/src ]; then echo {q(REPLACED_SRC)} >&2; exit 1; fi\n"
+        f"{cache.outer if cache else ''}part=$(mktemp -p {q(base)}/artifacts .part.XXXXXX)\n"
+        f'tar -czf - -C {q(work)}/src . > "$part"\n'
+        f'sum=$(sha256sum -- "$part" | cut -c1-64)\n'
+        f'size=$(wc -c < "$part")\n'
+        f'mv -f -- "$part" {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
         f'echo "{ARTIFACT_MARK}$sum $size"\n'
     )
     marks: list[str] = []

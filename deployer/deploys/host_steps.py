@@ -29,6 +29,7 @@ from deployer.deploys.roles import ProcessRole
 from deployer.environments.host_keys import host_keys_of
 from deployer.errors import StepFailed
 from deployer.integrations import ssh
+from deployer.lib.secrets import scrubbed
 from deployer.models import Deploy, DeployHost, Environment, Host
 
 
@@ -93,7 +94,7 @@ def host_update(run: HostRun, status: HostStatus, message: str = "", **values: s
 
 def role_update(run: HostRun, role: str, state: str, detail: str = "") -> None:
     """Record how one of the host's roles is doing (restarting, healthy, failed...)."""
-    run.role_states[role] = {"name": role, "state": state, "detail": detail[:300]}
+    run.role_states[role] = {"name": role, "state": state, "detail": scrubbed(detail)[:300]}
     ordered = [run.role_states[r.name] for r in run.roles if r.name in run.role_states]
     DeployHost.objects.filter(pk=run.record.pk).update(roles=ordered)
 
@@ -169,7 +170,7 @@ def remote(
 
 def last_lines(lines: list[str], count: int = 5) -> str:
     """What a failed command printed last, for a reason a person reads."""
-    shown = [line[:200] for line in lines if line.strip()][-count:]
+    shown = [scrubbed(line)[:200] for line in lines if line.strip()][-count:]
     return f"; its last lines: {' | '.join(shown)}" if shown else "; it printed nothing"
 
 

@@ -18,6 +18,7 @@ from deployer.choices import AuditAction, DeployStatus
 from deployer.environments.audit import audit_record
 from deployer.environments.locks import environment_lock
 from deployer.lib import generations
+from deployer.lib.secrets import scrubbed
 from deployer.models import Deploy, DeployLog
 from deployer.notify import outbox
 from deployer.notify.github_deployments import publishing_enabled
@@ -83,7 +84,7 @@ def _audit_end(deploy: Deploy, to: DeployStatus, reason: str, now: datetime) -> 
         deploy=deploy,
         outcome=to,
         duration_seconds=(now - started).total_seconds() if started else None,
-        detail=reason[:2000],
+        detail=scrubbed(reason)[:2000],  # masked before it is cut
     )
 
 

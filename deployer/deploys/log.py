@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db.models import F
 
-from deployer.lib.secrets import hiding
+from deployer.lib.secrets import hiding, scrubbed
 from deployer.models import Deploy, DeployLog
 
 MAX_LINE_LENGTH = 4000
@@ -52,7 +52,7 @@ class DeployLogHandler(logging.Handler):
                 at=datetime.fromtimestamp(record.created, tz=UTC),
                 host=getattr(record, "host", ""),
                 level=record.levelname.lower(),
-                message=message[:MAX_LINE_LENGTH],
+                message=scrubbed(message)[:MAX_LINE_LENGTH],  # masked before it is cut
             )
         except Exception:  # a log line must never break the deploy it describes
             self.handleError(record)

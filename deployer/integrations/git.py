@@ -232,6 +232,15 @@ def changed_files(service_name: str, base: str, head: str, *, limit: int = 5000)
     return changes
 
 
+def blob_id(service_name: str, sha: str, path: str) -> str | None:
+    """Git's id of the content of `path` at commit `sha` of the local mirror (None: no such file)."""
+    try:
+        found = _git("rev-parse", "--verify", "--quiet", f"{sha}:{path}", cwd=mirror_path(service_name)).strip()
+    except GitError:
+        return None
+    return found or None
+
+
 class FileTooLarge(GitError):
     """A file from a branch is larger than its reader takes; it was not read."""
 

@@ -9,6 +9,7 @@ catalog; this module only reads what a source holds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -17,6 +18,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import stat
 import subprocess
 import tempfile
@@ -33,6 +35,7 @@ SECRET_ENV_PREFIX = "GANTRY_SECRET_"
 SECRET_TEMPLATE_RE = re.compile(r"\{\{\s*secret\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SECRET_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 MASK = "••••"
+logger = logging.getLogger(__name__)
 SOURCE_MAX_BYTES = 1024 * 1024  # a secrets file or a command's output: more is a mistake, not secrets
 COMMAND_TIMEOUT = 30  # seconds a secrets command may run (sops, vault: well under a second)
 
@@ -76,12 +79,12 @@ class Held:
     source: SecretSource = SecretSource()
 
 
-def secrets_read(source: SecretSource) -> Held:
+def secrets_read(source: SecretSource, *, timeout: int = COMMAND_TIMEOUT) -> Held:
     """Read `source` now (it is read again at every deploy, so a rotated value needs no worker restart)."""
     if source.file:
         return Held(_parsed(_file_text(Path(source.file)), str(source)), source)
     if source.command:
-        return Held(_parsed(_command_output(source.command), str(source)), source)
+        return Held(_parsed(_command_output(source.command, timeout), str(source)), source)
     return Held(worker_secrets(), source)
 
 
@@ -95,47 +98,60 @@ def worker_secrets() -> dict[str, str]:
 
 
 def _file_text(path: Path) -> str:
+    """The file's text, checked on the descriptor that is read (no swap between the check and the read)."""
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise SecretSourceError(
             f"the secrets file {path} cannot be read on this worker ({exc.strerror}); create it on every worker "
-            "(NAME=value lines, mode 0600, owned by the user the workers run as)"
+            "(NAME=value lines, mode 0600, owned by the user the workers run as; not a symlink)"
         ) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SecretSourceError(f"the secrets file {path} is not a regular file; point secrets.file at one")
-    if info.st_mode & 0o077:
-        raise SecretSourceError(
-            f"the secrets file {path} may be read by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"Gantry reads no secret others can: chmod 600 {path}"
-        )
-    if info.st_size > SOURCE_MAX_BYTES:
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretSourceError(f"the secrets file {path} is not a regular file; point secrets.file at one")
+        if info.st_mode & 0o077 or info.st_uid != os.geteuid():
+            raise SecretSourceError(
+                f"the secrets file {path} may be read or changed by other users (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}, owner uid {info.st_uid}); Gantry reads no secret others can: "
+                f"chown it to the workers' user and chmod 600 {path}"
+            )
+        data = file.read(SOURCE_MAX_BYTES + 1)
+    if len(data) > SOURCE_MAX_BYTES:
         raise SecretSourceError(f"the secrets file {path} is over {SOURCE_MAX_BYTES} bytes; it holds secrets only")
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SecretSourceError(f"the secrets file {path} cannot be read as UTF-8 text ({exc})") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretSourceError(f"the secrets file {path} is not UTF-8 text") from None
 
 
-def _command_output(argv: tuple[str, ...]) -> str:
+def _command_output(argv: tuple[str, ...], timeout: int) -> str:
     """The command's standard output, bounded in time and size (a file, so no pipe can hold the worker)."""
     shown = shlex.join(argv)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=COMMAND_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise SecretSourceError(
-                f"the secrets command `{shown}` ran over {COMMAND_TIMEOUT} s; it was stopped"
-            ) from None
+        try:  # a session of its own: on timeout its whole process group goes (`sh -c "vault ... | jq"`)
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=_command_env()
+            )
         except OSError as exc:
             raise SecretSourceError(
                 f"the secrets command `{shown}` cannot run on this worker ({exc.strerror}); install it on every "
                 "worker or fix secrets.command in the catalog"
             ) from None
-        if done.returncode != 0:
+        try:
+            status = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise SecretSourceError(f"the secrets command `{shown}` ran over {timeout} s; it was stopped") from None
+        if status != 0:
+            # What it said may quote a value: the worker's own log gets it, not the deploy's reason.
             err.seek(0)
-            last = err.read(4096).decode(errors="replace").strip().splitlines()[-1:] or ["(nothing on stderr)"]
-            raise SecretSourceError(f"the secrets command `{shown}` exited {done.returncode}: {last[0][:300]}")
+            logger.warning("secrets command `%s` exited %s: %s", shown, status, err.read(4096).decode(errors="replace"))
+            raise SecretSourceError(
+                f"the secrets command `{shown}` exited {status}; what it printed on stderr is in the worker's log"
+            )
         if out.tell() > SOURCE_MAX_BYTES:
             raise SecretSourceError(f"the secrets command `{shown}` printed over {SOURCE_MAX_BYTES} bytes")
         out.seek(0)
@@ -157,12 +173,38 @@ def _parsed(text: str, where: str) -> dict[str, str]:
         values: dict[str, str | None] = found
     else:
         values = dict(dotenv_values(stream=io.StringIO(text), interpolate=False))
-    for name, value in values.items():
-        if not SECRET_NAME_RE.fullmatch(name):
-            raise SecretSourceError(f"{where} holds {name[:40]!r}, which is not a secret name (letters, digits, _)")
-        if value is None:
-            raise SecretSourceError(f"{where} names {name} without a value; write {name}=value")
+    # A stray line may be a value itself (a token pasted without its name): say which entry, never its text.
+    for number, (name, value) in enumerate(values.items(), start=1):
+        if not SECRET_NAME_RE.fullmatch(name) or value is None:
+            raise SecretSourceError(
+                f"{where}: entry {number} is not NAME=value with a name of letters, digits and _; fix that line"
+            )
     return {name: value for name, value in values.items() if value}
+
+
+# What a secrets command never needs from the worker: its own keys and tokens (the command may be any
+# program the catalog names; sops, vault and the cloud CLIs read their own variables, which stay).
+WORKER_ONLY = (
+    "GANTRY_SSH_PRIVATE_KEY",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "GITHUB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "JENKINS_TOKEN",
+    "JENKINS_WEBHOOK_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "GANTRY_METRICS_TOKEN",
+)
+
+
+def _command_env() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in WORKER_ONLY and not name.startswith(SECRET_ENV_PREFIX)
+    }
 
 
 def fingerprint(key: str, scope: str, name: str, value: str) -> str:
