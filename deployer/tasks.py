@@ -22,6 +22,7 @@ from deployer.delivery.continuous import continuous_delivery, drift_refresh
 from deployer.deploys.execution import deploy_execute
 from deployer.deploys.lease_queue import leases_advance
 from deployer.deploys.reaper import deploys_reap
+from deployer.environments.secret_scope import environment_secrets
 from deployer.errors import SyncFailed
 from deployer.integrations import slack
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
@@ -175,7 +176,7 @@ def slack_respond(response_url: str, text: str) -> None:
 
 @shared_task(name=queue.RUN_API_TESTS)
 def run_api_tests(environment_id: int, trigger: str) -> None:
-    environment_test(environment_id, trigger)
+    environment_test(environment_id, trigger, read=environment_secrets)  # a test env never gets prod's values
 
 
 @shared_task(name=queue.MONITOR_API_TESTS)

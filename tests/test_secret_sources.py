@@ -204,3 +204,46 @@ def test_a_secrets_file_is_read_safely_and_its_mistakes_never_print_a_value(tmp_
     with pytest.raises(SecretSourceError, match="ran over 1 s; it was stopped"):
         secrets_read(SecretSource(command=("sh", "-c", "sleep 30 & sleep 30")), timeout=1)
     assert time.monotonic() - started < 5
+
+
+def test_api_test_runs_of_a_test_environment_refuse_productions_value_too(db: None, tmp_path: Path) -> None:
+    """Scheduled and manual runs read the secrets as a deploy does: a value copied from production stops them
+    before any request (the test app runs any branch's code)."""
+    from deployer.apitests.runs import environment_test
+    from deployer.catalog.load import catalog_apply
+    from deployer.environments.secret_scope import environment_secrets
+
+    same = "prod-db-pass-9999"
+    test_file = secrets_file(tmp_path / "test.env", f"DB_PASSWORD={same}\n")
+    prod_file = secrets_file(tmp_path / "prod.env", f"DB_PASSWORD={same}\n")
+    catalog_apply(
+        catalog_parse(f"""
+services:
+  shop:
+    repo: /srv/git/shop
+    api_tests:
+      login:
+        steps: [{{name: in, url: "{{{{base_url}}}}/login", headers: {{X-Password: "{{{{secret.DB_PASSWORD}}}}"}}}}]
+    environments:
+      test:
+        deploy_path: /srv/shop
+        base_url: http://127.0.0.1:9
+        api_test_secrets: [DB_PASSWORD]
+        secrets: {{file: {test_file}}}
+        hosts: [{{address: 10.0.0.1}}]
+      prod:
+        deploy_path: /srv/shop
+        base_url: http://127.0.0.1:9
+        api_test_secrets: [DB_PASSWORD]
+        secrets: {{file: {prod_file}}}
+        hosts: [{{address: 10.0.0.2}}]
+""")
+    )
+    test = Environment.objects.get(name="test")
+
+    [run] = environment_test(test.pk, "manual", read=environment_secrets)
+
+    [step] = run.steps.all()
+    assert not run.ok and step.name == "secrets"
+    assert "has the value production environment shop/prod uses for DB_PASSWORD" in step.error
+    assert same not in step.error

@@ -18,6 +18,7 @@ Every stored text is masked (every secret the worker holds) and capped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -45,9 +46,11 @@ def suites_run(
     trigger: str = ApiTestRun.Trigger.DEPLOY,
     sha: str = "",
     recorded: dict[str, str | None] | None = None,
+    read: Callable[[Environment], Held] | None = None,
 ) -> list[ApiTestRun]:
     """Run every suite of the environment's service; store and return the runs (empty: no suites).
-    `recorded`: the tests file of `sha` as its deploy recorded it (else the deploy's own record)."""
+    `recorded`: the tests file of `sha` as its deploy recorded it (else the deploy's own record); `read`, how
+    the environment's secrets are read (the callers' own: environments/secret_scope.environment_secrets)."""
     if deploy is not None and recorded is None:
         recorded = deploy.tests_file
     hidden: list[str] = []
@@ -62,7 +65,7 @@ def suites_run(
     if not suites:
         return []
     try:
-        held = secrets_read(environment.secret_source)  # again at each run: a rotated value needs no restart
+        held = (read or _source_read)(environment)  # again at each run: a rotated value needs no restart
     except SecretSourceError as exc:
         return [store(_failed(name, "secrets", f"suite {name}: {exc}")) for name in suites]
     hidden.extend(held.values.values())
@@ -253,7 +256,9 @@ def _store(
     return run
 
 
-def environment_test(environment_id: int, trigger: str) -> list[ApiTestRun]:
+def environment_test(
+    environment_id: int, trigger: str, *, read: Callable[[Environment], Held] | None = None
+) -> list[ApiTestRun]:
     """Run the suites against what runs in the environment now (monitoring, or a person's request)."""
     environment = Environment.objects.select_related("service").get(pk=environment_id)
     current = (
@@ -262,9 +267,16 @@ def environment_test(environment_id: int, trigger: str) -> list[ApiTestRun]:
         .only("sha", "ref", "tests_file")
         .first()
     )
+    reader = read or _source_read
     if current is None:
-        return suites_run(environment, deploy=None, trigger=trigger)
-    return suites_run(environment, deploy=None, trigger=trigger, sha=current.sha, recorded=current.tests_file)
+        return suites_run(environment, deploy=None, trigger=trigger, read=reader)
+    return suites_run(
+        environment, deploy=None, trigger=trigger, sha=current.sha, recorded=current.tests_file, read=reader
+    )
+
+
+def _source_read(environment: Environment) -> Held:
+    return secrets_read(environment.secret_source)
 
 
 def monitors_due() -> list[int]:

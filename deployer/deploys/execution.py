@@ -23,7 +23,7 @@ from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
 from deployer.deploys.schema_changes import migrations_record, schema_refusal
 from deployer.deploys.shipped import shipped_record
-from deployer.environments.secret_scope import deploy_secrets
+from deployer.environments.secret_scope import deploy_secrets, environment_secrets
 from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
 from deployer.integrations import git
 from deployer.lib.logcontext import deploy_context
@@ -186,7 +186,7 @@ def _hide_secrets(deploy: Deploy, hidden: list[str]) -> None:
 def _after_tests(deploy: Deploy, note: str) -> Outcome:
     """The post-deploy API tests decide between succeeded and tests_failed (or a rollback)."""
     log = deploy_logger(deploy.pk)
-    runs = api_test_runs.suites_run(deploy.environment, deploy=deploy)
+    runs = api_test_runs.suites_run(deploy.environment, deploy=deploy, read=environment_secrets)
     if not runs:
         return Outcome(DeployStatus.SUCCEEDED, note)
     outbox.tests_reported(deploy)

@@ -29,10 +29,17 @@ def deploy_secrets(deploy: Deploy) -> Held:
     environment = deploy.environment
     if not granted_secrets(environment) and environment.secret_source:
         return Held(source=environment.secret_source)  # nothing to read it for
+    held = environment_secrets(environment)
+    _audit_changes(environment, held, deploy)
+    return held
+
+
+def environment_secrets(environment: Environment) -> Held:
+    """What the environment's source holds now, refused (SecretSourceError) for a non-production environment
+    that holds a value production uses: for a deploy and for its API test runs alike."""
     held = secrets_read(environment.secret_source)
     if not environment.production:
         _refuse_production_values(environment, held)
-    _audit_changes(environment, held, deploy)
     return held
 
 
