@@ -14,11 +14,13 @@ from django.urls import reverse
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.chatops import ROLLBACK, action_run
 from deployer.choices import AuditAction, DeployStatus
+from deployer.demo import setup
 from deployer.deploys.config import config_changes
+from deployer.deploys.request import deploy_rollback
 from deployer.environments.locks import environment_unlock
 from deployer.models import AuditEntry, ChangeSet, Deploy, Environment, Service
 from deployer.sources.changes import DEFAULT_MIGRATIONS, migrations_in
-from tests.conftest import MakeEnvironment, plan_page, wait_for_deploy
+from tests.conftest import AppRepo, MakeEnvironment, plan_page, wait_for_deploy
 from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 from tests.test_api import api, post
@@ -210,3 +212,42 @@ def test_a_deploy_of_code_lacking_applied_migrations_asks_like_a_rollback(
     assert (
         "1 already applied here by an earlier deploy: the database has it, so release_command changes nothing" in again
     )
+
+
+@pytest.mark.slow
+def test_after_a_rollback_new_code_lacking_an_applied_migration_asks_once(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    app_repo: AppRepo,
+    shop: dict[str, Path],  # noqa: F811
+) -> None:
+    """What runs after a rollback lacks the migration too, so comparing with it alone says nothing: the
+    worker also checks what deploys here applied. Confirmed once, it is not asked again."""
+    options = release_options(shop, release_command='"test ! -e migrate.py || python3 migrate.py"')
+    environment = make_environment(options=options)
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    migrated = deploy_and_wait(environment, "migrations", deployer, celery_worker)
+    back = wait_for_deploy(
+        deploy_rollback(environment=environment, user=deployer, to=first, confirm_schema=True).pk, celery_worker
+    )
+    assert back.status == DeployStatus.SUCCEEDED, back.reason
+    environment_unlock(environment=environment, user=deployer, reason="checked the schema")
+    setup.repo_branch(app_repo.path, "main", {"notes.txt": "not a migration\n"}, "A change on main")
+
+    newer = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert newer.status == DeployStatus.FAILED
+    assert newer.reason.startswith(
+        "not deployed: main lacks migration files that test ran until now (migrations/0001_items.sql)"
+    ), newer.reason
+
+    plan_page(deployer_client, "app", "test", "main")
+    confirmed = post(
+        api(deployer), "/api/v1/deploys/", {"service": "app", "environment": "test", "ref": "main", "force": True}
+    )
+    assert confirmed.status_code == 201, confirmed.json()
+    assert wait_for_deploy(confirmed.json()["id"], celery_worker).status == DeployStatus.SUCCEEDED
+    setup.repo_branch(app_repo.path, "main", {"notes.txt": "again\n"}, "Another change on main")
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED, "once"
+    assert migrated.migrations == [{"change": "A", "path": "migrations/0001_items.sql"}]

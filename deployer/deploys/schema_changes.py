@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from deployer.choices import DeployStatus, DeployTrigger
 from deployer.deploys.log import deploy_logger
@@ -53,8 +53,11 @@ def migrations_record(deploy: Deploy) -> list[dict[str, str]]:
 
 
 def schema_refusal(deploy: Deploy, migrations: list[dict[str, str]]) -> str:
-    """Why the worker does not deploy code lacking migrations what ran before has (unless confirmed), or ""."""
-    lacking = lacking_in(migrations)
+    """Why the worker does not deploy code lacking migrations the environment has (unless confirmed), or "":
+    files the previous release had that this one lacks, and files an earlier deploy here applied (after a
+    rollback, what runs may lack them too) that this commit does not have."""
+    lacking = lacking_in(migrations) + _applied_missing(deploy)
+    lacking = list(dict.fromkeys(lacking))
     if not lacking:
         return ""
     if deploy.schema_confirmation:
@@ -70,6 +73,27 @@ def schema_refusal(deploy: Deploy, migrations: list[dict[str, str]]) -> str:
         "their changes are applied to the database and older code may fail against it. Nothing changed on any "
         'host. To deploy it anyway, confirm on its plan page or send "force": true to the API'
     )
+
+
+def _applied_missing(deploy: Deploy) -> list[str]:
+    environment = deploy.environment
+    # Once a person confirmed going without what was applied so far (and that deploy went live), those files
+    # are not asked about again: only migrations applied after it count.
+    waived = (
+        Deploy.objects.filter(environment=environment, status__in=DeployStatus.live())
+        .exclude(schema_confirmation="")
+        .aggregate(last=Max("pk"))["last"]
+        or 0
+    )
+    applied = [path for path, pk in applied_here(environment).items() if pk > waived]
+    if not applied:
+        return []
+    try:
+        present = git.paths_at(deploy.environment.service.name, deploy.sha)
+    except git.GitError as exc:  # cannot tell: say so, and let the D-list above decide
+        deploy_logger(deploy.pk).warning("could not list the files of %s: %s", deploy.sha[:12], exc)
+        return []
+    return sorted(path for path in applied if path not in present)
 
 
 @dataclass(frozen=True)

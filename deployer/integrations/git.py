@@ -232,6 +232,12 @@ def changed_files(service_name: str, base: str, head: str, *, limit: int = 5000)
     return changes
 
 
+def paths_at(service_name: str, sha: str) -> set[str]:
+    """Every file path in commit `sha` of the local mirror (GitError if it lacks the commit)."""
+    out = _git_bytes("ls-tree", "-r", "-z", "--name-only", sha, cwd=mirror_path(service_name))
+    return {name for name in out.decode("utf-8", errors="replace").split("\0") if name}
+
+
 def blob_id(service_name: str, sha: str, path: str) -> str | None:
     """Git's id of the content of `path` at commit `sha` of the local mirror (None: no such file)."""
     try:
