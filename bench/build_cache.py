@@ -64,7 +64,10 @@ FILES = {
     '[ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null && sleep 0.3 || true\n'
     '.venv/bin/python -m gunicorn site_app.wsgi -b "$GANTRY_HOST:$port" -w 1 --daemon --pid "$pid"\n',
 }
-BUILD = "python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt"
+BUILD = (  # as the README suggests with a cache: make the venv only when it was not restored
+    "test -d .venv || python3 -m venv .venv; "
+    ".venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt"
+)
 
 
 def catalog(repo: Path, builder: SshdHost, hosts: list[SshdHost], root: Path, port: int, cache: bool) -> str:

