@@ -21,13 +21,14 @@ from django.core.management.commands import flush
 from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
+from fabric import Connection
 
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus, Role
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.environments.audit import audit_erasure
-from deployer.integrations.ssh import Target
+from deployer.integrations.ssh import Target, open_connection
 from deployer.integrations.ssh_keys import HostKey
 from deployer.models import Branch, Deploy, Environment, Grant, TrustedHostKey
 from deployer.sources.branches import branch_sync
@@ -91,6 +92,15 @@ def _deploys_settled(timeout: float = 60.0) -> None:
         if not Deploy.objects.filter(live, status=DeployStatus.RUNNING).exists():
             return
         time.sleep(0.1)
+
+
+@pytest.fixture
+def conn(sshd_processes: list[SshdHost]) -> Iterator[Connection]:
+    """An open SSH connection to the first test host, its key trusted."""
+    host = sshd_processes[0]
+    connection = open_connection(Target(host.address, host.port, host.user), [HostKey.of(host.host_key())])
+    yield connection
+    connection.close()
 
 
 # --- personas ---------------------------------------------------------------

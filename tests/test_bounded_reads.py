@@ -16,8 +16,6 @@ from fabric import Connection
 from deployer.deploys.health import health_wait
 from deployer.errors import StepFailed
 from deployer.integrations import ssh
-from deployer.integrations.ssh_keys import HostKey
-from tests.conftest import SshdHost
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
@@ -78,14 +76,6 @@ def test_a_health_url_trickling_its_headers_is_cut_at_the_deadline(trickling: st
     with pytest.raises(StepFailed, match=r"did not answer HTTP 200 within 2 s; last: no answer within \d s"):
         health_wait(trickling, timeout=2, log=LOG)
     assert time.monotonic() - started < 10, "each probe ends at its deadline, though bytes keep coming"
-
-
-@pytest.fixture
-def conn(sshd_processes: list[SshdHost]) -> Iterator[Connection]:
-    host = sshd_processes[0]
-    connection = ssh.open_connection(ssh.Target(host.address, host.port, host.user), [HostKey.of(host.host_key())])
-    yield connection
-    connection.close()
 
 
 def test_an_artifact_over_the_cap_is_not_copied_further(conn: Connection, tmp_path: Path) -> None:

@@ -4,14 +4,10 @@ the host's login shell (its rc files: nvm, rbenv, pyenv...) is not paid between 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fabric import Connection
 
 from deployer.integrations import ssh
-from deployer.integrations.ssh_keys import HostKey
-from tests.conftest import SshdHost
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
@@ -27,14 +23,6 @@ while [ "$(sessions | wc -l)" -lt "$WANT" ] && [ "$i" -lt "$WAIT" ]; do sleep 0.
 echo "$session"
 echo $(sessions)
 """
-
-
-@pytest.fixture
-def conn(sshd_processes: list[SshdHost]) -> Iterator[Connection]:
-    host = sshd_processes[0]
-    connection = ssh.open_connection(ssh.Target(host.address, host.port, host.user), [HostKey.of(host.host_key())])
-    yield connection
-    connection.close()
 
 
 def sessions(conn: Connection, *, want: int, wait: int = 100, ahead: bool = True) -> tuple[str, list[str]]:
