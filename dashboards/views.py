@@ -25,6 +25,7 @@ from dashboards.signed_in import SignedInRequest
 from deployer import selectors
 from deployer.apitests.runs import recent_runs
 from deployer.choices import DeployStatus
+from deployer.deploys.migration_check import check_for, new_files, shipped_findings
 from deployer.deploys.plan import changes_shown, deploy_plan
 from deployer.deploys.request import (
     rollback_candidates,
@@ -159,7 +160,7 @@ def plan_changes(request: SignedInRequest, name: str, environment: str, pk: int)
     WAIT_AT_MOST it says no worker answered, and a reload of the plan asks again)."""
     env = environment_or_404(name, environment)
     row = get_object_or_404(ChangeSet, pk=pk, service=env.service)
-    changes = changes_shown(row, env)
+    changes = changes_shown(row, env, request.user)
     too_many = (changes.ahead or 0) > env.commit_warning
     context = {"changes": changes, "env": env, "service": env.service, "too_many": too_many}
     return render(request, "dashboards/_plan_changes.html", context)
@@ -200,8 +201,18 @@ def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", st
         "api_runs": sorted(deploy.api_test_runs.prefetch_related("steps"), key=lambda run: run.ok),
         "commits": deploy.commits.all(),
         "error": error,
+        **_migration_check_of(deploy),
     }
     return render(request, "dashboards/deploy.html", context, status=status)
+
+
+def _migration_check_of(deploy: Deploy) -> dict[str, object]:
+    """The migration check of what the deploy ships, for its page (nothing when it ships no new file)."""
+    if not new_files(list(deploy.migrations or [])):
+        return {}
+    check = check_for(deploy.environment, deploy.sha)
+    findings = shipped_findings(check, list(deploy.migrations or [])) if check else []
+    return {"migration_check": check, "migration_findings": findings}
 
 
 @require_GET

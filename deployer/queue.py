@@ -27,6 +27,7 @@ MONITOR_API_TESTS = "gantry.monitor_api_tests"
 CHATOPS = "gantry.chatops"
 SLACK_RESPOND = "gantry.slack_respond"
 COMPUTE_CHANGES = "gantry.compute_changes"
+CHECK_MIGRATIONS = "gantry.check_migrations"
 
 
 class QueueUnavailable(Exception):

@@ -192,6 +192,7 @@ CELERY_TASK_DEFAULT_QUEUE = "sync"
 # Deploys get their own queue (and worker); everything else is short and goes to sync.
 CELERY_TASK_ROUTES = {
     "gantry.run_deploy": {"queue": "deploys"},
+    "gantry.check_migrations": {"queue": "deploys"},  # a build on the builder, as long as a deploy's
     "gantry.send_slack": {"queue": "notify"},
     "gantry.chatops": {"queue": "notify"},
     "gantry.slack_respond": {"queue": "notify"},

@@ -19,6 +19,7 @@ from deployer import queue
 from deployer.apitests.runs import environment_test, monitors_due
 from deployer.chatops import ChatRequest, request_answer
 from deployer.delivery.continuous import continuous_delivery, drift_refresh
+from deployer.deploys.check_ahead import check_ahead
 from deployer.deploys.execution import deploy_execute
 from deployer.deploys.lease_queue import leases_advance
 from deployer.deploys.reaper import deploys_reap
@@ -66,6 +67,11 @@ def sync_branches(service_id: int) -> None:
 @shared_task(name=queue.COMPUTE_CHANGES)
 def compute_changes(change_set_id: int) -> None:
     change_set_compute(change_set_id=change_set_id)
+
+
+@shared_task(name=queue.CHECK_MIGRATIONS)
+def check_migrations(check_id: int, environment_id: int) -> None:
+    check_ahead(check_id, environment_id)
 
 
 @shared_task(name=queue.SYNC_BUILDS)

@@ -35,6 +35,7 @@ from deployer.sources.branches import branch_sync
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.fakes.slack import FakeSlack
+from tests.support.builder_account import Builder, builder_started
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -432,3 +433,15 @@ def plan_page(client: Client, service: str, environment: str, ref: str, timeout:
         end = page.index("</div>", start) + len("</div>")
         page = page[:start] + fragment + page[end:]
     return page
+
+
+@pytest.fixture
+def builder(ssh_hosts: list[SshdHost]) -> Iterator[Builder]:
+    with builder_started("127.0.0.14", free_port("127.0.0.14")) as started:
+        key = HostKey.of(started.host.host_key())
+        TrustedHostKey.objects.update_or_create(
+            host=Target(started.host.address, started.host.port, started.host.user).known_hosts_name,
+            key_type=key.key_type,
+            defaults={"key": key.base64, "fingerprint": key.fingerprint, "trusted_by_name": "tests"},
+        )
+        yield started

@@ -19,7 +19,6 @@ from deployer.sources.branches import branch_sync
 from tests.conftest import wait_for_deploy
 from tests.support.builder_account import Builder
 from tests.support.worker import Worker
-from tests.test_builder_isolation import builder  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
@@ -73,7 +72,7 @@ def test_a_redeploy_restores_the_cache_and_a_test_build_cannot_poison_production
     celery_worker: Worker,
     deployer: AbstractBaseUser,
     dana_deploys_to_prod: None,
-    builder: Builder,  # noqa: F811
+    builder: Builder,
     ssh_hosts: list[SshdHost],
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,6 @@ import hashlib
 import io
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,10 @@ from deployer.choices import DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.demo.setup import git
 from deployer.deploys.request import deploy_request
-from deployer.integrations.ssh import Target
-from deployer.integrations.ssh_keys import HostKey
-from deployer.models import DeployLog, Environment, TrustedHostKey
+from deployer.models import DeployLog, Environment
 from deployer.sources.branches import branch_sync
-from tests.conftest import free_port, plan_page, wait_for_deploy
-from tests.support.builder_account import Builder, builder_started, crontab_of, processes_of
+from tests.conftest import plan_page, wait_for_deploy
+from tests.support.builder_account import Builder, crontab_of, processes_of
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
@@ -54,18 +51,6 @@ for d in "$home/.cache" /tmp /var/tmp /dev/shm; do
 for f in {base}/artifacts/*.tar.gz; do echo planted >> "$f" || echo "artifact refused"; done
 echo "evil build done"
 """
-
-
-@pytest.fixture
-def builder(ssh_hosts: list[SshdHost]) -> Iterator[Builder]:
-    with builder_started("127.0.0.14", free_port("127.0.0.14")) as started:
-        key = HostKey.of(started.host.host_key())
-        TrustedHostKey.objects.update_or_create(
-            host=Target(started.host.address, started.host.port, started.host.user).known_hosts_name,
-            key_type=key.key_type,
-            defaults={"key": key.base64, "fingerprint": key.fingerprint, "trusted_by_name": "tests"},
-        )
-        yield started
 
 
 def make_repo(path: Path, base: Path) -> None:

@@ -5,13 +5,21 @@ A problem says what is wrong and how to fix it; catalog/load.py refuses a file w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ruamel.yaml.comments import CommentedMap
 
 from deployer.apitests.schema import TEMPLATE_RE, names_used, secrets_named
-from deployer.catalog.schema import CatalogSpec, EnvironmentSpec, ReleaseSpec, SecretsSpec, ServiceSpec
+from deployer.catalog.schema import (
+    BuilderSpec,
+    CatalogSpec,
+    EnvironmentSpec,
+    MigrationCheckSpec,
+    ReleaseSpec,
+    SecretsSpec,
+    ServiceSpec,
+)
 from deployer.choices import HOOKS_NEVER_REQUIRED
 from deployer.lib.secrets import SECRET_TEMPLATE_RE
 from deployer.lib.yaml_lines import line_of
@@ -113,6 +121,14 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
                 "build_cache keeps dependencies between builds on a builder that sandboxes them: it needs "
                 "build: builder with isolation: sandbox (hosts that build each release keep their own)",
             )
+        if env.migration_check:
+            loc = (
+                (*at, "migration_check")
+                if "migration_check" in env_spec.model_fields_set
+                else ("services", service_name)
+            )
+            for why in _migration_check_problems(env.migration_check, env.build, env.builder):
+                yield Problem(line_of(root, loc), where(loc), why)
         if env.build == "jenkins" and not service.jenkins_job:
             loc = (*at, "build") if "build" in env_spec.model_fields_set else ("services", service_name, "build")
             yield Problem(
@@ -297,3 +313,20 @@ def _hook_problems(root: CommentedMap, service_name: str, service: ServiceSpec) 
                         else f"{phase} runs when the outcome is already decided"
                     )
                     yield Problem(line_of(root, loc), where(loc), f"{why}; remove required: true")
+
+
+def _migration_check_problems(check: MigrationCheckSpec, build: str, builder: BuilderSpec | None) -> Iterator[str]:
+    if build != "builder" or (builder and builder.isolation == "account"):
+        yield (
+            "migration_check runs only inside a build's sandbox on the builder (never on a release host or the "
+            "Gantry worker): it needs build: builder with isolation: sandbox"
+        )
+    if check.recipe == "django" and not check.settings:
+        yield "migration_check with recipe: django needs settings: the settings module, e.g. mysite.settings"
+    if check.recipe == "command" and not check.command.strip():
+        yield "migration_check with recipe: command needs command: the check to run (it prints GANTRY-FINDING lines)"
+    if check.recipe != "command" and check.command:
+        yield f"command: is for recipe: command; recipe: {check.recipe} runs a built-in linter"
+    for key, value in check.env.items():
+        if "{{" in value:
+            yield f"migration_check env {key}: plain values only (the check gets no secrets or config)"

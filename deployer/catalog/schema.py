@@ -169,6 +169,38 @@ class BuildCacheSpec(_Spec):
     )
 
 
+ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
+PlainValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\n\r\x00]*$")]
+
+
+class MigrationCheckSpec(_Spec):
+    """A migration safety check run in the build's sandbox on the builder (migration_check.py): the migration
+    files of each commit linted once for operations the release running now cannot live with."""
+
+    recipe: Literal["django", "sql", "command"] = Field(
+        description="django: django-migration-linter on the application's own settings; sql: squawk on plain "
+        "PostgreSQL files; command: your own, printing GANTRY-FINDING {json} lines"
+    )
+    settings: ModuleName | None = Field(default=None, description="django: the settings module, e.g. mysite.settings")
+    python: CachePath = Field(
+        default=".venv/bin/python", description="django: the application's Python, relative to the build (.venv/...)"
+    )
+    database: Literal["postgresql", "sqlite"] = Field(
+        default="postgresql",
+        description="django: the vendor whose SQL is linted (postgresql: a scratch server started in the sandbox "
+        "from the builder's PostgreSQL binaries)",
+    )
+    env: dict[ConfigKey, PlainValue] = Field(
+        default_factory=dict,
+        max_length=30,
+        description="plain values the settings need to import (never secrets: the check gets none)",
+    )
+    files: list[Annotated[str, AfterValidator(valid_glob)]] = Field(
+        default_factory=list, max_length=20, description="sql: globs of the files (default: the migration globs)"
+    )
+    command: str = Field(default="", max_length=2000, description="command: the shell command run in the build")
+
+
 class TrustedBuildsSpec(_Spec):
     """Which Jenkins builds of a sha count here, for the green-build gate and for build: jenkins's artifact."""
 
@@ -197,6 +229,11 @@ class ReleaseSpec(_Spec):
     build_cache: BuildCacheSpec | None = Field(
         default=None,
         description="for build: builder, a dependency cache: {key: [requirements.txt], dirs: [.venv]}",
+    )
+    migration_check: MigrationCheckSpec | None = Field(
+        default=None,
+        description="for build: builder, lint the migrations a deploy ships: "
+        "{recipe: django, settings: mysite.settings}",
     )
     jenkins_artifact: Annotated[str, AfterValidator(valid_glob)] = Field(
         default="*.tar.gz", description="for build: jenkins, the archived file to ship (a glob of its path)"

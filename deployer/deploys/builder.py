@@ -29,7 +29,10 @@ from deployer.deploys.build_cache import CACHE_MARK, cache_key, cache_plan
 from deployer.deploys.fleet import connect
 from deployer.deploys.gates import build_trusted, provenance
 from deployer.deploys.host_steps import last_lines
+from deployer.deploys.lint_run import Checked, LintOutput, lint_step
 from deployer.deploys.log import deploy_logger
+from deployer.deploys.migration_check import Lint, check_recorded, lint_for
+from deployer.deploys.sandbox import NO_SANDBOX_MARK, SANDBOX_PROBE, sandbox_dir, sandboxed
 from deployer.errors import StepFailed
 from deployer.integrations import jenkins, ssh
 from deployer.models import Artifact, Build, Deploy, Environment
@@ -37,6 +40,29 @@ from deployer.models import Artifact, Build, Deploy, Environment
 ARTIFACT_MARK = "GANTRY-ARTIFACT "
 BUILDING_MARK = "GANTRY-BUILDING"
 REPLACED_SRC = "the build replaced its src directory with something else: nothing was packed"
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """One build on the builder: a deploy's, or a migration check's ahead of any deploy (`name` tells them
+    apart in the work directory and GANTRY_DEPLOY_ID)."""
+
+    environment: Environment
+    name: str
+    ref: str
+    sha: str
+    previous_sha: str = ""
+
+    @classmethod
+    def of(cls, deploy: Deploy) -> BuildJob:
+        return cls(deploy.environment, str(deploy.pk), deploy.ref, deploy.sha, deploy.previous_sha)
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    sha256: str  # "" when nothing was packed (a check only)
+    size: int
+    checked: Checked | None  # the migration check, when the build ran one
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,8 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
     inputs = build_inputs(environment, deploy.sha)
     earlier = Artifact.objects.filter(service=environment.service, inputs=inputs, builder=where).first()
     dest = workdir / "artifact.tar.gz"
+    job = BuildJob.of(deploy)
+    lint = lint_for(environment, deploy.sha) if environment.builder_isolation != "account" else None
     conn = connect(target)
     try:
         if earlier is not None:
@@ -82,8 +110,13 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
                 log.warning("%s", why)
             else:
                 log.info("reusing the artifact built by deploy #%s: sha256 %s", earlier.built_by_id, earlier.sha256)
+                if lint is not None:  # built before this check was asked for: a build that only checks
+                    _record(job, lint, build_run(conn, job, source, log, lambda: None, lint=lint, pack=False))
                 return Built(dest, earlier.sha256, earlier.size, earlier.built_by)
-        sha256, size = _build(conn, deploy, source, log, building)
+        output = build_run(conn, job, source, log, building, lint=lint)
+        if lint is not None:
+            _record(job, lint, output)
+        sha256, size = output.sha256, output.size
         _copy(conn, f"{environment.builder_path}/artifacts/{sha256}.tar.gz", dest, sha256)
     finally:
         conn.close()
@@ -98,72 +131,46 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
     return Built(dest, sha256, size, None)
 
 
+def _record(job: BuildJob, lint: Lint, output: BuildOutput) -> None:
+    checked = output.checked or Checked([], "the check did not run")
+    check_recorded(job.environment, job.sha, lint, checked.findings, checked.error)
+
+
 def _copy(conn: Connection, path: str, dest: Path, sha256: str) -> None:
     got = ssh.fetch(conn, path, dest, timeout=settings.SSH_COMMAND_TIMEOUT, max_bytes=settings.ARTIFACT_MAX_BYTES)
     if got != sha256:
         raise StepFailed(f"the artifact copied from the builder has sha256 {got}, not {sha256}")
 
 
-def sandboxed(command: str, *, base: str, work: str, binds: str = "") -> str:
-    """`command` (a shell script) in a bubblewrap sandbox of its own on the builder: the whole filesystem
-    read-only but `work` (this build's fresh directory, its HOME inside, seen at <base>/build: every build
-    runs at the same path, so what a dependency cache holds stays valid), a private /tmp, /var/tmp, /dev/shm
-    and /run (no user systemd or D-Bus to ask for a lasting unit), the builder's path hidden (no other
-    build's tree or any artifact visible; `binds` may show the build's cache, read-only), and a PID
-    namespace: when the command ends, every process it started is killed by the kernel, however it
-    detached. No new privileges (crontab and at are setgid: they cannot write their spools). The network
-    stays: builds download their dependencies."""
-    q = shlex.quote
-    inside = sandbox_dir(base)
-    return (
-        "bwrap --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp --tmpfs /dev/shm "
-        "--tmpfs /run --ro-bind-try /run/systemd/resolve /run/systemd/resolve "
-        f"--tmpfs {q(base)} --bind {q(work)} {q(inside)} {binds}--unshare-pid --unshare-ipc --die-with-parent "
-        f"--new-session --setenv HOME {q(inside)}/home --setenv TMPDIR /tmp --chdir {q(inside)} "
-        f"/bin/sh -c {q(command)}"
-    )
-
-
-def sandbox_dir(base: str) -> str:
-    """Where every sandboxed build sees its own directory."""
-    return f"{base}/build"
-
-
-# Run before a sandboxed build: whether bubblewrap can make a sandbox here, and if not, why.
-SANDBOX_PROBE = (
-    'if ! command -v bwrap >/dev/null 2>&1; then echo "GANTRY-NO-SANDBOX bubblewrap (bwrap) is not installed"; '
-    "exit 3; fi\n"
-    "if ! why=$(bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --die-with-parent true 2>&1); then "
-    'echo "GANTRY-NO-SANDBOX bwrap cannot make a sandbox: $(printf %s "$why" | head -c 300)"; exit 3; fi\n'
-)
-NO_SANDBOX_MARK = "GANTRY-NO-SANDBOX "
-
-
-def _build(
+def build_run(
     conn: Connection,
-    deploy: Deploy,
+    job: BuildJob,
     source: Path,
     log: logging.LoggerAdapter[logging.Logger],
     building: Callable[[], None],
-) -> tuple[str, int]:
+    *,
+    lint: Lint | None = None,
+    pack: bool = True,
+) -> BuildOutput:
     """One session: unpack the source in a fresh directory, run build_command, pack the result; `building`
     is called when the build command starts. With isolation: sandbox the unpacking and the build run in a
     sandbox of their own (a branch's tar and its build touch nothing else); the packing and the checksum
-    are Gantry's, after every process of the build has ended."""
-    environment = deploy.environment
+    are Gantry's, after every process of the build has ended. `lint` then runs in a sandbox of its own over
+    the built tree, read-only (it cannot change what is packed)."""
+    environment = job.environment
     base = environment.builder_path
-    work = f"{base}/work/{environment.service.name}-{deploy.pk}"
+    work = f"{base}/work/{environment.service.name}-{job.name}"
     isolated = environment.builder_isolation != "account"
     inside = sandbox_dir(base) if isolated else work
-    key = cache_key(environment, deploy.sha) if isolated else None
+    key = cache_key(environment, job.sha) if isolated else None
     cache = cache_plan(environment, key, base=base, work=work) if key else None
     variables = {
-        "GANTRY_DEPLOY_ID": str(deploy.pk),
+        "GANTRY_DEPLOY_ID": job.name,
         "GANTRY_SERVICE": environment.service.name,
         "GANTRY_ENVIRONMENT": environment.name,
-        "GANTRY_REF": deploy.ref,
-        "GANTRY_SHA": deploy.sha,
-        "GANTRY_PREVIOUS_SHA": deploy.previous_sha,
+        "GANTRY_REF": job.ref,
+        "GANTRY_SHA": job.sha,
+        "GANTRY_PREVIOUS_SHA": job.previous_sha,
         "GANTRY_BUILD_DIR": f"{inside}/src",
     }
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
@@ -171,7 +178,7 @@ def _build(
     build = environment.build_command.strip() or "true"
     q = shlex.quote
     inner = (
-        f"set -e\ntar -xzf - -C {q(inside)}/src\nprintf '%s\\n' {q(deploy.sha)} > {q(inside)}/src/REVISION\n"
+        f"set -e\ntar -xzf - -C {q(inside)}/src\nprintf '%s\\n' {q(job.sha)} > {q(inside)}/src/REVISION\n"
         f"cd -- {q(inside)}/src\n{cache.inner if cache else ''}echo {BUILDING_MARK}\n{exports}{strict}{build}\n"
     )
     script = (
@@ -182,20 +189,21 @@ def _build(
         # would steer a write anywhere this account may write (another artifact, a production cache entry).
         # So Gantry reads `src` only as a real directory and writes only files it has just made, outside it.
         + f"\nif [ ! -d {q(work)}/src ] || [ -L {q(work)}/src ]; then echo {q(REPLACED_SRC)} >&2; exit 1; fi\n"
-        f"{cache.outer if cache else ''}part=$(mktemp -p {q(base)}/artifacts .part.XXXXXX)\n"
-        # gzip -1: a third of -6's time on a virtualenv for 15 % more bytes (measured: 2.7 s vs 7.1 s on 200 MB)
-        f'tar -I "gzip -1" -cf - -C {q(work)}/src . > "$part"\n'
-        f'sum=$(sha256sum -- "$part" | cut -c1-64)\n'
-        f'size=$(wc -c < "$part")\n'
-        f'mv -f -- "$part" {q(base)}/artifacts/"$sum".tar.gz\nrm -rf -- {q(work)}\n'
-        f'echo "{ARTIFACT_MARK}$sum $size"\n'
+        f"{cache.outer if cache else ''}"
+        + (lint_step(lint, base=base, work=work) if lint else "")
+        + (_PACK.format(artifacts=q(f"{base}/artifacts"), src=q(f"{work}/src"), mark=ARTIFACT_MARK) if pack else "")
+        + f"rm -rf -- {q(work)}\n"
     )
     marks: list[str] = []
     printed: list[str] = []
     refused: list[str] = []
+    checking = LintOutput(lint) if lint else None
 
     def line(text: str) -> None:
-        if text == BUILDING_MARK and not printed and not marks:  # Gantry's: printed before the build's own lines
+        if checking is not None and checking.line(text):
+            if not checking.finding_line(text):
+                log.info("migration check: %s", text)
+        elif text == BUILDING_MARK and not printed and not marks:  # Gantry's: printed before the build's own lines
             building()
         elif text.startswith(CACHE_MARK):  # restored or missing (before the build), saved (after it)
             log.info("build cache: %s", text.removeprefix(CACHE_MARK))
@@ -208,7 +216,7 @@ def _build(
             log.info("%s", text)
 
     how = "in a sandbox of its own" if isolated else f"as {environment.builder_user or 'deploy'}, without a sandbox"
-    log.info("building %s once, on the builder, in %s (%s)", deploy.sha[:12], work, how)
+    log.info("building %s once, on the builder, in %s (%s)", job.sha[:12], work, how)
     timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
     try:
         ssh.run(conn, script, timeout=timeout, output=line, stdin=[source], ahead=False)
@@ -222,11 +230,26 @@ def _build(
             "bubblewrap; unprivileged user namespaces on), or give this trust level a builder account of its "
             "own with builder: {user: ..., isolation: account}"
         )
+    checked = checking.result() if checking else None
+    if not pack:
+        return BuildOutput("", 0, checked)
     sha256, _, size = (marks[-1] if marks else "").partition(" ")
     if len(sha256) != 64 or not size.strip().isdigit():
         raise StepFailed(f"the builder {conn.host} did not say what it built")
     log.info("built: artifact sha256 %s (%s bytes)", sha256, size.strip())
-    return sha256, int(size)
+    return BuildOutput(sha256, int(size), checked)
+
+
+# Gantry's, after every process of the build has ended: pack src, name the file by its sha256.
+_PACK = (
+    "part=$(mktemp -p {artifacts} .part.XXXXXX)\n"
+    # gzip -1: a third of -6's time on a virtualenv for 15 % more bytes (measured: 2.7 s vs 7.1 s on 200 MB)
+    'tar -I "gzip -1" -cf - -C {src} . > "$part"\n'
+    'sum=$(sha256sum -- "$part" | cut -c1-64)\n'
+    'size=$(wc -c < "$part")\n'
+    'mv -f -- "$part" {artifacts}/"$sum".tar.gz\n'
+    'echo "{mark}$sum $size"\n'
+)
 
 
 def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:

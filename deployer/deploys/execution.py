@@ -21,6 +21,7 @@ from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_arti
 from deployer.deploys.config import ConfigError, Rendered, config_render
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
+from deployer.deploys.migration_check import check_refusal
 from deployer.deploys.schema_changes import migrations_record, schema_refusal
 from deployer.deploys.shipped import shipped_record
 from deployer.environments.secret_scope import deploy_secrets, environment_secrets
@@ -155,6 +156,8 @@ def _built_once(deploy: Deploy, source: Path, workdir: Path, building: Callable[
     built = artifact_for(deploy, source, workdir, building=building)
     by = built.reused_from or deploy
     Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=built.sha256, artifact_built_by=by)
+    if refusal := check_refusal(deploy):  # before any host is staged
+        raise StepFailed(refusal)
     return built.path, built.sha256
 
 

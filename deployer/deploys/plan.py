@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 
 from deployer.deploys.batches import batch_sizes
+from deployer.deploys.check_ahead import check_request, checkable
 from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
+from deployer.deploys.migration_check import MigrationsUnsafe, check_for, new_files, shipped_findings, unsafe_summary
 from deployer.deploys.request import current_deploy, resolve_ref
 from deployer.deploys.rules import RULES, Ask
 from deployer.deploys.schema_changes import SchemaBehind, migrations_described
@@ -25,7 +27,7 @@ from deployer.environments.leases import LeaseHeld
 from deployer.environments.secret_scope import granted_secrets
 from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
-from deployer.models import ChangeSet, Deploy, Environment
+from deployer.models import ChangeSet, Deploy, Environment, MigrationCheck
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
@@ -44,6 +46,15 @@ class Changes:
     migrations: list[dict[str, str]] = field(default_factory=list)
     pending: ChangeSet | None = None
     migrations_said: str = ""  # what the migration files mean here (migrations_summary)
+    change_set: ChangeSet | None = None
+    check: MigrationCheck | None = None  # the migration check of the target, when the catalog asks for one
+    findings: list[dict[str, str]] = field(default_factory=list)  # its findings in the files this ships
+    needs_confirmation: str = ""  # why a production deploy of this asks for a confirmation (or "")
+
+    @property
+    def checking(self) -> bool:
+        """A worker runs the migration check now: the page polls for its result."""
+        return self.check is not None and self.check.finished_at is None
 
     @property
     def lacks_applied(self) -> bool:
@@ -154,12 +165,14 @@ def plan_changes(environment: Environment, base: str, head: str, *, user: User |
     if base == head:
         return Changes(ahead=0, note=f"{environment.name} already runs this commit (a redeploy)")
     try:
-        return changes_shown(change_set(service=environment.service, base=base, head=head, user=user), environment)
+        row = change_set(service=environment.service, base=base, head=head, user=user)
+        return changes_shown(row, environment, user)
     except NotComputed as exc:
         return Changes(note=str(exc))
 
 
-def changes_shown(row: ChangeSet, environment: Environment) -> Changes:
+def changes_shown(row: ChangeSet, environment: Environment, user: User | None = None) -> Changes:
+    """The change set as the plan shows it; `user` (allowed to deploy) asks for the migration check."""
     if row.computed_at is None:
         if waited_too_long(row):
             return Changes(
@@ -170,12 +183,20 @@ def changes_shown(row: ChangeSet, environment: Environment) -> Changes:
     if row.error:
         return Changes(note=f"the commit list is not available: {row.error}")
     migrations = migrations_described(environment, list(row.migrations or []))
+    check = None
+    if new_files(migrations) and checkable(environment):
+        check = check_request(environment, row.head, user) or check_for(environment, row.head)
+    unsafe = unsafe_summary(check, migrations) if check is not None and check.finished_at else ""
     return Changes(
         commits=commits_of(row),
         ahead=row.ahead,
         behind=row.behind,
         migrations=migrations,
         migrations_said=migrations_summary(migrations, environment),
+        change_set=row,
+        check=check,
+        findings=shipped_findings(check, migrations) if check is not None else [],
+        needs_confirmation=unsafe if environment.production else "",
     )
 
 
@@ -215,7 +236,7 @@ def _checks(environment: Environment, ref: str, sha: str, user: User) -> list[Ch
             checks.append(Check(label, False, str(exc), blocking=False))
         except Locked as exc:  # an admin may confirm deploying through it
             checks.append(Check(label, False, str(exc), blocking=not access.is_admin))
-        except SchemaBehind as exc:  # the person may confirm it (the form asks)
+        except (SchemaBehind, MigrationsUnsafe) as exc:  # the person may confirm it (the form asks)
             checks.append(Check(label, False, str(exc), blocking=False))
         except DeployRefused as exc:
             checks.append(Check(label, False, str(exc)))

@@ -11,6 +11,7 @@ from django.utils import timezone
 from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
+from deployer.deploys.migration_check import migrations_unsafe
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, rules_check
 from deployer.deploys.schema_changes import (
     RollbackNeedsConfirmation,
@@ -251,9 +252,15 @@ def _schema_confirmation(
         return ""
     who = user.get_username() if user is not None else "gantry"
     behind = schema_behind(environment, ref, sha, current)
-    if behind is None:  # not listed yet (or the API's force up front): the worker checks against it
-        return f"{who} confirmed deploying {ref} even if it lacks migrations applied in {environment.name}"
-    return f"{who} confirmed: {behind.lacking_summary}"
+    unsafe = migrations_unsafe(environment, sha, current)
+    if behind is None and unsafe is None:  # not listed yet (or the API's force up front): the worker checks
+        return (
+            f"{who} confirmed deploying {ref} even if it lacks migrations applied in {environment.name} or ships "
+            "migrations the check flags"
+        )
+    return f"{who} confirmed: " + "; ".join(
+        said for said in (behind.lacking_summary if behind else "", unsafe.summary if unsafe else "") if said
+    )
 
 
 def _audit_request(deploy: Deploy, user: User | None, emergency: str, overridden: str, schema: str = "") -> None:

@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 
 from deployer.choices import DeployStatus
 from deployer.deploys.gates import deploy_gate, trusted_build
+from deployer.deploys.migration_check import migrations_unsafe
 from deployer.deploys.schema_changes import schema_behind
 from deployer.environments.access import Access
 from deployer.environments.leases import lease_check
@@ -35,7 +36,8 @@ class DeployOptions:
     emergency_reason: str = ""  # an admin's emergency deploy: skips gates, the lock, checklist and approval
     expected_sha: str = ""  # the sha the person saw in the plan: refuse if the branch moved since
     take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
-    confirm_schema: bool = False  # deploy code that lacks migrations the environment has applied (recorded)
+    # deploy code that lacks migrations the environment has applied, or migrations the check flagged (recorded)
+    confirm_schema: bool = False
 
 
 NO_OPTIONS = DeployOptions()
@@ -158,12 +160,16 @@ def schema(ask: Ask) -> str:
     if ask.access.is_system:
         return "checked by the worker"
     current = Deploy.objects.filter(environment=ask.environment, status__in=DeployStatus.live()).order_by("-id").first()
-    behind = schema_behind(ask.environment, ask.ref, ask.sha, current)
-    if behind is None:
-        return "no migration that runs here is missing"
+    refusal = schema_behind(ask.environment, ask.ref, ask.sha, current) or migrations_unsafe(
+        ask.environment, ask.sha, current
+    )
+    if refusal is None:
+        return "no migration that runs here is missing" + (
+            "; the migration check found nothing unsafe" if ask.environment.migration_check else ""
+        )
     if ask.options.confirm_schema:
-        return f"confirmed: {behind}"
-    raise behind
+        return f"confirmed: {refusal}"
+    raise refusal
 
 
 Rule = tuple[str, Callable[[Ask], str]]

@@ -1,7 +1,8 @@
 """Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
 
 catalog.py   Team, Service, Environment, Host
-sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, ScheduledRound
+sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
+             ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
 access.py    Grant, SystemIdentity
 audit.py     AuditEntry
@@ -31,6 +32,7 @@ from deployer.models.sources import (
     Build,
     ChangeSet,
     IntegrationStatus,
+    MigrationCheck,
     ScheduledRound,
     SyncState,
     WebhookDelivery,
@@ -56,6 +58,7 @@ __all__ = [
     "Host",
     "IntegrationStatus",
     "LeaseRequest",
+    "MigrationCheck",
     "ScheduledRound",
     "Service",
     "SlackAttempt",

@@ -88,6 +88,8 @@ class Environment(Scrubbed):
     builder_isolation = models.CharField(max_length=20, default="sandbox", help_text="sandbox or account.")
     # {"key": [files], "dirs": [dirs]}: the dependency cache of its builds on the builder (build_cache.py).
     build_cache = models.JSONField(default=dict, blank=True)
+    # {"recipe": "django", ...}: the migration safety check run in the build's sandbox (migration_check.py).
+    migration_check = models.JSONField(default=dict, blank=True)
     # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
     # settings Gantry writes, and the commands that run once per deploy.
     shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")

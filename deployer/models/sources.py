@@ -168,6 +168,30 @@ class ChangeSet(models.Model):
         return f"{self.service_id}: {self.base[:8]}..{self.head[:8]}"
 
 
+class MigrationCheck(models.Model):
+    """The migration safety check of one commit (deploys/migration_check.py): run once per sha and way of
+    checking, in a build's sandbox on the builder, for a person allowed to deploy it; every plan and deploy of
+    the sha reads it. `findings` covers every migration file of the commit (a plan shows those it ships)."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="migration_checks")
+    sha = models.CharField(max_length=40)
+    inputs = models.CharField(max_length=64, help_text="What the check depends on besides the commit (its spec).")
+    requested_at = models.DateTimeField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    files = models.JSONField(default=list, blank=True, help_text="The migration files checked.")
+    findings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, help_text="Why the check could not run (then it counts as not passed).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "sha", "inputs"], name="migration_check_one_per_sha")]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}: {self.sha[:8]}"
+
+
 class ScheduledRound(models.Model):
     """When a periodic task last began a round. A round starts only by a conditional update of this row, so
     two schedulers running by mistake (two `celery beat`s) start each round once."""
