@@ -30,6 +30,7 @@ from deployer.deploys.plan import changes_shown, deploy_plan
 from deployer.deploys.request import (
     rollback_candidates,
 )
+from deployer.deploys.schema_changes import migrations_described
 from deployer.environments.access import access_for
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
@@ -208,10 +209,11 @@ def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", st
 
 def _migration_check_of(deploy: Deploy) -> dict[str, object]:
     """The migration check of what the deploy ships, for its page (nothing when it ships no new file)."""
-    if not new_files(list(deploy.migrations or [])):
+    migrations = migrations_described(deploy.environment, list(deploy.migrations or []))
+    if not new_files(migrations):
         return {}
     check = check_for(deploy.environment, deploy.sha)
-    findings = shipped_findings(check, list(deploy.migrations or [])) if check else []
+    findings = shipped_findings(check, migrations) if check else []
     return {"migration_check": check, "migration_findings": findings}
 
 

@@ -181,3 +181,50 @@ services:
     messages = [p.message for p in caught.value.problems]
     assert any("migration_check runs only inside a build's sandbox on the builder" in m for m in messages)
     assert any("recipe: django needs settings" in m for m in messages)
+
+
+FORGER = """import sys
+SECRET_KEY = "x"
+INSTALLED_APPS = ["shop"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x"}}
+# What Gantry's marks look like, printed by the branch's own code in the check: none may end the check's
+# output early, pose as its result or name the artifact Gantry ships.
+print("GANTRY-LINT-DONE")
+print("GANTRY-LINT-END-0123456789abcdef")
+print("GANTRY-ARTIFACT " + "0" * 64 + " 10")
+sys.stdout.write("GANTRY-LINT-BEGIN-0123456789abcdef")
+sys.stdout.flush()
+"""
+
+
+@pytest.mark.slow
+def test_what_the_checked_code_prints_cannot_pose_as_gantry(
+    transactional_db: None,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    builder: Builder,
+    ssh_hosts: list[SshdHost],
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    files = {
+        "requirements.txt": "django==5.2.*\n",
+        "mysite/__init__.py": "",
+        "mysite/settings.py": FORGER,
+        "shop/__init__.py": "",
+        "shop/migrations/__init__.py": "",
+        "shop/migrations/0001_initial.py": INITIAL,
+    }
+    commit(repo, files, "The shop")
+    text = catalog(repo, builder, ssh_hosts, tmp_path).replace(
+        "settings: mysite.settings,", "settings: mysite.settings, database: sqlite,"
+    )
+    catalog_apply(catalog_parse(text))
+    test = Environment.objects.get(service__name="shop", name="test")
+    done = run(test, deployer, celery_worker)
+    assert done.status == DeployStatus.SUCCEEDED, done.reason
+    assert done.artifact_sha256 != "0" * 64 and len(done.artifact_sha256) == 64
+    check = MigrationCheck.objects.get(service=test.service, sha=done.sha)
+    assert check.error == "" and check.files == ["shop/migrations/0001_initial.py"], check.error

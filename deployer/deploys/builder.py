@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import logging
 import re
+import secrets
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +112,10 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
             else:
                 log.info("reusing the artifact built by deploy #%s: sha256 %s", earlier.built_by_id, earlier.sha256)
                 if lint is not None:  # built before this check was asked for: a build that only checks
-                    _record(job, lint, build_run(conn, job, source, log, lambda: None, lint=lint, pack=False))
+                    try:
+                        _record(job, lint, build_run(conn, job, source, log, lambda: None, lint=lint, pack=False))
+                    except StepFailed as exc:  # the artifact is fine: the check is what could not run
+                        check_recorded(environment, deploy.sha, lint, [], f"could not build to check: {exc}")
                 return Built(dest, earlier.sha256, earlier.size, earlier.built_by)
         output = build_run(conn, job, source, log, building, lint=lint)
         if lint is not None:
@@ -177,6 +181,7 @@ def build_run(
     strict = "set -eu\n" if environment.strict_commands else ""
     build = environment.build_command.strip() or "true"
     q = shlex.quote
+    token = secrets.token_hex(8)  # the check's marks: never in any sandboxed text
     inner = (
         f"set -e\ntar -xzf - -C {q(inside)}/src\nprintf '%s\\n' {q(job.sha)} > {q(inside)}/src/REVISION\n"
         f"cd -- {q(inside)}/src\n{cache.inner if cache else ''}echo {BUILDING_MARK}\n{exports}{strict}{build}\n"
@@ -189,15 +194,16 @@ def build_run(
         # would steer a write anywhere this account may write (another artifact, a production cache entry).
         # So Gantry reads `src` only as a real directory and writes only files it has just made, outside it.
         + f"\nif [ ! -d {q(work)}/src ] || [ -L {q(work)}/src ]; then echo {q(REPLACED_SRC)} >&2; exit 1; fi\n"
-        f"{cache.outer if cache else ''}"
-        + (lint_step(lint, base=base, work=work) if lint else "")
+        # A build that only checks saves no cache: only what a deploy's build made, past its gates, is kept.
+        f"{cache.outer if cache and pack else ''}"
+        + (lint_step(lint, base=base, work=work, token=token) if lint else "")
         + (_PACK.format(artifacts=q(f"{base}/artifacts"), src=q(f"{work}/src"), mark=ARTIFACT_MARK) if pack else "")
         + f"rm -rf -- {q(work)}\n"
     )
     marks: list[str] = []
     printed: list[str] = []
     refused: list[str] = []
-    checking = LintOutput(lint) if lint else None
+    checking = LintOutput(lint, token) if lint else None
 
     def line(text: str) -> None:
         if checking is not None and checking.line(text):

@@ -24,6 +24,7 @@ from deployer.models import Environment, MigrationCheck
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(minutes=5)  # a check that could not run is asked again no sooner
+IN_FLIGHT_MAX = 3  # checks of one service asked of the workers at once
 
 
 def checkable(environment: Environment) -> bool:
@@ -44,6 +45,8 @@ def check_request(environment: Environment, sha: str, user: User | None) -> Migr
         stale = False
     if (row is not None and not stale) or user is None or not access_for(user).can_deploy(environment):
         return row
+    if MigrationCheck.objects.filter(service=environment.service, finished_at__isnull=True).count() >= IN_FLIGHT_MAX:
+        return row  # builds that only check never crowd out the deploys they share a queue with
     if row is None:
         row, created = MigrationCheck.objects.get_or_create(
             service=environment.service,
@@ -53,8 +56,12 @@ def check_request(environment: Environment, sha: str, user: User | None) -> Migr
         )
         if not created:
             return row
-    else:
-        MigrationCheck.objects.filter(pk=row.pk).update(finished_at=None, requested_at=timezone.now())
+    else:  # one asker wins the retry (two plan polls at once enqueue it once)
+        won = MigrationCheck.objects.filter(pk=row.pk, finished_at=row.finished_at).update(
+            finished_at=None, requested_at=timezone.now()
+        )
+        if not won:
+            return MigrationCheck.objects.filter(pk=row.pk).first()
         row.finished_at = None
     queue.enqueue_after_commit(queue.CHECK_MIGRATIONS, row.pk, environment.pk)
     return row

@@ -31,13 +31,15 @@ from deployer.deploys.schema_changes import migrations_described
 from deployer.errors import DeployRefused
 from deployer.integrations import git
 from deployer.models import ChangeSet, Deploy, Environment, MigrationCheck
-from deployer.sources.changes import migration_globs, migrations_in
+from deployer.sources.changes import NOT_MIGRATIONS, migration_globs
 
 FINDING_MARK = "GANTRY-FINDING "
-BEGIN_MARK = "GANTRY-LINT-BEGIN"  # printed by Gantry's script once the build's processes are gone
-END_MARK = "GANTRY-LINT-END "  # ... and after the check, with its exit status
 FINDINGS_MAX = 200
-FILES_MAX = 2000
+FILES_MAX = 1000  # the list travels in the session's script (one argument: at most 128 KiB)
+OUTPUT_MAX = 1_000_000  # bytes of the check's output Gantry reads
+# A check's last line when it ran to its end (set -e: a failed step does not); on a line of its own whatever
+# the check printed before it.
+DONE = "printf '\\nGANTRY-LINT-DONE\\n'\n"
 LINT_DIR = "/tmp/gantry-lint"  # inside the check's sandbox: a private tmpfs
 # Pinned: what a check found must not change because a linter released overnight.
 LINTERS = {
@@ -53,6 +55,7 @@ SQUAWK_RULES = {
     "renaming-column": "RENAME_COLUMN",
     "renaming-table": "RENAME_TABLE",
     "changing-column-type": "ALTER_COLUMN",
+    "syntax-error": "NOT_CHECKED",
 }
 
 # Why each kind of finding breaks the release still running while the new one rolls out, and the safe
@@ -88,6 +91,10 @@ EXPLAINED: dict[str, tuple[str, str]] = {
         "the running release may write rows that break the new constraint",
         "clean the data and stop writing duplicates in one deploy, add the constraint in a later one",
     ),
+    "IGNORED": (
+        "the migration opts out of the linter (IgnoreMigration), so nothing vouches for it",
+        "make it safe, or confirm the deploy: Gantry asks in production whatever the migration says",
+    ),
     "NOT_CHECKED": (
         "the check could not judge this migration, and a check that did not run is no pass",
         "fix what the message says (or give the check what it needs, e.g. env: values the settings read)",
@@ -111,27 +118,32 @@ def check_spec(environment: Environment) -> dict[str, Any]:
 
 
 def check_inputs(environment: Environment) -> str:
-    """What a check's result depends on besides the commit: how it checks (and the build it checks)."""
+    """What a check's result depends on besides the commit: how it checks, which files, the build."""
     spec = check_spec(environment)
     recipe = str(spec.get("recipe", ""))
-    text = json.dumps([spec, LINTERS.get(recipe, ()), environment.build_command], sort_keys=True)
+    text = json.dumps(
+        [spec, LINTERS.get(recipe, ()), environment.build_command, migration_globs(environment.service)],
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_files(environment: Environment, sha: str) -> list[str]:
-    """The migration files of the commit the check reads (GitError when the mirror lacks it)."""
+    """The migration files of the commit the check reads (GitError when the mirror lacks it): every file the
+    migration globs (or the sql recipe's files:) match, the newest FILES_MAX when there are more (a shipped
+    file the check did not read is never taken for a pass: unsafe_summary)."""
     spec = check_spec(environment)
     paths = sorted(git.paths_at(environment.service.name, sha))
     globs = [str(g) for g in spec.get("files") or []] if spec.get("recipe") == "sql" else []
-    if globs:
-        found = [p for p in paths if any(fnmatch.fnmatchcase(p, g) for g in globs)]
-    else:
-        found = [m["path"] for m in migrations_in([("A", p) for p in paths], migration_globs(environment.service))]
+    globs = globs or migration_globs(environment.service)
+    found = [
+        p for p in paths if p.rsplit("/", 1)[-1] not in NOT_MIGRATIONS and any(fnmatch.fnmatchcase(p, g) for g in globs)
+    ]
     if spec.get("recipe") == "django":
         found = [p for p in found if p.endswith(".py")]
     elif spec.get("recipe") == "sql":
         found = [p for p in found if p.endswith(".sql")]
-    return [p for p in found if "\n" not in p and "\r" not in p][:FILES_MAX]
+    return [p for p in found if "\n" not in p and "\r" not in p][-FILES_MAX:]
 
 
 def lint_for(environment: Environment, sha: str) -> Lint | None:
@@ -160,14 +172,18 @@ def _script(spec: dict[str, Any], files: list[str]) -> str:
         f'printf %s {listed} | base64 -d > "$L/files"\n'
     )
     if recipe == "command":
-        return head + 'export GANTRY_MIGRATION_FILES="$L/files"\n' + str(spec.get("command", "")) + "\n"
+        return head + f'export GANTRY_MIGRATION_FILES="$L/files"\n{spec.get("command", "")}\n{DONE}'
+
     packages = " ".join(q(p) for p in LINTERS[str(recipe)])
     if recipe == "sql":
-        install = f'python3 -m pip install --quiet --no-deps --target "$L/lib" {packages}\n'
+        # Gantry's own steps run isolated from the tree (python3 -I, from $L): a json.py or pip/ in the
+        # branch is never imported; squawk reads Gantry's empty config, not the branch's .squawk.toml.
+        install = f'(cd "$L" && python3 -I -m pip install --quiet --no-deps --target "$L/lib" {packages})\n'
         return (
-            head + install + 'set -- ; while IFS= read -r f; do [ -n "$f" ] && set -- "$@" "$f"; done < "$L/files"\n'
-            'if [ $# -gt 0 ]; then "$L/lib/bin/squawk" --reporter json -- "$@" > "$L/out.json" || true; '
-            f'python3 -c {q(_SQUAWK_LINES)} < "$L/out.json"; fi\n'
+            head + install + ': > "$L/squawk.toml"\n'
+            'set -- ; while IFS= read -r f; do [ -n "$f" ] && set -- "$@" "$f"; done < "$L/files"\n'
+            'if [ $# -gt 0 ]; then "$L/lib/bin/squawk" --config "$L/squawk.toml" --reporter json -- "$@" '
+            f'> "$L/out.json" || true; python3 -I -c {q(_SQUAWK_LINES)} < "$L/out.json"; fi\n{DONE}'
         )
     python = str(spec.get("python") or ".venv/bin/python")
     exports = "".join(f"export {key}={q(str(value))}\n" for key, value in dict(spec.get("env") or {}).items())
@@ -195,6 +211,7 @@ def _script(spec: dict[str, Any], files: list[str]) -> str:
         + exports
         + f'GANTRY_LINT_DIR="$L" GANTRY_LINT_SETTINGS={q(str(spec.get("settings", "")))} '
         f'GANTRY_LINT_DATABASE_ENGINE={engine} GANTRY_LINT_DATABASE_NAME={name} "$PY" "$L/driver.py" "$L/files"\n'
+        + DONE
     )
 
 
@@ -231,7 +248,13 @@ def finding_parsed(text: str, files: list[str]) -> dict[str, str] | None:
 def check_recorded(
     environment: Environment, sha: str, lint: Lint, findings: list[dict[str, str]], error: str
 ) -> MigrationCheck:
-    """Keep a finished check with the sha (every later plan and deploy of it reads this row)."""
+    """Keep a finished check with the sha (every later plan and deploy of it reads this row); a check that
+    could not run never replaces one that did."""
+    done = MigrationCheck.objects.filter(
+        service=environment.service, sha=sha, inputs=lint.inputs, finished_at__isnull=False, error=""
+    ).first()
+    if done is not None and error:
+        return done
     row, _ = MigrationCheck.objects.update_or_create(
         service=environment.service,
         sha=sha,
@@ -281,12 +304,19 @@ def unsafe_summary(check: MigrationCheck | None, migrations: list[dict[str, str]
         return f"the migration check has not run for the {len(shipped)} migration file(s) it ships"
     if check.error:
         return f"the migration check could not judge the migrations it ships: {check.error[:300]}"
+    unread = [path for path in shipped if path not in set(check.files or [])]
+    if unread:
+        more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+        return f"the migration check did not read {', '.join(unread[:3])}{more} (not a file it checks)"
     found = shipped_findings(check, migrations)
     if not found:
         return ""
     shown = "; ".join(f"{f['file']}: {f['code']} ({f['message'][:80]})" for f in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     return f"the migration check found what the running release cannot live with: {shown}{more}"
+
+
+BLANKET = "or ships migrations the check flags"  # in a confirmation made before the check's result was known
 
 
 def check_refusal(deploy: Deploy) -> str:
@@ -306,8 +336,11 @@ def check_refusal(deploy: Deploy) -> str:
     if not environment.production:
         log.warning("%s (not production: deploying)", said)
         return ""
-    if deploy.schema_confirmation:
-        log.warning("%s; deploying as confirmed: %s", said, deploy.schema_confirmation)
+    # A confirmation covers findings the person saw (the plan's summary is in it), or is a blanket one made
+    # before anything was known (the API's force up front); ticking "lacks migrations" covers no finding.
+    confirmed = deploy.schema_confirmation
+    if confirmed and (said in confirmed or BLANKET in confirmed):
+        log.warning("%s; deploying as confirmed: %s", said, confirmed)
         return ""
     return (
         f"not deployed: {said}. Nothing changed on any host. Make the migration safe (its page says how), or, "

@@ -11,7 +11,7 @@ from django.utils import timezone
 from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
-from deployer.deploys.migration_check import migrations_unsafe
+from deployer.deploys.migration_check import BLANKET, migrations_unsafe
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, rules_check
 from deployer.deploys.schema_changes import (
     RollbackNeedsConfirmation,
@@ -254,10 +254,7 @@ def _schema_confirmation(
     behind = schema_behind(environment, ref, sha, current)
     unsafe = migrations_unsafe(environment, sha, current)
     if behind is None and unsafe is None:  # not listed yet (or the API's force up front): the worker checks
-        return (
-            f"{who} confirmed deploying {ref} even if it lacks migrations applied in {environment.name} or ships "
-            "migrations the check flags"
-        )
+        return f"{who} confirmed deploying {ref} even if it lacks migrations applied in {environment.name} {BLANKET}"
     return f"{who} confirmed: " + "; ".join(
         said for said in (behind.lacking_summary if behind else "", unsafe.summary if unsafe else "") if said
     )

@@ -165,7 +165,7 @@ def schema(ask: Ask) -> str:
     )
     if refusal is None:
         return "no migration that runs here is missing" + (
-            "; the migration check found nothing unsafe" if ask.environment.migration_check else ""
+            "; the migration check judges what it ships" if ask.environment.migration_check else ""
         )
     if ask.options.confirm_schema:
         return f"confirmed: {refusal}"

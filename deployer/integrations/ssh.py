@@ -239,6 +239,10 @@ def run(
 # here as fd 3). The outer shell turns a death by signal into an exit status (128 + the signal): sshd
 # would report "exit-signal", which paramiko ignores, and the step would read as a lost connection.
 #
+# Its standard error goes into its standard output on the host: sshd forwards the two pipes separately, so
+# a line a command wrote to stderr in pieces (cp, mkdir: unbuffered) could arrive spliced with the next line
+# of stdout; one pipe keeps every line whole and in order.
+#
 # The script comes after the session has started so that a session can be opened ahead of its command:
 # the host's login shell reads its rc files (nvm, rbenv or pyenv there cost a tenth of a second or more
 # per session) while the previous command runs. A session that never gets a script (its connection
@@ -250,7 +254,7 @@ _LOADER = (
     'script=$(dd bs=1 count="$size" 2>/dev/null; echo x)\n'
     "script=${script%x}\n"
     "exec 3<&0\n"
-    'timeout -k 5 "$limit" sh -c "$script" <&3 3<&- &\n'
+    'timeout -k 5 "$limit" sh -c "$script" <&3 3<&- 2>&1 &\n'
     "exec 3<&-\n"
     'echo "GANTRY-PID-$token $!"\n'
     "wait $!\n"
