@@ -90,6 +90,16 @@ def test_trust_host_refuses_a_fingerprint_that_does_not_match(db: None, new_host
     assert not TrustedHostKey.objects.exists()
 
 
+def test_trust_host_without_a_terminal_says_how_instead_of_failing(
+    db: None, new_host: SshdHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a script or a pipe: nobody to answer
+    real = HostKey.of(new_host.host_key())
+    with pytest.raises(CommandError, match=f"run again with --fingerprint {re.escape(real.fingerprint)}"):
+        call_command("trust_host", f"{new_host.address}:{new_host.port}", stdout=io.StringIO())
+    assert not TrustedHostKey.objects.exists()
+
+
 def test_trust_host_replaces_a_key_only_when_asked(db: None, new_host: SshdHost) -> None:
     impostor = HostKey.of(paramiko.Ed25519Key(filename=str(_other_key(new_host.directory))))
     host_key_trust(name=name_of(new_host), key=impostor, user=None)

@@ -207,7 +207,7 @@ def build_run(
 
     def line(text: str) -> None:
         if checking is not None and checking.line(text):
-            if not checking.finding_line(text):
+            if checking.shown(text):
                 log.info("migration check: %s", text)
         elif text == BUILDING_MARK and not printed and not marks:  # Gantry's: printed before the build's own lines
             building()
@@ -237,6 +237,8 @@ def build_run(
             "own with builder: {user: ..., isolation: account}"
         )
     checked = checking.result() if checking else None
+    for said in checking.summary() if checking else []:
+        log.info("migration check: %s", said)
     if not pack:
         return BuildOutput("", 0, checked)
     sha256, _, size = (marks[-1] if marks else "").partition(" ")

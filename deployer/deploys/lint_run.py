@@ -75,8 +75,19 @@ class LintOutput:
         return True
 
     @staticmethod
-    def finding_line(text: str) -> bool:
-        return text.startswith(FINDING_MARK)
+    def shown(text: str) -> bool:
+        """Whether a line of the check's belongs in the deploy's log: what the check itself printed (its
+        findings are logged once it has ended; Gantry's marks are not the reader's business)."""
+        return bool(text.strip()) and not text.startswith((FINDING_MARK, BEGIN, END, DONE_MARK))
+
+    def summary(self) -> list[str]:
+        """The check's result, as the deploy's log says it."""
+        result = self.result()
+        lines = [f"{f['file']}: {f['code']} {f['message']}" for f in result.findings]
+        if result.error:
+            lines.append(f"could not judge the migrations: {result.error}")
+        lines.append(f"{len(self.lint.files)} migration file(s) checked, {len(result.findings)} finding(s)")
+        return lines
 
     def result(self) -> Checked:
         if not self.ended or not self.done:

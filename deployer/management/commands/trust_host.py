@@ -88,7 +88,7 @@ class Command(BaseCommand):
             )
         if fingerprint and fingerprint != key.fingerprint:
             raise CommandError(f"the host offers {key.fingerprint}, not {fingerprint}: refusing to trust it")
-        if not (fingerprint or yes) and input("Trust this key? [y/N] ").strip().lower() != "y":
+        if not (fingerprint or yes) and _asked("Trust this key? [y/N] ", key.fingerprint) != "y":
             raise CommandError("not trusted")
         try:
             host_key_trust(name=target.known_hosts_name, key=key, user=self.user, replace=replace, by=self.by)
@@ -105,3 +105,14 @@ def _who(username: str | None) -> tuple[User | None, str]:
             raise CommandError(f"--as {username}: no active Gantry user of that name")
         return user, ""
     return None, f"{getpass.getuser()}@{socket.gethostname()} (shell)"
+
+
+def _asked(question: str, fingerprint: str) -> str:
+    """The person's answer; without a terminal to ask on (a script, a pipe), a clear refusal saying how."""
+    try:
+        return input(question).strip().lower()
+    except EOFError:
+        raise CommandError(
+            "no answer to read (standard input is not a terminal): check the fingerprint with the host's "
+            f"administrator, then run again with --fingerprint {fingerprint}"
+        ) from None
