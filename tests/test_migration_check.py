@@ -51,6 +51,10 @@ SAFE = MIGRATION.format(
     body='dependencies = [("shop", "0002_color")]\n    operations = [migrations.AddField("item", "size", '
     'models.CharField(max_length=10, db_default=""))]'
 )
+NULLABLE = MIGRATION.format(
+    body='dependencies = [("shop", "0001_initial")]\n    operations = [migrations.AddField("item", "size", '
+    "models.IntegerField(null=True))]"
+)
 BUILD = "if [ ! -x .venv/bin/python ]; then python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt; fi"
 
 
@@ -120,6 +124,7 @@ def test_an_unsafe_migration_stops_production_until_confirmed_and_a_safe_one_goe
     test, prod = (Environment.objects.get(service__name="shop", name=name) for name in ("test", "prod"))
     first = run(prod, deployer, celery_worker)
     assert first.status == DeployStatus.SUCCEEDED, first.reason
+    assert not MigrationCheck.objects.exists(), "a first deploy meets no running release: nothing to check"
 
     commit(repo, {"shop/migrations/0002_color.py": UNSAFE}, "A colour, with default=''")
     refused = run(prod, deployer, celery_worker)
@@ -223,8 +228,10 @@ def test_what_the_checked_code_prints_cannot_pose_as_gantry(
     )
     catalog_apply(catalog_parse(text))
     test = Environment.objects.get(service__name="shop", name="test")
+    assert run(test, deployer, celery_worker).status == DeployStatus.SUCCEEDED
+    commit(repo, {"shop/migrations/0002_size.py": NULLABLE}, "A nullable size")
     done = run(test, deployer, celery_worker)
     assert done.status == DeployStatus.SUCCEEDED, done.reason
     assert done.artifact_sha256 != "0" * 64 and len(done.artifact_sha256) == 64
     check = MigrationCheck.objects.get(service=test.service, sha=done.sha)
-    assert check.error == "" and check.files == ["shop/migrations/0001_initial.py"], check.error
+    assert check.error == "" and check.files == ["shop/migrations/0001_initial.py", "shop/migrations/0002_size.py"]

@@ -32,8 +32,9 @@ from deployer.deploys.gates import build_trusted, provenance
 from deployer.deploys.host_steps import last_lines
 from deployer.deploys.lint_run import Checked, LintOutput, lint_step
 from deployer.deploys.log import deploy_logger
-from deployer.deploys.migration_check import Lint, check_recorded, lint_for
+from deployer.deploys.migration_check import Lint, check_recorded, lint_for, new_files
 from deployer.deploys.sandbox import NO_SANDBOX_MARK, SANDBOX_PROBE, sandbox_dir, sandboxed
+from deployer.deploys.schema_changes import migrations_described
 from deployer.errors import StepFailed
 from deployer.integrations import jenkins, ssh
 from deployer.models import Artifact, Build, Deploy, Environment
@@ -99,7 +100,9 @@ def artifact_for(deploy: Deploy, source: Path, workdir: Path, *, building: Calla
     earlier = Artifact.objects.filter(service=environment.service, inputs=inputs, builder=where).first()
     dest = workdir / "artifact.tar.gz"
     job = BuildJob.of(deploy)
-    lint = lint_for(environment, deploy.sha) if environment.builder_isolation != "account" else None
+    # The check runs when the deploy ships migration files (a redeploy without any pays nothing for it).
+    ships = bool(new_files(migrations_described(environment, list(deploy.migrations or []))))
+    lint = lint_for(environment, deploy.sha) if ships and environment.builder_isolation != "account" else None
     conn = connect(target)
     try:
         if earlier is not None:
