@@ -17,6 +17,7 @@ from django.test import Client
 
 from deployer.catalog.load import CatalogError, catalog_parse
 from deployer.choices import AuditAction, DeployStatus
+from deployer.lib.secrets import SecretSourceError
 from deployer.models import AuditEntry, Deploy, DeployHost, DeployLog, Environment
 from tests.conftest import MakeEnvironment, plan_page
 from tests.support.worker import Worker
@@ -247,3 +248,44 @@ services:
     assert not run.ok and step.name == "secrets"
     assert "has the value production environment shop/prod uses for DB_PASSWORD" in step.error
     assert same not in step.error
+
+
+def test_a_value_production_reads_by_command_is_refused_in_test_after_productions_own_read(
+    db: None, tmp_path: Path
+) -> None:
+    """Production's command (vault, sops) never runs for a test deploy: its own reads leave keyed digests of
+    its values, and a test environment holding one of them is refused from then on."""
+    from deployer.catalog.load import catalog_apply
+    from deployer.environments.secret_scope import environment_secrets
+
+    same = "vault-only-9d41c"
+    script = tmp_path / "vault-ish.py"
+    script.write_text(f"import json; print(json.dumps({{'DB_PASSWORD': '{same}'}}))\n")
+    test_file = secrets_file(tmp_path / "test.env", f"DB_PASSWORD={same}\n")
+    catalog_apply(
+        catalog_parse(f"""
+services:
+  shop:
+    repo: /srv/git/shop
+    config_secrets: [DB_PASSWORD]
+    environments:
+      test:
+        deploy_path: /srv/shop
+        secrets: {{file: {test_file}}}
+        hosts: [{{address: 10.0.0.1}}]
+      prod:
+        deploy_path: /srv/shop
+        secrets: {{command: [python3, {script}]}}
+        hosts: [{{address: 10.0.0.2}}]
+""")
+    )
+    test, prod = (Environment.objects.get(name=name) for name in ("test", "prod"))
+    environment_secrets(test)  # production has not read its values yet: nothing to compare with
+
+    environment_secrets(prod)
+    prod.refresh_from_db()
+    assert same not in json.dumps(prod.secret_value_digests), "digests, never the value"
+    with pytest.raises(SecretSourceError, match="has a value production environment shop/prod held when its"):
+        environment_secrets(test)
+    secrets_file(test_file, "DB_PASSWORD=a-test-value-of-its-own\n")
+    environment_secrets(test)

@@ -207,6 +207,12 @@ def _command_env() -> dict[str, str]:
     }
 
 
+def value_digest(key: str, value: str) -> str:
+    """A keyed digest of a value alone (whatever its name or environment), to notice the same value in two
+    places without keeping either."""
+    return hmac.new(key.encode(), f"value\0{value}".encode(), hashlib.sha256).hexdigest()
+
+
 def fingerprint(key: str, scope: str, name: str, value: str) -> str:
     """A keyed digest of one value, to notice a change without keeping the value (`key`: Django's SECRET_KEY)."""
     return hmac.new(key.encode(), f"{scope}\0{name}\0{value}".encode(), hashlib.sha256).hexdigest()

@@ -110,6 +110,10 @@ class Environment(Scrubbed):
         default=list, blank=True, help_text="Secrets this non-production environment may share with production."
     )
     secret_fingerprints = models.JSONField(default=dict, blank=True, editable=False)
+    # A production environment's values as keyed digests of the value alone (secret_scope.py): a
+    # non-production environment holding one is refused even when production reads its values by a command,
+    # which no other environment's deploy runs.
+    secret_value_digests = models.JSONField(default=list, blank=True, editable=False)
     release_command = models.TextField(blank=True, help_text="Once per deploy, after staging, before any switch.")
     release_host = models.CharField(max_length=255, blank=True, help_text="Where it runs (default: the first host).")
     post_release_command = models.TextField(blank=True, help_text="Once, after every host is live.")
