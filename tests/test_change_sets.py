@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -155,3 +156,29 @@ def test_change_sets_are_asked_only_for_known_commits_and_throttled_per_person(
     assert "you asked" not in plan_changes(environment, base, shas[0], user=deployer).note, "asked ones still show"
     plan_changes(environment, base, shas[-1], user=admin_user)
     assert ChangeSet.objects.get(head=shas[-1]).requested_by == admin_user, "the limit is per person"
+
+
+def test_migration_files_are_found_whatever_else_a_branch_changes(tmp_path: Path) -> None:
+    """The migrations are matched by git before any cap: a branch changing thousands of files that sort
+    first cannot push its migration out of the list (and past the schema guard and the migration check)."""
+    from deployer.integrations import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    setup.git(repo, "init", "--quiet", "--initial-branch=main")
+    (repo / "README").write_text("an app\n")
+    setup.git(repo, "add", "--all")
+    setup.git(repo, "commit", "--quiet", "-m", "An app")
+    base = setup.git(repo, "rev-parse", "HEAD").strip()
+    for number in range(20):
+        (repo / f"a{number:02}.txt").write_text("noise\n")
+    (repo / "shop" / "migrations").mkdir(parents=True)
+    (repo / "shop" / "migrations" / "0002_color.py").write_text("# a migration\n")
+    setup.git(repo, "add", "--all")
+    setup.git(repo, "commit", "--quiet", "-m", "Noise and a migration")
+    head = setup.git(repo, "rev-parse", "HEAD").strip()
+    git.mirror_update("noisy", str(repo))
+
+    assert ("A", "shop/migrations/0002_color.py") not in git.changed_files("noisy", base, head, limit=10)
+    found = git.changed_files("noisy", base, head, limit=10, globs=["*migrations/*.py"])
+    assert found == [("A", "shop/migrations/0002_color.py")]

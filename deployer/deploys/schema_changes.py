@@ -31,7 +31,7 @@ def migrations_between(service: Service, base: str, head: str) -> list[dict[str,
     globs = migration_globs(service)
     if not globs or not base or base == head:
         return []
-    return migrations_in(git.changed_files(service.name, base, head), globs)
+    return migrations_in(git.changed_files(service.name, base, head, globs=globs), globs)
 
 
 def migrations_record(deploy: Deploy) -> list[dict[str, str]]:

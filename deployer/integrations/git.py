@@ -11,7 +11,7 @@ import fcntl
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -214,14 +214,20 @@ def commit_log(service_name: str, base: str, head: str, *, limit: int) -> tuple[
     return total, commits
 
 
-def changed_files(service_name: str, base: str, head: str, *, limit: int = 5000) -> list[tuple[str, str]]:
+def changed_files(
+    service_name: str, base: str, head: str, *, limit: int = 5000, globs: Sequence[str] = ()
+) -> list[tuple[str, str]]:
     """(change, path) for each file that differs from `base` to `head`: A added, M modified, D deleted
-    (a rename is a delete and an add). Reads the local mirror only; GitError if it lacks either commit."""
+    (a rename is a delete and an add), only those matching `globs` when given (matched by git before the
+    limit, so thousands of other changed files cannot push a match out). Reads the local mirror only;
+    GitError if it lacks either commit."""
     path = mirror_path(service_name)
     for sha in (base, head):
         if not _has_commit(path, sha):
             raise GitError(f"commit {sha[:12]} is not in this machine's mirror of {service_name} yet")
-    out = _git_bytes("diff", "--name-status", "--no-renames", "-z", base, head, "--", cwd=path)
+    # ":(top)" and no other magic: git's default pathspec match is fnmatch's, `*` crossing directories.
+    specs = [f":(top){glob}" for glob in globs]
+    out = _git_bytes("diff", "--name-status", "--no-renames", "-z", base, head, "--", *specs, cwd=path)
     fields = out.decode("utf-8", errors="replace").split("\0")
     changes = []
     for status, name in zip(fields[0::2], fields[1::2], strict=False):

@@ -137,7 +137,7 @@ def _computed(row: ChangeSet) -> dict[str, object]:
         git.commits_ensure(service.name, service.repo_url, row.base, row.head)
         ahead, commits = git.commit_log(service.name, row.base, row.head, limit=COMMITS_SHOWN)
         behind, _ = git.commit_log(service.name, row.head, row.base, limit=0)
-        changed = git.changed_files(service.name, row.base, row.head) if row.globs else []
+        changed = git.changed_files(service.name, row.base, row.head, globs=list(row.globs)) if row.globs else []
     except git.GitError as exc:
         return {"error": str(exc)[:1000]}
     return {
