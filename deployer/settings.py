@@ -122,6 +122,7 @@ AXES_FAILURE_LIMIT = env.int("GANTRY_SIGNIN_FAILURES", default=5)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("GANTRY_SIGNIN_LOCKOUT_MINUTES", default=15))
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its "AXES: BEGIN" line at every start (each manage.py command) says nothing
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "deployer.lib.client_ip.client_ip"
 # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: REMOTE_ADDR is the client).

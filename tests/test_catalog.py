@@ -161,3 +161,21 @@ def test_the_command_loads_a_valid_file(db: None, tmp_path: Path, capsys: pytest
 
     assert "catalog already up to date" in capsys.readouterr().out
     assert Host.objects.count() == 3
+
+
+def test_problems_are_listed_in_the_files_order() -> None:
+    text = """
+services:
+  app:
+    repo: /srv/git/app
+    migration_check: {recipe: django}
+    environments:
+      test:
+        deploy_path: /srv/app
+        config: {A: "{{secret.NOPE}}"}
+        hosts: [{address: 10.0.0.1}]
+"""
+    with pytest.raises(CatalogError) as caught:
+        catalog_parse(text)
+    lines = [problem.line or 0 for problem in caught.value.problems]
+    assert lines == sorted(lines) and len(lines) == 3, caught.value.problems

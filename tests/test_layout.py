@@ -196,3 +196,11 @@ def test_every_room_says_what_it_holds(package: str) -> None:
     path = modules()[package]
     tree = ast.parse(path.read_text())
     assert ast.get_docstring(tree), f"{path.relative_to(ROOT)} needs a docstring saying what the room holds"
+
+
+def test_the_flow_names_every_file_of_the_deploys_package() -> None:
+    """deployer/deploys/__init__.py is where a reader starts: every file of the flow is on it."""
+    package = ROOT / "deployer" / "deploys"
+    told = (package / "__init__.py").read_text()
+    missing = sorted(p.name for p in package.glob("*.py") if p.name != "__init__.py" and p.name not in told)
+    assert not missing, f"add these to THE FLOW in deployer/deploys/__init__.py: {', '.join(missing)}"

@@ -44,8 +44,9 @@ class CatalogError(Exception):
 
     def __init__(self, filename: str, problems: list[Problem]) -> None:
         self.filename = filename
-        self.problems = problems
-        super().__init__("\n".join(p.render(filename) for p in problems))
+        # In the file's order, as an editor walks it (a problem with no line, about the whole file, first).
+        self.problems = sorted(problems, key=lambda p: p.line or 0)
+        super().__init__("\n".join(p.render(filename) for p in self.problems))
 
 
 @dataclass

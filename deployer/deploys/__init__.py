@@ -9,11 +9,20 @@
                   (succeeded, tests_failed, failed, rolled_back, cancelled); the one place failures
                   become final states. log.py: its log lines; shipped.py: the commits it shipped;
                   config.py: the config file it writes on every host (secrets masked)
+   rules.py       the rules a request must pass, each named (request.py asks them, plan.py shows them);
+                  schema_changes.py: the migration files a deploy ships and code lacking applied ones;
+                  migration_check.py: those files linted for what the running release cannot live with
+                  (check_ahead.py: asked by a plan page, ahead of any deploy)
 5. rollout.py     the orchestration over the hosts: stage all, the release phase once, switch in
                   batches (batches.py), post-release once, pause, cancel, roll back;
+                  fleet.py: the SSH connections to every host, opened at once;
                   host_steps.py: staging, the release phase and pruning on one host;
+                  phase_hooks.py: the catalog's hooks at each phase;
                   activation.py: switch and restart each role (roles.py) with its health check
-                  (health.py); balancer.py: HAProxy drain around a restart
+                  (health.py); balancer.py: HAProxy drain around a restart;
+                  builder.py: build once on the builder (sandbox.py: a bubblewrap sandbox per build;
+                  build_cache.py: its dependency cache; lint_run.py: the migration check's step), or
+                  take what Jenkins built
 6. lifecycle.py   every state change: one conditional UPDATE, its log line, history entry, lock and
                   Slack version in one transaction
 7. reaper.py      deploys nobody runs any more are settled (a dead worker, a lost message)

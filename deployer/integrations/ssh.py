@@ -239,10 +239,7 @@ def run(
 # here as fd 3). The outer shell turns a death by signal into an exit status (128 + the signal): sshd
 # would report "exit-signal", which paramiko ignores, and the step would read as a lost connection.
 #
-# Its standard error goes into its standard output on the host: sshd forwards the two pipes separately, so
-# a line a command wrote to stderr in pieces (cp, mkdir: unbuffered) could arrive spliced with the next line
-# of stdout; one pipe keeps every line whole and in order.
-#
+# stderr joins stdout on the host: sshd forwards them apart, splicing a line written in pieces with another.
 # The script comes after the session has started so that a session can be opened ahead of its command:
 # the host's login shell reads its rc files (nvm, rbenv or pyenv there cost a tenth of a second or more
 # per session) while the previous command runs. A session that never gets a script (its connection

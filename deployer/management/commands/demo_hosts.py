@@ -12,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from deployer.demo import setup
+from deployer.demo.hosts import SshdHost
 
 
 class Command(BaseCommand):
@@ -32,6 +33,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         try:
             for host in hosts:
+                if _stop_stale(host):
+                    self.stdout.write(f"stopped the sshd an earlier run left on {host.address}:{host.port}")
                 processes.append(host.start())
                 self.stdout.write(f"ssh host {host.user}@{host.address}:{host.port} is up", ending="\n")
             self.stdout.flush()
@@ -47,6 +50,33 @@ class Command(BaseCommand):
                     _stop_demo_app(host.directory / "srv" / "demo" / "shared" / f"{name}.pid")
         if not stopping:
             raise CommandError("an sshd exited; see its message above")
+
+
+def _stop_stale(host: SshdHost) -> bool:
+    """An sshd an earlier `make run` of this checkout left running (killed without its cleanup) holds the
+    host's address: stop it. It is found by its command line naming this host's own sshd_config (its pid file
+    does not survive demo_setup), so nothing else is ever signalled."""
+    config = str(host.config_path).encode()
+    stale = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        # A listening sshd retitles itself ("sshd: /usr/sbin/sshd -D -e -f <config> [listener] ..."): the
+        # words are read, not the arguments.
+        words = raw.split()
+        if words and words[0].rstrip(b":").endswith(b"sshd") and config in words:
+            stale.append(int(entry.name))
+    for pid in stale:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while stale and time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in stale):
+        time.sleep(0.05)
+    return bool(stale)
 
 
 def _stop_demo_app(pidfile: Path) -> None:
