@@ -25,6 +25,7 @@ urlpatterns = [
     path("services/<slug:name>/<slug:environment>/promote", actions.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),
     path("deploys/<int:pk>/log", views.deploy_log, name="deploy-log"),
+    path("deploys/<int:pk>/log.txt", views.deploy_log_text, name="deploy-log-text"),
     path("services/<slug:name>/<slug:environment>/plan", views.deploy_plan_view, name="deploy-plan"),
     path("services/<slug:name>/<slug:environment>/changes/<int:pk>", views.plan_changes, name="plan-changes"),
     path("services/<slug:name>/<slug:environment>/rollback", actions.deploy_rollback_view, name="deploy-rollback"),

@@ -3,13 +3,14 @@ talk to a host, a repository or an outside API."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import user_passes_test
 from django.core.cache import cache
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -35,7 +36,7 @@ from deployer.environments.access import access_for
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
 from deployer.errors import DeployConflict, DeployRefused
-from deployer.models import ApiTestRun, ChangeSet, Deploy, Environment, Service, WebhookDelivery
+from deployer.models import ApiTestRun, ChangeSet, Deploy, DeployLog, Environment, Service, WebhookDelivery
 from deployer.sources import integration_health
 
 
@@ -215,6 +216,24 @@ def _migration_check_of(deploy: Deploy) -> dict[str, object]:
     check = check_for(deploy.environment, deploy.sha)
     findings = shipped_findings(check, migrations) if check else []
     return {"migration_check": check, "migration_findings": findings}
+
+
+@require_GET
+def deploy_log_text(request: SignedInRequest, pk: int) -> StreamingHttpResponse:
+    """The deploy's whole log as kept, as a text file (the page shows it line by line)."""
+    deploy = deploy_or_404(pk)
+    rows = DeployLog.objects.filter(deploy=deploy).order_by("pk").values_list("at", "host", "level", "message")
+
+    def lines() -> Iterator[str]:
+        yield f"# deploy #{deploy.pk}: {deploy.environment.service.name} {deploy.environment.name} {deploy.ref}\n"
+        if deploy.log_lines_dropped:
+            yield f"# {deploy.log_lines_dropped} lines from its middle were not kept (GANTRY_DEPLOY_LOG_MAX_LINES)\n"
+        for at, host, level, message in rows.iterator(chunk_size=2000):
+            yield f"{at:%Y-%m-%d %H:%M:%S} {host or '-'} {level} {message}\n"
+
+    response = StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="deploy-{deploy.pk}.log"'
+    return response
 
 
 @require_GET

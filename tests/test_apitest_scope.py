@@ -257,11 +257,11 @@ services:
 """
     with pytest.raises(CatalogError) as error:
         catalog_parse(text)
-    assert str(error.value).splitlines() == [
-        "catalog.yml:11: services.app.environments.test.test_variables.auth: uses secret.CI_PASSWORD, which "
-        "environment test does not grant; add CI_PASSWORD to services.app.environments.test.api_test_secrets",
+    assert str(error.value).splitlines() == [  # in the file's order
         "catalog.yml:6: services.app.api_tests.smoke: uses secret.PROD_DB_PASSWORD, which environment test "
         "does not grant; add PROD_DB_PASSWORD to services.app.environments.test.api_test_secrets",
+        "catalog.yml:11: services.app.environments.test.test_variables.auth: uses secret.CI_PASSWORD, which "
+        "environment test does not grant; add CI_PASSWORD to services.app.environments.test.api_test_secrets",
     ]
 
 

@@ -7,7 +7,7 @@ import string
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deployer.apitests.network import blocked_host, origin_of, show_origin
 from deployer.lib.dotenv import KEY_RE as CONFIG_KEY_RE
@@ -172,3 +172,12 @@ ConfigKey = Annotated[str, AfterValidator(valid_config_key)]
 ConfigValue = Annotated[str | int | float | bool, AfterValidator(valid_config_value)]
 Principal = Annotated[str, AfterValidator(valid_principal)]
 AbsolutePath = Annotated[str, AfterValidator(valid_absolute_path)]
+
+
+class Spec(BaseModel):
+    """Every catalog mapping: unknown keys are errors (a typo is said, not ignored), strings stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+CachePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", max_length=200)]

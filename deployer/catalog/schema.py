@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from deployer.apitests.schema import SuiteSpec
 from deployer.catalog.fields import (
@@ -12,11 +12,13 @@ from deployer.catalog.fields import (
     LB_NAME_RE,
     USER_RE,
     AbsolutePath,
+    CachePath,
     ConfigKey,
     ConfigValue,
     Name,
     Principal,
     RelativePath,
+    Spec,
     valid_api_target,
     valid_batch_size,
     valid_branch,
@@ -31,13 +33,10 @@ from deployer.catalog.fields import (
     valid_runtime_api,
     valid_secret_name,
 )
+from deployer.catalog.migration_check_spec import MigrationCheckSpec
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class HostSpec(_Spec):
+class HostSpec(Spec):
     address: Annotated[str, AfterValidator(valid_host)] = Field(description="host name or IP address")
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
     user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
@@ -52,7 +51,7 @@ class HostSpec(_Spec):
     )
 
 
-class LoadBalancerSpec(_Spec):
+class LoadBalancerSpec(Spec):
     runtime_api: Annotated[str, AfterValidator(valid_runtime_api)] = Field(
         description="HAProxy runtime API: admin socket path or host:port (stats socket ... level admin)"
     )
@@ -60,7 +59,7 @@ class LoadBalancerSpec(_Spec):
     drain_timeout: int = Field(default=30, ge=0, le=3600, description="seconds to wait for a drained host's sessions")
 
 
-class RoleSpec(_Spec):
+class RoleSpec(Spec):
     """One kind of process of the service (web, worker, ...): how it restarts and how it shows it is healthy."""
 
     restart_command: str = Field(default="", description="shell command run in <deploy_path>/current")
@@ -73,6 +72,9 @@ class RoleSpec(_Spec):
     health_check_timeout: int | None = Field(
         default=None, ge=1, le=3600, description="seconds to wait for health (default: the environment's)"
     )
+    healthy_for: int | None = Field(
+        default=None, ge=0, le=600, description="seconds the check must keep passing (default: the environment's)"
+    )
     restart_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds its restart may run (default: the environment's)"
     )
@@ -82,7 +84,7 @@ class RoleSpec(_Spec):
     )
 
 
-class HookSpec(_Spec):
+class HookSpec(Spec):
     """A command at one phase of a deploy (deployer/deploys/phase_hooks.py)."""
 
     command: str = Field(min_length=1, description="shell command (one line is best)")
@@ -110,7 +112,7 @@ HookPhase = Literal[
 HookList = Annotated[list[HookSpec], BeforeValidator(_hook_list), Field(max_length=20)]
 
 
-class BuilderSpec(_Spec):
+class BuilderSpec(Spec):
     """The SSH host that builds each release once (build: builder); its key is trusted like a host's."""
 
     address: Annotated[str, AfterValidator(valid_host)] = Field(description="host name or IP address")
@@ -127,7 +129,7 @@ class BuilderSpec(_Spec):
     )
 
 
-class SecretsSpec(_Spec):
+class SecretsSpec(Spec):
     """Where an environment's secret values come from, read at every deploy (deployer/lib/secrets.py)."""
 
     file: AbsolutePath | None = Field(
@@ -154,10 +156,7 @@ class SecretsSpec(_Spec):
         return self
 
 
-CachePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", max_length=200)]
-
-
-class BuildCacheSpec(_Spec):
+class BuildCacheSpec(Spec):
     """A dependency cache for builds on a builder: `dirs` kept after a build, put back before the next build
     whose `key` files are the same (per trust level: production's cache is written by production builds)."""
 
@@ -169,39 +168,7 @@ class BuildCacheSpec(_Spec):
     )
 
 
-ModuleName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200)]
-PlainValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\n\r\x00]*$")]
-
-
-class MigrationCheckSpec(_Spec):
-    """A migration safety check run in the build's sandbox on the builder (migration_check.py): the migration
-    files of each commit linted once for operations the release running now cannot live with."""
-
-    recipe: Literal["django", "sql", "command"] = Field(
-        description="django: django-migration-linter on the application's own settings; sql: squawk on plain "
-        "PostgreSQL files; command: your own, printing GANTRY-FINDING {json} lines"
-    )
-    settings: ModuleName | None = Field(default=None, description="django: the settings module, e.g. mysite.settings")
-    python: CachePath = Field(
-        default=".venv/bin/python", description="django: the application's Python, relative to the build (.venv/...)"
-    )
-    database: Literal["postgresql", "sqlite"] = Field(
-        default="postgresql",
-        description="django: the vendor whose SQL is linted (postgresql: a scratch server started in the sandbox "
-        "from the builder's PostgreSQL binaries)",
-    )
-    env: dict[ConfigKey, PlainValue] = Field(
-        default_factory=dict,
-        max_length=30,
-        description="plain values the settings need to import (never secrets: the check gets none)",
-    )
-    files: list[Annotated[str, AfterValidator(valid_glob)]] = Field(
-        default_factory=list, max_length=20, description="sql: globs of the files (default: the migration globs)"
-    )
-    command: str = Field(default="", max_length=2000, description="command: the shell command run in the build")
-
-
-class TrustedBuildsSpec(_Spec):
+class TrustedBuildsSpec(Spec):
     """Which Jenkins builds of a sha count here, for the green-build gate and for build: jenkins's artifact."""
 
     jobs: list[Annotated[str, AfterValidator(valid_glob)]] = Field(
@@ -217,7 +184,7 @@ class TrustedBuildsSpec(_Spec):
     )
 
 
-class ReleaseSpec(_Spec):
+class ReleaseSpec(Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
     build_command: str = Field(default="", description="shell command run in the new release directory")
@@ -278,6 +245,13 @@ class EnvironmentSpec(ReleaseSpec):
         default="", description="command run on the host in current until it exits 0 (e.g. a process check)"
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for health")
+    healthy_for: int = Field(
+        default=0,
+        ge=0,
+        le=600,
+        description="seconds a health check must keep passing after it first passes (a process that dies a "
+        "second after it starts fails), e.g. 5",
+    )
     releases_to_keep: int = Field(default=5, ge=2, le=100, description="releases kept on each host")
     base_url: Annotated[str, AfterValidator(valid_http_url), AfterValidator(valid_api_target)] | None = Field(
         default=None, description="where API tests reach the environment, e.g. https://test.example.com"
@@ -347,7 +321,7 @@ class EnvironmentSpec(ReleaseSpec):
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
 
 
-class AccessSpec(_Spec):
+class AccessSpec(Spec):
     deployers: list[Principal] = Field(default_factory=list, description="may deploy to non-production")
     prod_deployers: list[Principal] = Field(default_factory=list, description="may deploy to production too")
     approvers: list[Principal] = Field(default_factory=list, description="may approve production deploys")
@@ -376,7 +350,7 @@ class ServiceSpec(ReleaseSpec):
     )
 
 
-class TeamSpec(_Spec):
+class TeamSpec(Spec):
     slack_group: str | None = Field(
         default=None,
         pattern=r"^S[A-Z0-9]{6,20}$",
@@ -388,7 +362,7 @@ class TeamSpec(_Spec):
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for the team's services")
 
 
-class CatalogSpec(_Spec):
+class CatalogSpec(Spec):
     teams: dict[Name, TeamSpec | None] = Field(default_factory=dict, description="mapping of team names")
     services: dict[Name, ServiceSpec] = Field(description="mapping of service name to settings")
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, everywhere")

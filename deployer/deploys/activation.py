@@ -32,7 +32,7 @@ from deployer.deploys.host_steps import (
 from deployer.deploys.phase_hooks import hooks_of, hooks_run
 from deployer.deploys.roles import ProcessRole
 from deployer.errors import StepFailed
-from deployer.models import Deploy
+from deployer.models import Deploy, DeployHost
 
 # The switch itself is a few file operations; its session gets this long.
 SWITCH_TIMEOUT = 30
@@ -53,8 +53,11 @@ def roll_back(run: HostRun, deploy: Deploy) -> None:
     """Back to the release this host ran before the deploy; then its after_rollback hooks."""
     if not run.previous_release:
         raise StepFailed("there is no previous release to go back to (this was the first deploy)")
-    with _out_of_rotation(run):
-        _switch_and_restart(run, deploy, run.previous_release, then="after_rollback")
+    try:
+        with _out_of_rotation(run):
+            _switch_and_restart(run, deploy, run.previous_release, then="after_rollback")
+    except StepFailed as exc:
+        raise StepFailed(f"{exc}; {current_read_back(run)}") from exc
     run.switched = False
     host_update(run, HostStatus.ROLLED_BACK, f"rolled back to release {run.previous_release}")
     hooks_run(run, deploy, "after_rollback", f"{run.path}/current", outcome="rolled_back")
@@ -103,18 +106,39 @@ class _Switch:
             script_in(
                 run.path, f"(set -e; rm -f -- {temp}; ln -s -- {target} {temp}; mv -T -- {temp} current) || exit 1\n"
             )
-            + f"echo {SWITCHED_MARK}\n"
+            # Read back, not assumed: the host table says what `current` really points at.
+            + f'echo "{SWITCHED_MARK} $(readlink current)"\n'
         )
 
     def mark(self, line: str) -> bool:
-        if self.seen or line != SWITCHED_MARK:
+        if self.seen or not line.startswith(f"{SWITCHED_MARK} "):
             return False
         self.seen = True
+        read = line.removeprefix(f"{SWITCHED_MARK} ").strip()
         self.run.switched = self.release != self.run.previous_release
-        self.run.log.info("current -> releases/%s", self.release)
+        current_record(self.run, read.removeprefix("releases/"))
+        self.run.log.info("current -> %s", read)
         if self.then:
             self.run.log.info("%s", self.then)
         return True
+
+
+def current_record(run: HostRun, release: str) -> None:
+    """Record where the host's `current` points, as just read there ("" when it could not be read)."""
+    DeployHost.objects.filter(pk=run.record.pk).update(current=release[:50])
+
+
+def current_read_back(run: HostRun) -> str:
+    """After a step that failed: where `current` points now, read on the host and recorded, as a sentence
+    (or that it could not be read: then nobody may assume which release the host runs)."""
+    try:
+        lines = remote(run, script_in(run.path, "readlink current"), quiet=True, timeout=SWITCH_TIMEOUT, ahead=False)
+    except StepFailed as exc:
+        current_record(run, "")
+        return f"where current points could not be read ({exc}): check the host"
+    read = (lines[-1] if lines else "").strip()
+    current_record(run, read.removeprefix("releases/"))
+    return f"current -> {read or 'nothing'} on {run.name}"
 
 
 def _switch(run: HostRun, release: str, *, ahead: bool) -> None:
@@ -156,7 +180,7 @@ def _restart_role(
     try:
         if role.health_check_url:
             url = role.health_check_url.format(address=run.host.address)
-            health_wait(url, timeout=role.health_check_timeout, log=run.log, label=label)
+            health_wait(url, timeout=role.health_check_timeout, log=run.log, label=label, healthy_for=role.healthy_for)
         if role.health_check_command:
             check = command_script(run, deploy, f"{run.path}/current", role.health_check_command, release, variables)
             health_command_wait(
@@ -164,6 +188,7 @@ def _restart_role(
                 what=f"{label}health_check_command",
                 timeout=role.health_check_timeout,
                 log=run.log,
+                healthy_for=role.healthy_for,
             )
     except StepFailed as exc:
         role_update(run, role.name, "unhealthy", str(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urljoin
 
 import requests
 
@@ -15,20 +16,51 @@ from deployer.errors import StepFailed
 FIRST_POLL_SECONDS = 0.1
 MAX_POLL_SECONDS = 1.0
 REQUEST_TIMEOUT = 5.0
+STEADY_POLL_SECONDS = 0.5  # how often a check is asked again during healthy_for
 
 
-def health_wait(url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Logger], label: str = "") -> None:
-    """Poll `url` until it answers HTTP 200; StepFailed naming the last answer after `timeout` s."""
+def health_wait(
+    url: str, *, timeout: int, log: logging.LoggerAdapter[logging.Logger], label: str = "", healthy_for: int = 0
+) -> None:
+    """Poll `url` until it answers HTTP 200 (and keeps answering it for `healthy_for` s); StepFailed naming
+    the last answer after `timeout` s."""
     what = f"{label}health check {url}"
     _poll(lambda seconds: _probe(url, seconds), what, "answer HTTP 200", timeout=timeout, log=log)
+    _steady(lambda seconds: _probe(url, seconds), what, healthy_for, log=log)
 
 
 def health_command_wait(
-    probe: Callable[[float], str], *, what: str, timeout: int, log: logging.LoggerAdapter[logging.Logger]
+    probe: Callable[[float], str],
+    *,
+    what: str,
+    timeout: int,
+    log: logging.LoggerAdapter[logging.Logger],
+    healthy_for: int = 0,
 ) -> None:
-    """Run `probe` (a command on the host: "" when it exited 0, else what it said) until it passes;
-    StepFailed naming its last answer after `timeout` s."""
+    """Run `probe` (a command on the host: "" when it exited 0, else what it said) until it passes, and while
+    `healthy_for` s pass; StepFailed naming its last answer after `timeout` s."""
     _poll(probe, what, "exit 0", timeout=timeout, log=log)
+    _steady(probe, what, healthy_for, log=log)
+
+
+def _steady(
+    probe: Callable[[float], str], what: str, seconds: int, *, log: logging.LoggerAdapter[logging.Logger]
+) -> None:
+    """After a first pass: the check must keep passing for `seconds` (a worker that crashes a second after
+    it starts has a pid at first); StepFailed at the first answer that is not healthy."""
+    if seconds <= 0:
+        return
+    started = time.monotonic()
+    until = started + seconds
+    while (now := time.monotonic()) < until:
+        time.sleep(min(STEADY_POLL_SECONDS, until - now))
+        answer = probe(min(REQUEST_TIMEOUT, max(until - time.monotonic(), 0.5)))
+        if answer not in {"HTTP 200", ""}:
+            raise StepFailed(
+                f"{what} passed, then failed {time.monotonic() - started:.1f} s later (healthy_for: {seconds}): "
+                f"{answer}"
+            )
+    log.info("%s kept passing for %d s (healthy_for)", what, seconds)
 
 
 def _poll(
@@ -59,7 +91,7 @@ def _probe(url: str, timeout: float) -> str:
     with deadline(session, timeout) as cut:
         try:
             with session.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
-                return f"HTTP {response.status_code}"
+                return _said(url, response)
         except requests.ConnectionError:
             if cut():
                 return f"no answer within {timeout:.0f} s"
@@ -68,3 +100,14 @@ def _probe(url: str, timeout: float) -> str:
             return f"no answer within {timeout:.0f} s"
         except requests.RequestException as exc:
             return f"an error ({exc.__class__.__name__})"
+
+
+def _said(url: str, response: requests.Response) -> str:
+    """The answer as the log and a failure reason say it; a redirect says where it points (a URL missing
+    its trailing slash answers 301: the check follows no redirect, so the catalog should name the target)."""
+    status = f"HTTP {response.status_code}"
+    location = response.headers.get("Location", "")
+    if not response.is_redirect or not location:
+        return status
+    target = "".join(ch for ch in urljoin(url, location) if ch.isprintable())[:300]
+    return f"{status}, a redirect to {target} (did you mean {target}? a health check follows no redirect)"

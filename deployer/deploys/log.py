@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,13 +26,19 @@ def deploy_logger(deploy_id: int, host: str = "") -> logging.LoggerAdapter[loggi
 
 
 class DeployLogHandler(logging.Handler):
-    """Stores the records of one deploy as DeployLog rows, up to a cap (the row masks the deploy's secrets:
-    a command may print its config)."""
+    """Stores the records of one deploy as DeployLog rows (the row masks the deploy's secrets: a command may
+    print its config), keeping its head and its tail when it is long: the first half of `max_lines` stay,
+    and after them the newest lines, written as they come (the live page follows them) while the oldest
+    lines past the head are deleted in batches. A failing build's end is what a person reads first."""
+
+    TRIM_BATCH = 200
 
     def __init__(self, deploy_id: int, max_lines: int) -> None:
         super().__init__(level=logging.INFO)
         self.deploy_id = deploy_id
-        self.room = max_lines
+        self.head_room = max_lines // 2
+        self.tail_size = max_lines - self.head_room
+        self.tail: deque[int] = deque()  # ids of the lines kept after the head, oldest first
         self.dropped = 0
         self.count_lock = threading.Lock()
 
@@ -39,23 +46,43 @@ class DeployLogHandler(logging.Handler):
         if getattr(record, "deploy_id", None) != self.deploy_id:
             return
         with self.count_lock:
-            if self.room <= 0:
+            if self.head_room <= 0 and self.tail_size <= 0:
                 self.dropped += 1
                 return
-            self.room -= 1
+            in_head = self.head_room > 0
+            self.head_room -= 1 if in_head else 0
         try:
             message = record.getMessage()
             if record.exc_info and record.levelno >= logging.ERROR:
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
-            DeployLog.objects.create(
+            row = DeployLog.objects.create(
                 deploy_id=self.deploy_id,
                 at=datetime.fromtimestamp(record.created, tz=UTC),
                 host=getattr(record, "host", ""),
                 level=record.levelname.lower(),
                 message=scrubbed(message)[:MAX_LINE_LENGTH],  # masked before it is cut
             )
+            if not in_head:
+                self._keep_tail(row.pk, slack=self.TRIM_BATCH)
         except Exception:  # a log line must never break the deploy it describes
             self.handleError(record)
+
+    def _keep_tail(self, pk: int | None = None, *, slack: int = 0) -> None:
+        """Note a line kept after the head; past the tail's size (+ `slack`), delete the oldest of them."""
+        with self.count_lock:
+            if pk is not None:
+                self.tail.append(pk)
+            doomed = []
+            if len(self.tail) > self.tail_size + slack:
+                while len(self.tail) > self.tail_size:
+                    doomed.append(self.tail.popleft())
+            self.dropped += len(doomed)
+        if doomed:
+            DeployLog.objects.filter(deploy_id=self.deploy_id, pk__in=doomed).delete()
+
+    def close(self) -> None:
+        self._keep_tail()
+        super().close()
 
 
 @contextmanager
@@ -71,5 +98,6 @@ def deploy_logging(deploy: Deploy) -> Iterator[list[str]]:
             yield hidden
     finally:
         logger.removeHandler(handler)
+        handler.close()  # the tail trimmed to its size
         if handler.dropped:
             Deploy.objects.filter(pk=deploy.pk).update(log_lines_dropped=F("log_lines_dropped") + handler.dropped)

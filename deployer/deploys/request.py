@@ -211,6 +211,9 @@ def deploy_rollback(
             previous_sha=current.sha if current else "",
             trigger=DeployTrigger.ROLLBACK,
             rollback_of=target,
+            # A rollback writes no config: the hosts keep what the deploy it replaces wrote (the next plan
+            # compares the catalog with that, not with nothing).
+            config_definitions=current.config_definitions if current else {},
             enqueued_at=timezone.now(),
             eta_seconds=eta_seconds(environment)[0],
             rollback_confirmation=confirmation,

@@ -26,6 +26,7 @@ class ProcessRole:
     health_check_command: str
     health_check_timeout: int
     restart_timeout: int
+    healthy_for: int
     order: int
     serves_traffic: bool
 
@@ -45,6 +46,7 @@ def environment_roles(environment: Environment) -> list[ProcessRole]:
                 health_check_command=environment.health_check_command,
                 health_check_timeout=environment.health_check_timeout,
                 restart_timeout=environment.restart_timeout,
+                healthy_for=environment.healthy_for,
                 order=0,
                 serves_traffic=True,
             )
@@ -63,6 +65,7 @@ def _role(environment: Environment, index: int, spec: dict[str, Any]) -> Process
         health_check_command=spec.get("health_check_command") or "",
         health_check_timeout=spec.get("health_check_timeout") or environment.health_check_timeout,
         restart_timeout=spec.get("restart_timeout") or environment.restart_timeout,
+        healthy_for=environment.healthy_for if spec.get("healthy_for") is None else int(spec["healthy_for"]),
         order=int(spec.get("order") or 0),
         serves_traffic=bool(url) if traffic is None else bool(traffic),
     )

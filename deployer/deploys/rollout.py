@@ -364,9 +364,21 @@ def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed, *, roll
     try:
         in_parallel(switched, lambda r: roll_back(r, deploy), "rollback")
     except StepFailed as rollback_failure:
-        raise RollbackFailed(f"{exc}; and the rollback failed too: {rollback_failure}") from exc
+        raise RollbackFailed(
+            f"{exc}; and the rollback failed too: {rollback_failure}{_suspect(exc, rollback_failure)}"
+        ) from exc
     _once_after_rollback(deploy, runs)
     raise RolledBack(f"{exc}; rolled back {', '.join(run.name for run in switched)}") from exc
+
+
+def _suspect(failure: StepFailed, rollback_failure: StepFailed) -> str:
+    """When the release that ran fine until now fails the same health check, the check is the likely culprit."""
+    if "health check" in str(failure) and "health check" in str(rollback_failure):
+        return (
+            ". The previous release fails the same health check too: the check itself is suspect (its URL, "
+            "its port, a redirect), more than either release"
+        )
+    return ""
 
 
 def _stop_if_cancelled(deploy: Deploy, runs: list[HostRun], done: int) -> None:

@@ -120,6 +120,7 @@ class Environment(Scrubbed):
     strict_commands = models.BooleanField(default=True, help_text="Commands run under set -eu.")
     restart_timeout = models.PositiveIntegerField(default=120, help_text="Seconds a restart may run.")
     restart_command = models.TextField(blank=True, help_text="Runs in <deploy_path>/current after the switch.")
+    healthy_for = models.PositiveIntegerField(default=0, help_text="Seconds a health check must keep passing.")
     health_check_url = models.CharField(
         max_length=500, blank=True, help_text="URL template polled until HTTP 200; {address} is the host."
     )

@@ -215,6 +215,9 @@ class DeployHost(Scrubbed):
     status = models.CharField(max_length=20, choices=HostStatus.choices, default=HostStatus.PENDING)
     release = models.CharField(max_length=50, blank=True)
     previous_release = models.CharField(max_length=50, blank=True)
+    # Where `current` pointed when Gantry last read it on the host (after every switch, and after a failed
+    # rollback): what the host really runs, whatever the deploy's state says. "" = never read.
+    current = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Each role this host runs and how its restart and health check went: [{"name", "state", "detail"}].
