@@ -18,11 +18,17 @@ pytestmark = pytest.mark.one_backend  # the database backend makes no difference
 LOG = logging.LoggerAdapter(logging.getLogger("tests.health"), {"deploy_id": 0, "host": ""})
 
 
+OTHER = {"/away": "https://attacker.example/login", "/broken": "http://[::1"}  # what an application may send
+
+
 class Slash(BaseHTTPRequestHandler):
     """Django's APPEND_SLASH, as a real application answers /status."""
 
     def do_GET(self) -> None:
-        if self.path.endswith("/"):
+        if self.path in OTHER:
+            self.send_response(302)
+            self.send_header("Location", OTHER[self.path])
+        elif self.path.endswith("/"):
             self.send_response(200)
         else:
             self.send_response(301)
@@ -52,3 +58,12 @@ def test_a_redirect_says_where_it_points(app: str) -> None:
         f"last: HTTP 301, a redirect to {app}/status/ (did you mean {app}/status/? a health check follows no redirect)"
     )
     health_wait(f"{app}/status/", timeout=1, log=LOG)
+
+
+def test_a_redirect_elsewhere_or_unreadable_is_said_without_suggesting_it(app: str) -> None:
+    with pytest.raises(StepFailed) as caught:
+        health_wait(f"{app}/away", timeout=1, log=LOG)
+    said = str(caught.value)
+    assert "HTTP 302, a redirect to another origin" in said and "attacker" not in said, said
+    with pytest.raises(StepFailed, match=r"last: an error \(ValueError\)$"):  # a failed check, not a crash
+        health_wait(f"{app}/broken", timeout=1, log=LOG)

@@ -134,10 +134,10 @@ def current_read_back(run: HostRun) -> str:
     try:
         lines = remote(run, script_in(run.path, "readlink current"), quiet=True, timeout=SWITCH_TIMEOUT, ahead=False)
     except StepFailed as exc:
-        current_record(run, "")
+        current_record(run, "?")  # unknown, said on the page: nobody may assume which release it runs
         return f"where current points could not be read ({exc}): check the host"
-    read = (lines[-1] if lines else "").strip()
-    current_record(run, read.removeprefix("releases/"))
+    read = (lines[-1] if lines else "").strip()[:100]
+    current_record(run, read.removeprefix("releases/") or "?")
     return f"current -> {read or 'nothing'} on {run.name}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -54,7 +54,7 @@ def _steady(
     until = started + seconds
     while (now := time.monotonic()) < until:
         time.sleep(min(STEADY_POLL_SECONDS, until - now))
-        answer = probe(min(REQUEST_TIMEOUT, max(until - time.monotonic(), 0.5)))
+        answer = probe(REQUEST_TIMEOUT)  # the window decides whether to ask again, not how long an answer takes
         if answer not in {"HTTP 200", ""}:
             raise StepFailed(
                 f"{what} passed, then failed {time.monotonic() - started:.1f} s later (healthy_for: {seconds}): "
@@ -98,7 +98,7 @@ def _probe(url: str, timeout: float) -> str:
             return "no answer (connection refused or reset)"
         except requests.Timeout:
             return f"no answer within {timeout:.0f} s"
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:  # ValueError: a header requests cannot parse
             return f"an error ({exc.__class__.__name__})"
 
 
@@ -109,5 +109,19 @@ def _said(url: str, response: requests.Response) -> str:
     location = response.headers.get("Location", "")
     if not response.is_redirect or not location:
         return status
-    target = "".join(ch for ch in urljoin(url, location) if ch.isprintable())[:300]
+    try:
+        target = urljoin(url, location)
+    except ValueError:  # the application's header: anything (an unclosed "[" makes urljoin raise)
+        target = location
+    target = "".join(ch for ch in target if ch.isprintable())[:300]
+    if _origin(target) != _origin(url):  # never suggest another site's URL for the catalog
+        return f"{status}, a redirect to another origin (a health check follows no redirect)"
     return f"{status}, a redirect to {target} (did you mean {target}? a health check follows no redirect)"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.netloc
+    except ValueError:
+        return "", url

@@ -37,7 +37,8 @@ class DeployLogHandler(logging.Handler):
         super().__init__(level=logging.INFO)
         self.deploy_id = deploy_id
         self.head_room = max_lines // 2
-        self.tail_size = max_lines - self.head_room
+        # The tail keeps its size even when a resumed deploy's earlier lines used the head's room.
+        self.tail_size = max(max_lines - self.head_room, settings.DEPLOY_LOG_MAX_LINES // 4)
         self.tail: deque[int] = deque()  # ids of the lines kept after the head, oldest first
         self.dropped = 0
         self.count_lock = threading.Lock()
@@ -76,9 +77,9 @@ class DeployLogHandler(logging.Handler):
             if len(self.tail) > self.tail_size + slack:
                 while len(self.tail) > self.tail_size:
                     doomed.append(self.tail.popleft())
-            self.dropped += len(doomed)
-        if doomed:
+        if doomed:  # counted as they go: a worker killed later leaves the count true
             DeployLog.objects.filter(deploy_id=self.deploy_id, pk__in=doomed).delete()
+            Deploy.objects.filter(pk=self.deploy_id).update(log_lines_dropped=F("log_lines_dropped") + len(doomed))
 
     def close(self) -> None:
         self._keep_tail()
@@ -98,6 +99,9 @@ def deploy_logging(deploy: Deploy) -> Iterator[list[str]]:
             yield hidden
     finally:
         logger.removeHandler(handler)
-        handler.close()  # the tail trimmed to its size
+        try:
+            handler.close()  # the tail trimmed to its size
+        except Exception:  # a log must never hide why the deploy ended (the database may be what failed)
+            logging.getLogger(__name__).exception("could not trim the log of deploy #%s", deploy.pk)
         if handler.dropped:
             Deploy.objects.filter(pk=deploy.pk).update(log_lines_dropped=F("log_lines_dropped") + handler.dropped)

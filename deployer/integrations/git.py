@@ -62,7 +62,10 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 
 
 def _git_bytes(*args: str, cwd: Path | None = None) -> bytes:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_auth_env()}
+    # Without the variables that change what a pathspec means (GIT_LITERAL_PATHSPECS=1 would match no
+    # migration glob, and the schema guard and the migration check would see nothing).
+    inherited = {k: v for k, v in os.environ.items() if not (k.startswith("GIT_") and k.endswith("_PATHSPECS"))}
+    env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_auth_env()}
     try:
         done = subprocess.run(
             ["git", *args],

@@ -68,15 +68,27 @@ def _stop_stale(host: SshdHost) -> bool:
         # A listening sshd retitles itself ("sshd: /usr/sbin/sshd -D -e -f <config> [listener] ..."): the
         # words are read, not the arguments.
         words = raw.split()
-        if words and words[0].rstrip(b":").endswith(b"sshd") and config in words:
+        if words and words[0].rstrip(b":").endswith(b"sshd") and config in words and _orphaned(entry):
             stale.append(int(entry.name))
     for pid in stale:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
     while stale and time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in stale):
         time.sleep(0.05)
     return bool(stale)
+
+
+def _orphaned(process: Path) -> bool:
+    """Left behind: its parent is no longer the demo_hosts that started it (that one died and the sshd was
+    handed to init or a subreaper). A live `make run`'s sshd is never stopped by a second one."""
+    try:
+        status = (process / "status").read_text()
+        ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+        parent = Path(f"/proc/{ppid}/cmdline").read_bytes() if ppid else b""
+    except OSError:
+        return True  # its parent is gone
+    return b"demo_hosts" not in parent
 
 
 def _stop_demo_app(pidfile: Path) -> None:
