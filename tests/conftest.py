@@ -71,6 +71,7 @@ def _test_databases_may_be_emptied() -> Iterator[None]:
 
     def handle(self: flush.Command, *args: object, **options: object) -> None:
         _deploys_settled()
+        _database_quiet()
         with audit_erasure():
             original(self, *args, **options)
 
@@ -93,6 +94,28 @@ def _deploys_settled(timeout: float = 60.0) -> None:
         if not Deploy.objects.filter(live, status=DeployStatus.RUNNING).exists():
             return
         time.sleep(0.1)
+
+
+def _database_quiet(timeout: float = 10.0) -> None:
+    """PostgreSQL: no other session of the test database is inside a transaction when the tables are emptied.
+    A worker claiming a deploy the test just cancelled holds a row lock on deployer_deploy and asks for one on
+    the environment; TRUNCATE, taking its tables one by one, then deadlocks with it (seen once in a full run:
+    test_schedulers' lease rounds). Waiting for that transaction to end removes the overlap."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    busy = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' AND state IN ('active', 'idle in transaction')"
+    )
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(busy)
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from deployer.models import Deploy, DeployLog, Environment
 from deployer.sources.branches import branch_sync
 from tests.conftest import wait_for_deploy
 from tests.support.builder_account import Builder
+from tests.support.builder_catalog import builder_catalog, commit
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
@@ -27,32 +28,11 @@ echo "deps: $(cat .deps/installed) in $PWD"
 """
 
 
-def commit(repo: Path, files: dict[str, str], message: str) -> None:
-    for name, text in files.items():
-        (repo / name).write_text(text)
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "-m", message)
-
-
 def catalog(repo: Path, on: Builder, hosts: list[SshdHost], root: Path) -> str:
-    b = on.host
-    spec = f"{{address: {b.address}, port: {b.port}, user: {b.user}, path: {on.path}}}"
-    envs = ""
-    for name, host in (("test", hosts[1]), ("prod", hosts[0])):
-        envs += (
-            f"      {name}:\n        deploy_path: {root / name}\n        require_green_build: false\n"
-            f"        hosts: [{{address: {host.address}, port: {host.port}, user: {host.user}}}]\n"
-        )
-    return f"""
-services:
-  app:
-    repo: {repo}
-    build_command: sh build.sh
-    build: builder
-    builder: {spec}
-    build_cache: {{key: [requirements.txt], dirs: [.deps]}}
-    environments:
-{envs}"""
+    keys = """    build_command: sh build.sh
+    build_cache: {key: [requirements.txt], dirs: [.deps]}
+"""
+    return builder_catalog("app", repo, on, hosts, root, keys)
 
 
 def said(deploy: Deploy) -> list[str]:

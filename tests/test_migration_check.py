@@ -24,6 +24,7 @@ from deployer.models import Branch, Deploy, DeployLog, Environment, MigrationChe
 from deployer.sources.branches import branch_sync
 from tests.conftest import plan_page, wait_for_deploy
 from tests.support.builder_account import Builder
+from tests.support.builder_catalog import builder_catalog, commit
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend of Gantry makes no difference here
@@ -58,34 +59,12 @@ NULLABLE = MIGRATION.format(
 BUILD = "if [ ! -x .venv/bin/python ]; then python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt; fi"
 
 
-def commit(repo: Path, files: dict[str, str], message: str) -> None:
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "-m", message)
-
-
 def catalog(repo: Path, on: Builder, hosts: list[SshdHost], root: Path) -> str:
-    b = on.host
-    spec = f"{{address: {b.address}, port: {b.port}, user: {b.user}, path: {on.path}}}"
-    envs = ""
-    for name, host in (("test", hosts[1]), ("prod", hosts[0])):
-        envs += (
-            f"      {name}:\n        deploy_path: {root / name}\n        require_green_build: false\n"
-            f"        hosts: [{{address: {host.address}, port: {host.port}, user: {host.user}}}]\n"
-        )
-    return f"""
-services:
-  shop:
-    repo: {repo}
-    build_command: '{BUILD}'
-    build: builder
-    builder: {spec}
+    keys = f"""    build_command: '{BUILD}'
     build_cache: {{key: [requirements.txt], dirs: [.venv]}}
     migration_check: {{recipe: django, settings: mysite.settings, env: {{SECRET_KEY: lint-only}}}}
-    environments:
-{envs}"""
+"""
+    return builder_catalog("shop", repo, on, hosts, root, keys)
 
 
 def said(deploy: Deploy) -> list[str]:
