@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for
+from deployer.deploys.fleet import Fleet
 from deployer.deploys.log import deploy_logging
 from deployer.integrations import git
 from deployer.models import Artifact, Deploy, Environment
@@ -96,22 +96,25 @@ services:
     def on_hosts(self) -> None:
         environment, roots = self._environment("hosts", "hosts")
         deploy = self._deploy(environment)
-        with deploy_logging(deploy):  # its log written to the database, as a real deploy's is
-            rollout.rollout(deploy, self.archive)
+        with deploy_logging(deploy), Fleet.rolling_out(deploy).connected() as fleet:  # logged as a real deploy's is
+            ended = rollout.rollout(fleet, self.archive)
+        assert ended.live, ended.reason
         self._check(roots)
 
     def on_builder(self) -> None:
         environment, roots = self._environment("builder", "builder")
         Artifact.objects.all().delete()  # each round builds (the build command differs anyway)
         deploy = self._deploy(environment)
-        with tempfile.TemporaryDirectory() as tmp, deploy_logging(deploy):
-
-            def artifact(building: Callable[[], None]) -> tuple[Path, str]:  # as the worker: hosts connect meanwhile
-                built = artifact_for(deploy, self.archive, Path(tmp), building=building)
-                self.last_artifact.write_bytes(built.path.read_bytes())  # for the raw stream
-                return built.path, built.sha256
-
-            rollout.rollout(deploy, self.archive, artifact=artifact)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            deploy_logging(deploy),
+            Fleet.rolling_out(deploy).connected() as fleet,
+        ):
+            with fleet.connecting() as begun:  # as the worker: the hosts are connected while it builds
+                built = artifact_for(deploy, self.archive, Path(tmp), building=begun)
+            self.last_artifact.write_bytes(built.path.read_bytes())  # for the raw stream
+            ended = rollout.rollout(fleet, built.path, checksum=built.sha256)
+        assert ended.live, ended.reason
         self._check(roots)
 
     def raw_stream(self) -> None:

@@ -54,6 +54,7 @@ from deployer.demo import setup  # noqa: E402
 from deployer.demo.hosts import SshdHost  # noqa: E402
 from deployer.deploys import rollout  # noqa: E402
 from deployer.deploys.batches import batch_sizes  # noqa: E402
+from deployer.deploys.fleet import Fleet  # noqa: E402
 from deployer.environments.host_keys import known_hosts_export  # noqa: E402
 from deployer.integrations import git  # noqa: E402
 from deployer.models import Deploy, Environment  # noqa: E402
@@ -119,7 +120,9 @@ services:
             environment=environment, requested_by=user, ref="main", sha=self.sha, status=DeployStatus.RUNNING
         )
         settings.ROLLOUT_PARALLELISM = parallelism
-        rollout.rollout(deploy, self.archive)
+        with Fleet.rolling_out(deploy).connected() as fleet:
+            ended = rollout.rollout(fleet, self.archive)
+        assert ended.live, ended.reason
         Deploy.objects.filter(pk=deploy.pk).update(status=DeployStatus.SUCCEEDED)
         self._check(roots)
 

@@ -56,11 +56,12 @@ class HostStatus(models.TextChoices):
     FAILED = "failed", "failed"
     ROLLED_BACK = "rolled_back", "rolled back"
     SKIPPED = "skipped", "skipped"
+    STOPPED = "stopped", "stopped"  # a command of it was stopped on request (a cancel's "stop now")
 
     @classmethod
     def needs_attention(cls) -> frozenset[str]:
         """States a host can be left in by a worker that died: it may be half switched or restarted."""
-        return frozenset({cls.ACTIVATING, cls.FAILED})
+        return frozenset({cls.ACTIVATING, cls.FAILED, cls.STOPPED})
 
     @property
     def colour(self) -> str:
@@ -75,6 +76,7 @@ _HOST_COLOURS = {
     HostStatus.FAILED: "red",
     HostStatus.ROLLED_BACK: "amber",
     HostStatus.SKIPPED: "grey",
+    HostStatus.STOPPED: "red",
 }
 
 

@@ -12,18 +12,6 @@ class StepFailed(Exception):
     """A deploy step failed for a reason a person can act on; the message says it."""
 
 
-class RollbackFailed(StepFailed):
-    """A host failed, and putting the switched hosts back failed too: hosts may run different releases."""
-
-
-class RolledBack(StepFailed):
-    """A host failed and the hosts this deploy had switched went back to their previous release."""
-
-
-class Cancelled(Exception):
-    """Someone cancelled the deploy; it stopped between steps with every host on a complete release."""
-
-
 class DeployRefused(Exception):
     """A deploy request breaks a rule (bad ref, unknown branch); nothing was recorded."""
 

@@ -98,6 +98,10 @@ def test_permissions_locks_and_approval_apply(environment: Environment, deployer
     assert post(client, "/api/v1/services/app/test/lock", {"reason": ""}).status_code == 400
     unlocked = post(client, "/api/v1/services/app/test/unlock", {"reason": "done"})
     assert unlocked.status_code == 200 and unlocked.json()["environments"][0]["locked"] is False
+    live = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    answers = [post(client, f"/api/v1/services/app/test/{verb}", {"reason": "x"}).json() for verb in ("lock", "unlock")]
+    listed = client.get("/api/v1/services/").json()["results"][0]
+    assert [a["environments"][0]["current_deploy"] for a in [*answers, listed]] == [live.pk] * 3, "as the list says"
 
     Environment.objects.filter(pk=environment.pk).update(require_approval=True)
     waiting = post(client, "/api/v1/deploys/", {"service": "app", "ref": "main"}).json()

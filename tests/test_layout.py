@@ -204,3 +204,47 @@ def test_the_flow_names_every_file_of_the_deploys_package() -> None:
     told = (package / "__init__.py").read_text()
     missing = sorted(p.name for p in package.glob("*.py") if p.name != "__init__.py" and p.name not in told)
     assert not missing, f"add these to THE FLOW in deployer/deploys/__init__.py: {', '.join(missing)}"
+
+
+# The one owner of a host's state during a rollout (deployer/deploys/fleet.py): nothing else writes it.
+HOST_STATE_OWNER = "deployer.deploys.fleet"
+_WRITES = {"create", "update", "bulk_create", "bulk_update", "update_or_create", "get_or_create", "delete", "save"}
+_HOST_STATE = {"status", "switched", "role_states", "current"}
+
+
+def _host_state_writes(tree: ast.Module) -> list[str]:
+    """What in `tree` writes DeployHost rows (through its manager or a deploy's `hosts`) or a HostRun's state."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _WRITES:
+            chain = ast.unparse(node.func.value)
+            if chain.startswith("DeployHost.objects") or ".hosts" in f".{chain}".split("(")[0]:
+                found.append(f"line {node.lineno}: {ast.unparse(node)[:80]}")
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "DeployHost":
+            found.append(f"line {node.lineno}: DeployHost(...)")
+        if isinstance(node, ast.Assign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and target.attr in _HOST_STATE:
+                    if ast.unparse(target.value) in {"run", "self.run"}:
+                        found.append(f"line {node.lineno}: {ast.unparse(target)} = ...")
+    return found
+
+
+def test_only_the_fleet_writes_a_hosts_state() -> None:
+    """One owner of each host's state: every DeployHost write and every move of a host is in fleet.py, where
+    the table of allowed moves is."""
+    writers = {
+        name: writes
+        for name, path in modules().items()
+        if name != HOST_STATE_OWNER and (writes := _host_state_writes(ast.parse(path.read_text())))
+    }
+    assert not writers, f"only {HOST_STATE_OWNER} writes a host's state; move these there: {writers}"
+
+
+def test_the_host_state_rule_sees_a_write() -> None:
+    """The rule above is only as good as what it recognises."""
+    tree = ast.parse(
+        "DeployHost.objects.filter(pk=1).update(status='live')\ndeploy.hosts.create(address='a')\nrun.switched = True"
+    )
+    assert len(_host_state_writes(tree)) == 3

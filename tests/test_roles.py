@@ -14,7 +14,7 @@ from django.test import Client
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
 from deployer.demo import setup
-from deployer.deploys.fleet import host_runs
+from deployer.deploys.fleet import Fleet
 from deployer.models import Deploy, DeployHost, Environment
 from tests.conftest import AppRepo, MakeEnvironment
 from tests.support.worker import Worker
@@ -160,7 +160,7 @@ def test_only_hosts_that_serve_traffic_are_drained() -> None:
     environment = Environment.objects.get(service__name="shop", name="test")
     deploy = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.RUNNING)
 
-    runs = host_runs(deploy)
+    runs = Fleet.rolling_out(deploy).runs
 
     assert [(run.name, [r.name for r in run.roles], run.balancer is not None) for run in runs] == [
         ("app1.internal", ["web"], True),

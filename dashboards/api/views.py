@@ -112,13 +112,18 @@ class ServiceList(generics.ListAPIView):
         return Service.objects.select_related("team").prefetch_related("environments").order_by("name")
 
     def get_serializer_context(self) -> dict[str, Any]:
-        live = (
-            Deploy.objects.filter(status__in=DeployStatus.live())
-            .values("environment_id")
-            .annotate(latest=Max("id"))
-            .values_list("environment_id", "latest")
-        )
-        return {**super().get_serializer_context(), "current": dict(live)}
+        return {**super().get_serializer_context(), "current": _current_deploys(Deploy.objects.all())}
+
+
+def _current_deploys(deploys: QuerySet[Deploy]) -> dict[int, int]:
+    """For each environment of `deploys`: the last deploy whose release went live (what runs there now)."""
+    live = (
+        deploys.filter(status__in=DeployStatus.live())
+        .values("environment_id")
+        .annotate(latest=Max("id"))
+        .values_list("environment_id", "latest")
+    )
+    return dict(live)
 
 
 class BranchList(generics.ListAPIView):
@@ -293,8 +298,10 @@ class EnvironmentUnlock(APIView):
 
 
 def _service_answer(environment: Environment) -> Response:
+    """The service as the services list shows it (the lock and unlock answers say what runs there too)."""
     service = Service.objects.select_related("team").prefetch_related("environments").get(pk=environment.service_id)
-    return Response(ServiceSerializer(service).data)
+    current = _current_deploys(Deploy.objects.filter(environment__service=service))
+    return Response(ServiceSerializer(service, context={"current": current}).data)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

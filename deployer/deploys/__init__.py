@@ -5,7 +5,8 @@
                   estimates.py: how long it will take; plan.py: the same rules shown before a click)
 2. actions.py     what people do to it meanwhile: approve, reject, cancel, decide when paused, mark failed
 3. lease_queue.py requests waiting behind a lease start when it ends
-4. execution.py   a worker runs it, top to bottom: claim, roll out, API tests, the outcome
+4. execution.py   a worker runs it, top to bottom: claim, build once while the hosts connect, roll out,
+                  API tests, the outcome
                   (succeeded, tests_failed, failed, rolled_back, cancelled); the one place failures
                   become final states. log.py: its log lines; shipped.py: the commits it shipped;
                   config.py: the config file it writes on every host (secrets masked)
@@ -13,9 +14,13 @@
                   schema_changes.py: the migration files a deploy ships and code lacking applied ones;
                   migration_check.py: those files linted for what the running release cannot live with
                   (check_ahead.py: asked by a plan page, ahead of any deploy)
-5. rollout.py     the orchestration over the hosts: stage all, the release phase once, switch in
-                  batches (batches.py), post-release once, pause, cancel, roll back;
-                  fleet.py: the SSH connections to every host, opened at once;
+5. rollout.py     the batch loop, as the README tells it: stage all, the release phase once, then per
+                  batch (batches.py) drain, switch, restart, health check, undrain; post-release once.
+                  It returns how it ended (endings.py: live, rolled back, cancelled, failed);
+                  recovery.py: what a failed batch or a cancel leads to (roll back, stop, pause for a
+                  person's decision);
+                  fleet.py: the one owner of every host's state (its table of allowed moves) and the
+                  SSH connections to every host, opened at once (also while a build runs);
                   host_steps.py: staging, the release phase and pruning on one host;
                   phase_hooks.py: the catalog's hooks at each phase;
                   activation.py: switch and restart each role (roles.py) with its health check

@@ -228,7 +228,7 @@ def build_run(
     log.info("building %s once, on the builder, in %s (%s)", job.sha[:12], work, how)
     timeout = environment.command_timeout or settings.SSH_COMMAND_TIMEOUT
     try:
-        ssh.run(conn, script, timeout=timeout, output=line, stdin=[source], ahead=False)
+        ssh.run(conn, script, timeout=timeout, output=line, stdin=[source])
     except StepFailed as exc:
         if not refused:
             raise StepFailed(f"the build on the builder {conn.host} failed: {exc}{last_lines(printed)}") from exc
@@ -324,7 +324,7 @@ def artifacts_prune(deploy: Deploy) -> None:
             try:
                 files = " ".join(shlex.quote(f"{sha256}.tar.gz") for sha256 in doomed)
                 script = f"cd -- {shlex.quote(environment.builder_path)}/artifacts || exit 0\nrm -f -- {files}\n"
-                ssh.run(conn, script, timeout=settings.SSH_COMMAND_TIMEOUT, output=log.info, ahead=False)
+                ssh.run(conn, script, timeout=settings.SSH_COMMAND_TIMEOUT, output=log.info)
             finally:
                 conn.close()
     except StepFailed as exc:

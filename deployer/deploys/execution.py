@@ -19,13 +19,15 @@ from deployer.choices import DeployStatus
 from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_artifact
 from deployer.deploys.config import ConfigError, Rendered, config_render
+from deployer.deploys.endings import Ended, Ending
+from deployer.deploys.fleet import Fleet
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
 from deployer.deploys.migration_check import check_refusal
 from deployer.deploys.schema_changes import migrations_record, schema_refusal
 from deployer.deploys.shipped import shipped_record
 from deployer.environments.secret_scope import deploy_secrets, environment_secrets
-from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
+from deployer.errors import StepFailed
 from deployer.integrations import git
 from deployer.lib.logcontext import deploy_context
 from deployer.lib.secrets import SecretSourceError, secrets_read
@@ -95,45 +97,32 @@ class Outcome(NamedTuple):
 
 
 def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
-    """The steps; the one place that maps failures to a final state and reason. The deploy's secrets go
+    """The steps; the one place that maps endings to a final state and reason. The deploy's secrets go
     into `hidden` as soon as they are known (the log masks them)."""
     log = deploy_logger(deploy.pk)
-    service = deploy.environment.service
     try:
-        log.info("deploying %s (%s) of %s to %s", deploy.sha, deploy.ref, service.name, deploy.environment.name)
+        log.info(
+            "deploying %s (%s) of %s to %s",
+            deploy.sha,
+            deploy.ref,
+            deploy.environment.service.name,
+            deploy.environment.name,
+        )
         if deploy.is_rollback:
             _hide_secrets(deploy, hidden)  # its restarts read the config and may print it
             log.info(
                 "rolling back to release %s (%s), which the hosts still keep", deploy.release_name, deploy.sha[:12]
             )
-            note = rollout.rollout(deploy, None, on_batch=outbox.story_changed)
-            note = "; ".join(part for part in (deploy.rollback_confirmation, note) if part)
-        else:
-            config = _config(deploy, hidden)
-            with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
-                archive = git.archive(service.name, service.repo_url, deploy.sha, Path(tmp) / "release.tar.gz")
-                shipped_migrations = migrations_record(deploy)  # the mirror has both commits: what ships is recorded
-                if refusal := schema_refusal(deploy, shipped_migrations):
-                    return Outcome(DeployStatus.FAILED, refusal)
-                shipped_record(deploy)
-                api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
-                source, workdir = archive, Path(tmp)
-                built_once = deploy.environment.build_mode in {"builder", "jenkins"}
-                # Built once while the hosts are being connected; Slack shows each batch.
-                note = rollout.rollout(
-                    deploy,
-                    archive,
-                    config=config.text,
-                    artifact=(lambda begun: _built_once(deploy, source, workdir, begun)) if built_once else None,
-                    on_batch=outbox.story_changed,
-                )
-        return _after_tests(deploy, note)
-    except Cancelled as exc:
-        return Outcome(DeployStatus.CANCELLED, str(exc))
-    except RolledBack as exc:
-        return Outcome(DeployStatus.ROLLED_BACK, str(exc))
-    except RollbackFailed as exc:
-        return Outcome(DeployStatus.FAILED, str(exc), rollback_failed=True)
+            with Fleet.rolling_out(deploy).connected() as fleet:
+                ended = rollout.rollout(fleet, None, on_batch=outbox.story_changed)
+            reason = "; ".join(part for part in (deploy.rollback_confirmation, ended.reason) if part)
+            return _after_tests(deploy, reason) if ended.live else _outcome(ended)
+        config = _config(deploy, hidden)
+        with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
+            ended_or_refused = _release(deploy, config, Path(tmp))
+        if isinstance(ended_or_refused, str):
+            return Outcome(DeployStatus.FAILED, ended_or_refused)
+        return _after_tests(deploy, ended_or_refused.reason) if ended_or_refused.live else _outcome(ended_or_refused)
     except (StepFailed, git.GitError, ConfigError, SecretSourceError) as exc:
         return Outcome(DeployStatus.FAILED, str(exc))
     except SoftTimeLimitExceeded:
@@ -143,6 +132,35 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         return Outcome(
             DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
         )
+
+
+def _release(deploy: Deploy, config: Rendered, tmp: Path) -> Ended | str:
+    """The new release: its archive, the schema guard (a refusal, as text), then built on the hosts, or built
+    once (the builder, Jenkins' file) while every host is being connected; then rolled out."""
+    service = deploy.environment.service
+    archive = git.archive(service.name, service.repo_url, deploy.sha, tmp / "release.tar.gz")
+    shipped_migrations = migrations_record(deploy)  # the mirror has both commits: what ships is recorded
+    if refusal := schema_refusal(deploy, shipped_migrations):
+        return refusal
+    shipped_record(deploy)
+    api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
+    with Fleet.rolling_out(deploy).connected() as fleet:
+        checksum = ""
+        if deploy.environment.build_mode in {"builder", "jenkins"}:
+            with fleet.connecting() as begun:  # the build says when its own work has begun: it goes first
+                try:
+                    archive, checksum = _built_once(deploy, archive, tmp, begun)
+                except StepFailed as exc:
+                    return rollout.failed_before_rollout(fleet, str(exc))
+        return rollout.rollout(fleet, archive, config=config.text, checksum=checksum, on_batch=outbox.story_changed)
+
+
+def _outcome(ended: Ended) -> Outcome:
+    status = {
+        Ending.CANCELLED: DeployStatus.CANCELLED,
+        Ending.ROLLED_BACK: DeployStatus.ROLLED_BACK,
+    }.get(ended.ending, DeployStatus.FAILED)
+    return Outcome(status, ended.reason, rollback_failed=ended.ending is Ending.ROLLBACK_FAILED)
 
 
 def _built_once(deploy: Deploy, source: Path, workdir: Path, building: Callable[[], None]) -> tuple[Path, str]:
@@ -201,8 +219,9 @@ def _after_tests(deploy: Deploy, note: str) -> Outcome:
     if not deploy.environment.rollback_on_tests_failed:
         return Outcome(DeployStatus.TESTS_FAILED, summary)
     log.warning("rolling every host back to its previous release (rollback_on_tests_failed)")
-    try:
-        hosts = rollout.roll_back_all(deploy)
-    except StepFailed as exc:
-        return Outcome(DeployStatus.TESTS_FAILED, f"{summary}; and the rollback failed: {exc}", rollback_failed=True)
-    return Outcome(DeployStatus.ROLLED_BACK, f"{summary}; rolled back {', '.join(hosts)}")
+    ended = rollout.roll_back_all(deploy)
+    if ended.ending is Ending.ROLLBACK_FAILED:
+        return Outcome(
+            DeployStatus.TESTS_FAILED, f"{summary}; and the rollback failed: {ended.reason}", rollback_failed=True
+        )
+    return Outcome(DeployStatus.ROLLED_BACK, f"{summary}; {ended.reason}")

@@ -14,89 +14,16 @@ once, where Gantry printed them; the same text from a build is only logged.
 
 from __future__ import annotations
 
-import logging
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.utils import timezone
-from fabric import Connection
-
-from deployer.choices import DeployStatus, HostStatus
-from deployer.deploys.balancer import Balancer
-from deployer.deploys.roles import ProcessRole
-from deployer.environments.host_keys import host_keys_of
+from deployer.choices import DeployStatus
+from deployer.deploys.fleet import HostRun, connection_ensure
 from deployer.errors import StepFailed
 from deployer.integrations import ssh
 from deployer.lib.secrets import scrubbed
-from deployer.models import Deploy, DeployHost, Environment, Host
-
-
-@dataclass
-class HostRun:
-    """One host's part in a rollout: where it is, its record, its open connection."""
-
-    host: Host
-    record: DeployHost
-    log: logging.LoggerAdapter[logging.Logger]
-    timeout: int
-    balancer: Balancer | None = None
-    previous_release: str = ""
-    switched: bool = False
-    failed: bool = False  # failed its last step (guided failure retries or skips these)
-    skipped: bool = False
-    conn: Connection | None = field(default=None, repr=False)
-    roles: list[ProcessRole] = field(default_factory=list)  # the roles it runs, in restart order
-    role_states: dict[str, dict[str, str]] = field(default_factory=dict)  # shown on the deploy page
-    release_host: bool = False  # runs release_command and the once hooks
-    peers: tuple[str, ...] = ()  # every host of the deploy (GANTRY_HOSTS)
-    notes: list[str] = field(default_factory=list)  # what went wrong without failing the deploy (its reason)
-    stop: Callable[[], bool] | None = field(default=None, repr=False)  # asked while a command runs
-    stopped: bool = False  # a command of it was stopped on request
-    keep_connection: bool = True  # False when the rollout has more hosts than connection slots (ssh_slots.py)
-    reached: bool = False  # a connection to it was opened during this rollout
-
-    @property
-    def target(self) -> ssh.Target:
-        return ssh.Target(self.host.address, self.host.port, self.host.user)
-
-    @property
-    def path(self) -> str:
-        return self.host.path
-
-    @property
-    def name(self) -> str:
-        return self.host.address
-
-
-def connection_ensure(run: HostRun) -> None:
-    """Connect to the host unless connected (checked against the host keys Gantry trusts)."""
-    if run.conn is None:
-        run.conn = ssh.open_connection(run.target, host_keys_of(run.target))
-        run.reached = True
-
-
-def connection_release(run: HostRun) -> None:
-    """Close the host's connection after a step when the rollout cannot hold one open per host."""
-    if not run.keep_connection and run.conn is not None:
-        run.conn.close()
-        run.conn = None
-
-
-def host_update(run: HostRun, status: HostStatus, message: str = "", **values: str) -> None:
-    """Record where `run`'s host is (the deploy page reads it)."""
-    values_all: dict[str, object] = {"status": status, "message": message, **values}
-    if status in {HostStatus.LIVE, HostStatus.FAILED, HostStatus.ROLLED_BACK}:
-        values_all["finished_at"] = timezone.now()
-    DeployHost.objects.filter(pk=run.record.pk).update(**values_all)
-
-
-def role_update(run: HostRun, role: str, state: str, detail: str = "") -> None:
-    """Record how one of the host's roles is doing (restarting, healthy, failed...)."""
-    run.role_states[role] = {"name": role, "state": state, "detail": scrubbed(detail)[:300]}
-    ordered = [run.role_states[r.name] for r in run.roles if r.name in run.role_states]
-    DeployHost.objects.filter(pk=run.record.pk).update(roles=ordered)
+from deployer.models import Deploy, Environment
 
 
 def _exports(run: HostRun, deploy: Deploy, release: str) -> dict[str, str]:
@@ -138,15 +65,13 @@ def remote(
     timeout: int | None = None,
     lines: list[str] | None = None,
     stoppable: bool = True,
-    ahead: bool = True,
 ) -> list[str]:
     """Run `script` on the host; return its output lines (also logged unless quiet; also kept in `lines`,
     which the caller still has when the script fails).
 
     Each line goes to `on_mark` first; one it takes (True) is Gantry's, not the log's. A stoppable
     command is stopped when the person cancelling the deploy asked for it (the release phase is not:
-    a migration stopped halfway is worse than one that finishes). `ahead`: another command follows on this
-    host (its session is opened meanwhile).
+    a migration stopped halfway is worse than one that finishes).
     """
     lines = [] if lines is None else lines
 
@@ -161,7 +86,7 @@ def remote(
     assert run.conn is not None
     stop = run.stop if stoppable else None
     try:
-        ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin, stop=stop, ahead=ahead)
+        ssh.run(run.conn, script, timeout=timeout or run.timeout, output=emit, stdin=stdin, stop=stop)
     except ssh.CommandStopped:
         run.stopped = True
         raise
@@ -207,7 +132,6 @@ def check_kept(run: HostRun, deploy: Deploy) -> None:
     )
 
     remote(run, script, on_mark=_StageMarks(run))
-    host_update(run, HostStatus.STAGED, f"release {release} is there", previous_release=run.previous_release)
 
 
 def stage(
@@ -269,7 +193,6 @@ def stage(
                 f"{run.name} (every release links it), then deploy again"
             ) from exc
         raise
-    host_update(run, HostStatus.STAGED, "built" if with_build else "unpacked", previous_release=run.previous_release)
 
 
 def build(run: HostRun, deploy: Deploy) -> None:
@@ -281,7 +204,6 @@ def build(run: HostRun, deploy: Deploy) -> None:
     remote(
         run, command_script(run, deploy, f"{run.path}/releases/{release}", deploy.environment.build_command, release)
     )
-    host_update(run, HostStatus.STAGED, "built", previous_release=run.previous_release)
 
 
 def _shared_links(run: HostRun, environment: Environment, release: str) -> list[str]:
@@ -384,7 +306,7 @@ def prune(run: HostRun, deploy: Deploy) -> None:
         f'  echo "removing old release $name"\n  rm -rf -- "$name"\ndone\n',
     )
     try:
-        remote(run, script, ahead=False)
+        remote(run, script)
     except StepFailed as exc:
         run.log.warning("could not remove old releases (the deploy is fine): %s", exc)
 

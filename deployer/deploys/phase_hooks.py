@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.choices import HOOKS_NEVER_REQUIRED
-from deployer.deploys.host_steps import HostRun, command_script, last_lines, remote
+from deployer.deploys.fleet import HostRun
+from deployer.deploys.host_steps import command_script, last_lines, remote
 from deployer.errors import StepFailed
 from deployer.models import Deploy
 
@@ -71,6 +72,12 @@ def hooks_of(deploy: Deploy, phase: str, *, once: bool | None = None) -> list[Ho
     return [hook for hook in hooks if once is None or hook.once == once]
 
 
+def hooks_for(run: HostRun, deploy: Deploy, phase: str, *, once: bool = False) -> list[Hook]:
+    """The phase's hooks meant for this host: the per-host ones of its roles (or the once ones)."""
+    roles = {role.name for role in run.roles}
+    return [hook for hook in hooks_of(deploy, phase, once=once) if once or not hook.role or hook.role in roles]
+
+
 class HookFailed(StepFailed):
     """A hook that stops the deploy failed."""
 
@@ -83,9 +90,7 @@ def hooks_run(
     Returns what failed without stopping the deploy (for its reason); HookFailed for one that stops it.
     """
     notes = []
-    for hook in hooks_of(deploy, phase, once=once):
-        if not once and hook.role and hook.role not in {role.name for role in run.roles}:
-            continue
+    for hook in hooks_for(run, deploy, phase, once=once):
         failure = _hook_run(run, deploy, hook, cwd, outcome)
         if not failure:
             continue

@@ -1,156 +1,165 @@
-"""Rolling one release out over an environment's hosts.
+"""Rolling one release out over an environment's hosts, as the README tells it:
 
-1. Every host is staged (upload, extract, build), in parallel, before any host
-   is switched: a failed build leaves `current` untouched everywhere.
-2. Hosts are switched in batches (the environment's batch size), in parallel
-   within a batch: switch, restart, health check. The next batch starts only
-   when every host of this one is healthy.
-3. When a host fails, the rollout stops; with on_failure=rollback every host
-   this deploy switched goes back to its previous release.
-4. A cancel request is honoured between batches: hosts in flight finish, and
-   every host is left on a complete release.
+1. Stage all: every host is staged (upload, extract, build), in parallel, before any host is switched: a
+   failed build leaves `current` untouched everywhere.
+2. The release phase: release_command once, on the release host, before any switch.
+3. For each batch (the environment's batch size), in parallel within it: drain, switch, restart, health
+   check, undrain (activation.py). The next batch starts only when every host of this one is live; between
+   two batches a cancel is honoured, with every host left on a complete release.
+4. Post-release: post_release_command once, then the after_deploy hooks.
 
-This file is the orchestration; what each step runs on a host is in host_steps.py and activation.py.
+When a batch fails, recovery.py rolls back, stops or pauses for a person. The rollout returns how it ended
+(endings.py); fleet.py owns every host's state, host_steps.py and activation.py say what runs on a host.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
-from django.conf import settings
 from django.utils import timezone
 
-from deployer.choices import Decision, DeployStatus, HostStatus, OnFailure
-from deployer.deploys.activation import activate, roll_back
+from deployer.choices import HostStatus, OnFailure
+from deployer.deploys.activation import activation_commands
 from deployer.deploys.batches import batch_sizes
-from deployer.deploys.fleet import connected, connected_while, host_runs, in_parallel
-from deployer.deploys.host_steps import (
-    HostRun,
-    build,
-    check_kept,
-    connection_ensure,
-    host_update,
-    post_release,
-    prune,
-    release_phase,
-    stage,
-)
+from deployer.deploys.endings import Ended, Ending, failed
+from deployer.deploys.fleet import Fleet, HostRun, commands_plan, connection_ensure, host_move
+from deployer.deploys.host_steps import build, check_kept, post_release, prune, release_phase, stage
 from deployer.deploys.log import deploy_logger
-from deployer.deploys.phase_hooks import HookFailed, hooks_of, hooks_run
+from deployer.deploys.phase_hooks import HookFailed, hooks_for, hooks_of, hooks_run
+from deployer.deploys.recovery import (
+    after_failure,
+    batch_activate,
+    cancel_check,
+    cancelled_or_failed,
+    on_failure_hooks,
+    roll_back_switched,
+)
 from deployer.deploys.roles import default_release_host, environment_roles
-from deployer.errors import Cancelled, RollbackFailed, RolledBack, StepFailed
+from deployer.errors import StepFailed
 from deployer.models import Deploy
-
-PAUSE_POLL_SECONDS = 0.5
 
 
 def rollout(
-    deploy: Deploy,
+    fleet: Fleet,
     archive: Path | None,
     *,
     config: bytes = b"",
     checksum: str = "",
-    artifact: Callable[[Callable[[], None]], tuple[Path, str]] | None = None,
     on_batch: Callable[[Deploy], None] = lambda _: None,
-) -> str:
-    """Install `archive` as release <deploy id> on every host (with `config` as its shared config file);
-    for a rollback (archive None), switch every host back to the earlier release it still has. With
-    `checksum`, `archive` was built once on the builder: each host checks it and builds nothing.
-    `artifact`, when given, makes that (archive, checksum) while every host is being connected (the
-    builder builds, Jenkins' file downloads): the hosts wait ready for it. It calls the function it is
-    given once its own work has begun (the builder's start goes first: it is the critical path).
-    `on_batch` hears of every batch that went live (the caller tells Slack).
+) -> Ended:
+    """Install `archive` as release <deploy id> on every host of `fleet` (with `config` as its shared config
+    file); for a rollback (archive None), switch every host back to the earlier release it still has. With
+    `checksum`, `archive` was built once: each host checks it and builds nothing. `on_batch` hears of every
+    batch that went live (the caller tells Slack). Returns how it ended; the on_failure hooks have run by
+    then when it did not end live. A live ending's reason notes hosts skipped and hooks that failed
+    without stopping it."""
+    ended = _roll_out(fleet, archive, config, checksum, on_batch)
+    on_failure_hooks(fleet, ended)
+    return ended
 
-    Raises StepFailed (naming the hosts) when a host fails, RolledBack when the
-    switched hosts were rolled back, Cancelled when someone cancelled it,
-    PostReleaseFailed when every host is live but post_release_command failed;
-    the on_failure hooks have run by then.
-    Returns a note for the deploy's reason (hosts skipped, hooks that failed without stopping it).
-    """
-    with connected(host_runs(deploy)) as runs:
-        try:
-            if artifact is not None:
-                archive, checksum = connected_while(runs, artifact)
-            _roll_out(deploy, runs, archive, config, checksum, on_batch)
-        except StepFailed as exc:
-            if any(run.stopped for run in runs):  # stopped while staging or in a hook
-                try:
-                    _stop_if_cancelled(deploy, runs, sum(run.switched for run in runs))
-                except Cancelled as cancelled:
-                    _on_failure(deploy, runs, cancelled)
-                    raise cancelled from exc
-            _on_failure(deploy, runs, exc)
-            raise
-        except Cancelled as exc:
-            _on_failure(deploy, runs, exc)
-            raise
-        notes = [note for run in runs for note in run.notes]
-        skipped = [run.name for run in runs if run.skipped]
-        if skipped:
-            notes.insert(0, f"succeeded without {', '.join(skipped)} (skipped after failing)")
-        return "; ".join(notes)
+
+def failed_before_rollout(fleet: Fleet, reason: str) -> Ended:
+    """The artifact could not be made (its build failed, or its migrations were refused): nothing was staged."""
+    ended = failed(reason)
+    on_failure_hooks(fleet, ended)
+    return ended
 
 
 def _roll_out(
-    deploy: Deploy,
-    runs: list[HostRun],
-    archive: Path | None,
-    config: bytes,
-    checksum: str,
-    on_batch: Callable[[Deploy], None],
-) -> None:
-    environment = deploy.environment
-    release_run = _release_host(deploy, runs)
+    fleet: Fleet, archive: Path | None, config: bytes, checksum: str, on_batch: Callable[[Deploy], None]
+) -> Ended:
+    deploy, environment = fleet.deploy, fleet.deploy.environment
+    release_run = _release_host(fleet)
     release_run.release_host = True
-    in_balancer = [run for run in runs if run.balancer is not None]
-    if in_balancer and (balancer := in_balancer[0].balancer) is not None:
-        balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(deploy.pk))
+    _balancer_reconcile(fleet)
     if archive is not None and not checksum:
         _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
-    in_parallel(runs, lambda r: _stage_host(r, deploy, archive, config, checksum), "stage")
-    if archive is not None and environment.release_command.strip():
-        _release_phase(deploy, release_run)
-    _announce_restarts(deploy, runs)
-    _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}")
-    sizes = batch_sizes(len(runs), environment.batch_size)
+    if failure := fleet.each(lambda run: _stage_host(run, deploy, archive, config, checksum), "stage"):
+        return cancelled_or_failed(fleet, failure)
+    if archive is not None and (failure := _release_phase(deploy, release_run)):
+        return failed(failure)
+    _announce_restarts(deploy, fleet.runs)
+    if failure := _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}"):
+        return cancelled_or_failed(fleet, failure)
+    sizes = batch_sizes(len(fleet.runs), environment.batch_size)
     done = 0
     for number, size in enumerate(sizes, start=1):
-        _stop_if_cancelled(deploy, runs, done)
-        batch = runs[done : done + size]
+        batch = fleet.runs[done : done + size]
+        if cancelled := cancel_check(fleet):
+            return cancelled
         deploy_logger(deploy.pk).info("batch %d of %d: %s", number, len(sizes), ", ".join(r.name for r in batch))
-        _activate_batch(deploy, runs, batch)
+        if ended := batch_activate(fleet, batch):
+            return ended
         done += size
         on_batch(deploy)
-    try:
-        _once(deploy, release_run, "after_switch", "current")
-    except HookFailed as exc:  # as a host failing its switch would: every switched host goes back
-        _after_failure(deploy, runs, exc, rolling_back=environment.on_failure != OnFailure.STOP)
-    if archive is not None and environment.post_release_command.strip():
-        _post_release(deploy, runs, release_run)
+    if failure := _once(deploy, release_run, "after_switch", "current"):  # as a host failing its switch would
+        return after_failure(fleet, failure, rolling_back=environment.on_failure != OnFailure.STOP)
+    if archive is not None and (failure := _post_release(deploy, fleet, release_run)):
+        return failed(failure)
     # A rollback deploy is a rollback to the people who wrote the hooks.
     final, outcome = ("after_deploy", "succeeded") if archive is not None else ("after_rollback", "rolled_back")
-    live = [run for run in runs if not run.skipped]
-    in_parallel(live, lambda r: _final_hooks(r, deploy, final, outcome), final, hosts_failed=False)
+    live = [run for run in fleet.runs if run.status != HostStatus.SKIPPED]
+    if failure := fleet.each(lambda r: _final_hooks(r, deploy, final, outcome), final, runs=live, hosts_fail=False):
+        return failed(failure)
+    return Ended(Ending.LIVE, _notes(fleet))
+
+
+def _notes(fleet: Fleet) -> str:
+    notes = [note for run in fleet.runs for note in run.notes]
+    if skipped := [run.name for run in fleet.runs if run.status == HostStatus.SKIPPED]:
+        notes.insert(0, f"succeeded without {', '.join(skipped)} (skipped after failing)")
+    return "; ".join(notes)
+
+
+def _balancer_reconcile(fleet: Fleet) -> None:
+    """The load balancer's servers as the catalog says, before any host is drained."""
+    in_balancer = [run for run in fleet.runs if run.balancer is not None]
+    if in_balancer and (balancer := in_balancer[0].balancer) is not None:
+        balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(fleet.deploy.pk))
 
 
 def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes, checksum: str) -> None:
-    """Connect, then stage: unpack and link, the build hooks around build_command (or, for a rollback,
-    check the earlier release is still there)."""
+    """Connect, hand the SSH layer the host's plan, then stage: unpack and link, the build hooks around
+    build_command (or, for a rollback, check the earlier release is still there)."""
+    planned = _commands(run, deploy, archive, checksum)
     connection_ensure(run)
+    commands_plan(run, planned)
     if archive is None:
         check_kept(run, deploy)
+        host_move(
+            run, HostStatus.STAGED, f"release {deploy.release_name} is there", previous_release=run.previous_release
+        )
         return
     before = bool(hooks_of(deploy, "before_build", once=None))
-    stage(run, deploy, archive, config, with_build=not before and not checksum, checksum=checksum)
+    with_build = not before and not checksum
+    stage(run, deploy, archive, config, with_build=with_build, checksum=checksum)
+    host_move(run, HostStatus.STAGED, "built" if with_build else "unpacked", previous_release=run.previous_release)
     release_dir = f"{run.path}/releases/{deploy.release_name}"
     if before:
         _host_hooks(run, deploy, "before_build", release_dir)
-        if not checksum:
+        if not checksum and deploy.environment.build_command.strip():
             build(run, deploy)
+            host_move(run, HostStatus.STAGED, "built")
     _host_hooks(run, deploy, "after_build", release_dir)
+
+
+def _commands(run: HostRun, deploy: Deploy, archive: Path | None, checksum: str) -> int:
+    """How many commands the rollout runs on this host when all goes well (its plan for the SSH layer)."""
+    environment = deploy.environment
+    if archive is None:
+        return 1 + activation_commands(run, deploy) + _hooks_here(run, deploy, "after_rollback")
+    before = _hooks_here(run, deploy, "before_build")
+    build_apart = bool(before and not checksum and environment.build_command.strip())
+    once = run.release_host and bool(environment.release_command.strip()) + bool(
+        environment.post_release_command.strip()
+    )
+    staging = 1 + before + build_apart + _hooks_here(run, deploy, "after_build")
+    return staging + int(once) + activation_commands(run, deploy) + _hooks_here(run, deploy, "after_deploy")
+
+
+def _hooks_here(run: HostRun, deploy: Deploy, phase: str) -> int:
+    return len(hooks_for(run, deploy, phase)) + (len(hooks_of(deploy, phase, once=True)) if run.release_host else 0)
 
 
 def _host_hooks(run: HostRun, deploy: Deploy, phase: str, cwd: str, outcome: str = "") -> None:
@@ -164,28 +173,16 @@ def _final_hooks(run: HostRun, deploy: Deploy, phase: str, outcome: str) -> None
     _host_hooks(run, deploy, phase, f"{run.path}/current", outcome)
 
 
-def _once(deploy: Deploy, run: HostRun, phase: str, where: str, outcome: str = "") -> None:
-    """The phase's once hooks, on the release host (between batches: before the first, after the last)."""
-    if hooks_of(deploy, phase, once=True):
-        hooks_run(run, deploy, phase, f"{run.path}/{where}", once=True, outcome=outcome)
-
-
-def _on_failure(deploy: Deploy, runs: list[HostRun], exc: Exception) -> None:
-    """The on_failure hooks, on every host still connected; they never change the outcome."""
-    if not hooks_of(deploy, "on_failure"):
-        return
-    outcome = "cancelled" if isinstance(exc, Cancelled) else "rolled_back" if isinstance(exc, RolledBack) else "failed"
-    connected = [run for run in runs if run.reached]
+def _once(deploy: Deploy, run: HostRun, phase: str, where: str) -> str:
+    """The phase's once hooks, on the release host (between batches: before the first, after the last);
+    "" unless one that stops the deploy failed."""
+    if not hooks_of(deploy, phase, once=True):
+        return ""
     try:
-        in_parallel(
-            connected, lambda r: _host_hooks(r, deploy, "on_failure", r.path, outcome), "on_failure", hosts_failed=False
-        )
-    except StepFailed as hook_failure:  # never raised by these hooks; a lost connection is only logged
-        deploy_logger(deploy.pk).warning("on_failure hooks: %s", hook_failure)
-
-
-class PostReleaseFailed(StepFailed):
-    """Every host runs the new release; the command meant to run after that failed (nothing is rolled back)."""
+        hooks_run(run, deploy, phase, f"{run.path}/{where}", once=True)
+    except HookFailed as exc:
+        return str(exc)
+    return ""
 
 
 def _announce(deploy: Deploy, key: str, command: str, where: str) -> None:
@@ -202,55 +199,62 @@ def _announce_restarts(deploy: Deploy, runs: list[HostRun]) -> None:
         _announce(deploy, name, role.restart_command, f"on {where}, in current, after the switch")
 
 
-def _release_host(deploy: Deploy, runs: list[HostRun]) -> HostRun:
+def _release_host(fleet: Fleet) -> HostRun:
     """The catalog's release_host, else the first host of the first role."""
-    if wanted := deploy.environment.release_host:
+    runs = fleet.runs
+    if wanted := fleet.deploy.environment.release_host:
         return next((run for run in runs if run.host.address == wanted), runs[0])
-    first = default_release_host([run.host for run in runs], environment_roles(deploy.environment))
+    first = default_release_host([run.host for run in runs], environment_roles(fleet.deploy.environment))
     return next(run for run in runs if run.host == first)
 
 
-def _release_phase(deploy: Deploy, run: HostRun) -> None:
-    """release_command, once per deploy, on the release host, after every host is staged, before any switch.
+def _release_phase(deploy: Deploy, run: HostRun) -> str:
+    """release_command, once per deploy, on the release host, after every host is staged, before any switch;
+    "" when it passed (or had run before), else why it failed.
 
     Claimed on the deploy row first: whatever redelivers or retries, it never runs twice for one deploy.
     """
+    if not deploy.environment.release_command.strip():
+        return ""
     log = deploy_logger(deploy.pk)
     claimed = Deploy.objects.filter(pk=deploy.pk, release_started_at__isnull=True).update(
         release_started_at=timezone.now(), release_ran_on=run.name
     )
     if not claimed:
         log.warning("the release phase of this deploy already began once; it never runs twice: not running it")
-        return
+        return ""
     _announce(deploy, "release_command", deploy.environment.release_command, f"once, on {run.name}, before any switch")
-    host_update(run, HostStatus.STAGED, "running the release phase")
+    host_move(run, HostStatus.STAGED, "running the release phase")
     try:
         release_phase(run, deploy)
     except StepFailed as exc:
-        host_update(run, HostStatus.FAILED, str(exc))
-        raise StepFailed(f"{exc}; no host was switched") from exc
-    host_update(run, HostStatus.STAGED, "release phase done")
+        host_move(run, HostStatus.FAILED, str(exc))
+        return f"{exc}; no host was switched"
+    host_move(run, HostStatus.STAGED, "release phase done")
     log.info("release phase done on %s", run.name)
+    return ""
 
 
-def _post_release(deploy: Deploy, runs: list[HostRun], release_run: HostRun) -> None:
-    run = release_run if not release_run.skipped else next(r for r in runs if not r.skipped)
+def _post_release(deploy: Deploy, fleet: Fleet, release_run: HostRun) -> str:
+    """post_release_command once, on the release host (another live one when it was skipped); "" when it
+    passed, else why it failed (every host runs the new release: nothing is rolled back)."""
+    if not deploy.environment.post_release_command.strip():
+        return ""
+    live = [run for run in fleet.runs if run.status != HostStatus.SKIPPED]
+    run = release_run if release_run in live else live[0]
     _announce(deploy, "post_release_command", deploy.environment.post_release_command, f"once, on {run.name}")
     # It may change the schema even when it fails: a rollback across this deploy asks for confirmation.
     Deploy.objects.filter(pk=deploy.pk).update(post_release_ran_at=timezone.now())
     try:
         post_release(run, deploy)
     except StepFailed as exc:
-        raise PostReleaseFailed(f"{exc}; every host runs the new release (nothing was rolled back)") from exc
+        return f"{exc}; every host runs the new release (nothing was rolled back)"
+    return ""
 
 
 def prune_all(deploy: Deploy) -> None:
     """After the deploy's end is recorded: old releases removed on every host at once (never delays the end;
     failures only warn)."""
-    records = list(deploy.hosts.select_related("host").filter(host__isnull=False))
-    runs = host_runs(deploy, records=records)
-    for run in runs:
-        run.switched = False
 
     def one(run: HostRun) -> None:
         try:
@@ -260,141 +264,13 @@ def prune_all(deploy: Deploy) -> None:
             return
         prune(run, deploy)
 
-    with connected(runs):
-        in_parallel(runs, one, "prune")
+    with Fleet.switched_by(deploy).connected() as fleet:
+        fleet.each(one, "prune", hosts_fail=False)
 
 
-def roll_back_all(deploy: Deploy) -> list[str]:
-    """After a finished rollout (its post-deploy tests failed): every host back to its previous release.
-
-    Returns the hosts rolled back; StepFailed naming those that could not be.
-    """
-    records = deploy.hosts.select_related("host").filter(host__isnull=False)
-    runs = host_runs(deploy, records=list(records))
-
-    def back(run: HostRun) -> None:
-        connection_ensure(run)
-        roll_back(run, deploy)
-
-    with connected(runs):
-        in_parallel(runs, back, "rollback")
-        _once_after_rollback(deploy, runs)
-    return [run.name for run in runs]
-
-
-def _once_after_rollback(deploy: Deploy, runs: list[HostRun]) -> None:
-    run = next((r for r in runs if r.release_host), runs[0])
-    if run.reached:
-        _once(deploy, run, "after_rollback", "current", "rolled_back")
-
-
-def _activate_batch(deploy: Deploy, runs: list[HostRun], batch: list[HostRun]) -> None:
-    """Activate a batch; on failure roll back, stop, or (guided) wait for a person's decision."""
-    pending = batch
-    while True:
-        try:
-            in_parallel(pending, lambda r: activate(r, deploy), "activate")
-            return
-        except StepFailed as exc:
-            if any(run.stopped for run in runs):  # cancelled with "stop now": no rollback, a person decides
-                _stop_if_cancelled(deploy, runs, sum(run.switched for run in runs))
-            on_failure = deploy.environment.on_failure
-            if on_failure != OnFailure.PAUSE:
-                _after_failure(deploy, runs, exc, rolling_back=on_failure == OnFailure.ROLLBACK)
-            failed = [run for run in pending if run.failed]
-            choice, who = _wait_for_decision(deploy, runs, exc, failed)
-            if choice == Decision.ABORT:
-                _after_failure(deploy, runs, exc, rolling_back=True)
-            for run in failed:
-                run.failed = False
-            if choice == Decision.SKIP:
-                for run in failed:
-                    run.skipped = True
-                    host_update(run, HostStatus.SKIPPED, f"skipped by {who} after: {run.record.message}")
-                return
-            pending = failed  # retry
-
-
-def _wait_for_decision(
-    deploy: Deploy, runs: list[HostRun], exc: StepFailed, failed: list[HostRun]
-) -> tuple[Decision, str]:
-    """Pause (heartbeat still running) until a person chooses retry, skip or abort; abort when none comes."""
-    log = deploy_logger(deploy.pk)
-    names = ", ".join(run.name for run in failed)
-    Deploy.objects.filter(pk=deploy.pk).update(
-        paused_at=timezone.now(), pause_reason=str(exc), decision="", decided_by=None
-    )
-    log.warning(
-        "paused: %s. Waiting up to %d min for a person to retry %s, skip it, or abort and roll back",
-        exc,
-        settings.PAUSE_TIMEOUT_SECONDS // 60,
-        names,
-    )
-    deadline = time.monotonic() + settings.PAUSE_TIMEOUT_SECONDS
-    while True:
-        _stop_if_cancelled(deploy, runs, sum(run.switched for run in runs))
-        choice, who = Deploy.objects.filter(pk=deploy.pk).values_list("decision", "decided_by__username").get()
-        if choice:
-            Deploy.objects.filter(pk=deploy.pk).update(paused_at=None)
-            log.info("%s chose: %s (%s)", who, Decision(choice).label, names)
-            return Decision(choice), who or "someone"
-        if time.monotonic() >= deadline:
-            Deploy.objects.filter(pk=deploy.pk).update(paused_at=None)
-            log.warning("no decision within %d min: aborting", settings.PAUSE_TIMEOUT_SECONDS // 60)
-            return Decision.ABORT, "Gantry (no decision in time)"
-        time.sleep(PAUSE_POLL_SECONDS)
-
-
-def _after_failure(deploy: Deploy, runs: list[HostRun], exc: StepFailed, *, rolling_back: bool) -> NoReturn:
-    """End the rollout after a failure: roll the switched hosts back first when asked to. A host that had
-    no release before this deploy (its first) has nothing to go back to: it is left as it is, and said so."""
-    first = [run for run in runs if run.switched and not run.previous_release]
-    switched = [run for run in runs if run.switched and run.previous_release]
-    if first and rolling_back:
-        deploy_logger(deploy.pk).warning(
-            "%s had no earlier release to go back to (this deploy was its first): left on the new release",
-            ", ".join(run.name for run in first),
-        )
-        exc = StepFailed(f"{exc}; nothing to roll back to on {', '.join(run.name for run in first)} (its first deploy)")
-    if not rolling_back or not switched:
-        raise exc
-    deploy_logger(deploy.pk).warning(
-        "rolling back %s to their previous release", ", ".join(run.name for run in switched)
-    )
-    try:
-        in_parallel(switched, lambda r: roll_back(r, deploy), "rollback")
-    except StepFailed as rollback_failure:
-        raise RollbackFailed(
-            f"{exc}; and the rollback failed too: {rollback_failure}{_suspect(exc, rollback_failure)}"
-        ) from exc
-    _once_after_rollback(deploy, runs)
-    raise RolledBack(f"{exc}; rolled back {', '.join(run.name for run in switched)}") from exc
-
-
-def _suspect(failure: StepFailed, rollback_failure: StepFailed) -> str:
-    """When the release that ran fine until now fails the same health check, the check is the likely culprit."""
-    if "health check" in str(failure) and "health check" in str(rollback_failure):
-        return (
-            ". The previous release fails the same health check too: the check itself is suspect (its URL, "
-            "its port, a redirect), more than either release"
-        )
-    return ""
-
-
-def _stop_if_cancelled(deploy: Deploy, runs: list[HostRun], done: int) -> None:
-    """Between batches: stop if someone cancelled the deploy, or an admin ended it meanwhile."""
-    row = Deploy.objects.filter(pk=deploy.pk).values_list("status", "cancel_requested_at", "cancelled_by__username")
-    status, cancel_requested_at, who = row.first() or (DeployStatus.FAILED, None, None)
-    if status == DeployStatus.RUNNING and cancel_requested_at is None:
-        return
-    new = [run.name for run in runs if run.switched]
-    old = [run.name for run in runs if not run.switched]
-    where = (
-        f"after {done} of {len(runs)} hosts; "
-        f"on the new release: {', '.join(new) or 'none'}; still on the previous one: {', '.join(old) or 'none'}"
-    )
-    if stopped := [run.name for run in runs if run.stopped]:
-        where += f"; stopped in the middle of a command: {', '.join(stopped)} (check them: roll back, or deploy again)"
-    if status != DeployStatus.RUNNING:
-        raise Cancelled(f"stopped: the deploy was marked {status} meanwhile, {where}")
-    raise Cancelled(f"cancelled by {who or 'someone'} {where}")
+def roll_back_all(deploy: Deploy) -> Ended:
+    """After a finished rollout (its post-deploy tests failed): every host back to its previous release."""
+    with Fleet.switched_by(deploy).connected() as fleet:
+        if failure := roll_back_switched(fleet, fleet.runs):
+            return Ended(Ending.ROLLBACK_FAILED, failure)
+    return Ended(Ending.ROLLED_BACK, f"rolled back {', '.join(run.name for run in fleet.runs)}")

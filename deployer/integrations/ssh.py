@@ -17,9 +17,7 @@ import secrets
 import shlex
 import signal
 import socket
-import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from fabric import Config, Connection
 
 from deployer.errors import StepFailed
 from deployer.integrations.ssh_keys import HostKey, fingerprint, identity
+from deployer.integrations.ssh_sessions import planned_next, session_started, spares_open
 from deployer.integrations.ssh_slots import SlotConnection, slot_take
 
 # Exit status of coreutils `timeout` when it had to stop the command.
@@ -161,7 +160,6 @@ def run(
     output: Callable[[str], None],
     stdin: Sequence[bytes | Path] = (),
     stop: Callable[[], bool] | None = None,
-    ahead: bool = True,
 ) -> None:
     """Run a POSIX shell script on the host, streaming each output line to `output`.
 
@@ -169,8 +167,8 @@ def run(
     uploaded: one session, no SFTP round trips). Raise StepFailed on a non-zero
     exit (saying which signal, when one ended it), when it runs past `timeout`
     seconds, or when the host goes silent; CommandStopped when `stop` (asked
-    about every second) said to stop it. With `ahead`, the session of the next
-    command on this connection is opened while this one runs.
+    about every second) said to stop it. When more commands are planned on this
+    connection (commands_planned), the next one's session is opened while this one runs.
     """
     token = secrets.token_hex(8)
     transport = conn.client.get_transport() if conn.client else None
@@ -188,7 +186,7 @@ def run(
 
     writer = _LineWriter(emit)
     started = time.monotonic()
-    channel = _started(transport, script, timeout, token)
+    channel = session_started(transport, script, timeout, token)
     stopped = False
     try:
         try:
@@ -201,8 +199,8 @@ def run(
             if not channel.exit_status_ready():
                 raise
             # The command stopped reading because it ended (it failed early): its output and status say why.
-        if ahead:  # while this command runs: the next one's session, its login shell starting
-            _spares_open(transport, 1)
+        if planned_next(transport):  # while this command runs: the next one's session, its login shell starting
+            spares_open(transport, 1)
         channel.settimeout(STOP_POLL_SECONDS)  # reading: wake up every second to ask `stop`
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         heard = time.monotonic()
@@ -230,94 +228,6 @@ def run(
         writer.close()
         channel.close()
     _check_status(status, timeout, time.monotonic() - started, stopped)
-
-
-# What every session runs: it waits for one script on its standard input ("<timeout> <token> <bytes>\n",
-# then the script) and runs it under the remote `timeout`, as a background job whose pid it prints (so it
-# can be stopped: `timeout` passes a TERM on to the script's whole process group, then KILLs it 5 s later).
-# The rest of standard input is the script's (a background job's stdin is /dev/null unless handed over,
-# here as fd 3). The outer shell turns a death by signal into an exit status (128 + the signal): sshd
-# would report "exit-signal", which paramiko ignores, and the step would read as a lost connection.
-#
-# stderr joins stdout on the host: sshd forwards them apart, splicing a line written in pieces with another.
-# The script comes after the session has started so that a session can be opened ahead of its command:
-# the host's login shell reads its rc files (nvm, rbenv or pyenv there cost a tenth of a second or more
-# per session) while the previous command runs. A session that never gets a script (its connection
-# closed) exits without doing anything.
-_LOADER = (
-    "IFS=' ' read -r limit token size || exit 0\n"
-    'case "$limit.$size" in *[!0-9.]*|.*|*.) exit 0;; esac\n'
-    'case "$token" in ""|*[!0-9a-f]*) exit 0;; esac\n'
-    'script=$(dd bs=1 count="$size" 2>/dev/null; echo x)\n'
-    "script=${script%x}\n"
-    "exec 3<&0\n"
-    'timeout -k 5 "$limit" sh -c "$script" <&3 3<&- 2>&1 &\n'
-    "exec 3<&-\n"
-    'echo "GANTRY-PID-$token $!"\n'
-    "wait $!\n"
-    "exit $?"
-)
-# The sessions opened ahead for each connection, oldest first.
-_spares: weakref.WeakKeyDictionary[paramiko.Transport, list[paramiko.Channel]] = weakref.WeakKeyDictionary()
-_spares_lock = threading.Lock()
-
-
-def _session(transport: paramiko.Transport) -> paramiko.Channel:
-    """A new session waiting for its script (its login shell starting on the host meanwhile)."""
-    channel = transport.open_session(timeout=settings.SSH_CONNECT_TIMEOUT)
-    channel.set_combine_stderr(True)
-    channel.exec_command(f"sh -c {shlex.quote(_LOADER)}")
-    return channel
-
-
-def _spares_open(transport: paramiko.Transport, count: int) -> None:
-    """Have `count` sessions waiting on the connection. A failure here only loses the head start: the next
-    command opens its own session and reports what is wrong."""
-    while True:
-        with _spares_lock:
-            if len(_spares.setdefault(transport, [])) >= count:
-                return
-        try:
-            channel = _session(transport)
-        except (OSError, paramiko.SSHException):
-            return
-        with _spares_lock:
-            _spares[transport].append(channel)
-
-
-def sessions_ahead(conn: Connection, count: int) -> None:
-    """Open the sessions of the next `count` commands on `conn` now: the host's login shell reads its rc
-    files (which may cost a tenth of a second or more each time) while the caller waits for a build."""
-    transport = conn.client.get_transport() if conn.client else None
-    if transport is not None and transport.is_active():
-        _spares_open(transport, count)
-
-
-def _started(transport: paramiko.Transport, script: str, timeout: int, token: str) -> paramiko.Channel:
-    """A session running `script`: the one opened ahead when it still waits, else a new one."""
-    body = script.encode()
-    header = f"{int(timeout)} {token} {len(body)}\n".encode()
-    while True:
-        with _spares_lock:
-            waiting = _spares.get(transport)
-            spare = waiting.pop(0) if waiting else None
-        if spare is None:
-            break
-        if not spare.closed and not spare.exit_status_ready():
-            try:
-                spare.settimeout(timeout + 15)  # sending: the most a host may take to accept more of the upload
-                spare.sendall(header + body)
-                return spare
-            except (OSError, paramiko.SSHException):
-                pass  # it went away meanwhile: the next one, or a new session that tells what is wrong
-        spare.close()
-    try:
-        channel = _session(transport)
-        channel.settimeout(timeout + 15)  # sending: the most a host may take to accept more of the upload
-        channel.sendall(header + body)
-    except (OSError, paramiko.SSHException) as exc:
-        raise StepFailed(f"lost the connection: {exc or exc.__class__.__name__}") from exc
-    return channel
 
 
 def _stop(transport: paramiko.Transport, pid: str) -> None:
