@@ -224,10 +224,13 @@ def _host_state_writes(tree: ast.Module) -> list[str]:
             found.append(f"line {node.lineno}: DeployHost(...)")
         if isinstance(node, ast.Assign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Attribute) and target.attr in _HOST_STATE:
-                    if ast.unparse(target.value) in {"run", "self.run"}:
-                        found.append(f"line {node.lineno}: {ast.unparse(target)} = ...")
+            found += [
+                f"line {node.lineno}: {ast.unparse(target)} = ..."
+                for target in targets
+                if isinstance(target, ast.Attribute)
+                and target.attr in _HOST_STATE
+                and ast.unparse(target.value) in {"run", "self.run"}
+            ]
     return found
 
 
