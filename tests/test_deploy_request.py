@@ -11,7 +11,9 @@ from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
 
+from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
+from deployer.deploys.plan import Check, deploy_plan
 from deployer.deploys.request import deploy_request, rollback_candidates
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import Branch, Deploy, Environment
@@ -109,3 +111,62 @@ def test_after_failed_api_tests_a_rollback_goes_to_the_release_before_and_never_
 
     assert [d.sha[0] for d in rollback_candidates(environment)] == ["b", "a"]
     assert failed_earlier not in rollback_candidates(environment) and good.pk > older.pk
+
+
+PRODUCTION_CATALOG = """
+services:
+  shop:
+    github: acme/shop
+    environments:
+      prod:
+        deploy_path: /srv/shop
+        require_green_build: false
+        hosts: [{{address: app1.internal, roles: [web, worker]}}]
+        roles:
+          web: {{restart_command: x, health_check_url: "http://{{{{address}}}}:8080/healthz"}}
+          worker: {{restart_command: y{worker}}}
+"""
+
+
+def _production(worker: str = "") -> Environment:
+    catalog_apply(catalog_parse(PRODUCTION_CATALOG.format(worker=worker)))
+    environment = Environment.objects.get(service__name="shop", name="prod")
+    Branch.objects.update_or_create(service=environment.service, name="main", defaults={"sha": "a" * 40})
+    return environment
+
+
+def test_production_refuses_a_role_with_no_health_check_unless_the_catalog_says_none(
+    db: None, admin_user: AbstractBaseUser
+) -> None:
+    environment = _production()
+    with pytest.raises(DeployRefused) as refused:
+        deploy_request(environment=environment, ref="main", user=admin_user)
+    assert str(refused.value) == (
+        "shop/prod is production and worker has no health check, so a release whose processes die at start would "
+        "reach every host: add roles.worker.health_check_url or roles.worker.health_check_command in the catalog, "
+        "or say roles.worker.health_check: none if it has none on purpose"
+    )
+    assert not Deploy.objects.exists(), "nothing recorded"
+
+    environment = _production(worker=", health_check: none")
+    deploy = deploy_request(environment=environment, ref="main", user=admin_user)
+    assert deploy.status == DeployStatus.QUEUED
+
+
+def test_the_plan_shows_a_role_with_no_health_check(db: None, admin_user: AbstractBaseUser) -> None:
+    def check(environment: Environment) -> Check:
+        plan = deploy_plan(environment=environment, ref="main", user=admin_user)
+        return next(c for c in plan.checks if c.label == "health checks")
+
+    refused = check(_production())
+    assert not refused.ok and refused.blocking and "worker has no health check" in refused.detail
+    meant = check(_production(worker=", health_check: none"))
+    assert (
+        meant.ok and meant.detail == "no health check on purpose: worker (a restart counts as healthy when it returns)"
+    )
+
+
+def test_a_health_check_and_health_check_none_contradict_each_other(db: None) -> None:
+    with pytest.raises(CatalogError) as problems:
+        catalog_parse(PRODUCTION_CATALOG.format(worker=", health_check: none, health_check_command: z"))
+    assert "health_check: none says there is no health check, but" in str(problems.value)

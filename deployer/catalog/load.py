@@ -268,6 +268,7 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
     values["secrets_command"] = secrets.get("command") or []
     values["secrets_shared_with_production"] = secrets.get("shared_with_production", [])
     values["release_host"] = spec.release_host or ""
+    values["health_check"] = spec.health_check or ""
     values["roles"] = [{"name": role, **keys} for role, keys in values["roles"].items()]
     builder = values.pop("builder") or {}
     values["build_mode"] = values.pop("build")

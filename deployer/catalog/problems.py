@@ -253,7 +253,7 @@ def effective(service: ServiceSpec, environment: EnvironmentSpec) -> Environment
 
 
 # Keys that belong to a role once an environment declares roles.
-ROLE_KEYS = ("restart_command", "health_check_url", "health_check_command")
+ROLE_KEYS = ("restart_command", "health_check_url", "health_check_command", "health_check")
 
 
 def _role_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:

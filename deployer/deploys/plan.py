@@ -31,7 +31,7 @@ from deployer.models import ChangeSet, Deploy, Environment, MigrationCheck
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
-SHOWN = {"permission", "lock", "lease", "build gate", "schema"}
+SHOWN = {"permission", "lock", "lease", "build gate", "health checks", "schema"}
 
 
 @dataclass(frozen=True)

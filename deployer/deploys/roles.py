@@ -29,10 +29,21 @@ class ProcessRole:
     healthy_for: int
     order: int
     serves_traffic: bool
+    unchecked_on_purpose: bool = False  # the catalog says health_check: none
 
     @property
     def has_health_check(self) -> bool:
         return bool(self.health_check_url or self.health_check_command)
+
+
+def roles_unchecked(environment: Environment) -> list[ProcessRole]:
+    """The roles whose restart starts processes nothing checks, unless the catalog says that is meant
+    (health_check: none). A role that restarts nothing (files served as they are) has nothing to check."""
+    return [
+        role
+        for role in environment_roles(environment)
+        if role.restart_command.strip() and not role.has_health_check and not role.unchecked_on_purpose
+    ]
 
 
 def environment_roles(environment: Environment) -> list[ProcessRole]:
@@ -49,6 +60,7 @@ def environment_roles(environment: Environment) -> list[ProcessRole]:
                 healthy_for=environment.healthy_for,
                 order=0,
                 serves_traffic=True,
+                unchecked_on_purpose=environment.health_check == "none",
             )
         ]
     roles = [_role(environment, index, spec) for index, spec in enumerate(environment.roles)]
@@ -68,6 +80,7 @@ def _role(environment: Environment, index: int, spec: dict[str, Any]) -> Process
         healthy_for=environment.healthy_for if spec.get("healthy_for") is None else int(spec["healthy_for"]),
         order=int(spec.get("order") or 0),
         serves_traffic=bool(url) if traffic is None else bool(traffic),
+        unchecked_on_purpose=spec.get("health_check") == "none",
     )
 
 

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from deployer.choices import DeployStatus
 from deployer.deploys.gates import deploy_gate, trusted_build
 from deployer.deploys.migration_check import migrations_unsafe
+from deployer.deploys.roles import environment_roles, roles_unchecked
 from deployer.deploys.schema_changes import schema_behind
 from deployer.environments.access import Access
 from deployer.environments.leases import lease_check
@@ -172,6 +173,30 @@ def schema(ask: Ask) -> str:
     raise refusal
 
 
+def health_checks(ask: Ask) -> str:
+    """A batch moves on when its hosts are healthy: a role with no health check lets a release whose processes
+    die at start reach every host. Production refuses one unless the catalog says it is meant so."""
+    environment = ask.environment
+    roles = environment_roles(environment)
+    unchecked = roles_unchecked(environment)
+    on_purpose = ", ".join(role.name for role in roles if role.unchecked_on_purpose)
+    if not unchecked and on_purpose:
+        return f"no health check on purpose: {on_purpose} (a restart counts as healthy when it returns)"
+    if not unchecked and not any(role.restart_command.strip() for role in roles):
+        return "nothing restarts (no restart command): no process to check"
+    if not unchecked:
+        return "every role has a health check" if len(roles) > 1 else "a health check after each restart"
+    names = ", ".join(role.name for role in unchecked)
+    where = f"roles.{unchecked[0].name}." if environment.roles else ""
+    if environment.production and not ask.emergency:
+        raise DeployRefused(
+            f"{environment} is production and {names} has no health check, so a release whose processes die at "
+            f"start would reach every host: add {where}health_check_url or {where}health_check_command in the "
+            f"catalog, or say {where}health_check: none if it has none on purpose"
+        )
+    return f"no health check: {names} (a restart counts as healthy when it returns)"
+
+
 Rule = tuple[str, Callable[[Ask], str]]
 # In the order they are asked: the first refusal is the one a person reads.
 RULES: list[Rule] = [
@@ -182,6 +207,7 @@ RULES: list[Rule] = [
     ("lease", lease),
     ("checklist", checklist),
     ("build gate", build_gate),
+    ("health checks", health_checks),
     ("schema", schema),
 ]
 

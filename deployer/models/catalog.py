@@ -125,6 +125,9 @@ class Environment(Scrubbed):
         max_length=500, blank=True, help_text="URL template polled until HTTP 200; {address} is the host."
     )
     health_check_command = models.TextField(blank=True, help_text="Run in current until it exits 0.")
+    health_check = models.CharField(
+        max_length=10, blank=True, help_text='"none": no health check, on purpose (production refuses one without).'
+    )
     # Process roles (deployer/deploys/roles.py): [{"name": "web", "restart_command": ..., "order": 0, ...}] in
     # catalog order; empty: one role made of the environment's own restart_command and health checks.
     roles = models.JSONField(default=list, blank=True, help_text="Process roles and their commands.")
