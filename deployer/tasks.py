@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from typing import Any
 
 from celery import Task, shared_task
@@ -42,13 +44,14 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    bind=True,
     name=queue.RUN_DEPLOY,
     acks_late=True,
     soft_time_limit=settings.DEPLOY_TIME_LIMIT,
     time_limit=settings.DEPLOY_TIME_LIMIT + 60,
 )
-def run_deploy(deploy_id: int) -> None:
-    deploy_execute(deploy_id=deploy_id)
+def run_deploy(self: Task, deploy_id: int) -> None:
+    deploy_execute(deploy_id=deploy_id, worker=f"{self.request.hostname or socket.gethostname()}, pid {os.getpid()}")
 
 
 def _service(service_id: int) -> Service | None:

@@ -137,8 +137,9 @@ def test_each_environment_reads_its_own_secrets_at_every_deploy(
         f"secret DB_PASSWORD of app/test has the value production environment app/prod uses for DB_PASSWORD "
         f"(from the secrets file {prod_file}), and test's hosts run any branch's commands with it; give test a "
         f"value of its own in the secrets file {test_file}, or, if sharing is meant, list it: "
-        "secrets: {shared_with_production: [DB_PASSWORD]} on environment test"
+        f"secrets: {{shared_with_production: [DB_PASSWORD]}} on environment test (read on worker {copied.worker})"
     )
+    assert "@" in copied.worker and ", pid " in copied.worker, "the worker that read them: its node name and pid"
     assert env_lines(environment) == {f"DATABASE_URL='postgres://shop:{ROTATED}@db/shop'"}, "nothing was written"
     assert os.readlink(host_root(environment, 0) / "current") == f"releases/{rotated.pk}"
 
@@ -146,8 +147,18 @@ def test_each_environment_reads_its_own_secrets_at_every_deploy(
     readable = deploy_and_wait(environment, "main", deployer, celery_worker)
     assert readable.reason == (
         f"the secrets file {test_file} may be read or changed by other users (mode 0644, owner uid {os.geteuid()}); "
-        f"Gantry reads no secret others can: chown it to the workers' user and chmod 600 {test_file}"
+        f"Gantry reads no secret others can: chown it to the workers' user and chmod 600 {test_file} "
+        f"(read on worker {readable.worker})"
     )
+
+    secrets_file(test_file, "OTHER=x\n")  # the secret is missing where this worker reads it
+    missing = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert missing.reason == (
+        f"config DATABASE_URL of app/test uses secret.DB_PASSWORD, but DB_PASSWORD is not in the secrets file "
+        f"{test_file}; add a line DB_PASSWORD=... to {test_file} on every worker (read on worker {missing.worker})"
+    )
+    page = deployer_client.get(f"/deploys/{missing.pk}/").content.decode()
+    assert f"<dt>Worker</dt><dd data-worker>{missing.worker}</dd>" in page
 
     script = tmp_path / "vault-ish.py"
     script.write_text(f"import json; print(json.dumps({{'DB_PASSWORD': '{TEST_VALUE}', 'OTHER': 'x'}}))\n")
@@ -162,7 +173,7 @@ def test_each_environment_reads_its_own_secrets_at_every_deploy(
     refused = deploy_and_wait(environment, "main", deployer, celery_worker)
     assert refused.reason == (
         "the secrets command `python3 -c 'raise SystemExit('\"'\"'denied'\"'\"')'` exited 1; what it printed on "
-        "stderr is in the worker's log"
+        f"stderr is in the worker's log (read on worker {refused.worker})"
     )
 
     stored = json.dumps(

@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     """The config cannot be written as asked; the message names the key and what to change."""
 
 
+class SecretMissing(ConfigError):
+    """A granted secret is not where the environment's source (read on the worker) should hold it."""
+
+
 @dataclass(frozen=True)
 class Rendered:
     """The file's bytes, the secret values in it (to mask), and what each key was made from."""
@@ -64,7 +68,7 @@ def _secret(environment: Environment, key: str, name: str, granted: set[str], he
             f"config_secrets of environment {environment.name} in the catalog"
         )
     if name not in held.values:
-        raise ConfigError(
+        raise SecretMissing(
             f"config {key} of {environment} uses secret.{name}, but {name} is not in {held.source}; "
             f"{held.source.missing(name)}"
         )

@@ -18,7 +18,7 @@ from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus
 from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_artifact
-from deployer.deploys.config import ConfigError, Rendered, config_render
+from deployer.deploys.config import ConfigError, Rendered, SecretMissing, config_render
 from deployer.deploys.endings import Ended, Ending
 from deployer.deploys.fleet import Fleet
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
@@ -35,10 +35,11 @@ from deployer.models import Deploy
 from deployer.notify import outbox
 
 
-def deploy_execute(*, deploy_id: int) -> None:
-    """Claim the deploy (or stand down if another delivery has it), roll it out, record the outcome."""
+def deploy_execute(*, deploy_id: int, worker: str = "") -> None:
+    """Claim the deploy (or stand down if another delivery has it), roll it out, record the outcome.
+    `worker` names this worker (its node name and pid): the deploy page shows it, a missing secret names it."""
     with deploy_context(deploy_id):
-        deploy = deploy_claim(deploy_id=deploy_id)
+        deploy = deploy_claim(deploy_id=deploy_id, worker=worker)
         if deploy is None:
             return
         _execute(deploy)
@@ -123,7 +124,9 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         if isinstance(ended_or_refused, str):
             return Outcome(DeployStatus.FAILED, ended_or_refused)
         return _after_tests(deploy, ended_or_refused.reason) if ended_or_refused.live else _outcome(ended_or_refused)
-    except (StepFailed, git.GitError, ConfigError, SecretSourceError) as exc:
+    except (SecretMissing, SecretSourceError) as exc:  # read on this worker: another may hold them
+        return Outcome(DeployStatus.FAILED, f"{exc} (read on worker {deploy.worker or 'unknown'})")
+    except (StepFailed, git.GitError, ConfigError) as exc:
         return Outcome(DeployStatus.FAILED, str(exc))
     except SoftTimeLimitExceeded:
         return Outcome(DeployStatus.FAILED, "took longer than the deploy time limit (GANTRY_DEPLOY_TIME_LIMIT)")

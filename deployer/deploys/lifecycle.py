@@ -120,17 +120,20 @@ def _lock_after(deploy: Deploy, to: DeployStatus, lock: str) -> None:
         )
 
 
-def deploy_claim(*, deploy_id: int) -> Deploy | None:
+def deploy_claim(*, deploy_id: int, worker: str = "") -> Deploy | None:
     """Take a queued deploy for running; None when it is not (any longer) queued.
 
     This, not the broker, decides whether work runs: a message delivered twice
-    finds the deploy already running or finished and does nothing.
+    finds the deploy already running or finished and does nothing. `worker` (who claims it) is kept on it.
     """
     deploy = Deploy.objects.select_related("environment__service").filter(pk=deploy_id).first()
     if deploy is None:
         logger.warning("deploy #%s does not exist; message ignored", deploy_id)
         return None
     if deploy_transition(deploy, to=DeployStatus.RUNNING):
+        if worker:
+            Deploy.objects.filter(pk=deploy.pk).update(worker=worker[:200])
+            deploy.worker = worker[:200]
         return deploy
     deploy.refresh_from_db(fields=["status"])
     DeployLog.objects.create(

@@ -64,6 +64,9 @@ class Deploy(Scrubbed):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker running it was alive then.")
+    worker = models.CharField(
+        max_length=200, blank=True, help_text="The worker that ran it (its Celery node name and pid), set at its claim."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(
