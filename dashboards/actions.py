@@ -5,15 +5,17 @@ deployer function, and answers with the page again (saying why not) or a redirec
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dashboards.forms import DeployForm, LockForm, ReasonForm, RollbackForm
+from dashboards.forms import DeployForm, LockForm, PromoteForm, ReasonForm, RollbackForm
 from dashboards.signed_in import SignedInRequest
 from dashboards.views import deploy_or_404, deploy_page, environment_or_404, form_error, refused_page, service_page
 from deployer import queue
@@ -155,9 +157,15 @@ def deploy_rollback_view(request: SignedInRequest, name: str, environment: str) 
 
 @require_POST
 def deploy_promote_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
+    """A promotion confirmed on its plan page (the sha it showed); asked without one, the plan page first: the
+    schema guard, the migration check and every rule ask there, as for any deploy."""
     env = environment_or_404(name, environment)
+    form = PromoteForm(request.POST)
+    if not form.is_valid() or not form.cleaned_data["expected_sha"]:
+        return redirect(f"{reverse('deploy-plan', args=[env.service.name, env.name])}?promote=1", permanent=False)
+    options = replace(_options(request, env), expected_sha=form.cleaned_data["expected_sha"])
     try:
-        deploy = deploy_promote(environment=env, user=request.user, options=_options(request, env))
+        deploy = deploy_promote(environment=env, user=request.user, options=options)
     except DeployRefused as exc:
         return refused_page(request, env, exc)
     return _to_deploy(request, deploy)

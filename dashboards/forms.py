@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 
@@ -10,7 +12,18 @@ class DeployForm(forms.Form):
 
 
 class PlanForm(forms.Form):
-    ref = forms.CharField(max_length=300, help_text="A branch name or a full commit sha.")
+    ref = forms.CharField(max_length=300, required=False, help_text="A branch name or a full commit sha.")
+    promote = forms.BooleanField(required=False, help_text="Ship what runs in the environment before this one.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("ref") and not data.get("promote"):
+            raise forms.ValidationError("say what to deploy: a branch name or a full commit sha (ref=...)")
+        return data
+
+
+class PromoteForm(forms.Form):
+    expected_sha = forms.RegexField(regex=r"^[0-9a-f]{40}$", required=False, help_text="The sha the plan showed.")
 
 
 LOCK_DURATIONS = [("", "until unlocked"), ("1", "1 hour"), ("4", "4 hours"), ("24", "1 day"), ("168", "1 week")]

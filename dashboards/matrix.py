@@ -36,7 +36,7 @@ class _Urls:
 
     def __init__(self) -> None:
         self.service = reverse("service", args=["SERVICE"])
-        self.promote = reverse("deploy-promote", args=["SERVICE", "ENV"])
+        self.promote = reverse("deploy-plan", args=["SERVICE", "ENV"]) + "?promote=1"
         self.deploy = reverse("deploy", args=[999999999])
 
     def for_service(self, name: str) -> str:
@@ -82,7 +82,7 @@ def _cell(cell: MatrixCell | None, service: str, urls: _Urls, now: datetime) -> 
     elif cell.promote_from and not cell.lock:
         action = urls.for_promote(service, cell.environment)
         source = escape(cell.promote_from)
-        html += f' <button type="submit" class="small" formaction="{action}">Promote from {source}</button>'
+        html += f' <a class="button small" data-promote href="{action}">Promote from {source}…</a>'
     return html
 
 

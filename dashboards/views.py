@@ -143,13 +143,16 @@ def api_run_detail(request: SignedInRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def deploy_plan_view(request: SignedInRequest, name: str, environment: str) -> HttpResponse:
-    """What a deploy of `?ref=` will do, with the button that starts it."""
+    """What a deploy of `?ref=` (or `?promote=1`: what runs in the environment before) will do, with the
+    button that starts it."""
     env = environment_or_404(name, environment)
     form = PlanForm(request.GET)
     if not form.is_valid():
         return service_page(request, env.service, error=form_error(form), status=400)
     try:
-        plan = deploy_plan(environment=env, ref=form.cleaned_data["ref"], user=request.user)
+        plan = deploy_plan(
+            environment=env, ref=form.cleaned_data["ref"], user=request.user, promote=form.cleaned_data["promote"]
+        )
     except DeployRefused as exc:
         return refused_page(request, env, exc)
     context = {"plan": plan, "service": env.service, "is_admin": access_for(request.user).is_admin}

@@ -119,11 +119,34 @@ def test_promote_deploys_exactly_what_runs_in_the_environment_before(
     ran(env(pipeline, "test"), shout)
     green(jenkins_server, pipeline, shout)
 
-    response = deployer_client.post(reverse("deploy-promote", args=["web", "prod"]))
+    plan_url = reverse("deploy-plan", args=["web", "prod"]) + "?promote=1"
+    asked = deployer_client.post(reverse("deploy-promote", args=["web", "prod"]))
+    assert (asked.status_code, asked["Location"]) == (302, plan_url), "not deployed on one click: the plan asks first"
+    assert not Deploy.objects.filter(environment__name="prod").exists()
+
+    plan = deployer_client.get(plan_url).content.decode()
+    assert "Promote test → prod: main" in plan and f"<code>{shout}</code>" in plan
+    assert f'action="{reverse("deploy-promote", args=["web", "prod"])}"' in plan and "Promote now" in plan
+
+    response = deployer_client.post(reverse("deploy-promote", args=["web", "prod"]), {"expected_sha": shout})
 
     deploy = Deploy.objects.get(environment__name="prod")
     assert response.status_code == 302
     assert (deploy.sha, deploy.ref, deploy.trigger) == (shout, "main", DeployTrigger.PROMOTE)
+
+
+def test_a_promotion_whose_source_moved_since_its_plan_is_refused(
+    pipeline: Service, jenkins_server: FakeJenkins, deployer_client: Client, app_repo: AppRepo
+) -> None:
+    shout = head(pipeline, "feature/shout")
+    ran(env(pipeline, "test"), shout)
+    green(jenkins_server, pipeline, shout)
+
+    response = deployer_client.post(reverse("deploy-promote", args=["web", "prod"]), {"expected_sha": "f" * 40})
+
+    assert response.status_code == 400, response.content
+    assert "moved from ffffffff to" in response.content.decode() and "look at the new plan" in response.content.decode()
+    assert not Deploy.objects.filter(environment__name="prod").exists()
 
 
 def test_promote_refuses_when_there_is_nothing_new(pipeline: Service, deployer: AbstractBaseUser) -> None:

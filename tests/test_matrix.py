@@ -67,7 +67,8 @@ def test_the_matrix_shows_what_runs_where_with_builds_drift_and_promote(
     assert "bbbbbbbb</code> feature/x" in page and "aaaaaaaa</code> main" in page
     assert ">success</span>" in page
     assert "3 ahead of prod" in page
-    assert reverse("deploy-promote", args=["app", "prod"]) in page and "Promote from test" in page
+    plan = reverse("deploy-plan", args=["app", "prod"]) + "?promote=1"
+    assert f'href="{plan}">Promote from test…</a>' in page, "a promotion opens its plan page first"
 
 
 def test_the_matrix_filters_by_team_and_name(deployer_client: Client, db: None) -> None:

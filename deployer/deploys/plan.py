@@ -19,7 +19,7 @@ from deployer.deploys.check_ahead import check_request, checkable
 from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.migration_check import MigrationsUnsafe, check_for, new_files, shipped_findings, unsafe_summary
-from deployer.deploys.request import current_deploy, resolve_ref
+from deployer.deploys.request import current_deploy, promotion_of, resolve_ref
 from deployer.deploys.rules import RULES, Ask
 from deployer.deploys.schema_changes import SchemaBehind, migrations_described
 from deployer.environments.access import access_for
@@ -84,6 +84,7 @@ class Plan:
     config_changes: list[str] = field(default_factory=list)  # config keys it changes (secrets by name)
     build: str = ""  # where and how the release is built (builder.py)
     secrets: str = ""  # where its secret values come from, and what it shares with production
+    promoted_from: Deploy | None = None  # a promotion: the deploy of the environment before, shipped again
 
     @property
     def too_many_commits(self) -> bool:
@@ -98,9 +99,14 @@ class Plan:
         return any(check.blocking and not check.ok for check in self.checks)
 
 
-def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
-    """DeployRefused for a ref that cannot be deployed; otherwise the plan, whatever its checks say."""
-    sha = resolve_ref(environment, ref)
+def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool = False) -> Plan:
+    """DeployRefused for a ref that cannot be deployed (or nothing to promote); otherwise the plan, whatever
+    its checks say. With `promote`, the plan ships again what runs in the environment before this one."""
+    promoted_from = promotion_of(environment) if promote else None
+    if promoted_from is not None:
+        ref, sha = promoted_from.ref, promoted_from.sha
+    else:
+        sha = resolve_ref(environment, ref)
     current = current_deploy(environment)
     hosts = [host.address for host in environment.hosts.all()]
     sizes = batch_sizes(len(hosts), environment.batch_size) if hosts else []
@@ -122,6 +128,7 @@ def deploy_plan(*, environment: Environment, ref: str, user: User) -> Plan:
         config_changes=config_changes(environment, current.config_definitions if current else None),
         build=build_described(environment),
         secrets=secrets_described(environment),
+        promoted_from=promoted_from,
     )
 
 

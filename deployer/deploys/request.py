@@ -44,6 +44,15 @@ def deploy_request(
 
 def deploy_promote(*, environment: Environment, user: User | None, options: DeployOptions = NO_OPTIONS) -> Deploy:
     """Deploy to `environment` exactly what runs in the environment before it (test → prod)."""
+    running = promotion_of(environment)
+    return _deploy_create(
+        environment, ref=running.ref, sha=running.sha, user=user, trigger=DeployTrigger.PROMOTE, options=options
+    )
+
+
+def promotion_of(environment: Environment) -> Deploy:
+    """The deploy a promotion to `environment` would ship again: what runs in the environment before it.
+    DeployRefused says why there is nothing to promote."""
     source = (
         Environment.objects.filter(service_id=environment.service_id, position__lt=environment.position)
         .order_by("-position")
@@ -61,9 +70,7 @@ def deploy_promote(*, environment: Environment, user: User | None, options: Depl
         )
     if (current := current_deploy(environment)) and current.sha == running.sha:
         raise DeployRefused(f"{environment.name} already runs {running.sha[:8]}, like {source.name}")
-    return _deploy_create(
-        environment, ref=running.ref, sha=running.sha, user=user, trigger=DeployTrigger.PROMOTE, options=options
-    )
+    return running
 
 
 def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
