@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboards import actions, delivery, history, ops, views
+from dashboards import actions, delivery, history, host_keys, ops, views
 from dashboards.hooks import github, jenkins, slack
 
 urlpatterns = [
@@ -21,6 +21,7 @@ urlpatterns = [
     path("", views.services, name="services"),
     path("services/<slug:name>/", views.service_detail, name="service"),
     path("services/<slug:name>/refresh", actions.service_refresh_view, name="service-refresh"),
+    path("services/<slug:name>/host-keys/trust", host_keys.host_key_trust_view, name="host-key-trust"),
     path("services/<slug:name>/<slug:environment>/deploy", actions.deploy_create, name="deploy-create"),
     path("services/<slug:name>/<slug:environment>/promote", actions.deploy_promote_view, name="deploy-promote"),
     path("deploys/<int:pk>/", views.deploy_detail, name="deploy"),

@@ -33,6 +33,7 @@ from deployer.deploys.request import (
 )
 from deployer.deploys.schema_changes import migrations_described
 from deployer.environments.access import access_for
+from deployer.environments.host_keys import keys_waiting
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
 from deployer.errors import DeployConflict, DeployRefused
@@ -91,6 +92,7 @@ def service_page(
             lease_mine=state.environment.is_leased and state.environment.leased_by_id == request.user.pk,
             rollback_to=rollback_candidates(state.environment) if access.can_deploy(state.environment) else [],
             api_runs=recent_runs(state.environment) if service.api_tests else [],
+            keys_waiting=keys_waiting(state.environment),
         )
         for state in selectors.service_environments(service)
     ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from deployer.choices import DeployStatus
 from deployer.deploys.gates import Gate, build_trusted, deploy_gate
+from deployer.environments.host_keys import KeyWaiting
 from deployer.errors import DeployRefused, NotFound
 from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
 
@@ -34,6 +35,7 @@ class EnvironmentState:
     lease_mine: bool = False
     rollback_to: list[Deploy] = field(default_factory=list)  # earlier releases the hosts keep, newest first
     api_runs: list[ApiTestRun] = field(default_factory=list)  # the pass/fail strip, oldest first
+    keys_waiting: list[KeyWaiting] = field(default_factory=list)  # host keys its hosts offered, untrusted
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:

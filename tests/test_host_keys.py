@@ -7,16 +7,19 @@ import getpass
 import io
 import re
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
+import psutil
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from deployer.choices import AuditAction, DeployStatus
 from deployer.demo.hosts import SshdHost
@@ -82,6 +85,65 @@ def test_a_changed_host_key_fails_the_deploy(
     assert deploy.status == DeployStatus.FAILED
     assert "CHANGED" in deploy.reason and "--replace" in deploy.reason
     assert not (Path(environment.hosts.get().path) / "releases").exists(), "nothing reached the host"
+
+
+@pytest.mark.slow
+def test_a_rekeyed_host_is_refused_then_retrusted_by_fingerprint_on_its_service_page(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    new_host: SshdHost,
+) -> None:
+    old = HostKey.of(new_host.host_key())
+    host_key_trust(name=name_of(new_host), key=old, user=None)
+    environment = make_environment(hosts=[new_host])
+    first = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+    # Reprovisioned: the same address comes back with a new host key.
+    new_host.host_key_path.unlink()
+    rebuilt = SshdHost(new_host.directory, new_host.address, new_host.port)
+    rebuilt.prepare(ssh_key_ensure())
+    new = HostKey.of(rebuilt.host_key())
+    process = _restart(new_host, rebuilt)
+    try:
+        refused = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+        assert refused.status == DeployStatus.FAILED and f"it offered {new.fingerprint}" in refused.reason
+        assert f"Gantry trusts {old.fingerprint}" in refused.reason and "service's page" in refused.reason
+
+        page = deployer_client.get(reverse("service", args=["app"])).content.decode()
+        assert (
+            f"<code data-offered>{new.fingerprint}</code>" in page and f"<code data-trusted>{old.fingerprint}" in page
+        )
+        trust = reverse("host-key-trust", args=["app"])
+        viewer = Client()
+        viewer.force_login(get_user_model().objects.create_user("vic", "vic@example.com", "pw"))
+        assert viewer.post(trust, {"name": name_of(new_host), "fingerprint": new.fingerprint}).status_code == 403
+        typo = deployer_client.post(trust, {"name": name_of(new_host), "fingerprint": old.fingerprint})
+        assert typo.status_code == 400 and f"(it offered: {new.fingerprint})" in typo.content.decode()
+        assert [r.fingerprint for r in TrustedHostKey.objects.filter(host=name_of(new_host))] == [old.fingerprint]
+
+        done = deployer_client.post(trust, {"name": name_of(new_host), "fingerprint": f"  {new.fingerprint} "})
+        assert done.status_code == 302
+        assert [r.fingerprint for r in TrustedHostKey.objects.filter(host=name_of(new_host))] == [new.fingerprint]
+        entry = AuditEntry.objects.filter(action=AuditAction.HOST_KEY_TRUSTED).first()
+        assert entry is not None and entry.actor_name == "dana"
+        assert entry.detail == f"{name_of(new_host)} ssh-ed25519 {new.fingerprint}, replacing {old.fingerprint}"
+        assert "data-key-waiting" not in deployer_client.get(reverse("service", args=["app"])).content.decode()
+        again = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+        assert again.status == DeployStatus.SUCCEEDED, again.reason
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _restart(old: SshdHost, new: SshdHost) -> subprocess.Popen[bytes]:
+    """Stop the fixture's sshd for `old` and start `new` (same address and port, new host key)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(old.config_path) in " ".join(proc.info["cmdline"] or []):
+            proc.terminate()
+            proc.wait(timeout=10)
+    return new.start()
 
 
 def test_trust_host_refuses_a_fingerprint_that_does_not_match(db: None, new_host: SshdHost) -> None:

@@ -9,14 +9,19 @@ the source of truth. Nothing is ever trusted without a person saying so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.models import User
 from django.db import transaction
 
 from deployer.choices import AuditAction
+from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
+from deployer.errors import DeployRefused
 from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey, known_hosts_line, known_hosts_parse
-from deployer.models import TrustedHostKey
+from deployer.models import Environment, Host, OfferedHostKey, TrustedHostKey
 from deployer.models.access import SYSTEM_USERNAME
 
 
@@ -85,6 +90,71 @@ def known_hosts_import(text: str, *, user: User | None, by: str = "") -> tuple[i
             continue
         added += host_key_trust(name=name, key=key, user=user, by=by)
     return added, skipped
+
+
+def host_key_offered(name: str, key: HostKey) -> None:
+    """Keep a key a host showed that Gantry does not trust, for a person to check (host_key_retrust)."""
+    row, created = OfferedHostKey.objects.get_or_create(
+        host=name, key_type=key.key_type, key=key.base64, defaults={"fingerprint": key.fingerprint}
+    )
+    if not created:
+        row.save(update_fields=["last_seen_at"])
+
+
+@dataclass(frozen=True)
+class KeyWaiting:
+    """A key a host of an environment offered that Gantry does not trust, next to what it trusts instead."""
+
+    name: str  # as known_hosts names the host: what the trust form posts
+    offered: str  # the offered key's fingerprint
+    trusted: str  # the fingerprints trusted for the host ("" for a host never trusted)
+    first_seen_at: datetime
+
+
+def keys_waiting(environment: Environment) -> list[KeyWaiting]:
+    """The keys the environment's hosts offered that Gantry does not trust, newest first."""
+    names = {ssh.Target(h.address, h.port, h.user).known_hosts_name for h in environment.hosts.all()}
+    trusted: dict[str, list[str]] = {}
+    for host, fingerprint in TrustedHostKey.objects.filter(host__in=names).values_list("host", "fingerprint"):
+        trusted.setdefault(host, []).append(fingerprint)
+    return [
+        KeyWaiting(row.host, row.fingerprint, ", ".join(trusted.get(row.host, [])), row.first_seen_at)
+        for row in OfferedHostKey.objects.filter(host__in=names).order_by("-last_seen_at")
+    ]
+
+
+def host_key_retrust(*, name: str, fingerprint: str, user: User) -> str:
+    """A person trusts the key host `name` offered, naming it by its fingerprint (checked with the host's
+    owner), instead of every key trusted for it so far; audited. They must be allowed to deploy to every
+    environment with a host of that name. Returns what was done; DeployRefused (or PermissionRefused) says
+    why not."""
+    access = access_for(user)
+    environments = environments_of(name)
+    if not environments:
+        access.require_admin(f"trust a key of {name}, which no environment has")
+    for environment in environments:
+        access.require_deploy(environment)
+    typed = fingerprint.strip()[:100]
+    offered = OfferedHostKey.objects.filter(host=name, fingerprint=typed).first()
+    if offered is None:
+        shown = ", ".join(OfferedHostKey.objects.filter(host=name).values_list("fingerprint", flat=True))
+        raise DeployRefused(
+            f"{name} offered no key with the fingerprint {typed!r} (it offered: {shown or 'none'}); type the "
+            "fingerprint the host's owner reads to you (ssh-keygen -lf on its host key)"
+        )
+    key = HostKey(offered.key_type, offered.key)
+    host_key_trust(name=name, key=key, user=user, replace=True)
+    OfferedHostKey.objects.filter(host=name).delete()
+    return f"{name} is trusted by its key {key.fingerprint} now"
+
+
+def environments_of(name: str) -> list[Environment]:
+    """Every environment with a host that known_hosts calls `name`."""
+    address, port = (name[1:].split("]:", 1)[0], name.rsplit(":", 1)[1]) if name.startswith("[") else (name, "22")
+    if not port.isdigit():
+        return []
+    hosts = Host.objects.filter(address=address, port=int(port))
+    return list(Environment.objects.filter(hosts__in=hosts).select_related("service").distinct())
 
 
 def known_hosts_export() -> str:

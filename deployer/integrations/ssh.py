@@ -50,7 +50,12 @@ class Target:
 
 
 class HostKeyError(StepFailed):
-    """The host's key is unknown or differs from the one Gantry trusts."""
+    """The host's key is unknown or differs from the one Gantry trusts; `offered` is the key it showed (under
+    `name`, as known_hosts names the host), for a person to check and trust."""
+
+    def __init__(self, message: str, *, name: str, offered: HostKey) -> None:
+        super().__init__(message)
+        self.name, self.offered = name, offered
 
 
 class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
@@ -62,8 +67,11 @@ class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise HostKeyError(
             f"{self.target.address}:{self.target.port} offered host key {fingerprint(key)} ({key.get_name()}), "
-            f"which Gantry does not trust. If you expect this host and fingerprint, trust it with: "
-            f"manage.py trust_host {self.target.address}:{self.target.port} --fingerprint {fingerprint(key)}"
+            f"which Gantry does not trust. If you expect this host and fingerprint, trust it on its service's "
+            f"page (host keys) or with: manage.py trust_host {self.target.address}:{self.target.port} "
+            f"--fingerprint {fingerprint(key)}",
+            name=self.target.known_hosts_name,
+            offered=HostKey.of(key),
         )
 
 
@@ -110,8 +118,11 @@ def _open(conn: Connection, target: Target) -> None:
         raise HostKeyError(
             f"the host key of {target.address}:{target.port} CHANGED: it offered {fingerprint(exc.key)}, "
             f"Gantry trusts {fingerprint(exc.expected_key)}. This is what a man-in-the-middle looks like; if the "
-            f"host was rebuilt, check the new fingerprint with its owner, then run: manage.py trust_host "
-            f"{target.address}:{target.port} --replace --fingerprint {fingerprint(exc.key)}"
+            f"host was rebuilt, check the new fingerprint with its owner, then trust it on its service's page "
+            f"(host keys) or run: manage.py trust_host {target.address}:{target.port} --replace --fingerprint "
+            f"{fingerprint(exc.key)}",
+            name=target.known_hosts_name,
+            offered=HostKey.of(exc.key),
         ) from exc
     except paramiko.AuthenticationException as exc:
         raise StepFailed(

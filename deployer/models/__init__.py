@@ -8,7 +8,7 @@ access.py    Grant, SystemIdentity
 audit.py     AuditEntry
 notify.py    SlackMessage, SlackAttempt, SlackIdentity
 apitests.py  ApiTestRun, ApiTestStep
-trust.py     TrustedHostKey
+trust.py     TrustedHostKey, OfferedHostKey
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from deployer.models.sources import (
     SyncState,
     WebhookDelivery,
 )
-from deployer.models.trust import TrustedHostKey
+from deployer.models.trust import OfferedHostKey, TrustedHostKey
 
 __all__ = [
     "ApiTestRun",
@@ -59,6 +59,7 @@ __all__ = [
     "IntegrationStatus",
     "LeaseRequest",
     "MigrationCheck",
+    "OfferedHostKey",
     "ScheduledRound",
     "Service",
     "SlackAttempt",

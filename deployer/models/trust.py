@@ -27,3 +27,22 @@ class TrustedHostKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} {self.key_type} {self.fingerprint}"
+
+
+class OfferedHostKey(models.Model):
+    """A key a host showed that Gantry does not trust (a new host, or one rebuilt with a new key), kept so the
+    service page can show it next to the trusted one for a person to check and trust. Never trusted by itself."""
+
+    host = models.CharField(max_length=300, help_text='As known_hosts names it: "10.0.0.5" or "[10.0.0.5]:2222".')
+    key_type = models.CharField(max_length=100)
+    key = models.TextField(help_text="The public key, base64, as in known_hosts.")
+    fingerprint = models.CharField(max_length=100)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["host", "-last_seen_at"]
+        constraints = [models.UniqueConstraint(fields=["host", "key_type", "key"], name="offered_host_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.host} offered {self.key_type} {self.fingerprint}"
