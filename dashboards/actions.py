@@ -128,6 +128,8 @@ def _options(request: SignedInRequest, env: Environment, form: DeployForm | None
         expected_sha=form.cleaned_data["expected_sha"] if form else "",
         take_over_lease=request.POST.get("lease") == "take_over",
         confirm_schema=request.POST.get("confirm_schema") == "yes",
+        skip_hosts=tuple(name[:300] for name in request.POST.getlist("skip_host")[:1000]),
+        skip_reason=request.POST.get("skip_reason", "")[:2000],
     )
 
 

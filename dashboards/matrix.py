@@ -74,6 +74,10 @@ def _cell(cell: MatrixCell | None, service: str, urls: _Urls, now: datetime) -> 
         html += f' <span class="badge badge-amber">{ahead}</span>'
     if cell.lock:
         html += f' <span class="badge badge-red" data-locked title="{escape(cell.lock)}">locked</span>'
+    if cell.behind:
+        hosts, count = escape(", ".join(cell.behind)), len(cell.behind)
+        html += f' <span class="badge badge-amber" data-behind title="not on this release: {hosts}">'
+        html += f"{count} behind</span>"
     if cell.lease:
         html += f' <span class="badge badge-blue" data-leased title="leased by {escape(cell.lease)}">leased</span>'
     if cell.active:

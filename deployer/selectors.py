@@ -9,11 +9,22 @@ from typing import Any, NamedTuple
 from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from deployer.choices import DeployStatus
+from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.gates import Gate, build_trusted, deploy_gate
 from deployer.environments.host_keys import KeyWaiting
 from deployer.errors import DeployRefused, NotFound
-from deployer.models import ApiTestRun, Branch, Build, Deploy, DeployLog, Environment, Service, SyncState, Team
+from deployer.models import (
+    ApiTestRun,
+    Branch,
+    Build,
+    Deploy,
+    DeployHost,
+    DeployLog,
+    Environment,
+    Service,
+    SyncState,
+    Team,
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,25 @@ class EnvironmentState:
     lease_mine: bool = False
     rollback_to: list[Deploy] = field(default_factory=list)  # earlier releases the hosts keep, newest first
     api_runs: list[ApiTestRun] = field(default_factory=list)  # the pass/fail strip, oldest first
+    behind: list[str] = field(default_factory=list)  # hosts the release that runs here never reached, and why
     keys_waiting: list[KeyWaiting] = field(default_factory=list)  # host keys its hosts offered, untrusted
+
+
+def _behind(environment_of: dict[int, int]) -> dict[int, list[str]]:
+    """For each environment (by the id of the deploy that runs there): the hosts that deploy skipped."""
+    found: dict[int, list[str]] = {}
+    rows = DeployHost.objects.filter(deploy_id__in=list(environment_of), status=HostStatus.SKIPPED)
+    for deploy_id, address in rows.values_list("deploy_id", "address"):
+        found.setdefault(environment_of[deploy_id], []).append(address)
+    return found
+
+
+def hosts_behind(current: Deploy | None) -> list[str]:
+    """The hosts the release that runs in an environment never reached, each with why (its record's note)."""
+    if current is None:
+        return []
+    rows = DeployHost.objects.filter(deploy=current, status=HostStatus.SKIPPED).values_list("address", "message")
+    return [f"{address}: {message}" for address, message in rows]
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:
@@ -104,6 +133,7 @@ class MatrixCell(NamedTuple):
     promote_from: str  # the environment before this one, when it runs something else
     lock: str = ""  # "locked by olga: DB migration" while the environment is locked
     lease: str = ""  # "dana (feature/x) until 14:20" while someone holds the lease
+    behind: tuple[str, ...] = ()  # hosts the release that runs here never reached (skipped: dead, or on request)
 
 
 @dataclass(frozen=True)
@@ -182,6 +212,7 @@ def services_matrix(
     current = _summaries(Deploy.objects.filter(pk__in=newest))
     active = _summaries(Deploy.objects.active())  # a handful at most, whatever the filter
     builds = _build_summaries({d.sha for d in current.values()})
+    behind = _behind({summary.pk: env_id for env_id, summary in current.items()})
     columns: dict[str, int] = {}
     for env in sorted(envs, key=lambda e: e.position):
         columns.setdefault(env.name, len(columns))
@@ -207,6 +238,7 @@ def services_matrix(
                 if leased
                 else ""
             ),
+            behind=tuple(behind.get(env.pk, ())),
         )
     rows = [MatrixRow(row.name, row.team__name or "", cells[row.pk]) for row in service_rows]
     teams = list(Team.objects.order_by("name").values_list("name", flat=True))

@@ -327,6 +327,13 @@ class EnvironmentSpec(ReleaseSpec):
         default="rollback",
         description="when a host fails: roll the switched hosts back, stop, or pause for a person to decide",
     )
+    unreachable_hosts: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="how many hosts may be unreachable when a deploy starts: it goes on without them, each "
+        "recorded as skipped and shown behind (0: a person must say so on the plan page)",
+    )
     load_balancer: LoadBalancerSpec | None = Field(
         default=None, description="drain each host in HAProxy while it restarts: runtime_api, backend"
     )

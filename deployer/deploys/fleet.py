@@ -79,6 +79,7 @@ class HostRun:
     stopped: bool = False  # a command of it was stopped on request
     keep_connection: bool = True  # False when the rollout has more hosts than connection slots (ssh_slots.py)
     reached: bool = False  # a connection to it was opened during this rollout
+    unreachable: bool = False  # nothing answered at its address when Gantry connected
 
     @property
     def target(self) -> ssh.Target:
@@ -102,6 +103,7 @@ def host_move(run: HostRun, to: HostStatus, message: str, **values: str) -> None
         stored["finished_at"] = timezone.now()
     DeployHost.objects.filter(pk=run.record.pk).update(**stored)
     run.status = to
+    run.record.status, run.record.message = to, message  # what later messages quote ("skipped after: ...")
 
 
 def role_record(run: HostRun, role: str, state: str, detail: str = "") -> None:
@@ -131,7 +133,11 @@ def connect(target: ssh.Target) -> Connection:
 def connection_ensure(run: HostRun) -> None:
     """Connect to the host unless connected (checked against the host keys Gantry trusts)."""
     if run.conn is None:
-        run.conn = connect(run.target)
+        try:
+            run.conn = connect(run.target)
+        except ssh.Unreachable:
+            run.unreachable = True
+            raise
         run.reached = True
 
 
@@ -150,21 +156,48 @@ class Fleet:
 
     @classmethod
     def rolling_out(cls, deploy: Deploy) -> Fleet:
-        """A new record for each host of the environment (a rollout begins)."""
+        """A new record for each host of the environment (a rollout begins); the hosts a person said to deploy
+        without are recorded skipped, and take no part."""
         hosts = switch_order(list(deploy.environment.hosts.all()), environment_roles(deploy.environment))
         if not hosts:
             raise StepFailed(f"{deploy.environment} has no hosts; add some under hosts: in the catalog")
+        left_out = set(deploy.skipped_hosts or [])
+        who = deploy.requested_by.get_username() if deploy.requested_by else "Gantry"
+        for host in hosts:
+            if str(host) in left_out:
+                DeployHost.objects.create(
+                    deploy=deploy,
+                    host=host,
+                    address=str(host),
+                    release=deploy.release_name,
+                    status=HostStatus.SKIPPED,
+                    message=f"deployed without it, as {who} asked: {deploy.skip_reason}",
+                )
         records = [
             DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=deploy.release_name)
             for host in hosts
+            if str(host) not in left_out
         ]
         return cls(deploy, _runs(deploy, records, switched=False))
 
     @classmethod
     def switched_by(cls, deploy: Deploy) -> Fleet:
-        """The hosts a finished rollout switched (to roll them back, or prune their old releases)."""
-        records = list(deploy.hosts.select_related("host").filter(host__isnull=False))
-        return cls(deploy, _runs(deploy, records, switched=True))
+        """The hosts a finished rollout switched (to roll them back, or prune their old releases): not those it
+        never reached (left out, or skipped before they were staged)."""
+        records = deploy.hosts.select_related("host").filter(host__isnull=False)
+        records = records.exclude(status=HostStatus.SKIPPED, previous_release="")
+        return cls(deploy, _runs(deploy, list(records), switched=True))
+
+    @property
+    def going(self) -> list[HostRun]:
+        """The hosts the rollout goes on with: every one not skipped."""
+        return [run for run in self.runs if run.status != S.SKIPPED]
+
+    def leave_behind(self, runs: list[HostRun], why: str) -> None:
+        """Go on without `runs` (unreachable, as the catalog allows): skipped, and behind until a deploy
+        reaches them."""
+        for run in runs:
+            host_move(run, S.SKIPPED, f"{why}: {run.record.message}")
 
     @contextmanager
     def connected(self) -> Iterator[Fleet]:

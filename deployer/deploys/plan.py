@@ -31,7 +31,7 @@ from deployer.models import ChangeSet, Deploy, Environment, MigrationCheck
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
-SHOWN = {"permission", "lock", "lease", "build gate", "health checks", "schema"}
+SHOWN = {"permission", "lock", "lease", "hosts", "build gate", "health checks", "schema"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class Plan:
     build: str = ""  # where and how the release is built (builder.py)
     secrets: str = ""  # where its secret values come from, and what it shares with production
     promoted_from: Deploy | None = None  # a promotion: the deploy of the environment before, shipped again
+    hosts: list[str] = field(default_factory=list)  # each host as its records name it (user@address:port)
 
     @property
     def too_many_commits(self) -> bool:
@@ -129,6 +130,7 @@ def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool
         build=build_described(environment),
         secrets=secrets_described(environment),
         promoted_from=promoted_from,
+        hosts=[str(host) for host in environment.hosts.all()],
     )
 
 

@@ -12,7 +12,7 @@ from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.migration_check import BLANKET, migrations_unsafe
-from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, rules_check
+from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, hosts_skipped, rules_check
 from deployer.deploys.schema_changes import (
     RollbackNeedsConfirmation,
     crossing_summary,
@@ -26,6 +26,7 @@ from deployer.errors import DeployConflict, DeployRefused
 from deployer.lib import generations
 from deployer.lib.humanize import ago
 from deployer.lib.refs import RefError, branch_name_check, is_full_sha
+from deployer.lib.text import one_line
 from deployer.models import Branch, Deploy, DeployLog, Environment
 from deployer.notify import outbox
 
@@ -116,6 +117,8 @@ def _deploy_create(
             checklist=[] if access.is_system or emergency else list(environment.checklist),
             eta_seconds=eta_seconds(environment)[0],
             schema_confirmation=schema,
+            skipped_hosts=hosts_skipped(ask),
+            skip_reason=one_line(options.skip_reason, limit=500) if options.skip_hosts else "",
         )
         _audit_request(deploy, user, emergency, overridden, schema)
         if user is not None and not access.is_system:
@@ -272,6 +275,8 @@ def _schema_confirmation(
 
 def _audit_request(deploy: Deploy, user: User | None, emergency: str, overridden: str, schema: str = "") -> None:
     what = f"{deploy.ref} ({deploy.sha[:12]})" + (f"; {schema}" if schema else "")
+    if deploy.skipped_hosts:
+        what += f"; without {', '.join(deploy.skipped_hosts)}: {deploy.skip_reason}"
     if emergency:
         audit_record(AuditAction.EMERGENCY_DEPLOY, actor=user, deploy=deploy, detail=f"{what}: {emergency}")
     else:

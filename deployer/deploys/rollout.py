@@ -75,17 +75,23 @@ def _roll_out(
     _balancer_reconcile(fleet)
     if archive is not None and not checksum:
         _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
-    if failure := fleet.each(lambda run: _stage_host(run, deploy, archive, config, checksum), "stage"):
+    failure = fleet.each(lambda run: _stage_host(run, deploy, archive, config, checksum), "stage")
+    if failure and (failure := _unreachable_left(fleet, failure)):
         return cancelled_or_failed(fleet, failure)
+    if release_run.status == HostStatus.SKIPPED:
+        release_run.release_host = False
+        release_run = fleet.going[0]
+        release_run.release_host = True
     if archive is not None and (failure := _release_phase(deploy, release_run)):
         return failed(failure)
     _announce_restarts(deploy, fleet.runs)
     if failure := _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}"):
         return cancelled_or_failed(fleet, failure)
-    sizes = batch_sizes(len(fleet.runs), environment.batch_size)
+    going = fleet.going
+    sizes = batch_sizes(len(going), environment.batch_size)
     done = 0
     for number, size in enumerate(sizes, start=1):
-        batch = fleet.runs[done : done + size]
+        batch = going[done : done + size]
         if cancelled := cancel_check(fleet):
             return cancelled
         deploy_logger(deploy.pk).info("batch %d of %d: %s", number, len(sizes), ", ".join(r.name for r in batch))
@@ -105,10 +111,35 @@ def _roll_out(
     return Ended(Ending.LIVE, _notes(fleet))
 
 
+def _unreachable_left(fleet: Fleet, failure: str) -> str:
+    """Staging failed on some hosts. When every one of them was unreachable and the catalog allows that many,
+    go on without them (""); else the failure, saying how a person may deploy without a dead host."""
+    environment = fleet.deploy.environment
+    failed_runs = [run for run in fleet.runs if run.status in {HostStatus.FAILED, HostStatus.STOPPED}]
+    dead = [run for run in failed_runs if run.unreachable]
+    if not dead:
+        return failure
+    allowed = environment.unreachable_hosts
+    if len(dead) == len(failed_runs) and len(dead) <= allowed and len(dead) < len(fleet.runs):
+        why = f"unreachable, left behind (the catalog allows {allowed} unreachable host{'s' if allowed > 1 else ''})"
+        fleet.leave_behind(dead, why)
+        deploy_logger(fleet.deploy.pk).warning("going on without %s: %s", ", ".join(r.name for r in dead), why)
+        return ""
+    names = ", ".join(run.name for run in dead)
+    return (
+        f"{failure}. To deploy without {names}: tick it under 'Deploy without some hosts' on the plan page and "
+        f"say why, or let the catalog allow it (unreachable_hosts: {len(dead)} on environment {environment.name})"
+    )
+
+
 def _notes(fleet: Fleet) -> str:
     notes = [note for run in fleet.runs for note in run.notes]
-    if skipped := [run.name for run in fleet.runs if run.status == HostStatus.SKIPPED]:
+    if unreachable := [run.name for run in fleet.runs if run.status == HostStatus.SKIPPED and run.unreachable]:
+        notes.insert(0, f"succeeded without {', '.join(unreachable)} (unreachable; left behind)")
+    if skipped := [run.name for run in fleet.runs if run.status == HostStatus.SKIPPED and not run.unreachable]:
         notes.insert(0, f"succeeded without {', '.join(skipped)} (skipped after failing)")
+    if left_out := fleet.deploy.skipped_hosts:
+        notes.insert(0, f"deployed without {', '.join(left_out)}, as asked: {fleet.deploy.skip_reason}")
     return "; ".join(notes)
 
 

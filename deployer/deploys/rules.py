@@ -39,6 +39,8 @@ class DeployOptions:
     take_over_lease: bool = False  # take the environment's lease from whoever holds it (recorded)
     # deploy code that lacks migrations the environment has applied, or migrations the check flagged (recorded)
     confirm_schema: bool = False
+    skip_hosts: tuple[str, ...] = ()  # hosts to deploy without (a dead host): "user@address:port" or an address
+    skip_reason: str = ""  # why (recorded with the deploy and shown wherever it appears)
 
 
 NO_OPTIONS = DeployOptions()
@@ -197,6 +199,42 @@ def health_checks(ask: Ask) -> str:
     return f"no health check: {names} (a restart counts as healthy when it returns)"
 
 
+SKIP_REASON_MIN = 10
+
+
+def hosts_skipped(ask: Ask) -> list[str]:
+    """The environment's hosts (as their records name them) the request deploys without; DeployRefused for
+    a name that is no host of it, or for all of them."""
+    hosts = {str(host): host for host in ask.environment.hosts.all()}
+    skipped = []
+    for name in dict.fromkeys(ask.options.skip_hosts):
+        found = [full for full, host in hosts.items() if name in {full, host.address, f"{host.address}:{host.port}"}]
+        if len(found) != 1:
+            raise DeployRefused(
+                f"{name[:100]!r} is not one host of {ask.environment}; its hosts: {', '.join(hosts) or 'none'}"
+            )
+        skipped.append(found[0])
+    if skipped and len(skipped) >= len(hosts):
+        raise DeployRefused(f"a deploy without every host of {ask.environment} would deploy nothing")
+    return skipped
+
+
+def skipping(ask: Ask) -> str:
+    """A person may deploy without a host that is down, saying why; the catalog may allow unreachable hosts."""
+    skipped = hosts_skipped(ask)
+    allowed = ask.environment.unreachable_hosts
+    allowance = f"; up to {allowed} unreachable host{'s' if allowed > 1 else ''} may be left behind" if allowed else ""
+    if not skipped:
+        return f"every host{allowance}"
+    reason = one_line(ask.options.skip_reason, limit=500)
+    if len(reason) < SKIP_REASON_MIN:
+        raise DeployRefused(
+            f"say why you deploy without {', '.join(skipped)} (at least {SKIP_REASON_MIN} characters): it is "
+            "recorded and shown with the deploy"
+        )
+    return f"without {', '.join(skipped)} ({reason}): they stay behind{allowance}"
+
+
 Rule = tuple[str, Callable[[Ask], str]]
 # In the order they are asked: the first refusal is the one a person reads.
 RULES: list[Rule] = [
@@ -206,6 +244,7 @@ RULES: list[Rule] = [
     ("lock", lock),
     ("lease", lease),
     ("checklist", checklist),
+    ("hosts", skipping),
     ("build gate", build_gate),
     ("health checks", health_checks),
     ("schema", schema),

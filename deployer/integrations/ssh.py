@@ -58,6 +58,10 @@ class HostKeyError(StepFailed):
         self.name, self.offered = name, offered
 
 
+class Unreachable(StepFailed):
+    """Nothing answers at the host's address and port (connection refused, timed out, no route)."""
+
+
 class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
     """Refuse hosts whose key Gantry does not know, saying how to trust them."""
 
@@ -129,7 +133,9 @@ def _open(conn: Connection, target: Target) -> None:
             f"{target} refused Gantry's SSH key: add the public key (manage.py ssh_key prints it) "
             f"to ~{target.user}/.ssh/authorized_keys on {target.address}"
         ) from exc
-    except (OSError, paramiko.SSHException) as exc:
+    except OSError as exc:  # refused, timed out, no route: nothing answers there
+        raise Unreachable(f"cannot connect to {target}: {exc}") from exc
+    except paramiko.SSHException as exc:
         raise StepFailed(f"cannot connect to {target}: {exc}") from exc
 
 

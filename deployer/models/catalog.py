@@ -141,6 +141,9 @@ class Environment(Scrubbed):
         max_length=10, default="1", help_text="Hosts switched at once: a number, or a percentage like 25%."
     )
     on_failure = models.CharField(max_length=20, choices=OnFailure.choices, default=OnFailure.ROLLBACK)
+    unreachable_hosts = models.PositiveIntegerField(
+        default=0, help_text="Hosts that may be unreachable when a deploy starts (it goes on without them)."
+    )
     production = models.BooleanField(default=False, help_text="Counts as production (gates, metrics).")
     require_green_build = models.BooleanField(
         default=False, help_text="Deploy only a sha whose Jenkins build succeeded."

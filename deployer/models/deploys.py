@@ -64,6 +64,10 @@ class Deploy(Scrubbed):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker running it was alive then.")
+    # Hosts a person said to deploy without (a dead host), and why: their records say skipped, and they are
+    # shown behind until a deploy reaches them.
+    skipped_hosts = models.JSONField(default=list, blank=True, help_text="Addresses deployed without, on request.")
+    skip_reason = models.CharField(max_length=500, blank=True)
     worker = models.CharField(
         max_length=200, blank=True, help_text="The worker that ran it (its Celery node name and pid), set at its claim."
     )
