@@ -93,7 +93,7 @@ def service_page(
             rollback_to=rollback_candidates(state.environment) if access.can_deploy(state.environment) else [],
             api_runs=recent_runs(state.environment) if service.api_tests else [],
             keys_waiting=keys_waiting(state.environment),
-            behind=selectors.hosts_behind(state.current),
+            behind=selectors.hosts_behind(state.environment, state.current),
         )
         for state in selectors.service_environments(service)
     ]

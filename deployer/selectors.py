@@ -59,12 +59,19 @@ def _behind(environment_of: dict[int, int]) -> dict[int, list[str]]:
     return found
 
 
-def hosts_behind(current: Deploy | None) -> list[str]:
-    """The hosts the release that runs in an environment never reached, each with why (its record's note)."""
+def hosts_behind(environment: Environment, current: Deploy | None) -> list[str]:
+    """The hosts the release that runs in an environment never reached, each with why: skipped (its record's
+    note), or new since (it joins at the next deploy, out of the load balancer until its release is healthy)."""
     if current is None:
         return []
-    rows = DeployHost.objects.filter(deploy=current, status=HostStatus.SKIPPED).values_list("address", "message")
-    return [f"{address}: {message}" for address, message in rows]
+    records = DeployHost.objects.filter(deploy=current)
+    rows = records.filter(status=HostStatus.SKIPPED).values_list("address", "message")
+    behind = [f"{address}: {message}" for address, message in rows]
+    reached = set(records.values_list("host_id", flat=True))
+    behind += [
+        f"{host}: new here; it joins at the next deploy" for host in environment.hosts.all() if host.pk not in reached
+    ]
+    return behind
 
 
 def _latest_by_environment(deploys: QuerySet[Deploy]) -> dict[int, Deploy]:

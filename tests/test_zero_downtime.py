@@ -3,12 +3,9 @@ while Gantry rolls a release out one host at a time."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,54 +15,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from deployer.choices import DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.integrations import haproxy
-from tests.conftest import MakeEnvironment, free_port, wait_until
+from tests.conftest import MakeEnvironment, wait_until
+from tests.support.haproxy import HAProxy, haproxy_running
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 
-@dataclass
-class HAProxy:
-    url: str
-    socket: str
-    backend: str = "app"
-
-
 @pytest.fixture
 def balancer(tmp_path: Path, ssh_hosts: list[SshdHost], app_port: int) -> Iterator[HAProxy]:
-    """HAProxy balancing the three test hosts' demo app; checks every 200 ms; no retries, so a refused
-    connection is a failed request (what a client sees)."""
-    binary = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin")
-    if binary is None:
-        pytest.fail("HAProxy is not installed: apt-get install haproxy (make test installs it)")
-    port = free_port("127.0.0.1")
-    sock = tmp_path / "haproxy.sock"
-    servers = "\n".join(f"  server {h.address} {h.address}:{app_port}" for h in ssh_hosts)
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(
-        f"""global
-  stats socket {sock} mode 600 level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-  retries 0
-frontend web
-  bind 127.0.0.1:{port}
-  default_backend app
-backend app
-  option httpchk GET /healthz
-  default-server check inter 200 fall 1 rise 1
-{servers}
-"""
-    )
-    process = subprocess.Popen([binary, "-db", "-f", str(config)], stderr=subprocess.PIPE)
-    wait_until(lambda: sock.exists(), timeout=10)
-    yield HAProxy(f"http://127.0.0.1:{port}", str(sock))
-    process.terminate()
-    process.wait(timeout=10)
+    """HAProxy balancing the three test hosts' demo app."""
+    with haproxy_running(tmp_path, [host.address for host in ssh_hosts], app_port) as proxy:
+        yield proxy
 
 
 class Load:

@@ -37,7 +37,9 @@ class Balancer:
         return cls(environment.lb_runtime_api, environment.lb_backend, environment.lb_drain_timeout)
 
     def reconcile(self, names: list[str], log: Log) -> None:
-        """Check every host is in the backend; make ready the ones left drained."""
+        """Check every host is in the backend; make ready the ones left drained. A server of the backend that is
+        no host of the environment any more (it left the catalog) is put in maintenance: no traffic reaches a
+        host Gantry no longer deploys to."""
         try:
             states = haproxy.servers(self.address, self.backend)
             missing = [name for name in names if name not in states]
@@ -50,21 +52,45 @@ class Balancer:
                 if states[name].draining:
                     log.warning("%s was left drained in HAProxy (by an earlier deploy that stopped); ready again", name)
                     haproxy.server_set_state(self.address, self.backend, name, "ready")
+            for name in sorted(set(states) - set(names)):
+                if not states[name].status.startswith("MAINT"):
+                    log.warning(
+                        "%s/%s is no host of this environment any more (it left the catalog): in maintenance now, "
+                        "so it gets no traffic; remove it from HAProxy's configuration",
+                        self.backend,
+                        name,
+                    )
+                    haproxy.server_set_state(self.address, self.backend, name, "maint")
         except haproxy.HAProxyError as exc:
             raise StepFailed(str(exc)) from exc
 
+    def keep_out(self, name: str, log: Log) -> None:
+        """A host joining the environment: in maintenance until its release is live and healthy (activation
+        makes it ready then, and only then)."""
+        try:
+            haproxy.server_set_state(self.address, self.backend, name, "maint")
+        except haproxy.HAProxyError as exc:
+            raise StepFailed(f"cannot keep it out of rotation in HAProxy: {exc}") from exc
+        log.info("new here: out of rotation in HAProxy (%s/%s) until its release is healthy", self.backend, name)
+
     @contextmanager
-    def drained(self, name: str, log: Log) -> Iterator[None]:
-        """Out of rotation, sessions finished (or the wait timed out), for the block; ready afterwards."""
+    def drained(self, name: str, log: Log, *, joining: bool = False) -> Iterator[None]:
+        """Out of rotation, sessions finished (or the wait timed out), for the block; ready afterwards. A host
+        `joining` the environment is made ready only when the block succeeded (else it stays out)."""
         try:
             haproxy.server_set_state(self.address, self.backend, name, "drain")
         except haproxy.HAProxyError as exc:
             raise StepFailed(f"cannot drain it in HAProxy: {exc}") from exc
+        succeeded = False
         try:
             self._wait_idle(name, log)
             yield
+            succeeded = True
         finally:
-            self._ready(name, log)
+            if succeeded or not joining:
+                self._ready(name, log)
+            else:
+                self.keep_out(name, log)
 
     def _wait_idle(self, name: str, log: Log) -> None:
         started = time.monotonic()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
 
+from deployer.choices import HostStatus
 from deployer.deploys.batches import batch_sizes
 from deployer.deploys.check_ahead import check_request, checkable
 from deployer.deploys.config import config_changes
@@ -27,7 +28,7 @@ from deployer.environments.leases import LeaseHeld
 from deployer.environments.secret_scope import granted_secrets
 from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
-from deployer.models import ChangeSet, Deploy, Environment, MigrationCheck
+from deployer.models import ChangeSet, Deploy, DeployHost, Environment, MigrationCheck
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
@@ -109,7 +110,13 @@ def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool
     else:
         sha = resolve_ref(environment, ref)
     current = current_deploy(environment)
-    hosts = [host.address for host in environment.hosts.all()]
+    live_ever = set(
+        DeployHost.objects.filter(deploy__environment=environment, status=HostStatus.LIVE).values_list("host_id")
+    )
+    hosts = [
+        host.address if (host.pk,) in live_ever else f"{host.address} (new: joins at this release)"
+        for host in environment.hosts.all()
+    ]
     sizes = batch_sizes(len(hosts), environment.batch_size) if hosts else []
     batches, start = [], 0
     for size in sizes:

@@ -85,6 +85,8 @@ def _roll_out(
     if archive is not None and (failure := _release_phase(deploy, release_run)):
         return failed(failure)
     _announce_restarts(deploy, fleet.runs)
+    if failure := _joining_kept_out(fleet):
+        return failed(failure)
     if failure := _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}"):
         return cancelled_or_failed(fleet, failure)
     going = fleet.going
@@ -109,6 +111,18 @@ def _roll_out(
     if failure := fleet.each(lambda r: _final_hooks(r, deploy, final, outcome), final, runs=live, hosts_fail=False):
         return failed(failure)
     return Ended(Ending.LIVE, _notes(fleet))
+
+
+def _joining_kept_out(fleet: Fleet) -> str:
+    """Hosts that run no release yet (new in the environment) get no traffic before theirs is healthy: out
+    of rotation until their activation; "" or why that could not be done."""
+
+    def keep_out(run: HostRun) -> None:
+        if run.balancer is not None:
+            run.balancer.keep_out(run.host.balancer_name, run.log)
+
+    joining = [run for run in fleet.going if not run.previous_release and run.balancer is not None]
+    return fleet.each(keep_out, "keep out of rotation", runs=joining) if joining else ""
 
 
 def _unreachable_left(fleet: Fleet, failure: str) -> str:

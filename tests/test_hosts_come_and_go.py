@@ -1,9 +1,11 @@
-"""Hosts die: a deploy goes on without a dead host only when the catalog allows that many unreachable hosts
-or a person says so with a reason; the host is recorded skipped and shown behind. Real sshd hosts (and an
-address where nothing listens), a real Celery worker."""
+"""Hosts come and go. A dead host: a deploy goes on without it only when the catalog allows that many
+unreachable hosts or a person says so with a reason; it is recorded skipped and shown behind. A new host
+gets its release before it gets traffic; a host that left the catalog gets none. Real sshd hosts (and an
+address where nothing listens), a real HAProxy, a real Celery worker."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,10 @@ from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
 from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployRefused
+from deployer.integrations import haproxy
 from deployer.models import AuditEntry, Deploy, Environment
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy
+from tests.support.haproxy import HAProxy, haproxy_running
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
@@ -108,3 +112,65 @@ def test_what_a_person_may_leave_out_is_checked(environment: Environment, deploy
     with pytest.raises(DeployRefused, match="a deploy without every host of app/test would deploy nothing"):
         ask(*every)
     assert not Deploy.objects.exists(), "nothing recorded"
+
+
+@pytest.mark.slow
+def test_a_host_that_left_gets_no_traffic_and_one_that_joins_none_before_its_release_is_healthy(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    tmp_path: Path,
+) -> None:
+    first, second = ssh_hosts[0], ssh_hosts[1]
+    with haproxy_running(tmp_path, [first.address, second.address], app_port) as proxy:
+        balancer = {"load_balancer": f"{{runtime_api: {proxy.socket}, backend: app, drain_timeout: 5}}"}
+        environment = make_environment(hosts=[first], options=balancer)
+        one = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+        assert one.status == DeployStatus.SUCCEEDED, one.reason
+        states = haproxy.servers(proxy.socket, proxy.backend)
+        assert states[second.address].status.startswith("MAINT"), "no host of the environment: no traffic"
+        assert states[first.address].status == "UP"
+
+        environment = make_environment(hosts=[first, second], options=balancer)  # the catalog adds it
+        service = deployer_client.get(reverse("service", args=["app"])).content.decode()
+        assert "new here; it joins at the next deploy" in service
+        plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "main"}).content.decode()
+        assert f"{second.address} (new: joins at this release)" in plan
+        watch = _Watch(proxy, second.address, Path(environment.hosts.get(address=second.address).path))
+        with watch:
+            two = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+        assert two.status == DeployStatus.SUCCEEDED, two.reason
+        assert watch.ready_without_release == [], "it got traffic before its release was there"
+        assert watch.seen_out, "it was out of rotation while it joined"
+        assert haproxy.servers(proxy.socket, proxy.backend)[second.address].status == "UP"
+        assert "data-behind" not in deployer_client.get(reverse("service", args=["app"])).content.decode()
+
+
+class _Watch:
+    """Polls HAProxy while a deploy runs: whenever the joining host is in rotation, its release must be there."""
+
+    def __init__(self, proxy: HAProxy, name: str, root: Path) -> None:
+        self.proxy, self.name, self.root = proxy, name, root
+        self.ready_without_release: list[str] = []
+        self.seen_out = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            state = haproxy.servers(self.proxy.socket, self.proxy.backend)[self.name]
+            if state.status.startswith(("MAINT", "DRAIN")) or state.draining:
+                self.seen_out = True
+            elif not (self.root / "current").exists():
+                self.ready_without_release.append(state.status)
