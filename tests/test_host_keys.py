@@ -24,10 +24,11 @@ from django.urls import reverse
 from deployer.choices import AuditAction, DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
-from deployer.environments.host_keys import host_key_trust, known_hosts_export
+from deployer.environments.host_keys import host_key_offered, host_key_retrust, host_key_trust, known_hosts_export
+from deployer.errors import DeployRefused, PermissionRefused
 from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey, ed25519_key_write, ssh_key_ensure
-from deployer.models import AuditEntry, TrustedHostKey
+from deployer.models import AuditEntry, Environment, TrustedHostKey
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy
 from tests.support.worker import Worker
 
@@ -120,7 +121,7 @@ def test_a_rekeyed_host_is_refused_then_retrusted_by_fingerprint_on_its_service_
         viewer.force_login(get_user_model().objects.create_user("vic", "vic@example.com", "pw"))
         assert viewer.post(trust, {"name": name_of(new_host), "fingerprint": new.fingerprint}).status_code == 403
         typo = deployer_client.post(trust, {"name": name_of(new_host), "fingerprint": old.fingerprint})
-        assert typo.status_code == 400 and f"(it offered: {new.fingerprint})" in typo.content.decode()
+        assert typo.status_code == 400 and "offered no key with the fingerprint" in typo.content.decode()
         assert [r.fingerprint for r in TrustedHostKey.objects.filter(host=name_of(new_host))] == [old.fingerprint]
 
         done = deployer_client.post(trust, {"name": name_of(new_host), "fingerprint": f"  {new.fingerprint} "})
@@ -254,3 +255,28 @@ def _other_key(directory: Path) -> Path:
     path = directory / "impostor_key"
     ed25519_key_write(path, "impostor")
     return path
+
+
+def test_a_builders_key_asks_for_the_grants_of_every_environment_it_builds_for(
+    environment: Environment, deployer: AbstractBaseUser, tmp_path: Path
+) -> None:
+    Environment.objects.create(
+        service=environment.service,
+        name="prod",
+        production=True,
+        deploy_path="/srv/app",
+        build_mode="builder",
+        builder_address="10.0.0.9",
+        builder_port=22,
+    )
+    offered = HostKey.of(paramiko.Ed25519Key(filename=str(_other_key(tmp_path))))
+    host_key_offered("10.0.0.9", offered)
+
+    with pytest.raises(PermissionRefused, match="may not deploy to app/prod"):
+        host_key_retrust(name="10.0.0.9", fingerprint=offered.fingerprint, user=deployer)
+    with pytest.raises(PermissionRefused):
+        host_key_retrust(name="[10.0.0.9", fingerprint=offered.fingerprint, user=deployer)  # no such name: admins
+    with pytest.raises(DeployRefused) as wrong:
+        host_key_retrust(name="10.0.0.1", fingerprint="SHA256:typed-wrong", user=deployer)
+    assert offered.fingerprint not in str(wrong.value), "a refusal never hands out the fingerprint to copy"
+    assert not TrustedHostKey.objects.exists()

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from deployer.choices import AuditAction, DeployStatus, HostStatus
 from deployer.demo.hosts import SshdHost
-from deployer.deploys.request import deploy_request
+from deployer.deploys.request import deploy_request, deploy_rollback
 from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployRefused
 from deployer.integrations import haproxy
@@ -124,38 +124,46 @@ def test_a_host_that_left_gets_no_traffic_and_one_that_joins_none_before_its_rel
     app_port: int,
     tmp_path: Path,
 ) -> None:
-    first, second = ssh_hosts[0], ssh_hosts[1]
-    with haproxy_running(tmp_path, [first.address, second.address], app_port) as proxy:
+    first, leaver, joiner = ssh_hosts
+    with haproxy_running(tmp_path, [host.address for host in ssh_hosts], app_port) as proxy:
         balancer = {"load_balancer": f"{{runtime_api: {proxy.socket}, backend: app, drain_timeout: 5}}"}
-        environment = make_environment(hosts=[first], options=balancer)
-        one = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
-        assert one.status == DeployStatus.SUCCEEDED, one.reason
-        states = haproxy.servers(proxy.socket, proxy.backend)
-        assert states[second.address].status.startswith("MAINT"), "no host of the environment: no traffic"
-        assert states[first.address].status == "UP"
 
-        environment = make_environment(hosts=[first, second], options=balancer)  # the catalog adds it
+        def deploy(hosts: list[SshdHost]) -> Deploy:
+            environment = make_environment(hosts=hosts, options=balancer)  # the catalog as it is now
+            done = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+            assert done.status == DeployStatus.SUCCEEDED, done.reason
+            return done
+
+        def state(host: SshdHost) -> str:
+            return haproxy.servers(proxy.socket, proxy.backend)[host.address].status
+
+        deploy([first, leaver])
+        assert not state(joiner).startswith("MAINT"), "a server Gantry never deployed to is not Gantry's to touch"
+        deploy([first])
+        assert state(leaver).startswith("MAINT"), "it left the catalog: no traffic"
+
+        environment = make_environment(hosts=[first, joiner], options=balancer)  # the catalog adds a new host
         service = deployer_client.get(reverse("service", args=["app"])).content.decode()
         assert "new here; it joins at the next deploy" in service
         plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "main"}).content.decode()
-        assert f"{second.address} (new: joins at this release)" in plan
-        watch = _Watch(proxy, second.address, Path(environment.hosts.get(address=second.address).path))
+        assert f"{joiner.address} (new: joins at this release)" in plan
+        watch = _Watch(proxy, joiner.address, Path(environment.hosts.get(address=joiner.address).path))
         with watch:
-            two = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
-        assert two.status == DeployStatus.SUCCEEDED, two.reason
+            deploy([first, joiner])
         assert watch.ready_without_release == [], "it got traffic before its release was there"
-        assert watch.seen_out, "it was out of rotation while it joined"
-        assert haproxy.servers(proxy.socket, proxy.backend)[second.address].status == "UP"
+        assert watch.seen_maint, "kept in maintenance from its staging until its release was healthy"
+        assert state(joiner) == "UP" and state(leaver).startswith("MAINT")
         assert "data-behind" not in deployer_client.get(reverse("service", args=["app"])).content.decode()
 
 
 class _Watch:
-    """Polls HAProxy while a deploy runs: whenever the joining host is in rotation, its release must be there."""
+    """Polls HAProxy while a deploy runs: whenever the joining host is up in rotation, its release must be
+    there; and it must have been seen in maintenance (where Gantry keeps a joining host)."""
 
     def __init__(self, proxy: HAProxy, name: str, root: Path) -> None:
         self.proxy, self.name, self.root = proxy, name, root
         self.ready_without_release: list[str] = []
-        self.seen_out = False
+        self.seen_maint = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -170,7 +178,23 @@ class _Watch:
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             state = haproxy.servers(self.proxy.socket, self.proxy.backend)[self.name]
-            if state.status.startswith(("MAINT", "DRAIN")) or state.draining:
-                self.seen_out = True
-            elif not (self.root / "current").exists():
+            self.seen_maint = self.seen_maint or state.status.startswith("MAINT")
+            if state.status.startswith("UP") and not state.draining and not (self.root / "current").exists():
                 self.ready_without_release.append(state.status)
+
+
+def test_a_rollback_goes_on_without_the_hosts_its_release_never_reached(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    first, second = environment.hosts.all()
+    older = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    older.hosts.create(host=first, address=str(first), status=HostStatus.LIVE)
+    older.hosts.create(host=second, address=str(second), status=HostStatus.SKIPPED)
+    newer = Deploy.objects.create(environment=environment, ref="main", sha="b" * 40, status=DeployStatus.SUCCEEDED)
+    for host in (first, second):
+        newer.hosts.create(host=host, address=str(host), status=HostStatus.LIVE, previous_release=str(older.pk))
+
+    rollback = deploy_rollback(environment=environment, user=deployer, to=older)
+
+    assert rollback.skipped_hosts == [str(second)]
+    assert rollback.skip_reason == f"release {older.pk} never reached it (skipped, or new since)"

@@ -178,6 +178,7 @@ SAME_IDEA = {
     *("delivery", "ops", "actions"),  # a page (dashboards/X) and the domain room behind it
     *("urls", "views", "apps", "schema"),  # one role in two packages (URLconfs, Django apps, a YAML file's schema)
     *("github", "jenkins", "slack"),  # the system's endpoint (dashboards/hooks) and its client (integrations)
+    "host_keys",  # trusting a host's key: the page's form (dashboards) and the trust store (environments)
 }
 
 

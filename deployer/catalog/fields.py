@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -181,3 +181,22 @@ class Spec(BaseModel):
 
 
 CachePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$", max_length=200)]
+
+
+def health_check_none() -> Any:
+    """The `health_check:` key of a role and of an environment."""
+    return Field(
+        default=None,
+        description="none: no health check, on purpose (a restart counts as healthy when it returns); a "
+        "production deploy refuses a role with no check unless it says so",
+    )
+
+
+def check_or_none(spec: Any) -> Any:
+    """`health_check: none` and a health check contradict each other (a role's or an environment's)."""
+    if spec.health_check == "none" and (spec.health_check_url or spec.health_check_command):
+        raise ValueError(
+            "health_check: none says there is no health check, but a health_check_url or health_check_command "
+            "is set: drop one"
+        )
+    return spec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -19,6 +19,8 @@ from deployer.catalog.fields import (
     Principal,
     RelativePath,
     Spec,
+    check_or_none,
+    health_check_none,
     valid_api_target,
     valid_batch_size,
     valid_branch,
@@ -75,11 +77,7 @@ class RoleSpec(Spec):
     healthy_for: int | None = Field(
         default=None, ge=0, le=600, description="seconds the check must keep passing (default: the environment's)"
     )
-    health_check: Literal["none"] | None = Field(
-        default=None,
-        description="none: no health check, on purpose (a restart counts as healthy when it returns); a "
-        "production deploy refuses a role with no check unless it says so",
-    )
+    health_check: Literal["none"] | None = health_check_none()
     restart_timeout: int | None = Field(
         default=None, ge=1, le=86400, description="seconds its restart may run (default: the environment's)"
     )
@@ -90,7 +88,7 @@ class RoleSpec(Spec):
 
     @model_validator(mode="after")
     def _check_or_none(self) -> RoleSpec:
-        return _check_or_none(self)
+        return check_or_none(self)
 
 
 class HookSpec(Spec):
@@ -107,15 +105,6 @@ class HookSpec(Spec):
         if self.once and self.role:
             raise ValueError("a hook runs either once (on the release host) or on the hosts of a role: drop one")
         return self
-
-
-def _check_or_none(spec: RoleSpec | EnvironmentSpec) -> Any:
-    if spec.health_check == "none" and (spec.health_check_url or spec.health_check_command):
-        raise ValueError(
-            "health_check: none says there is no health check, but a health_check_url or health_check_command "
-            "is set: drop one"
-        )
-    return spec
 
 
 def _hook_list(value: object) -> object:
@@ -263,11 +252,7 @@ class EnvironmentSpec(ReleaseSpec):
         default="", description="command run on the host in current until it exits 0 (e.g. a process check)"
     )
     health_check_timeout: int = Field(default=30, ge=1, le=3600, description="seconds to wait for health")
-    health_check: Literal["none"] | None = Field(
-        default=None,
-        description="none: no health check, on purpose (a restart counts as healthy when it returns); a "
-        "production deploy refuses a role with no check unless it says so",
-    )
+    health_check: Literal["none"] | None = health_check_none()
     healthy_for: int = Field(
         default=0,
         ge=0,
@@ -352,7 +337,7 @@ class EnvironmentSpec(ReleaseSpec):
 
     @model_validator(mode="after")
     def _check_or_none(self) -> EnvironmentSpec:
-        return _check_or_none(self)
+        return check_or_none(self)
 
 
 class AccessSpec(Spec):

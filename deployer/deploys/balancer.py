@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -36,10 +36,11 @@ class Balancer:
             return None
         return cls(environment.lb_runtime_api, environment.lb_backend, environment.lb_drain_timeout)
 
-    def reconcile(self, names: list[str], log: Log) -> None:
-        """Check every host is in the backend; make ready the ones left drained. A server of the backend that is
-        no host of the environment any more (it left the catalog) is put in maintenance: no traffic reaches a
-        host Gantry no longer deploys to."""
+    def reconcile(self, names: list[str], log: Log, *, gone: Sequence[str] = ()) -> None:
+        """Check every host is in the backend; make ready the ones left drained. A server named in `gone` (a host
+        this environment's deploys reached that left the catalog) is put in maintenance: no traffic reaches a
+        host Gantry no longer deploys to. Servers Gantry never deployed to (a backup, another tool's) are not
+        touched."""
         try:
             states = haproxy.servers(self.address, self.backend)
             missing = [name for name in names if name not in states]
@@ -52,7 +53,7 @@ class Balancer:
                 if states[name].draining:
                     log.warning("%s was left drained in HAProxy (by an earlier deploy that stopped); ready again", name)
                     haproxy.server_set_state(self.address, self.backend, name, "ready")
-            for name in sorted(set(states) - set(names)):
+            for name in sorted((set(states) & set(gone)) - set(names)):
                 if not states[name].status.startswith("MAINT"):
                     log.warning(
                         "%s/%s is no host of this environment any more (it left the catalog): in maintenance now, "

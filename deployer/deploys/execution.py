@@ -150,11 +150,14 @@ def _release(deploy: Deploy, config: Rendered, tmp: Path) -> Ended | str:
     with Fleet.rolling_out(deploy).connected() as fleet:
         checksum = ""
         if deploy.environment.build_mode in {"builder", "jenkins"}:
+            failure = ""
             with fleet.connecting() as begun:  # the build says when its own work has begun: it goes first
                 try:
                     archive, checksum = _built_once(deploy, archive, tmp, begun)
                 except StepFailed as exc:
-                    return rollout.failed_before_rollout(fleet, str(exc))
+                    failure = str(exc)
+            if failure:  # once every host the connecting opened is known
+                return rollout.failed_before_rollout(fleet, failure)
         return rollout.rollout(fleet, archive, config=config.text, checksum=checksum, on_batch=outbox.story_changed)
 
 

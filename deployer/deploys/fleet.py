@@ -45,9 +45,9 @@ _MOVES: dict[HostStatus, frozenset[HostStatus]] = {
     S.STAGED: frozenset({S.STAGED, S.ACTIVATING, S.FAILED, S.STOPPED}),
     S.ACTIVATING: frozenset({S.LIVE, S.ROLLED_BACK, S.FAILED, S.STOPPED}),
     S.LIVE: frozenset({S.ACTIVATING, S.FAILED}),
-    S.FAILED: frozenset({S.ACTIVATING, S.SKIPPED, S.FAILED}),
+    S.FAILED: frozenset({S.ACTIVATING, S.SKIPPED, S.FAILED, S.STOPPED}),
     S.SKIPPED: frozenset({S.ACTIVATING}),
-    S.STOPPED: frozenset({S.ACTIVATING, S.FAILED}),
+    S.STOPPED: frozenset({S.ACTIVATING, S.SKIPPED, S.FAILED, S.STOPPED}),
     S.ROLLED_BACK: frozenset(),
 }
 _ENDED = {S.LIVE, S.FAILED, S.ROLLED_BACK, S.STOPPED}
@@ -138,7 +138,7 @@ def connection_ensure(run: HostRun) -> None:
         except ssh.Unreachable:
             run.unreachable = True
             raise
-        run.reached = True
+        run.reached, run.unreachable = True, False
 
 
 def commands_plan(run: HostRun, count: int) -> None:
@@ -173,6 +173,8 @@ class Fleet:
                     status=HostStatus.SKIPPED,
                     message=f"deployed without it, as {who} asked: {deploy.skip_reason}",
                 )
+        if all(str(host) in left_out for host in hosts):
+            raise StepFailed(f"every host of {deploy.environment} is left out of this deploy: nothing to deploy to")
         records = [
             DeployHost.objects.create(deploy=deploy, host=host, address=str(host), release=deploy.release_name)
             for host in hosts
@@ -187,6 +189,14 @@ class Fleet:
         records = deploy.hosts.select_related("host").filter(host__isnull=False)
         records = records.exclude(status=HostStatus.SKIPPED, previous_release="")
         return cls(deploy, _runs(deploy, list(records), switched=True))
+
+    def left_the_catalog(self) -> list[str]:
+        """Addresses of hosts this environment's deploys reached that are no host of it any more."""
+        environment = self.deploy.environment
+        now = {host.address for host in environment.hosts.all()}
+        reached = DeployHost.objects.filter(deploy__environment=environment).values_list("address", flat=True)
+        addresses = {address.rsplit("@", 1)[-1].rsplit(":", 1)[0] for address in reached.distinct()}
+        return sorted(addresses - now)
 
     @property
     def going(self) -> list[HostRun]:

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployer import queue
-from deployer.choices import AuditAction, DeployStatus, DeployTrigger
+from deployer.choices import AuditAction, DeployStatus, DeployTrigger, HostStatus
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.migration_check import BLANKET, migrations_unsafe
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, hosts_skipped, rules_check
@@ -212,6 +212,7 @@ def deploy_rollback(
         else ""
     )
     current = current_deploy(environment)
+    unreached = _never_reached(environment, target)
     with transaction.atomic():
         deploy = _insert(
             environment,
@@ -220,6 +221,8 @@ def deploy_rollback(
             sha=target.sha,
             previous_sha=current.sha if current else "",
             trigger=DeployTrigger.ROLLBACK,
+            skipped_hosts=unreached,
+            skip_reason=f"release {target.pk} never reached it (skipped, or new since)" if unreached else "",
             rollback_of=target,
             # A rollback writes no config: the hosts keep what the deploy it replaces wrote (the next plan
             # compares the catalog with that, not with nothing).
@@ -233,6 +236,15 @@ def deploy_rollback(
     hand_to_queue(deploy)
     generations.bump(generations.SERVICES)
     return deploy
+
+
+def _never_reached(environment: Environment, target: Deploy) -> list[str]:
+    """The environment's hosts that do not keep `target`'s release: it skipped them, or they came since. A
+    rollback to it goes on without them (they stay on what they run)."""
+    reached = set(
+        target.hosts.exclude(status=HostStatus.SKIPPED).filter(host__isnull=False).values_list("host_id", flat=True)
+    )
+    return [str(host) for host in environment.hosts.all() if host.pk not in reached]
 
 
 def rollback_candidates(environment: Environment) -> list[Deploy]:

@@ -35,7 +35,7 @@ from deployer.deploys.recovery import (
     on_failure_hooks,
     roll_back_switched,
 )
-from deployer.deploys.roles import default_release_host, environment_roles
+from deployer.deploys.roles import default_release_host, environment_roles, serves_traffic
 from deployer.errors import StepFailed
 from deployer.models import Deploy
 
@@ -101,6 +101,8 @@ def _roll_out(
             return ended
         done += size
         on_batch(deploy)
+    if not any(run.status == HostStatus.LIVE for run in fleet.runs):
+        return failed(f"no host runs the new release: every one was skipped ({fleet.where()})")
     if failure := _once(deploy, release_run, "after_switch", "current"):  # as a host failing its switch would
         return after_failure(fleet, failure, rolling_back=environment.on_failure != OnFailure.STOP)
     if archive is not None and (failure := _post_release(deploy, fleet, release_run)):
@@ -134,6 +136,9 @@ def _unreachable_left(fleet: Fleet, failure: str) -> str:
     if not dead:
         return failure
     allowed = environment.unreachable_hosts
+    once_build = any(hooks_of(fleet.deploy, phase, once=True) for phase in ("before_build", "after_build"))
+    if once_build and any(run.release_host for run in dead):
+        return f"{failure}; the release host runs the once build hooks, so it cannot be left behind"
     if len(dead) == len(failed_runs) and len(dead) <= allowed and len(dead) < len(fleet.runs):
         why = f"unreachable, left behind (the catalog allows {allowed} unreachable host{'s' if allowed > 1 else ''})"
         fleet.leave_behind(dead, why)
@@ -158,10 +163,13 @@ def _notes(fleet: Fleet) -> str:
 
 
 def _balancer_reconcile(fleet: Fleet) -> None:
-    """The load balancer's servers as the catalog says, before any host is drained."""
+    """The load balancer's servers as the catalog says, before any host is drained: every host that serves
+    traffic (those left out of this deploy too) in it, those that left the catalog out of rotation."""
     in_balancer = [run for run in fleet.runs if run.balancer is not None]
     if in_balancer and (balancer := in_balancer[0].balancer) is not None:
-        balancer.reconcile([run.host.balancer_name for run in in_balancer], deploy_logger(fleet.deploy.pk))
+        roles = environment_roles(fleet.deploy.environment)
+        names = [h.balancer_name for h in fleet.deploy.environment.hosts.all() if serves_traffic(h, roles)]
+        balancer.reconcile(names, deploy_logger(fleet.deploy.pk), gone=fleet.left_the_catalog())
 
 
 def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes, checksum: str) -> None:
@@ -314,8 +322,12 @@ def prune_all(deploy: Deploy) -> None:
 
 
 def roll_back_all(deploy: Deploy) -> Ended:
-    """After a finished rollout (its post-deploy tests failed): every host back to its previous release."""
+    """After a finished rollout (its post-deploy tests failed): every host back to its previous release (a
+    host this deploy was the first on has none: it stays, and the reason says so)."""
     with Fleet.switched_by(deploy).connected() as fleet:
-        if failure := roll_back_switched(fleet, fleet.runs):
+        back = [run for run in fleet.runs if run.previous_release]
+        if failure := roll_back_switched(fleet, back):
             return Ended(Ending.ROLLBACK_FAILED, failure)
-    return Ended(Ending.ROLLED_BACK, f"rolled back {', '.join(run.name for run in fleet.runs)}")
+    stayed = [run.name for run in fleet.runs if not run.previous_release]
+    said = f"; nothing to roll back to on {', '.join(stayed)} (its first deploy)" if stayed else ""
+    return Ended(Ending.ROLLED_BACK, f"rolled back {', '.join(run.name for run in back) or 'no host'}{said}")

@@ -9,6 +9,7 @@ the source of truth. Nothing is ever trusted without a person saying so.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,10 @@ from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey, known_hosts_line, known_hosts_parse
 from deployer.models import Environment, Host, OfferedHostKey, TrustedHostKey
 from deployer.models.access import SYSTEM_USERNAME
+
+# How known_hosts names a host: "10.0.0.5" (port 22) or "[10.0.0.5]:2222".
+_NAME_RE = re.compile(r"\[(?P<address>[^\[\]\s]+)\]:(?P<port>[0-9]{1,5})|(?P<bare>[^\[\]\s:]+)", re.ASCII)
+OFFERED_KEPT = 5  # the newest keys each host offered that are kept for a person (one that rotates keeps few)
 
 
 class HostKeyConflict(Exception):
@@ -57,6 +62,7 @@ def host_key_trust(*, name: str, key: HostKey, user: User | None, replace: bool 
             )
         dropped = existing if replace else []
         TrustedHostKey.objects.filter(pk__in=[row.pk for row in dropped]).delete()
+        OfferedHostKey.objects.filter(host=name, key_type=key.key_type, key=key.base64).delete()
         TrustedHostKey.objects.create(
             host=name,
             key_type=key.key_type,
@@ -99,6 +105,9 @@ def host_key_offered(name: str, key: HostKey) -> None:
     )
     if not created:
         row.save(update_fields=["last_seen_at"])
+        return
+    old = OfferedHostKey.objects.filter(host=name).order_by("-last_seen_at").values_list("pk", flat=True)
+    OfferedHostKey.objects.filter(pk__in=list(old[OFFERED_KEPT:])).delete()
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def keys_waiting(environment: Environment) -> list[KeyWaiting]:
         trusted.setdefault(host, []).append(fingerprint)
     return [
         KeyWaiting(row.host, row.fingerprint, ", ".join(trusted.get(row.host, [])), row.first_seen_at)
-        for row in OfferedHostKey.objects.filter(host__in=names).order_by("-last_seen_at")
+        for row in OfferedHostKey.objects.filter(host__in=names).order_by("-last_seen_at")[: OFFERED_KEPT * 10]
     ]
 
 
@@ -137,10 +146,9 @@ def host_key_retrust(*, name: str, fingerprint: str, user: User) -> str:
     typed = fingerprint.strip()[:100]
     offered = OfferedHostKey.objects.filter(host=name, fingerprint=typed).first()
     if offered is None:
-        shown = ", ".join(OfferedHostKey.objects.filter(host=name).values_list("fingerprint", flat=True))
         raise DeployRefused(
-            f"{name} offered no key with the fingerprint {typed!r} (it offered: {shown or 'none'}); type the "
-            "fingerprint the host's owner reads to you (ssh-keygen -lf on its host key)"
+            f"{name} offered no key with the fingerprint {typed!r}; type the fingerprint the host's owner reads to "
+            "you (ssh-keygen -lf on its host key), not one copied from a page"
         )
     key = HostKey(offered.key_type, offered.key)
     host_key_trust(name=name, key=key, user=user, replace=True)
@@ -149,12 +157,15 @@ def host_key_retrust(*, name: str, fingerprint: str, user: User) -> str:
 
 
 def environments_of(name: str) -> list[Environment]:
-    """Every environment with a host that known_hosts calls `name`."""
-    address, port = (name[1:].split("]:", 1)[0], name.rsplit(":", 1)[1]) if name.startswith("[") else (name, "22")
-    if not port.isdigit():
+    """Every environment with a host, or a builder, that known_hosts calls `name`."""
+    match = _NAME_RE.fullmatch(name)
+    if match is None:
         return []
-    hosts = Host.objects.filter(address=address, port=int(port))
-    return list(Environment.objects.filter(hosts__in=hosts).select_related("service").distinct())
+    address, port = match.group("bare") or match.group("address"), int(match.group("port") or 22)
+    hosts = Host.objects.filter(address=address, port=port)
+    as_host = Environment.objects.filter(hosts__in=hosts)
+    as_builder = Environment.objects.filter(build_mode="builder", builder_address=address, builder_port=port)
+    return list((as_host | as_builder).select_related("service").distinct())
 
 
 def known_hosts_export() -> str:

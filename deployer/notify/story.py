@@ -65,6 +65,8 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
     ]
     if deploy.emergency_reason:
         fields.append(f"*Emergency*\n{escape(deploy.emergency_reason)}")
+    if deploy.skipped_hosts:
+        fields.append(f"*Without*\n{escape(', '.join(deploy.skipped_hosts))}: {escape(deploy.skip_reason)}")
     section = SectionBlock(
         text=MarkdownTextObject(text=headline[:TEXT_MAX]),
         fields=[MarkdownTextObject(text=field[:FIELD_MAX]) for field in fields],
