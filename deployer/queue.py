@@ -28,6 +28,7 @@ CHATOPS = "gantry.chatops"
 SLACK_RESPOND = "gantry.slack_respond"
 COMPUTE_CHANGES = "gantry.compute_changes"
 CHECK_MIGRATIONS = "gantry.check_migrations"
+HOSTS_LEFT = "gantry.hosts_left"
 
 
 class QueueUnavailable(Exception):

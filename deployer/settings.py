@@ -194,6 +194,7 @@ CELERY_TASK_DEFAULT_QUEUE = "sync"
 CELERY_TASK_ROUTES = {
     "gantry.run_deploy": {"queue": "deploys"},
     "gantry.check_migrations": {"queue": "deploys"},  # a build on the builder, as long as a deploy's
+    "gantry.hosts_left": {"queue": "deploys"},  # the load balancer, reached from where deploys run
     "gantry.send_slack": {"queue": "notify"},
     "gantry.chatops": {"queue": "notify"},
     "gantry.slack_respond": {"queue": "notify"},

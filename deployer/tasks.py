@@ -23,6 +23,7 @@ from deployer.chatops import ChatRequest, request_answer
 from deployer.delivery.continuous import continuous_delivery, drift_refresh
 from deployer.deploys.check_ahead import check_ahead
 from deployer.deploys.execution import deploy_execute
+from deployer.deploys.fleet import leavers_out_of_rotation
 from deployer.deploys.lease_queue import leases_advance
 from deployer.deploys.reaper import deploys_reap
 from deployer.environments.secret_scope import environment_secrets
@@ -201,6 +202,11 @@ def advance_leases(asked: bool = False) -> None:
     """Every round (beat), and at once when a person ends a lease (`asked`)."""
     if asked or _round(queue.ADVANCE_LEASES):
         leases_advance()
+
+
+@shared_task(name=queue.HOSTS_LEFT)
+def hosts_left(environment_id: int) -> None:
+    leavers_out_of_rotation(environment_id)
 
 
 @shared_task(name=queue.REAP_DEPLOYS)

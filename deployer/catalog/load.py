@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
+from deployer import queue
 from deployer.apitests.schema import AssertionSpec, StepSpec, SuiteSpec
 from deployer.catalog.problems import Loc, Problem, cross_problems, effective, environment_is_production, where
 from deployer.catalog.schema import (
@@ -246,9 +247,12 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
                 },
             )
             keep.append(host.pk)
-        for gone in environment.hosts.exclude(pk__in=keep):
+        leaving = list(environment.hosts.exclude(pk__in=keep))
+        for gone in leaving:
             report.removed.append(f"host {gone} of {environment}")
             gone.delete()
+        if leaving and environment.lb_runtime_api:  # out of the load balancer at once, not at the next deploy
+            queue.enqueue_after_commit(queue.HOSTS_LEFT, environment.pk)
     for env in service.environments.exclude(name__in=list(spec.environments)):
         report.not_in_file.append(f"environment {env}")
 

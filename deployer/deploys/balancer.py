@@ -53,17 +53,32 @@ class Balancer:
                 if states[name].draining:
                     log.warning("%s was left drained in HAProxy (by an earlier deploy that stopped); ready again", name)
                     haproxy.server_set_state(self.address, self.backend, name, "ready")
-            for name in sorted((set(states) & set(gone)) - set(names)):
-                if not states[name].status.startswith("MAINT"):
-                    log.warning(
-                        "%s/%s is no host of this environment any more (it left the catalog): in maintenance now, "
-                        "so it gets no traffic; remove it from HAProxy's configuration",
-                        self.backend,
-                        name,
-                    )
-                    haproxy.server_set_state(self.address, self.backend, name, "maint")
+            self._out_of_rotation(states, [name for name in gone if name not in names], log)
         except haproxy.HAProxyError as exc:
             raise StepFailed(str(exc)) from exc
+
+    def leavers_out(self, gone: Sequence[str], log: Log) -> list[str]:
+        """Hosts that left the catalog, out of rotation now (not waiting for the next deploy); the ones it put in
+        maintenance. A load balancer that cannot be reached is only logged: the next deploy does it."""
+        try:
+            return self._out_of_rotation(haproxy.servers(self.address, self.backend), gone, log)
+        except haproxy.HAProxyError as exc:
+            log.warning("could not take the hosts that left out of rotation in HAProxy (the next deploy will): %s", exc)
+            return []
+
+    def _out_of_rotation(self, states: dict[str, haproxy.ServerState], gone: Sequence[str], log: Log) -> list[str]:
+        done = []
+        for name in sorted(set(states) & set(gone)):
+            if not states[name].status.startswith("MAINT"):
+                log.warning(
+                    "%s/%s is no host of this environment any more (it left the catalog): in maintenance now, "
+                    "so it gets no traffic; remove it from HAProxy's configuration",
+                    self.backend,
+                    name,
+                )
+                haproxy.server_set_state(self.address, self.backend, name, "maint")
+                done.append(name)
+        return done
 
     def keep_out(self, name: str, log: Log) -> None:
         """A host joining the environment: in maintenance until its release is live and healthy (activation

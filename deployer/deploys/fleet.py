@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 from fabric import Connection
 
-from deployer.choices import HostStatus
+from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.roles import ProcessRole, environment_roles, host_roles, serves_traffic, switch_order
@@ -35,9 +35,10 @@ from deployer.integrations import ssh
 from deployer.integrations.ssh_sessions import commands_planned, sessions_ahead
 from deployer.lib.logcontext import in_this_context
 from deployer.lib.secrets import scrubbed
-from deployer.models import Deploy, DeployHost, Host
+from deployer.models import Deploy, DeployHost, Environment, Host
 
 S = HostStatus
+logger = logging.getLogger(__name__)
 # Which states a host may move to from each state. A rollback takes a host back through activating (it
 # is being switched and restarted again); a host stays in a state while its message changes.
 _MOVES: dict[HostStatus, frozenset[HostStatus]] = {
@@ -192,11 +193,7 @@ class Fleet:
 
     def left_the_catalog(self) -> list[str]:
         """Addresses of hosts this environment's deploys reached that are no host of it any more."""
-        environment = self.deploy.environment
-        now = {host.address for host in environment.hosts.all()}
-        reached = DeployHost.objects.filter(deploy__environment=environment).values_list("address", flat=True)
-        addresses = {address.rsplit("@", 1)[-1].rsplit(":", 1)[0] for address in reached.distinct()}
-        return sorted(addresses - now)
+        return left_the_catalog(self.deploy.environment)
 
     @property
     def going(self) -> list[HostRun]:
@@ -268,6 +265,26 @@ class Fleet:
                 f"; stopped in the middle of a command: {', '.join(stopped)} (check them: roll back, or deploy again)"
             )
         return text
+
+
+def left_the_catalog(environment: Environment) -> list[str]:
+    """Addresses of hosts this environment's deploys reached that are no host of it any more."""
+    now = {host.address for host in environment.hosts.all()}
+    reached = DeployHost.objects.filter(deploy__environment=environment).values_list("address", flat=True)
+    addresses = {address.rsplit("@", 1)[-1].rsplit(":", 1)[0] for address in reached.distinct()}
+    return sorted(addresses - now)
+
+
+def leavers_out_of_rotation(environment_id: int) -> list[str]:
+    """Right after the catalog drops hosts: those that served traffic get none from now on (maintenance in the
+    environment's load balancer); their records stay in the history. A deploy running there does it itself."""
+    environment = Environment.objects.filter(pk=environment_id).first()
+    balancer = Balancer.of(environment) if environment is not None else None
+    if environment is None or balancer is None:
+        return []
+    if Deploy.objects.filter(environment=environment, status=DeployStatus.RUNNING).exists():
+        return []
+    return balancer.leavers_out(left_the_catalog(environment), logging.LoggerAdapter(logger, {}))
 
 
 def _runs(deploy: Deploy, records: list[DeployHost], *, switched: bool) -> list[HostRun]:

@@ -94,10 +94,10 @@ def _roll_out(
     done = 0
     for number, size in enumerate(sizes, start=1):
         batch = going[done : done + size]
-        if cancelled := cancel_check(fleet):
-            return cancelled
+        if ended := _between_batches(fleet):
+            return ended
         deploy_logger(deploy.pk).info("batch %d of %d: %s", number, len(sizes), ", ".join(r.name for r in batch))
-        if ended := batch_activate(fleet, batch):
+        if ended := batch_activate(fleet, batch):  # drain, switch, restart, health check, undrain
             return ended
         done += size
         on_batch(deploy)
@@ -113,6 +113,13 @@ def _roll_out(
     if failure := fleet.each(lambda r: _final_hooks(r, deploy, final, outcome), final, runs=live, hosts_fail=False):
         return failed(failure)
     return Ended(Ending.LIVE, _notes(fleet))
+
+
+def _between_batches(fleet: Fleet) -> Ended | None:
+    """Before each batch: whatever may end the rollout there. Today a cancel (or an admin ending the deploy);
+    a judgement of the batches so far (their metrics against the hosts still on the old release) belongs here
+    too, as an ending."""
+    return cancel_check(fleet)
 
 
 def _joining_kept_out(fleet: Fleet) -> str:
