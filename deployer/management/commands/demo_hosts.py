@@ -38,7 +38,21 @@ class Command(BaseCommand):
                 processes.append(host.start())
                 self.stdout.write(f"ssh host {host.user}@{host.address}:{host.port} is up", ending="\n")
             self.stdout.flush()
-            while not stopping and all(p.poll() is None for p in processes):
+            said: set[int] = set()
+            # A host that dies is a normal day: the demo goes on with the others (its deploys fail there as
+            # with a dead host, and the plan page offers to deploy without it); all of them gone ends it.
+            while not stopping and any(p.poll() is None for p in processes):
+                for index, process in enumerate(processes):
+                    if process.poll() is not None and index not in said:
+                        said.add(index)
+                        host = hosts[index]
+                        self.stdout.write(
+                            f"ssh host {host.address}:{host.port} stopped (exit {process.returncode}); the demo goes "
+                            "on without it: a deploy there fails as with a dead host (the plan page can leave it "
+                            "out). Restart `make run` to bring it back.",
+                            ending="\n",
+                        )
+                        self.stdout.flush()
                 time.sleep(0.2)
         finally:
             for process in processes:
@@ -49,7 +63,7 @@ class Command(BaseCommand):
                 for name in ("app", "worker"):
                     _stop_demo_app(host.directory / "srv" / "demo" / "shared" / f"{name}.pid")
         if not stopping:
-            raise CommandError("an sshd exited; see its message above")
+            raise CommandError("every demo sshd exited; see their messages above")
 
 
 def _stop_stale(host: SshdHost) -> bool:
