@@ -15,6 +15,7 @@ class DeployStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "rolled back"
     INTERRUPTED = "interrupted", "interrupted"
     TESTS_FAILED = "tests_failed", "tests failed"
+    JOINED = "joined", "joined"  # new hosts caught up to what runs there (a join deploy): not a new release
 
     @classmethod
     def active(cls) -> frozenset[str]:
@@ -28,7 +29,9 @@ class DeployStatus(models.TextChoices):
 
     @classmethod
     def finished(cls) -> frozenset[str]:
-        return frozenset({cls.SUCCEEDED, cls.FAILED, cls.CANCELLED, cls.ROLLED_BACK, cls.INTERRUPTED, cls.TESTS_FAILED})
+        return frozenset(
+            {cls.SUCCEEDED, cls.FAILED, cls.CANCELLED, cls.ROLLED_BACK, cls.INTERRUPTED, cls.TESTS_FAILED, cls.JOINED}
+        )
 
     @property
     def colour(self) -> str:
@@ -45,6 +48,7 @@ _DEPLOY_COLOURS = {
     DeployStatus.ROLLED_BACK: "amber",
     DeployStatus.INTERRUPTED: "red",
     DeployStatus.TESTS_FAILED: "red",
+    DeployStatus.JOINED: "green",
 }
 
 
@@ -133,6 +137,7 @@ class DeployTrigger(models.TextChoices):
     PROMOTE = "promote", "promotion"
     CONTINUOUS = "continuous", "continuous delivery"
     ROLLBACK = "rollback", "rollback"  # back to a release still on the hosts: no build, no gates
+    JOIN = "join", "hosts joined"  # hosts new in the environment get the release that runs there (Gantry asks)
 
 
 class BuildResult(models.TextChoices):

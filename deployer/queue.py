@@ -29,6 +29,7 @@ SLACK_RESPOND = "gantry.slack_respond"
 COMPUTE_CHANGES = "gantry.compute_changes"
 CHECK_MIGRATIONS = "gantry.check_migrations"
 HOSTS_LEFT = "gantry.hosts_left"
+HOSTS_JOINED = "gantry.hosts_joined"
 
 
 class QueueUnavailable(Exception):

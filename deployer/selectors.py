@@ -61,16 +61,25 @@ def _behind(environment_of: dict[int, int]) -> dict[int, list[str]]:
 
 def hosts_behind(environment: Environment, current: Deploy | None) -> list[str]:
     """The hosts the release that runs in an environment never reached, each with why: skipped (its record's
-    note), or new since (it joins at the next deploy, out of the load balancer until its release is healthy)."""
+    note), or new since and not yet brought up by a deploy (a join, or the next deploy; out of the load
+    balancer until its release is healthy)."""
     if current is None:
         return []
     records = DeployHost.objects.filter(deploy=current)
     rows = records.filter(status=HostStatus.SKIPPED).values_list("address", "message")
     behind = [f"{address}: {message}" for address, message in rows]
     reached = set(records.values_list("host_id", flat=True))
-    behind += [
-        f"{host}: new here; it joins at the next deploy" for host in environment.hosts.all() if host.pk not in reached
-    ]
+    since = DeployHost.objects.filter(deploy__environment=environment, deploy_id__gt=current.pk).order_by("pk")
+    latest = {row.host_id: row for row in since.select_related("deploy")}  # each host's newest record since
+    for host in environment.hosts.all():
+        if host.pk in reached:
+            continue
+        if (record := latest.get(host.pk)) is None:
+            behind.append(f"{host}: new here; it joins at the next deploy")
+        elif record.deploy.is_active:
+            behind.append(f"{host}: new here; joining now (deploy #{record.deploy_id})")
+        elif record.status != HostStatus.LIVE:
+            behind.append(f"{host}: new here; deploy #{record.deploy_id} did not bring it up: {record.message}")
     return behind
 
 

@@ -26,12 +26,13 @@ from deployer.deploys.execution import deploy_execute
 from deployer.deploys.fleet import leavers_out_of_rotation
 from deployer.deploys.lease_queue import leases_advance
 from deployer.deploys.reaper import deploys_reap
+from deployer.deploys.request import deploy_join
 from deployer.environments.secret_scope import environment_secrets
 from deployer.errors import SyncFailed
 from deployer.integrations import slack
 from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lib.logcontext import deploy_context
-from deployer.models import ApiTestRun, Service
+from deployer.models import ApiTestRun, Environment, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
 from deployer.notify.outbox import SendLater, message_send
 from deployer.ops.rounds import round_claim
@@ -207,6 +208,13 @@ def advance_leases(asked: bool = False) -> None:
 @shared_task(name=queue.HOSTS_LEFT)
 def hosts_left(environment_id: int) -> None:
     leavers_out_of_rotation(environment_id)
+
+
+@shared_task(name=queue.HOSTS_JOINED)
+def hosts_joined(environment_id: int) -> None:
+    """The catalog added hosts (or a deploy that ran meanwhile ended): they get the release that runs there."""
+    if environment := Environment.objects.filter(pk=environment_id).first():
+        deploy_join(environment)
 
 
 @shared_task(name=queue.REAP_DEPLOYS)

@@ -1,6 +1,7 @@
 """Hosts come and go. A dead host: a deploy goes on without it only when the catalog allows that many
 unreachable hosts or a person says so with a reason; it is recorded skipped and shown behind. A new host
-gets its release before it gets traffic; a host that left the catalog gets none. Real sshd hosts (and an
+gets the release that runs there at once (a join), before it gets traffic; a host that left the catalog
+gets none. Real sshd hosts (and an
 address where nothing listens), a real HAProxy, a real Celery worker."""
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
 
-from deployer.choices import AuditAction, DeployStatus, HostStatus
+from deployer.choices import AuditAction, DeployStatus, DeployTrigger, HostStatus
 from deployer.demo.hosts import SshdHost
-from deployer.deploys.request import deploy_request, deploy_rollback
+from deployer.deploys.request import current_deploy, deploy_request, deploy_rollback
 from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployRefused
 from deployer.integrations import haproxy
 from deployer.models import AuditEntry, Deploy, Environment
+from deployer.tasks import hosts_joined
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.haproxy import HAProxy, haproxy_running
 from tests.support.worker import Worker
@@ -142,28 +144,67 @@ def test_a_host_that_left_gets_no_traffic_and_one_that_joins_none_before_its_rel
         make_environment(hosts=[first], options=balancer)  # the catalog drops it
         wait_until(lambda: state(leaver).startswith("MAINT"), timeout=20)  # at once: not at the next deploy
 
-        environment = make_environment(hosts=[first, joiner], options=balancer)  # the catalog adds a new host
-        service = deployer_client.get(reverse("service", args=["app"])).content.decode()
-        assert "new here; it joins at the next deploy" in service
-        plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "main"}).content.decode()
-        assert f"{joiner.address} (new: joins at this release)" in plan
-        watch = _Watch(proxy, joiner.address, Path(environment.hosts.get(address=joiner.address).path))
+        watch = _Watch(proxy, joiner.address, tmp_path / "hosts" / f"{joiner.address}-{joiner.port}" / "srv" / "app")
         with watch:
-            deploy([first, joiner])
+            environment = make_environment(hosts=[first, joiner], options=balancer)  # the catalog adds a new host
+            join = wait_for_deploy(_join_of(environment).pk, celery_worker)
+        assert join.status == DeployStatus.JOINED, join.reason
         assert watch.ready_without_release == [], "it got traffic before its release was there"
-        assert watch.seen_maint, "kept in maintenance from its staging until its release was healthy"
+        assert watch.seen_out, "kept out of rotation (maintenance, then drained) until its release was healthy"
         assert state(joiner) == "UP" and state(leaver).startswith("MAINT")
-        assert "data-behind" not in deployer_client.get(reverse("service", args=["app"])).content.decode()
+        running = current_deploy(environment)
+        assert running is not None and running.pk == join.rollback_of_id, "a join is no new release"
+        assert live_release(environment, 1).endswith(f"releases/{running.pk}"), "it runs what the others run"
+        assert [h.host.address for h in join.hosts.all()] == [joiner.address], "nothing else was touched"
+        assert join.requested_by is not None and join.requested_by.get_username() == "gantry"
+        assert f"{joiner.address}:{joiner.port} joined release {running.pk} (main, " in join.reason
+        service = deployer_client.get(reverse("service", args=["app"])).content.decode()
+        assert "data-behind" not in service
+        page = deployer_client.get(reverse("deploy", args=[join.pk])).content.decode()
+        assert "data-join" in page and "hosts joined" in page
+        again = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+        assert again.status == DeployStatus.SUCCEEDED, again.reason
+        wait_until(lambda: state(joiner) == "UP")  # (HAProxy's own check sees the restarted app again)
+
+
+def test_a_host_that_cannot_be_brought_up_fails_its_join_once_and_is_shown_behind(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    ssh_hosts: list[SshdHost],
+    dead: SshdHost,
+) -> None:
+    environment = make_environment(hosts=[ssh_hosts[0]])
+    done = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    assert done.status == DeployStatus.SUCCEEDED, done.reason
+    environment = make_environment(hosts=[ssh_hosts[0], dead])  # a host added before it was set up
+
+    join = wait_for_deploy(_join_of(environment).pk, celery_worker)
+    assert join.status == DeployStatus.FAILED and dead.address in join.reason
+    assert current_deploy(environment) == done, "what runs there did not change"
+    hosts_joined(environment.pk)  # asked again (another catalog load, a deploy's end): no second attempt
+    assert Deploy.objects.filter(environment=environment, trigger=DeployTrigger.JOIN).count() == 1
+    service = deployer_client.get(reverse("service", args=["app"])).content.decode()
+    assert f"new here; deploy #{join.pk} did not bring it up" in service
+    plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "main"}).content.decode()
+    assert f"{dead.address} (new: joins at this release)" in plan
+
+
+def _join_of(environment: Environment) -> Deploy:
+    wait_until(lambda: Deploy.objects.filter(environment=environment, trigger=DeployTrigger.JOIN).exists())
+    return Deploy.objects.get(environment=environment, trigger=DeployTrigger.JOIN)
 
 
 class _Watch:
     """Polls HAProxy while a deploy runs: whenever the joining host is up in rotation, its release must be
-    there; and it must have been seen in maintenance (where Gantry keeps a joining host)."""
+    there; and it must have been seen out of rotation (in maintenance, where Gantry keeps a joining host, then
+    drained while it is switched and checked)."""
 
     def __init__(self, proxy: HAProxy, name: str, root: Path) -> None:
         self.proxy, self.name, self.root = proxy, name, root
         self.ready_without_release: list[str] = []
-        self.seen_maint = False
+        self.seen_out = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -178,7 +219,7 @@ class _Watch:
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             state = haproxy.servers(self.proxy.socket, self.proxy.backend)[self.name]
-            self.seen_maint = self.seen_maint or state.status.startswith("MAINT")
+            self.seen_out = self.seen_out or state.status.startswith("MAINT") or state.draining
             if state.status.startswith("UP") and not state.draining and not (self.root / "current").exists():
                 self.ready_without_release.append(state.status)
 

@@ -233,6 +233,7 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
             _environment_values(position, name, effective(spec, env_spec), spec.default_branch),
         )
         keep: list[int] = []
+        known = set(environment.hosts.values_list("pk", flat=True))
         for host_position, host_spec in enumerate(env_spec.hosts):
             host = _upsert(
                 report,
@@ -253,6 +254,8 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
             gone.delete()
         if leaving and environment.lb_runtime_api:  # out of the load balancer at once, not at the next deploy
             queue.enqueue_after_commit(queue.HOSTS_LEFT, environment.pk)
+        if set(keep) - known:  # new hosts get the release that runs there now, not at the next deploy
+            queue.enqueue_after_commit(queue.HOSTS_JOINED, environment.pk)
     for env in service.environments.exclude(name__in=list(spec.environments)):
         report.not_in_file.append(f"environment {env}")
 

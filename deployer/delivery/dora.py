@@ -102,6 +102,7 @@ def figures(scope: Scope) -> Figures:
     rows = list(
         production_deploys(scope)
         .filter(status__in=DeployStatus.finished())
+        .exclude(trigger=DeployTrigger.JOIN)  # new hosts getting what ran there: no change, no delivery
         .values("pk", "environment_id", "status", "trigger", "created_at", "enqueued_at", "started_at", "finished_at")
         .order_by("pk")
     )

@@ -14,13 +14,14 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from deployer import queue
 from deployer.apitests import runs as api_test_runs
-from deployer.choices import DeployStatus
+from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_artifact
 from deployer.deploys.config import ConfigError, Rendered, SecretMissing, config_render
 from deployer.deploys.endings import Ended, Ending
-from deployer.deploys.fleet import Fleet
+from deployer.deploys.fleet import Fleet, newcomers
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_logger, deploy_logging
 from deployer.deploys.migration_check import check_refusal
@@ -60,6 +61,8 @@ def _execute(deploy: Deploy) -> None:
             rollout.prune_all(deploy)  # after the end is recorded: it never delays "succeeded"
             if deploy.environment.build_mode == "builder":
                 artifacts_prune(deploy)
+        if not deploy.is_join or status == DeployStatus.JOINED:  # (a join that failed does not ask again)
+            _newcomers_join(deploy)
 
 
 @contextmanager
@@ -123,7 +126,13 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             ended_or_refused = _release(deploy, config, Path(tmp))
         if isinstance(ended_or_refused, str):
             return Outcome(DeployStatus.FAILED, ended_or_refused)
-        return _after_tests(deploy, ended_or_refused.reason) if ended_or_refused.live else _outcome(ended_or_refused)
+        if not ended_or_refused.live:
+            return _outcome(ended_or_refused)
+        return (
+            _joined(deploy, ended_or_refused.reason)
+            if deploy.is_join
+            else _after_tests(deploy, ended_or_refused.reason)
+        )
     except (SecretMissing, SecretSourceError) as exc:  # read on this worker: another may hold them
         return Outcome(DeployStatus.FAILED, f"{exc} (read on worker {deploy.worker or 'unknown'})")
     except (StepFailed, git.GitError, ConfigError) as exc:
@@ -142,11 +151,12 @@ def _release(deploy: Deploy, config: Rendered, tmp: Path) -> Ended | str:
     once (the builder, Jenkins' file) while every host is being connected; then rolled out."""
     service = deploy.environment.service
     archive = git.archive(service.name, service.repo_url, deploy.sha, tmp / "release.tar.gz")
-    shipped_migrations = migrations_record(deploy)  # the mirror has both commits: what ships is recorded
-    if refusal := schema_refusal(deploy, shipped_migrations):
-        return refusal
-    shipped_record(deploy)
-    api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
+    if not deploy.is_join:  # (a join ships a release that runs there already: its schema and tests with it)
+        shipped_migrations = migrations_record(deploy)  # the mirror has both commits: what ships is recorded
+        if refusal := schema_refusal(deploy, shipped_migrations):
+            return refusal
+        shipped_record(deploy)
+        api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
     with Fleet.rolling_out(deploy).connected() as fleet:
         checksum = ""
         if deploy.environment.build_mode in {"builder", "jenkins"}:
@@ -180,7 +190,7 @@ def _built_once(deploy: Deploy, source: Path, workdir: Path, building: Callable[
     built = artifact_for(deploy, source, workdir, building=building)
     by = built.reused_from or deploy
     Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=built.sha256, artifact_built_by=by)
-    if refusal := check_refusal(deploy):  # before any host is staged
+    if not deploy.is_join and (refusal := check_refusal(deploy)):  # before any host is staged
         raise StepFailed(refusal)
     return built.path, built.sha256
 
@@ -208,6 +218,19 @@ def _hide_secrets(deploy: Deploy, hidden: list[str]) -> None:
         hidden.extend(secrets_read(deploy.environment.secret_source).values.values())
     except SecretSourceError as exc:
         deploy_logger(deploy.pk).warning("cannot read the secrets to mask them in this rollback's log: %s", exc)
+
+
+def _joined(deploy: Deploy, note: str) -> Outcome:
+    """A join ends joined: the new hosts run the release that ran there; no API tests (nothing new ships)."""
+    hosts = ", ".join(deploy.hosts.filter(status=HostStatus.LIVE).values_list("address", flat=True))
+    said = f"{hosts or 'no host'} joined release {deploy.release_name} ({deploy.ref}, {deploy.sha[:8]})"
+    return Outcome(DeployStatus.JOINED, "; ".join(part for part in (said, note) if part))
+
+
+def _newcomers_join(deploy: Deploy) -> None:
+    """Hosts the catalog added while this deploy ran (it did not know them) get the release that runs there."""
+    if newcomers(deploy.environment):
+        queue.enqueue_after_commit(queue.HOSTS_JOINED, deploy.environment_id)
 
 
 def _after_tests(deploy: Deploy, note: str) -> Outcome:

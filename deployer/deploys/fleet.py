@@ -160,6 +160,11 @@ class Fleet:
         """A new record for each host of the environment (a rollout begins); the hosts a person said to deploy
         without are recorded skipped, and take no part."""
         hosts = switch_order(list(deploy.environment.hosts.all()), environment_roles(deploy.environment))
+        if deploy.is_join:  # only the hosts no deploy has reached since the release they join went live
+            new = set(newcomers(deploy.environment))
+            hosts = [host for host in hosts if host.pk in new]
+            if not hosts:
+                raise StepFailed("no host is new here any more: a deploy reached them meanwhile")
         if not hosts:
             raise StepFailed(f"{deploy.environment} has no hosts; add some under hosts: in the catalog")
         left_out = set(deploy.skipped_hosts or [])
@@ -273,6 +278,18 @@ def left_the_catalog(environment: Environment) -> list[str]:
     reached = DeployHost.objects.filter(deploy__environment=environment).values_list("address", flat=True)
     addresses = {address.rsplit("@", 1)[-1].rsplit(":", 1)[0] for address in reached.distinct()}
     return sorted(addresses - now)
+
+
+def newcomers(environment: Environment) -> list[int]:
+    """Ids of the environment's hosts that no deploy has reached (made a record for) since the one whose release
+    runs there went live: hosts the catalog added since ([] when nothing runs there yet). A host a deploy
+    reached and failed on, or skipped, is behind, not new: the service page says why."""
+    current = Deploy.objects.filter(environment=environment, status__in=DeployStatus.live()).order_by("-id").first()
+    if current is None:
+        return []
+    reached = DeployHost.objects.filter(deploy__environment=environment, deploy_id__gte=current.pk, host__isnull=False)
+    known = set(reached.values_list("host_id", flat=True))
+    return [pk for pk in environment.hosts.values_list("pk", flat=True) if pk not in known]
 
 
 def leavers_out_of_rotation(environment_id: int) -> list[str]:

@@ -148,7 +148,7 @@ def stage(
     bytes), so neither ever appears on a command line.
     """
     environment = deploy.environment
-    release = f"releases/{deploy.pk}"
+    release = f"releases/{deploy.release_name}"  # (a join stages the release that runs there: its name)
     run.log.info("staging %s (%s) in %s/%s", deploy.sha[:12], deploy.ref, run.path, release)
     steps = [
         f"set -e\nmkdir -p -- {shlex.quote(run.path)}\ncd -- {shlex.quote(run.path)}",
@@ -178,7 +178,7 @@ def stage(
     build_command = environment.build_command
     if with_build and build_command.strip():
         run.log.info("building")
-        script += "set +e\n" + command_script(run, deploy, f"{run.path}/{release}", build_command, str(deploy.pk))
+        script += "set +e\n" + command_script(run, deploy, f"{run.path}/{release}", build_command, deploy.release_name)
     marks = _StageMarks(run)
     try:
         remote(run, script, stdin=[config, archive] if config else [archive], on_mark=marks)

@@ -36,6 +36,7 @@ _NEXT: dict[str, set[str]] = {
         DeployStatus.ROLLED_BACK,
         DeployStatus.INTERRUPTED,
         DeployStatus.TESTS_FAILED,
+        DeployStatus.JOINED,
     },
 }
 _BAD_ENDINGS = {DeployStatus.FAILED, DeployStatus.INTERRUPTED, DeployStatus.ROLLED_BACK, DeployStatus.TESTS_FAILED}

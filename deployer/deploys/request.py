@@ -11,6 +11,7 @@ from django.utils import timezone
 from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger, HostStatus
 from deployer.deploys.estimates import eta_seconds
+from deployer.deploys.fleet import newcomers
 from deployer.deploys.migration_check import BLANKET, migrations_unsafe
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, hosts_skipped, rules_check
 from deployer.deploys.schema_changes import (
@@ -84,6 +85,40 @@ def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
 def current_deploy(environment: Environment) -> Deploy | None:
     """The last deploy whose release went live: what runs there now (even if its API tests failed)."""
     return Deploy.objects.filter(environment=environment, status__in=DeployStatus.live()).order_by("-id").first()
+
+
+def deploy_join(environment: Environment) -> Deploy | None:
+    """Hosts the catalog added to an environment get the release that runs there now: a deploy of kind `join`
+    asked by Gantry (staged, switched, health-checked, out of the load balancer until healthy). A lock does not
+    stop it: a lock stops new releases, and a join ships none. None when there is nothing to join (nothing runs
+    there, no host is new) or another deploy holds the environment (it reaches them; its end asks again)."""
+    current = current_deploy(environment)
+    new = newcomers(environment)
+    if current is None or not new:
+        return None
+    origin = current.rollback_of or current
+    names = ", ".join(str(host) for host in environment.hosts.filter(pk__in=new))
+    try:
+        with transaction.atomic():
+            deploy = _insert(
+                environment,
+                requested_by=system_user(),
+                ref=current.ref,
+                sha=current.sha,
+                previous_sha=current.sha,
+                trigger=DeployTrigger.JOIN,
+                rollback_of=origin,
+                config_definitions=current.config_definitions,
+                enqueued_at=timezone.now(),
+                eta_seconds=eta_seconds(environment)[0],
+            )
+            detail = f"{names} join release {origin.release_name}: {current.ref} ({current.sha[:12]})"
+            audit_record(AuditAction.DEPLOY_REQUESTED, actor=deploy.requested_by, deploy=deploy, detail=detail)
+    except DeployConflict:
+        return None
+    hand_to_queue(deploy)
+    generations.bump(generations.SERVICES)
+    return deploy
 
 
 def _deploy_create(

@@ -8,6 +8,9 @@
    two batches a cancel is honoured, with every host left on a complete release.
 4. Post-release: post_release_command once, then the after_deploy hooks.
 
+A join (hosts new in the environment get the release that runs there) stages and activates only them, and
+runs nothing "once": the release ran its release phase and once hooks when it went live.
+
 When a batch fails, recovery.py rolls back, stops or pauses for a person. The rollout returns how it ended
 (endings.py); fleet.py owns every host's state, host_steps.py and activation.py say what runs on a host.
 """
@@ -70,8 +73,9 @@ def _roll_out(
     fleet: Fleet, archive: Path | None, config: bytes, checksum: str, on_batch: Callable[[Deploy], None]
 ) -> Ended:
     deploy, environment = fleet.deploy, fleet.deploy.environment
+    once = not deploy.is_join  # a join brings new hosts to a release that ran its once steps already
     release_run = _release_host(fleet)
-    release_run.release_host = True
+    release_run.release_host = once
     _balancer_reconcile(fleet)
     if archive is not None and not checksum:
         _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
@@ -81,13 +85,13 @@ def _roll_out(
     if release_run.status == HostStatus.SKIPPED:
         release_run.release_host = False
         release_run = fleet.going[0]
-        release_run.release_host = True
-    if archive is not None and (failure := _release_phase(deploy, release_run)):
+        release_run.release_host = once
+    if archive is not None and once and (failure := _release_phase(deploy, release_run)):
         return failed(failure)
     _announce_restarts(deploy, fleet.runs)
     if failure := _joining_kept_out(fleet):
         return failed(failure)
-    if failure := _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}"):
+    if once and (failure := _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}")):
         return cancelled_or_failed(fleet, failure)
     going = fleet.going
     sizes = batch_sizes(len(going), environment.batch_size)
@@ -103,9 +107,9 @@ def _roll_out(
         on_batch(deploy)
     if not any(run.status == HostStatus.LIVE for run in fleet.runs):
         return failed(f"no host runs the new release: every one was skipped ({fleet.where()})")
-    if failure := _once(deploy, release_run, "after_switch", "current"):  # as a host failing its switch would
+    if once and (failure := _once(deploy, release_run, "after_switch", "current")):  # as a failed switch would
         return after_failure(fleet, failure, rolling_back=environment.on_failure != OnFailure.STOP)
-    if archive is not None and (failure := _post_release(deploy, fleet, release_run)):
+    if archive is not None and once and (failure := _post_release(deploy, fleet, release_run)):
         return failed(failure)
     # A rollback deploy is a rollback to the people who wrote the hooks.
     final, outcome = ("after_deploy", "succeeded") if archive is not None else ("after_rollback", "rolled_back")
@@ -142,6 +146,11 @@ def _unreachable_left(fleet: Fleet, failure: str) -> str:
     dead = [run for run in failed_runs if run.unreachable]
     if not dead:
         return failure
+    if fleet.deploy.is_join:
+        return (
+            f"{failure}. It gets no traffic; once it answers, the next deploy brings it up (or drop it from the "
+            "catalog)"
+        )
     allowed = environment.unreachable_hosts
     once_build = any(hooks_of(fleet.deploy, phase, once=True) for phase in ("before_build", "after_build"))
     if once_build and any(run.release_host for run in dead):

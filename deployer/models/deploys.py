@@ -96,7 +96,10 @@ class Deploy(Scrubbed):
         null=True,
         blank=True,
         related_name="+",
-        help_text="For a rollback: the earlier deploy whose release (still on the hosts) it goes back to.",
+        help_text=(
+            "For a rollback: the earlier deploy whose release (still on the hosts) it goes back to; for a join: the "
+            "deploy whose release the new hosts get."
+        ),
     )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -160,6 +163,11 @@ class Deploy(Scrubbed):
     @property
     def is_rollback(self) -> bool:
         return self.trigger == DeployTrigger.ROLLBACK
+
+    @property
+    def is_join(self) -> bool:
+        """Hosts new in the environment get the release that runs there: no new release, no release phase."""
+        return self.trigger == DeployTrigger.JOIN
 
     @property
     def duration(self) -> timedelta | None:

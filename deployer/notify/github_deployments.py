@@ -44,7 +44,13 @@ class PublishLater(Exception):
 
 
 def publishing_enabled(deploy: Deploy) -> bool:
-    return github.enabled() and settings.GITHUB_DEPLOYMENTS and bool(deploy.environment.service.github_repo)
+    # A join ships no new release: GitHub's environment keeps the deployment that did.
+    return (
+        github.enabled()
+        and settings.GITHUB_DEPLOYMENTS
+        and bool(deploy.environment.service.github_repo)
+        and not deploy.is_join
+    )
 
 
 def deployment_publish(*, deploy_id: int) -> None:

@@ -31,6 +31,7 @@ EMOJI = {
     DeployStatus.ROLLED_BACK: ":leftwards_arrow_with_hook:",
     DeployStatus.INTERRUPTED: ":warning:",
     DeployStatus.TESTS_FAILED: ":test_tube:",
+    DeployStatus.JOINED: ":heavy_plus_sign:",
 }
 FIELD_MAX = 1900  # Slack: 2000 characters per field
 TEXT_MAX = 2900  # Slack: 3000 characters per section text
@@ -47,7 +48,7 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
     environment, service = deploy.environment, deploy.environment.service
     status = DeployStatus(deploy.status)
     who = deploy.requested_by.get_username() if deploy.requested_by else "Gantry"
-    verb = "rolling back" if deploy.is_rollback else "deploying"
+    verb = "rolling back" if deploy.is_rollback else "new hosts join" if deploy.is_join else "deploying"
     headline = (
         f"{EMOJI[status]} *{escape(service.name)}* → *{escape(environment.name)}*: {verb} "
         f"`{escape(deploy.ref)}` ({_commit_link(deploy)}) — *{status.label}*"
