@@ -20,7 +20,7 @@ from deployer.deploys.request import current_deploy, deploy_request, deploy_roll
 from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployRefused
 from deployer.integrations import haproxy
-from deployer.models import AuditEntry, Deploy, Environment
+from deployer.models import AuditEntry, Deploy, DeployLog, Environment
 from deployer.tasks import hosts_joined
 from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
 from tests.support.haproxy import HAProxy, haproxy_running
@@ -189,6 +189,27 @@ def test_a_host_that_cannot_be_brought_up_fails_its_join_once_and_is_shown_behin
     assert f"new here; deploy #{join.pk} did not bring it up" in service
     plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "main"}).content.decode()
     assert f"{dead.address} (new: joins at this release)" in plan
+
+
+def test_a_host_added_back_that_runs_the_release_already_keeps_it_and_is_checked(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, ssh_hosts: list[SshdHost]
+) -> None:
+    first, second = ssh_hosts[:2]
+    environment = make_environment(hosts=[first, second])
+    done = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    assert done.status == DeployStatus.SUCCEEDED, done.reason
+    release = Path(environment.hosts.get(address=second.address).path) / "releases" / str(done.pk)
+    (release / "still-the-same").write_text("not replaced under the running app")
+    make_environment(hosts=[first])  # dropped from the catalog...
+    environment = make_environment(hosts=[first, second])  # ...and added back
+
+    join = wait_for_deploy(_join_of(environment).pk, celery_worker)
+
+    assert join.status == DeployStatus.JOINED, join.reason
+    assert (release / "still-the-same").exists(), "its running release was not replaced"
+    record = join.hosts.get()
+    assert record.status == HostStatus.LIVE and record.current == str(done.pk)
+    assert DeployLog.objects.filter(deploy=join, message__contains=f"release {done.pk} runs here already").exists()
 
 
 def _join_of(environment: Environment) -> Deploy:

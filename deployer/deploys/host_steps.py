@@ -53,6 +53,7 @@ MISSING_MARK = "GANTRY-MISSING "
 STAGED_MARK = "GANTRY-STAGED"
 BADSUM_MARK = "GANTRY-BADSUM"
 SWITCHED_MARK = "GANTRY-SWITCHED"
+RUNS_MARK = "GANTRY-RUNS"
 
 
 def remote(
@@ -132,6 +133,20 @@ def check_kept(run: HostRun, deploy: Deploy) -> None:
     )
 
     remote(run, script, on_mark=_StageMarks(run))
+
+
+def release_runs_here(run: HostRun, deploy: Deploy) -> bool:
+    """A join: does the host run the release already (a host dropped from the catalog and added back)? Then its
+    release is not replaced under the processes that run it: it is switched (to itself), restarted and checked
+    like any other host. Reads where `current` points, as staging does."""
+    release = shlex.quote(f"releases/{deploy.release_name}")
+    script = (
+        f"cd -- {shlex.quote(run.path)} 2>/dev/null || exit 0\n"
+        f"printf '{PREVIOUS_MARK}%s\\n' \"$(readlink -- current || true)\"\n"
+        f'if [ "$(readlink -- current)" = {release} ] && '
+        f'[ "$(cat {release}/REVISION 2>/dev/null)" = {shlex.quote(deploy.sha)} ]; then echo {RUNS_MARK}; fi\n'
+    )
+    return RUNS_MARK in remote(run, script, quiet=True, on_mark=_StageMarks(run))
 
 
 def stage(

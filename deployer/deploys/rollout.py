@@ -27,7 +27,15 @@ from deployer.deploys.activation import activation_commands
 from deployer.deploys.batches import batch_sizes
 from deployer.deploys.endings import Ended, Ending, failed
 from deployer.deploys.fleet import Fleet, HostRun, commands_plan, connection_ensure, host_move
-from deployer.deploys.host_steps import build, check_kept, post_release, prune, release_phase, stage
+from deployer.deploys.host_steps import (
+    build,
+    check_kept,
+    post_release,
+    prune,
+    release_phase,
+    release_runs_here,
+    stage,
+)
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.phase_hooks import HookFailed, hooks_for, hooks_of, hooks_run
 from deployer.deploys.recovery import (
@@ -193,7 +201,12 @@ def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: byte
     build_command (or, for a rollback, check the earlier release is still there)."""
     planned = _commands(run, deploy, archive, checksum)
     connection_ensure(run)
-    commands_plan(run, planned)
+    commands_plan(run, planned + deploy.is_join)
+    if deploy.is_join and release_runs_here(run, deploy):
+        said = f"release {deploy.release_name} runs here already: kept as it is, then restarted and checked"
+        run.log.info("%s", said)
+        host_move(run, HostStatus.STAGED, said, previous_release=run.previous_release)
+        return
     if archive is None:
         check_kept(run, deploy)
         host_move(
