@@ -66,18 +66,20 @@ def hosts_behind(environment: Environment, current: Deploy | None) -> list[str]:
     if current is None:
         return []
     records = DeployHost.objects.filter(deploy=current)
-    rows = records.filter(status=HostStatus.SKIPPED).values_list("address", "message")
-    behind = [f"{address}: {message}" for address, message in rows]
-    reached = set(records.values_list("host_id", flat=True))
+    skipped = records.filter(status=HostStatus.SKIPPED).values_list("address", "message")
+    behind = [f"{address}: {message}" for address, message in skipped]
+    reached: set[int | None] = set(records.values_list("host_id", flat=True))
     since = DeployHost.objects.filter(deploy__environment=environment, deploy_id__gt=current.pk).order_by("pk")
-    latest = {row.host_id: row for row in since.select_related("deploy")}  # each host's newest record since
+    rows = list(since.select_related("deploy"))
+    reached |= {row.host_id for row in rows if row.status == HostStatus.LIVE}  # joined (or live in a later deploy)
+    latest = {row.host_id: row for row in rows}  # each host's newest record since
     for host in environment.hosts.all():
         if host.pk in reached:
             continue
         if (record := latest.get(host.pk)) is None:
             behind.append(f"{host}: new here; it joins at the next deploy")
         elif record.deploy.is_active:
-            behind.append(f"{host}: new here; joining now (deploy #{record.deploy_id})")
+            behind.append(f"{host}: new here; being deployed now (deploy #{record.deploy_id})")
         elif record.status != HostStatus.LIVE:
             behind.append(f"{host}: new here; deploy #{record.deploy_id} did not bring it up: {record.message}")
     return behind

@@ -6,7 +6,10 @@ address where nothing listens), a real HAProxy, a real Celery worker."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +19,9 @@ from django.urls import reverse
 
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger, HostStatus
 from deployer.demo.hosts import SshdHost
-from deployer.deploys.request import current_deploy, deploy_request, deploy_rollback
+from deployer.deploys.request import current_deploy, deploy_join, deploy_request, deploy_rollback
 from deployer.deploys.rules import DeployOptions
-from deployer.errors import DeployRefused
+from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import haproxy
 from deployer.models import AuditEntry, Deploy, DeployLog, Environment
 from deployer.tasks import hosts_joined
@@ -183,12 +186,16 @@ def test_a_host_that_cannot_be_brought_up_fails_its_join_once_and_is_shown_behin
     join = wait_for_deploy(_join_of(environment).pk, celery_worker)
     assert join.status == DeployStatus.FAILED and dead.address in join.reason
     assert current_deploy(environment) == done, "what runs there did not change"
-    hosts_joined(environment.pk)  # asked again (another catalog load, a deploy's end): no second attempt
-    assert Deploy.objects.filter(environment=environment, trigger=DeployTrigger.JOIN).count() == 1
     service = deployer_client.get(reverse("service", args=["app"])).content.decode()
     assert f"new here; deploy #{join.pk} did not bring it up" in service
     plan = deployer_client.get(reverse("deploy-plan", args=["app", "test"]), {"ref": "main"}).content.decode()
     assert f"{dead.address} (new: joins at this release)" in plan
+    time.sleep(1)  # a failed join does not ask again by itself: no second one appears
+    assert Deploy.objects.filter(environment=environment, trigger=DeployTrigger.JOIN).count() == 1
+
+    hosts_joined(environment.pk)  # a person fixed it (trusted its key, say): asking again tries again
+    again = Deploy.objects.filter(environment=environment, trigger=DeployTrigger.JOIN).exclude(pk=join.pk).get()
+    assert wait_for_deploy(again.pk, celery_worker).status == DeployStatus.FAILED
 
 
 def test_a_host_added_back_that_runs_the_release_already_keeps_it_and_is_checked(
@@ -260,3 +267,96 @@ def test_a_rollback_goes_on_without_the_hosts_its_release_never_reached(
 
     assert rollback.skipped_hosts == [str(second)]
     assert rollback.skip_reason == f"release {older.pk} never reached it (skipped, or new since)"
+
+
+def test_a_join_that_fails_leaves_its_host_out_and_neither_pauses_nor_locks(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    tmp_path: Path,
+) -> None:
+    first, joiner = ssh_hosts[:2]
+    with haproxy_running(tmp_path, [first.address, joiner.address], app_port) as proxy:
+        options = {
+            "load_balancer": f"{{runtime_api: {proxy.socket}, backend: app, drain_timeout: 5}}",
+            "on_failure": "pause",  # a join does not hold the environment for a person's decision
+        }
+        environment = make_environment(hosts=[first], options=options)
+        done = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+        assert done.status == DeployStatus.SUCCEEDED, done.reason
+        squatter = socket.create_server((joiner.address, app_port))  # its app cannot start there
+        try:
+            environment = make_environment(hosts=[first, joiner], options=options)
+            join = wait_for_deploy(_join_of(environment).pk, celery_worker)
+        finally:
+            squatter.close()
+        servers = haproxy.servers(proxy.socket, proxy.backend)
+
+    assert join.status == DeployStatus.FAILED and "it gets no traffic" in join.reason, join.reason
+    assert servers[joiner.address].status.startswith("MAINT"), "a new host that failed stays out of rotation"
+    environment.refresh_from_db()
+    assert not environment.is_locked and join.paused_at is None
+    assert current_deploy(environment) == done
+
+
+def test_a_join_does_not_run_a_config_the_other_hosts_lack(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, ssh_hosts: list[SshdHost]
+) -> None:
+    first, joiner = ssh_hosts[:2]
+    environment = make_environment(hosts=[first], options={"config": json.dumps({"STYLE": "plain"})})
+    done = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+    assert done.status == DeployStatus.SUCCEEDED, done.reason
+    environment = make_environment(hosts=[first, joiner], options={"config": json.dumps({"STYLE": "loud"})})
+
+    join = wait_for_deploy(_join_of(environment).pk, celery_worker)
+
+    assert join.status == DeployStatus.FAILED and "the catalog's config changed since release" in join.reason
+    assert not join.hosts.exists(), "no host was touched"
+
+
+def test_a_persons_deploy_supersedes_a_join_still_queued_and_a_running_one_is_named(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    first = environment.hosts.all()[0]
+    live = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    live.hosts.create(host=first, address=str(first), status=HostStatus.LIVE)
+    join = deploy_join(environment)
+    assert join is not None and join.status == DeployStatus.QUEUED and join.rollback_of == live
+
+    mine = deploy_request(environment=environment, ref="main", user=deployer)
+
+    join.refresh_from_db()
+    assert join.status == DeployStatus.CANCELLED and join.reason.startswith("superseded")
+    assert mine.status == DeployStatus.QUEUED
+    Deploy.objects.filter(pk=mine.pk).update(status=DeployStatus.CANCELLED)
+    running = deploy_join(environment)
+    assert running is not None
+    Deploy.objects.filter(pk=running.pk).update(status=DeployStatus.RUNNING)
+    with pytest.raises(DeployConflict, match=f"new hosts are joining release {live.pk} \\(deploy #{running.pk}"):
+        deploy_request(environment=environment, ref="main", user=deployer)
+
+
+def test_a_rollback_takes_along_the_hosts_that_joined_its_release(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    first, second = environment.hosts.all()
+    older = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.SUCCEEDED)
+    older.hosts.create(host=first, address=str(first), status=HostStatus.LIVE)
+    join = Deploy.objects.create(
+        environment=environment,
+        ref="main",
+        sha="a" * 40,
+        status=DeployStatus.JOINED,
+        trigger=DeployTrigger.JOIN,
+        rollback_of=older,
+    )
+    join.hosts.create(host=second, address=str(second), status=HostStatus.LIVE)
+    newer = Deploy.objects.create(environment=environment, ref="main", sha="b" * 40, status=DeployStatus.SUCCEEDED)
+    for host in (first, second):
+        newer.hosts.create(host=host, address=str(host), status=HostStatus.LIVE, previous_release=str(older.pk))
+
+    rollback = deploy_rollback(environment=environment, user=deployer, to=older)
+
+    assert rollback.skipped_hosts == [], "the joined host keeps the release too"

@@ -65,7 +65,7 @@ def _out_of_rotation(run: HostRun) -> Iterator[None]:
     if run.balancer is None:
         yield
         return
-    with run.balancer.drained(run.host.balancer_name, run.log, joining=not run.previous_release):
+    with run.balancer.drained(run.host.balancer_name, run.log, joining=run.joining):
         yield
 
 

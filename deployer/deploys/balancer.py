@@ -36,11 +36,11 @@ class Balancer:
             return None
         return cls(environment.lb_runtime_api, environment.lb_backend, environment.lb_drain_timeout)
 
-    def reconcile(self, names: list[str], log: Log, *, gone: Sequence[str] = ()) -> None:
-        """Check every host is in the backend; make ready the ones left drained. A server named in `gone` (a host
-        this environment's deploys reached that left the catalog) is put in maintenance: no traffic reaches a
-        host Gantry no longer deploys to. Servers Gantry never deployed to (a backup, another tool's) are not
-        touched."""
+    def reconcile(self, names: list[str], log: Log, *, gone: Sequence[str] = (), ready_drained: bool = True) -> None:
+        """Check every host is in the backend; make ready the ones left drained (with `ready_drained`). A server
+        named in `gone` (a host this environment's deploys reached that left the catalog) is put in maintenance:
+        no traffic reaches a host Gantry no longer deploys to. Servers Gantry never deployed to (a backup, another
+        tool's) are not touched."""
         try:
             states = haproxy.servers(self.address, self.backend)
             missing = [name for name in names if name not in states]
@@ -49,7 +49,7 @@ class Balancer:
                     f"HAProxy backend {self.backend} has no server {', '.join(missing)} (it has "
                     f"{', '.join(sorted(states))}); set lb_server on the host in the catalog"
                 )
-            for name in names:
+            for name in names if ready_drained else []:
                 if states[name].draining:
                     log.warning("%s was left drained in HAProxy (by an earlier deploy that stopped); ready again", name)
                     haproxy.server_set_state(self.address, self.backend, name, "ready")

@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deployer import queue
 from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys import rollout
@@ -61,8 +60,6 @@ def _execute(deploy: Deploy) -> None:
             rollout.prune_all(deploy)  # after the end is recorded: it never delays "succeeded"
             if deploy.environment.build_mode == "builder":
                 artifacts_prune(deploy)
-        if not deploy.is_join or status == DeployStatus.JOINED:  # (a join that failed does not ask again)
-            _newcomers_join(deploy)
 
 
 @contextmanager
@@ -121,6 +118,8 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
                 ended = rollout.rollout(fleet, None, on_batch=outbox.story_changed)
             reason = "; ".join(part for part in (deploy.rollback_confirmation, ended.reason) if part)
             return _after_tests(deploy, reason) if ended.live else _outcome(ended)
+        if deploy.is_join and (refused := _join_refused(deploy)):
+            return refused
         config = _config(deploy, hidden)
         with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
             ended_or_refused = _release(deploy, config, Path(tmp))
@@ -220,17 +219,25 @@ def _hide_secrets(deploy: Deploy, hidden: list[str]) -> None:
         deploy_logger(deploy.pk).warning("cannot read the secrets to mask them in this rollback's log: %s", exc)
 
 
+def _join_refused(deploy: Deploy) -> Outcome | None:
+    """A join does not run when a deploy reached its hosts meanwhile (nothing left: cancelled), or when the
+    catalog's config changed since the release went live (new hosts would run a config the others lack)."""
+    if not newcomers(deploy.environment):
+        return Outcome(DeployStatus.CANCELLED, "nothing left to join: a deploy reached the new hosts meanwhile")
+    if dict(deploy.environment.config or {}) != dict(deploy.config_definitions or {}):
+        return Outcome(
+            DeployStatus.FAILED,
+            f"the catalog's config changed since release {deploy.release_name} went live: new hosts would run a "
+            "config the others lack; they join at the next deploy, which brings every host to the same config",
+        )
+    return None
+
+
 def _joined(deploy: Deploy, note: str) -> Outcome:
     """A join ends joined: the new hosts run the release that ran there; no API tests (nothing new ships)."""
     hosts = ", ".join(deploy.hosts.filter(status=HostStatus.LIVE).values_list("address", flat=True))
     said = f"{hosts or 'no host'} joined release {deploy.release_name} ({deploy.ref}, {deploy.sha[:8]})"
     return Outcome(DeployStatus.JOINED, "; ".join(part for part in (said, note) if part))
-
-
-def _newcomers_join(deploy: Deploy) -> None:
-    """Hosts the catalog added while this deploy ran (it did not know them) get the release that runs there."""
-    if newcomers(deploy.environment):
-        queue.enqueue_after_commit(queue.HOSTS_JOINED, deploy.environment_id)
 
 
 def _after_tests(deploy: Deploy, note: str) -> Outcome:

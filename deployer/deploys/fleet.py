@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 from fabric import Connection
 
-from deployer.choices import DeployStatus, HostStatus
+from deployer.choices import DeployStatus, DeployTrigger, HostStatus
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.roles import ProcessRole, environment_roles, host_roles, serves_traffic, switch_order
@@ -81,6 +81,13 @@ class HostRun:
     keep_connection: bool = True  # False when the rollout has more hosts than connection slots (ssh_slots.py)
     reached: bool = False  # a connection to it was opened during this rollout
     unreachable: bool = False  # nothing answered at its address when Gantry connected
+    in_join: bool = False  # the deploy is a join: the host is new here, whatever it ran before
+
+    @property
+    def joining(self) -> bool:
+        """New in the environment (no release before this deploy, or a join's host): out of the load balancer
+        until its release is healthy, and kept out when it is not."""
+        return not self.previous_release or self.in_join
 
     @property
     def target(self) -> ssh.Target:
@@ -288,6 +295,9 @@ def newcomers(environment: Environment) -> list[int]:
     if current is None:
         return []
     reached = DeployHost.objects.filter(deploy__environment=environment, deploy_id__gte=current.pk, host__isnull=False)
+    # A join that did not bring a host up leaves it new: a person who fixed it (trusted its key) asks again.
+    failed_joins = DeployStatus.finished() - {DeployStatus.JOINED}
+    reached = reached.exclude(deploy__trigger=DeployTrigger.JOIN, deploy__status__in=failed_joins)
     known = set(reached.values_list("host_id", flat=True))
     return [pk for pk in environment.hosts.values_list("pk", flat=True) if pk not in known]
 
@@ -326,6 +336,7 @@ def _runs(deploy: Deploy, records: list[DeployHost], *, switched: bool) -> list[
             peers=peers,
             stop=stop,
             keep_connection=keep,
+            in_join=deploy.is_join,
         )
         for record in records
         if record.host is not None

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from deployer import queue
 from deployer.choices import AuditAction, DeployStatus
+from deployer.deploys.fleet import newcomers
 from deployer.environments.audit import audit_record
 from deployer.environments.locks import environment_lock
 from deployer.lib import generations
@@ -90,14 +91,19 @@ def _audit_end(deploy: Deploy, to: DeployStatus, reason: str, now: datetime) -> 
 
 
 def _after_transition(deploy: Deploy, to: DeployStatus) -> None:
-    """Tell the world: the pages, GitHub's deployment status, and the drift between environments (Slack's
-    message version moved with the state itself)."""
+    """Tell the world: the pages, GitHub's deployment status, the drift between environments, hosts that came
+    meanwhile (Slack's message version moved with the state itself)."""
     generations.bump(generations.SERVICES)
-    service = deploy.environment.service
+    # Hosts the catalog added while it ran (it did not know them) get the release that runs there; a join that
+    # failed does not ask again (its records say the host is behind, not new).
+    asks = to in DeployStatus.finished() and (not deploy.is_join or to == DeployStatus.JOINED)
+    joining = asks and bool(newcomers(deploy.environment))
     if publishing_enabled(deploy):
         queue.enqueue_after_commit(queue.PUBLISH_GITHUB_DEPLOYMENT, deploy.pk)
     if to in DeployStatus.live():  # what runs there changed
-        queue.enqueue_after_commit(queue.REFRESH_DRIFT, service.pk)
+        queue.enqueue_after_commit(queue.REFRESH_DRIFT, deploy.environment.service_id)
+    if joining:
+        queue.enqueue_after_commit(queue.HOSTS_JOINED, deploy.environment_id)
 
 
 def _lock_after(deploy: Deploy, to: DeployStatus, lock: str) -> None:

@@ -32,6 +32,10 @@ def batch_activate(fleet: Fleet, batch: list[HostRun]) -> Ended | None:
         # Cancelled with "stop now": no rollback, a person decides.
         if any(run.stopped for run in fleet.runs) and (cancelled := cancel_check(fleet)):
             return cancelled
+        if deploy.is_join:  # its hosts are new here and served nothing: they stay out; the others were not touched
+            return after_failure(
+                fleet, f"{failure}; it gets no traffic (the next deploy tries again)", rolling_back=False
+            )
         on_failure = deploy.environment.on_failure
         if on_failure != OnFailure.PAUSE:
             return after_failure(fleet, failure, rolling_back=on_failure == OnFailure.ROLLBACK)

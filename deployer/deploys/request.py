@@ -12,6 +12,7 @@ from deployer import queue
 from deployer.choices import AuditAction, DeployStatus, DeployTrigger, HostStatus
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.fleet import newcomers
+from deployer.deploys.lifecycle import deploy_transition
 from deployer.deploys.migration_check import BLANKET, migrations_unsafe
 from deployer.deploys.rules import NO_OPTIONS, Ask, DeployOptions, hosts_skipped, rules_check
 from deployer.deploys.schema_changes import (
@@ -28,7 +29,7 @@ from deployer.lib import generations
 from deployer.lib.humanize import ago
 from deployer.lib.refs import RefError, branch_name_check, is_full_sha
 from deployer.lib.text import one_line
-from deployer.models import Branch, Deploy, DeployLog, Environment
+from deployer.models import Branch, Deploy, DeployHost, DeployLog, Environment
 from deployer.notify import outbox
 
 
@@ -203,14 +204,28 @@ def queue_waiting_message(deploy: Deploy) -> str:
 
 def _insert(environment: Environment, **fields: object) -> Deploy:
     """Write the deploy row; the database refuses a second active deploy per environment (→ 409)."""
-    try:
-        with transaction.atomic():
-            return Deploy.objects.create(environment=environment, **fields)
-    except IntegrityError as exc:
-        running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
-        if running is None:
-            raise
-        raise DeployConflict(_busy_message(running), running) from exc
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return Deploy.objects.create(environment=environment, **fields)
+        except IntegrityError as exc:
+            running = Deploy.objects.active().filter(environment=environment).select_related("requested_by").first()
+            if running is None:
+                raise
+            if attempt == 1 and fields.get("trigger") != DeployTrigger.JOIN and _join_superseded(running):
+                continue
+            raise DeployConflict(_busy_message(running), running) from exc
+    raise AssertionError("unreachable")
+
+
+def _join_superseded(running: Deploy) -> bool:
+    """A join still waiting for a worker gives way to a person's deploy: that one reaches the new hosts too."""
+    return running.is_join and deploy_transition(
+        running,
+        to=DeployStatus.CANCELLED,
+        reason="superseded: a deploy asked for meanwhile brings the new hosts up",
+        only_from={DeployStatus.QUEUED},
+    )
 
 
 def deploy_rollback(
@@ -279,6 +294,10 @@ def _never_reached(environment: Environment, target: Deploy) -> list[str]:
     reached = set(
         target.hosts.exclude(status=HostStatus.SKIPPED).filter(host__isnull=False).values_list("host_id", flat=True)
     )
+    joined = DeployHost.objects.filter(
+        deploy__trigger=DeployTrigger.JOIN, deploy__rollback_of=target, status=HostStatus.LIVE, host__isnull=False
+    )
+    reached |= set(joined.values_list("host_id", flat=True))  # hosts that got its release in a join have it too
     return [str(host) for host in environment.hosts.all() if host.pk not in reached]
 
 
@@ -350,6 +369,12 @@ def resolve_ref(environment: Environment, ref: str) -> str:
 
 
 def _busy_message(running: Deploy) -> str:
+    if running.is_join:
+        return (
+            f"{running.environment} is busy: new hosts are joining release {running.release_name} (deploy "
+            f"#{running.pk}, asked by Gantry when the catalog added them); it usually takes a minute. Deploy again "
+            "when it has finished."
+        )
     who = running.requested_by.get_username() if running.requested_by else "Gantry"
     waiting = " (waiting for the task queue)" if running.waits_for_queue else ""
     return (

@@ -142,7 +142,7 @@ def _joining_kept_out(fleet: Fleet) -> str:
         if run.balancer is not None:
             run.balancer.keep_out(run.host.balancer_name, run.log)
 
-    joining = [run for run in fleet.going if not run.previous_release and run.balancer is not None]
+    joining = [run for run in fleet.going if run.joining and run.balancer is not None]
     return fleet.each(keep_out, "keep out of rotation", runs=joining) if joining else ""
 
 
@@ -154,6 +154,9 @@ def _unreachable_left(fleet: Fleet, failure: str) -> str:
     dead = [run for run in failed_runs if run.unreachable]
     if not dead:
         return failure
+    if fleet.deploy.is_join and len(dead) == len(failed_runs) and len(dead) < len(fleet.runs):
+        fleet.leave_behind(dead, "unreachable: it joins at the next deploy once it answers")
+        return ""
     if fleet.deploy.is_join:
         return (
             f"{failure}. It gets no traffic; once it answers, the next deploy brings it up (or drop it from the "
@@ -193,7 +196,11 @@ def _balancer_reconcile(fleet: Fleet) -> None:
     if in_balancer and (balancer := in_balancer[0].balancer) is not None:
         roles = environment_roles(fleet.deploy.environment)
         names = [h.balancer_name for h in fleet.deploy.environment.hosts.all() if serves_traffic(h, roles)]
-        balancer.reconcile(names, deploy_logger(fleet.deploy.pk), gone=fleet.left_the_catalog())
+        # A join touches only its new hosts: a server someone drained by hand stays drained.
+        ready_drained = not fleet.deploy.is_join
+        balancer.reconcile(
+            names, deploy_logger(fleet.deploy.pk), gone=fleet.left_the_catalog(), ready_drained=ready_drained
+        )
 
 
 def _stage_host(run: HostRun, deploy: Deploy, archive: Path | None, config: bytes, checksum: str) -> None:

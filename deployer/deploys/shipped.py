@@ -18,7 +18,7 @@ KEEP = 250  # the newest commits kept per deploy; the total is always recorded
 
 def shipped_record(deploy: Deploy) -> None:
     """Record the deploy's commits; a missing commit or a git failure only warns (the deploy is fine)."""
-    if not deploy.previous_sha or deploy.is_rollback or deploy.commits.exists():
+    if not deploy.previous_sha or deploy.is_rollback or deploy.is_join or deploy.commits.exists():
         return
     if deploy.previous_sha == deploy.sha:
         Deploy.objects.filter(pk=deploy.pk).update(commits_total=0)

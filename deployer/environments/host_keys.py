@@ -16,6 +16,7 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from deployer import queue
 from deployer.choices import AuditAction
 from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
@@ -153,6 +154,8 @@ def host_key_retrust(*, name: str, fingerprint: str, user: User) -> str:
     key = HostKey(offered.key_type, offered.key)
     host_key_trust(name=name, key=key, user=user, replace=True)
     OfferedHostKey.objects.filter(host=name).delete()
+    for environment in environments:  # a new host refused for its key joins now, not at the next deploy
+        queue.enqueue_after_commit(queue.HOSTS_JOINED, environment.pk)
     return f"{name} is trusted by its key {key.fingerprint} now"
 
 
