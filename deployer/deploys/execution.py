@@ -203,9 +203,10 @@ def _config(deploy: Deploy, hidden: list[str]) -> Rendered:
     Deploy.objects.filter(pk=deploy.pk).update(config_definitions=config.definitions)
     if config:
         deploy_logger(deploy.pk).info(
-            "config: %s written to shared/%s on every host (0600)",
+            "config: %s written to shared/%s on every %shost (0600)",
             ", ".join(config.definitions),
             deploy.environment.config_file,
+            "new " if deploy.is_join else "",  # (one that runs the release already keeps its own)
         )
     return config
 

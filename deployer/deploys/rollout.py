@@ -86,7 +86,8 @@ def _roll_out(
     release_run.release_host = once
     _balancer_reconcile(fleet)
     if archive is not None and not checksum:
-        _announce(deploy, "build_command", environment.build_command, "on every host, in the new release")
+        where = "on every new host that lacks the release" if deploy.is_join else "on every host, in the new release"
+        _announce(deploy, "build_command", environment.build_command, where)
     failure = fleet.each(lambda run: _stage_host(run, deploy, archive, config, checksum), "stage")
     if failure and (failure := _unreachable_left(fleet, failure)):
         return cancelled_or_failed(fleet, failure)
@@ -283,7 +284,8 @@ def _announce(deploy: Deploy, key: str, command: str, where: str) -> None:
 def _announce_restarts(deploy: Deploy, runs: list[HostRun]) -> None:
     for role in environment_roles(deploy.environment):
         hosts = [run.name for run in runs if role in run.roles]
-        where = "every host" if len(hosts) == len(runs) else ", ".join(hosts) or "no host"
+        every = "every new host" if deploy.is_join else "every host"
+        where = every if len(hosts) == len(runs) else ", ".join(hosts) or "no host"
         name = "restart_command" if role.name == "app" and not deploy.environment.roles else f"{role.name}: restart"
         _announce(deploy, name, role.restart_command, f"on {where}, in current, after the switch")
 
