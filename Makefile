@@ -26,7 +26,7 @@ system-deps:
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
 
 system-deps-test: test-accounts
-	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab"
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab systemd:systemd-analyze"
 
 # The builder tests log in as an account that is not root (a build must never run as the machine's root).
 test-accounts:
