@@ -73,7 +73,7 @@ def test_loading_twice_changes_nothing_and_edits_update_in_place(db: None) -> No
     assert sorted(Host.objects.values_list("pk", flat=True)) == ids
 
     edited = catalog_apply(catalog_parse(VALID.replace("releases_to_keep: 3", "releases_to_keep: 4")))
-    assert edited.updated == ["environment billing test (releases_to_keep)"]
+    assert edited.updated == ["environment billing test (releases_to_keep: 3 → 4)"]
     assert Environment.objects.get(name="test").releases_to_keep == 4
 
 
@@ -179,3 +179,38 @@ services:
         catalog_parse(text)
     lines = [problem.line or 0 for problem in caught.value.problems]
     assert lines == sorted(lines) and len(lines) == 3, caught.value.problems
+
+
+def test_check_validates_without_writing_and_fails_with_the_problems(
+    db: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "catalog.yml"
+    path.write_text(VALID)
+    call_command("load_catalog", "--check", str(path))
+    assert "catalog.yml is valid: 1 service(s)" in capsys.readouterr().out
+    assert not Service.objects.exists()
+
+    path.write_text(VALID.replace("port: 2222", "prot: 2222"))
+    with pytest.raises(CommandError, match="did you mean 'port'"):
+        call_command("load_catalog", "--check", str(path))
+
+
+def test_diff_lists_what_a_load_would_change_and_writes_nothing(
+    db: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "catalog.yml"
+    path.write_text(VALID)
+    call_command("load_catalog", str(path))
+    capsys.readouterr()
+    path.write_text(
+        VALID.replace("releases_to_keep: 3", "releases_to_keep: 4").replace("          - address: test1.internal\n", "")
+    )
+
+    call_command("load_catalog", "--diff", str(path))
+
+    said = capsys.readouterr().out
+    assert "would update: environment billing test (releases_to_keep: 3 → 4)" in said
+    assert "would remove: host " in said and "test1.internal" in said
+    assert "nothing was written" in said
+    assert Environment.objects.get(name="test").releases_to_keep == 3
+    assert Host.objects.filter(address="test1.internal").exists()

@@ -194,6 +194,24 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
     return report
 
 
+class _DryRun(Exception):
+    """Rolls back a catalog_apply whose changes were only to be listed."""
+
+
+def catalog_diff(spec: CatalogSpec) -> ApplyReport:
+    """What catalog_apply(spec) would change, nothing written: it runs in a transaction that is rolled back,
+    so the same code decides the diff and the load (no second implementation to drift); the work a load
+    queues (hosts that joined or left) is dropped with it."""
+    made: list[ApplyReport] = []
+    try:
+        with transaction.atomic():
+            made.append(catalog_apply(spec))
+            raise _DryRun
+    except _DryRun:
+        pass
+    return made[0]
+
+
 def _apply_grants(report: ApplyReport, spec: CatalogSpec, teams: dict[str, Team]) -> None:
     """The catalog's grants replace the ones the last load made (grants made in the admin stay)."""
     wanted: set[tuple[str, str, int | None, int | None]] = set()
@@ -304,6 +322,14 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
     }
 
 
+def _change(key: str, before: object, after: object) -> str:
+    """One changed field as a person reads it in a diff: its values when they are short, else its name."""
+    if isinstance(before, dict | list) or isinstance(after, dict | list):
+        return f"{key} changed"
+    old, new = repr(before), repr(after)
+    return f"{key}: {old} → {new}" if len(old) + len(new) <= 120 else f"{key} changed"
+
+
 def _upsert(report: ApplyReport, model: Any, lookup: dict[str, Any], values: dict[str, Any]) -> Any:
     obj = model.objects.filter(**lookup).first()
     label = f"{model._meta.verbose_name} {' '.join(str(v) for v in lookup.values())}"
@@ -313,8 +339,9 @@ def _upsert(report: ApplyReport, model: Any, lookup: dict[str, Any], values: dic
         return obj
     changed = [k for k, v in values.items() if getattr(obj, k) != v]
     if changed:
+        said = [_change(key, getattr(obj, key), values[key]) for key in changed]
         for key in changed:
             setattr(obj, key, values[key])
         obj.save(update_fields=changed)
-        report.updated.append(f"{label} ({', '.join(changed)})")
+        report.updated.append(f"{label} ({'; '.join(said)})")
     return obj
