@@ -7,6 +7,7 @@ it; a file with any problem changes nothing.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,20 @@ class ApplyReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     not_in_file: list[str] = field(default_factory=list)
+
+
+def catalog_json_schema() -> str:
+    """The catalog's JSON Schema, made from the schema the loader validates with (docs/catalog.schema.json
+    holds it for editors: `manage.py catalog_schema` writes it, a test keeps it current). The loader's own
+    rules across fields (catalog/problems.py) are not in it: an editor catches typos and types, the loader
+    the rest."""
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **CatalogSpec.model_json_schema(),
+        "title": "Gantry catalog",
+        "description": "Services, environments and hosts Gantry deploys (load with manage.py load_catalog).",
+    }
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 def catalog_read(path: Path) -> CatalogSpec:

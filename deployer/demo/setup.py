@@ -174,6 +174,7 @@ def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int) -> str:
         for h, role in zip(hosts, roles, strict=True)
     )
     return (
+        f"# yaml-language-server: $schema={settings.BASE_DIR / 'docs' / 'catalog.schema.json'}\n"
         "# Gantry's demo catalog, written by `manage.py demo_setup`.\n"
         'teams:\n  demo-team: {slack_channel: "#deploys"}\n'
         "services:\n  demo:\n    team: demo-team\n"
