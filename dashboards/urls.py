@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboards import actions, delivery, history, host_keys, ops, views
+from dashboards import actions, delivery, history, host_keys, me, ops, views
 from dashboards.hooks import github, jenkins, slack
 
 urlpatterns = [
@@ -41,6 +41,9 @@ urlpatterns = [
     path("deploys/<int:pk>/reject", actions.deploy_reject_view, name="deploy-reject"),
     path("deploys/<int:pk>/decide", actions.deploy_decide_view, name="deploy-decide"),
     path("deploys/<int:pk>/mark-failed", actions.deploy_mark_failed_view, name="deploy-mark-failed"),
+    path("me/", me.me_page, name="me"),
+    path("me/tokens", me.token_create_view, name="token-create"),
+    path("me/tokens/<str:key>/revoke", me.token_revoke_view, name="token-revoke"),
     path("history/", history.history_page, name="history"),
     path("history/export.csv", history.history_csv, name="history-csv"),
     path("delivery/", delivery.delivery, name="delivery"),

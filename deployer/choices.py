@@ -128,6 +128,16 @@ class AuditAction(models.TextChoices):
     HOST_KEY_TRUSTED = "host_key_trusted", "trusted a host key"
     HOST_KEY_REVOKED = "host_key_revoked", "stopped trusting a host key"
     SECRET_CHANGED = "secret_changed", "noticed a changed secret"
+    TOKEN_CREATED = "token_created", "made an API token"
+    TOKEN_REVOKED = "token_revoked", "revoked an API token"
+    TOKEN_USED = "token_used", "used an API token from a new address"
+
+
+class TokenScope(models.TextChoices):
+    """What a personal API token may do (never more than its owner may, at the moment of use)."""
+
+    READ = "read", "read only"
+    DEPLOY = "deploy", "deploy to named services/environments"
 
 
 class DeployTrigger(models.TextChoices):

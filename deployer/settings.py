@@ -7,11 +7,13 @@ and REDIS_URL at PostgreSQL and Redis to run at scale.
 
 from __future__ import annotations
 
+import datetime
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from deployer.lib.private_file import private_dir, private_file_write
 
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     # Every page needs a signed-in user unless a view opts out explicitly.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "deployer.lib.logcontext.DeployContextMiddleware",
+    "dashboards.api.auth.token_notice_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
@@ -329,10 +332,13 @@ LOGGING = {
 # The REST API (/api/v1/): tokens or the session, JSON only, errors as {"error": ...}.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "dashboards.api.auth.GantryTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "dashboards.api.auth.TokenScopeAllows",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -343,6 +349,13 @@ REST_FRAMEWORK = {
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # API tokens never expire unless whoever makes one says when (CI jobs hold them); revoke by deleting.
 REST_KNOX = {"TOKEN_TTL": None}
+KNOX_TOKEN_MODEL = "knox.AuthToken"  # knox's own (personal tokens point at it: deployer.models.PersonalToken)
+# Tokens made without a scope (manage.py api_token, the admin, before personal tokens) work until this day; every
+# answer to one says so (Deprecation and Sunset headers).
+try:
+    LEGACY_TOKENS_UNTIL = datetime.date.fromisoformat(env.str("GANTRY_LEGACY_TOKENS_UNTIL", default="2027-06-30"))
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"GANTRY_LEGACY_TOKENS_UNTIL is a day as YYYY-MM-DD ({_exc})") from None
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gantry API",
     "DESCRIPTION": "Services, branches, builds and deploys; request, approve, cancel, roll back, lock and unlock.",

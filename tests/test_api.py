@@ -145,7 +145,8 @@ def test_the_openapi_schema_is_published(db: None) -> None:
     assert schema["openapi"].startswith("3.") and schema["info"]["title"] == "Gantry API"
     for path in ("/api/v1/services/", "/api/v1/deploys/", "/api/v1/deploys/{id}/approve"):
         assert path in schema["paths"], path
-    assert "knoxApiToken" in schema["components"]["securitySchemes"], "the schema says how to send a token"
+    scheme = schema["components"]["securitySchemes"]["gantryToken"]
+    assert scheme["scheme"] == "bearer", "the schema says how to send a token"
 
 
 def test_a_nul_byte_in_a_filter_is_a_400_not_a_database_error(

@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from dashboards.api import token_scheme  # noqa: F401 (registers how the schema says to send a token)
 from dashboards.api.serializers import (
     BranchSerializer,
     BuildSerializer,

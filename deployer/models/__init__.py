@@ -4,7 +4,7 @@ catalog.py   Team, Service, Environment, Host
 sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
              ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
-access.py    Grant, SystemIdentity
+access.py    Grant, SystemIdentity, PersonalToken
 audit.py     AuditEntry
 notify.py    SlackMessage, SlackAttempt, SlackIdentity
 apitests.py  ApiTestRun, ApiTestStep
@@ -13,7 +13,7 @@ trust.py     TrustedHostKey, OfferedHostKey
 
 from __future__ import annotations
 
-from deployer.models.access import Grant, SystemIdentity
+from deployer.models.access import Grant, PersonalToken, SystemIdentity
 from deployer.models.apitests import ApiTestRun, ApiTestStep
 from deployer.models.audit import AuditEntry, AuditQuerySet
 from deployer.models.catalog import Environment, Host, Service, Team
@@ -60,6 +60,7 @@ __all__ = [
     "LeaseRequest",
     "MigrationCheck",
     "OfferedHostKey",
+    "PersonalToken",
     "ScheduledRound",
     "Service",
     "SlackAttempt",

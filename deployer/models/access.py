@@ -5,9 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from deployer.choices import (
-    Role,
-)
+from deployer.choices import Role, TokenScope
 from deployer.models.catalog import Service, Team
 
 
@@ -40,3 +38,18 @@ class SystemIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"system identity: {self.user}"
+
+
+class PersonalToken(models.Model):
+    """What a personal API token (knox's AuthToken: only its digest is kept) may do, and where it was last
+    used. A token without one is a legacy token (made by `manage.py api_token` or the admin before)."""
+
+    token = models.OneToOneField("knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="scope")
+    name = models.CharField(max_length=100, help_text="What the person called it (which job or laptop holds it).")
+    scope = models.CharField(max_length=10, choices=TokenScope.choices)
+    targets = models.JSONField(default=list, blank=True, help_text='"service" or "service/environment" names.')
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_from = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope})"
