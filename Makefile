@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/gantry
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
+.PHONY: run serve test test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Gantry needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -54,6 +54,13 @@ run: $(VENV)/.installed system-deps
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
 	$(VENV)/bin/honcho start -f Procfile
+
+# A Gantry of your own on this machine: the same processes as `make run`, without the demo (no demo hosts,
+# repository, service or password). Settings come from the environment or .env (see .env.example).
+serve: $(VENV)/.installed system-deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py serve_check
+	$(VENV)/bin/honcho start -f Procfile.serve
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
