@@ -159,3 +159,15 @@ def test_legacy_tokens_work_until_the_cut_over_and_say_so(
     settings.LEGACY_TOKENS_UNTIL = datetime.date(2020, 1, 31)
     refused = legacy.get("/api/v1/services/")
     assert refused.status_code == 401 and "stopped working after 2020-01-31" in refused.json()["error"]
+
+
+def test_a_service_token_deploys_to_its_first_environment_and_odd_headers_are_401s(
+    app: Service, deployer: AbstractBaseUser, deployer_client: Client
+) -> None:
+    _, token = make(deployer_client, targets="app")
+    body = {"service": "app", "ref": "main"}  # no environment: the service's first
+    assert bearer(token).post("/api/v1/deploys/", body, content_type="application/json").status_code == 201
+    odd = Client(headers={"Authorization": "Bearer gantry_\xff"}).get("/api/v1/services/")
+    assert odd.status_code == 401
+    PersonalToken.objects.all().delete()  # a personal token whose scope is gone is no legacy token
+    assert bearer(token).get("/api/v1/services/").status_code == 401

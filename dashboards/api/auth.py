@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.http import http_date
 from knox.auth import TokenAuthentication
 from knox.models import AuthToken
@@ -17,7 +18,7 @@ from rest_framework.authentication import get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from deployer.environments.api_tokens import legacy_refusal, legacy_until, token_refusal, token_used
+from deployer.environments.api_tokens import PREFIX, legacy_refusal, legacy_until, token_refusal, token_used
 from deployer.lib.client_ip import client_ip
 from deployer.models import Deploy, PersonalToken
 
@@ -34,10 +35,12 @@ class GantryTokenAuthentication(TokenAuthentication):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() not in {b"bearer", b"token"}:
             return None
-        if len(header) != 2:
+        if len(header) != 2 or not header[1].isascii():
             raise exceptions.AuthenticationFailed("the Authorization header is: Bearer <token>")
         user, token = self.authenticate_credentials(header[1])
         personal = PersonalToken.objects.filter(token=token).select_related("token__user").first()
+        if personal is None and token.token_key.startswith(PREFIX):  # a personal token that lost its scope
+            raise exceptions.AuthenticationFailed("this token has no scope any more; make a new one on /me/")
         if personal is None:
             if refusal := legacy_refusal():
                 raise exceptions.AuthenticationFailed(refusal)
@@ -75,8 +78,9 @@ def _target(request: Request, view: APIView) -> tuple[str, str] | None:
         row = Deploy.objects.filter(pk=kwargs["pk"]).values_list("environment__service__name", "environment__name")
         return row.first()
     data = request.data if isinstance(request.data, dict) else {}
-    if isinstance(data.get("service"), str) and isinstance(data.get("environment"), str):
-        return data["service"], data["environment"]
+    if isinstance(data.get("service"), str):  # no environment: the service's first (a service token covers it)
+        environment = data.get("environment")
+        return data["service"], environment if isinstance(environment, str) else ""
     return None
 
 
@@ -100,4 +104,5 @@ def token_notice_middleware(
 
 
 def _end_of(day: datetime.date) -> float:
-    return datetime.datetime.combine(day, datetime.time.max, tzinfo=datetime.UTC).timestamp()
+    # The cut-over is a day in Gantry's TIME_ZONE (timezone.localdate): its last second there.
+    return datetime.datetime.combine(day, datetime.time.max, tzinfo=timezone.get_current_timezone()).timestamp()

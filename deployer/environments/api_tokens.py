@@ -23,7 +23,7 @@ from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
 from deployer.errors import DeployRefused
 from deployer.lib.text import one_line
-from deployer.models import PersonalToken, Service
+from deployer.models import AuditEntry, PersonalToken, Service
 
 EXPIRY_DAYS = (7, 30, 90, 365)
 PREFIX = "gantry_"  # so a leaked token is recognisable (secret scanners, logs)
@@ -80,7 +80,8 @@ def describe(token: PersonalToken) -> str:
 
 def tokens_of(user: User) -> tuple[list[PersonalToken], list[AuthToken]]:
     """The person's personal tokens, newest first, and their legacy tokens (to revoke)."""
-    personal = list(PersonalToken.objects.filter(token__user=user).select_related("token").order_by("-token__created"))
+    mine = PersonalToken.objects.filter(token__user=user).exclude(token__expiry__lt=timezone.now())
+    personal = list(mine.select_related("token").order_by("-token__created"))  # (knox deletes expired ones on use)
     legacy = list(AuthToken.objects.filter(user=user, scope__isnull=True).order_by("-created"))
     return personal, legacy
 
@@ -118,8 +119,9 @@ def token_used(token: PersonalToken, address: str) -> None:
     now = timezone.now()
     if token.last_used_from == address and token.last_used_at and now - token.last_used_at < USE_RECORDED_EVERY:
         return
-    if address != token.last_used_from:
-        audit_record(AuditAction.TOKEN_USED, actor=token.token.user, detail=f"{describe(token)}; from {address}")
+    said = f"{describe(token)}; from {address}"
+    if address != token.last_used_from and not AuditEntry.objects.filter(action=AuditAction.TOKEN_USED, detail=said):
+        audit_record(AuditAction.TOKEN_USED, actor=token.token.user, detail=said)
     PersonalToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_from=address[:64])
     token.last_used_at, token.last_used_from = now, address[:64]
 

@@ -7,10 +7,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from knox.models import AuthToken
 
+from deployer.environments.api_tokens import legacy_refusal
+
 
 class Command(BaseCommand):
     help = (
-        "Make an API token for USER and print it once (Gantry keeps only its digest: a lost token is revoked in "
+        "Make a legacy API token (no scope; it works until GANTRY_LEGACY_TOKENS_UNTIL: people make personal, "
+        "scoped tokens on /me/) for USER and print it once (Gantry keeps only its digest: a lost token is revoked in "
         "the admin and made again). It acts as USER, with USER's grants."
     )
 
@@ -22,6 +25,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None or not user.is_active:
             raise CommandError(f"no active user {options['username']!r}; make one in the admin first")
+        if refusal := legacy_refusal():
+            raise CommandError(f"{refusal}; this command makes legacy tokens")
         if options["days"] < 0:
             raise CommandError("--days takes a number of days from 1 on (leave it out for no expiry)")
         expiry = timedelta(days=options["days"]) if options["days"] else None
