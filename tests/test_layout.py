@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest floor first. Rooms on one floor are peers: they must not import each other.
 FLOORS: list[set[str]] = [
-    {"deployer.lib", "deployer.choices"},
+    {"deployer.lib", "deployer.choices", "deployer.version"},
     {"deployer.settings", "deployer.errors"},
     {"deployer.models"},
     {"deployer.integrations"},  # leaves: see LEAVES
@@ -179,6 +179,7 @@ SAME_IDEA = {
     *("urls", "views", "apps", "schema"),  # one role in two packages (URLconfs, Django apps, a YAML file's schema)
     *("github", "jenkins", "slack"),  # the system's endpoint (dashboards/hooks) and its client (integrations)
     "host_keys",  # trusting a host's key: the page's form (dashboards) and the trust store (environments)
+    *("backup", "version"),  # a management command and what it runs
 }
 
 

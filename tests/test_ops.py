@@ -18,6 +18,7 @@ from deployer.celery import app
 from deployer.choices import DeployStatus
 from deployer.lib.logcontext import DeployIdFilter, deploy_context, in_this_context
 from deployer.models import Deploy, Environment, SlackMessage, SyncState
+from deployer.version import VERSION
 
 TOKEN = "scrape-me-please"
 
@@ -103,6 +104,7 @@ def test_metrics_count_deploys_durations_waits_syncs_and_the_outbox(
         samples = scrape(Client(), Authorization=f"Bearer {TOKEN}")
 
     where = (("environment", "test"), ("service", "app"))
+    assert samples[("gantry_build_info", (("version", VERSION),))] == 1, "which Gantry answers"
     assert samples[("gantry_deploys_total", (*where[:1], ("outcome", "succeeded"), where[1]))] == 2
     assert samples[("gantry_deploys_total", (*where[:1], ("outcome", "failed"), where[1]))] == 1
     assert samples[("gantry_deploy_duration_seconds_bucket", (*where[:1], ("le", "10.0"), where[1]))] == 1

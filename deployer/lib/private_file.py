@@ -12,9 +12,16 @@ import os
 from pathlib import Path
 
 
-def private_file_write(path: Path, data: bytes) -> bool:
-    """Create `path` (mode 0600) holding `data`; False when it already exists (it is left as it is)."""
+def private_file_write(path: Path, data: bytes, *, replace: bool = False) -> bool:
+    """Create `path` (mode 0600) holding `data`; False when it already exists (it is left as it is). With
+    `replace`, an existing file is replaced at once (written beside it, then renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if replace:
+        beside = path.with_name(f".{path.name}.{os.getpid()}.new")
+        beside.unlink(missing_ok=True)
+        private_file_write(beside, data)
+        os.replace(beside, path)
+        return True
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

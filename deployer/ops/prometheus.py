@@ -20,6 +20,7 @@ from prometheus_client.utils import floatToGoString
 
 from deployer.choices import DeployStatus
 from deployer.models import Deploy, IntegrationStatus, SlackMessage, SyncState, WebhookDelivery
+from deployer.version import VERSION
 
 DURATION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
 WAIT_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -28,6 +29,7 @@ _WHERE = ("environment__service__name", "environment__name")
 
 class GantryCollector(Collector):
     def collect(self) -> Iterator[Metric]:
+        yield _build_info()
         yield _deploys_total()
         yield _histogram(
             "gantry_deploy_duration_seconds",
@@ -82,6 +84,13 @@ def _histogram(
         family.add_metric(
             [row[_WHERE[0]], row[_WHERE[1]]], [*cumulative, ("+Inf", row["total"])], sum_value=total_seconds
         )
+    return family
+
+
+def _build_info() -> GaugeMetricFamily:
+    """Which Gantry answers (1), for dashboards that mark upgrades."""
+    family = GaugeMetricFamily("gantry_build_info", "The Gantry version that serves these metrics", labels=["version"])
+    family.add_metric([VERSION], 1)
     return family
 
 
