@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboards import actions, delivery, history, host_keys, me, ops, views
+from dashboards import actions, catalog_page, delivery, history, host_keys, me, ops, views
 from dashboards.hooks import github, jenkins, slack
 
 urlpatterns = [
@@ -42,6 +42,7 @@ urlpatterns = [
     path("deploys/<int:pk>/decide", actions.deploy_decide_view, name="deploy-decide"),
     path("deploys/<int:pk>/mark-failed", actions.deploy_mark_failed_view, name="deploy-mark-failed"),
     path("me/", me.me_page, name="me"),
+    path("catalog/", catalog_page.catalog_page, name="catalog"),
     path("me/tokens", me.token_create_view, name="token-create"),
     path("me/tokens/<str:key>/revoke", me.token_revoke_view, name="token-revoke"),
     path("history/", history.history_page, name="history"),

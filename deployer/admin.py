@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -60,25 +61,48 @@ class SuperuserOnly:
         return self.has_module_permission(request)
 
 
-class HostInline(SuperuserOnly, admin.TabularInline):
+class FromCatalog(SuperuserOnly):
+    """What the catalog makes: read-only here while the catalog lives in git (two sources of truth would
+    undo each other at the next commit); the list says where to change them."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return super().has_add_permission(request) and not settings.CATALOG_REPO
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and not settings.CATALOG_REPO
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and not settings.CATALOG_REPO
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        if settings.CATALOG_REPO:
+            messages.info(
+                request,
+                f"These come from the catalog in git ({settings.CATALOG_REPO}, branch {settings.CATALOG_BRANCH}, "
+                f"{settings.CATALOG_PATH}): change them there. The Catalog page shows the commit that is live.",
+            )
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+
+class HostInline(FromCatalog, admin.TabularInline):
     model = Host
     extra = 0
 
 
 @admin.register(Team)
-class TeamAdmin(SuperuserOnly, admin.ModelAdmin):
+class TeamAdmin(FromCatalog, admin.ModelAdmin):
     search_fields = ["name"]
 
 
 @admin.register(Service)
-class ServiceAdmin(SuperuserOnly, admin.ModelAdmin):
+class ServiceAdmin(FromCatalog, admin.ModelAdmin):
     list_display = ["name", "team", "github_repo", "jenkins_job", "default_branch"]
     list_filter = ["team"]
     search_fields = ["name", "repo_url", "github_repo"]
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(SuperuserOnly, admin.ModelAdmin):
+class EnvironmentAdmin(FromCatalog, admin.ModelAdmin):
     list_display = ["__str__", "deploy_path", "production", "require_green_build", "follow_branch"]
     list_filter = ["service"]
     inlines = [HostInline]

@@ -131,6 +131,8 @@ class AuditAction(models.TextChoices):
     TOKEN_CREATED = "token_created", "made an API token"
     TOKEN_REVOKED = "token_revoked", "revoked an API token"
     TOKEN_USED = "token_used", "used an API token from a new address"
+    CATALOG_APPLIED = "catalog_applied", "applied a catalog commit"
+    CATALOG_REFUSED = "catalog_refused", "refused a catalog commit"
 
 
 class TokenScope(models.TextChoices):

@@ -30,6 +30,7 @@ COMPUTE_CHANGES = "gantry.compute_changes"
 CHECK_MIGRATIONS = "gantry.check_migrations"
 HOSTS_LEFT = "gantry.hosts_left"
 HOSTS_JOINED = "gantry.hosts_joined"
+SYNC_CATALOG = "gantry.sync_catalog"
 
 
 class QueueUnavailable(Exception):

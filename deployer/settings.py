@@ -211,6 +211,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often every service's branches are synced (and builds: GANTRY_BUILD_SYNC_SECONDS, with Jenkins).
 BRANCH_SYNC_SECONDS = env.int("GANTRY_BRANCH_SYNC_SECONDS", default=60)
+# The catalog in git (empty: loaded by hand with load_catalog): the repository, its branch and the file; workers
+# follow it (a push webhook from GitHub, and a poll), and apply a commit only when the whole catalog is valid.
+CATALOG_REPO = env.str("GANTRY_CATALOG_REPO", default="")
+CATALOG_BRANCH = env.str("GANTRY_CATALOG_BRANCH", default="main")
+CATALOG_PATH = env.str("GANTRY_CATALOG_PATH", default="catalog.yml")
+CATALOG_SYNC_SECONDS = env.int("GANTRY_CATALOG_SYNC_SECONDS", default=60)
 # The periodic resync sends at most this many GitHub requests a minute (GitHub's secondary limit is 900 points
 # a minute); with more repositories than that, each round checks those checked longest ago (sources/pacing.py).
 GITHUB_SYNC_PER_MINUTE = env.int("GANTRY_GITHUB_SYNC_REQUESTS_PER_MINUTE", default=600)
@@ -380,4 +386,5 @@ CELERY_BEAT_SCHEDULE = {
     "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 10},
     "advance-leases": {"task": "gantry.advance_leases", "schedule": 15},
     "monitor-api-tests": {"task": "gantry.monitor_api_tests", "schedule": 60},
+    "sync-catalog": {"task": "gantry.sync_catalog", "schedule": CATALOG_SYNC_SECONDS},  # (nothing when not in git)
 }

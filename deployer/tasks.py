@@ -35,6 +35,7 @@ from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Environment, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
 from deployer.notify.outbox import SendLater, message_send
+from deployer.ops.catalog_follow import catalog_follow
 from deployer.ops.rounds import round_claim
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
@@ -215,6 +216,14 @@ def hosts_joined(environment_id: int) -> None:
     """The catalog added hosts (or a deploy that ran meanwhile ended): they get the release that runs there."""
     if environment := Environment.objects.filter(pk=environment_id).first():
         deploy_join(environment)
+
+
+@shared_task(name=queue.SYNC_CATALOG)
+def sync_catalog() -> None:
+    """The catalog's repository, once (beat's poll, or a push webhook); nothing when it is not in git."""
+    followed = catalog_follow()
+    if followed.outcome in {"refused", "unreadable"}:
+        logger.warning("catalog %s %s: %s", followed.sha[:12] or "-", followed.outcome, followed.said[:500])
 
 
 @shared_task(name=queue.REAP_DEPLOYS)

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from deployer.sources.webhooks import GITHUB_EVENTS, delivery_record, github_service
+from deployer.sources.webhooks import GITHUB_EVENTS, delivery_record, github_service, is_catalog_repository
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def github_hook(request: HttpRequest) -> HttpResponse:
         return _answer(400, error="the body is not JSON: set the webhook's content type to application/json")
     if not delivery_id or not isinstance(payload, dict):
         return _answer(400, error="missing X-GitHub-Delivery header or JSON object body")
-    if github_service(payload) is None:
+    if github_service(payload) is None and not (event == "push" and is_catalog_repository(payload)):
         return _answer(202, ignored="no service in the catalog uses this repository (github: owner/name)")
     if delivery_record(source="github", delivery_id=delivery_id, event=event, payload=payload) is None:
         return _answer(200, ignored=f"delivery {delivery_id} was received before")

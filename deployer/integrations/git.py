@@ -241,6 +241,16 @@ def changed_files(
     return changes
 
 
+def branch_head(name: str, branch: str) -> str:
+    """The sha `branch` points at in the local mirror `name` (GitError when it has no such branch)."""
+    try:
+        return _git(
+            "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}", cwd=mirror_path(name)
+        ).strip()
+    except GitError:
+        raise GitError(f"the repository has no branch {branch!r}") from None
+
+
 def paths_at(service_name: str, sha: str) -> set[str]:
     """Every file path in commit `sha` of the local mirror (GitError if it lacks the commit)."""
     out = _git_bytes("ls-tree", "-r", "-z", "--name-only", sha, cwd=mirror_path(service_name))

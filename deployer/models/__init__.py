@@ -1,6 +1,6 @@
 """Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
 
-catalog.py   Team, Service, Environment, Host
+catalog.py   Team, Service, Environment, Host, CatalogState
 sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
              ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
@@ -16,7 +16,7 @@ from __future__ import annotations
 from deployer.models.access import Grant, PersonalToken, SystemIdentity
 from deployer.models.apitests import ApiTestRun, ApiTestStep
 from deployer.models.audit import AuditEntry, AuditQuerySet
-from deployer.models.catalog import Environment, Host, Service, Team
+from deployer.models.catalog import CatalogState, Environment, Host, Service, Team
 from deployer.models.deploys import (
     Artifact,
     Deploy,
@@ -47,6 +47,7 @@ __all__ = [
     "AuditQuerySet",
     "Branch",
     "Build",
+    "CatalogState",
     "ChangeSet",
     "Deploy",
     "DeployCommit",

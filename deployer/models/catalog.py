@@ -258,3 +258,25 @@ class Host(models.Model):
     def balancer_name(self) -> str:
         """Its server name in the environment's HAProxy backend."""
         return self.lb_server or self.address
+
+
+class CatalogState(models.Model):
+    """The catalog in git (GANTRY_CATALOG_REPO): one row. What was applied, what was seen and refused, and
+    who pushed the newest commit (from GitHub's signed push webhook, not the commit's free-text author)."""
+
+    applied_sha = models.CharField(max_length=40, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    seen_sha = models.CharField(max_length=40, blank=True, help_text="The newest commit read (applied or not).")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    problems = models.TextField(blank=True, help_text="Why seen_sha was not applied (file:line each).")
+    error = models.TextField(blank=True, help_text="Why the repository could not be read at the last check.")
+    pushed_sha = models.CharField(max_length=40, blank=True)
+    pushed_by = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return f"catalog at {self.applied_sha[:12] or 'nothing applied'}"
+
+    @classmethod
+    def get(cls) -> CatalogState:
+        state, _ = cls.objects.get_or_create(pk=1)
+        return state

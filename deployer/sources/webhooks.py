@@ -12,13 +12,14 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deployer import queue
 from deployer.integrations import github
-from deployer.models import Branch, Service, WebhookDelivery
+from deployer.models import Branch, CatalogState, Service, WebhookDelivery
 from deployer.sources import branches
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ def delivery_process(*, delivery_id: int) -> None:
 
 def _github_apply(delivery: WebhookDelivery) -> str:
     payload = delivery.payload
+    if delivery.event == "push" and is_catalog_repository(payload):
+        return _catalog_pushed(payload)
     service = github_service(payload)
     if service is None:
         return "no service uses this repository"
@@ -78,6 +81,32 @@ def _github_apply(delivery: WebhookDelivery) -> str:
         outcome = f"branch {payload['ref']} deleted"
     queue.enqueue_after_commit(queue.DELIVER, service.pk)
     return outcome
+
+
+def is_catalog_repository(payload: dict[str, Any]) -> bool:
+    """Is this the repository that holds the catalog (GANTRY_CATALOG_REPO, by any of its URLs)?"""
+    if not settings.CATALOG_REPO:
+        return False
+    repository = payload.get("repository") or {}
+    urls = [repository.get(key) for key in ("clone_url", "ssh_url", "git_url", "html_url", "url")]
+    return _same_repo(settings.CATALOG_REPO) in {_same_repo(url) for url in urls if isinstance(url, str)}
+
+
+def _same_repo(url: str) -> str:
+    return url.strip().lower().rstrip("/").removesuffix(".git")
+
+
+def _catalog_pushed(payload: dict[str, Any]) -> str:
+    """A push to the catalog's repository: who pushed (GitHub signed it) is kept for that commit's audit
+    entry, and a worker reads the catalog now (deployer/ops/catalog_follow.py)."""
+    if payload.get("ref") != f"{HEADS}{settings.CATALOG_BRANCH}":
+        return "catalog repository: not its branch"
+    sha = str(payload.get("after") or "")[:40]
+    pusher = str((payload.get("sender") or {}).get("login") or (payload.get("pusher") or {}).get("name") or "")
+    CatalogState.objects.get_or_create(pk=1)
+    CatalogState.objects.filter(pk=1).update(pushed_sha=sha, pushed_by=f"{pusher[:80]} (GitHub)" if pusher else "")
+    queue.enqueue_after_commit(queue.SYNC_CATALOG)
+    return f"catalog push by {pusher or 'someone'}: {sha[:12]}"
 
 
 def _push(service: Service, payload: dict[str, Any]) -> str:

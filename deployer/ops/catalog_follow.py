@@ -1,0 +1,90 @@
+"""The catalog in git: workers follow GANTRY_CATALOG_REPO's branch (a push webhook from GitHub, and a poll
+every GANTRY_CATALOG_SYNC_SECONDS) and apply its newest commit only when the whole catalog in it is valid.
+
+An invalid commit changes nothing: the last good catalog stays live, and the commit's problems (file:line,
+did-you-mean, as load_catalog says them) are kept for the catalog page and written to the audit log. Every
+applied commit is an audit entry with its sha, who pushed it (GitHub's signed webhook says; a poll knows
+only the commit) and what changed. Hosts it adds or removes follow the host lifecycle as a load does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployer.catalog.load import CATALOG_MAX_BYTES, ApplyReport, CatalogError, catalog_apply, catalog_parse
+from deployer.choices import AuditAction
+from deployer.environments.audit import audit_record
+from deployer.integrations import git
+from deployer.models import CatalogState
+
+MIRROR = "gantry-catalog.catalog"  # its mirror's name: a service's name cannot have a dot
+DIFF_SHOWN = 50  # lines of the diff kept in one audit entry
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What one look at the catalog's repository found."""
+
+    sha: str
+    outcome: str  # "off", "unchanged", "applied", "refused", "unreadable"
+    said: str = ""
+
+
+def catalog_follow() -> Followed:
+    """Look at the catalog's branch once; apply its newest commit if it is new and valid."""
+    if not settings.CATALOG_REPO:
+        return Followed("", "off")
+    state = CatalogState.get()
+    now = timezone.now()
+    try:
+        git.mirror_update(MIRROR, settings.CATALOG_REPO)
+        sha = git.branch_head(MIRROR, settings.CATALOG_BRANCH)
+        text = git.file_at(MIRROR, sha, settings.CATALOG_PATH, max_bytes=CATALOG_MAX_BYTES)
+    except git.GitError as exc:  # the last good catalog stays; the page says why nothing is followed
+        said = f"cannot read {settings.CATALOG_REPO} ({settings.CATALOG_BRANCH}): {exc}"
+        CatalogState.objects.filter(pk=state.pk).update(error=said, checked_at=now)
+        return Followed("", "unreadable", said)
+    if sha == state.seen_sha:
+        CatalogState.objects.filter(pk=state.pk).update(error="", checked_at=now)
+        return Followed(sha, "unchanged")
+    pusher = state.pushed_by if state.pushed_sha == sha else ""
+    if text is None:
+        return _refused(state, sha, pusher, f"{settings.CATALOG_PATH}: no such file in {sha[:12]}")
+    try:
+        spec = catalog_parse(text, filename=settings.CATALOG_PATH)
+    except CatalogError as exc:
+        return _refused(state, sha, pusher, str(exc))
+    with transaction.atomic():
+        report = catalog_apply(spec)
+        CatalogState.objects.filter(pk=state.pk).update(
+            applied_sha=sha, applied_at=now, seen_sha=sha, checked_at=now, problems="", error=""
+        )
+        audit_record(AuditAction.CATALOG_APPLIED, actor=None, actor_name=pusher, detail=_applied(sha, report))
+    return Followed(sha, "applied", _diff(report))
+
+
+def _refused(state: CatalogState, sha: str, pusher: str, problems: str) -> Followed:
+    now = timezone.now()
+    with transaction.atomic():
+        CatalogState.objects.filter(pk=state.pk).update(seen_sha=sha, checked_at=now, problems=problems, error="")
+        kept = f"; the catalog of {state.applied_sha[:12]} stays live" if state.applied_sha else ""
+        detail = f"commit {sha[:12]} of {settings.CATALOG_PATH} is invalid, nothing changed{kept}:\n{problems}"
+        audit_record(AuditAction.CATALOG_REFUSED, actor=None, actor_name=pusher, detail=detail[:4000])
+    return Followed(sha, "refused", problems)
+
+
+def _applied(sha: str, report: ApplyReport) -> str:
+    return f"commit {sha[:12]} of {settings.CATALOG_PATH}:\n{_diff(report)}"[:4000]
+
+
+def _diff(report: ApplyReport) -> str:
+    lines = [f"+ {item}" for item in report.created] + [f"~ {item}" for item in report.updated]
+    lines += [f"- {item}" for item in report.removed]
+    lines += [f"! not in the file, kept: {item}" for item in report.not_in_file]
+    if len(lines) > DIFF_SHOWN:
+        lines = [*lines[:DIFF_SHOWN], f"... and {len(lines) - DIFF_SHOWN} more"]
+    return "\n".join(lines) or "no change"
