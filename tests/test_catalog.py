@@ -214,3 +214,57 @@ def test_diff_lists_what_a_load_would_change_and_writes_nothing(
     assert "nothing was written" in said
     assert Environment.objects.get(name="test").releases_to_keep == 3
     assert Host.objects.filter(address="test1.internal").exists()
+
+
+DEFAULTS = """
+defaults:
+  restart_command: sh bin/restart 8080
+  releases_to_keep: 3
+  build_command: make
+teams:
+  web:
+    defaults:
+      releases_to_keep: 4
+services:
+  app:
+    team: web
+    repo: /srv/git/app.git
+    build_command: make app
+    environments:
+      test: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}
+      prod: {deploy_path: /srv/app, releases_to_keep: 7, hosts: [{address: 10.0.0.2}]}
+  other:
+    repo: /srv/git/other.git
+    environments:
+      test: {deploy_path: /srv/other, hosts: [{address: 10.0.0.3}]}
+"""
+
+
+def test_defaults_fill_what_an_environment_and_its_service_leave_out(db: None) -> None:
+    spec = catalog_parse(DEFAULTS)
+    app, other = spec.services["app"], spec.services["other"]
+    assert app.environments["test"].restart_command == "sh bin/restart 8080", "from the catalog's defaults"
+    assert app.environments["test"].releases_to_keep == 4, "the team's defaults come first"
+    assert app.environments["prod"].releases_to_keep == 7, "the environment's own value wins"
+    assert other.environments["test"].releases_to_keep == 3
+    catalog_apply(spec)
+    assert Environment.objects.get(service__name="app", name="test").build_command == "make app", "the service's"
+    assert Environment.objects.get(service__name="other").build_command == "make"
+
+
+@pytest.mark.parametrize(
+    "change,said",
+    [
+        (("releases_to_keep: 3", "releases_to_keep: 1"), "catalog.yml:4: defaults.releases_to_keep: Input should be"),
+        (("  releases_to_keep: 3", "  releses_to_keep: 3"), "did you mean 'releases_to_keep'?"),
+        (("  build_command: make\n", "  build_command: make\n  hosts: []\n"), "hosts belongs to each environment"),
+        (
+            ("      releases_to_keep: 4", "      releases_to_keep: x"),
+            "catalog.yml:9: teams.web.defaults.releases_to_keep",
+        ),
+    ],
+)
+def test_a_bad_default_is_reported_at_its_own_line(change: tuple[str, str], said: str) -> None:
+    with pytest.raises(CatalogError) as caught:
+        catalog_parse(DEFAULTS.replace(*change))
+    assert said in str(caught.value)

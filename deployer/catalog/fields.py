@@ -200,3 +200,13 @@ def check_or_none(spec: Any) -> Any:
             "is set: drop one"
         )
     return spec
+
+
+def optional_fields(model: type[BaseModel], leave_out: set[str]) -> dict[str, Any]:
+    """`model`'s fields, each optional (default None) with its checks and description: for create_model."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in leave_out:
+            annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            fields[name] = (annotation | None, Field(default=None, description=info.description))
+    return fields

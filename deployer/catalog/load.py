@@ -22,10 +22,12 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from deployer import queue
 from deployer.apitests.schema import AssertionSpec, StepSpec, SuiteSpec
+from deployer.catalog.defaults import defaults_applied, has_defaults
 from deployer.catalog.problems import Loc, Problem, cross_problems, effective, environment_is_production, where
 from deployer.catalog.schema import (
     AccessSpec,
     CatalogSpec,
+    DefaultsSpec,
     EnvironmentSpec,
     HostSpec,
     RoleSpec,
@@ -98,8 +100,11 @@ def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
         raise CatalogError(filename, [Problem(line, "", message)]) from exc
     if not isinstance(data, CommentedMap):
         raise CatalogError(filename, [Problem(1, "", "the file must be a mapping with teams: and services:")])
+    raw = plain(data)
     try:
-        spec = CatalogSpec.model_validate(plain(data))
+        spec = CatalogSpec.model_validate(raw)  # as written: a problem, a default's too, at its own line
+        if has_defaults(raw):
+            spec = CatalogSpec.model_validate(defaults_applied(raw))  # each environment with what it gets
     except ValidationError as exc:
         raise CatalogError(filename, [_problem(data, err) for err in exc.errors()]) from exc
     problems = list(cross_problems(data, spec))
@@ -111,7 +116,9 @@ def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
 def _problem(root: CommentedMap, err: Any) -> Problem:
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and len(loc) >= 2 and loc[-2] == "defaults" and loc[-1] in {"deploy_path", "hosts"}:
+        message = f"{loc[-1]} belongs to each environment, not to defaults (they hold what environments share)"
+    elif kind == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}; {unknown_key_hint(_spec_at(loc[:-1]), loc[-1])}"
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}; add {loc[-1]}: <{_describe(loc)}>"
@@ -156,6 +163,8 @@ _MODEL_AT: dict[tuple[str | int, ...], type[BaseModel]] = {
 
 
 def _spec_at(loc: Loc) -> type[BaseModel] | None:
+    if loc in {("defaults",), *((("teams", loc[1], "defaults"),) if len(loc) == 3 else ())}:
+        return DefaultsSpec
     return _MODEL_AT.get(loc[0::2]) if len(loc) % 2 == 0 else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
 from deployer.apitests.schema import SuiteSpec
 from deployer.catalog.fields import (
@@ -21,6 +21,7 @@ from deployer.catalog.fields import (
     Spec,
     check_or_none,
     health_check_none,
+    optional_fields,
     valid_api_target,
     valid_batch_size,
     valid_branch,
@@ -369,6 +370,12 @@ class ServiceSpec(ReleaseSpec):
     )
 
 
+# Environment keys every environment (of the catalog, or of a team's services) gets unless it, or its service for
+# a release key, sets them: so sixty services need not repeat one restart, health check or hook.
+DefaultsSpec = create_model("DefaultsSpec", __base__=Spec, **optional_fields(EnvironmentSpec, {"deploy_path", "hosts"}))
+DEFAULTS_DESCRIPTION = "environment keys every environment here gets unless it (or its service) sets them"
+
+
 class TeamSpec(Spec):
     slack_group: str | None = Field(
         default=None,
@@ -379,9 +386,11 @@ class TeamSpec(Spec):
         default=None, pattern=r"^(#[a-z0-9_-]{1,80}|[CG][A-Z0-9]{6,20})$", description="e.g. #web-deploys or C0123ABCD"
     )
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for the team's services")
+    defaults: DefaultsSpec | None = Field(default=None, description=DEFAULTS_DESCRIPTION)  # type: ignore[valid-type]
 
 
 class CatalogSpec(Spec):
     teams: dict[Name, TeamSpec | None] = Field(default_factory=dict, description="mapping of team names")
     services: dict[Name, ServiceSpec] = Field(description="mapping of service name to settings")
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, everywhere")
+    defaults: DefaultsSpec | None = Field(default=None, description=DEFAULTS_DESCRIPTION)  # type: ignore[valid-type]
