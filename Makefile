@@ -25,8 +25,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 system-deps:
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
 
-system-deps-test: test-accounts
+system-deps-test: test-accounts tests/support/oidc/node_modules/.installed
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab systemd:systemd-analyze"
+
+# The sign-in tests' OpenID Connect provider (oidc-provider, run by node), as its lock file pins it.
+tests/support/oidc/node_modules/.installed: tests/support/oidc/package-lock.json
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="nodejs:node npm:npm"
+	npm ci --prefix tests/support/oidc --no-audit --no-fund --loglevel=error
+	touch $@
 
 # The builder tests log in as an account that is not root (a build must never run as the machine's root).
 test-accounts:

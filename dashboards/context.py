@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
+from deployer.environments.team_identity import oidc_enabled
 from deployer.version import VERSION
 
 
-def gantry(request: HttpRequest) -> dict[str, str]:
-    return {"gantry_version": VERSION}
+def gantry(request: HttpRequest) -> dict[str, str | bool]:
+    return {
+        "gantry_version": VERSION,
+        "sso_name": settings.OIDC_PROVIDER_NAME if oidc_enabled() else "",
+        "passwords_off": not settings.LOCAL_PASSWORDS,
+    }

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
-from dashboards import actions, catalog_page, delivery, history, host_keys, me, ops, views
+from dashboards import actions, catalog_page, delivery, history, host_keys, me, ops, sign_in, views
 from dashboards.hooks import github, jenkins, slack
 
 urlpatterns = [
@@ -16,6 +17,8 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/authenticate/", login_not_required(sign_in.SsoStart.as_view()), name="oidc_authentication_init"),
+    path("oidc/callback/", login_not_required(sign_in.SsoCallback.as_view()), name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
     path("api/", include("dashboards.api.urls")),
     path("", views.services, name="services"),

@@ -13,15 +13,18 @@ class DeployerConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_in
         from django.db.backends.signals import connection_created
         from django.db.models import Field
 
         from deployer.environments.access import username_not_a_group
         from deployer.environments.audit import sqlite_connection_created
+        from deployer.environments.team_identity import break_glass_audit
         from deployer.ops import system_checks  # noqa: F401  (registers the checks)
 
         connection_created.connect(sqlite_connection_created, dispatch_uid="gantry-audit-erasure")
         connection_created.connect(_sqlite_private, dispatch_uid="gantry-sqlite-private")
+        user_logged_in.connect(break_glass_audit, dispatch_uid="gantry-break-glass")
 
         # Every form that sets a username (admin, createsuperuser) runs the field's validators.
         username = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD)

@@ -133,6 +133,7 @@ class AuditAction(models.TextChoices):
     TOKEN_USED = "token_used", "used an API token from a new address"
     CATALOG_APPLIED = "catalog_applied", "applied a catalog commit"
     CATALOG_REFUSED = "catalog_refused", "refused a catalog commit"
+    BREAK_GLASS = "break_glass", "signed in with a password while passwords are off"
 
 
 class TokenScope(models.TextChoices):

@@ -119,8 +119,19 @@ AUTH_PASSWORD_VALIDATORS = [
 # Sign-in brute force (django-axes): every sign-in (pages and the admin) goes through its backend.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "deployer.environments.team_identity.PasswordSignIn",  # Gantry's passwords (off: superusers only, audited)
+    "deployer.environments.team_identity.TeamIdentity",  # OpenID Connect, when GANTRY_OIDC_ISSUER is set
 ]
+# Sign in with the team's identity (OpenID Connect, endpoints discovered): deployer/environments/team_identity.py.
+OIDC_ISSUER = env.str("GANTRY_OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("GANTRY_OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("GANTRY_OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env.str("GANTRY_OIDC_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("GANTRY_OIDC_SCOPES", default="openid email profile groups")
+OIDC_GROUPS_CLAIM = env.str("GANTRY_OIDC_GROUPS_CLAIM", default="groups")
+OIDC_PROVIDER_NAME = env.str("GANTRY_OIDC_NAME", default="single sign-on")
+LOCAL_PASSWORDS = env.bool("GANTRY_LOCAL_PASSWORDS", default=True)  # off: break-glass superusers only
+SESSION_COOKIE_AGE = env.int("GANTRY_SESSION_HOURS", default=24) * 3600  # group changes count by then at the latest
 # After this many failed sign-ins, a user name is locked out, and so is an address (each on its own:
 # guessing one account from many addresses, or many accounts from one address).
 AXES_FAILURE_LIMIT = env.int("GANTRY_SIGNIN_FAILURES", default=5)
@@ -211,8 +222,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often every service's branches are synced (and builds: GANTRY_BUILD_SYNC_SECONDS, with Jenkins).
 BRANCH_SYNC_SECONDS = env.int("GANTRY_BRANCH_SYNC_SECONDS", default=60)
-# The catalog in git (empty: loaded by hand with load_catalog): the repository, its branch and the file; workers
-# follow it (a push webhook from GitHub, and a poll), and apply a commit only when the whole catalog is valid.
+# The catalog in git (empty: load_catalog by hand), followed by the workers: deployer/ops/catalog_follow.py.
 CATALOG_REPO = env.str("GANTRY_CATALOG_REPO", default="")
 CATALOG_BRANCH = env.str("GANTRY_CATALOG_BRANCH", default="main")
 CATALOG_PATH = env.str("GANTRY_CATALOG_PATH", default="catalog.yml")
@@ -358,8 +368,7 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # API tokens never expire unless whoever makes one says when (CI jobs hold them); revoke by deleting.
 REST_KNOX = {"TOKEN_TTL": None}
 KNOX_TOKEN_MODEL = "knox.AuthToken"  # knox's own (personal tokens point at it: deployer.models.PersonalToken)
-# Tokens made without a scope (manage.py api_token, the admin, before personal tokens) work until this day; every
-# answer to one says so (Deprecation and Sunset headers).
+# Tokens made without a scope (api_token, the admin) work until this day, and every answer to one says so.
 try:
     LEGACY_TOKENS_UNTIL = datetime.date.fromisoformat(env.str("GANTRY_LEGACY_TOKENS_UNTIL", default="2027-06-30"))
 except ValueError as _exc:
