@@ -20,11 +20,13 @@ from django.urls import reverse
 
 from deployer import queue
 from deployer.choices import AuditAction
-from deployer.models import AuditEntry, CatalogState, Environment, Service, WebhookDelivery
+from deployer.models import AuditEntry, CatalogState, Environment, Service, SlackMessage, WebhookDelivery
+from deployer.notify.outbox import message_send
 from deployer.ops.catalog_follow import catalog_follow
 from deployer.sources.webhooks import delivery_process
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.github import ZERO_SHA, FakeGitHub, push_event, sign
+from tests.fakes.slack import FakeSlack
 from tests.support.worker import Worker
 
 CATALOG = """
@@ -105,6 +107,23 @@ def test_an_invalid_commit_keeps_the_last_good_catalog_live_and_says_why(
     assert "catalog.yml:" in refused.detail and f"the catalog of {good[:12]} stays live" in refused.detail
     page = deployer_client.get(reverse("catalog")).content.decode()
     assert "data-catalog-refused" in page and bad[:12] in page and "did you mean" in page
+
+
+def test_a_refused_commit_is_told_on_slack(
+    db: None, catalog_repo: CatalogRepo, slack: FakeSlack, settings: Any
+) -> None:
+    settings.SLACK_DEFAULT_CHANNEL = "#deploys"
+    catalog_repo.commit(CATALOG, "The first services")
+    catalog_follow()
+    bad = catalog_repo.commit(CATALOG.replace("deploy_path", "deploy_pth"), "Oops <!channel>")
+    catalog_follow()
+
+    notice = SlackMessage.objects.get(kind=SlackMessage.Kind.NOTICE)
+    message_send(notice.pk)  # as the worker does
+
+    (posted,) = slack.top_level()
+    assert f"Catalog commit `{bad[:12]}` was not applied" in posted.text and "deploy_path" in posted.text
+    assert SlackMessage.objects.get(pk=notice.pk).state == SlackMessage.State.SENT
 
 
 def test_a_repository_that_cannot_be_read_changes_nothing_and_says_so(

@@ -18,7 +18,7 @@ from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import AuditAction, Role
 from deployer.environments import team_identity
 from deployer.environments.access import access_for
-from deployer.models import AuditEntry, Environment, Grant
+from deployer.models import AuditEntry, Environment, Grant, SlackMessage
 from tests.conftest import SMALL_CATALOG, free_port
 from tests.support.oidc_provider import Provider, oidc_provider
 
@@ -97,6 +97,7 @@ def test_people_sign_in_through_the_provider_and_their_groups_decide(
 
 def test_with_passwords_off_only_the_break_glass_admin_uses_one_and_it_is_audited(db: None, settings: Any) -> None:
     settings.LOCAL_PASSWORDS = False
+    settings.SLACK_DEFAULT_CHANNEL = "#ops"
     get_user_model().objects.create_user("dana", "dana@example.com", "dana-password-1")
     get_user_model().objects.create_superuser("root", "root@example.com", "root-password-1")
 
@@ -107,3 +108,5 @@ def test_with_passwords_off_only_the_break_glass_admin_uses_one_and_it_is_audite
     assert signed_in.status_code == 302, "the break-glass admin still can"
     entry = AuditEntry.objects.get(action=AuditAction.BREAK_GLASS)
     assert entry.actor.username == "root" and "from 127.0.0.1" in entry.detail
+    told = SlackMessage.objects.get(kind=SlackMessage.Kind.NOTICE)
+    assert told.channel == "#ops" and "root signed in to Gantry with a password" in told.text

@@ -28,6 +28,8 @@ from mozilla_django_oidc.utils import import_from_settings
 from deployer.choices import AuditAction
 from deployer.environments.audit import audit_record
 from deployer.lib.client_ip import client_ip
+from deployer.notify import outbox
+from deployer.notify.story import escape
 
 logger = logging.getLogger(__name__)
 
@@ -143,3 +145,7 @@ def break_glass_audit(sender: Any, request: Any, user: User, **kwargs: Any) -> N
         AuditAction.BREAK_GLASS, actor=user, detail=f"signed in with a password (passwords are off), from {where}"
     )
     logger.warning("break-glass sign-in: %s with a password from %s", user, where)
+    outbox.notice(
+        f":rotating_light: {escape(user.get_username())} signed in to Gantry with a password (passwords are off: "
+        f"break-glass) from {escape(where)}"
+    )

@@ -16,6 +16,7 @@ class SlackMessage(models.Model):
     class Kind(models.TextChoices):
         STORY = "story", "the deploy's message"
         REPLY = "reply", "a reply in its thread"
+        NOTICE = "notice", "a notice about no deploy (a refused catalog commit, a break-glass sign-in)"
 
     class State(models.TextChoices):
         PENDING = "pending", "waiting to be sent"
@@ -23,7 +24,9 @@ class SlackMessage(models.Model):
         FAILED = "failed", "Slack refused it"
         LOGGED = "logged", "no Slack token: logged instead"
 
-    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, related_name="slack_messages")
+    deploy = models.ForeignKey(
+        Deploy, on_delete=models.CASCADE, null=True, blank=True, related_name="slack_messages"
+    )  # none for a notice
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.STORY)
     channel = models.CharField(max_length=100)
     ts = models.CharField(max_length=30, blank=True, help_text="Slack's id of the message, once posted.")

@@ -106,6 +106,16 @@ def tests_reported(deploy: Deploy) -> None:
     queue.enqueue_after_commit(queue.SEND_SLACK, message.pk)
 
 
+def notice(text: str, channel: str = "") -> None:
+    """A message about no deploy (`text` escaped by the caller), to `channel` or Slack's default channel;
+    sent by a worker like every other (logged when Slack has no token)."""
+    to = channel or settings.SLACK_DEFAULT_CHANNEL
+    if not to:
+        return
+    message = SlackMessage.objects.create(kind=SlackMessage.Kind.NOTICE, channel=to, text=text[:3000], blocks=[])
+    queue.enqueue_after_commit(queue.SEND_SLACK, message.pk)
+
+
 def message_send(message_id: int) -> None:
     """Bring Slack up to date with the message's newest version. SendLater when it must wait."""
     if not SlackMessage.objects.filter(pk=message_id).exists():
@@ -131,8 +141,9 @@ def _claim(message_id: int) -> bool:
 def _send_version(message: SlackMessage) -> None:
     version = message.version
     thread_ts = ""
-    if message.kind == SlackMessage.Kind.REPLY:
-        parent = SlackMessage.objects.filter(deploy=message.deploy_id, kind=SlackMessage.Kind.STORY).first()
+    deploy = message.deploy
+    if message.kind == SlackMessage.Kind.REPLY and deploy is not None:
+        parent = SlackMessage.objects.filter(deploy=deploy, kind=SlackMessage.Kind.STORY).first()
         if parent is None or parent.state == SlackMessage.State.FAILED:
             SlackMessage.objects.filter(pk=message.pk).update(
                 state=SlackMessage.State.FAILED,
@@ -142,9 +153,9 @@ def _send_version(message: SlackMessage) -> None:
         if not parent.ts and slack.enabled():
             raise SendLater(2, "waiting for the deploy's message to be posted")
         thread_ts, message.channel = parent.ts, parent.channel
-        message.text, message.blocks = story.tests_reply(message.deploy, _mentions(message.deploy))
-    else:
-        message.text, message.blocks = story.story(message.deploy)
+        message.text, message.blocks = story.tests_reply(deploy, _mentions(deploy))
+    elif deploy is not None:
+        message.text, message.blocks = story.story(deploy)  # (a notice's text is as it was made)
     SlackMessage.objects.filter(pk=message.pk).update(text=message.text, blocks=message.blocks)
     if not slack.enabled():
         logger.info("Slack (no token; not sent) to %s: %s", message.channel, message.text)

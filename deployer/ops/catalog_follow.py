@@ -20,6 +20,8 @@ from deployer.choices import AuditAction
 from deployer.environments.audit import audit_record
 from deployer.integrations import git
 from deployer.models import CatalogState
+from deployer.notify import outbox
+from deployer.notify.story import escape
 
 MIRROR = "gantry-catalog.catalog"  # its mirror's name: a service's name cannot have a dot
 DIFF_SHOWN = 50  # lines of the diff kept in one audit entry
@@ -74,6 +76,13 @@ def _refused(state: CatalogState, sha: str, pusher: str, problems: str) -> Follo
         kept = f"; the catalog of {state.applied_sha[:12]} stays live" if state.applied_sha else ""
         detail = f"commit {sha[:12]} of {settings.CATALOG_PATH} is invalid, nothing changed{kept}:\n{problems}"
         audit_record(AuditAction.CATALOG_REFUSED, actor=None, actor_name=pusher, detail=detail[:4000])
+        first = problems.splitlines()[0] if problems else ""
+        count = len(problems.splitlines())
+        outbox.notice(
+            f":no_entry: Catalog commit `{sha[:12]}`{f' pushed by {escape(pusher)}' if pusher else ''} was not "
+            f"applied ({count} problem{'s' * (count != 1)}; the catalog of `{state.applied_sha[:12] or '-'}` stays "
+            f"live): {escape(first[:300])} — <{settings.GANTRY_BASE_URL}/catalog/|the catalog page> lists them"
+        )
     return Followed(sha, "refused", problems)
 
 
