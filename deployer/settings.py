@@ -130,6 +130,8 @@ OIDC_RP_SIGN_ALGO = env.str("GANTRY_OIDC_SIGN_ALGO", default="RS256")
 OIDC_RP_SCOPES = env.str("GANTRY_OIDC_SCOPES", default="openid email profile groups")
 OIDC_GROUPS_CLAIM = env.str("GANTRY_OIDC_GROUPS_CLAIM", default="groups")
 OIDC_PROVIDER_NAME = env.str("GANTRY_OIDC_NAME", default="single sign-on")
+OIDC_ALLOWED_DOMAINS = [domain.lower() for domain in env.list("GANTRY_OIDC_ALLOWED_DOMAINS", default=[])]
+OIDC_REQUIRED_GROUP = env.str("GANTRY_OIDC_REQUIRED_GROUP", default="")  # (one of the two says who may come in)
 LOCAL_PASSWORDS = env.bool("GANTRY_LOCAL_PASSWORDS", default=True)  # off: break-glass superusers only
 SESSION_COOKIE_AGE = env.int("GANTRY_SESSION_HOURS", default=24) * 3600  # group changes count by then at the latest
 # After this many failed sign-ins, a user name is locked out, and so is an address (each on its own:
@@ -244,12 +246,10 @@ SERVICE_BRANCHES_SHOWN = env.int("GANTRY_SERVICE_BRANCHES_SHOWN", default=50)
 # file GANTRY_SSH_KEY. Every machine that deploys needs the same one; it is never stored in the database.
 GANTRY_SSH_PRIVATE_KEY = env.str("GANTRY_SSH_PRIVATE_KEY", default="")
 GANTRY_SSH_KEY = Path(env.str("GANTRY_SSH_KEY", default=str(VAR_DIR / "ssh" / "id_ed25519")))
-# Trusted host keys live in the database (every worker reads them). A known_hosts file here from before is
-# imported once by the migration that made the trust store (manage.py trust_host --import for others).
+# Host keys are trusted in the database; a known_hosts file here from before is imported once by a migration.
 GANTRY_KNOWN_HOSTS = Path(env.str("GANTRY_KNOWN_HOSTS", default=str(VAR_DIR / "ssh" / "known_hosts")))
 SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
-# SSH connections one worker process holds open at once; a rollout to more hosts than this closes each host's
-# connection after each step (and opens it again for the next) instead of holding them all.
+# SSH connections a worker process holds open at once (a bigger rollout closes each host's between steps).
 SSH_MAX_CONNECTIONS = env.int("GANTRY_SSH_MAX_CONNECTIONS", default=100)
 # A service's artifacts kept on its builder (build: builder), newest first; older ones are removed after a deploy.
 BUILDER_ARTIFACTS_KEPT = env.int("GANTRY_BUILDER_ARTIFACTS_KEPT", default=10)

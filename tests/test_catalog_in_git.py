@@ -22,7 +22,7 @@ from deployer import queue
 from deployer.choices import AuditAction
 from deployer.models import AuditEntry, CatalogState, Environment, Service, SlackMessage, WebhookDelivery
 from deployer.notify.outbox import message_send
-from deployer.ops.catalog_follow import catalog_follow
+from deployer.ops.catalog_follow import _older, catalog_follow
 from deployer.sources.webhooks import delivery_process
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.github import ZERO_SHA, FakeGitHub, push_event, sign
@@ -192,3 +192,29 @@ def test_a_worker_follows_the_catalog_repository(transactional_db: None, tmp_pat
         worker.stop()
     assert Service.objects.filter(name="app").exists(), worker.log()
     assert AuditEntry.objects.filter(action=AuditAction.CATALOG_APPLIED).exists()
+
+
+def test_a_poll_names_no_pusher_and_an_older_commit_never_comes_back(db: None, catalog_repo: CatalogRepo) -> None:
+    older = catalog_repo.commit(CATALOG, "The first services")
+    newer = catalog_repo.commit(CATALOG.replace("releases_to_keep: 5", "releases_to_keep: 4"), "Keep fewer")
+
+    assert catalog_follow().sha == newer
+    entry = AuditEntry.objects.get(action=AuditAction.CATALOG_APPLIED)
+    assert entry.actor_name == "(pusher unknown: seen by the poll)", "never Gantry itself"
+    assert _older(older, newer) and not _older(newer, older), "a slower follower's older look is not applied"
+
+
+def test_a_push_to_a_repository_that_is_a_service_and_the_catalog_serves_both(
+    db: None, github: FakeGitHub, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    github.add_repo("acme/app", branches=2)
+    Service.objects.create(name="app", github_repo="acme/app", repo_url="https://example.invalid/acme/app.git")
+    push = push_event(github, "acme/app", "main", ZERO_SHA)
+    settings.CATALOG_REPO = push["repository"]["clone_url"]
+    delivery = WebhookDelivery.objects.create(source="github", delivery_id="d-1", event="push", payload=push)
+
+    with django_capture_on_commit_callbacks():
+        delivery_process(delivery_id=delivery.pk)
+
+    outcome = WebhookDelivery.objects.get().outcome
+    assert outcome.startswith("catalog push by ada") and "main" in outcome.split(";", 1)[1], outcome

@@ -1,18 +1,23 @@
 """Signing in with the team's identity: OpenID Connect, with any provider (Okta, Google, Entra ID, Keycloak,
 Dex, GitLab), through mozilla-django-oidc — a small, well-kept relying party that does the code flow with
-PKCE, checks the ID token's signature against the provider's keys, and leaves the user mapping to us. (Its
-one gap, discovery, is filled here: the provider's endpoints come from its issuer's
-/.well-known/openid-configuration, read when first needed, never at start-up.)
+PKCE and checks the ID token's signature against the provider's keys, and leaves the people to us. What it
+leaves out is done here: discovery (the endpoints come from the issuer's /.well-known/openid-configuration,
+read when first needed, never at start-up), the ID token's issuer, audience and expiry, and who may come in.
 
-The provider's groups (the GANTRY_OIDC_GROUPS_CLAIM claim) become the person's Django groups at every
-sign-in, so the catalog's `@group` grants follow them: a person removed from a group loses the grant at
-their next sign-in, and at the latest when their session ends (GANTRY_SESSION_HOURS).
+A person is their provider identity (issuer and `sub`, kept in ExternalIdentity): never matched by e-mail or
+name, which can be reused or chosen. Who may sign in at all is the team's: an e-mail domain
+(GANTRY_OIDC_ALLOWED_DOMAINS) and/or a group (GANTRY_OIDC_REQUIRED_GROUP); with neither, nobody may (a
+system check says so). New accounts are named by their verified e-mail address. The provider's groups
+(GANTRY_OIDC_GROUPS_CLAIM) become the person's Django groups at every sign-in, so the catalog's `@group`
+grants follow them: a person removed from a group loses the grant at their next sign-in, and at the latest
+when their session ends (GANTRY_SESSION_HOURS). A deactivated account signs in no more, and its sessions end.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any
 
 import requests
@@ -28,12 +33,15 @@ from mozilla_django_oidc.utils import import_from_settings
 from deployer.choices import AuditAction
 from deployer.environments.audit import audit_record
 from deployer.lib.client_ip import client_ip
+from deployer.models import ExternalIdentity
 from deployer.notify import outbox
 from deployer.notify.story import escape
 
 logger = logging.getLogger(__name__)
 
 DISCOVERY_TIMEOUT = 10
+DISCOVERY_RETRY_SECONDS = 30  # after a failed discovery, sign-ins fail at once this long (no worker waits)
+CLOCK_SKEW_SECONDS = 60
 # mozilla-django-oidc's endpoint settings, and where the provider's discovery document names them.
 _ENDPOINTS = {
     "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
@@ -41,28 +49,44 @@ _ENDPOINTS = {
     "OIDC_OP_USER_ENDPOINT": "userinfo_endpoint",
     "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
 }
+# Gantry's choices, not the operator's: the code flow always with PKCE; where a failed sign-in lands.
+_FIXED = {"OIDC_USE_PKCE": True, "OIDC_TIMEOUT": 10, "LOGIN_REDIRECT_URL_FAILURE": "/accounts/login/?sso=failed"}
+_failed_at: dict[str, float] = {}
 
 
 def oidc_enabled() -> bool:
     return bool(settings.OIDC_ISSUER and settings.OIDC_RP_CLIENT_ID)
 
 
-@functools.cache
+def discovery_forget() -> None:
+    _discovered.cache_clear()
+    _failed_at.clear()
+
+
+def _discovery(issuer: str) -> dict[str, Any]:
+    if time.monotonic() - _failed_at.get(issuer, -DISCOVERY_RETRY_SECONDS) < DISCOVERY_RETRY_SECONDS:
+        raise SuspiciousOperation(f"the identity provider {issuer} did not answer a moment ago; try again shortly")
+    try:
+        return _discovered(issuer)
+    except SuspiciousOperation:
+        _failed_at[issuer] = time.monotonic()
+        raise
+
+
+@functools.cache  # (a failure raises, so only a good document is kept)
 def _discovered(issuer: str) -> dict[str, Any]:
-    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+    url = f"{issuer}/.well-known/openid-configuration"
     try:
         answer = requests.get(url, timeout=DISCOVERY_TIMEOUT)
         answer.raise_for_status()
         document: dict[str, Any] = answer.json()
     except (requests.RequestException, ValueError) as exc:
         raise SuspiciousOperation(f"cannot read the identity provider's {url}: {exc}") from exc
-    if document.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
-        raise SuspiciousOperation(f"{url} names issuer {document.get('issuer')!r}, not {issuer!r}")
+    if not isinstance(document, dict) or str(document.get("issuer", "")).rstrip("/") != issuer:
+        raise SuspiciousOperation(f"{url} does not name issuer {issuer!r}")
+    if missing := [key for key in _ENDPOINTS.values() if not isinstance(document.get(key), str)]:
+        raise SuspiciousOperation(f"{url} names no {', '.join(missing)}")
     return document
-
-
-# Gantry's choices, not the operator's: the code flow always with PKCE; where a failed sign-in lands.
-_FIXED = {"OIDC_USE_PKCE": True, "OIDC_TIMEOUT": 10, "LOGIN_REDIRECT_URL_FAILURE": "/accounts/login/?sso=failed"}
 
 
 def oidc_setting(attr: str, *default: Any) -> Any:
@@ -70,13 +94,13 @@ def oidc_setting(attr: str, *default: Any) -> Any:
     if attr in _FIXED:
         return _FIXED[attr]
     if attr in _ENDPOINTS and not getattr(settings, attr, ""):
-        return _discovered(settings.OIDC_ISSUER)[_ENDPOINTS[attr]]
+        return _discovery(settings.OIDC_ISSUER)[_ENDPOINTS[attr]]
     return import_from_settings(attr, *default)
 
 
 class TeamIdentity(OIDCAuthenticationBackend):
-    """People signing in through the provider: found by their verified e-mail, made on first sign-in, their
-    groups replaced by the provider's at every sign-in."""
+    """People signing in through the provider: matched by their provider identity, made on first sign-in,
+    their groups replaced by the provider's at every sign-in."""
 
     get_settings = staticmethod(oidc_setting)
 
@@ -90,37 +114,95 @@ class TeamIdentity(OIDCAuthenticationBackend):
             return oidc_setting(name, None)
         raise AttributeError(name)
 
+    def authenticate(self, request: Any, **kwargs: Any) -> Any:
+        # Only the callback (its state's nonce and PKCE verifier) signs in through here: a password form
+        # with ?code=...&state=... in its URL must not reach the provider.
+        if "nonce" not in kwargs or "code_verifier" not in kwargs or not oidc_enabled():
+            return None
+        return super().authenticate(request, **kwargs)
+
+    def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
+        """The signature (the base class), then what it does not check: issuer, audience, expiry."""
+        payload: dict[str, Any] = super().verify_token(token, **kwargs)
+        now = time.time()
+        audience = payload.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if str(payload.get("iss", "")).rstrip("/") != settings.OIDC_ISSUER:
+            raise SuspiciousOperation(f"the token's issuer is {payload.get('iss')!r}, not {settings.OIDC_ISSUER!r}")
+        if settings.OIDC_RP_CLIENT_ID not in audiences:
+            raise SuspiciousOperation("the token is not meant for Gantry (its audience)")
+        if len(audiences) > 1 and payload.get("azp") != settings.OIDC_RP_CLIENT_ID:
+            raise SuspiciousOperation("the token was issued to another party (azp)")
+        expiry = payload.get("exp")
+        if "nonce" in kwargs and (not isinstance(expiry, int | float) or expiry < now - CLOCK_SKEW_SECONDS):
+            raise SuspiciousOperation("the ID token has expired")
+        return payload
+
+    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ID token's claims with the userinfo endpoint's on top (some providers put groups in one only),
+        about the same subject."""
+        userinfo: dict[str, Any] = super().get_userinfo(access_token, id_token, payload)
+        if userinfo.get("sub") != payload.get("sub"):
+            raise SuspiciousOperation("userinfo is about another subject than the ID token")
+        return {**payload, **userinfo}
+
     def verify_claims(self, claims: dict[str, Any]) -> bool:
-        if not claims.get("email") or claims.get("email_verified") is False:
-            logger.warning("sign-in refused: the provider gave no verified e-mail for %s", claims.get("sub"))
-            return False
-        return True
+        refusal = sign_in_refusal(claims)
+        if refusal:
+            logger.warning("sign-in of %s refused: %s", claims.get("sub"), refusal)
+        return not refusal
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
-        # Never a superuser: the break-glass account signs in with its password, not as whoever the
-        # provider vouches for with its e-mail.
-        return self.UserModel.objects.filter(email__iexact=claims["email"], is_active=True, is_superuser=False)
+        """Only the account of this provider identity (deactivated ones too: they are refused, not remade)."""
+        return self.UserModel.objects.filter(
+            external_identities__issuer=settings.OIDC_ISSUER, external_identities__subject=claims["sub"]
+        )
 
     def create_user(self, claims: dict[str, Any]) -> User:
         with transaction.atomic():
-            user = self.UserModel.objects.create_user(_free_username(claims), email=claims["email"])
+            user = self.UserModel.objects.create_user(_free_username(claims["email"]), email=claims["email"])
             user.set_unusable_password()  # signs in through the provider only
             user.save(update_fields=["password"])
+            ExternalIdentity.objects.create(user=user, issuer=settings.OIDC_ISSUER, subject=str(claims["sub"]))
             return self.update_user(user, claims)
 
     def update_user(self, user: User, claims: dict[str, Any]) -> User:
+        if not user.is_active:
+            raise SuspiciousOperation(f"{user} is deactivated in Gantry")
         names = claims.get(settings.OIDC_GROUPS_CLAIM) or []
-        if not isinstance(names, list):
-            names = [names]
+        names = names if isinstance(names, list) else [names]
         groups = [Group.objects.get_or_create(name=str(name)[:150])[0] for name in names if str(name).strip()]
         user.groups.set(groups)  # the provider says who is in which group: grants follow at once
         logger.info("%s signed in through the identity provider; groups: %s", user, ", ".join(map(str, groups)))
         return user
 
+    def get_user(self, user_id: Any) -> User | None:
+        """A session's user, while the account is active (deactivating someone ends their sessions)."""
+        user: User | None = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
 
-def _free_username(claims: dict[str, Any]) -> str:
-    """The provider's preferred_username (else the e-mail's local part), unique among Gantry's users."""
-    wanted = str(claims.get("preferred_username") or claims["email"].split("@")[0]).strip().lstrip("@")[:140]
+
+def sign_in_refusal(claims: dict[str, Any]) -> str:
+    """Why the provider's word is not enough for this person ("" when it is): a subject and a verified
+    e-mail, in an allowed domain and/or the required group."""
+    email = str(claims.get("email") or "")
+    if not claims.get("sub") or "@" not in email or claims.get("email_verified") is not True:
+        return "no subject, or no verified e-mail (the provider must send email_verified: true)"
+    domains = settings.OIDC_ALLOWED_DOMAINS
+    if domains and email.rsplit("@", 1)[1].lower() not in domains:
+        return f"{email}: its domain is not one of GANTRY_OIDC_ALLOWED_DOMAINS"
+    groups = claims.get(settings.OIDC_GROUPS_CLAIM) or []
+    groups = groups if isinstance(groups, list) else [groups]
+    if settings.OIDC_REQUIRED_GROUP and settings.OIDC_REQUIRED_GROUP not in groups:
+        return f"{email} is not in the group {settings.OIDC_REQUIRED_GROUP} (GANTRY_OIDC_REQUIRED_GROUP)"
+    if not domains and not settings.OIDC_REQUIRED_GROUP:
+        return "nobody may sign in until GANTRY_OIDC_ALLOWED_DOMAINS or GANTRY_OIDC_REQUIRED_GROUP says who"
+    return ""
+
+
+def _free_username(email: str) -> str:
+    """The e-mail address (never a bare name a grant might mean for someone else), unique among users."""
+    wanted = email.strip().lower()[:140]
     taken = set(get_user_model().objects.filter(username__startswith=wanted).values_list("username", flat=True))
     return next(name for name in [wanted, *(f"{wanted}-{n}" for n in range(2, 1000))] if name not in taken)
 
@@ -128,7 +210,7 @@ def _free_username(claims: dict[str, Any]) -> str:
 class PasswordSignIn(ModelBackend):
     """Gantry's own passwords. With GANTRY_LOCAL_PASSWORDS off (the team signs in through its provider),
     only a superuser may use one: the break-glass account, for when the provider is down; each such sign-in
-    is audited (deployer/apps.py connects `break_glass_audit`)."""
+    is audited and told on Slack (deployer/apps.py connects `break_glass_audit`)."""
 
     def user_can_authenticate(self, user: Any) -> bool:
         allowed: bool = super().user_can_authenticate(user)

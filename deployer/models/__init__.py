@@ -4,7 +4,7 @@ catalog.py   Team, Service, Environment, Host, CatalogState
 sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
              ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
-access.py    Grant, SystemIdentity, PersonalToken
+access.py    Grant, SystemIdentity, PersonalToken, ExternalIdentity
 audit.py     AuditEntry
 notify.py    SlackMessage, SlackAttempt, SlackIdentity
 apitests.py  ApiTestRun, ApiTestStep
@@ -13,7 +13,7 @@ trust.py     TrustedHostKey, OfferedHostKey
 
 from __future__ import annotations
 
-from deployer.models.access import Grant, PersonalToken, SystemIdentity
+from deployer.models.access import ExternalIdentity, Grant, PersonalToken, SystemIdentity
 from deployer.models.apitests import ApiTestRun, ApiTestStep
 from deployer.models.audit import AuditEntry, AuditQuerySet
 from deployer.models.catalog import CatalogState, Environment, Host, Service, Team
@@ -55,6 +55,7 @@ __all__ = [
     "DeployLog",
     "DeployQuerySet",
     "Environment",
+    "ExternalIdentity",
     "Grant",
     "Host",
     "IntegrationStatus",

@@ -53,3 +53,19 @@ class PersonalToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope})"
+
+
+class ExternalIdentity(models.Model):
+    """Who a person is at the team's identity provider: its issuer and their subject (`sub`), the one key a
+    sign-in is matched on (an e-mail can be reused or unverified; a name can be chosen by anyone)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_account_per_identity")]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"

@@ -9,6 +9,7 @@ only the commit) and what changed. Hosts it adds or removes follow the host life
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,7 +24,9 @@ from deployer.models import CatalogState
 from deployer.notify import outbox
 from deployer.notify.story import escape
 
-MIRROR = "gantry-catalog.catalog"  # its mirror's name: a service's name cannot have a dot
+PUSHER_UNKNOWN = "(pusher unknown: seen by the poll)"
+MIRROR = "gantry-catalog.catalog"
+logger = logging.getLogger(__name__)  # its mirror's name: a service's name cannot have a dot
 DIFF_SHOWN = 50  # lines of the diff kept in one audit entry
 
 
@@ -53,15 +56,26 @@ def catalog_follow() -> Followed:
     if sha == state.seen_sha:
         CatalogState.objects.filter(pk=state.pk).update(error="", checked_at=now)
         return Followed(sha, "unchanged")
-    pusher = state.pushed_by if state.pushed_sha == sha else ""
-    if text is None:
-        return _refused(state, sha, pusher, f"{settings.CATALOG_PATH}: no such file in {sha[:12]}")
     try:
-        spec = catalog_parse(text, filename=settings.CATALOG_PATH)
+        spec, problems = catalog_parse(text, filename=settings.CATALOG_PATH) if text is not None else None, ""
     except CatalogError as exc:
-        return _refused(state, sha, pusher, str(exc))
+        spec, problems = None, str(exc)
+    if spec is None and not problems:
+        problems = f"{settings.CATALOG_PATH}: no such file in {sha[:12]}"
+    # One follower at a time decides (beat's poll and a webhook's may run together), and never goes back to an
+    # older commit than one already seen.
     with transaction.atomic():
-        report = catalog_apply(spec)
+        state = CatalogState.objects.select_for_update().get(pk=state.pk)
+        if sha == state.seen_sha or _older(sha, state.seen_sha):
+            return Followed(sha, "unchanged")
+        pusher = state.pushed_by if state.pushed_sha == sha else PUSHER_UNKNOWN
+        if spec is None:
+            return _refused(state, sha, pusher, problems)
+        try:
+            report = catalog_apply(spec)  # (its own savepoint: a failure leaves nothing applied)
+        except Exception as exc:
+            logger.exception("applying catalog commit %s failed", sha[:12])
+            return _refused(state, sha, pusher, f"internal error in Gantry while applying it ({exc!r}); see the log")
         CatalogState.objects.filter(pk=state.pk).update(
             applied_sha=sha, applied_at=now, seen_sha=sha, checked_at=now, problems="", error=""
         )
@@ -69,17 +83,28 @@ def catalog_follow() -> Followed:
     return Followed(sha, "applied", _diff(report))
 
 
+def _older(sha: str, seen: str) -> bool:
+    """Is `sha` an ancestor of the commit already seen (a slower follower's older look)?"""
+    if not seen:
+        return False
+    try:
+        return git.is_ancestor(MIRROR, settings.CATALOG_REPO, sha, seen)
+    except git.GitError:
+        return False
+
+
 def _refused(state: CatalogState, sha: str, pusher: str, problems: str) -> Followed:
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic():  # (inside the follower's transaction: one savepoint)
         CatalogState.objects.filter(pk=state.pk).update(seen_sha=sha, checked_at=now, problems=problems, error="")
         kept = f"; the catalog of {state.applied_sha[:12]} stays live" if state.applied_sha else ""
         detail = f"commit {sha[:12]} of {settings.CATALOG_PATH} is invalid, nothing changed{kept}:\n{problems}"
         audit_record(AuditAction.CATALOG_REFUSED, actor=None, actor_name=pusher, detail=detail[:4000])
         first = problems.splitlines()[0] if problems else ""
         count = len(problems.splitlines())
+        by = f" pushed by {escape(pusher)}" if pusher != PUSHER_UNKNOWN else ""
         outbox.notice(
-            f":no_entry: Catalog commit `{sha[:12]}`{f' pushed by {escape(pusher)}' if pusher else ''} was not "
+            f":no_entry: Catalog commit `{sha[:12]}`{by} was not "
             f"applied ({count} problem{'s' * (count != 1)}; the catalog of `{state.applied_sha[:12] or '-'}` stays "
             f"live): {escape(first[:300])} — <{settings.GANTRY_BASE_URL}/catalog/|the catalog page> lists them"
         )

@@ -58,3 +58,17 @@ def access_configured(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         ]
     return []
+
+
+@register()
+def sign_in_gated(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Single sign-on without a gate would let anyone with an account at the provider in (Google, GitLab)."""
+    if settings.OIDC_ISSUER and not (settings.OIDC_ALLOWED_DOMAINS or settings.OIDC_REQUIRED_GROUP):
+        return [
+            Error(
+                "GANTRY_OIDC_ISSUER is set but nothing says who may sign in: nobody can until one of them is set",
+                hint="set GANTRY_OIDC_ALLOWED_DOMAINS (e.g. example.com) and/or GANTRY_OIDC_REQUIRED_GROUP",
+                id="gantry.E020",
+            )
+        ]
+    return []

@@ -64,11 +64,10 @@ def delivery_process(*, delivery_id: int) -> None:
 
 def _github_apply(delivery: WebhookDelivery) -> str:
     payload = delivery.payload
-    if delivery.event == "push" and is_catalog_repository(payload):
-        return _catalog_pushed(payload)
+    catalog = _catalog_pushed(payload) if delivery.event == "push" and is_catalog_repository(payload) else ""
     service = github_service(payload)
     if service is None:
-        return "no service uses this repository"
+        return catalog or "no service uses this repository"
     if delivery.event == "push":
         outcome = _push(service, payload)
     elif payload.get("ref_type") != "branch":
@@ -80,7 +79,7 @@ def _github_apply(delivery: WebhookDelivery) -> str:
         branches.branch_deleted(service=service, name=payload["ref"])
         outcome = f"branch {payload['ref']} deleted"
     queue.enqueue_after_commit(queue.DELIVER, service.pk)
-    return outcome
+    return f"{catalog}; {outcome}" if catalog else outcome
 
 
 def is_catalog_repository(payload: dict[str, Any]) -> bool:
