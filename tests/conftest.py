@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
 from fabric import Connection
+from playwright.sync_api import Browser, sync_playwright
 
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus, Role
@@ -468,3 +469,32 @@ def builder(ssh_hosts: list[SshdHost]) -> Iterator[Builder]:
             defaults={"key": key.base64, "fingerprint": key.fingerprint, "trusted_by_name": "tests"},
         )
         yield started
+
+
+# --- a real browser -------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless Chromium on a machine without outside network: no background traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session: Playwright's sync API runs one event loop in this thread, so
+    every browser test shares it."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make test does this as root)")
+    # The test's own database reads are still synchronous: tell Django that is intended.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

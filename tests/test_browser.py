@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from deployer.models import Deploy
 from tests.conftest import MakeEnvironment, deploy_story
@@ -20,30 +20,6 @@ from tests.support.worker import BASE_DIR, Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 SCREENSHOTS = Path(os.environ.get("GANTRY_SCREENSHOTS", BASE_DIR / "docs"))
-CHROMIUM = "/usr/bin/chromium"
-# Headless Chromium on a machine without outside network: no background traffic.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make test does this as root)")
-    # Playwright's sync API runs an event loop in this thread; the test's own
-    # database reads are still synchronous, so tell Django that is intended.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

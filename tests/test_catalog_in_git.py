@@ -19,6 +19,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployer import queue
+from deployer.celery import app
 from deployer.choices import AuditAction
 from deployer.models import AuditEntry, CatalogState, Environment, Service, SlackMessage, WebhookDelivery
 from deployer.notify.outbox import message_send
@@ -181,10 +182,12 @@ def test_the_admin_does_not_edit_what_the_catalog_in_git_makes(db: None, catalog
 def test_a_worker_follows_the_catalog_repository(transactional_db: None, tmp_path: Path) -> None:
     repo = CatalogRepo(tmp_path / "catalog")
     repo.commit(CATALOG, "The first services")
-    worker = Worker(env={"GANTRY_CATALOG_REPO": str(repo.path), "GANTRY_CATALOG_BRANCH": "main"})
+    # A queue of its own: the session's shared worker (without this catalog setting) must not take the task.
+    own = f"catalog-{uuid.uuid4().hex[:6]}"
+    worker = Worker(queues=own, env={"GANTRY_CATALOG_REPO": str(repo.path), "GANTRY_CATALOG_BRANCH": "main"})
     worker.start()
     try:
-        queue.enqueue(queue.SYNC_CATALOG)  # what beat's poll and the webhook send
+        app.send_task(queue.SYNC_CATALOG, queue=own)  # the task beat's poll and the webhook send
         deadline = time.monotonic() + 30
         while not Service.objects.exists() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -4,7 +4,6 @@ their group grants; a group change at the provider changes the grant at the next
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import AuditAction, Role
@@ -23,17 +22,6 @@ from tests.conftest import SMALL_CATALOG, free_port
 from tests.support.oidc_provider import Provider, oidc_provider
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the test's own database reads stay synchronous
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
