@@ -60,8 +60,13 @@ class CatalogRepo:
         return done.stdout.strip()
 
     def commit(self, text: str, message: str) -> str:
-        (self.path / "catalog.yml").write_text(text)
-        self.git("add", "catalog.yml")
+        return self.commit_files({"catalog.yml": text}, message)
+
+    def commit_files(self, files: dict[str, str], message: str) -> str:
+        for name, text in files.items():
+            (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.path / name).write_text(text)
+            self.git("add", name)
         self.git("commit", "--quiet", "-m", message)
         return self.git("rev-parse", "HEAD")
 
@@ -108,6 +113,30 @@ def test_an_invalid_commit_keeps_the_last_good_catalog_live_and_says_why(
     assert "catalog.yml:" in refused.detail and f"the catalog of {good[:12]} stays live" in refused.detail
     page = deployer_client.get(reverse("catalog")).content.decode()
     assert "data-catalog-refused" in page and bad[:12] in page and "did you mean" in page
+
+
+def test_a_catalog_split_into_files_is_followed_and_a_problem_names_its_file(
+    db: None, catalog_repo: CatalogRepo, settings: Any
+) -> None:
+    settings.CATALOG_PATH = "ops/catalog.yml"
+    service = CATALOG.split("services:\n", 1)[1]
+    catalog_repo.commit_files(
+        {
+            "ops/catalog.yml": "include: [teams/*.yml, services/*.yml]\n",
+            "ops/teams/web.yml": "teams:\n  web: {}\n",
+            "ops/services/app.yml": f"services:\n{service}",
+            "services/elsewhere.yml": "not: [the catalog's]\n",
+        },
+        "One file per team and service",
+    )
+    assert catalog_follow().outcome == "applied" and Environment.objects.get(name="test").releases_to_keep == 5
+
+    catalog_repo.commit_files({"ops/services/app.yml": f"services:\n{service}".replace("10.0.0.1", "")}, "Oops")
+    followed = catalog_follow()
+
+    assert followed.outcome == "refused"
+    assert "ops/services/app.yml:9: services.app.environments.test.hosts[0].address" in followed.said
+    assert Environment.objects.get(name="test").hosts.get().address == "10.0.0.1", "the last good catalog stays"
 
 
 def test_a_refused_commit_is_told_on_slack(

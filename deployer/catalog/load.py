@@ -15,13 +15,19 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError
 
 from deployer import queue
 from deployer.apitests.schema import AssertionSpec, StepSpec, SuiteSpec
+from deployer.catalog.catalog_files import (
+    CATALOG_MAX_BYTES,
+    CatalogError,
+    CatalogFiles,
+    DirectoryFiles,
+    OneText,
+    gathered,
+    located,
+)
 from deployer.catalog.defaults import defaults_applied, has_defaults
 from deployer.catalog.problems import Loc, Problem, cross_problems, effective, environment_is_production, where
 from deployer.catalog.schema import (
@@ -36,21 +42,10 @@ from deployer.catalog.schema import (
 )
 from deployer.choices import Role
 from deployer.lib import generations
-from deployer.lib.yaml_lines import line_of, plain, unknown_key_hint, yaml_refusal
+from deployer.lib.yaml_lines import line_of, plain, unknown_key_hint
 from deployer.models import Environment, Grant, Host, Service, Team
 
-# Far above a catalog of 5,000 services (about 2 MB), far below what hurts a worker.
-CATALOG_MAX_BYTES = 32 * 1024 * 1024
-
-
-class CatalogError(Exception):
-    """The catalog file is invalid; `problems` says where and how to fix each."""
-
-    def __init__(self, filename: str, problems: list[Problem]) -> None:
-        self.filename = filename
-        # In the file's order, as an editor walks it (a problem with no line, about the whole file, first).
-        self.problems = sorted(problems, key=lambda p: p.line or 0)
-        super().__init__("\n".join(p.render(filename) for p in self.problems))
+__all__ = ["CATALOG_MAX_BYTES", "ApplyReport", "CatalogError", "catalog_apply", "catalog_diff", "catalog_from"]
 
 
 @dataclass
@@ -76,40 +71,31 @@ def catalog_json_schema() -> str:
 
 
 def catalog_read(path: Path) -> CatalogSpec:
-    """Parse and validate a catalog file; raise CatalogError listing every problem."""
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(name, [Problem(None, "", f"cannot read the file: {exc.strerror}")]) from exc
-    return catalog_parse(text, filename=name)
+    """Parse and validate a catalog file and the files it includes; raise CatalogError listing every problem."""
+    return catalog_from(DirectoryFiles(path.parent), str(path))
 
 
 def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:
-    if refusal := yaml_refusal(text, max_bytes=CATALOG_MAX_BYTES):
-        raise CatalogError(filename, [Problem(refusal[0], "", refusal[1])])
-    try:
-        data = YAML(typ="rt").load(text)
-    except DuplicateKeyError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise CatalogError(filename, [Problem(line, "", f"{exc.problem}; remove one of them")]) from exc
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        message = f"{exc.problem or exc.context} (is the indentation right? YAML needs spaces, not tabs)"
-        raise CatalogError(filename, [Problem(line, "", message)]) from exc
-    if not isinstance(data, CommentedMap):
-        raise CatalogError(filename, [Problem(1, "", "the file must be a mapping with teams: and services:")])
+    """A catalog given as one text (it can include nothing)."""
+    return catalog_from(OneText(filename, text), filename)
+
+
+def catalog_from(files: CatalogFiles, root_name: str) -> CatalogSpec:
+    """The catalog whose root file is `root_name` among `files`, validated whole; CatalogError with every
+    problem, each at its own file and line."""
+    data, origins = gathered(root_name, files)
     raw = plain(data)
     try:
         spec = CatalogSpec.model_validate(raw)  # as written: a problem, a default's too, at its own line
         if has_defaults(raw):
             spec = CatalogSpec.model_validate(defaults_applied(raw))  # each environment with what it gets
     except ValidationError as exc:
-        raise CatalogError(filename, [_problem(data, err) for err in exc.errors()]) from exc
-    problems = list(cross_problems(data, spec))
+        raise CatalogError(root_name, located([_problem(data, err) for err in exc.errors()], origins)) from exc
+    problems = located(cross_problems(data, spec), origins)
+    if not spec.services and not problems:
+        problems = [Problem(None, "", "the catalog declares no services; add services: (or include: files with them)")]
     if problems:
-        raise CatalogError(filename, problems)
+        raise CatalogError(root_name, problems)
     return spec
 
 

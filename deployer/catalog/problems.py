@@ -32,9 +32,11 @@ class Problem:
     line: int | None
     where: str
     message: str
+    file: str = ""  # an included file's name; "" is the catalog's root file
 
     def render(self, filename: str) -> str:
-        at = f"{filename}:{self.line}" if self.line else filename
+        name = self.file or filename
+        at = f"{name}:{self.line}" if self.line else name
         return f"{at}: {self.where + ': ' if self.where else ''}{self.message}"
 
 

@@ -391,6 +391,7 @@ class TeamSpec(Spec):
 
 class CatalogSpec(Spec):
     teams: dict[Name, TeamSpec | None] = Field(default_factory=dict, description="mapping of team names")
-    services: dict[Name, ServiceSpec] = Field(description="mapping of service name to settings")
+    services: dict[Name, ServiceSpec] = Field(default_factory=dict, description="mapping of service name to settings")
+    include: list[str] = Field(default_factory=list, description="more catalog files (teams/*.yml): teams, services")
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, everywhere")
     defaults: DefaultsSpec | None = Field(default=None, description=DEFAULTS_DESCRIPTION)  # type: ignore[valid-type]

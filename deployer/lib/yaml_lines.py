@@ -62,7 +62,8 @@ def line_of(root: CommentedMap, loc: tuple[Any, ...]) -> int | None:
     line = None
     for part in loc:
         if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
+            # (a section the catalog's included files made has no line of its own; its entries do)
+            line = node.lc.key(part)[0] + 1 if part in (node.lc.data or {}) else line
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
             line = node.lc.item(part)[0] + 1
         else:

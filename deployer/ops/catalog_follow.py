@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployer.catalog.load import CATALOG_MAX_BYTES, ApplyReport, CatalogError, catalog_apply, catalog_parse
+from deployer.catalog.catalog_files import Unreadable
+from deployer.catalog.load import CATALOG_MAX_BYTES, ApplyReport, CatalogError, catalog_apply, catalog_from
 from deployer.choices import AuditAction
 from deployer.environments.audit import audit_record
 from deployer.integrations import git
@@ -28,6 +30,27 @@ PUSHER_UNKNOWN = "(pusher unknown: seen by the poll)"
 MIRROR = "gantry-catalog.catalog"
 logger = logging.getLogger(__name__)  # its mirror's name: a service's name cannot have a dot
 DIFF_SHOWN = 50  # lines of the diff kept in one audit entry
+
+
+@dataclass(frozen=True)
+class CommitFiles:
+    """The catalog's files as they are in one commit of its repository (the root file's directory)."""
+
+    sha: str
+    directory: str  # "" at the repository's top
+
+    def text(self, path: str) -> str | None:
+        try:
+            return git.file_at(MIRROR, self.sha, self._full(path), max_bytes=CATALOG_MAX_BYTES)
+        except git.GitError as exc:  # (too large, or a directory)
+            raise Unreadable(str(exc)) from exc
+
+    def paths(self) -> list[str]:
+        prefix = f"{self.directory}/" if self.directory else ""
+        return [path.removeprefix(prefix) for path in git.paths_at(MIRROR, self.sha) if path.startswith(prefix)]
+
+    def _full(self, path: str) -> str:
+        return f"{self.directory}/{path}" if self.directory else path
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,6 @@ def catalog_follow() -> Followed:
     try:
         git.mirror_update(MIRROR, settings.CATALOG_REPO)
         sha = git.branch_head(MIRROR, settings.CATALOG_BRANCH)
-        text = git.file_at(MIRROR, sha, settings.CATALOG_PATH, max_bytes=CATALOG_MAX_BYTES)
     except git.GitError as exc:  # the last good catalog stays; the page says why nothing is followed
         said = f"cannot read {settings.CATALOG_REPO} ({settings.CATALOG_BRANCH}): {exc}"
         CatalogState.objects.filter(pk=state.pk).update(error=said, checked_at=now)
@@ -56,12 +78,14 @@ def catalog_follow() -> Followed:
     if sha == state.seen_sha:
         CatalogState.objects.filter(pk=state.pk).update(error="", checked_at=now)
         return Followed(sha, "unchanged")
-    try:
-        spec, problems = catalog_parse(text, filename=settings.CATALOG_PATH) if text is not None else None, ""
+    directory = str(PurePosixPath(settings.CATALOG_PATH).parent)
+    try:  # the whole catalog, its included files too, as it is in this commit
+        files = CommitFiles(sha, "" if directory == "." else directory)
+        spec, problems = catalog_from(files, settings.CATALOG_PATH), ""
     except CatalogError as exc:
         spec, problems = None, str(exc)
-    if spec is None and not problems:
-        problems = f"{settings.CATALOG_PATH}: no such file in {sha[:12]}"
+    except git.GitError as exc:
+        spec, problems = None, f"{settings.CATALOG_PATH}: cannot read commit {sha[:12]}: {exc}"
     # One follower at a time decides (beat's poll and a webhook's may run together), and never goes back to an
     # older commit than one already seen.
     with transaction.atomic():
