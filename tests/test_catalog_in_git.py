@@ -156,6 +156,21 @@ def test_a_refused_commit_is_told_on_slack(
     assert SlackMessage.objects.get(pk=notice.pk).state == SlackMessage.State.SENT
 
 
+def test_a_refused_commit_is_told_to_the_team_that_owns_the_broken_part(
+    db: None, catalog_repo: CatalogRepo, slack: FakeSlack, settings: Any
+) -> None:
+    settings.SLACK_DEFAULT_CHANNEL = "#deploys"
+    catalog_repo.commit(CATALOG.replace("web: {}", "web: {slack_channel: '#web-deploys'}"), "The first services")
+    catalog_follow()
+    catalog_repo.commit(CATALOG.replace("deploy_path", "deploy_pth"), "Oops")
+    catalog_follow()
+
+    for notice in SlackMessage.objects.filter(kind=SlackMessage.Kind.NOTICE):
+        message_send(notice.pk)
+
+    assert sorted(posted.channel for posted in slack.top_level()) == ["C0DEPLOYS", "C0WEB"]
+
+
 def test_a_repository_that_cannot_be_read_changes_nothing_and_says_so(
     db: None, catalog_repo: CatalogRepo, settings: Any
 ) -> None:

@@ -23,7 +23,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 
-from deployer.catalog.problems import Problem
+from deployer.catalog.problems import Problem, entry_of
 from deployer.lib.yaml_lines import line_of, yaml_refusal
 
 # Far above a catalog of 5,000 services (about 2 MB), far below what hurts a worker: all files together.
@@ -250,7 +250,7 @@ def located(problems: Iterable[Problem], origins: dict[str, str]) -> list[Proble
     """Each problem in the file its entry came from (a problem about services.web.* is in web's file)."""
     out: list[Problem] = []
     for problem in problems:
-        parts = re.split(r"[.\[]", problem.where, maxsplit=2)
-        origin = origins.get(".".join(parts[:2])) if len(parts) >= 2 else None
+        entry = entry_of(problem.where)
+        origin = origins.get(".".join(entry)) if entry else None
         out.append(dataclasses.replace(problem, file=origin) if origin and not problem.file else problem)
     return out

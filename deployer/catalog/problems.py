@@ -5,6 +5,7 @@ A problem says what is wrong and how to fix it; catalog/load.py refuses a file w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -38,6 +39,12 @@ class Problem:
         name = self.file or filename
         at = f"{name}:{self.line}" if self.line else name
         return f"{at}: {self.where + ': ' if self.where else ''}{self.message}"
+
+
+def entry_of(where: str) -> tuple[str, str] | None:
+    """The top-level entry a problem is about: ("services", "web") for services.web.environments..."""
+    parts = re.split(r"[.\[]", where, maxsplit=2)
+    return (parts[0], parts[1]) if len(parts) >= 2 and parts[0] in {"services", "teams"} else None
 
 
 def where(loc: Loc) -> str:

@@ -19,10 +19,11 @@ from django.utils import timezone
 
 from deployer.catalog.catalog_files import Unreadable
 from deployer.catalog.load import CATALOG_MAX_BYTES, ApplyReport, CatalogError, catalog_apply, catalog_from
+from deployer.catalog.problems import Problem, entry_of
 from deployer.choices import AuditAction
 from deployer.environments.audit import audit_record
 from deployer.integrations import git
-from deployer.models import CatalogState
+from deployer.models import CatalogState, Service, Team
 from deployer.notify import outbox
 from deployer.notify.story import escape
 
@@ -81,11 +82,11 @@ def catalog_follow() -> Followed:
     directory = str(PurePosixPath(settings.CATALOG_PATH).parent)
     try:  # the whole catalog, its included files too, as it is in this commit
         files = CommitFiles(sha, "" if directory == "." else directory)
-        spec, problems = catalog_from(files, settings.CATALOG_PATH), ""
+        spec, problems, owners = catalog_from(files, settings.CATALOG_PATH), "", set[str]()
     except CatalogError as exc:
-        spec, problems = None, str(exc)
+        spec, problems, owners = None, str(exc), _owners(exc.problems)
     except git.GitError as exc:
-        spec, problems = None, f"{settings.CATALOG_PATH}: cannot read commit {sha[:12]}: {exc}"
+        spec, problems, owners = None, f"{settings.CATALOG_PATH}: cannot read commit {sha[:12]}: {exc}", set()
     # One follower at a time decides (beat's poll and a webhook's may run together), and never goes back to an
     # older commit than one already seen.
     with transaction.atomic():
@@ -94,12 +95,13 @@ def catalog_follow() -> Followed:
             return Followed(sha, "unchanged")
         pusher = state.pushed_by if state.pushed_sha == sha else PUSHER_UNKNOWN
         if spec is None:
-            return _refused(state, sha, pusher, problems)
+            return _refused(state, sha, pusher, problems, owners)
         try:
             report = catalog_apply(spec)  # (its own savepoint: a failure leaves nothing applied)
         except Exception as exc:
             logger.exception("applying catalog commit %s failed", sha[:12])
-            return _refused(state, sha, pusher, f"internal error in Gantry while applying it ({exc!r}); see the log")
+            said = f"internal error in Gantry while applying it ({exc!r}); see the log"
+            return _refused(state, sha, pusher, said, set())
         CatalogState.objects.filter(pk=state.pk).update(
             applied_sha=sha, applied_at=now, seen_sha=sha, checked_at=now, problems="", error=""
         )
@@ -117,7 +119,19 @@ def _older(sha: str, seen: str) -> bool:
         return False
 
 
-def _refused(state: CatalogState, sha: str, pusher: str, problems: str) -> Followed:
+def _owners(problems: list[Problem]) -> set[str]:
+    """The Slack channels of the teams whose entries the problems are in (as the last good catalog has them):
+    the people who own the broken part hear of it, not only the default channel."""
+    named: dict[str, set[str]] = {"services": set(), "teams": set()}
+    for problem in problems:
+        if entry := entry_of(problem.where):
+            named[entry[0]].add(entry[1])
+    channels = set(Service.objects.filter(name__in=named["services"]).values_list("team__slack_channel", flat=True))
+    channels |= set(Team.objects.filter(name__in=named["teams"]).values_list("slack_channel", flat=True))
+    return {channel for channel in channels if channel}
+
+
+def _refused(state: CatalogState, sha: str, pusher: str, problems: str, owners: set[str]) -> Followed:
     now = timezone.now()
     with transaction.atomic():  # (inside the follower's transaction: one savepoint)
         CatalogState.objects.filter(pk=state.pk).update(seen_sha=sha, checked_at=now, problems=problems, error="")
@@ -127,11 +141,13 @@ def _refused(state: CatalogState, sha: str, pusher: str, problems: str) -> Follo
         first = problems.splitlines()[0] if problems else ""
         count = len(problems.splitlines())
         by = f" pushed by {escape(pusher)}" if pusher != PUSHER_UNKNOWN else ""
-        outbox.notice(
+        text = (
             f":no_entry: Catalog commit `{sha[:12]}`{by} was not "
             f"applied ({count} problem{'s' * (count != 1)}; the catalog of `{state.applied_sha[:12] or '-'}` stays "
             f"live): {escape(first[:300])} — <{settings.GANTRY_BASE_URL}/catalog/|the catalog page> lists them"
         )
+        for channel in sorted({settings.SLACK_DEFAULT_CHANNEL, *owners} - {""}):
+            outbox.notice(text, channel=channel)
     return Followed(sha, "refused", problems)
 
 
