@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
+from deployer.environments.github_sign_in import github_enabled
 from deployer.environments.team_identity import oidc_enabled
 from deployer.version import VERSION
 
@@ -13,5 +14,6 @@ def gantry(request: HttpRequest) -> dict[str, str | bool]:
     return {
         "gantry_version": VERSION,
         "sso_name": settings.OIDC_PROVIDER_NAME if oidc_enabled() else "",
+        "github_sign_in": github_enabled(),
         "passwords_off": not settings.LOCAL_PASSWORDS,
     }

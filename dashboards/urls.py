@@ -19,6 +19,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oidc/authenticate/", login_not_required(sign_in.SsoStart.as_view()), name="oidc_authentication_init"),
     path("oidc/callback/", login_not_required(sign_in.SsoCallback.as_view()), name="oidc_authentication_callback"),
+    path("sso/github/", sign_in.github_start, name="github-sign-in"),
+    path("sso/github/callback", sign_in.github_callback, name="github-sign-in-callback"),
     path("admin/", admin.site.urls),
     path("api/", include("dashboards.api.urls")),
     path("", views.services, name="services"),

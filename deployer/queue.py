@@ -31,6 +31,7 @@ CHECK_MIGRATIONS = "gantry.check_migrations"
 HOSTS_LEFT = "gantry.hosts_left"
 HOSTS_JOINED = "gantry.hosts_joined"
 SYNC_CATALOG = "gantry.sync_catalog"
+LINK_SLACK = "gantry.link_slack"
 
 
 class QueueUnavailable(Exception):

@@ -101,8 +101,7 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gantry.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the page read the log while a worker writes it; IMMEDIATE makes
-    # writers queue for the lock instead of failing with "database is locked".
+    # WAL: pages read the log while a worker writes; IMMEDIATE: writers queue, not "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
@@ -121,6 +120,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "deployer.environments.team_identity.PasswordSignIn",  # Gantry's passwords (off: superusers only, audited)
     "deployer.environments.team_identity.TeamIdentity",  # OpenID Connect, when GANTRY_OIDC_ISSUER is set
+    "deployer.environments.github_sign_in.GitHubSignIn",  # GitHub OAuth, when GANTRY_GITHUB_SIGN_IN_ORG is set
 ]
 # Sign in with the team's identity (OpenID Connect, endpoints discovered): deployer/environments/team_identity.py.
 OIDC_ISSUER = env.str("GANTRY_OIDC_ISSUER", default="").rstrip("/")
@@ -132,10 +132,15 @@ OIDC_GROUPS_CLAIM = env.str("GANTRY_OIDC_GROUPS_CLAIM", default="groups")
 OIDC_PROVIDER_NAME = env.str("GANTRY_OIDC_NAME", default="single sign-on")
 OIDC_ALLOWED_DOMAINS = [domain.lower() for domain in env.list("GANTRY_OIDC_ALLOWED_DOMAINS", default=[])]
 OIDC_REQUIRED_GROUP = env.str("GANTRY_OIDC_REQUIRED_GROUP", default="")  # (one of the two says who may come in)
+# Sign in with GitHub (an OAuth app): members of the organization; its teams are their groups.
+GITHUB_SIGN_IN_ORG = env.str("GANTRY_GITHUB_SIGN_IN_ORG", default="")
+GITHUB_SIGN_IN_CLIENT_ID = env.str("GANTRY_GITHUB_CLIENT_ID", default="")
+GITHUB_SIGN_IN_CLIENT_SECRET = env.str("GANTRY_GITHUB_CLIENT_SECRET", default="")
+# An API token of someone who signs in through a provider stops until they sign in again after this long.
+TOKEN_GROUPS_MINUTES = env.int("GANTRY_TOKEN_GROUPS_MINUTES", default=24 * 60)
 LOCAL_PASSWORDS = env.bool("GANTRY_LOCAL_PASSWORDS", default=True)  # off: break-glass superusers only
 SESSION_COOKIE_AGE = env.int("GANTRY_SESSION_HOURS", default=24) * 3600  # group changes count by then at the latest
-# After this many failed sign-ins, a user name is locked out, and so is an address (each on its own:
-# guessing one account from many addresses, or many accounts from one address).
+# After this many failed sign-ins, a user name is locked out, and so is an address (each on its own).
 AXES_FAILURE_LIMIT = env.int("GANTRY_SIGNIN_FAILURES", default=5)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("GANTRY_SIGNIN_LOCKOUT_MINUTES", default=15))
@@ -216,10 +221,10 @@ CELERY_TASK_ROUTES = {
     "gantry.send_slack": {"queue": "notify"},
     "gantry.chatops": {"queue": "notify"},
     "gantry.slack_respond": {"queue": "notify"},
+    "gantry.link_slack": {"queue": "notify"},
     "gantry.*": {"queue": "sync"},
 }
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER, CELERY_ACCEPT_CONTENT = "json", ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often every service's branches are synced (and builds: GANTRY_BUILD_SYNC_SECONDS, with Jenkins).
@@ -229,8 +234,7 @@ CATALOG_REPO = env.str("GANTRY_CATALOG_REPO", default="")
 CATALOG_BRANCH = env.str("GANTRY_CATALOG_BRANCH", default="main")
 CATALOG_PATH = env.str("GANTRY_CATALOG_PATH", default="catalog.yml")
 CATALOG_SYNC_SECONDS = env.int("GANTRY_CATALOG_SYNC_SECONDS", default=60)
-# The periodic resync sends at most this many GitHub requests a minute (GitHub's secondary limit is 900 points
-# a minute); with more repositories than that, each round checks those checked longest ago (sources/pacing.py).
+# GitHub requests a minute of the periodic resync, at most (GitHub allows 900 points): sources/pacing.py.
 GITHUB_SYNC_PER_MINUTE = env.int("GANTRY_GITHUB_SYNC_REQUESTS_PER_MINUTE", default=600)
 # A second Refresh of one service within this many seconds is answered "already refreshing", not queued.
 REFRESH_THROTTLE_SECONDS = env.int("GANTRY_REFRESH_THROTTLE_SECONDS", default=15)
@@ -242,8 +246,7 @@ SERVICES_PAGE_SIZE = env.int("GANTRY_SERVICES_PAGE_SIZE", default=100)
 SERVICE_BRANCHES_SHOWN = env.int("GANTRY_SERVICE_BRANCHES_SHOWN", default=50)
 
 # --- Deploys, SSH ------------------------------------------------------------
-# Gantry's SSH private key: the key's text in GANTRY_SSH_PRIVATE_KEY (e.g. from a secret store), else the
-# file GANTRY_SSH_KEY. Every machine that deploys needs the same one; it is never stored in the database.
+# Gantry's SSH key: its text in GANTRY_SSH_PRIVATE_KEY, else the file GANTRY_SSH_KEY (never in the database).
 GANTRY_SSH_PRIVATE_KEY = env.str("GANTRY_SSH_PRIVATE_KEY", default="")
 GANTRY_SSH_KEY = Path(env.str("GANTRY_SSH_KEY", default=str(VAR_DIR / "ssh" / "id_ed25519")))
 # Host keys are trusted in the database; a known_hosts file here from before is imported once by a migration.
@@ -276,17 +279,14 @@ SLACK_UPDATE_INTERVAL = env.float("SLACK_UPDATE_INTERVAL", default=1.0)
 SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
 # A Slack user's Gantry account (matched by e-mail) is looked up again after this long.
 SLACK_IDENTITY_SECONDS = env.int("SLACK_IDENTITY_SECONDS", default=3600)
-# Where answers to slash commands and buttons may go: Slack's hooks only (a signed
-# request still must not make Gantry POST anywhere else).
+# Where answers to slash commands and buttons may go: Slack's hooks only (nowhere else, signed or not).
 SLACK_RESPONSE_URL_PREFIX = env.str("SLACK_RESPONSE_URL_PREFIX", default="https://hooks.slack.com/")
 
-# "viewer": people need a grant to deploy; "deployer": everyone signed in may
-# deploy to non-production environments (production always needs a grant).
+# "viewer": people need a grant to deploy; "deployer": anyone signed in may deploy outside production.
 DEFAULT_ROLE = env.str("GANTRY_DEFAULT_ROLE", default="viewer")
 # Hosts staged or switched at the same time, at most (per deploy).
 ROLLOUT_PARALLELISM = env.int("GANTRY_ROLLOUT_PARALLELISM", default=10)
-# A running deploy's worker writes a heartbeat this often; the reaper calls it
-# interrupted when the heartbeat is older than DEPLOY_HEARTBEAT_TIMEOUT.
+# A running deploy's heartbeat (seconds); older than DEPLOY_HEARTBEAT_TIMEOUT, the reaper calls it interrupted.
 DEPLOY_HEARTBEAT_SECONDS = env.int("GANTRY_DEPLOY_HEARTBEAT_SECONDS", default=10)
 DEPLOY_HEARTBEAT_TIMEOUT = env.int("GANTRY_DEPLOY_HEARTBEAT_TIMEOUT", default=60)
 # A paused deploy (on_failure: pause) waits this long for a decision, then aborts and rolls back.

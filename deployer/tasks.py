@@ -34,6 +34,7 @@ from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Environment, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
+from deployer.notify.identity import slack_link
 from deployer.notify.outbox import SendLater, message_send
 from deployer.ops.catalog_follow import catalog_follow
 from deployer.ops.rounds import round_claim
@@ -224,6 +225,11 @@ def sync_catalog() -> None:
     followed = catalog_follow()
     if followed.outcome in {"refused", "unreadable"}:
         logger.warning("catalog %s %s: %s", followed.sha[:12] or "-", followed.outcome, followed.said[:500])
+
+
+@shared_task(name=queue.LINK_SLACK)
+def link_slack(user_id: int) -> None:
+    logger.info("linking the Slack user of user %s: %s", user_id, slack_link(user_id))
 
 
 @shared_task(name=queue.REAP_DEPLOYS)

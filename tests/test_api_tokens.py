@@ -12,11 +12,13 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from knox.models import AuthToken
 
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import AuditAction
-from deployer.models import AuditEntry, Branch, Grant, PersonalToken, Service
+from deployer.environments.team_identity import provider_person
+from deployer.models import AuditEntry, Branch, ExternalIdentity, Grant, PersonalToken, Service
 
 TWO_ENVIRONMENTS = """
 teams:
@@ -104,6 +106,22 @@ def test_a_token_never_does_more_than_its_owner_may_now(
     _, token = make(deployer_client, targets="app")
     Grant.objects.filter(principal="dana").delete()  # dana's grant is gone: so is her token's reach
     assert deploy(bearer(token), "test").status_code == 403
+
+
+def test_the_token_of_someone_who_signs_in_through_a_provider_waits_for_a_fresh_sign_in(
+    app: Service, deployer: AbstractBaseUser, deployer_client: Client, settings: Any
+) -> None:
+    _, token = make(deployer_client, scope="read", targets="")
+    identity = ExternalIdentity.objects.create(user=deployer, issuer="https://idp.example.com", subject="dana")
+    settings.TOKEN_GROUPS_MINUTES = 60
+    long_ago = timezone.now() - datetime.timedelta(minutes=61)
+
+    ExternalIdentity.objects.filter(pk=identity.pk).update(checked_at=long_ago)
+    stale = bearer(token).get("/api/v1/services/")
+    assert stale.status_code == 401 and "sign in to Gantry in a browser" in stale.json()["error"]
+
+    provider_person("https://idp.example.com", "dana", "dana@example.com", [])  # she signs in again
+    assert bearer(token).get("/api/v1/services/").status_code == 200
 
 
 def test_revoked_and_expired_tokens_stop_at_once(

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.one_backend  # the database backend makes no difference
 SCHEMAS = json.loads((Path(__file__).parent / "fakes" / "github_openapi" / "schemas.json").read_text())["operations"]
 
 
-def answer(github: FakeGitHub, method: str, path: str, body: dict | None = None) -> Any:
+def answer(github: FakeGitHub, method: str, path: str, body: dict | None = None, *, token: str = "") -> Any:
     response = requests.request(
-        method, github.api_url + path, json=body, headers={"Authorization": f"token {github.token}"}, timeout=5
+        method, github.api_url + path, json=body, headers={"Authorization": f"token {token or github.token}"}, timeout=5
     )
     assert response.status_code in (200, 201), (path, response.status_code, response.text)
     return response.json()
@@ -60,8 +60,23 @@ def test_every_answer_of_the_fake_validates_against_githubs_schema(github: FakeG
         "repos/list-deployment-statuses": answer(github, "GET", statuses),
         "repos/create-deployment-status": world["status"],
         "rate-limit/get": answer(github, "GET", "/rate_limit"),
+        **person_answers(github),
     }
     assert set(answers) == set(SCHEMAS), "every operation in the subset is checked"
     found = {operation: problems(operation, data) for operation, data in answers.items()}
     assert found == {operation: [] for operation in answers}
     assert len(answers["repos/list-deployments"]) == 2, "Gantry's deployment and another tool's"
+
+
+def person_answers(github: FakeGitHub) -> dict[str, Any]:
+    """What a person's own token reads (signing in with GitHub)."""
+    github.people.add_person("ada", "ada@example.com", teams=["web-deployers"])
+    github.people.tokens["gho_person"] = "ada"
+    return {
+        "users/get-authenticated": answer(github, "GET", "/user", token="gho_person"),
+        "users/list-emails-for-authenticated-user": answer(github, "GET", "/user/emails", token="gho_person"),
+        "teams/list-for-authenticated-user": answer(github, "GET", "/user/teams", token="gho_person"),
+        "orgs/get-membership-for-authenticated-user": answer(
+            github, "GET", "/user/memberships/orgs/acme", token="gho_person"
+        ),
+    }

@@ -18,7 +18,14 @@ from rest_framework.authentication import get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from deployer.environments.api_tokens import PREFIX, legacy_refusal, legacy_until, token_refusal, token_used
+from deployer.environments.api_tokens import (
+    PREFIX,
+    groups_refusal,
+    legacy_refusal,
+    legacy_until,
+    token_refusal,
+    token_used,
+)
 from deployer.lib.client_ip import client_ip
 from deployer.models import Deploy, PersonalToken
 
@@ -38,6 +45,8 @@ class GantryTokenAuthentication(TokenAuthentication):
         if len(header) != 2 or not header[1].isascii():
             raise exceptions.AuthenticationFailed("the Authorization header is: Bearer <token>")
         user, token = self.authenticate_credentials(header[1])
+        if refusal := groups_refusal(user):
+            raise exceptions.AuthenticationFailed(refusal)
         personal = PersonalToken.objects.filter(token=token).select_related("token__user").first()
         if personal is None and token.token_key.startswith(PREFIX):  # a personal token that lost its scope
             raise exceptions.AuthenticationFailed("this token has no scope any more; make a new one on /me/")

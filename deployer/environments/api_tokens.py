@@ -5,6 +5,10 @@ and audited when made, revoked and used from an address not seen before.
 A token never does more than its owner may at the moment of use: the API runs its own checks as the owner,
 and the scope only narrows them. Tokens made before (by `manage.py api_token` or the admin, without a scope)
 are legacy tokens: they work as their owner until GANTRY_LEGACY_TOKENS_UNTIL, and every answer says so.
+
+The tokens of a person who signs in through the team's provider act on the groups the provider gave at their
+last sign-in; once that is older than GANTRY_TOKEN_GROUPS_MINUTES, they stop until the person signs in again
+(a group they left must not live on in a CI job's token).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
 from deployer.errors import DeployRefused
 from deployer.lib.text import one_line
-from deployer.models import AuditEntry, PersonalToken, Service
+from deployer.models import AuditEntry, ExternalIdentity, PersonalToken, Service
 
 EXPIRY_DAYS = (7, 30, 90, 365)
 PREFIX = "gantry_"  # so a leaked token is recognisable (secret scanners, logs)
@@ -139,4 +143,21 @@ def legacy_refusal(today: date | None = None) -> str:
     return (
         f"this is a legacy API token, which stopped working after {until:%Y-%m-%d}: make a personal token on your "
         "page (/me/), with the scope it needs"
+    )
+
+
+def groups_refusal(user: User) -> str:
+    """Why `user`'s tokens wait for a sign-in ("" when they need not): their groups are the provider's word
+    at their last sign-in, and that is older than GANTRY_TOKEN_GROUPS_MINUTES."""
+    minutes = settings.TOKEN_GROUPS_MINUTES
+    checks = list(ExternalIdentity.objects.filter(user=user).values_list("checked_at", flat=True))
+    if not checks or minutes <= 0:
+        return ""  # an account of Gantry's own: its groups are Gantry's
+    latest = max((checked for checked in checks if checked is not None), default=None)
+    if latest is not None and latest >= timezone.now() - timedelta(minutes=minutes):
+        return ""
+    when = f"at {timezone.localtime(latest):%Y-%m-%d %H:%M}" if latest else "never"
+    return (
+        f"your groups were last checked with the identity provider {when}; sign in to Gantry in a browser and "
+        f"this token works again (tokens wait for a sign-in every {minutes} minutes: GANTRY_TOKEN_GROUPS_MINUTES)"
     )

@@ -27,9 +27,11 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
+from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
+from deployer import queue
 from deployer.choices import AuditAction
 from deployer.environments.audit import audit_record
 from deployer.lib.client_ip import client_ip
@@ -159,27 +161,43 @@ class TeamIdentity(OIDCAuthenticationBackend):
         )
 
     def create_user(self, claims: dict[str, Any]) -> User:
-        with transaction.atomic():
-            user = self.UserModel.objects.create_user(_free_username(claims["email"]), email=claims["email"])
-            user.set_unusable_password()  # signs in through the provider only
-            user.save(update_fields=["password"])
-            ExternalIdentity.objects.create(user=user, issuer=settings.OIDC_ISSUER, subject=str(claims["sub"]))
-            return self.update_user(user, claims)
+        return provider_person(settings.OIDC_ISSUER, str(claims["sub"]), claims["email"], _claimed_groups(claims))
 
     def update_user(self, user: User, claims: dict[str, Any]) -> User:
-        if not user.is_active:
-            raise SuspiciousOperation(f"{user} is deactivated in Gantry")
-        names = claims.get(settings.OIDC_GROUPS_CLAIM) or []
-        names = names if isinstance(names, list) else [names]
-        groups = [Group.objects.get_or_create(name=str(name)[:150])[0] for name in names if str(name).strip()]
-        user.groups.set(groups)  # the provider says who is in which group: grants follow at once
-        logger.info("%s signed in through the identity provider; groups: %s", user, ", ".join(map(str, groups)))
-        return user
+        return provider_person(settings.OIDC_ISSUER, str(claims["sub"]), claims["email"], _claimed_groups(claims))
 
     def get_user(self, user_id: Any) -> User | None:
         """A session's user, while the account is active (deactivating someone ends their sessions)."""
         user: User | None = super().get_user(user_id)
         return user if user is not None and user.is_active else None
+
+
+def _claimed_groups(claims: dict[str, Any]) -> list[str]:
+    names = claims.get(settings.OIDC_GROUPS_CLAIM) or []
+    return [str(name) for name in (names if isinstance(names, list) else [names])]
+
+
+def provider_person(issuer: str, subject: str, email: str, groups: list[str]) -> User:
+    """The account of this provider identity (made at its first sign-in, named by its verified e-mail), with
+    the provider's e-mail and groups: the provider says who is in which group, so grants follow at once."""
+    with transaction.atomic():
+        identity = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
+        if identity is None:
+            user = get_user_model().objects.create_user(_free_username(email), email=email)
+            user.set_unusable_password()  # signs in through the provider only
+            user.save(update_fields=["password"])
+            identity = ExternalIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        user = identity.user
+        if not user.is_active:
+            raise SuspiciousOperation(f"{user} is deactivated in Gantry")
+        if user.email != email:  # the provider's verified address, never one typed into Gantry
+            user.email = email
+            user.save(update_fields=["email"])
+        user.groups.set([Group.objects.get_or_create(name=name.strip()[:150])[0] for name in groups if name.strip()])
+        ExternalIdentity.objects.filter(pk=identity.pk).update(checked_at=timezone.now())
+        queue.enqueue_after_commit(queue.LINK_SLACK, user.pk)  # the Slack user with this e-mail is this person
+    logger.info("%s signed in through %s; groups: %s", user, issuer, ", ".join(groups))
+    return user
 
 
 def sign_in_refusal(claims: dict[str, Any]) -> str:

@@ -63,6 +63,9 @@ class ExternalIdentity(models.Model):
     issuer = models.CharField(max_length=300)
     subject = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the provider last said who this is and in which groups (a sign-in)."
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_account_per_identity")]

@@ -2,7 +2,11 @@
 
 ChatOps acts as that person, so the same grants, locks and approval rules
 apply as in the browser. The match is kept (SlackIdentity) for
-SLACK_IDENTITY_SECONDS; an admin may pin one by hand in the admin.
+SLACK_IDENTITY_SECONDS; an admin may pin one by hand in the admin. A person
+who signs in through the team's identity provider is linked at once
+(`slack_link`, from the provider's verified e-mail); while sign-in goes
+through a provider, only such accounts match, never an e-mail typed into
+Gantry.
 """
 
 from __future__ import annotations
@@ -37,6 +41,27 @@ def gantry_user(slack_user_id: str) -> User:
     return user
 
 
+def slack_link(user_id: int) -> str:
+    """Link the Slack user whose profile has this person's e-mail (the provider's verified one: called at each
+    sign-in through it), so ChatOps and mentions know them without anyone typing an address. What happened."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email or not slack.enabled():
+        return "nothing to link"
+    try:
+        slack_user_id = slack.user_by_email(user.email)
+    except slack.SlackError as exc:  # the next sign-in, or the first ChatOps request, looks again
+        return f"Slack did not answer: {exc}"
+    if slack_user_id is None:
+        return f"Slack has no user with {user.email}"
+    known = SlackIdentity.objects.filter(slack_user_id=slack_user_id).first()
+    if known is not None and known.pinned:
+        return f"{slack_user_id} is pinned by an admin"
+    SlackIdentity.objects.update_or_create(
+        slack_user_id=slack_user_id, defaults={"email": user.email, "user": user, "checked_at": timezone.now()}
+    )
+    return f"{slack_user_id} is {user}"
+
+
 def _fresh(identity: SlackIdentity) -> bool:
     if identity.pinned:
         return True
@@ -60,7 +85,10 @@ def _look_up(slack_user_id: str, known: SlackIdentity | None) -> SlackIdentity:
             "Gantry cannot see the e-mail of your Slack profile (the Slack app needs the users:read.email scope); "
             "ask a Gantry admin to link your Slack user to your account"
         )
-    matches = list(get_user_model().objects.filter(email__iexact=person.email, is_active=True)[:2])
+    people = get_user_model().objects.filter(email__iexact=person.email, is_active=True)
+    if settings.OIDC_ISSUER or settings.GITHUB_SIGN_IN_ORG:  # e-mails the provider verified, and only those
+        people = people.filter(external_identities__isnull=False).distinct()
+    matches = list(people[:2])
     if len(matches) > 1:
         raise UnknownSlackUser(
             f"more than one Gantry account has the e-mail {person.email}; ask a Gantry admin to link your "

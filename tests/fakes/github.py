@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from tests.fakes.github_people import GitHubPeople
 from tests.fakes.server import FakeServer, Request, Response
 
 ZERO_SHA = "0" * 40
@@ -79,6 +80,7 @@ class FakeGitHub(FakeServer):
         self.route("GET", prefix + repo + r"/deployments/(\d+)/statuses", self._statuses)
         self.route("GET", prefix + r"/repositories/(\d+)/deployments/(\d+)/statuses", self._statuses_by_id)
         self.route("POST", prefix + repo + r"/deployments/(\d+)/statuses", self._status_create)
+        self.people = GitHubPeople(self)  # OAuth sign-in, and what a person's token reads
 
     def route(self, method: str, pattern: str, handler: Callable[..., Response]) -> None:
         """As GitHub does, a path's parts are percent-decoded (a branch `a+b`, `a@b` or `é` arrives encoded)."""
@@ -131,6 +133,7 @@ class FakeGitHub(FakeServer):
     def reset(self) -> None:
         with self.data_lock:
             self.repos.clear()
+            self.people.reset()
             self.heal()
             self.reset_counters()
             self.refill()
@@ -168,7 +171,9 @@ class FakeGitHub(FakeServer):
 
     def dispatch(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
-        if auth not in {f"token {self.token}", f"Bearer {self.token}"}:
+        if request.path.startswith("/login/oauth/"):  # the web flow: the browser and the app's secret, no token
+            return super().dispatch(request)
+        if auth not in {f"token {self.token}", f"Bearer {self.token}"} and not self.people.token_owner(auth):
             return Response(401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"})
         if request.path.endswith("/rate_limit"):
             return self._with_rate_headers(super().dispatch(request))

@@ -26,6 +26,10 @@ OPERATIONS = {
     "repos/list-deployment-statuses": "200",
     "repos/create-deployment-status": "201",
     "rate-limit/get": "200",
+    "users/get-authenticated": "200",
+    "users/list-emails-for-authenticated-user": "200",
+    "teams/list-for-authenticated-user": "200",
+    "orgs/get-membership-for-authenticated-user": "200",
 }
 DROPPED = {"description", "example", "examples", "externalDocs", "title"}
 
