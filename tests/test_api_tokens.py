@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import datetime
 import re
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -189,3 +192,20 @@ def test_a_service_token_deploys_to_its_first_environment_and_odd_headers_are_40
     assert odd.status_code == 401
     PersonalToken.objects.all().delete()  # a personal token whose scope is gone is no legacy token
     assert bearer(token).get("/api/v1/services/").status_code == 401
+
+
+def test_the_command_makes_scoped_personal_tokens_as_the_page_does(app: Service, deployer: AbstractBaseUser) -> None:
+    out = StringIO()
+    call_command("api_token", "dana", "--name", "ci: app", "--deploy", "app/test", "--days", "30", stdout=out)
+    token = out.getvalue().strip()
+
+    made = PersonalToken.objects.get(token__user=deployer)
+    assert token.startswith("gantry_") and (made.name, made.targets) == ("ci: app", ["app/test"])
+    assert deploy(bearer(token), "test").status_code == 201
+    assert deploy(bearer(token), "stage").status_code == 403, "only where it says"
+    assert AuditEntry.objects.filter(action=AuditAction.TOKEN_CREATED, actor=deployer).exists()
+
+    with pytest.raises(CommandError, match="no service 'ap'; did you mean 'app'?"):
+        call_command("api_token", "dana", "--deploy", "ap")
+    with pytest.raises(CommandError, match="a token expires after 7, 30, 90, 365 days"):
+        call_command("api_token", "dana", "--days", "1000")

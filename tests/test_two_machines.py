@@ -135,10 +135,10 @@ def test_a_web_machine_and_a_worker_machine_share_only_the_database_and_redis(
     # The web machine: the schema, an account with an API token, the catalog, and the host trusted from here.
     web.manage("migrate", "--noinput")
     web.manage("shell", "-c", _ADMIN.replace("PASSWORD", PASSWORD))
-    token = web.manage("api_token", "admin").split()[-1]
     catalog = tmp_path / "catalog.yml"
     catalog.write_text(_catalog(app_repo, host, app_port))
     web.manage("load_catalog", str(catalog))
+    token = web.manage("api_token", "admin", "--name", "ci", "--deploy", "app/test").split()[-1]
     fingerprint = HostKey.of(host.host_key()).fingerprint  # as its owner would read it out
     trusted = web.manage("trust_host", f"{host.address}:{host.port}", "--yes", "--fingerprint", fingerprint)
     assert "trusted, for every machine" in trusted
@@ -199,7 +199,7 @@ class _Api:
     def __init__(self, base: str, token: str) -> None:
         self.base = base
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Token {token}"
+        self.session.headers["Authorization"] = f"Bearer {token}"
 
     def get(self, path: str) -> list[dict[str, object]] | dict[str, object]:
         answer = self.session.get(self.base + path, timeout=10)
