@@ -205,7 +205,7 @@ def test_the_command_makes_scoped_personal_tokens_as_the_page_does(app: Service,
     assert deploy(bearer(token), "stage").status_code == 403, "only where it says"
     assert AuditEntry.objects.filter(action=AuditAction.TOKEN_CREATED, actor=deployer).exists()
 
-    with pytest.raises(CommandError, match="no service 'ap'; did you mean 'app'?"):
+    with pytest.raises(CommandError, match=r"no service 'ap'; did you mean 'app'\?"):
         call_command("api_token", "dana", "--deploy", "ap")
     with pytest.raises(CommandError, match="a token expires after 7, 30, 90, 365 days"):
         call_command("api_token", "dana", "--days", "1000")
