@@ -10,8 +10,11 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from deployer.demo.hosts import SshdHost
@@ -19,7 +22,7 @@ from deployer.integrations.ssh_keys import HostKey
 from tests.conftest import AppRepo, free_port
 from tests.support.worker import BASE_DIR
 
-pytestmark = pytest.mark.one_backend  # the SQLite path; PostgreSQL's pg_dump/pg_restore is one call each
+pytestmark = pytest.mark.one_backend  # each machine has a database of its own, SQLite or PostgreSQL
 
 HOST_ADDRESS = "127.0.0.17"
 ADMIN = """
@@ -33,11 +36,22 @@ Grant.objects.create(principal="ops", role="admin")
 class Box:
     """One machine's Gantry: its var dir, SQLite and embedded broker; manage.py and a worker."""
 
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, database_url: str = "") -> None:
         self.var_dir = var_dir
+        self.database_url = database_url
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("GANTRY_", "DJANGO_", "DATABASE_", "REDIS_"))}
         self.env = {**keep, "GANTRY_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "deployer.settings"}
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
         self.worker: subprocess.Popen[bytes] | None = None
+
+    def deploy_statuses(self) -> list[str]:
+        query = "SELECT status FROM deployer_deploy ORDER BY id"
+        if self.database_url:
+            with psycopg.connect(self.database_url) as db:
+                return [row[0] for row in db.execute(query)]
+        with sqlite3.connect(self.var_dir / "gantry.sqlite3") as db:
+            return [row[0] for row in db.execute(query)]
 
     def manage(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -63,8 +77,26 @@ class Box:
         return path.read_text()[-3000:] if path.exists() else ""
 
 
-def test_a_backup_restored_on_a_fresh_machine_deploys_as_before(app_repo: AppRepo, tmp_path: Path) -> None:
-    old, new = Box(tmp_path / "old"), Box(tmp_path / "new")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def machines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Box, Box]]:
+    """Two machines' Gantrys: each with a SQLite file of its own, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield Box(tmp_path / "old"), Box(tmp_path / "new")
+        return
+    names = [f"gantry_backup_{uuid.uuid4().hex[:8]}_{which}" for which in ("old", "new")]
+    for name in names:
+        subprocess.run(["createdb", "--host=127.0.0.1", "--username=postgres", name], check=True)
+    try:
+        yield tuple(Box(tmp_path / name, f"postgres://postgres@127.0.0.1:5432/{name}") for name in names)  # type: ignore[misc]
+    finally:
+        for name in names:
+            subprocess.run(["dropdb", "--host=127.0.0.1", "--username=postgres", "--force", name], check=False)
+
+
+def test_a_backup_restored_on_a_fresh_machine_deploys_as_before(
+    app_repo: AppRepo, tmp_path: Path, machines: tuple[Box, Box]
+) -> None:
+    old, new = machines
     old.manage("migrate", "--noinput")
     old.manage("shell", "-c", ADMIN)
     public_key = old.manage("ssh_key").stdout.strip()
@@ -85,9 +117,10 @@ def test_a_backup_restored_on_a_fresh_machine_deploys_as_before(app_repo: AppRep
         old.stop()
         backup = Path(made.split("backup written: ")[1].split(" (")[0])
         assert stat.S_IMODE(backup.stat().st_mode) == 0o700
+        database = "database.pgdump" if old.database_url else "database.sqlite3"
         assert {p.name for p in backup.rglob("*") if p.is_file()} == {
             "manifest.json",
-            "database.sqlite3",
+            database,
             "secret_key",
             "id_ed25519",
         }
@@ -107,8 +140,7 @@ def test_a_backup_restored_on_a_fresh_machine_deploys_as_before(app_repo: AppRep
         old.stop()
         new.stop()
         sshd.terminate()
-    with sqlite3.connect(new.var_dir / "gantry.sqlite3") as db:
-        statuses = [row[0] for row in db.execute("SELECT status FROM deployer_deploy ORDER BY id")]
+    statuses = new.deploy_statuses()
     assert statuses == ["succeeded", "succeeded"], "the history came along, and the new machine added to it"
 
 
