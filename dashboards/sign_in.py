@@ -14,12 +14,13 @@ from authlib.integrations.base_client import OAuthError
 from django.contrib.auth import authenticate, login
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import SuspiciousOperation
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
-from github import GithubException
+from github import BadAttributeException, GithubException
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from deployer.environments.github_sign_in import authorization, github_enabled, github_person, github_refusal
@@ -76,7 +77,16 @@ class SsoCallback(OIDCAuthenticationCallbackView):
 GITHUB_SESSION_KEY = "github_sign_in"
 GITHUB_FAILED = "/accounts/login/?github=failed"
 # What a GitHub that is down, slow or odd raises on the way (authlib, the network, PyGithub, its JSON).
-GITHUB_TROUBLE = (OAuthError, requests.RequestException, GithubException, SuspiciousOperation, KeyError, ValueError)
+GITHUB_TROUBLE = (
+    OAuthError,
+    requests.RequestException,
+    GithubException,
+    BadAttributeException,
+    SuspiciousOperation,  # (a deactivated account)
+    IntegrityError,  # (two first sign-ins of one e-mail at once)
+    KeyError,
+    ValueError,
+)
 
 
 @login_not_required
@@ -103,12 +113,16 @@ def github_callback(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(GITHUB_FAILED)
     try:
         person = github_person(code, saved)
+        # A refusal is the organization's word, not a failed password: it must not count towards the lockout.
+        if refusal := github_refusal(person):
+            logger.warning("GitHub sign-in of %s refused: %s", person.login, refusal)
+            return HttpResponseRedirect(GITHUB_FAILED)
         user = authenticate(request, github=person)
     except GITHUB_TROUBLE as exc:
         logger.warning("signing in with GitHub failed: %s: %s", exc.__class__.__name__, exc)
         return HttpResponseRedirect(GITHUB_FAILED)
     if user is None:
-        logger.warning("GitHub sign-in of %s refused: %s", person.login, github_refusal(person) or "deactivated")
+        logger.warning("GitHub sign-in of %s refused: sign-in with GitHub is off", person.login)
         return HttpResponseRedirect(GITHUB_FAILED)
     login(request, user)
     return HttpResponseRedirect(saved["next"])

@@ -21,6 +21,7 @@ from deployer.choices import DeployStatus
 from deployer.deploys.actions import deploy_approve
 from deployer.deploys.request import current_deploy, deploy_request, deploy_rollback, queue_waiting_message
 from deployer.deploys.schema_changes import RollbackNeedsConfirmation, crossing_summary
+from deployer.environments.api_tokens import groups_refusal
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import environment_lock, environment_unlock, lock_summary
 from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
@@ -134,6 +135,8 @@ def request_answer(request: ChatRequest) -> str:
         user = gantry_user(request.slack_user)
     except UnknownSlackUser as exc:
         return f":wave: {escape(str(exc))}"
+    if refusal := groups_refusal(user):  # as for an API token: stale groups wait for a sign-in
+        return f":wave: {escape(refusal.replace('this token works', 'Slack works'))}"
     if request.command is not None:
         return command_run(Command(**request.command), user)
     return action_run(request.action_id, request.value, user)

@@ -219,7 +219,7 @@ def hosts_joined(environment_id: int) -> None:
         deploy_join(environment)
 
 
-@shared_task(name=queue.SYNC_CATALOG)
+@shared_task(name=queue.SYNC_CATALOG, soft_time_limit=300, time_limit=330)  # a catalog is read in seconds
 def sync_catalog() -> None:
     """The catalog's repository, once (beat's poll, or a push webhook); nothing when it is not in git."""
     followed = catalog_follow()

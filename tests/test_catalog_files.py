@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from deployer.catalog.catalog_files import glob_re
+from deployer.catalog.catalog_files import MAX_PATTERNS, glob_match
 from deployer.catalog.load import CatalogError, catalog_read
 from deployer.models import Environment, Service
 
@@ -148,8 +148,30 @@ def test_a_catalog_with_no_services_is_refused(tmp_path: Path) -> None:
 
 
 def test_globs_stay_within_a_directory_unless_asked() -> None:
-    assert glob_re("services/*.yml").fullmatch("services/app.yml")
-    assert not glob_re("services/*.yml").fullmatch("services/web/app.yml")
-    assert glob_re("services/**/*.yml").fullmatch("services/web/app.yml")
-    assert glob_re("services/**/*.yml").fullmatch("services/app.yml")
-    assert not glob_re("services/*.yml").fullmatch("services/app.yml.bak")
+    assert glob_match("services/*.yml", "services/app.yml")
+    assert not glob_match("services/*.yml", "services/web/app.yml")
+    assert glob_match("services/**/*.yml", "services/web/app.yml")
+    assert glob_match("services/**/*.yml", "services/app.yml")
+    assert not glob_match("services/*.yml", "services/app.yml.bak")
+    # A name built to make a regex backtrack is one segment to fnmatch: this returns at once.
+    assert not glob_match("**/" * 10 + "*a*a*a*a*a*a*a*a*b", "a/" * 25 + "a" * 60)
+
+
+def test_a_link_out_of_the_catalogs_directory_is_refused_without_reading_it(tmp_path: Path) -> None:
+    (tmp_path / "secret.yml").write_text("db_password: hunter2\ndb_password: hunter3\n")
+    catalog = write(tmp_path / "catalog", {"catalog.yml": "include: [teams/*.yml]\n", "services.yml": APP})
+    (tmp_path / "catalog" / "teams").mkdir()
+    (tmp_path / "catalog" / "teams" / "web.yml").symlink_to(tmp_path / "secret.yml")
+
+    (problem,) = problems_of(catalog)
+
+    assert "teams/web.yml: not a file in the catalog's directory" in problem and "hunter" not in problem
+
+
+def test_too_many_globs_or_wildcards_are_refused(tmp_path: Path) -> None:
+    catalog = write(tmp_path, {"catalog.yml": f"include: {['a*.yml'] * (MAX_PATTERNS + 1)}\n", "a.yml": APP})
+    assert problems_of(catalog) == [f"{catalog}:1: include: at most {MAX_PATTERNS} globs; use fewer"]
+
+    write(tmp_path, {"catalog.yml": "include: ['" + "*" * 40 + "x']\n"})
+    (problem,) = problems_of(catalog)
+    assert "at most 10 wildcards in an include" in problem

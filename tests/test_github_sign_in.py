@@ -49,7 +49,8 @@ def test_members_sign_in_with_github_and_their_teams_decide(
     transactional_db: None, live_server: Any, github_app: FakeGitHub, browser: Browser
 ) -> None:
     catalog_apply(catalog_parse(SMALL_CATALOG))
-    Grant.objects.create(principal="@web-deployers", role=Role.DEPLOYER)
+    Grant.objects.create(principal="@acme.web-deployers", role=Role.DEPLOYER)
+    Grant.objects.create(principal="@readers", role=Role.DEPLOYER)  # a group from elsewhere (OIDC, the admin)
     environment = Environment.objects.get(name="test")
     ada = github_app.people.add_person("ada", "ada@example.com", teams=["web-deployers"])
     github_app.people.add_person("mallory", "mallory@example.com", org="")  # not in acme
@@ -60,12 +61,15 @@ def test_members_sign_in_with_github_and_their_teams_decide(
     assert page.locator("[data-me]").inner_text() == "ada@example.com", "named by the verified e-mail"
     user = get_user_model().objects.get(email="ada@example.com")
     assert user.external_identities.get().subject == str(ada.id), "known by GitHub's id, not the login"
-    assert [g.name for g in user.groups.all()] == ["web-deployers"] and access_for(user).can_deploy(environment)
+    assert [g.name for g in user.groups.all()] == ["acme.web-deployers"], "a team's group names its organization"
+    assert access_for(user).can_deploy(environment)
+    assert len(github_app.people.revoked) == 1 and not github_app.people.tokens, "her token revoked once read"
 
-    ada.teams["acme"] = ["readers"]  # ada changes team at GitHub
+    ada.teams["acme"] = ["readers"]  # ada changes team at GitHub (a team named like a group from elsewhere)
     sign_in(browser, live_server.url, github_app, "ada")
     user.refresh_from_db()
-    assert [g.name for g in user.groups.all()] == ["readers"] and not access_for(user).can_deploy(environment)
+    assert [g.name for g in user.groups.all()] == ["acme.readers"], "a GitHub team never takes another's group"
+    assert not access_for(user).can_deploy(environment)
     assert get_user_model().objects.filter(email="ada@example.com").count() == 1
 
     sign_in(browser, live_server.url, github_app, "mallory", refused=True)

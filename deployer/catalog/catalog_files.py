@@ -12,8 +12,8 @@ and the files together are held to CATALOG_MAX_BYTES.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -30,6 +30,8 @@ from deployer.lib.yaml_lines import line_of, yaml_refusal
 CATALOG_MAX_BYTES = 32 * 1024 * 1024
 MAX_INCLUDED = 5000  # files; one per service of the largest catalog we measure
 MAX_LISTED = 50_000  # paths looked at for the globs (a catalog directory, not a disk)
+MAX_PATTERNS = 100
+MAX_WILDCARDS = 10  # in one glob
 SECTIONS = ("teams", "services")  # what an included file may declare
 
 
@@ -66,13 +68,21 @@ class DirectoryFiles:
     def text(self, path: str) -> str | None:
         file = self.root / path
         try:
-            if file.stat().st_size > CATALOG_MAX_BYTES:
-                raise Unreadable(f"it is larger than {CATALOG_MAX_BYTES // 1024} KB")
-            return file.read_text(encoding="utf-8", errors="replace")
+            # Only a regular file inside the catalog's directory (a symlink may point anywhere, a device or a
+            # pipe never ends), and never more than the bound, whatever its size said.
+            if not os.path.lexists(file):
+                return None
+            if not file.resolve().is_relative_to(self.root.resolve()) or not file.is_file():
+                raise Unreadable("not a file in the catalog's directory (a link out of it, or a device)")
+            with file.open("rb") as read:
+                data = read.read(CATALOG_MAX_BYTES + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise Unreadable(f"cannot read the file: {exc.strerror}") from exc
+        if len(data) > CATALOG_MAX_BYTES:
+            raise Unreadable(f"it is larger than {CATALOG_MAX_BYTES // 1024} KB")
+        return data.decode("utf-8", errors="replace")
 
     def paths(self) -> list[str]:
         found: list[str] = []
@@ -125,17 +135,30 @@ def include_problem(pattern: object) -> str:
         return f"{pattern!r} leaves the catalog's directory; use a path relative to it, like teams/*.yml"
     if any(c in pattern for c in "\n\r\0"):
         return "an include is one line"
+    if sum(pattern.count(c) for c in "*?[") > MAX_WILDCARDS:
+        return f"at most {MAX_WILDCARDS} wildcards in an include; name a directory, like services/*.yml"
     return ""
 
 
-def glob_re(pattern: str) -> re.Pattern[str]:
-    """A shell glob as a regex over relative POSIX paths: `*` and `?` stay within a directory, `**/` spans
-    any. (Python 3.11 has no glob.translate; fnmatch's `*` crosses directories, pathlib's match is anchored
+def glob_match(pattern: str, path: str) -> bool:
+    """Does the relative POSIX `path` match the shell glob `pattern`: `*` and `?` within one directory, a
+    `**` segment across any? One segment at a time (fnmatch's own matching), memoised: no regex of the whole
+    pattern to backtrack on a hostile name. (Python 3.11 has no glob.translate; pathlib's match is anchored
     at the right.)"""
-    out = ""
-    for part in re.split(r"(\*\*/|\*|\?)", pattern):
-        out += {"**/": "(?:[^/]+/)*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
-    return re.compile(out)
+    wanted, parts = pattern.split("/"), path.split("/")
+    memo: dict[tuple[int, int], bool] = {}
+
+    def match(i: int, j: int) -> bool:
+        if (i, j) not in memo:
+            if i == len(wanted):
+                memo[i, j] = j == len(parts)
+            elif wanted[i] == "**":
+                memo[i, j] = match(i + 1, j) or (j < len(parts) and match(i, j + 1))
+            else:
+                memo[i, j] = j < len(parts) and fnmatch.fnmatchcase(parts[j], wanted[i]) and match(i + 1, j + 1)
+        return memo[i, j]
+
+    return match(0, 0)
 
 
 def gathered(root_name: str, files: CatalogFiles) -> tuple[CommentedMap, dict[str, str]]:
@@ -187,23 +210,25 @@ def _included(
     except Unreadable as exc:
         problems.append(Problem(line_of(root, ("include",)), "include", str(exc)))
         return []
-    chosen: list[str] = []
+    if len(patterns) > MAX_PATTERNS:
+        problems.append(Problem(line_of(root, ("include",)), "include", f"at most {MAX_PATTERNS} globs; use fewer"))
+        return []
+    chosen: dict[str, None] = {}  # (in order, each once)
     for index, pattern in enumerate(patterns):
         loc = ("include", index)
         if why := include_problem(pattern):
             problems.append(Problem(line_of(root, loc), f"include[{index}]", why))
             continue
-        matcher = glob_re(str(pattern))
-        matched = [path for path in every if matcher.fullmatch(path) and path != root_file]
+        matched = [path for path in every if path != root_file and glob_match(str(pattern), path)]
         if not matched:
             problems.append(
                 Problem(line_of(root, loc), f"include[{index}]", f"{pattern!r} matches no file; check the path")
             )
-        chosen += [path for path in matched if path not in chosen]
-    if len(chosen) > MAX_INCLUDED:
-        problems.append(Problem(line_of(root, ("include",)), "include", f"more than {MAX_INCLUDED} files match"))
-        return []
-    return chosen
+        chosen.update(dict.fromkeys(matched))
+        if len(chosen) > MAX_INCLUDED:
+            problems.append(Problem(line_of(root, ("include",)), "include", f"more than {MAX_INCLUDED} files match"))
+            return []
+    return list(chosen)
 
 
 def _merged(

@@ -72,7 +72,8 @@ def catalog_json_schema() -> str:
 
 def catalog_read(path: Path) -> CatalogSpec:
     """Parse and validate a catalog file and the files it includes; raise CatalogError listing every problem."""
-    return catalog_from(DirectoryFiles(path.parent), str(path))
+    real = path.resolve()  # (a catalog.yml that is a link: its files are next to what it points at)
+    return catalog_from(DirectoryFiles(real.parent), str(path) if real.name == path.name else str(real))
 
 
 def catalog_parse(text: str, *, filename: str = "catalog.yml") -> CatalogSpec:

@@ -3,9 +3,10 @@ identity is their GitHub organization. Authlib does the OAuth 2.0 code flow with
 reads, with the person's own token, who they are (their numeric id: a login can be renamed), their verified
 e-mails, their membership of GANTRY_GITHUB_SIGN_IN_ORG and their teams there.
 
-Only active members of the organization come in; their teams (by slug) become their Django groups at every
-sign-in, so the catalog's `@group` grants follow them, as with OpenID Connect (team_identity.py holds what
-both share). The person's token is used for this sign-in only and never kept.
+Only active members of the organization come in; their teams become their Django groups at every sign-in,
+named `<org>.<team slug>` (`@acme.web-deployers` in the catalog), so grants follow them, as with OpenID
+Connect (team_identity.py holds what both share). The person's token serves this sign-in only: it is revoked
+at GitHub once read, and never kept.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from django.conf import settings
@@ -80,17 +82,41 @@ def github_person(code: str, saved: dict[str, str]) -> GitHubPerson:
         timeout=TIMEOUT,
         headers={"Accept": "application/json"},
     )
-    github = Github(auth=Auth.Token(token["access_token"]), base_url=settings.GITHUB_API_URL, timeout=TIMEOUT)
-    me = github.get_user()
-    org = settings.GITHUB_SIGN_IN_ORG.lower()
     try:
-        member = me.get_organization_membership(settings.GITHUB_SIGN_IN_ORG).state == "active"
+        return _person(token["access_token"])
+    finally:
+        _token_revoke(token["access_token"])
+
+
+def _person(access_token: str) -> GitHubPerson:
+    github = Github(auth=Auth.Token(access_token), base_url=settings.GITHUB_API_URL, timeout=TIMEOUT)
+    me = github.get_user()
+    org = settings.GITHUB_SIGN_IN_ORG
+    try:
+        member = me.get_organization_membership(org).state == "active"
     except GithubException as exc:
         if exc.status not in (403, 404):  # 404: not a member (GitHub hides the organization)
             raise
         member = False
-    teams = [team.slug for team in me.get_teams() if team.organization.login.lower() == org] if member else []
-    return GitHubPerson(me.id, me.login, _email(me.get_emails()), member, teams)
+    # A team's group is named with its organization (acme.web-deployers): a GitHub team can never take the name
+    # of a group from elsewhere (another provider's, one made in the admin) and with it that group's grants.
+    teams = [f"{org}.{team.slug}" for team in me.get_teams() if team.organization.login.lower() == org.lower()]
+    return GitHubPerson(me.id, me.login, _email(me.get_emails()), member, teams if member else [])
+
+
+def _token_revoke(access_token: str) -> None:
+    """The person's token served this sign-in only: revoke it at GitHub (best effort: it is never kept)."""
+    # Reference: https://docs.github.com/rest/apps/oauth-applications#delete-an-app-token
+    try:
+        requests.delete(
+            f"{settings.GITHUB_API_URL}/applications/{settings.GITHUB_SIGN_IN_CLIENT_ID}/token",
+            auth=(settings.GITHUB_SIGN_IN_CLIENT_ID, settings.GITHUB_SIGN_IN_CLIENT_SECRET),
+            json={"access_token": access_token},
+            headers={"Accept": "application/vnd.github+json"},
+            timeout=TIMEOUT,
+        ).raise_for_status()
+    except requests.RequestException as exc:
+        logger.warning("could not revoke a sign-in's GitHub token (it expires unused): %s", exc)
 
 
 def _email(emails: list[Any]) -> str:

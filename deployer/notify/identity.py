@@ -47,12 +47,15 @@ def slack_link(user_id: int) -> str:
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None or not user.email or not slack.enabled():
         return "nothing to link"
+    if get_user_model().objects.filter(email__iexact=user.email, is_active=True).count() > 1:
+        return f"more than one account has {user.email}: an admin links the Slack user by hand"
     try:
         slack_user_id = slack.user_by_email(user.email)
+        person = slack.user_info(slack_user_id) if slack_user_id else None
     except slack.SlackError as exc:  # the next sign-in, or the first ChatOps request, looks again
         return f"Slack did not answer: {exc}"
-    if slack_user_id is None:
-        return f"Slack has no user with {user.email}"
+    if slack_user_id is None or person is None or not person.active:
+        return f"Slack has no active person with {user.email}"
     known = SlackIdentity.objects.filter(slack_user_id=slack_user_id).first()
     if known is not None and known.pinned:
         return f"{slack_user_id} is pinned by an admin"

@@ -126,7 +126,7 @@ def backup_restore(source: Path, *, force: bool = False) -> list[str]:
             done.append("SECRET_KEY is set in the environment here: the backup's key file was not used")
         else:
             private_file_write(settings.VAR_DIR / "secret_key", (source / "secret_key").read_bytes(), replace=True)
-            done.append("secret key: var/secret_key")
+            done.append(f"secret key: {settings.VAR_DIR / 'secret_key'}")
     if (source / "ssh" / "id_ed25519").exists():
         private_dir(settings.GANTRY_SSH_KEY.parent)
         private_file_write(settings.GANTRY_SSH_KEY, (source / "ssh" / "id_ed25519").read_bytes(), replace=True)

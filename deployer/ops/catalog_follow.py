@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployer.catalog.catalog_files import Unreadable
+from deployer.catalog.catalog_files import MAX_LISTED, Unreadable
 from deployer.catalog.load import CATALOG_MAX_BYTES, ApplyReport, CatalogError, catalog_apply, catalog_from
 from deployer.catalog.problems import Problem, entry_of
 from deployer.choices import AuditAction
@@ -43,12 +43,15 @@ class CommitFiles:
     def text(self, path: str) -> str | None:
         try:
             return git.file_at(MIRROR, self.sha, self._full(path), max_bytes=CATALOG_MAX_BYTES)
-        except git.GitError as exc:  # (too large, or a directory)
-            raise Unreadable(str(exc)) from exc
+        except git.FileTooLarge as exc:  # (too large, or a directory): the commit's problem
+            raise Unreadable(str(exc)) from exc  # (other git errors are this machine's: tried again later)
 
     def paths(self) -> list[str]:
         prefix = f"{self.directory}/" if self.directory else ""
-        return [path.removeprefix(prefix) for path in git.paths_at(MIRROR, self.sha) if path.startswith(prefix)]
+        found = [path.removeprefix(prefix) for path in git.paths_at(MIRROR, self.sha) if path.startswith(prefix)]
+        if len(found) > MAX_LISTED:
+            raise Unreadable(f"the catalog's directory holds more than {MAX_LISTED} files; keep it in its own one")
+        return found
 
     def _full(self, path: str) -> str:
         return f"{self.directory}/{path}" if self.directory else path
@@ -85,8 +88,10 @@ def catalog_follow() -> Followed:
         spec, problems, owners = catalog_from(files, settings.CATALOG_PATH), "", set[str]()
     except CatalogError as exc:
         spec, problems, owners = None, str(exc), _owners(exc.problems)
-    except git.GitError as exc:
-        spec, problems, owners = None, f"{settings.CATALOG_PATH}: cannot read commit {sha[:12]}: {exc}", set()
+    except git.GitError as exc:  # this machine could not read it: nothing is decided, the next look tries again
+        said = f"cannot read commit {sha[:12]} of {settings.CATALOG_REPO}: {exc}"
+        CatalogState.objects.filter(pk=state.pk).update(error=said, checked_at=now)
+        return Followed(sha, "unreadable", said)
     # One follower at a time decides (beat's poll and a webhook's may run together), and never goes back to an
     # older commit than one already seen.
     with transaction.atomic():

@@ -171,7 +171,7 @@ class FakeGitHub(FakeServer):
 
     def dispatch(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
-        if request.path.startswith("/login/oauth/"):  # the web flow: the browser and the app's secret, no token
+        if request.path.startswith(("/login/oauth/", "/api/v3/applications/")):  # the app's own secret, no token
             return super().dispatch(request)
         if auth not in {f"token {self.token}", f"Bearer {self.token}"} and not self.people.token_owner(auth):
             return Response(401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"})

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tests.fakes.github import FakeGitHub
 
 CREATED = "2020-01-01T00:00:00Z"
+DOCS = "https://docs.github.com/rest"
 OAUTH_DOCS = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
 
 
@@ -52,6 +53,7 @@ class GitHubPeople:
         self.browser_login = ""
         self.codes: dict[str, _Grant] = {}
         self.tokens: dict[str, str] = {}  # token → login
+        self.revoked: list[str] = []
         self._ids = itertools.count(5000)
         api = "/api/v3"
         github.route("GET", "/login/oauth/authorize", self._authorize)
@@ -60,12 +62,14 @@ class GitHubPeople:
         github.route("GET", api + "/user/emails", self._emails)
         github.route("GET", api + "/user/teams", self._teams)
         github.route("GET", api + "/user/memberships/orgs/([^/]+)", self._membership)
+        github.route("DELETE", api + "/applications/([^/]+)/token", self._token_delete)
 
     # --- arranging the world ---------------------------------------------------
 
     def reset(self) -> None:
         for known in (self.people, self.apps, self.codes, self.tokens):
             known.clear()
+        self.revoked.clear()
         self.browser_login = ""
 
     def add_app(self, client_id: str, secret: str) -> None:
@@ -123,6 +127,18 @@ class GitHubPeople:
         token = f"gho_{secrets.token_hex(18)}"
         self.tokens[token] = grant.login
         return Response(200, {"access_token": token, "token_type": "bearer", "scope": "read:org,read:user,user:email"})
+
+    def _token_delete(self, request: Request, client_id: str) -> Response:
+        """DELETE /applications/{client_id}/token: the app (Basic auth with its id and secret) revokes a token."""
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        given = base64.b64decode(encoded or b"").decode(errors="replace") if scheme == "Basic" else ""
+        if given != f"{client_id}:{self.apps.get(client_id, secrets.token_hex(8))}":
+            return Response(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+        token = str((request.json() or {}).get("access_token", ""))
+        if self.tokens.pop(token, None) is None:
+            return Response(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+        self.revoked.append(token)
+        return Response(204)
 
     def _oauth_error(self, error: str, description: str) -> Response:
         # GitHub answers a bad exchange with 200 and an error in the body.
