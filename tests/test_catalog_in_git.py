@@ -265,3 +265,15 @@ def test_a_push_to_a_repository_that_is_a_service_and_the_catalog_serves_both(
 
     outcome = WebhookDelivery.objects.get().outcome
     assert outcome.startswith("catalog push by ada") and "main" in outcome.split(";", 1)[1], outcome
+
+
+def test_serve_check_points_at_the_catalog_in_git_not_at_load_catalog(db: None, settings: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.CATALOG_REPO = "git@github.com:acme/catalog.git"
+    out = StringIO()
+    call_command("serve_check", stdout=out)
+    assert "the workers follow the catalog in git@github.com:acme/catalog.git (main)" in out.getvalue()
+    assert "load_catalog" not in out.getvalue()

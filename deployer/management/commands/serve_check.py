@@ -16,7 +16,12 @@ class Command(BaseCommand):
         todo = []
         if not get_user_model().objects.filter(is_superuser=True, is_active=True).exists():
             todo.append("make the first admin:  .venv/bin/python manage.py createsuperuser")
-        if not Service.objects.exists():
+        if not Service.objects.exists() and settings.CATALOG_REPO:
+            todo.append(
+                f"the workers follow the catalog in {settings.CATALOG_REPO} ({settings.CATALOG_BRANCH}): "
+                f"{settings.GANTRY_BASE_URL}/catalog/ says what they applied or refused (README: The catalog in git)"
+            )
+        elif not Service.objects.exists():
             todo.append(
                 "describe your services in a catalog.yml (README: The catalog), then  .venv/bin/python manage.py "
                 "load_catalog catalog.yml  (print Gantry's SSH key for your hosts with  manage.py ssh_key)"
