@@ -26,7 +26,7 @@ system-deps:
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
 
 system-deps-test: test-accounts tests/support/oidc/node_modules/.installed
-	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab systemd:systemd-analyze"
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab systemd:systemd-analyze prometheus:prometheus"
 
 # The sign-in tests' OpenID Connect provider (oidc-provider, run by node), as its lock file pins it.
 tests/support/oidc/node_modules/.installed: tests/support/oidc/package-lock.json

@@ -208,6 +208,7 @@ def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", st
         "slack_messages": deploy.slack_messages.all(),
         "api_runs": sorted(deploy.api_test_runs.prefetch_related("steps"), key=lambda run: run.ok),
         "commits": deploy.commits.all(),
+        "measurements": deploy.measurements.all(),
         "error": error,
         **_migration_check_of(deploy),
     }

@@ -184,8 +184,7 @@ SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split("=", 1)) if "=" in _prox
 # --- Redis, Celery -----------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
-# A deploy may run this long before Celery kills it; Redis must not redeliver a
-# message that is still being worked on, so its visibility timeout is larger.
+# A deploy may run this long before Celery kills it; Redis's visibility timeout is larger (no redelivery).
 DEPLOY_TIME_LIMIT = env.int("GANTRY_DEPLOY_TIME_LIMIT", default=3600)
 
 if REDIS_URL:
@@ -258,8 +257,7 @@ SSH_MAX_CONNECTIONS = env.int("GANTRY_SSH_MAX_CONNECTIONS", default=100)
 BUILDER_ARTIFACTS_KEPT = env.int("GANTRY_BUILDER_ARTIFACTS_KEPT", default=10)
 # The largest release artifact a worker copies from a builder or downloads from Jenkins.
 ARTIFACT_MAX_BYTES = env.int("GANTRY_ARTIFACT_MAX_MB", default=4096) * 2**20
-# The demo `make run` sets up (deployer/demo): its loopback hosts, and the first ports it tries for their
-# sshd and the demo app (a port something else holds is skipped: a second Gantry's demo may run too).
+# The demo's loopback hosts, and the first ports it tries for sshd and the app (taken ones are skipped).
 DEMO_ADDRESSES = env.list("GANTRY_DEMO_ADDRESSES", default=["127.0.0.2", "127.0.0.3"])
 DEMO_SSH_PORT = env.int("GANTRY_DEMO_SSH_PORT", default=2222)
 DEMO_APP_PORT = env.int("GANTRY_DEMO_APP_PORT", default=8081)
@@ -268,6 +266,9 @@ SSH_COMMAND_TIMEOUT = env.int("GANTRY_SSH_COMMAND_TIMEOUT", default=600)
 GIT_TIMEOUT = env.int("GANTRY_GIT_TIMEOUT", default=120)
 REPO_MIRROR_DIR = VAR_DIR / "repos"
 
+# Prometheus servers a canary analysis may ask, by name (name=URL,...; credentials in the URL): deploys/analysis.py.
+PROMETHEUS_SERVERS = env.dict("GANTRY_PROMETHEUS", default={})
+PROMETHEUS_TIMEOUT = env.int("GANTRY_PROMETHEUS_TIMEOUT", default=5)
 # --- Slack ---------------------------------------------------------------------
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
 SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")

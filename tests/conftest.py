@@ -298,9 +298,10 @@ def celery_worker(
     django_db_blocker: object,
     fakes: tuple[FakeGitHub, FakeJenkins],
     slack_server: FakeSlack,
+    prometheus_port: int,
 ) -> Iterator[Worker]:
     """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
-    Slack = the fakes)."""
+    Slack = the fakes; Prometheus "main" where tests/support/prometheus.py starts one)."""
     slack_env = {
         # Workers hold secrets; no test environment grants this one (tests/test_apitests.py tries to steal it).
         "GANTRY_SECRET_PROD_DB_PASSWORD": "prod-db-5678",
@@ -309,11 +310,18 @@ def celery_worker(
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons
+        "GANTRY_PROMETHEUS": f"main=http://127.0.0.1:{prometheus_port}",
     }
     worker = Worker(env={**integration_settings(*fakes), **slack_env})
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus_port() -> int:
+    """Where the canary tests' Prometheus listens (started by the tests that need it; the worker knows it)."""
+    return free_port("127.0.0.1")
 
 
 @pytest.fixture(scope="session")

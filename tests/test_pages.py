@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
@@ -97,6 +99,13 @@ def test_the_live_log_stops_polling_when_the_deploy_has_finished(
 
     assert "line 1" in body and "log-poll" not in body
     assert 'data-status="succeeded"' in body
+
+    # Moments after its end it may still log (old releases are pruned after the end is recorded): the page
+    # keeps polling a little, then stops.
+    Deploy.objects.filter(pk=deploy.pk).update(finished_at=timezone.now())
+    assert "log-poll" in deployer_client.get(reverse("deploy-log", args=[deploy.pk]), {"after": 0}).content.decode()
+    Deploy.objects.filter(pk=deploy.pk).update(finished_at=timezone.now() - timedelta(minutes=1))
+    assert "log-poll" not in deployer_client.get(reverse("deploy-log", args=[deploy.pk]), {"after": 0}).content.decode()
 
 
 @pytest.mark.parametrize("after", ["-1", "abc", "1.5"])

@@ -315,6 +315,7 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
     values["builder_isolation"] = builder.get("isolation", "sandbox")
     values["build_cache"] = values.pop("build_cache") or {}
     values["migration_check"] = values.pop("migration_check") or {}
+    values["analysis"] = values.pop("analysis") or {}
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
 from deployer.apitests.schema import SuiteSpec
+from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.catalog.fields import (
     GITHUB_REPO_RE,
     LB_NAME_RE,
@@ -210,6 +211,7 @@ class ReleaseSpec(Spec):
         description="for build: builder, lint the migrations a deploy ships: "
         "{recipe: django, settings: mysite.settings}",
     )
+    analysis: AnalysisSpec | None = Field(default=None, description="judge a canary by Prometheus metrics")
     jenkins_artifact: Annotated[str, AfterValidator(valid_glob)] = Field(
         default="*.tar.gz", description="for build: jenkins, the archived file to ship (a glob of its path)"
     )

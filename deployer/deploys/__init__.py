@@ -18,7 +18,8 @@
                   batch (batches.py) drain, switch, restart, health check, undrain; post-release once.
                   It returns how it ended (endings.py: live, rolled back, cancelled, failed);
                   recovery.py: what a failed batch or a cancel leads to (roll back, stop, pause for a
-                  person's decision);
+                  person's decision); canary.py: the first batch judged by its metrics in Prometheus
+                  against the hosts on the old release (analysis.py: the measurements, the verdict);
                   fleet.py: the one owner of every host's state (its table of allowed moves) and the
                   SSH connections to every host, opened at once (also while a build runs);
                   host_steps.py: staging, the release phase and pruning on one host;

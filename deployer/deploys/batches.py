@@ -11,3 +11,10 @@ def batch_sizes(hosts: int, batch_size: str) -> list[int]:
     per_batch = math.ceil(hosts * int(text[:-1]) / 100) if text.endswith("%") else int(text)
     per_batch = max(1, min(per_batch, hosts))
     return [min(per_batch, hosts - start) for start in range(0, hosts, per_batch)]
+
+
+def canary_first(hosts: int, canary: int, batch_size: str) -> list[int]:
+    """The canary's batch first (`canary` hosts, leaving at least one for the baseline when there are two or
+    more), then the rest in the environment's batches."""
+    first = max(1, min(canary, hosts - 1)) if hosts > 1 else hosts
+    return [first, *batch_sizes(hosts - first, batch_size)] if hosts > first else [first]

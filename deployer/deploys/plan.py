@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
 
+from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import HostStatus
-from deployer.deploys.batches import batch_sizes
+from deployer.deploys.batches import batch_sizes, canary_first
 from deployer.deploys.check_ahead import check_request, checkable
 from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
@@ -87,6 +88,7 @@ class Plan:
     secrets: str = ""  # where its secret values come from, and what it shares with production
     promoted_from: Deploy | None = None  # a promotion: the deploy of the environment before, shipped again
     hosts: list[str] = field(default_factory=list)  # each host as its records name it (user@address:port)
+    analysis: str = ""  # the canary analysis that will judge the first batch, and what it may add
 
     @property
     def too_many_commits(self) -> bool:
@@ -117,7 +119,10 @@ def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool
         host.address if (host.pk,) in live_ever else f"{host.address} (new: joins at this release)"
         for host in environment.hosts.all()
     ]
+    spec = AnalysisSpec.model_validate(environment.analysis) if environment.analysis else None
     sizes = batch_sizes(len(hosts), environment.batch_size) if hosts else []
+    if spec and hosts:  # the rollout's own split: the canary first
+        sizes = canary_first(len(hosts), spec.canary, environment.batch_size)
     batches, start = [], 0
     for size in sizes:
         batches.append(hosts[start : start + size])
@@ -138,6 +143,20 @@ def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool
         secrets=secrets_described(environment),
         promoted_from=promoted_from,
         hosts=[str(host) for host in environment.hosts.all()],
+        analysis=analysis_described(spec, len(hosts)),
+    )
+
+
+def analysis_described(spec: AnalysisSpec | None, hosts: int) -> str:
+    """The canary analysis as the plan says it: which batch, by what, against what, and its longest time."""
+    if spec is None:
+        return ""
+    longest = spec.bake + max(metric.count * metric.interval for metric in spec.metrics)
+    metrics = ", ".join(f"{m.name} ({m.condition}{', dry run' if m.dry_run else ''})" for m in spec.metrics)
+    against = "the hosts still on the old release" if hosts > 1 else "absolute conditions only (one host)"
+    return (
+        f"the first batch ({min(spec.canary, max(1, hosts - 1))} host) is judged in Prometheus {spec.prometheus!r} "
+        f"against {against} by {metrics}; it adds up to {longest} s"
     )
 
 

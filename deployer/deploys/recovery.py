@@ -40,7 +40,7 @@ def batch_activate(fleet: Fleet, batch: list[HostRun]) -> Ended | None:
         if on_failure != OnFailure.PAUSE:
             return after_failure(fleet, failure, rolling_back=on_failure == OnFailure.ROLLBACK)
         failed_runs = [run for run in pending if run.status in {HostStatus.FAILED, HostStatus.STOPPED}]
-        decision = _decision_wait(fleet, failure, failed_runs)
+        decision = decision_wait(fleet, failure, failed_runs)
         if isinstance(decision, Ended):
             return decision
         choice, who = decision
@@ -131,7 +131,7 @@ def cancelled_or_failed(fleet: Fleet, failure: str) -> Ended:
     return failed(failure)
 
 
-def _decision_wait(fleet: Fleet, failure: str, failed_runs: list[HostRun]) -> tuple[Decision, str] | Ended:
+def decision_wait(fleet: Fleet, failure: str, failed_runs: list[HostRun]) -> tuple[Decision, str] | Ended:
     """Pause (heartbeat still running) until a person chooses retry, skip or abort; abort when none comes;
     a cancel meanwhile ends the rollout."""
     deploy = fleet.deploy

@@ -22,9 +22,12 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import HostStatus, OnFailure
 from deployer.deploys.activation import activation_commands
-from deployer.deploys.batches import batch_sizes
+from deployer.deploys.analysis import analysis_of
+from deployer.deploys.batches import batch_sizes, canary_first
+from deployer.deploys.canary import canary_judged
 from deployer.deploys.endings import Ended, Ending, failed
 from deployer.deploys.fleet import Fleet, HostRun, commands_plan, connection_ensure, host_move
 from deployer.deploys.host_steps import (
@@ -103,7 +106,10 @@ def _roll_out(
     if once and (failure := _once(deploy, release_run, "before_switch", f"releases/{deploy.release_name}")):
         return cancelled_or_failed(fleet, failure)
     going = fleet.going
+    analysis = analysis_of(fleet) if archive is not None and once else None  # (not for a rollback, or a join)
     sizes = batch_sizes(len(going), environment.batch_size)
+    if analysis:  # the first batch is the canary, judged before the next one starts
+        sizes = canary_first(len(going), analysis.canary, environment.batch_size)
     done = 0
     for number, size in enumerate(sizes, start=1):
         batch = going[done : done + size]
@@ -114,6 +120,8 @@ def _roll_out(
             return ended
         done += size
         on_batch(deploy)
+        if number == 1 and analysis and (ended := _canary(fleet, analysis, batch, going[done:])):
+            return ended
     if not any(run.status == HostStatus.LIVE for run in fleet.runs):
         return failed(f"no host runs the new release: every one was skipped ({fleet.where()})")
     if once and (failure := _once(deploy, release_run, "after_switch", "current")):  # as a failed switch would
@@ -126,6 +134,13 @@ def _roll_out(
     if failure := fleet.each(lambda r: _final_hooks(r, deploy, final, outcome), final, runs=live, hosts_fail=False):
         return failed(failure)
     return Ended(Ending.LIVE, _notes(fleet))
+
+
+def _canary(fleet: Fleet, analysis: AnalysisSpec, canary: list[HostRun], rest: list[HostRun]) -> Ended | None:
+    if not any(run.previous_release for run in fleet.runs):
+        deploy_logger(fleet.deploy.pk).info("the first release here: no canary analysis (nothing to compare with)")
+        return None
+    return canary_judged(fleet, analysis, canary, rest)
 
 
 def _between_batches(fleet: Fleet) -> Ended | None:

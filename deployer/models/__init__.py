@@ -9,6 +9,7 @@ audit.py     AuditEntry
 notify.py    SlackMessage, SlackAttempt, SlackIdentity
 apitests.py  ApiTestRun, ApiTestStep
 trust.py     TrustedHostKey, OfferedHostKey
+measurements.py Measurement
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from deployer.models.deploys import (
     DeployQuerySet,
     LeaseRequest,
 )
+from deployer.models.measurements import Measurement
 from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
 from deployer.models.sources import (
     Branch,
@@ -60,6 +62,7 @@ __all__ = [
     "Host",
     "IntegrationStatus",
     "LeaseRequest",
+    "Measurement",
     "MigrationCheck",
     "OfferedHostKey",
     "PersonalToken",

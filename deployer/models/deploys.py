@@ -19,6 +19,8 @@ from deployer.choices import (
 from deployer.models.catalog import Environment, Host, Service
 from deployer.models.scrub import Scrubbed, ScrubbedQuerySet
 
+LOG_TAIL_SECONDS = 20  # after its end, a deploy's page polls its log this long (pruning logs after the end)
+
 
 class DeployQuerySet(ScrubbedQuerySet["Deploy"]):
     def active(self) -> DeployQuerySet:
@@ -149,6 +151,14 @@ class Deploy(Scrubbed):
     @property
     def is_active(self) -> bool:
         return self.status in DeployStatus.active()
+
+    @property
+    def log_growing(self) -> bool:
+        """Its log may still get lines: it runs, or it ended moments ago (old releases are pruned after the
+        end is recorded, and say so in the log): a page keeps polling that long."""
+        if self.is_active:
+            return True
+        return self.finished_at is not None and (timezone.now() - self.finished_at).total_seconds() < LOG_TAIL_SECONDS
 
     @property
     def elapsed_seconds(self) -> int:

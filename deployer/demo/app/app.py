@@ -6,10 +6,26 @@ import argparse
 import json
 import os
 import sqlite3
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# What /metrics tells Prometheus (a canary analysis reads it): requests by status code, and their time.
+COUNTS: dict[int, int] = {}
+SECONDS = [0.0]
+LOCK = threading.Lock()
+
+
+def knob(name: str) -> float:
+    """A release may ship ERROR_RATE (a share of / answered 500) or SLOW_MS (added to every /): for trying
+    out a canary analysis with a release that is bad only under traffic."""
+    path = HERE / name
+    try:
+        return float(path.read_text().strip()) if path.exists() else 0.0
+    except ValueError:
+        return 0.0
 
 
 def release() -> dict[str, str]:
@@ -37,13 +53,19 @@ def schema() -> str:
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        self.started = time.monotonic()
         if self.path == "/healthz":
             # A release that ships an UNHEALTHY file fails its health check (for trying out failures).
             healthy = not (HERE / "UNHEALTHY").exists()
             self.answer(200 if healthy else 500, "text/plain", b"ok\n" if healthy else b"unhealthy\n")
         elif self.path == "/version":
             self.answer(200, "application/json", json.dumps(release()).encode())
+        elif self.path == "/metrics":
+            self.answer(200, "text/plain; version=0.0.4", metrics().encode())
+        elif self.path == "/" and self.failing():
+            self.answer(500, "text/plain", b"this release fails some requests (ERROR_RATE)\n")
         elif self.path == "/":
+            time.sleep(knob("SLOW_MS") / 1000)
             info = release()
             page = (
                 f"<h1>{info['greeting']}</h1><p>release <code>{info['sha']}</code> ({info['ref']})</p>"
@@ -53,7 +75,18 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.answer(404, "text/plain", b"not found\n")
 
+    def failing(self) -> bool:
+        """Every request past each whole multiple of ERROR_RATE fails: exactly that share, no randomness."""
+        rate = knob("ERROR_RATE")
+        with LOCK:
+            done = sum(COUNTS.values())
+        return rate > 0 and int((done + 1) * rate) > int(done * rate)
+
     def answer(self, status: int, content_type: str, body: bytes) -> None:
+        if self.path not in ("/metrics", "/healthz"):
+            with LOCK:
+                COUNTS[status] = COUNTS.get(status, 0) + 1
+                SECONDS[0] += time.monotonic() - self.started
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -62,6 +95,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def metrics() -> str:
+    with LOCK:
+        counts, seconds = dict(COUNTS), SECONDS[0]
+    lines = ["# TYPE demo_requests_total counter"]
+    lines += [f'demo_requests_total{{code="{code}"}} {count}' for code, count in sorted(counts.items())]
+    lines += ["# TYPE demo_request_seconds summary", f"demo_request_seconds_sum {seconds}"]
+    lines += [f"demo_request_seconds_count {sum(counts.values())}"]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

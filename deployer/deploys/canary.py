@@ -1,0 +1,52 @@
+"""The canary's verdict as the rollout's next step: pass → the next batch; fail → the environment's
+on_failure (rollback by default: every switched host back, and the reason names the metric, its value, the
+baseline and the condition); inconclusive → `on_inconclusive`: pause for a person (the default in
+production: retry the analysis, continue, or abort and roll back) or continue on health checks alone."""
+
+from __future__ import annotations
+
+from deployer.catalog.analysis_spec import AnalysisSpec
+from deployer.choices import Decision, OnFailure
+from deployer.deploys.analysis import Judged, analysis_run
+from deployer.deploys.endings import Ended, Ending
+from deployer.deploys.fleet import Fleet, HostRun
+from deployer.deploys.log import deploy_logger
+from deployer.deploys.recovery import after_failure, cancel_check, decision_wait
+from deployer.models import Measurement
+
+V = Measurement.Verdict
+
+
+def canary_judged(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], baseline: list[HostRun]) -> Ended | None:
+    """Judge the live canary against the baseline; None when the rollout goes on, else how it ended."""
+    environment, log = fleet.deploy.environment, deploy_logger(fleet.deploy.pk)
+    while True:
+        judged = analysis_run(fleet, spec, canary, baseline, stop=lambda: cancel_check(fleet) is not None)
+        if judged is None:
+            return cancel_check(fleet) or Ended(Ending.CANCELLED, "cancelled during the canary analysis")
+        if judged.verdict == V.PASS:
+            log.info("%s", judged.reason)
+            return None
+        if judged.verdict == V.FAIL and environment.on_failure != OnFailure.PAUSE:
+            reason = f"canary analysis: {judged.reason}"
+            return after_failure(fleet, reason, rolling_back=environment.on_failure == OnFailure.ROLLBACK)
+        policy = spec.on_inconclusive or ("pause" if environment.production else "continue")
+        if judged.verdict == V.INCONCLUSIVE and policy == "continue":
+            _continued(canary, judged, "on_inconclusive: continue")
+            return None
+        decision = decision_wait(fleet, f"canary analysis: {judged.reason}", canary)
+        if isinstance(decision, Ended):
+            return decision
+        choice, who = decision
+        if choice == Decision.ABORT:
+            return after_failure(fleet, f"canary analysis: {judged.reason}; aborted by {who}", rolling_back=True)
+        if choice == Decision.SKIP:
+            _continued(canary, judged, f"{who} chose to continue")
+            return None
+        log.info("%s asked for the analysis again", who)
+
+
+def _continued(canary: list[HostRun], judged: Judged, why: str) -> None:
+    note = f"the canary analysis was {judged.verdict} ({judged.reason}); went on on health checks alone ({why})"
+    deploy_logger(canary[0].record.deploy_id).warning("%s", note)
+    canary[0].notes.append(note)

@@ -1,0 +1,58 @@
+"""A real Prometheus (Debian's package) for the canary analysis tests: it scrapes the demo app on each test
+host every second, on loopback, and keeps its data in the test's own directory."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+
+@contextmanager
+def prometheus_running(directory: Path, port: int, targets: list[str]) -> Iterator[str]:
+    """Prometheus on 127.0.0.1:`port` scraping `targets` (host:port) every second; yields its URL."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("Prometheus is not installed: apt-get install prometheus (make test installs it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "prometheus.yml"
+    listed = ", ".join(f'"{target}"' for target in targets)
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs:\n  - job_name: app\n    static_configs: [{{targets: [{listed}]}}]\n"
+    )
+    log = directory / "prometheus.log"
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Prometheus did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/-/ready", timeout=1).ok
+    except requests.RequestException:
+        return False

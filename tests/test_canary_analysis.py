@@ -1,0 +1,191 @@
+"""The canary analysis: the first batch is judged by real Prometheus, scraping the demo app on each real sshd
+host under load, against the hosts still on the old release. A release that fails 20 % of requests is
+rolled back from its canary while the other hosts never leave the old release; a good one reaches every
+host; no traffic and no Prometheus are inconclusive, never a pass."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+
+from deployer.choices import DeployStatus, HostStatus
+from deployer.demo import setup
+from deployer.demo.hosts import SshdHost
+from deployer.deploys.request import deploy_request
+from deployer.models import Deploy, Measurement
+from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_until
+from tests.support.prometheus import prometheus_running
+from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait, host_root
+
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
+
+WINDOW = "[8s]"
+ERROR_RATIO = (
+    f'(sum(rate(demo_requests_total{{code=~"5..",instance=~"{{{{hosts}}}}"}}{WINDOW})) or vector(0)) / '
+    f'sum(rate(demo_requests_total{{instance=~"{{{{hosts}}}}"}}{WINDOW}))'
+)
+REQUESTS = f'sum(increase(demo_requests_total{{instance=~"{{{{hosts}}}}"}}{WINDOW}))'
+
+
+def analysis(app_port: int, **overrides: Any) -> str:
+    metric = {
+        "name": "error_rate",
+        "query": ERROR_RATIO,
+        "condition": "canary <= baseline * 2 + 0.01",
+        "sample": REQUESTS,
+        "min_sample": 10,
+        "interval": 2,
+        "count": 3,
+    }
+    spec = {"prometheus": "main", "canary": 1, "instance": f"{{address}}:{app_port}", "bake": 3, "metrics": [metric]}
+    return json.dumps({**spec, **overrides})  # (JSON is YAML: the catalog reads it as written)
+
+
+@pytest.fixture(scope="module")
+def bad_branch(app_repo: AppRepo) -> str:
+    """A release that answers one request in five with 500: every health check still passes."""
+    branches = setup.git(app_repo.path, "branch", "--list", "bad-canary")
+    if not branches.strip():
+        setup.repo_branch(app_repo.path, "bad-canary", {"ERROR_RATE": "0.2\n"}, "Fail a fifth of requests")
+    return "bad-canary"
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, ssh_hosts: list[SshdHost], app_port: int, prometheus_port: int) -> Iterator[str]:
+    with prometheus_running(tmp_path / "prometheus", prometheus_port, [f"{h.address}:{app_port}" for h in ssh_hosts]):
+        yield f"http://127.0.0.1:{prometheus_port}"
+
+
+class Traffic:
+    """Threads sending GET / to every host's app until stopped (what users would send)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(url,), daemon=True) for url in urls]
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _run(self, url: str) -> None:
+        session = requests.Session()
+        while not self._stop.wait(0.02):  # about 40 requests a second to each host
+            with contextlib.suppress(requests.RequestException):
+                session.get(url, timeout=2)
+
+
+def traffic(ssh_hosts: list[SshdHost], app_port: int) -> Traffic:
+    return Traffic([f"http://{host.address}:{app_port}/" for host in ssh_hosts])
+
+
+def test_a_release_that_fails_requests_is_rolled_back_from_its_canary(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    prometheus: str,
+    bad_branch: str,
+    deployer_client: Client,
+) -> None:
+    environment = make_environment(options={"batch_size": "1"})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+    environment.analysis = json.loads(analysis(app_port))
+    environment.save(update_fields=["analysis"])
+
+    with traffic(ssh_hosts, app_port):
+        deploy = deploy_and_wait(environment, bad_branch, deployer, celery_worker)
+
+    story = deploy_story(celery_worker)
+    assert deploy.status == DeployStatus.ROLLED_BACK, story
+    assert "canary analysis: canary" in deploy.reason and "error_rate failed" in deploy.reason, deploy.reason
+    assert "not canary <= baseline * 2 + 0.01" in deploy.reason
+    hosts = list(deploy.hosts.order_by("host__position"))
+    assert [h.status for h in hosts] == [HostStatus.ROLLED_BACK, HostStatus.STAGED, HostStatus.STAGED], story
+    for index in range(3):  # the canary went back; the others never left the old release
+        assert (host_root(environment, index) / "current").readlink() == Path("releases") / "1", story
+    failed = Measurement.objects.filter(deploy=deploy, verdict=Measurement.Verdict.FAIL).first()
+    assert failed is not None and failed.canary is not None and failed.canary > 0.1, story
+    assert failed.baseline == 0.0 and failed.canary_sample and failed.canary_sample >= 10
+    assert f"{ssh_hosts[0].address.replace('.', chr(92) * 2 + '.')}" in failed.canary_query, failed.canary_query
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "Canary analysis" in page and 'data-verdict="fail"' in page
+
+
+def test_a_good_release_passes_its_canary_and_reaches_every_host(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    prometheus: str,
+) -> None:
+    environment = make_environment(options={"batch_size": "1", "analysis": analysis(app_port)})
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+    plan = plan_page(deployer_client, "app", "test", "feature/shout")
+    assert "the first batch (1 host) is judged in Prometheus &#x27;main&#x27;" in plan and "adds up to 9 s" in plan
+
+    with traffic(ssh_hosts, app_port):
+        deploy = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)
+
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy_story(celery_worker)
+    assert [h.status for h in deploy.hosts.all()] == [HostStatus.LIVE] * 3
+    verdicts = list(Measurement.objects.filter(deploy=deploy).values_list("verdict", flat=True))
+    assert verdicts == [Measurement.Verdict.PASS] * 3
+
+
+def test_no_traffic_is_inconclusive_never_a_pass(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    app_port: int,
+    prometheus: str,
+) -> None:
+    spec = analysis(app_port, on_inconclusive="continue")
+    environment = make_environment(options={"batch_size": "1", "analysis": spec})
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+
+    deploy = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)  # nobody sends requests
+
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy_story(celery_worker)
+    assert "the canary analysis was inconclusive" in deploy.reason and "went on on health checks alone" in deploy.reason
+    first = Measurement.objects.filter(deploy=deploy).first()
+    assert first is not None and first.verdict == Measurement.Verdict.INCONCLUSIVE
+    assert "below min_sample" in first.said or "no canary value" in first.said, first.said
+
+
+def test_prometheus_down_is_inconclusive_and_production_pauses_for_a_person(
+    make_environment: MakeEnvironment, celery_worker: Worker, deployer: AbstractBaseUser, app_port: int
+) -> None:
+    spec = analysis(app_port, bake=0, on_inconclusive="pause")
+    environment = make_environment(options={"batch_size": "1", "analysis": spec})
+    first = deploy_and_wait(environment, "main", deployer, celery_worker)  # (the first release: not judged)
+    assert first.status == DeployStatus.SUCCEEDED and not first.measurements.exists()
+
+    # Nothing listens on the Prometheus port (no fixture started one).
+    deploy = deploy_request(environment=environment, ref="feature/shout", user=deployer)
+    wait_until(lambda: Deploy.objects.get(pk=deploy.pk).paused_at is not None, timeout=60)
+    paused = Deploy.objects.get(pk=deploy.pk)
+    assert "canary analysis" in paused.pause_reason and "did not answer" in paused.pause_reason, paused.pause_reason
+    Deploy.objects.filter(pk=deploy.pk).update(decision="abort")
+    wait_until(lambda: Deploy.objects.get(pk=deploy.pk).status == DeployStatus.ROLLED_BACK, timeout=60)
