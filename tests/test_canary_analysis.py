@@ -189,3 +189,35 @@ def test_prometheus_down_is_inconclusive_and_production_pauses_for_a_person(
     assert "canary analysis" in paused.pause_reason and "did not answer" in paused.pause_reason, paused.pause_reason
     Deploy.objects.filter(pk=deploy.pk).update(decision="abort")
     wait_until(lambda: Deploy.objects.get(pk=deploy.pk).status == DeployStatus.ROLLED_BACK, timeout=60)
+
+
+def test_the_slack_story_says_what_the_canary_measured(db: None) -> None:
+    from django.utils import timezone
+
+    from deployer.catalog.load import catalog_apply, catalog_parse
+    from deployer.models import Environment
+    from deployer.notify.story import story
+    from tests.conftest import SMALL_CATALOG
+
+    catalog_apply(catalog_parse(SMALL_CATALOG))
+    deploy = Deploy.objects.create(environment=Environment.objects.get(name="test"), ref="main", sha="a" * 40)
+    common = {
+        "deploy": deploy,
+        "canary_query": "q",
+        "condition": "canary <= baseline * 2",
+        "measured_at": timezone.now(),
+    }
+    Measurement.objects.create(
+        metric="error_rate", number=1, baseline_query="q", canary=0.001, baseline=0.001, verdict="pass", **common
+    )
+    Measurement.objects.create(
+        metric="error_rate", number=2, baseline_query="q", canary=0.048, baseline=0.001, verdict="fail", **common
+    )
+    Measurement.objects.create(metric="latency", number=1, canary=None, verdict="inconclusive", dry_run=True, **common)
+
+    _, blocks = story(deploy)
+
+    fields = [field["text"] for field in blocks[0]["fields"]]
+    assert (
+        "*Canary analysis*\nerror_rate 0.048 vs baseline 0.001: fail\nlatency no data: inconclusive (dry run)" in fields
+    )

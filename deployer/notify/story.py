@@ -68,6 +68,8 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
         fields.append(f"*Emergency*\n{escape(deploy.emergency_reason)}")
     if deploy.skipped_hosts:
         fields.append(f"*Without*\n{escape(', '.join(deploy.skipped_hosts))}: {escape(deploy.skip_reason)}")
+    if canary := _canary(deploy):
+        fields.append(f"*Canary analysis*\n{canary}")
     section = SectionBlock(
         text=MarkdownTextObject(text=headline[:TEXT_MAX]),
         fields=[MarkdownTextObject(text=field[:FIELD_MAX]) for field in fields],
@@ -169,6 +171,19 @@ def _commit_link(deploy: Deploy) -> str:
     short = deploy.sha[:8]
     repo = deploy.environment.service.github_repo
     return f"<{github.commit_url(repo, deploy.sha)}|`{short}`>" if repo else f"`{short}`"
+
+
+def _canary(deploy: Deploy) -> str:
+    """Each metric's latest measurement: "error_rate 0.048 vs baseline 0.001: fail" ("" without an analysis)."""
+    latest = {m.metric: m for m in deploy.measurements.all()}
+    lines = []
+    for name, m in latest.items():
+        canary = "no data" if m.canary is None else f"{m.canary:.4g}"
+        baseline = (
+            "" if not m.baseline_query else f" vs baseline {'no data' if m.baseline is None else f'{m.baseline:.4g}'}"
+        )
+        lines.append(f"{escape(name)} {canary}{baseline}: {m.verdict}{' (dry run)' if m.dry_run else ''}")
+    return "\n".join(lines)
 
 
 def _deploy_url(deploy: Deploy) -> str:
