@@ -37,6 +37,7 @@ from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.fakes.slack import FakeSlack
 from tests.support.builder_account import Builder, builder_started
+from tests.support.prometheus import ADDRESS as PROMETHEUS_ADDRESS
 from tests.support.worker import Worker
 
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -310,7 +311,7 @@ def celery_worker(
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons
-        "GANTRY_PROMETHEUS": f"main=http://127.0.0.1:{prometheus_port}",
+        "GANTRY_PROMETHEUS": f"main=http://{PROMETHEUS_ADDRESS}:{prometheus_port}",
     }
     worker = Worker(env={**integration_settings(*fakes), **slack_env})
     worker.start()
@@ -321,7 +322,7 @@ def celery_worker(
 @pytest.fixture(scope="session")
 def prometheus_port() -> int:
     """Where the canary tests' Prometheus listens (started by the tests that need it; the worker knows it)."""
-    return free_port("127.0.0.1")
+    return free_port(PROMETHEUS_ADDRESS)
 
 
 @pytest.fixture(scope="session")

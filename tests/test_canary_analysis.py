@@ -22,11 +22,14 @@ from deployer.choices import DeployStatus, HostStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
+from deployer.integrations import haproxy
 from deployer.models import Deploy, Measurement
 from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_until
-from tests.support.prometheus import prometheus_running
+from tests.support.haproxy import haproxy_running
+from tests.support.prometheus import ADDRESS, prometheus_running
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
+from tests.test_zero_downtime import all_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
@@ -64,7 +67,7 @@ def bad_branch(app_repo: AppRepo) -> str:
 @pytest.fixture
 def prometheus(tmp_path: Path, ssh_hosts: list[SshdHost], app_port: int, prometheus_port: int) -> Iterator[str]:
     with prometheus_running(tmp_path / "prometheus", prometheus_port, [f"{h.address}:{app_port}" for h in ssh_hosts]):
-        yield f"http://127.0.0.1:{prometheus_port}"
+        yield f"http://{ADDRESS}:{prometheus_port}"
 
 
 class Traffic:
@@ -122,7 +125,7 @@ def test_a_release_that_fails_requests_is_rolled_back_from_its_canary(
     hosts = list(deploy.hosts.order_by("host__position"))
     assert [h.status for h in hosts] == [HostStatus.ROLLED_BACK, HostStatus.STAGED, HostStatus.STAGED], story
     for index in range(3):  # the canary went back; the others never left the old release
-        assert (host_root(environment, index) / "current").readlink() == Path("releases") / "1", story
+        assert (host_root(environment, index) / "current").readlink() == Path("releases") / first.release_name
     failed = Measurement.objects.filter(deploy=deploy, verdict=Measurement.Verdict.FAIL).first()
     assert failed is not None and failed.canary is not None and failed.canary > 0.1, story
     assert failed.baseline == 0.0 and failed.canary_sample and failed.canary_sample >= 10
@@ -221,3 +224,40 @@ def test_the_slack_story_says_what_the_canary_measured(db: None) -> None:
     assert (
         "*Canary analysis*\nerror_rate 0.048 vs baseline 0.001: fail\nlatency no data: inconclusive (dry run)" in fields
     )
+
+
+def test_the_built_in_error_rate_from_haproxys_exporter_rolls_a_bad_canary_back(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    prometheus_port: int,
+    tmp_path: Path,
+    bad_branch: str,
+) -> None:
+    """Nothing instrumented: the canary is told apart by its server name in HAProxy's own metrics."""
+    with (
+        haproxy_running(tmp_path, [host.address for host in ssh_hosts], app_port) as proxy,
+        prometheus_running(tmp_path / "prometheus", prometheus_port, [proxy.exporter]),
+    ):
+        builtin = {"builtin": "error_rate", "interval": 2, "count": 3, "min_sample": 10}
+        spec = {"prometheus": "main", "bake": 3, "window": "8s", "metrics": [builtin]}
+        balancer = f"{{runtime_api: {proxy.socket}, backend: app}}"
+        options = {"batch_size": "1", "load_balancer": balancer, "analysis": json.dumps(spec)}
+        environment = make_environment(options=options)
+        assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+        wait_until(lambda: all_up(proxy), timeout=10)
+
+        with Traffic([f"{proxy.url}/"] * 3):
+            deploy = deploy_and_wait(environment, bad_branch, deployer, celery_worker)
+        weights = {state.weight for state in haproxy.servers(proxy.socket, proxy.backend).values()}
+
+    story = deploy_story(celery_worker)
+    assert deploy.status == DeployStatus.ROLLED_BACK, story
+    failed = Measurement.objects.filter(deploy=deploy, verdict=Measurement.Verdict.FAIL).first()
+    assert failed is not None and failed.metric == "error_rate", story
+    assert 'server=~"127\\\\.0\\\\.0\\\\.11"' in failed.canary_query and 'proxy="app"' in failed.canary_query
+    assert failed.canary is not None and failed.canary > 0.1 and failed.baseline == 0.0, story
+    assert "the canary gets about 10% of the requests (HAProxy weight 22, the others 100)" in story
+    assert weights == {1}, "every weight as configured again"

@@ -74,3 +74,40 @@ services:
     said = str(caught.value)
     assert "catalog.yml:12: services.app.environments.prod.analysis.metrics[0].query: the query must select" in said
     assert "catalog.yml:13: services.app.environments.prod.analysis.metrics[0].condition: cannot read" in said
+
+
+BUILTINS = """\
+services:
+  app:
+    repo: /srv/git/app.git
+    analysis:
+      prometheus: main
+      metrics: [error_rate, {builtin: response_time, condition: result < 0.5}]
+    environments:
+      prod:
+        deploy_path: /srv/app
+        hosts: [{address: 10.0.0.1, lb_server: app1}, {address: 10.0.0.2, lb_server: app2}]
+        load_balancer: {runtime_api: /run/haproxy.sock, backend: app}
+      test:
+        deploy_path: /srv/app
+        hosts: [{address: 10.0.0.3}]
+"""
+
+
+def test_built_in_metrics_need_the_load_balancer_they_read() -> None:
+    with pytest.raises(CatalogError) as caught:
+        catalog_parse(BUILTINS)
+    (problem,) = caught.value.problems
+    assert problem.render("catalog.yml").startswith(
+        "catalog.yml:4: services.app.analysis: error_rate and response_time"
+    )
+    assert "give test a load_balancer" in problem.message
+
+    spec = catalog_parse(
+        BUILTINS.replace("      test:\n        deploy_path: /srv/app\n        hosts: [{address: 10.0.0.3}]\n", "")
+    )
+    prod = spec.services["app"].analysis
+    assert prod is not None
+    error_rate, response_time = prod.judged_by
+    assert 'code="5xx"' in error_rate.query and error_rate.min_sample == 50
+    assert response_time.condition == "result < 0.5" and "response_time_average_seconds" in response_time.query

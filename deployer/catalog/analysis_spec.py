@@ -9,12 +9,12 @@ from __future__ import annotations
 import string
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Discriminator, Field, Tag
 
 from deployer.catalog.fields import Name, Spec
 from deployer.lib.conditions import ConditionError, condition_check
 
-PLACEHOLDERS = ("{{service}}", "{{environment}}", "{{hosts}}", "{{sha}}", "{{release}}")
+PLACEHOLDERS = ("{{service}}", "{{environment}}", "{{hosts}}", "{{servers}}", "{{backend}}", "{{window}}", "{{sha}}")
 
 
 def valid_condition(value: str) -> str:
@@ -26,8 +26,11 @@ def valid_condition(value: str) -> str:
 
 
 def valid_query(value: str) -> str:
-    if "{{hosts}}" not in value:
-        raise ValueError('the query must select the hosts judged: put instance=~"{{hosts}}" in its selector')
+    if "{{hosts}}" not in value and "{{servers}}" not in value:
+        raise ValueError(
+            'the query must select the hosts judged: put instance=~"{{hosts}}" (or server=~"{{servers}}", their '
+            "load balancer names) in its selector"
+        )
     if any(c in value for c in "\r\0"):
         raise ValueError("a query is text (no NUL or carriage return)")
     return value
@@ -73,6 +76,72 @@ class MetricSpec(Spec):
     dry_run: bool = Field(default=False, description="measure and show, never decide")
 
 
+# What every service behind HAProxy has without instrumenting anything: HAProxy's own Prometheus exporter
+# (`http-request use-service prometheus-exporter`), per backend server (each host's lb_server).
+_RESPONSES = 'haproxy_server_http_responses_total{proxy="{{backend}}",server=~"{{servers}}"'
+_REQUESTS = "sum(increase(" + _RESPONSES + "}[{{window}}]))"
+BUILTIN: dict[str, dict[str, object]] = {
+    "error_rate": {
+        "query": "(sum(rate("
+        + _RESPONSES
+        + ',code="5xx"}[{{window}}])) or vector(0)) / sum(rate('
+        + _RESPONSES
+        + "}[{{window}}]))",
+        "condition": "canary <= baseline * 1.5 + 0.001",
+        "sample": _REQUESTS,
+        "min_sample": 50,
+    },
+    "response_time": {
+        "query": 'max(haproxy_server_response_time_average_seconds{proxy="{{backend}}",server=~"{{servers}}"})',
+        "condition": "canary <= baseline * 1.5 + 0.05",
+        "sample": _REQUESTS,
+        "min_sample": 50,
+    },
+}
+Builtin = Literal["error_rate", "response_time"]
+
+
+class BuiltinMetricSpec(Spec):
+    """A built-in metric with some of its settings changed: {builtin: error_rate, condition: ...}."""
+
+    builtin: Builtin = Field(description="error_rate or response_time, from HAProxy's exporter")
+    condition: Annotated[str, AfterValidator(valid_condition)] | None = Field(default=None)
+    min_sample: float | None = Field(default=None, ge=0)
+    interval: int | None = Field(default=None, ge=1, le=600)
+    count: int | None = Field(default=None, ge=1, le=100)
+    failure_limit: int | None = Field(default=None, ge=0)
+    inconclusive_limit: int | None = Field(default=None, ge=0)
+    dry_run: bool | None = None
+
+
+def metric_of(entry: MetricSpec | BuiltinMetricSpec | str) -> MetricSpec:
+    """A metric as the analysis runs it: a built-in's name or overrides become its full settings."""
+    if isinstance(entry, MetricSpec):
+        return entry
+    name = entry if isinstance(entry, str) else entry.builtin
+    changed = {} if isinstance(entry, str) else entry.model_dump(exclude={"builtin"}, exclude_none=True)
+    return MetricSpec.model_validate({"name": name, **BUILTIN[name], **changed})
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return "builtin-name"
+    if isinstance(value, dict) and "builtin" in value:
+        return "builtin-metric"
+    return "metric"
+
+
+# One kind of entry per shape (a name, {builtin: ...}, or a metric of your own), so a mistake is reported
+# against the kind written, not against every kind it is not. The tags never show in a problem's path.
+UNION_TAGS = frozenset({"metric", "builtin-metric", "builtin-name"})
+MetricEntry = Annotated[
+    Annotated[MetricSpec, Tag("metric")]
+    | Annotated[BuiltinMetricSpec, Tag("builtin-metric")]
+    | Annotated[Builtin, Tag("builtin-name")],
+    Discriminator(_kind),
+]
+
+
 class AnalysisSpec(Spec):
     prometheus: Name = Field(description="a Prometheus server named in Gantry's settings (GANTRY_PROMETHEUS)")
     canary: int = Field(default=1, ge=1, description="hosts in the first batch: the canary")
@@ -80,8 +149,26 @@ class AnalysisSpec(Spec):
         default="{address}", description='a host\'s instance label in Prometheus, e.g. "{address}:9100"'
     )
     bake: int = Field(default=0, ge=0, le=3600, description="seconds after the canary is live before measuring")
+    traffic: int = Field(
+        default=10, ge=1, le=50, description="percent of requests the canary gets behind HAProxy while judged"
+    )
     on_inconclusive: Literal["pause", "continue"] | None = Field(
         default=None,
         description="pause for a person (the default in production) or continue on health checks alone",
     )
-    metrics: list[MetricSpec] = Field(min_length=1, max_length=20, description="what the canary is judged by")
+    window: str = Field(
+        default="1m", pattern=r"^[1-9][0-9]{0,3}[smh]$", description="the range of {{window}} (the built-ins' rate)"
+    )
+    metrics: list[MetricEntry] = Field(
+        min_length=1,
+        max_length=20,
+        description="what the canary is judged by: error_rate and response_time (HAProxy's exporter), or PromQL",
+    )
+
+    @property
+    def judged_by(self) -> list[MetricSpec]:
+        return [metric_of(entry) for entry in self.metrics]
+
+    @property
+    def builtins(self) -> bool:
+        return any(not isinstance(entry, MetricSpec) for entry in self.metrics)

@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from deployer import queue
 from deployer.apitests.schema import AssertionSpec, StepSpec, SuiteSpec
+from deployer.catalog.analysis_spec import UNION_TAGS
 from deployer.catalog.catalog_files import (
     CATALOG_MAX_BYTES,
     CatalogError,
@@ -101,7 +102,7 @@ def catalog_from(files: CatalogFiles, root_name: str) -> CatalogSpec:
 
 
 def _problem(root: CommentedMap, err: Any) -> Problem:
-    loc: Loc = tuple(err["loc"])
+    loc: Loc = tuple(part for part in err["loc"] if part not in UNION_TAGS)
     kind = err["type"]
     if kind == "extra_forbidden" and len(loc) >= 2 and loc[-2] == "defaults" and loc[-1] in {"deploy_path", "hosts"}:
         message = f"{loc[-1]} belongs to each environment, not to defaults (they hold what environments share)"

@@ -67,6 +67,7 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
         yield from _release_problems(root, service_name, service)
         yield from _role_problems(root, service_name, service)
         yield from _hook_problems(root, service_name, service)
+        yield from _analysis_problems(root, service_name, service)
         if not service.repo and not service.github:
             loc: Loc = ("services", service_name)
             yield Problem(
@@ -259,6 +260,21 @@ def effective(service: ServiceSpec, environment: EnvironmentSpec) -> Environment
         if key not in environment.model_fields_set and key in service.model_fields_set
     }
     return environment.model_copy(update=inherited)
+
+
+def _analysis_problems(root: CommentedMap, service_name: str, service: ServiceSpec) -> Iterable[Problem]:
+    """The built-in metrics read HAProxy's exporter: they need the environment's load balancer backend."""
+    for env_name, env_spec in service.environments.items():
+        env = effective(service, env_spec)
+        if env.analysis and env.analysis.builtins and not (env.load_balancer and env.load_balancer.backend):
+            loc: Loc = ("services", service_name, "environments", env_name)
+            at = (*loc, "analysis") if env_spec.analysis else ("services", service_name, "analysis")
+            yield Problem(
+                line_of(root, at),
+                where(at),
+                "error_rate and response_time come from HAProxy's exporter, per backend server: give "
+                f"{env_name} a load_balancer: {{runtime_api: ..., backend: ...}}, or write your own PromQL metrics",
+            )
 
 
 # Keys that belong to a role once an environment declares roles.

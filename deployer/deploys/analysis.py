@@ -77,12 +77,12 @@ def analysis_run(
         "canary analysis of %s against %s: %s",
         names,
         ", ".join(run.name for run in baseline) or "no baseline (absolute conditions only)",
-        ", ".join(metric.name for metric in spec.metrics),
+        ", ".join(metric.name for metric in spec.judged_by),
     )
     started = time.monotonic()
     if spec.bake and _wait(started + spec.bake, stop):
         return None
-    tallies = [_Tally(metric) for metric in spec.metrics]
+    tallies = [_Tally(metric) for metric in spec.judged_by]
     due = {id(tally): started + spec.bake + tally.metric.interval for tally in tallies}
     while undecided := [tally for tally in tallies if tally.verdict is None]:
         tally = min(undecided, key=lambda t: due[id(t)])
@@ -205,18 +205,24 @@ def _rendered(query: str | None, fleet: Fleet, spec: AnalysisSpec, runs: list[Ho
         return ""
     deploy = fleet.deploy
     labels = [spec.instance.format(address=run.host.address, lb_server=run.host.balancer_name) for run in runs]
-    # A regex of the hosts' instance labels, in a PromQL string: each label's regex escapes, escaped again.
-    hosts = "|".join(re.escape(label).replace("\\", "\\\\") for label in labels)
     values = {
         "{{service}}": deploy.environment.service.name,
         "{{environment}}": deploy.environment.name,
-        "{{hosts}}": hosts,
+        "{{hosts}}": _regex(labels),
+        "{{servers}}": _regex([run.host.balancer_name for run in runs]),
+        "{{backend}}": deploy.environment.lb_backend or deploy.environment.service.name,
+        "{{window}}": spec.window,
         "{{sha}}": deploy.sha,
         "{{release}}": deploy.release_name,
     }
     for placeholder, value in values.items():
         query = query.replace(placeholder, value)
     return query
+
+
+def _regex(names: list[str]) -> str:
+    """A regex matching exactly `names`, inside a PromQL string: each name's regex escapes, escaped again."""
+    return "|".join(re.escape(name).replace(chr(92), chr(92) * 2) for name in names)
 
 
 def _stored(value: float | str | None) -> float | None:

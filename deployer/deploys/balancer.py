@@ -49,6 +49,8 @@ class Balancer:
                     f"HAProxy backend {self.backend} has no server {', '.join(missing)} (it has "
                     f"{', '.join(sorted(states))}); set lb_server on the host in the catalog"
                 )
+            for name in names:  # (a canary's lowered weight, left by a deploy that stopped, as configured again)
+                haproxy.server_set_weight(self.address, self.backend, name, "100%")
             for name in names if ready_drained else []:
                 if states[name].draining:
                     log.warning("%s was left drained in HAProxy (by an earlier deploy that stopped); ready again", name)
@@ -79,6 +81,30 @@ class Balancer:
                 haproxy.server_set_state(self.address, self.backend, name, "maint")
                 done.append(name)
         return done
+
+    @contextmanager
+    def canary_share(self, canary: list[str], baseline: list[str], percent: int, log: Log) -> Iterator[None]:
+        """While the canary is judged it gets about `percent` % of the requests (its weight against the baseline
+        servers' 100 each), however few hosts there are; every weight is back as configured afterwards. A load
+        balancer that refuses is only logged: the canary then gets its natural share."""
+        weight = max(1, min(256, round(percent * 100 * len(baseline) / (100 - percent))))
+        try:
+            for name in baseline:
+                haproxy.server_set_weight(self.address, self.backend, name, "100")
+            for name in canary:
+                haproxy.server_set_weight(self.address, self.backend, name, str(weight))
+            share = 100 * weight * len(canary) / (weight * len(canary) + 100 * len(baseline))
+            log.info("the canary gets about %.0f%% of the requests (HAProxy weight %d, the others 100)", share, weight)
+        except haproxy.HAProxyError as exc:
+            log.warning("could not lower the canary's share in HAProxy (it gets its natural share): %s", exc)
+        try:
+            yield
+        finally:
+            for name in [*canary, *baseline]:
+                try:
+                    haproxy.server_set_weight(self.address, self.backend, name, "100%")
+                except haproxy.HAProxyError as exc:
+                    log.warning("could not set %s's weight back in HAProxy (the next deploy does): %s", name, exc)
 
     def keep_out(self, name: str, log: Log) -> None:
         """A host joining the environment: in maintenance until its release is live and healthy (activation

@@ -5,9 +5,13 @@ production: retry the analysis, continue, or abort and roll back) or continue on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import Decision, OnFailure
 from deployer.deploys.analysis import Judged, analysis_run
+from deployer.deploys.balancer import Balancer
 from deployer.deploys.endings import Ended, Ending
 from deployer.deploys.fleet import Fleet, HostRun
 from deployer.deploys.log import deploy_logger
@@ -21,7 +25,8 @@ def canary_judged(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], basel
     """Judge the live canary against the baseline; None when the rollout goes on, else how it ended."""
     environment, log = fleet.deploy.environment, deploy_logger(fleet.deploy.pk)
     while True:
-        judged = analysis_run(fleet, spec, canary, baseline, stop=lambda: cancel_check(fleet) is not None)
+        with _share(fleet, spec, canary, baseline):
+            judged = analysis_run(fleet, spec, canary, baseline, stop=lambda: cancel_check(fleet) is not None)
         if judged is None:
             return cancel_check(fleet) or Ended(Ending.CANCELLED, "cancelled during the canary analysis")
         if judged.verdict == V.PASS:
@@ -44,6 +49,18 @@ def canary_judged(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], basel
             _continued(canary, judged, f"{who} chose to continue")
             return None
         log.info("%s asked for the analysis again", who)
+
+
+@contextmanager
+def _share(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], baseline: list[HostRun]) -> Iterator[None]:
+    """Behind HAProxy, the canary's share of requests lowered to `traffic` % while it is judged."""
+    balancer = Balancer.of(fleet.deploy.environment)
+    if balancer is None or not baseline:
+        yield
+        return
+    names = [run.host.balancer_name for run in canary], [run.host.balancer_name for run in baseline]
+    with balancer.canary_share(*names, spec.traffic, deploy_logger(fleet.deploy.pk)):
+        yield
 
 
 def _continued(canary: list[HostRun], judged: Judged, why: str) -> None:

@@ -28,6 +28,7 @@ class ServerState:
     status: str  # HAProxy's status column: UP, DOWN, DRAIN, MAINT, "UP 1/2"...
     sessions: int  # scur: sessions in progress
     draining: bool  # drained through the runtime API (whatever its health checks say)
+    weight: int = 1  # its weight now (a canary's is lowered while it is judged)
 
 
 def command(address: str, line: str, *, timeout: float = TIMEOUT) -> str:
@@ -66,6 +67,13 @@ def server_set_state(address: str, backend: str, server: str, state: str) -> Non
         raise HAProxyError(f"HAProxy refused to set {backend}/{server} to {state}: {answer}")
 
 
+def server_set_weight(address: str, backend: str, server: str, weight: str) -> None:
+    """weight: 0 to 256, or a percentage of the weight in haproxy.cfg ("100%": as configured)."""
+    answer = command(address, f"set server {backend}/{server} weight {weight}").strip()
+    if answer:
+        raise HAProxyError(f"HAProxy refused the weight {weight} for {backend}/{server}: {answer}")
+
+
 def servers(address: str, backend: str) -> dict[str, ServerState]:
     """The servers of `backend` with their status and current sessions."""
     answer = command(address, "show stat")
@@ -79,7 +87,8 @@ def servers(address: str, backend: str) -> dict[str, ServerState]:
         raise HAProxyError(f"HAProxy has no backend {backend!r} with servers; check the backend name in the catalog")
     drained = _forced_drain(address, backend)
     return {
-        name: ServerState(name, row["status"], int(row["scur"] or 0), name in drained) for name, row in stats.items()
+        name: ServerState(name, row["status"], int(row["scur"] or 0), name in drained, int(row["weight"] or 0))
+        for name, row in stats.items()
     }
 
 

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from deployer.choices import DeployStatus
-from deployer.models import Deploy, IntegrationStatus, SlackMessage, SyncState, WebhookDelivery
+from deployer.models import Deploy, IntegrationStatus, Measurement, SlackMessage, SyncState, WebhookDelivery
 from deployer.version import VERSION
 
 DURATION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
@@ -45,7 +45,8 @@ class GantryCollector(Collector):
             Q(started_at__isnull=False, enqueued_at__isnull=False),
             WAIT_BUCKETS,
         )
-        yield _active_deploys()
+        yield from _active_deploys()
+        yield _canary_measurements()
         yield from _syncs()
         yield from _outboxes()
         yield _integration_failures()
@@ -94,11 +95,34 @@ def _build_info() -> GaugeMetricFamily:
     return family
 
 
-def _active_deploys() -> GaugeMetricFamily:
+def _active_deploys() -> Iterator[GaugeMetricFamily]:
+    """How many deploys are in each active state, and how long the oldest has been there (alerts: a deploy
+    stuck running, deploys queued with no worker taking them)."""
     family = GaugeMetricFamily("gantry_deploys_active", "Deploys holding an environment now", labels=["status"])
-    counts = dict(Deploy.objects.active().values_list("status").annotate(n=Count("pk")).order_by())
+    oldest = GaugeMetricFamily(
+        "gantry_deploy_oldest_active_seconds", "Age of the oldest deploy in each active state", labels=["status"]
+    )
+    rows = Deploy.objects.active().values("status").annotate(n=Count("pk"), first=Min("created_at")).order_by()
+    found = {row["status"]: row for row in rows}
+    now = timezone.now()
     for status in sorted(DeployStatus.active()):
-        family.add_metric([status], counts.get(status, 0))
+        row = found.get(status)
+        family.add_metric([status], row["n"] if row else 0)
+        oldest.add_metric([status], (now - row["first"]).total_seconds() if row else 0.0)
+    yield family
+    yield oldest
+
+
+def _canary_measurements() -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "gantry_canary_measurements",
+        "Canary analysis measurements, by verdict",
+        labels=["service", "environment", "verdict"],
+    )
+    service, environment = (f"deploy__{where}" for where in _WHERE)
+    rows = Measurement.objects.values(service, environment, "verdict").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        family.add_metric([row[service], row[environment], row["verdict"]], row["n"])
     return family
 
 

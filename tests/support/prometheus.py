@@ -13,10 +13,14 @@ from pathlib import Path
 import pytest
 import requests
 
+# Its own loopback address: the port the worker is told at the start of the session stays free until a test
+# starts Prometheus there (other servers take free ports on 127.0.0.1).
+ADDRESS = "127.0.0.90"
+
 
 @contextmanager
 def prometheus_running(directory: Path, port: int, targets: list[str]) -> Iterator[str]:
-    """Prometheus on 127.0.0.1:`port` scraping `targets` (host:port) every second; yields its URL."""
+    """Prometheus on ADDRESS:`port` scraping `targets` (host:port) every second; yields its URL."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("Prometheus is not installed: apt-get install prometheus (make test installs it)")
@@ -33,12 +37,12 @@ def prometheus_running(directory: Path, port: int, targets: list[str]) -> Iterat
             binary,
             f"--config.file={config}",
             f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.listen-address={ADDRESS}:{port}",
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{ADDRESS}:{port}"
     try:
         deadline = time.monotonic() + 30
         while not _ready(url):
