@@ -37,7 +37,16 @@ from deployer.environments.host_keys import keys_waiting
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
 from deployer.errors import DeployConflict, DeployRefused
-from deployer.models import ApiTestRun, ChangeSet, Deploy, DeployLog, Environment, Service, WebhookDelivery
+from deployer.models import (
+    ApiTestRun,
+    ChangeSet,
+    Deploy,
+    DeployLog,
+    Environment,
+    Measurement,
+    Service,
+    WebhookDelivery,
+)
 from deployer.sources import integration_health
 
 
@@ -208,11 +217,23 @@ def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", st
         "slack_messages": deploy.slack_messages.all(),
         "api_runs": sorted(deploy.api_test_runs.prefetch_related("steps"), key=lambda run: run.ok),
         "commits": deploy.commits.all(),
-        "measurements": deploy.measurements.all(),
+        "measurements": (measurements := list(deploy.measurements.all())),
+        "canary_charts": _canary_charts(measurements),
         "error": error,
         **_migration_check_of(deploy),
     }
     return render(request, "dashboards/deploy.html", context, status=status)
+
+
+def _canary_charts(measurements: list[Measurement]) -> dict[str, dict[str, list[object]]]:
+    """Per metric, the canary's and the baseline's value at each measurement (None: no data, drawn as a gap)."""
+    charts: dict[str, dict[str, list[object]]] = {}
+    for m in measurements:
+        chart = charts.setdefault(m.metric, {"labels": [], "canary": [], "baseline": []})
+        chart["labels"].append(f"#{m.number}")
+        chart["canary"].append(m.canary)
+        chart["baseline"].append(m.baseline)
+    return charts
 
 
 def _migration_check_of(deploy: Deploy) -> dict[str, object]:

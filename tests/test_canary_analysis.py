@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_prometheus_down_is_inconclusive_and_production_pauses_for_a_person(
     wait_until(lambda: Deploy.objects.get(pk=deploy.pk).status == DeployStatus.ROLLED_BACK, timeout=60)
 
 
-def test_the_slack_story_says_what_the_canary_measured(db: None) -> None:
+def test_the_slack_story_and_the_page_say_what_the_canary_measured(db: None, deployer_client: Client) -> None:
     from django.utils import timezone
 
     from deployer.catalog.load import catalog_apply, catalog_parse
@@ -224,6 +225,12 @@ def test_the_slack_story_says_what_the_canary_measured(db: None) -> None:
     assert (
         "*Canary analysis*\nerror_rate 0.048 vs baseline 0.001: fail\nlatency no data: inconclusive (dry run)" in fields
     )
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    found = re.search(r'<script id="canary-charts" type="application/json">(.*?)</script>', page)
+    assert found is not None
+    charts = json.loads(found.group(1))
+    assert charts["error_rate"] == {"labels": ["#1", "#2"], "canary": [0.001, 0.048], "baseline": [0.001, 0.001]}
+    assert charts["latency"]["canary"] == [None], "no data is a gap, never a zero"
 
 
 def test_the_built_in_error_rate_from_haproxys_exporter_rolls_a_bad_canary_back(
