@@ -22,7 +22,7 @@ from deployer.deploys.config import ConfigError, Rendered, SecretMissing, config
 from deployer.deploys.endings import Ended, Ending
 from deployer.deploys.fleet import Fleet, newcomers
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
-from deployer.deploys.log import deploy_logger, deploy_logging
+from deployer.deploys.log import deploy_log_settle, deploy_logger, deploy_logging
 from deployer.deploys.migration_check import check_refusal
 from deployer.deploys.schema_changes import migrations_record, schema_refusal
 from deployer.deploys.shipped import shipped_record
@@ -50,6 +50,7 @@ def _execute(deploy: Deploy) -> None:
         status, reason, rollback_failed = _pipeline(deploy, hidden)  # (the row masks `hidden` in the reason)
         lock = ROLLBACK_FAILED_LOCK.format(pk=deploy.pk) if rollback_failed else ""
         shipped_record(deploy)  # (recorded before the rollout; again here only if that failed)
+        deploy_log_settle(deploy.pk)
         if not deploy_transition(deploy, to=status, reason=reason, lock=lock):
             # Someone (an admin, the reaper) ended it meanwhile; keep this worker's view on record too.
             deploy.refresh_from_db(fields=["status"])

@@ -81,9 +81,20 @@ class DeployLogHandler(logging.Handler):
             DeployLog.objects.filter(deploy_id=self.deploy_id, pk__in=doomed).delete()
             Deploy.objects.filter(pk=self.deploy_id).update(log_lines_dropped=F("log_lines_dropped") + len(doomed))
 
+    def settle(self) -> None:
+        self._keep_tail()
+
     def close(self) -> None:
         self._keep_tail()
         super().close()
+
+
+def deploy_log_settle(deploy_id: int) -> None:
+    """Trim the deploy's log to its cap now, before its end is recorded: whoever reads the log of a deploy that
+    has ended (a page, a test) must never see the up to TRIM_BATCH lines still waiting to be trimmed."""
+    for handler in list(logger.handlers):
+        if isinstance(handler, DeployLogHandler) and handler.deploy_id == deploy_id:
+            handler.settle()
 
 
 @contextmanager
