@@ -25,7 +25,9 @@ from dashboards.matrix import cache_enabled, cache_key, matrix_rows, services_pa
 from dashboards.signed_in import SignedInRequest
 from deployer import selectors
 from deployer.apitests.runs import recent_runs
+from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import DeployStatus
+from deployer.deploys.analysis import analysis_rejudged
 from deployer.deploys.migration_check import check_for, new_files, shipped_findings
 from deployer.deploys.plan import changes_shown, deploy_plan
 from deployer.deploys.request import (
@@ -219,10 +221,20 @@ def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", st
         "commits": deploy.commits.all(),
         "measurements": (measurements := list(deploy.measurements.all())),
         "canary_charts": _canary_charts(measurements),
+        **_rejudged(request, deploy, measurements),
         "error": error,
         **_migration_check_of(deploy),
     }
     return render(request, "dashboards/deploy.html", context, status=status)
+
+
+def _rejudged(request: SignedInRequest, deploy: Deploy, measurements: list[Measurement]) -> dict[str, object]:
+    """?rejudge=1: the measurements judged again by today's catalog (no query sent, nothing changed)."""
+    analysis = deploy.environment.analysis
+    if not (request.GET.get("rejudge") and measurements and analysis):
+        return {"can_rejudge": bool(measurements and analysis)}
+    rows, judged = analysis_rejudged(deploy, AnalysisSpec.model_validate(analysis))
+    return {"can_rejudge": True, "rejudged": rows, "rejudged_verdict": judged}
 
 
 def _canary_charts(measurements: list[Measurement]) -> dict[str, dict[str, list[object]]]:

@@ -268,3 +268,46 @@ def test_the_built_in_error_rate_from_haproxys_exporter_rolls_a_bad_canary_back(
     assert failed.canary is not None and failed.canary > 0.1 and failed.baseline == 0.0, story
     assert "the canary gets about 10% of the requests (HAProxy weight 22, the others 100)" in story
     assert weights == {1}, "every weight as configured again"
+
+
+def test_a_finished_analysis_is_judged_again_by_todays_catalog(db: None, deployer_client: Client) -> None:
+    from django.utils import timezone
+
+    from deployer.catalog.load import catalog_apply, catalog_parse
+    from deployer.models import Environment
+    from tests.conftest import SMALL_CATALOG
+
+    catalog_apply(catalog_parse(SMALL_CATALOG))
+    environment = Environment.objects.get(name="test")
+    deploy = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status=DeployStatus.ROLLED_BACK)
+    for number, canary in enumerate([0.012, 0.018], start=1):
+        Measurement.objects.create(
+            deploy=deploy,
+            metric="error_rate",
+            number=number,
+            canary_query="q",
+            baseline_query="q",
+            canary=canary,
+            baseline=0.01,
+            canary_sample=500,
+            baseline_sample=900,
+            condition="canary <= baseline * 1.5",
+            verdict="pass" if canary < 0.015 else "fail",
+            measured_at=timezone.now(),
+        )
+    query = 'sum(rate(x{instance=~"{{hosts}}"}[1m]))'
+    looser = {"name": "error_rate", "query": query, "condition": "canary <= baseline * 2", "sample": query}
+    environment.analysis = {"prometheus": "main", "metrics": [{**looser, "min_sample": 100}]}
+    environment.save(update_fields=["analysis"])
+
+    page = deployer_client.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    assert "data-rejudge" in page
+    rejudged = deployer_client.get(reverse("deploy", args=[deploy.pk]), {"rejudge": "1"}).content.decode()
+
+    assert 'data-rejudged="pass"' in rejudged, "with today's looser threshold both measurements pass"
+    assert "0.018 vs baseline 0.01: canary &lt;= baseline * 2" in rejudged
+    environment.analysis["metrics"][0]["min_sample"] = 1000  # today's minimum is above what was measured
+    environment.save(update_fields=["analysis"])
+    stricter = deployer_client.get(reverse("deploy", args=[deploy.pk]), {"rejudge": "1"}).content.decode()
+    assert 'data-rejudged="inconclusive"' in stricter and "below min_sample 1000" in stricter
+    assert Measurement.objects.filter(deploy=deploy, verdict="fail").count() == 1, "nothing stored changed"

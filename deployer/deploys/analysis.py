@@ -24,7 +24,7 @@ from deployer.deploys.fleet import Fleet, HostRun
 from deployer.deploys.log import deploy_logger
 from deployer.integrations import prometheus_api as prometheus
 from deployer.lib.conditions import condition_holds, uses_baseline
-from deployer.models import Measurement
+from deployer.models import Deploy, Measurement
 
 V = Measurement.Verdict
 SLEEP_STEP = 0.5  # how often a wait looks for a cancel
@@ -233,3 +233,40 @@ def _shown(value: float | None) -> str:
     if value is None:
         return "no data"
     return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class Rejudged:
+    """A stored measurement judged again by today's catalog: its verdict then and now, and why."""
+
+    measurement: Measurement
+    verdict: V
+    said: str
+
+
+def analysis_rejudged(deploy: Deploy, spec: AnalysisSpec) -> tuple[list[Rejudged], Judged]:
+    """The deploy's measurements judged again by `spec` (today's catalog): no query is sent, the values it
+    measured then meet today's conditions, sample minimums and limits; for tuning thresholds without a deploy."""
+    metrics = {metric.name: metric for metric in spec.judged_by}
+    tallies = {name: _Tally(metric) for name, metric in metrics.items()}
+    out = []
+    for m in deploy.measurements.all():
+        metric = metrics.get(m.metric)
+        if metric is None:
+            out.append(Rejudged(m, V.INCONCLUSIVE, "today's catalog has no such metric"))
+            continue
+        needs_baseline = uses_baseline(metric.condition)
+        values: dict[str, float | str | None] = {"canary": m.canary, "baseline": m.baseline}
+        samples: dict[str, float | str | None] = {"canary": m.canary_sample, "baseline": m.baseline_sample}
+        verdict, said = _verdict(metric, values, samples, needs_baseline, bool(m.baseline_query))
+        tally = tallies[m.metric]
+        tally.done += 1
+        tally.failed += verdict == V.FAIL and not metric.dry_run
+        tally.inconclusive += verdict == V.INCONCLUSIVE and not metric.dry_run
+        tally.last = said if verdict != V.PASS else tally.last
+        tally.said.append(said)
+        out.append(Rejudged(m, verdict, said))
+    measured = [tally for tally in tallies.values() if tally.done]
+    for tally in measured:  # what was measured is all there is: a metric with fewer measurements is judged on them
+        tally.metric = tally.metric.model_copy(update={"count": min(tally.metric.count, tally.done)})
+    return out, _judged(measured, "as measured") if measured else Judged(V.INCONCLUSIVE, "nothing measured")
