@@ -111,3 +111,4 @@ def test_built_in_metrics_need_the_load_balancer_they_read() -> None:
     error_rate, response_time = prod.judged_by
     assert 'code="5xx"' in error_rate.query and error_rate.min_sample == 50
     assert response_time.condition == "result < 0.5" and "response_time_average_seconds" in response_time.query
+    assert response_time.min_sample == 1024, "HAProxy's average spans 1024 responses: all of them new ones"

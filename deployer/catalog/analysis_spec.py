@@ -95,7 +95,9 @@ BUILTIN: dict[str, dict[str, object]] = {
         "query": 'max(haproxy_server_response_time_average_seconds{proxy="{{backend}}",server=~"{{servers}}"})',
         "condition": "canary <= baseline * 1.5 + 0.05",
         "sample": _REQUESTS,
-        "min_sample": 50,
+        # HAProxy averages a server's last 1024 responses: with fewer in the window, the canary's figure is
+        # partly the old release's (and the baseline's partly older traffic), so it would judge the past.
+        "min_sample": 1024,
     },
 }
 Builtin = Literal["error_rate", "response_time"]
