@@ -112,3 +112,12 @@ def test_built_in_metrics_need_the_load_balancer_they_read() -> None:
     assert 'code="5xx"' in error_rate.query and error_rate.min_sample == 50
     assert response_time.condition == "result < 0.5" and "response_time_average_seconds" in response_time.query
     assert response_time.min_sample == 1024, "HAProxy's average spans 1024 responses: all of them new ones"
+
+
+@pytest.mark.parametrize("instance", ["{address:>999999999}", "{address!r}", "{address.__class__}", "{port}", "x"])
+def test_an_instance_label_is_plain_placeholders_only(instance: str) -> None:
+    from deployer.catalog.analysis_spec import AnalysisSpec
+
+    metric = {"name": "m", "query": 'x{instance=~"{{hosts}}"}', "condition": "result < 1"}
+    with pytest.raises(ValueError, match="the instance label of a host"):
+        AnalysisSpec.model_validate({"prometheus": "main", "instance": instance, "metrics": [metric]})

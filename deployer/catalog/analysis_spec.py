@@ -38,7 +38,10 @@ def valid_query(value: str) -> str:
 
 def valid_instance(value: str) -> str:
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(value)]
+        fields = {name for name, _, _ in parsed if name is not None}
+        if any(spec or conversion for name, spec, conversion in parsed if name is not None):
+            fields.add("?")  # {address:>99999} would make a string of any size: plain placeholders only
     except ValueError:
         fields = {"?"}
     if not fields or not fields <= {"address", "lb_server"}:
