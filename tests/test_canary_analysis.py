@@ -5,16 +5,13 @@ host; no traffic and no Prometheus are inconclusive, never a pass."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
@@ -26,11 +23,11 @@ from deployer.deploys.request import deploy_request
 from deployer.integrations import haproxy
 from deployer.models import Deploy, Measurement
 from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_until
-from tests.support.haproxy import haproxy_running
+from tests.support.haproxy import all_up, haproxy_running
+from tests.support.load import Load
 from tests.support.prometheus import ADDRESS, prometheus_running
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, host_root
-from tests.test_zero_downtime import all_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
@@ -71,33 +68,9 @@ def prometheus(tmp_path: Path, ssh_hosts: list[SshdHost], app_port: int, prometh
         yield f"http://{ADDRESS}:{prometheus_port}"
 
 
-class Traffic:
-    """Threads sending GET / to every host's app until stopped (what users would send)."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = urls
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(url,), daemon=True) for url in urls]
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-    def _run(self, url: str) -> None:
-        session = requests.Session()
-        while not self._stop.wait(0.02):  # about 40 requests a second to each host
-            with contextlib.suppress(requests.RequestException):
-                session.get(url, timeout=2)
-
-
-def traffic(ssh_hosts: list[SshdHost], app_port: int) -> Traffic:
-    return Traffic([f"http://{host.address}:{app_port}/" for host in ssh_hosts])
+def traffic(ssh_hosts: list[SshdHost], app_port: int) -> Load:
+    """About 40 requests a second to each host's app (what users would send)."""
+    return Load([f"http://{host.address}:{app_port}/" for host in ssh_hosts], pause=0.02)
 
 
 def test_a_release_that_fails_requests_is_rolled_back_from_its_canary(
@@ -256,7 +229,7 @@ def test_the_built_in_error_rate_from_haproxys_exporter_rolls_a_bad_canary_back(
         assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
         wait_until(lambda: all_up(proxy), timeout=10)
 
-        with Traffic([f"{proxy.url}/"] * 3):
+        with Load([f"{proxy.url}/"], per_url=3, pause=0.02):
             deploy = deploy_and_wait(environment, bad_branch, deployer, celery_worker)
         weights = {state.weight for state in haproxy.servers(proxy.socket, proxy.backend).values()}
 

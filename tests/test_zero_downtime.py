@@ -3,20 +3,19 @@ while Gantry rolls a release out one host at a time."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from django.contrib.auth.models import AbstractBaseUser
 
 from deployer.choices import DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.integrations import haproxy
 from tests.conftest import MakeEnvironment, wait_until
-from tests.support.haproxy import HAProxy, haproxy_running
+from tests.support.haproxy import HAProxy, all_up, haproxy_running
+from tests.support.load import Load
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait
 
@@ -28,45 +27,6 @@ def balancer(tmp_path: Path, ssh_hosts: list[SshdHost], app_port: int) -> Iterat
     """HAProxy balancing the three test hosts' demo app."""
     with haproxy_running(tmp_path, [host.address for host in ssh_hosts], app_port) as proxy:
         yield proxy
-
-
-class Load:
-    """Threads sending GET requests through the balancer until stopped; counts what failed."""
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url = url
-        self.sent = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    def _run(self) -> None:
-        session = requests.Session()
-        while not self._stop.is_set():
-            try:
-                answer = session.get(f"{self.url}/version", timeout=5)
-                failure = "" if answer.status_code == 200 else f"HTTP {answer.status_code}"
-            except requests.RequestException as exc:
-                failure = exc.__class__.__name__
-            with self._lock:
-                self.sent += 1
-                if failure:
-                    self.failures.append(failure)
-
-
-def all_up(proxy: HAProxy) -> bool:
-    return all(s.status == "UP" for s in haproxy.servers(proxy.socket, proxy.backend).values())
 
 
 def rolling_deploy_under_load(
@@ -84,7 +44,7 @@ def rolling_deploy_under_load(
     first = deploy_and_wait(environment, "main", user, worker)
     assert first.status == DeployStatus.SUCCEEDED, first.reason
     wait_until(lambda: all_up(proxy), timeout=10)
-    with Load(proxy.url) as load:
+    with Load([f"{proxy.url}/version"], per_url=4) as load:
         time.sleep(0.5)  # traffic flows before the rollout starts
         deploy = deploy_and_wait(environment, "feature/shout", user, worker)
         time.sleep(0.5)

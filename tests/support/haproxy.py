@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from deployer.integrations import haproxy
 from tests.conftest import free_port, wait_until
 
 
@@ -62,3 +63,8 @@ backend app
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def all_up(proxy: HAProxy) -> bool:
+    """Every server of the proxy's backend is UP (its health checks pass)."""
+    return all(s.status == "UP" for s in haproxy.servers(proxy.socket, proxy.backend).values())
