@@ -130,6 +130,7 @@ def _options(request: SignedInRequest, env: Environment, form: DeployForm | None
         confirm_schema=request.POST.get("confirm_schema") == "yes",
         skip_hosts=tuple(name[:300] for name in request.POST.getlist("skip_host")[:1000]),
         skip_reason=request.POST.get("skip_reason", "")[:2000],
+        freeze_override=request.POST.get(f"freeze-{env.name}", "")[:2000],
     )
 
 

@@ -74,6 +74,8 @@ def _cell(cell: MatrixCell | None, service: str, urls: _Urls, now: datetime) -> 
         html += f' <span class="badge badge-amber">{ahead}</span>'
     if cell.lock:
         html += f' <span class="badge badge-red" data-locked title="{escape(cell.lock)}">locked</span>'
+    if cell.freeze:
+        html += f' <span class="badge badge-red" data-frozen title="{escape(cell.freeze)}">frozen</span>'
     if cell.behind:
         hosts, count = escape(", ".join(cell.behind)), len(cell.behind)
         html += f' <span class="badge badge-amber" data-behind title="not on this release: {hosts}">'

@@ -35,6 +35,7 @@ from deployer.deploys.request import (
 )
 from deployer.deploys.schema_changes import migrations_described
 from deployer.environments.access import access_for
+from deployer.environments.freezes import freeze_now, freezes_ahead
 from deployer.environments.host_keys import keys_waiting
 from deployer.environments.leases import lease_summary
 from deployer.environments.locks import lock_summary
@@ -99,6 +100,8 @@ def service_page(
             can_deploy=access.can_deploy(state.environment),
             refusal="" if access.can_deploy(state.environment) else access.why_not_deploy(state.environment),
             lock=lock_summary(state.environment) if state.environment.is_locked else "",
+            freezes=[freeze.summary for freeze in freezes_ahead(state.environment)],
+            frozen=bool(freeze_now(state.environment.freeze)),
             lease=lease_summary(state.environment) if state.environment.is_leased else "",
             lease_mine=state.environment.is_leased and state.environment.leased_by_id == request.user.pk,
             rollback_to=rollback_candidates(state.environment) if access.can_deploy(state.environment) else [],

@@ -134,6 +134,7 @@ class AuditAction(models.TextChoices):
     CATALOG_APPLIED = "catalog_applied", "applied a catalog commit"
     CATALOG_REFUSED = "catalog_refused", "refused a catalog commit"
     BREAK_GLASS = "break_glass", "signed in with a password while passwords are off"
+    FREEZE_OVERRIDDEN = "freeze_overridden", "deployed in a freeze window"
 
 
 class TokenScope(models.TextChoices):

@@ -48,6 +48,10 @@ class Locked(DeployRefused):
     status_code = 423
 
 
+class Frozen(Locked):
+    """A freeze window is open, or starts before the deploy would end; the message names it."""
+
+
 class DeployConflict(DeployRefused):
     """Another deploy already holds the environment; `running` is that deploy."""
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.gates import Gate, build_trusted, deploy_gate
+from deployer.environments.freezes import freeze_now
 from deployer.environments.host_keys import KeyWaiting
 from deployer.errors import DeployRefused, NotFound
 from deployer.models import (
@@ -42,6 +43,8 @@ class EnvironmentState:
     can_deploy: bool = True  # for the person looking (filled in by the page)
     refusal: str = ""  # why they may not deploy here
     lock: str = ""  # "locked by olga 5 minutes ago: DB migration"
+    freezes: list[str] = field(default_factory=list)  # freeze windows open now or within a week, soonest first
+    frozen: bool = False  # the first of them is open now
     lease: str = ""  # "leased by dana for feature/x until 14:20"
     lease_mine: bool = False
     rollback_to: list[Deploy] = field(default_factory=list)  # earlier releases the hosts keep, newest first
@@ -151,6 +154,7 @@ class MatrixCell(NamedTuple):
     promote_from: str  # the environment before this one, when it runs something else
     lock: str = ""  # "locked by olga: DB migration" while the environment is locked
     lease: str = ""  # "dana (feature/x) until 14:20" while someone holds the lease
+    freeze: str = ""  # the freeze window open now
     behind: tuple[str, ...] = ()  # hosts the release that runs here never reached (skipped: dead, or on request)
 
 
@@ -214,6 +218,7 @@ def services_matrix(
             "locked_at",
             "lock_expires_at",
             "lock_reason",
+            "freeze",
             "leased_by__username",
             "lease_ref",
             "lease_expires_at",
@@ -257,6 +262,7 @@ def services_matrix(
                 else ""
             ),
             behind=tuple(behind.get(env.pk, ())),
+            freeze=freeze_now(env.freeze, now=now),
         )
     rows = [MatrixRow(row.name, row.team__name or "", cells[row.pk]) for row in service_rows]
     teams = list(Team.objects.order_by("name").values_list("name", flat=True))

@@ -46,6 +46,7 @@ def test_services_branches_builds_and_deploys_are_listed(environment: Environmen
             "require_approval": False,
             "locked": False,
             "lock_reason": "",
+            "frozen": "",
             "current_deploy": None,
         }
     ]

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
+from deployer.environments.freezes import freeze_now
 from deployer.lib.text import REASON_MAX
 from deployer.models import Branch, Build, Deploy, Environment, Service
 
@@ -16,10 +17,14 @@ MAX_LOCK_HOURS = 24 * 30
 class EnvironmentSerializer(serializers.ModelSerializer):
     locked = serializers.BooleanField(source="is_locked")
     current_deploy = serializers.SerializerMethodField()
+    frozen = serializers.SerializerMethodField(help_text='The freeze window open now ("" when none).')
 
     class Meta:
         model = Environment
-        fields = ["name", "production", "require_approval", "locked", "lock_reason", "current_deploy"]
+        fields = ["name", "production", "require_approval", "locked", "lock_reason", "frozen", "current_deploy"]
+
+    def get_frozen(self, environment: Environment) -> str:
+        return freeze_now(environment.freeze)
 
     def get_current_deploy(self, environment: Environment) -> int | None:
         current: dict[int, int] = self.context.get("current", {})
@@ -101,6 +106,13 @@ class DeployRequestSerializer(serializers.Serializer):
         required=False,
         default=False,
         help_text="Deploy even if the ref lacks migration files the environment has applied (recorded).",
+    )
+    freeze_override = serializers.CharField(
+        max_length=500,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="An admin's reason for deploying in a freeze window (at least 10 characters; recorded).",
     )
 
 

@@ -192,7 +192,7 @@ class DeployList(generics.ListAPIView):
                 environment=environment,
                 ref=data["ref"],
                 user=person(request),
-                options=DeployOptions(confirm_schema=data["force"]),
+                options=DeployOptions(confirm_schema=data["force"], freeze_override=data["freeze_override"]),
             )
         except DeployRefused as exc:
             return refused(exc)

@@ -1,8 +1,8 @@
 """`defaults:` (for the whole catalog, and per team): environment keys every environment gets unless it sets
-them itself, or its service sets them (the release keys a service may set for all its environments). A
-team's defaults come before the catalog's. Applied to the file's data before it is validated as a whole, so
-an environment is checked with what it really gets; the defaults block itself is validated where it is
-written first, so a bad default is reported at its own line."""
+them itself, or its service sets them (the release keys a service may set for all its environments); freeze
+windows add up instead. A team's defaults come before the catalog's. Applied to the file's data before it
+is validated as a whole, so an environment is checked with what it really gets; the defaults block itself
+is validated where it is written first, so a bad default is reported at its own line."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 from deployer.catalog.schema import ReleaseSpec
 
 RELEASE_KEYS = frozenset(ReleaseSpec.model_fields)
+# Lists that add up instead: a team's freeze windows hold in an environment that declares windows of its own.
+ADDITIVE_KEYS = frozenset({"freeze"})
 
 
 def has_defaults(data: dict[str, Any]) -> bool:
@@ -34,7 +36,9 @@ def defaults_applied(data: dict[str, Any]) -> dict[str, Any]:
                 continue
             for layer in layers:
                 for key, value in layer.items():
-                    if key not in environment and not (key in RELEASE_KEYS and key in service):
+                    if key in ADDITIVE_KEYS and isinstance(environment.get(key), list) and isinstance(value, list):
+                        environment[key] = environment[key] + copy.deepcopy(value)
+                    elif key not in environment and not (key in RELEASE_KEYS and key in service):
                         environment[key] = copy.deepcopy(value)
     return out
 

@@ -317,6 +317,11 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
     values["build_cache"] = values.pop("build_cache") or {}
     values["migration_check"] = values.pop("migration_check") or {}
     values["analysis"] = values.pop("analysis") or {}
+    values["freeze"] = [
+        window.model_dump(mode="json", by_alias=True, exclude={"environments"}, exclude_none=True)
+        for window in spec.freeze
+        if window.environments is None or name in window.environments
+    ]
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

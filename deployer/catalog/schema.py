@@ -8,12 +8,12 @@ from pydantic import AfterValidator, BeforeValidator, Field, create_model, model
 
 from deployer.apitests.schema import SuiteSpec
 from deployer.catalog.analysis_spec import AnalysisSpec
+from deployer.catalog.builder_spec import BuildCacheSpec, BuilderSpec
 from deployer.catalog.fields import (
     GITHUB_REPO_RE,
     LB_NAME_RE,
     USER_RE,
     AbsolutePath,
-    CachePath,
     ConfigKey,
     ConfigValue,
     Name,
@@ -32,11 +32,11 @@ from deployer.catalog.fields import (
     valid_host,
     valid_http_url,
     valid_origin,
-    valid_relative_path,
     valid_repo_url,
     valid_runtime_api,
     valid_secret_name,
 )
+from deployer.catalog.freeze_spec import FreezeSpec
 from deployer.catalog.migration_check_spec import MigrationCheckSpec
 
 
@@ -121,23 +121,6 @@ HookPhase = Literal[
 HookList = Annotated[list[HookSpec], BeforeValidator(_hook_list), Field(max_length=20)]
 
 
-class BuilderSpec(Spec):
-    """The SSH host that builds each release once (build: builder); its key is trusted like a host's."""
-
-    address: Annotated[str, AfterValidator(valid_host)] = Field(description="host name or IP address")
-    port: int = Field(default=22, ge=1, le=65535, description="SSH port")
-    user: str = Field(default="deploy", pattern=USER_RE.pattern, description="SSH user")
-    path: AbsolutePath = Field(default="/var/tmp/gantry-builds", description="where it builds and keeps artifacts")
-    isolation: Literal["sandbox", "account"] = Field(
-        default="sandbox",
-        description=(
-            "how one build is kept from every other: sandbox (each build in a bubblewrap sandbox of its own; "
-            "the builder must have bubblewrap, or the build is refused) or account (no sandbox: this builder "
-            "account serves only environments of one trust level, and a promotion rebuilds)"
-        ),
-    )
-
-
 class SecretsSpec(Spec):
     """Where an environment's secret values come from, read at every deploy (deployer/lib/secrets.py)."""
 
@@ -163,18 +146,6 @@ class SecretsSpec(Spec):
         if self.file and self.command:
             raise ValueError("secrets come from a file or from a command, not both: drop one")
         return self
-
-
-class BuildCacheSpec(Spec):
-    """A dependency cache for builds on a builder: `dirs` kept after a build, put back before the next build
-    whose `key` files are the same (per trust level: production's cache is written by production builds)."""
-
-    key: list[Annotated[CachePath, AfterValidator(valid_relative_path)]] = Field(
-        min_length=1, max_length=20, description="the files that define the dependencies, e.g. [requirements.txt]"
-    )
-    dirs: list[Annotated[CachePath, AfterValidator(valid_relative_path)]] = Field(
-        min_length=1, max_length=20, description="what the build makes from them, e.g. [.venv] or [node_modules]"
-    )
 
 
 class TrustedBuildsSpec(Spec):
@@ -335,6 +306,9 @@ class EnvironmentSpec(ReleaseSpec):
     )
     follow: Annotated[str, AfterValidator(valid_branch)] | None = Field(
         default=None, description="branch to deploy by itself once its head has a green build"
+    )
+    freeze: list[FreezeSpec] = Field(
+        default_factory=list, max_length=50, description="windows with no deploys: [{reason, cron, duration}]"
     )
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
 

@@ -24,8 +24,10 @@ from deployer.deploys.fleet import Fleet, newcomers
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_log_settle, deploy_logger, deploy_logging
 from deployer.deploys.migration_check import check_refusal
+from deployer.deploys.rules import deploy_duration, deploy_freeze
 from deployer.deploys.schema_changes import migrations_record, schema_refusal
 from deployer.deploys.shipped import shipped_record
+from deployer.environments.freezes import freeze_refusal
 from deployer.environments.secret_scope import deploy_secrets, environment_secrets
 from deployer.errors import StepFailed
 from deployer.integrations import git
@@ -121,6 +123,8 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             return _after_tests(deploy, reason) if ended.live else _outcome(ended)
         if deploy.is_join and (refused := _join_refused(deploy)):
             return refused
+        if not deploy.is_join and (refused := _frozen(deploy)):
+            return refused
         config = _config(deploy, hidden)
         with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
             ended_or_refused = _release(deploy, config, Path(tmp))
@@ -144,6 +148,17 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         return Outcome(
             DeployStatus.FAILED, f"internal error in Gantry ({exc.__class__.__name__}: {exc}); see the worker log"
         )
+
+
+def _frozen(deploy: Deploy) -> Outcome | None:
+    """Asked again as it starts: a deploy queued (or approved) before a window opened must not run in it.
+    Emergency deploys and those an admin sent into the window with a reason go on; rollbacks never ask."""
+    if deploy.emergency_reason or deploy.freeze_overridden:
+        return None
+    found = deploy_freeze(deploy.environment)
+    if found is None:
+        return None
+    return Outcome(DeployStatus.CANCELLED, f"not started: {freeze_refusal(found, deploy_duration(deploy.environment))}")
 
 
 def _release(deploy: Deploy, config: Rendered, tmp: Path) -> Ended | str:

@@ -33,7 +33,7 @@ from deployer.models import ChangeSet, Deploy, DeployHost, Environment, Migratio
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
-SHOWN = {"permission", "lock", "lease", "hosts", "build gate", "health checks", "schema"}
+SHOWN = {"permission", "lock", "freeze", "lease", "hosts", "build gate", "health checks", "schema"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,11 @@ class Plan:
     @property
     def migrations(self) -> list[dict[str, str]]:
         return self.changes.migrations
+
+    @property
+    def frozen(self) -> bool:
+        """A freeze window stops it (an admin may deploy in it with a reason)."""
+        return any(check.label == "freeze" and not check.ok for check in self.checks)
 
     @property
     def blocked(self) -> bool:

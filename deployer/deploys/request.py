@@ -150,6 +150,7 @@ def _deploy_create(
             enqueued_at=None if needs_approval else timezone.now(),
             emergency_reason=emergency,
             lock_overridden=overridden,
+            freeze_overridden=ask.freeze_overridden,
             checklist=[] if access.is_system or emergency else list(environment.checklist),
             eta_seconds=eta_seconds(environment)[0],
             schema_confirmation=schema,
@@ -157,6 +158,8 @@ def _deploy_create(
             skip_reason=one_line(options.skip_reason, limit=500) if options.skip_hosts else "",
         )
         _audit_request(deploy, user, emergency, overridden, schema)
+        if deploy.freeze_overridden:
+            audit_record(AuditAction.FREEZE_OVERRIDDEN, actor=user, deploy=deploy, detail=deploy.freeze_overridden)
         if user is not None and not access.is_system:
             lease_claim(environment, user, ref, taken_over=ask.takes_over_lease)
     if needs_approval:

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth.models import User
 
 from deployer.choices import DeployStatus
+from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.gates import deploy_gate, trusted_build
 from deployer.deploys.migration_check import migrations_unsafe
 from deployer.deploys.roles import environment_roles, roles_unchecked
 from deployer.deploys.schema_changes import schema_behind
 from deployer.environments.access import Access
+from deployer.environments.freezes import Freeze, freeze_blocking, freeze_refusal
 from deployer.environments.leases import lease_check
 from deployer.environments.locks import lock_summary
-from deployer.errors import DeployRefused, Locked
+from deployer.errors import DeployRefused, Frozen, Locked
 from deployer.lib.text import one_line
 from deployer.models import Deploy, Environment
 
@@ -41,6 +44,7 @@ class DeployOptions:
     confirm_schema: bool = False
     skip_hosts: tuple[str, ...] = ()  # hosts to deploy without (a dead host): "user@address:port" or an address
     skip_reason: str = ""  # why (recorded with the deploy and shown wherever it appears)
+    freeze_override: str = ""  # an admin's reason for deploying in a freeze window (recorded, told in Slack)
 
 
 NO_OPTIONS = DeployOptions()
@@ -68,6 +72,15 @@ class Ask:
         if self.environment.is_locked and not self.emergency and self.access.is_admin and self.options.override_lock:
             return lock_summary(self.environment)
         return ""
+
+    @property
+    def freeze_overridden(self) -> str:
+        """The freeze an admin deploys in, with their reason (kept with the deploy, audited, told), or ""."""
+        found = deploy_freeze(self.environment)
+        reason = one_line(self.options.freeze_override, limit=500)
+        if found is None or self.emergency or not self.access.is_admin or len(reason) < FREEZE_REASON_MIN:
+            return ""
+        return f"{found.summary}; {reason}"
 
     @property
     def takes_over_lease(self) -> bool:
@@ -119,6 +132,34 @@ def lock(ask: Ask) -> str:
             f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock"
         )
     raise Locked(f"{environment} is {summary}. Ask whoever locked it to unlock it, or an admin to deploy")
+
+
+FREEZE_REASON_MIN = 10
+
+
+def deploy_duration(environment: Environment) -> timedelta | None:
+    """How long a deploy here likely takes (the p90 of recent ones), None when there is no history."""
+    seconds = eta_seconds(environment)[0]
+    return timedelta(seconds=seconds) if seconds is not None else None
+
+
+def deploy_freeze(environment: Environment) -> Freeze | None:
+    """The freeze window a deploy starting now would run into, if any (the worker asks again at its start)."""
+    return freeze_blocking(environment, deploy_duration(environment))
+
+
+def freeze(ask: Ask) -> str:
+    found = deploy_freeze(ask.environment)
+    if found is None:
+        return "no freeze window now or before the deploy would end"
+    if ask.emergency:
+        return f"{found.summary}; an emergency deploy goes through it"
+    if ask.freeze_overridden:
+        return f"{found.summary}; deploying in it (recorded): {one_line(ask.options.freeze_override, limit=500)}"
+    refusal = freeze_refusal(found, deploy_duration(ask.environment))
+    if ask.access.is_admin and ask.options.freeze_override:
+        raise Frozen(f"{refusal}. Say why in at least {FREEZE_REASON_MIN} characters")
+    raise Frozen(refusal)
 
 
 def lease(ask: Ask) -> str:
@@ -242,6 +283,7 @@ RULES: list[Rule] = [
     ("branch unmoved", unmoved),
     ("emergency", emergency),
     ("lock", lock),
+    ("freeze", freeze),
     ("lease", lease),
     ("checklist", checklist),
     ("hosts", skipping),

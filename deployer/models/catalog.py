@@ -92,6 +92,8 @@ class Environment(Scrubbed):
     migration_check = models.JSONField(default=dict, blank=True)
     # {"prometheus": "main", "metrics": [...]}: the canary's analysis between batches (deploys/analysis.py).
     analysis = models.JSONField(default=dict, blank=True)
+    # [{"reason", "from", "until"} | {"reason", "cron", "duration", "timezone"}]: no deploys then (freezes.py).
+    freeze = models.JSONField(default=list, blank=True)
     # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
     # settings Gantry writes, and the commands that run once per deploy.
     shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")

@@ -109,6 +109,9 @@ class Deploy(Scrubbed):
     approved_at = models.DateTimeField(null=True, blank=True)
     emergency_reason = models.TextField(blank=True, help_text="Set for an emergency deploy (skipped gates and locks).")
     lock_overridden = models.TextField(blank=True, help_text="The lock an admin deployed through, as it read then.")
+    freeze_overridden = models.TextField(
+        blank=True, help_text="The freeze window an admin deployed in, as it read then, and the admin's reason."
+    )
     checklist = models.JSONField(default=list, blank=True, help_text="The checklist items ticked at request time.")
     eta_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Expected duration when requested.")
     # Guided failure: a paused rollout waits for a person's decision (written by deploys.deploy_decide).

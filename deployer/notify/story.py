@@ -66,6 +66,8 @@ def story(deploy: Deploy) -> tuple[str, list[dict[str, Any]]]:
     ]
     if deploy.emergency_reason:
         fields.append(f"*Emergency*\n{escape(deploy.emergency_reason)}")
+    if deploy.freeze_overridden:
+        fields.append(f"*In a freeze window*\n{escape(deploy.freeze_overridden)}")
     if deploy.skipped_hosts:
         fields.append(f"*Without*\n{escape(', '.join(deploy.skipped_hosts))}: {escape(deploy.skip_reason)}")
     if canary := _canary(deploy):
