@@ -52,6 +52,12 @@ class Frozen(Locked):
     """A freeze window is open, or starts before the deploy would end; the message names it."""
 
 
+class BudgetSpent(DeployRefused):
+    """The service's error budget is spent or burning fast and its SLO gates production deploys."""
+
+    status_code = 423
+
+
 class DeployConflict(DeployRefused):
     """Another deploy already holds the environment; `running` is that deploy."""
 

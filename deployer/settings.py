@@ -218,6 +218,7 @@ CELERY_TASK_ROUTES = {
     "gantry.check_migrations": {"queue": "deploys"},  # a build on the builder, as long as a deploy's
     "gantry.hosts_left": {"queue": "deploys"},  # the load balancer, reached from where deploys run
     "gantry.send_slack": {"queue": "notify"},
+    "gantry.send_grafana": {"queue": "notify"},
     "gantry.chatops": {"queue": "notify"},
     "gantry.slack_respond": {"queue": "notify"},
     "gantry.link_slack": {"queue": "notify"},
@@ -269,6 +270,9 @@ REPO_MIRROR_DIR = VAR_DIR / "repos"
 # Prometheus servers a canary analysis may ask, by name (name=URL,...; credentials in the URL): deploys/analysis.py.
 PROMETHEUS_SERVERS = env.dict("GANTRY_PROMETHEUS", default={})
 PROMETHEUS_TIMEOUT = env.int("GANTRY_PROMETHEUS_TIMEOUT", default=5)
+# Grafana: each deploy becomes annotations there, sent through the outbox (notify/grafana_outbox.py). Empty: off.
+GRAFANA_URL = env.str("GANTRY_GRAFANA_URL", default="")
+GRAFANA_TOKEN = env.str("GANTRY_GRAFANA_TOKEN", default="")  # a service account's token (Editor)
 # --- Slack ---------------------------------------------------------------------
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
 SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
@@ -348,41 +352,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
-# The REST API (/api/v1/): tokens or the session, JSON only, errors as {"error": ...}.
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "dashboards.api.auth.GantryTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": [
-        "rest_framework.permissions.IsAuthenticated",
-        "dashboards.api.auth.TokenScopeAllows",
-    ],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "dashboards.api.views.exception_handler",
-    "UNAUTHENTICATED_USER": None,
-}
+# The REST API's settings (DRF, knox, drf-spectacular): deployer/api_settings.py.
+from deployer.api_settings import KNOX_TOKEN_MODEL, REST_FRAMEWORK, REST_KNOX, SPECTACULAR_SETTINGS  # noqa: E402, F401
+
 # Messages live in the session, not in a cookie: the admin shows a new API token once, through one.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
-# API tokens never expire unless whoever makes one says when (CI jobs hold them); revoke by deleting.
-REST_KNOX = {"TOKEN_TTL": None}
-KNOX_TOKEN_MODEL = "knox.AuthToken"  # knox's own (personal tokens point at it: deployer.models.PersonalToken)
 # Tokens made without a scope (api_token, the admin) work until this day, and every answer to one says so.
 try:
     LEGACY_TOKENS_UNTIL = datetime.date.fromisoformat(env.str("GANTRY_LEGACY_TOKENS_UNTIL", default="2027-06-30"))
 except ValueError as _exc:
     raise ImproperlyConfigured(f"GANTRY_LEGACY_TOKENS_UNTIL is a day as YYYY-MM-DD ({_exc})") from None
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Gantry API",
-    "DESCRIPTION": "Services, branches, builds and deploys; request, approve, cancel, roll back, lock and unlock.",
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PUBLIC": True,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
-}
 
 # /metrics wants this as a bearer token (or a signed-in admin); empty: only admins.
 METRICS_TOKEN = env.str("GANTRY_METRICS_TOKEN", default="")
@@ -394,6 +373,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhooks": {"task": "gantry.sweep_webhooks", "schedule": 60},
     # Also sends deploys that waited for the queue: soon after it is back, they start.
     "reap-deploys": {"task": "gantry.reap_deploys", "schedule": 10},
+    "read-budgets": {"task": "gantry.read_budgets", "schedule": 60},  # every service's SLO (none: nothing)
     "advance-leases": {"task": "gantry.advance_leases", "schedule": 15},
     "monitor-api-tests": {"task": "gantry.monitor_api_tests", "schedule": 60},
     "sync-catalog": {"task": "gantry.sync_catalog", "schedule": CATALOG_SYNC_SECONDS},  # (nothing when not in git)

@@ -22,6 +22,7 @@ from deployer.apitests.runs import environment_test, monitors_due
 from deployer.chatops import ChatRequest, request_answer
 from deployer.delivery.continuous import continuous_delivery, drift_refresh
 from deployer.deploys.check_ahead import check_ahead
+from deployer.deploys.error_budget import budgets_read
 from deployer.deploys.execution import deploy_execute
 from deployer.deploys.fleet import leavers_out_of_rotation
 from deployer.deploys.lease_queue import leases_advance
@@ -34,6 +35,7 @@ from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Environment, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
+from deployer.notify.grafana_outbox import annotation_send
 from deployer.notify.identity import slack_link
 from deployer.notify.outbox import SendLater, message_send
 from deployer.ops.catalog_follow import catalog_follow
@@ -158,6 +160,14 @@ def send_slack(self: Task, message_id: int) -> None:
         raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
 
 
+@shared_task(name=queue.SEND_GRAFANA, bind=True, max_retries=30)
+def send_grafana(self: Task, annotation_id: int) -> None:
+    try:
+        annotation_send(annotation_id)
+    except SendLater as exc:
+        raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
+
+
 # Acknowledged on receipt: a worker dying mid-request loses it (the person saw "On it" and no answer)
 # rather than doing it twice (a second lock, a second deploy request).
 @shared_task(name=queue.CHATOPS, acks_late=False)
@@ -236,6 +246,12 @@ def link_slack(user_id: int) -> None:
 def reap_deploys() -> None:
     if _round(queue.REAP_DEPLOYS):
         deploys_reap()
+
+
+@shared_task(name=queue.READ_BUDGETS)
+def read_budgets() -> None:
+    if _round(queue.READ_BUDGETS):
+        budgets_read()
 
 
 @worker_ready.connect

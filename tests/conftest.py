@@ -34,6 +34,7 @@ from deployer.integrations.ssh_keys import HostKey
 from deployer.models import Branch, Deploy, Environment, Grant, TrustedHostKey
 from deployer.sources.branches import branch_sync
 from tests.fakes.github import FakeGitHub
+from tests.fakes.grafana import FakeGrafana
 from tests.fakes.jenkins import FakeJenkins
 from tests.fakes.slack import FakeSlack
 from tests.support.builder_account import Builder, builder_started
@@ -281,6 +282,23 @@ def slack(slack_server: FakeSlack, settings: object) -> FakeSlack:
     return slack_server
 
 
+@pytest.fixture(scope="session")
+def grafana_server() -> Iterator[FakeGrafana]:
+    """The fake Grafana for the session: the worker always sends it the change timeline."""
+    fake = FakeGrafana().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def grafana(grafana_server: FakeGrafana, settings: object) -> FakeGrafana:
+    """Grafana switched on in this test's process too (its audit points), emptied."""
+    grafana_server.reset()
+    settings.GRAFANA_URL = grafana_server.url
+    settings.GRAFANA_TOKEN = grafana_server.token
+    return grafana_server
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The PostgreSQL half of `make test` runs what touches SQL, transactions, locking or the Redis broker;
     tests marked one_backend (the backend makes no difference) run in the SQLite half only, which keeps CI
@@ -299,6 +317,7 @@ def celery_worker(
     django_db_blocker: object,
     fakes: tuple[FakeGitHub, FakeJenkins],
     slack_server: FakeSlack,
+    grafana_server: FakeGrafana,
     prometheus_port: int,
 ) -> Iterator[Worker]:
     """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
@@ -312,6 +331,8 @@ def celery_worker(
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons
         "GANTRY_PROMETHEUS": f"main=http://{PROMETHEUS_ADDRESS}:{prometheus_port}",
+        "GANTRY_GRAFANA_URL": grafana_server.url,
+        "GANTRY_GRAFANA_TOKEN": grafana_server.token,
     }
     worker = Worker(env={**integration_settings(*fakes), **slack_env})
     worker.start()

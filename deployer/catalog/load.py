@@ -191,6 +191,7 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
                 "default_branch": service_spec.default_branch,
                 "jenkins_job": service_spec.jenkins_job,
                 "runbook_url": service_spec.runbook or "",
+                "slo": service_spec.slo.model_dump(exclude_none=True) if service_spec.slo else {},
                 "api_tests": {
                     name: suite.model_dump(by_alias=True, exclude_unset=True)
                     for name, suite in service_spec.api_tests.items()

@@ -38,6 +38,7 @@ from deployer.catalog.fields import (
 )
 from deployer.catalog.freeze_spec import FreezeSpec
 from deployer.catalog.migration_check_spec import MigrationCheckSpec
+from deployer.catalog.slo_spec import SloSpec
 
 
 class HostSpec(Spec):
@@ -336,6 +337,7 @@ class ServiceSpec(ReleaseSpec):
         min_length=1, description="mapping of environment name to settings, e.g. test: {...}"
     )
     access: AccessSpec | None = Field(default=None, description="who may deploy or approve, for this service")
+    slo: SloSpec | None = Field(default=None, description="its SLO: error budget and burn rates, a deploy gate")
     api_tests: dict[Name, SuiteSpec] = Field(
         default_factory=dict, description="post-deploy API test suites: name: {steps: [...]}"
     )

@@ -10,7 +10,8 @@
                   (succeeded, tests_failed, failed, rolled_back, cancelled); the one place failures
                   become final states. log.py: its log lines; shipped.py: the commits it shipped;
                   config.py: the config file it writes on every host (secrets masked)
-   rules.py       the rules a request must pass, each named (request.py asks them, plan.py shows them);
+   rules.py       the rules a request must pass, each named (request.py asks them, plan.py shows them;
+                  error_budget.py: the SLO's budget and burn rates, read from Prometheus every minute);
                   schema_changes.py: the migration files a deploy ships and code lacking applied ones;
                   migration_check.py: those files linted for what the running release cannot live with
                   (check_ahead.py: asked by a plan page, ahead of any deploy)
@@ -28,7 +29,7 @@
                   (health.py); balancer.py: HAProxy drain around a restart;
                   builder.py: build once on the builder (sandbox.py: a bubblewrap sandbox per build;
                   build_cache.py: its dependency cache; lint_run.py: the migration check's step), or
-                  take what Jenkins built
+                  take what Jenkins built; phases.py: each batch and analysis as a phase (Grafana)
 6. lifecycle.py   every state change: one conditional UPDATE, its log line, history entry, lock and
                   Slack version in one transaction
 7. reaper.py      deploys nobody runs any more are settled (a dead worker, a lost message)

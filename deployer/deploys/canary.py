@@ -15,8 +15,9 @@ from deployer.deploys.balancer import Balancer
 from deployer.deploys.endings import Ended, Ending
 from deployer.deploys.fleet import Fleet, HostRun
 from deployer.deploys.log import deploy_logger
+from deployer.deploys.phases import phase
 from deployer.deploys.recovery import after_failure, cancel_check, decision_wait
-from deployer.models import Measurement
+from deployer.models import DeployPhase, Measurement
 
 V = Measurement.Verdict
 
@@ -25,8 +26,10 @@ def canary_judged(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], basel
     """Judge the live canary against the baseline; None when the rollout goes on, else how it ended."""
     environment, log = fleet.deploy.environment, deploy_logger(fleet.deploy.pk)
     while True:
-        with _share(fleet, spec, canary, baseline):
+        label = f"canary analysis of {', '.join(run.name for run in canary)}"
+        with _share(fleet, spec, canary, baseline), phase(fleet.deploy, DeployPhase.Kind.ANALYSIS, label) as row:
             judged = analysis_run(fleet, spec, canary, baseline, stop=lambda: cancel_check(fleet) is not None)
+            row.label = f"{label}: {judged.verdict}, {judged.reason}" if judged else f"{label}: cancelled"
         if judged is None:
             return cancel_check(fleet) or Ended(Ending.CANCELLED, "cancelled during the canary analysis")
         if judged.verdict == V.PASS:

@@ -20,6 +20,7 @@ from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_artifact
 from deployer.deploys.config import ConfigError, Rendered, SecretMissing, config_render
 from deployer.deploys.endings import Ended, Ending
+from deployer.deploys.error_budget import budget_blocks
 from deployer.deploys.fleet import Fleet, newcomers
 from deployer.deploys.lifecycle import deploy_claim, deploy_transition
 from deployer.deploys.log import deploy_log_settle, deploy_logger, deploy_logging
@@ -123,7 +124,7 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
             return _after_tests(deploy, reason) if ended.live else _outcome(ended)
         if deploy.is_join and (refused := _join_refused(deploy)):
             return refused
-        if not deploy.is_join and (refused := _frozen(deploy)):
+        if not deploy.is_join and (refused := _gated(deploy)):
             return refused
         config = _config(deploy, hidden)
         with tempfile.TemporaryDirectory(prefix="gantry-release-") as tmp:
@@ -150,10 +151,16 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
         )
 
 
-def _frozen(deploy: Deploy) -> Outcome | None:
-    """Asked again as it starts: a deploy queued (or approved) before a window opened must not run in it.
-    Emergency deploys and those an admin sent into the window with a reason go on; rollbacks never ask."""
-    if deploy.emergency_reason or deploy.freeze_overridden:
+def _gated(deploy: Deploy) -> Outcome | None:
+    """Asked again as it starts: a deploy queued (or approved) before a freeze window opened, or before its
+    service's error budget ran out, must not start. Emergency deploys go on (and, through a window, those an
+    admin sent into it with a reason); rollbacks never ask."""
+    if deploy.emergency_reason:
+        return None
+    environment = deploy.environment
+    if environment.production and (spent := budget_blocks(environment.service)):
+        return Outcome(DeployStatus.CANCELLED, f"not started: {spent}")
+    if deploy.freeze_overridden:
         return None
     found = deploy_freeze(deploy.environment)
     if found is None:

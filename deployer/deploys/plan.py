@@ -33,7 +33,7 @@ from deployer.models import ChangeSet, Deploy, DeployHost, Environment, Migratio
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
-SHOWN = {"permission", "lock", "freeze", "lease", "hosts", "build gate", "health checks", "schema"}
+SHOWN = {"permission", "lock", "freeze", "error budget", "lease", "hosts", "build gate", "health checks", "schema"}
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from deployer.deploys.host_steps import (
 )
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.phase_hooks import HookFailed, hooks_for, hooks_of, hooks_run
+from deployer.deploys.phases import phase
 from deployer.deploys.recovery import (
     after_failure,
     batch_activate,
@@ -51,7 +52,7 @@ from deployer.deploys.recovery import (
 )
 from deployer.deploys.roles import default_release_host, environment_roles, serves_traffic
 from deployer.errors import StepFailed
-from deployer.models import Deploy
+from deployer.models import Deploy, DeployPhase
 
 
 def rollout(
@@ -115,8 +116,11 @@ def _roll_out(
         batch = going[done : done + size]
         if ended := _between_batches(fleet):
             return ended
-        deploy_logger(deploy.pk).info("batch %d of %d: %s", number, len(sizes), ", ".join(r.name for r in batch))
-        if ended := batch_activate(fleet, batch):  # drain, switch, restart, health check, undrain
+        label = f"batch {number} of {len(sizes)}: {', '.join(r.name for r in batch)}"
+        deploy_logger(deploy.pk).info("%s", label)
+        with phase(deploy, DeployPhase.Kind.BATCH, label):
+            ended = batch_activate(fleet, batch)  # drain, switch, restart, health check, undrain
+        if ended:
             return ended
         done += size
         on_batch(deploy)

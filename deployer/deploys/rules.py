@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.contrib.auth.models import User
 
 from deployer.choices import DeployStatus
+from deployer.deploys.error_budget import budget_blocks, budget_summary
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.gates import deploy_gate, trusted_build
 from deployer.deploys.migration_check import migrations_unsafe
@@ -24,9 +25,9 @@ from deployer.environments.access import Access
 from deployer.environments.freezes import Freeze, freeze_blocking, freeze_refusal
 from deployer.environments.leases import lease_check
 from deployer.environments.locks import lock_summary
-from deployer.errors import DeployRefused, Frozen, Locked
+from deployer.errors import BudgetSpent, DeployRefused, Frozen, Locked
 from deployer.lib.text import one_line
-from deployer.models import Deploy, Environment
+from deployer.models import BudgetReading, Deploy, Environment
 
 EMERGENCY_REASON_MIN = 10
 
@@ -162,6 +163,21 @@ def freeze(ask: Ask) -> str:
     raise Frozen(refusal)
 
 
+def error_budget(ask: Ask) -> str:
+    """A production deploy waits while the service's budget is spent or burning fast, where its SLO says so."""
+    service = ask.environment.service
+    if not service.slo:
+        return "no SLO declared"
+    summary = budget_summary(BudgetReading.objects.filter(service=service).first())
+    if not service.slo.get("gate") or not ask.environment.production:
+        return f"{summary} (shown only)"
+    if ask.emergency:
+        return f"{summary}; an emergency deploy goes through"
+    if blocked := budget_blocks(service):
+        raise BudgetSpent(f"{blocked}. Deploy once it recovers, roll back, or ask an admin for an emergency deploy")
+    return summary
+
+
 def lease(ask: Ask) -> str:
     if ask.emergency:
         return "an emergency deploy does not wait for a lease"
@@ -284,6 +300,7 @@ RULES: list[Rule] = [
     ("emergency", emergency),
     ("lock", lock),
     ("freeze", freeze),
+    ("error budget", error_budget),
     ("lease", lease),
     ("checklist", checklist),
     ("hosts", skipping),

@@ -22,6 +22,7 @@ from django.db import connection
 from deployer.choices import AuditAction
 from deployer.models import AuditEntry, Deploy, Environment
 from deployer.models.access import SYSTEM_USERNAME
+from deployer.notify import grafana_outbox
 
 
 def audit_record(
@@ -39,7 +40,7 @@ def audit_record(
     if deploy is not None and environment is None:
         environment = deploy.environment
     team = environment.service.team if environment else None
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         actor=actor,
         actor_name=actor.get_username() if actor is not None else (actor_name or SYSTEM_USERNAME),
         action=action,
@@ -55,6 +56,8 @@ def audit_record(
         duration_seconds=duration_seconds,
         detail=detail,
     )
+    grafana_outbox.audit_noted(entry)  # a lock, an override, an emergency: a point on Grafana's timeline
+    return entry
 
 
 _erasing: ContextVar[bool] = ContextVar("audit_erasure", default=False)

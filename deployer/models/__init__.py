@@ -9,7 +9,8 @@ audit.py     AuditEntry
 notify.py    SlackMessage, SlackAttempt, SlackIdentity
 apitests.py  ApiTestRun, ApiTestStep
 trust.py     TrustedHostKey, OfferedHostKey
-measurements.py Measurement
+measurements.py Measurement, BudgetReading
+timeline.py  DeployPhase, GrafanaAnnotation
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from deployer.models.deploys import (
     DeployQuerySet,
     LeaseRequest,
 )
-from deployer.models.measurements import Measurement
+from deployer.models.measurements import BudgetReading, Measurement
 from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
 from deployer.models.sources import (
     Branch,
@@ -39,6 +40,7 @@ from deployer.models.sources import (
     SyncState,
     WebhookDelivery,
 )
+from deployer.models.timeline import DeployPhase, GrafanaAnnotation
 from deployer.models.trust import OfferedHostKey, TrustedHostKey
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "AuditEntry",
     "AuditQuerySet",
     "Branch",
+    "BudgetReading",
     "Build",
     "CatalogState",
     "ChangeSet",
@@ -55,9 +58,11 @@ __all__ = [
     "DeployCommit",
     "DeployHost",
     "DeployLog",
+    "DeployPhase",
     "DeployQuerySet",
     "Environment",
     "ExternalIdentity",
+    "GrafanaAnnotation",
     "Grant",
     "Host",
     "IntegrationStatus",

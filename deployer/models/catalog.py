@@ -48,6 +48,8 @@ class Service(models.Model):
     jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
     runbook_url = models.URLField(max_length=500, blank=True)
     api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
+    # {"prometheus", "objective", "window", "good", "total" | "sloth", "gate"}: deploys/error_budget.py.
+    slo = models.JSONField(default=dict, blank=True)
     # Globs of its migration files (deployer/deploys/schema_changes.py); null: the common frameworks' layouts.
     migrations = models.JSONField(null=True, blank=True, help_text="Globs of its migration files.")
     # When someone last pressed Refresh (a second press soon after is answered, not queued): deployer.freshness.

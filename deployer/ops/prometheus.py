@@ -19,7 +19,15 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from deployer.choices import DeployStatus
-from deployer.models import Deploy, IntegrationStatus, Measurement, SlackMessage, SyncState, WebhookDelivery
+from deployer.models import (
+    Deploy,
+    GrafanaAnnotation,
+    IntegrationStatus,
+    Measurement,
+    SlackMessage,
+    SyncState,
+    WebhookDelivery,
+)
 from deployer.version import VERSION
 
 DURATION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
@@ -156,7 +164,10 @@ def _outboxes() -> Iterator[Metric]:
         n=Count("pk"), first=Min("created_at")
     )
     hooks = WebhookDelivery.objects.filter(processed_at__isnull=True).aggregate(n=Count("pk"), first=Min("received_at"))
-    for name, row in (("slack", slack), ("webhooks", hooks)):
+    grafana = GrafanaAnnotation.objects.filter(state=GrafanaAnnotation.State.PENDING).aggregate(
+        n=Count("pk"), first=Min("created_at")
+    )
+    for name, row in (("slack", slack), ("webhooks", hooks), ("grafana", grafana)):
         backlog.add_metric([name], row["n"])
         oldest.add_metric([name], (now - row["first"]).total_seconds() if row["first"] else 0.0)
     yield backlog
