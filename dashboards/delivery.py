@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from deployer.delivery.dora import Figures, Scope, figures
+from deployer.deploys.error_budget import budget_badges
 from deployer.models import Service, Team
 
 DEFAULT_DAYS = 30
@@ -68,8 +69,26 @@ def delivery(request: HttpRequest) -> HttpResponse:
         ("by_weekday", "Deploys by weekday", "Weekday", found.by_weekday),
         ("by_hour", "Deploys by hour of the day", "Hour", found.by_hour),
     ]
-    context = {"form": form, "figures": found, "charts": _charts(found), "chart_list": chart_list}
+    context = {
+        "form": form,
+        "figures": found,
+        "charts": _charts(found),
+        "chart_list": chart_list,
+        "budgets": _budgets(scope),
+    }
     return render(request, "dashboards/delivery.html", context)
+
+
+def _budgets(scope: Scope) -> list[tuple[str, str, bool]]:
+    """The error budget of each service in scope that declares an SLO, as it stands now: (service, text, bad)."""
+    services = Service.objects.exclude(slo={})
+    if scope.team:
+        services = services.filter(team__name=scope.team)
+    if scope.service:
+        services = services.filter(name=scope.service)
+    names = dict(services.values_list("pk", "name"))
+    badges = budget_badges(list(names))
+    return [(names[pk], *badges.get(pk, ("not read yet", False))) for pk in sorted(names, key=names.__getitem__)]
 
 
 def _charts(found: Figures) -> dict[str, Any]:

@@ -58,7 +58,11 @@ def _row(row: MatrixRow, urls: _Urls, now: datetime) -> SafeString:
     name = escape(row.service)
     cells = "".join(f'<td class="cell">{_cell(c, row.service, urls, now)}</td>' for c in row.cells)
     team = escape(row.team or "—")
-    html = f'<tr data-service="{name}"><td><a href="{urls.for_service(row.service)}"><strong>{name}</strong></a></td>'
+    html = f'<tr data-service="{name}"><td><a href="{urls.for_service(row.service)}"><strong>{name}</strong></a>'
+    if row.budget:
+        colour = "red" if row.budget_bad else "grey"
+        html += f' <span class="badge badge-{colour}" data-budget title="error budget">{escape(row.budget)}</span>'
+    html += "</td>"
     return mark_safe(f"{html}<td>{team}</td>{cells}</tr>")  # every value above went through escape()
 
 

@@ -28,6 +28,7 @@ from deployer.apitests.runs import recent_runs
 from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import DeployStatus
 from deployer.deploys.analysis import analysis_rejudged
+from deployer.deploys.error_budget import budget_blocks, budget_summary
 from deployer.deploys.migration_check import check_for, new_files, shipped_findings
 from deployer.deploys.plan import changes_shown, deploy_plan
 from deployer.deploys.request import (
@@ -42,6 +43,7 @@ from deployer.environments.locks import lock_summary
 from deployer.errors import DeployConflict, DeployRefused
 from deployer.models import (
     ApiTestRun,
+    BudgetReading,
     ChangeSet,
     Deploy,
     DeployLog,
@@ -113,9 +115,12 @@ def service_page(
     ]
     limit = None if show_all else settings.SERVICE_BRANCHES_SHOWN
     branch_rows, branches_total = selectors.service_branches(service, states, query=query, limit=limit)
+    reading = BudgetReading.objects.filter(service=service).first() if service.slo else None
     context = {
         "service": service,
         "states": states,
+        "budget": budget_summary(reading) if service.slo else "",
+        "budget_blocks": budget_blocks(service) if service.slo else "",
         "rows": branch_rows,
         "branches_total": branches_total,
         "all_branches": show_all,

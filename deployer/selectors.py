@@ -10,6 +10,7 @@ from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from deployer.choices import DeployStatus, HostStatus
+from deployer.deploys.error_budget import budget_badges
 from deployer.deploys.gates import Gate, build_trusted, deploy_gate
 from deployer.environments.freezes import freeze_now
 from deployer.environments.host_keys import KeyWaiting
@@ -163,6 +164,8 @@ class MatrixRow:
     service: str
     team: str
     cells: list[MatrixCell | None]
+    budget: str = ""  # "budget 38 %", "budget spent", "burning": its SLO's error budget
+    budget_bad: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,11 @@ def services_matrix(
             behind=tuple(behind.get(env.pk, ())),
             freeze=freeze_now(env.freeze, now=now),
         )
-    rows = [MatrixRow(row.name, row.team__name or "", cells[row.pk]) for row in service_rows]
+    budgets = budget_badges([row.pk for row in service_rows] if window else services.values("pk"))
+    rows = [
+        MatrixRow(row.name, row.team__name or "", cells[row.pk], *budgets.get(row.pk, ("", False)))
+        for row in service_rows
+    ]
     teams = list(Team.objects.order_by("name").values_list("name", flat=True))
     return Matrix(list(columns), rows, teams, total)
 

@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -139,3 +140,20 @@ def budget_blocks(service: Service) -> str:
     if reading.fast_burn or reading.slow_burn:
         return f"{service.name} is burning its error budget: {budget_summary(reading)}"
     return ""
+
+
+def budget_badges(services: Any) -> dict[int, tuple[str, bool]]:
+    """Each service's error budget as the services matrix shows it, (text, bad); one query for any number."""
+    found: dict[int, tuple[str, bool]] = {}
+    for service_id, remaining, fast, slow, read_at in BudgetReading.objects.filter(service__in=services).values_list(
+        "service_id", "remaining", "fast_burn", "slow_burn", "read_at"
+    ):
+        if read_at is None or remaining is None:
+            found[service_id] = ("budget unknown", False)
+        elif remaining <= 0:
+            found[service_id] = ("budget spent", True)
+        elif fast or slow:
+            found[service_id] = (f"burning, {remaining:.0%} left", True)
+        else:
+            found[service_id] = (f"budget {remaining:.0%}", False)
+    return found

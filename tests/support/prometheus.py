@@ -60,3 +60,22 @@ def _ready(url: str) -> bool:
         return requests.get(f"{url}/-/ready", timeout=1).ok
     except requests.RequestException:
         return False
+
+
+def backfill(directory: Path, openmetrics: str) -> None:
+    """Past samples written straight into the data directory `prometheus_running(directory, ...)` opens, with
+    Prometheus' own `promtool tsdb create-blocks-from openmetrics`: hours of history without waiting for it."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: apt-get install prometheus (make test installs it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "backfill.om"
+    source.write_text(openmetrics)
+    done = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(directory / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
