@@ -21,7 +21,7 @@ from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
 from deployer.integrations import haproxy
-from deployer.models import Deploy, Measurement
+from deployer.models import Deploy, DeployPhase, Measurement
 from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_until
 from tests.support.haproxy import all_up, haproxy_running
 from tests.support.load import Load
@@ -129,6 +129,47 @@ def test_a_good_release_passes_its_canary_and_reaches_every_host(
     assert [h.status for h in deploy.hosts.all()] == [HostStatus.LIVE] * 3
     verdicts = list(Measurement.objects.filter(deploy=deploy).values_list("verdict", flat=True))
     assert verdicts == [Measurement.Verdict.PASS] * 3
+
+
+def test_a_slower_release_fails_on_response_time_and_goes_back(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    prometheus: str,
+    app_repo: AppRepo,
+) -> None:
+    """Every request 150 ms slower: the error rate is as good as before, the mean response time is not."""
+    if not setup.git(app_repo.path, "branch", "--list", "slow-canary").strip():
+        setup.repo_branch(app_repo.path, "slow-canary", {"SLOW_MS": "150\n"}, "Answer 150 ms later")
+    mean = (
+        f'sum(rate(demo_request_seconds_sum{{instance=~"{{{{hosts}}}}"}}{WINDOW})) / '
+        f'sum(rate(demo_request_seconds_count{{instance=~"{{{{hosts}}}}"}}{WINDOW}))'
+    )
+    metric = {
+        "name": "response_time",
+        "query": mean,
+        "condition": "canary <= baseline * 2 + 0.02",
+        "sample": REQUESTS,
+        "min_sample": 10,
+        "interval": 2,
+        "count": 3,
+    }
+    environment = make_environment(options={"batch_size": "1", "analysis": analysis(app_port, metrics=[metric])})
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+
+    with traffic(ssh_hosts, app_port):
+        deploy = deploy_and_wait(environment, "slow-canary", deployer, celery_worker)
+
+    story = deploy_story(celery_worker)
+    assert deploy.status == DeployStatus.ROLLED_BACK, story
+    assert "response_time failed" in deploy.reason, deploy.reason
+    failed = Measurement.objects.get(deploy=deploy, verdict=Measurement.Verdict.FAIL)
+    assert failed.canary is not None and failed.canary >= 0.15 and failed.baseline is not None
+    assert failed.baseline < 0.05, story
+    analysis_phase = DeployPhase.objects.get(deploy=deploy, kind=DeployPhase.Kind.ANALYSIS)
+    assert analysis_phase.ended_at is not None and ": fail, " in analysis_phase.label
 
 
 def test_no_traffic_is_inconclusive_never_a_pass(
