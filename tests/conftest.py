@@ -319,6 +319,7 @@ def celery_worker(
     slack_server: FakeSlack,
     grafana_server: FakeGrafana,
     prometheus_port: int,
+    demo_prometheus_port: int,
 ) -> Iterator[Worker]:
     """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
     Slack = the fakes; Prometheus "main" where tests/support/prometheus.py starts one)."""
@@ -330,7 +331,9 @@ def celery_worker(
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons
-        "GANTRY_PROMETHEUS": f"main=http://{PROMETHEUS_ADDRESS}:{prometheus_port}",
+        "GANTRY_PROMETHEUS": (
+            f"main=http://{PROMETHEUS_ADDRESS}:{prometheus_port},demo=http://127.0.0.1:{demo_prometheus_port}"
+        ),
         "GANTRY_GRAFANA_URL": grafana_server.url,
         "GANTRY_GRAFANA_TOKEN": grafana_server.token,
     }
@@ -344,6 +347,12 @@ def celery_worker(
 def prometheus_port() -> int:
     """Where the canary tests' Prometheus listens (started by the tests that need it; the worker knows it)."""
     return free_port(PROMETHEUS_ADDRESS)
+
+
+@pytest.fixture(scope="session")
+def demo_prometheus_port() -> int:
+    """Where the demo's Prometheus listens in tests/test_demo.py (the worker knows it as "demo")."""
+    return free_port("127.0.0.1")
 
 
 @pytest.fixture(scope="session")

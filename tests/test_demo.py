@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -22,10 +23,11 @@ from django.core.management import call_command
 from deployer.choices import DeployStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
+from deployer.demo.watching import users, watching_configure, watching_of, watching_start
 from deployer.deploys.request import deploy_request, deploy_rollback
 from deployer.deploys.rules import DeployOptions
 from deployer.deploys.schema_changes import RollbackNeedsConfirmation
-from deployer.models import DeployLog, Environment
+from deployer.models import DeployLog, Environment, Measurement
 from tests.conftest import DEMO_SECRET, wait_for_deploy
 from tests.support.worker import Worker
 
@@ -35,8 +37,9 @@ ADDRESSES = ["127.0.0.51", "127.0.0.52"]
 
 
 @pytest.fixture
-def demo(settings: Any, transactional_db: None) -> Iterator[list[SshdHost]]:
-    """The demo set up on addresses of its own while something else holds the usual ssh port there."""
+def demo(settings: Any, transactional_db: None, demo_prometheus_port: int) -> Iterator[list[SshdHost]]:
+    """The demo set up on addresses of its own while something else holds the usual ssh port there, with
+    what `make run` runs beside its hosts: HAProxy, Prometheus and users sending requests through HAProxy."""
     settings.DEMO_ADDRESSES = ADDRESSES
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,7 +49,9 @@ def demo(settings: Any, transactional_db: None) -> Iterator[list[SshdHost]]:
     try:
         out = io.StringIO()
         call_command("demo_setup", stdout=out)
-        assert f"using ssh port {settings.DEMO_SSH_PORT + 1}" in out.getvalue(), out.getvalue()
+        # The next free one (an earlier test's sshd may leave its port in TIME_WAIT: that one is skipped too).
+        chosen = re.search(r"using ssh port (\d+)", out.getvalue())
+        assert chosen and int(chosen.group(1)) > settings.DEMO_SSH_PORT, out.getvalue()
         kept = setup.admin_password_file()  # made for this install, printed once, kept 0600
         password = kept.read_text().strip()
         assert len(password) >= 16 and kept.stat().st_mode & 0o777 == 0o600
@@ -55,7 +60,13 @@ def demo(settings: Any, transactional_db: None) -> Iterator[list[SshdHost]]:
         assert not setup.admin_ensure(), "made once"
         hosts = setup.demo_hosts()
         processes = [host.start() for host in hosts]
-        yield hosts
+        watching = watching_of(setup.demo_dir())
+        assert watching is not None, "make test installs haproxy and prometheus: the demo watches its canaries"
+        ports = {"lb": watching.lb_port, "exporter": watching.exporter_port, "prometheus": demo_prometheus_port}
+        watching = watching_configure(setup.demo_dir(), ADDRESSES, setup.demo_ports()["app"], ports)
+        processes += watching_start(watching)
+        with users(watching.site_url):
+            yield hosts
     finally:
         squatter.close()
         for process in processes:
@@ -112,6 +123,22 @@ def test_the_demo_deploys_a_web_a_worker_and_a_migration(demo: list[SshdHost], c
     shout = wait_for_deploy(shout.pk, celery_worker)
     assert shout.status == DeployStatus.SUCCEEDED, shout.reason
     assert applied(database) == ["0001_visits.sql", "0002_visit_paths.sql"]
+
+
+def test_the_readmes_bad_canary_is_rolled_back_by_its_error_rate(demo: list[SshdHost], celery_worker: Worker) -> None:
+    """What the README tells a newcomer to try: deploy main, then bad-canary, and watch it go back."""
+    environment = Environment.objects.get(service__name="demo", name="test")
+    admin = get_user_model().objects.get(username=setup.DEMO_ADMIN)
+    assert environment.analysis["prometheus"] == "demo" and environment.lb_backend == "app"
+    first = wait_for_deploy(deploy_request(environment=environment, ref="main", user=admin).pk, celery_worker)
+    assert first.status == DeployStatus.SUCCEEDED, first.reason
+
+    bad = wait_for_deploy(deploy_request(environment=environment, ref="bad-canary", user=admin).pk, celery_worker, 120)
+
+    assert bad.status == DeployStatus.ROLLED_BACK, bad.reason
+    assert "canary analysis" in bad.reason and "error_rate failed" in bad.reason, bad.reason
+    failed = Measurement.objects.filter(deploy=bad, verdict=Measurement.Verdict.FAIL).first()
+    assert failed is not None and failed.canary is not None and failed.canary > 0.01, bad.reason
 
 
 def test_demo_branches_made_before_the_database_are_made_again_on_main(tmp_path: Path) -> None:

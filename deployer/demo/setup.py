@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from deployer.demo.hosts import SshdHost
+from deployer.demo.watching import FIRST_PORTS, Watching, analysis_yaml
 from deployer.environments.host_keys import host_key_trust
 from deployer.integrations.ssh import Target
 from deployer.integrations.ssh_keys import HostKey, ssh_key_ensure
@@ -31,6 +32,8 @@ DEMO_ADMIN = "admin"
 DEMO_BRANCHES: dict[str, tuple[dict[str, str], str]] = {
     "feature/shout": ({"greeting.txt": "HELLO FROM THE GANTRY DEMO!\n"}, "Shout the greeting"),
     "broken-health": ({"UNHEALTHY": "this release fails its health check\n"}, "Break /healthz"),
+    # Healthy by every health check, but a fifth of its answers are 500s: the canary analysis rolls it back.
+    "bad-canary": ({"ERROR_RATE": "0.2\n"}, "Fail one request in five"),
 }
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Gantry Demo",
@@ -166,7 +169,18 @@ def repo_branch(path: Path, branch: str, files: dict[str, str], message: str, *,
     return sha
 
 
-def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int) -> str:
+def watching_ports() -> dict[str, int]:
+    """Free ports for the demo's HAProxy, its exporter and Prometheus, on 127.0.0.1."""
+    ports: dict[str, int] = {}
+    for name, first in FIRST_PORTS.items():
+        port = _free_port(first, ["127.0.0.1"])
+        while port in ports.values():
+            port = _free_port(port + 1, ["127.0.0.1"])
+        ports[name] = port
+    return ports
+
+
+def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int, watching: Watching | None = None) -> str:
     roles = ["[web, worker]", *(["[web]"] * (len(hosts) - 1))]
     host_lines = "".join(
         f"          - address: {h.address}\n            port: {h.port}\n            user: {h.user}\n"
@@ -196,7 +210,13 @@ def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int) -> str:
         "        build_command: sh build.sh\n"
         "        health_check_timeout: 15\n"
         "        releases_to_keep: 3\n"
-        "        # The loopback hosts share one disk, so each gets its own deploy path.\n"
+        + (
+            "        # HAProxy in front of the hosts: each is drained while it restarts.\n"
+            f"        load_balancer: {{runtime_api: {watching.socket}, backend: app}}\n" + analysis_yaml()
+            if watching
+            else ""
+        )
+        + "        # The loopback hosts share one disk, so each gets its own deploy path.\n"
         "        hosts:\n" + host_lines
     )
 

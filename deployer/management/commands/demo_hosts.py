@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
+from deployer.demo.watching import LOAD_PER_SECOND, users, watching_of, watching_start
 
 
 class Command(BaseCommand):
@@ -23,6 +24,8 @@ class Command(BaseCommand):
         if not all(h.config_path.exists() for h in hosts):
             raise CommandError("the demo hosts are not prepared; run `manage.py demo_setup` first")
         processes: list[subprocess.Popen[bytes]] = []
+        extra: list[subprocess.Popen[bytes]] = []  # HAProxy and Prometheus, when the demo watches
+        stack = contextlib.ExitStack()
         stopping = False
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -37,6 +40,15 @@ class Command(BaseCommand):
                     self.stdout.write(f"stopped the sshd an earlier run left on {host.address}:{host.port}")
                 processes.append(host.start())
                 self.stdout.write(f"ssh host {host.user}@{host.address}:{host.port} is up", ending="\n")
+            watching = watching_of(setup.demo_dir())
+            if watching is not None:
+                extra.extend(watching_start(watching))
+                stack.enter_context(users(watching.site_url))
+                self.stdout.write(
+                    f"HAProxy {watching.site_url} and Prometheus {watching.prometheus_url} are up; users send "
+                    f"{LOAD_PER_SECOND} requests a second through HAProxy",
+                    ending="\n",
+                )
             self.stdout.flush()
             said: set[int] = set()
             # A host that dies is a normal day: the demo goes on with the others (its deploys fail there as
@@ -55,9 +67,10 @@ class Command(BaseCommand):
                         self.stdout.flush()
                 time.sleep(0.2)
         finally:
-            for process in processes:
+            stack.close()
+            for process in processes + extra:
                 process.terminate()
-            for process in processes:
+            for process in processes + extra:
                 process.wait(timeout=10)
             for host in hosts:
                 for name in ("app", "worker"):

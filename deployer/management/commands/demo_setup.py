@@ -8,6 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from deployer.demo import setup
+from deployer.demo.watching import LOAD_PER_SECOND, watching_configure, watching_of
+from deployer.demo.watching import binaries as watching_binaries
 
 
 class Command(BaseCommand):
@@ -32,8 +34,24 @@ class Command(BaseCommand):
             self.stdout.write("added a database (migrations) to the demo repository, and a branch add-migration")
         for branch in setup.demo_branches_rebase(repo):
             self.stdout.write(f"made the demo branch {branch} again on top of main (it lacked the migration step)")
+        watching = None
+        if watching_binaries() is not None:
+            before = watching_of(setup.demo_dir()) if running else None
+            chosen = (
+                {"lb": before.lb_port, "exporter": before.exporter_port, "prometheus": before.prometheus_port}
+                if before
+                else setup.watching_ports()
+            )
+            watching = watching_configure(setup.demo_dir(), [h.address for h in hosts], ports["app"], chosen)
+            self.stdout.write(
+                f"HAProxy and Prometheus are installed: the demo site is {watching.site_url} (HAProxy, with users "
+                f"sending {LOAD_PER_SECOND} requests a second), Prometheus {watching.prometheus_url}; deploys "
+                "to test judge a canary by its error rate"
+            )
+        else:
+            self.stdout.write("install haproxy and prometheus (Debian packages) to watch canaries in the demo")
         catalog = setup.demo_dir() / "catalog.yml"
-        catalog.write_text(setup.catalog_text(repo, hosts, ports["app"]))
+        catalog.write_text(setup.catalog_text(repo, hosts, ports["app"], watching))
         call_command("load_catalog", str(catalog), stdout=self.stdout)
         call_command("sync_branches", "demo", stdout=self.stdout)
         created = setup.admin_ensure()
