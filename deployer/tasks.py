@@ -35,7 +35,7 @@ from deployer.integrations.github import GitHubRateLimited, GitHubUnavailable
 from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Environment, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
-from deployer.notify.grafana_outbox import annotation_send
+from deployer.notify.grafana_outbox import annotation_send, annotations_sweep
 from deployer.notify.identity import slack_link
 from deployer.notify.outbox import SendLater, message_send
 from deployer.ops.catalog_follow import catalog_follow
@@ -150,6 +150,7 @@ def process_webhook(delivery_id: int) -> None:
 def sweep_webhooks() -> None:
     if _round(queue.SWEEP_WEBHOOKS):
         deliveries_sweep()
+        annotations_sweep()  # (the same minute: Grafana annotations whose send was lost or gave up)
 
 
 @shared_task(name=queue.SEND_SLACK, bind=True, max_retries=30)

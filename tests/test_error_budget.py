@@ -178,6 +178,9 @@ def test_prometheus_down_keeps_the_last_figures_says_why_and_never_blocks(
 
     assert reading.remaining == pytest.approx(-2.0, abs=0.05), "the last figures are kept"
     assert "did not answer" in reading.error
+    settings.PROMETHEUS_SERVERS = {"main": "http://gantry:s3cret@127.0.0.1:9"}  # type: ignore[attr-defined]
+    reading = budget_read(services["spent"])
+    assert "Prometheus at http://127.0.0.1:9 did not answer" in reading.error, "credentials never shown"
     assert deploy_request(environment=prod(services["spent"]), ref="main", user=deployer).status == "queued"
     deploy = Deploy.objects.get(environment=prod(services["spent"]))
     assert deploy.status == DeployStatus.QUEUED

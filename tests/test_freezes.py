@@ -4,7 +4,7 @@ time-machine, except in the one test where a real worker starts a deploy."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from knox.models import AuthToken
 
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus
@@ -24,6 +25,7 @@ from deployer.deploys.actions import deploy_approve
 from deployer.deploys.request import deploy_request
 from deployer.deploys.rules import NO_OPTIONS, DeployOptions
 from deployer.errors import Frozen
+from deployer.lib import generations
 from deployer.models import AuditEntry, Branch, Build, Deploy, Environment
 from deployer.notify.story import story
 from tests.conftest import MakeEnvironment, plan_page, wait_for_deploy
@@ -127,6 +129,12 @@ def test_team_windows_add_to_an_environments_own_and_narrow_to_the_environments_
             "not both",
         ),
         ("{reason: when}", "say when"),
+        ('{reason: never, cron: "0 0 31 2 *", duration: 1h}', "never fires (is there such a day?)"),
+        ('{reason: random, cron: "R R * * *", duration: 1h}', "of numbers, ranges, steps and lists"),
+        ('{reason: nth, cron: "0 0 15 * 0#5", duration: 1h}', "of numbers, ranges, steps and lists"),
+        ("{reason: far, from: 2026-12-24 00:00, until: 9999-12-31 23:59}", "between the years 2000 and 2100"),
+        ('{reason: here, cron: "0 1 * * *", duration: 1h, timezone: localtime}', "is not an IANA time zone"),
+        ('{reason: long, cron: "0 1 * * *", duration: "1d' + " " * 5000 + 'x"}', "at most 20 characters"),
     ],
 )
 def test_a_bad_window_is_refused_at_its_line_saying_how_to_write_it(window: str, said: str) -> None:
@@ -159,6 +167,42 @@ def test_a_nightly_window_refuses_deploys_in_it_and_those_that_would_run_into_it
     with time_machine.travel(berlin(8, 2, 0), tick=False):
         assert dana.post(deploy_url("test"), {"ref": "main"}).status_code == 302
     assert Deploy.objects.get().status == DeployStatus.QUEUED
+
+
+def test_a_window_across_the_autumn_clock_change_lasts_its_hours(app: dict[str, Environment]) -> None:
+    """02:30 Berlin for 1 h on 2026-10-25, the night 03:00 CEST becomes 02:00 CET: 00:30 to 01:30 UTC."""
+    Environment.objects.filter(pk=app["test"].pk).update(
+        freeze=[{"reason": "dst", "cron": "30 2 25 10 *", "duration": "1h", "timezone": "Europe/Berlin"}]
+    )
+    dana = Person("dana")
+    with time_machine.travel(datetime(2026, 10, 25, 1, 10, tzinfo=UTC), tick=False):
+        assert dana.post(deploy_url("test"), {"ref": "main"}).status_code == 423
+    with time_machine.travel(datetime(2026, 10, 25, 1, 31, tzinfo=UTC), tick=False):
+        assert dana.post(deploy_url("test"), {"ref": "main"}).status_code == 302
+
+
+def test_a_window_that_cannot_be_read_holds_and_says_what_to_fix(app: dict[str, Environment]) -> None:
+    """A row edited by hand (or from an older release): the pages still answer, and deploys are refused."""
+    Environment.objects.filter(pk=app["test"].pk).update(freeze=[{"reason": "typo", "cron": "0 0 31 2 *"}])
+    generations.bump(generations.SERVICES)  # (the catalog's apply does it)
+    dana = Person("dana")
+    refused = dana.post(deploy_url("test"), {"ref": "main"})
+    assert refused.status_code == 423
+    assert "a window that cannot be read (typo: KeyError); fix it in the catalog" in refused.content.decode()
+    assert "data-frozen" in dana.get(reverse("services")).content.decode()
+    assert dana.get(reverse("service", args=["app"])).status_code == 200
+
+
+def test_a_token_cannot_deploy_in_a_window(app: dict[str, Environment]) -> None:
+    """Going through a freeze takes a person signed in: a CI token's request is refused, whoever owns it."""
+    root = Person("root", admin=True)
+    token = AuthToken.objects.create(user=root.user)[1]
+    client = Client(headers={"Authorization": f"Token {token}"})
+    with time_machine.travel(berlin(10, 12), tick=False):
+        body = {"service": "app", "environment": "prod", "ref": "main", "freeze_override": "the fix must go out now"}
+        answer = client.post("/api/v1/deploys/", body, content_type="application/json")
+    assert answer.status_code == 403 and "not a token" in answer.json()["error"]
+    assert not Deploy.objects.exists()
 
 
 def test_the_estimate_comes_from_the_environments_history(app: dict[str, Environment]) -> None:

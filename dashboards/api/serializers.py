@@ -112,7 +112,8 @@ class DeployRequestSerializer(serializers.Serializer):
         required=False,
         default="",
         allow_blank=True,
-        help_text="An admin's reason for deploying in a freeze window (at least 10 characters; recorded).",
+        help_text="An admin's reason for deploying in a freeze window (at least 10 characters; recorded); "
+        "a browser session only, never a token.",
     )
 
 

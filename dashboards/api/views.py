@@ -46,7 +46,7 @@ from deployer.deploys.actions import deploy_approve, deploy_cancel
 from deployer.deploys.request import deploy_request, deploy_rollback, queue_waiting_message
 from deployer.deploys.rules import DeployOptions
 from deployer.environments.locks import environment_lock, environment_unlock
-from deployer.errors import DeployConflict, DeployRefused
+from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
 from deployer.models import Branch, Build, Deploy, Environment, Service
 from deployer.selectors import environment_named, service_named
 
@@ -187,6 +187,12 @@ class DeployList(generics.ListAPIView):
             return invalid(form.errors)
         data = form.validated_data
         try:
+            if data["freeze_override"] and request.auth is not None:
+                # A token is a machine's (CI) or lives for months: going through a freeze takes a person.
+                raise PermissionRefused(
+                    "deploying in a freeze window takes an admin signed in (the plan page, or the API with a "
+                    "browser session), not a token"
+                )
             environment = environment_named(data["service"], data["environment"])
             deploy = deploy_request(
                 environment=environment,

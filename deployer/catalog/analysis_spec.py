@@ -154,6 +154,13 @@ class AnalysisSpec(Spec):
         default="{address}", description='a host\'s instance label in Prometheus, e.g. "{address}:9100"'
     )
     bake: int = Field(default=0, ge=0, le=3600, description="seconds after the canary is live before measuring")
+    bake_max: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="after bake, keep waiting (at most this many seconds from the canary's start) until every "
+        "metric's canary sample reaches its min_sample: a quiet service is measured once it has traffic",
+    )
     traffic: int = Field(
         default=10, ge=1, le=50, description="percent of requests the canary gets behind HAProxy while judged"
     )

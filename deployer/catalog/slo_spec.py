@@ -48,7 +48,9 @@ class SloSpec(Spec):
     objective: float | None = Field(
         default=None, gt=50, lt=100, description="the share of good events promised, in percent, e.g. 99.9"
     )
-    window: Annotated[str, AfterValidator(valid_window)] = Field(default="30d", description="the SLO's period")
+    window: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,3}[mhd]$"), AfterValidator(valid_window)] = Field(
+        default="30d", description="the SLO's period, one Prometheus duration: 30d, 28d, 7d"
+    )
     good: CounterQuery | None = Field(default=None, description="PromQL: good events over [{{range}}]")
     total: CounterQuery | None = Field(default=None, description="PromQL: all events over [{{range}}]")
     sloth: SlothSpec | None = Field(default=None, description="read Sloth's recording rules for this SLO instead")

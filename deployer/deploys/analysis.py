@@ -27,6 +27,7 @@ from deployer.lib.conditions import condition_holds, uses_baseline
 from deployer.models import Deploy, Measurement
 
 V = Measurement.Verdict
+BAKE_POLL = 2.0  # seconds between looks at the canary's sample while baking
 SLEEP_STEP = 0.5  # how often a wait looks for a cancel
 
 
@@ -82,8 +83,11 @@ def analysis_run(
     started = time.monotonic()
     if spec.bake and _wait(started + spec.bake, stop):
         return None
+    if spec.bake_max > spec.bake and _baked(fleet, spec, url, canary, until=started + spec.bake_max, stop=stop):
+        return None
     tallies = [_Tally(metric) for metric in spec.judged_by]
-    due = {id(tally): started + spec.bake + tally.metric.interval for tally in tallies}
+    begin = time.monotonic()
+    due = {id(tally): begin + tally.metric.interval for tally in tallies}
     while undecided := [tally for tally in tallies if tally.verdict is None]:
         tally = min(undecided, key=lambda t: due[id(t)])
         if _wait(due[id(tally)], stop):
@@ -93,6 +97,33 @@ def analysis_run(
         if any(t.verdict == V.FAIL for t in tallies):
             break  # a failed metric ends the analysis at once: the canary goes back sooner
     return _judged(tallies, names)
+
+
+def _baked(
+    fleet: Fleet, spec: AnalysisSpec, url: str, canary: list[HostRun], *, until: float, stop: Callable[[], bool]
+) -> bool:
+    """Wait until every metric's canary sample reaches its min_sample, or `until`; True: `stop` said to stop.
+    Measuring a canary that has had no traffic yet would only count inconclusive measurements."""
+    log = deploy_logger(fleet.deploy.pk)
+    waiting = [metric for metric in spec.judged_by if metric.sample and metric.min_sample]
+    while waiting:
+        short = []
+        for metric in waiting:
+            sample = _value(url, _rendered(metric.sample, fleet, spec, canary), time.time())
+            if not isinstance(sample, float) or sample < metric.min_sample:
+                short.append(
+                    f"{metric.name} {_shown(sample) if isinstance(sample, float) else 0} of {metric.min_sample:g}"
+                )
+        if not short:
+            log.info("bake: every metric has its minimum sample; measuring")
+            return False
+        if time.monotonic() + BAKE_POLL > until:
+            log.info("bake: at bake_max with samples still short (%s); measuring anyway", ", ".join(short))
+            return False
+        log.info("bake: waiting for traffic on the canary (%s)", ", ".join(short))
+        if _wait(time.monotonic() + BAKE_POLL, stop):
+            return True
+    return False
 
 
 def _wait(until: float, stop: Callable[[], bool]) -> bool:

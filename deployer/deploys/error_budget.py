@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,8 @@ from deployer.models import BudgetReading, Service
 logger = logging.getLogger(__name__)
 
 FAST, SLOW = 14.4, 6.0
+# Figures older than this are not trusted to block: the scheduler stopped reading (shown as such).
+STALE = timedelta(minutes=5)
 RANGES = ("5m", "30m", "1h", "6h")
 
 
@@ -50,7 +53,10 @@ def budgets_read() -> int:
     """Read every service's budget (the scheduler's round); how many services have an SLO."""
     services = list(Service.objects.exclude(slo={}))
     for service in services:
-        budget_read(service)
+        try:
+            budget_read(service)
+        except Exception:  # one service's SLO (an odd answer, a bad stored spec) never stops the others'
+            logger.exception("error budget of %s not read", service.name)
     return len(services)
 
 
@@ -125,6 +131,8 @@ def budget_summary(reading: BudgetReading | None) -> str:
         said += f" — burning (6h and 30m above {SLOW:.0f}×)"
     if reading.error:
         said += f" (last read {timezone.localtime(reading.read_at):%H:%M}; now: {reading.error})"
+    elif reading.read_at < timezone.now() - STALE:
+        said += f" (last read {timezone.localtime(reading.read_at):%H:%M}: too old to gate; is the scheduler running?)"
     return said
 
 
@@ -133,8 +141,8 @@ def budget_blocks(service: Service) -> str:
     if not service.slo or not service.slo.get("gate"):
         return ""
     reading = BudgetReading.objects.filter(service=service).first()
-    if reading is None or reading.read_at is None or reading.error:
-        return ""  # unknown never blocks (see above); the plan says it is unknown
+    if reading is None or reading.read_at is None or reading.error or reading.read_at < timezone.now() - STALE:
+        return ""  # unknown (or stale) never blocks (see above); the plan says so
     if reading.remaining is not None and reading.remaining <= 0:
         return f"{service.name} has spent its error budget: {budget_summary(reading)}"
     if reading.fast_burn or reading.slow_burn:

@@ -154,17 +154,15 @@ def _pipeline(deploy: Deploy, hidden: list[str]) -> Outcome:
 def _gated(deploy: Deploy) -> Outcome | None:
     """Asked again as it starts: a deploy queued (or approved) before a freeze window opened, or before its
     service's error budget ran out, must not start. Emergency deploys go on (and, through a window, those an
-    admin sent into it with a reason); rollbacks never ask."""
+    admin sent into that window with a reason); rollbacks never ask."""
     if deploy.emergency_reason:
         return None
     environment = deploy.environment
     if environment.production and (spent := budget_blocks(environment.service)):
         return Outcome(DeployStatus.CANCELLED, f"not started: {spent}")
-    if deploy.freeze_overridden:
-        return None
     found = deploy_freeze(deploy.environment)
-    if found is None:
-        return None
+    if found is None or deploy.freeze_overridden.startswith(f"{found.summary}; "):
+        return None  # (an override holds for the window it was given for, not for one days later)
     return Outcome(DeployStatus.CANCELLED, f"not started: {freeze_refusal(found, deploy_duration(deploy.environment))}")
 
 

@@ -16,9 +16,9 @@ from deployer.notify import grafana_outbox
 def phase(deploy: Deploy, kind: DeployPhase.Kind, label: str) -> Iterator[DeployPhase]:
     """Record the stretch the block runs as one phase of `deploy` (its end even when the block raises)."""
     row = DeployPhase.objects.create(deploy=deploy, kind=kind, label=label[:500], started_at=timezone.now())
-    grafana_outbox.deploy_changed(deploy)
+    grafana_outbox.deploy_changed(deploy, row)
     try:
         yield row
     finally:
         DeployPhase.objects.filter(pk=row.pk).update(ended_at=timezone.now(), label=row.label[:500])
-        grafana_outbox.deploy_changed(deploy)
+        grafana_outbox.deploy_changed(deploy, row)

@@ -77,11 +77,11 @@ class Ask:
     @property
     def freeze_overridden(self) -> str:
         """The freeze an admin deploys in, with their reason (kept with the deploy, audited, told), or ""."""
-        found = deploy_freeze(self.environment)
         reason = one_line(self.options.freeze_override, limit=500)
-        if found is None or self.emergency or not self.access.is_admin or len(reason) < FREEZE_REASON_MIN:
+        if self.emergency or not self.access.is_admin or len(reason) < FREEZE_REASON_MIN:
             return ""
-        return f"{found.summary}; {reason}"
+        found = deploy_freeze(self.environment)
+        return f"{found.summary}; {reason}" if found else ""
 
     @property
     def takes_over_lease(self) -> bool:
@@ -150,11 +150,11 @@ def deploy_freeze(environment: Environment) -> Freeze | None:
 
 
 def freeze(ask: Ask) -> str:
+    if ask.emergency:
+        return "an emergency deploy goes through freeze windows"
     found = deploy_freeze(ask.environment)
     if found is None:
         return "no freeze window now or before the deploy would end"
-    if ask.emergency:
-        return f"{found.summary}; an emergency deploy goes through it"
     if ask.freeze_overridden:
         return f"{found.summary}; deploying in it (recorded): {one_line(ask.options.freeze_override, limit=500)}"
     refusal = freeze_refusal(found, deploy_duration(ask.environment))

@@ -10,11 +10,11 @@ show the open and the next windows wherever locks are shown.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from django.utils import timezone
 
 from deployer.lib.moments import aware, duration_parse
@@ -57,12 +57,26 @@ def _occurrence(window: dict[str, Any], after: datetime) -> Freeze | None:
     length = duration_parse(window["duration"])
     shape = f"{window['cron']} for {window['duration']}"
     local = after.astimezone(ZoneInfo(zone))
-    # The latest start at or before `after` covers it if any does: every occurrence lasts as long.
-    latest = croniter(window["cron"], local + timedelta(seconds=1)).get_prev(datetime)
-    if latest + length > after:
-        return Freeze(window["reason"], latest, latest + length, zone, shape)
-    start = croniter(window["cron"], local).get_next(datetime)
+    # The latest start at or before `after` covers it if any does: every occurrence lasts as long. Lengths are
+    # added in UTC ("4h" across a clock change is four hours). croniter's get_prev misreads the repeated hour
+    # of an autumn clock change, so the first start after `after - length` is asked as well.
+    earliest = (after - length).astimezone(ZoneInfo(zone))
+    for start in (
+        croniter(window["cron"], local + timedelta(seconds=1)).get_prev(datetime).astimezone(UTC),
+        croniter(window["cron"], earliest).get_next(datetime).astimezone(UTC),
+    ):
+        if start <= after < start + length:
+            return Freeze(window["reason"], start, start + length, zone, shape)
+    start = croniter(window["cron"], local).get_next(datetime).astimezone(UTC)
     return Freeze(window["reason"], start, start + length, zone, shape)
+
+
+def _unreadable(window: Any, after: datetime, error: Exception) -> Freeze:
+    """A window Gantry cannot read (edited by hand, or from an older release) holds as if open for a day:
+    a freeze must never be lost to a typo; the pages and the refusal say what to fix."""
+    reason = window.get("reason", "?") if isinstance(window, dict) else "?"
+    said = f"a window that cannot be read ({reason!s:.60}: {error.__class__.__name__}); fix it in the catalog"
+    return Freeze(said, after - timedelta(seconds=1), after + timedelta(days=1), "UTC", "")
 
 
 def freezes_ahead(
@@ -75,7 +89,12 @@ def freezes_ahead(
 def windows_ahead(windows: list[dict[str, Any]], *, now: datetime | None = None, ahead: timedelta) -> list[Freeze]:
     """`freezes_ahead` for an environment's `freeze` value (the services matrix reads only that column)."""
     now = now or timezone.now()
-    found = [_occurrence(window, now) for window in windows]
+    found = []
+    for window in windows:
+        try:
+            found.append(_occurrence(window, now))
+        except (KeyError, TypeError, ValueError, OverflowError, CroniterError) as exc:
+            found.append(_unreadable(window, now, exc))
     return sorted((f for f in found if f is not None and f.start < now + ahead), key=lambda f: f.start)
 
 

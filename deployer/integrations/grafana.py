@@ -9,6 +9,7 @@ raises GrafanaRefused with Grafana's message (retrying would not help).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import requests
@@ -41,7 +42,7 @@ def annotation_create(url: str, token: str, *, time_ms: int, time_end_ms: int, t
     body = {"time": time_ms, "timeEnd": time_end_ms, "tags": tags, "text": text}
     answer = _call("POST", f"{url.rstrip('/')}/api/annotations", token, body)
     annotation_id = answer.get("id")
-    if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
+    if not isinstance(annotation_id, int) or isinstance(annotation_id, bool) or not 0 < annotation_id < 2**63:
         raise GrafanaUnavailable(f"Grafana's answer to POST /api/annotations has no id: {str(answer)[:200]}")
     return annotation_id
 
@@ -52,6 +53,15 @@ def annotation_patch(
     """Bring annotation `annotation_id` to these values (its end, its outcome tag, its text)."""
     body = {"time": time_ms, "timeEnd": time_end_ms, "tags": tags, "text": text}
     _call("PATCH", f"{url.rstrip('/')}/api/annotations/{int(annotation_id)}", token, body)
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After header (a date, or nonsense: None), at most five minutes."""
+    try:
+        seconds = float(value) if value.isascii() else math.nan
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), 300.0) if math.isfinite(seconds) else None
 
 
 def _call(method: str, url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -67,10 +77,9 @@ def _call(method: str, url: str, token: str, body: dict[str, Any]) -> dict[str, 
     said = parsed if isinstance(parsed, dict) else {}
     message = str(said.get("message") or answer.reason or "")[:300]
     if answer.status_code == 429 or answer.status_code >= 500:
-        retry = answer.headers.get("Retry-After", "")
         raise GrafanaUnavailable(
             f"Grafana answered HTTP {answer.status_code}: {message}",
-            retry_after=float(retry) if retry.isdigit() else None,
+            retry_after=_retry_after(answer.headers.get("Retry-After", "")),
         )
     if answer.status_code >= 300:
         raise GrafanaRefused(f"Grafana refused {method} (HTTP {answer.status_code}): {message}", answer.status_code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -37,13 +38,23 @@ def query(url: str, promql: str, *, at: float, timeout: float) -> list[Sample]:
         )
         body: dict[str, Any] = answer.json()
     except requests.RequestException as exc:
-        raise PrometheusError(f"Prometheus at {url} did not answer: {exc.__class__.__name__}") from exc
+        raise PrometheusError(f"Prometheus at {shown(url)} did not answer: {exc.__class__.__name__}") from exc
     except ValueError as exc:
-        raise PrometheusError(f"Prometheus at {url} answered HTTP {answer.status_code}, not JSON") from exc
+        raise PrometheusError(f"Prometheus at {shown(url)} answered HTTP {answer.status_code}, not JSON") from exc
     if not isinstance(body, dict) or body.get("status") != "success":
         error = body.get("error", "") if isinstance(body, dict) else ""
         raise PrometheusError(f"Prometheus refused the query (HTTP {answer.status_code}): {str(error)[:300]}")
     return _samples(body.get("data"))
+
+
+def shown(url: str) -> str:
+    """The server's URL as messages may show it: credentials in it (user:password@) are never repeated."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _samples(data: Any) -> list[Sample]:

@@ -54,16 +54,34 @@ def enabled() -> bool:
     return bool(settings.GRAFANA_URL)
 
 
-def deploy_changed(deploy: Deploy) -> None:
-    """The deploy's region and its phases' sub-regions as the database has them now (from its start on)."""
+def deploy_changed(deploy: Deploy, phase: DeployPhase | None = None) -> None:
+    """The deploy's region (from its start on), and `phase`'s sub-region, as the database has them now.
+    Never raises: the timeline must not fail the state change that called it (the log says what went wrong)."""
     if not enabled():
         return
-    deploy = Deploy.objects.select_related("environment__service", "requested_by").get(pk=deploy.pk)
-    if deploy.started_at is None:
-        return  # opened when it starts: a queued deploy has changed nothing yet
-    _upsert(f"deploy-{deploy.pk}", deploy, _region(deploy))
-    for phase in DeployPhase.objects.filter(deploy=deploy):
-        _upsert(f"phase-{phase.pk}", deploy, _sub_region(deploy, phase))
+    try:
+        deploy = Deploy.objects.select_related("environment__service", "requested_by").get(pk=deploy.pk)
+        if deploy.started_at is None:
+            return  # opened when it starts: a queued deploy has changed nothing yet
+        _upsert(f"deploy-{deploy.pk}", deploy, _region(deploy))
+        if phase is not None:
+            phase.refresh_from_db()
+            _upsert(f"phase-{phase.pk}", deploy, _sub_region(deploy, phase))
+    except Exception:
+        logger.exception("the Grafana timeline of deploy #%s was not updated", deploy.pk)
+
+
+def annotations_sweep(limit: int = 100) -> int:
+    """Send again what waits longer than a send should take (its message lost, or its retries spent)."""
+    stale = timezone.now() - timedelta(minutes=2)
+    waiting = list(
+        GrafanaAnnotation.objects.filter(state=GrafanaAnnotation.State.PENDING, created_at__lt=stale)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale))
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in waiting:
+        queue.enqueue_after_commit(queue.SEND_GRAFANA, pk)
+    return len(waiting)
 
 
 def audit_noted(entry: AuditEntry) -> None:
@@ -73,7 +91,10 @@ def audit_noted(entry: AuditEntry) -> None:
     action = AuditAction(entry.action)
     tags = ["gantry", action.value, *_where(entry.service, entry.environment)]
     text = f"{entry.actor_name} {action.label}" + (f": {entry.detail}" if entry.detail else "")
-    _upsert(f"audit-{entry.pk}", None, Wanted(entry.at, entry.at, tags, html.escape(text[:TEXT_MAX])))
+    try:
+        _upsert(f"audit-{entry.pk}", None, Wanted(entry.at, entry.at, tags, html.escape(text[:TEXT_MAX])))
+    except Exception:  # the audit entry is the record; its point on the timeline must not undo it
+        logger.exception("the Grafana point of audit entry %s was not recorded", entry.pk)
 
 
 def _where(service: str, environment: str) -> list[str]:
@@ -136,7 +157,8 @@ def annotation_send(annotation_id: int) -> None:
     """Bring Grafana up to date with the annotation's newest version. SendLater when it must wait."""
     if not GrafanaAnnotation.objects.filter(pk=annotation_id).exists() or not enabled():
         return
-    if not _claim(annotation_id):
+    claimed = _claim(annotation_id)
+    if claimed is None:
         raise SendLater(1, "another worker is sending this annotation")
     try:
         for _ in range(5):
@@ -144,14 +166,14 @@ def annotation_send(annotation_id: int) -> None:
             if row.sent_version >= row.version or row.state == GrafanaAnnotation.State.FAILED:
                 return
             _send_version(row)
-    finally:
-        GrafanaAnnotation.objects.filter(pk=annotation_id).update(claimed_at=None)
+    finally:  # only our own claim: one that expired meanwhile may be another sender's now
+        GrafanaAnnotation.objects.filter(pk=annotation_id, claimed_at=claimed).update(claimed_at=None)
 
 
-def _claim(annotation_id: int) -> bool:
+def _claim(annotation_id: int) -> datetime | None:
     now = timezone.now()
     free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - timedelta(seconds=CLAIM_SECONDS))
-    return bool(GrafanaAnnotation.objects.filter(pk=annotation_id).filter(free).update(claimed_at=now))
+    return now if GrafanaAnnotation.objects.filter(pk=annotation_id).filter(free).update(claimed_at=now) else None
 
 
 def _send_version(row: GrafanaAnnotation) -> None:
