@@ -21,8 +21,8 @@ from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
 from deployer.integrations import haproxy
-from deployer.models import Deploy, DeployPhase, Measurement
-from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_until
+from deployer.models import Deploy, DeployLog, DeployPhase, Measurement
+from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_for_deploy, wait_until
 from tests.support.haproxy import all_up, haproxy_running
 from tests.support.load import Load
 from tests.support.prometheus import ADDRESS, prometheus_running
@@ -190,6 +190,34 @@ def test_no_traffic_is_inconclusive_never_a_pass(
     first = Measurement.objects.filter(deploy=deploy).first()
     assert first is not None and first.verdict == Measurement.Verdict.INCONCLUSIVE
     assert "below min_sample" in first.said or "no canary value" in first.said, first.said
+
+
+def test_bake_waits_for_traffic_then_judges_instead_of_counting_inconclusives(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    deployer_client: Client,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    prometheus: str,
+) -> None:
+    """A quiet service: nobody sends requests when the canary goes live; users arrive a little later."""
+    spec = analysis(app_port, bake=2, bake_max=60, on_inconclusive="continue")
+    environment = make_environment(options={"batch_size": "1", "analysis": spec})
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+    plan = plan_page(deployer_client, "app", "test", "feature/shout")
+    assert "adds up to 66 s (bake waits up to 60 s for each metric&#x27;s min_sample)" in plan
+
+    deploy = deploy_request(environment=environment, ref="feature/shout", user=deployer)
+    waiting = DeployLog.objects.filter(deploy=deploy, message__startswith="bake: waiting for traffic on the canary")
+    wait_until(waiting.exists, timeout=60)
+    with traffic(ssh_hosts, app_port):
+        deploy = wait_for_deploy(deploy.pk, celery_worker, timeout=90)
+
+    assert deploy.status == DeployStatus.SUCCEEDED, deploy_story(celery_worker)
+    verdicts = list(Measurement.objects.filter(deploy=deploy).values_list("verdict", flat=True))
+    assert verdicts == [Measurement.Verdict.PASS] * 3, deploy_story(celery_worker)
+    assert "inconclusive" not in deploy.reason
 
 
 def test_prometheus_down_is_inconclusive_and_production_pauses_for_a_person(
