@@ -131,6 +131,37 @@ def test_a_good_release_passes_its_canary_and_reaches_every_host(
     assert verdicts == [Measurement.Verdict.PASS] * 3
 
 
+def test_every_batch_is_judged_against_the_hosts_still_on_the_old_release(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    app_port: int,
+    prometheus: str,
+) -> None:
+    """every_batch: batch 2 is judged against batch 3's host; batch 3, with no host left on the old release,
+    by its absolute condition only."""
+    absolute = {"name": "errors", "query": ERROR_RATIO, "condition": "canary < 0.5", "interval": 2, "count": 1}
+    relative = json.loads(analysis(app_port))["metrics"][0]
+    spec = analysis(app_port, every_batch=True, metrics=[relative, absolute])
+    environment = make_environment(options={"batch_size": "1", "analysis": spec})
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+
+    with traffic(ssh_hosts, app_port):
+        deploy = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)
+
+    story = deploy_story(celery_worker)
+    assert deploy.status == DeployStatus.SUCCEEDED, story
+    rows = list(Measurement.objects.filter(deploy=deploy).order_by("pk").values_list("metric", "number", "verdict"))
+    assert [(m, n) for m, n, _ in rows if m == "error_rate"] == [("error_rate", n) for n in range(1, 7)], rows
+    assert [(m, n) for m, n, _ in rows if m == "errors"] == [("errors", 1), ("errors", 2), ("errors", 3)], rows
+    assert {v for _, _, v in rows} == {Measurement.Verdict.PASS}
+    phases = list(
+        DeployPhase.objects.filter(deploy=deploy, kind=DeployPhase.Kind.ANALYSIS).values_list("label", flat=True)
+    )
+    assert len(phases) == 3 and all(": pass, " in label for label in phases), phases
+
+
 def test_a_slower_release_fails_on_response_time_and_goes_back(
     make_environment: MakeEnvironment,
     celery_worker: Worker,

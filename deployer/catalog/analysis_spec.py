@@ -161,6 +161,11 @@ class AnalysisSpec(Spec):
         description="after bake, keep waiting (at most this many seconds from the canary's start) until every "
         "metric's canary sample reaches its min_sample: a quiet service is measured once it has traffic",
     )
+    every_batch: bool = Field(
+        default=False,
+        description="judge every later batch too, against the hosts still on the old release (the last batch: "
+        "by its absolute conditions only)",
+    )
     traffic: int = Field(
         default=10, ge=1, le=50, description="percent of requests the canary gets behind HAProxy while judged"
     )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 
 from deployer.catalog.analysis_spec import AnalysisSpec, MetricSpec
@@ -47,6 +48,7 @@ class _Tally:
     last: str = ""  # what the latest failed or inconclusive measurement said
     done: int = 0
     said: list[str] = field(default_factory=list)
+    first: int = 0  # measurements of this metric earlier in the deploy (an earlier batch's): numbers go on
 
     @property
     def verdict(self) -> V | None:
@@ -85,7 +87,13 @@ def analysis_run(
         return None
     if spec.bake_max > spec.bake and _baked(fleet, spec, url, canary, until=started + spec.bake_max, stop=stop):
         return None
-    tallies = [_Tally(metric) for metric in spec.judged_by]
+    earlier = dict(
+        Measurement.objects.filter(deploy=fleet.deploy)
+        .values_list("metric")
+        .annotate(n=Count("pk"))
+        .values_list("metric", "n")
+    )
+    tallies = [_Tally(metric, first=earlier.get(metric.name, 0)) for metric in spec.judged_by]
     begin = time.monotonic()
     due = {id(tally): begin + tally.metric.interval for tally in tallies}
     while undecided := [tally for tally in tallies if tally.verdict is None]:
@@ -170,7 +178,7 @@ def _measure(
     Measurement.objects.create(
         deploy=deploy,
         metric=metric.name,
-        number=tally.done,
+        number=tally.first + tally.done,
         canary_query=canary_query,
         baseline_query=baseline_query,
         canary=_stored(values["canary"]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from deployer.catalog.analysis_spec import AnalysisSpec
+from deployer.catalog.analysis_spec import AnalysisSpec, metric_of
 from deployer.choices import Decision, OnFailure
 from deployer.deploys.analysis import Judged, analysis_run
 from deployer.deploys.balancer import Balancer
@@ -17,9 +17,16 @@ from deployer.deploys.fleet import Fleet, HostRun
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.phases import phase
 from deployer.deploys.recovery import after_failure, cancel_check, decision_wait
+from deployer.lib.conditions import uses_baseline
 from deployer.models import DeployPhase, Measurement
 
 V = Measurement.Verdict
+
+
+def without_baseline(spec: AnalysisSpec) -> AnalysisSpec | None:
+    """The analysis with only its metrics that need no baseline (None: it has none)."""
+    kept = [entry for entry in spec.metrics if not uses_baseline(metric_of(entry).condition)]
+    return spec.model_copy(update={"metrics": kept}) if kept else None
 
 
 def canary_judged(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], baseline: list[HostRun]) -> Ended | None:

@@ -160,7 +160,8 @@ def analysis_described(spec: AnalysisSpec | None, hosts: int) -> str:
     metrics = ", ".join(f"{m.name} ({m.condition}{', dry run' if m.dry_run else ''})" for m in spec.judged_by)
     against = "the hosts still on the old release" if hosts > 1 else "absolute conditions only (one host)"
     return (
-        f"the first batch ({min(spec.canary, max(1, hosts - 1))} host) is judged in Prometheus {spec.prometheus!r} "
+        f"the first batch ({min(spec.canary, max(1, hosts - 1))} host){' and every later one' * spec.every_batch} "
+        f"is judged in Prometheus {spec.prometheus!r} "
         f"against {against} by {metrics}; it adds up to {longest} s"
         + (f" (bake waits up to {spec.bake_max} s for each metric's min_sample)" if spec.bake_max > spec.bake else "")
     )

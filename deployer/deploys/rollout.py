@@ -27,7 +27,7 @@ from deployer.choices import HostStatus, OnFailure
 from deployer.deploys.activation import activation_commands
 from deployer.deploys.analysis import analysis_of
 from deployer.deploys.batches import batch_sizes, canary_first
-from deployer.deploys.canary import canary_judged
+from deployer.deploys.canary import canary_judged, without_baseline
 from deployer.deploys.endings import Ended, Ending, failed
 from deployer.deploys.fleet import Fleet, HostRun, commands_plan, connection_ensure, host_move
 from deployer.deploys.host_steps import (
@@ -124,7 +124,8 @@ def _roll_out(
             return ended
         done += size
         on_batch(deploy)
-        if number == 1 and analysis and (ended := _canary(fleet, analysis, batch, going[done:])):
+        judged = analysis is not None and (number == 1 or analysis.every_batch)
+        if judged and analysis and (ended := _canary(fleet, analysis, batch, going[done:], number)):
             return ended
     if not any(run.status == HostStatus.LIVE for run in fleet.runs):
         return failed(f"no host runs the new release: every one was skipped ({fleet.where()})")
@@ -140,11 +141,20 @@ def _roll_out(
     return Ended(Ending.LIVE, _notes(fleet))
 
 
-def _canary(fleet: Fleet, analysis: AnalysisSpec, canary: list[HostRun], rest: list[HostRun]) -> Ended | None:
+def _canary(
+    fleet: Fleet, analysis: AnalysisSpec, batch: list[HostRun], rest: list[HostRun], number: int
+) -> Ended | None:
+    """The first batch judged as the canary; with every_batch, each later one too (its baseline: the hosts
+    still on the old release; the last batch has none, so only absolute conditions judge it)."""
+    log = deploy_logger(fleet.deploy.pk)
     if not any(run.previous_release for run in fleet.runs):
-        deploy_logger(fleet.deploy.pk).info("the first release here: no canary analysis (nothing to compare with)")
+        log.info("the first release here: no canary analysis (nothing to compare with)")
         return None
-    return canary_judged(fleet, analysis, canary, rest)
+    spec = analysis if rest else without_baseline(analysis)
+    if spec is None:
+        log.info("batch %d: no host left on the old release and no absolute condition: not judged again", number)
+        return None
+    return canary_judged(fleet, spec, batch, rest)
 
 
 def _between_batches(fleet: Fleet) -> Ended | None:
