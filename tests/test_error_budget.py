@@ -12,16 +12,22 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from deployer.catalog.load import catalog_apply, catalog_parse
-from deployer.choices import DeployStatus
+from deployer.choices import Decision, DeployStatus, HostStatus
+from deployer.demo.hosts import SshdHost
+from deployer.deploys.actions import deploy_decide
 from deployer.deploys.error_budget import budget_read
 from deployer.deploys.request import deploy_request, deploy_rollback
 from deployer.deploys.rules import Ask, DeployOptions, error_budget
 from deployer.environments.access import access_for
 from deployer.errors import BudgetSpent
-from deployer.models import Branch, Deploy, Environment, Service
+from deployer.models import Branch, BudgetReading, Deploy, DeployLog, Environment, Service
+from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
 from tests.support.prometheus import backfill, prometheus_running
+from tests.support.worker import Worker
+from tests.test_rollout import deploy_and_wait
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +190,38 @@ def test_prometheus_down_keeps_the_last_figures_says_why_and_never_blocks(
     assert deploy_request(environment=prod(services["spent"]), ref="main", user=deployer).status == "queued"
     deploy = Deploy.objects.get(environment=prod(services["spent"]))
     assert deploy.status == DeployStatus.QUEUED
+
+
+@pytest.mark.slow
+def test_a_budget_spent_during_a_rollout_pauses_it_before_the_next_batch(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    admin_user: AbstractBaseUser,
+    ssh_hosts: list[SshdHost],
+    dana_deploys_to_prod: None,
+) -> None:
+    environment = make_environment(
+        ssh_hosts[:2],
+        options={"production": "true", "require_green_build": "false", "batch_size": "1", "healthy_for": "3"},
+    )
+    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+    slo = {"prometheus": "main", "objective": 99.9, "window": "1d", "good": "x[{{range}}]", "total": "y[{{range}}]"}
+    Service.objects.filter(pk=environment.service_id).update(slo={**slo, "gate": True})
+    now = timezone.now()
+    reading = BudgetReading.objects.create(
+        service_id=environment.service_id, remaining=0.5, burn_rates={}, read_at=now, checked_at=now
+    )
+
+    deploy = deploy_request(environment=environment, ref="feature/shout", user=deployer)
+    wait_until(DeployLog.objects.filter(deploy=deploy, message__startswith="batch 1 of 2").exists, timeout=60)
+    BudgetReading.objects.filter(pk=reading.pk).update(remaining=-0.4, read_at=timezone.now())
+    wait_until(lambda: Deploy.objects.filter(pk=deploy.pk, paused_at__isnull=False).exists(), timeout=60)
+
+    deploy.refresh_from_db()
+    assert deploy.pause_reason.startswith("error budget: app has spent its error budget: -40% of the budget left")
+    deploy_decide(deploy=deploy, user=admin_user, choice=Decision.ABORT)
+    deploy = wait_for_deploy(deploy.pk, celery_worker)
+    assert deploy.status == DeployStatus.ROLLED_BACK, deploy.reason
+    assert "aborted by admin" in deploy.reason
+    assert [h.status for h in deploy.hosts.order_by("host__position")] == [HostStatus.ROLLED_BACK, HostStatus.STAGED]

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from deployer.catalog.analysis_spec import AnalysisSpec, metric_of
-from deployer.choices import Decision, OnFailure
+from deployer.choices import Decision, HostStatus, OnFailure
 from deployer.deploys.analysis import Judged, analysis_run
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.endings import Ended, Ending
+from deployer.deploys.error_budget import budget_blocks
 from deployer.deploys.fleet import Fleet, HostRun
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.phases import phase
@@ -27,6 +28,44 @@ def without_baseline(spec: AnalysisSpec) -> AnalysisSpec | None:
     """The analysis with only its metrics that need no baseline (None: it has none)."""
     kept = [entry for entry in spec.metrics if not uses_baseline(metric_of(entry).condition)]
     return spec.model_copy(update={"metrics": kept}) if kept else None
+
+
+def batch_judged(
+    fleet: Fleet, analysis: AnalysisSpec, batch: list[HostRun], rest: list[HostRun], number: int
+) -> Ended | None:
+    """The first batch judged as the canary; with every_batch, each later one too (its baseline: the hosts
+    still on the old release; the last batch has none, so only absolute conditions judge it)."""
+    log = deploy_logger(fleet.deploy.pk)
+    if not any(run.previous_release for run in fleet.runs):
+        log.info("the first release here: no canary analysis (nothing to compare with)")
+        return None
+    spec = analysis if rest else without_baseline(analysis)
+    if spec is None:
+        log.info("batch %d: no host left on the old release and no absolute condition: not judged again", number)
+        return None
+    return canary_judged(fleet, spec, batch, rest)
+
+
+def budget_between_batches(fleet: Fleet) -> Ended | None:
+    """Before a later batch of a production deploy: the service's error budget spent or burning fast (its SLO
+    gates) pauses the rollout for a person: look again, go on, or abort and roll back the switched hosts."""
+    deploy, log = fleet.deploy, deploy_logger(fleet.deploy.pk)
+    environment = deploy.environment
+    if not environment.production or deploy.emergency_reason:
+        return None
+    while blocked := budget_blocks(environment.service):
+        switched = [run for run in fleet.runs if run.status == HostStatus.LIVE]
+        decision = decision_wait(fleet, f"error budget: {blocked}", switched)
+        if isinstance(decision, Ended):
+            return decision
+        choice, who = decision
+        if choice == Decision.ABORT:
+            return after_failure(fleet, f"error budget: {blocked}; aborted by {who}", rolling_back=True)
+        if choice == Decision.SKIP:
+            log.info("%s chose to go on despite the error budget", who)
+            return None
+        log.info("%s asked to look at the error budget again", who)
+    return None
 
 
 def canary_judged(fleet: Fleet, spec: AnalysisSpec, canary: list[HostRun], baseline: list[HostRun]) -> Ended | None:

@@ -22,12 +22,11 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import HostStatus, OnFailure
 from deployer.deploys.activation import activation_commands
 from deployer.deploys.analysis import analysis_of
 from deployer.deploys.batches import batch_sizes, canary_first
-from deployer.deploys.canary import canary_judged, without_baseline
+from deployer.deploys.canary import batch_judged, budget_between_batches
 from deployer.deploys.endings import Ended, Ending, failed
 from deployer.deploys.fleet import Fleet, HostRun, commands_plan, connection_ensure, host_move
 from deployer.deploys.host_steps import (
@@ -114,7 +113,7 @@ def _roll_out(
     done = 0
     for number, size in enumerate(sizes, start=1):
         batch = going[done : done + size]
-        if ended := _between_batches(fleet):
+        if ended := _between_batches(fleet, number):
             return ended
         label = f"batch {number} of {len(sizes)}: {', '.join(r.name for r in batch)}"
         deploy_logger(deploy.pk).info("%s", label)
@@ -125,7 +124,7 @@ def _roll_out(
         done += size
         on_batch(deploy)
         judged = analysis is not None and (number == 1 or analysis.every_batch)
-        if judged and analysis and (ended := _canary(fleet, analysis, batch, going[done:], number)):
+        if judged and analysis and (ended := batch_judged(fleet, analysis, batch, going[done:], number)):
             return ended
     if not any(run.status == HostStatus.LIVE for run in fleet.runs):
         return failed(f"no host runs the new release: every one was skipped ({fleet.where()})")
@@ -141,27 +140,10 @@ def _roll_out(
     return Ended(Ending.LIVE, _notes(fleet))
 
 
-def _canary(
-    fleet: Fleet, analysis: AnalysisSpec, batch: list[HostRun], rest: list[HostRun], number: int
-) -> Ended | None:
-    """The first batch judged as the canary; with every_batch, each later one too (its baseline: the hosts
-    still on the old release; the last batch has none, so only absolute conditions judge it)."""
-    log = deploy_logger(fleet.deploy.pk)
-    if not any(run.previous_release for run in fleet.runs):
-        log.info("the first release here: no canary analysis (nothing to compare with)")
-        return None
-    spec = analysis if rest else without_baseline(analysis)
-    if spec is None:
-        log.info("batch %d: no host left on the old release and no absolute condition: not judged again", number)
-        return None
-    return canary_judged(fleet, spec, batch, rest)
-
-
-def _between_batches(fleet: Fleet) -> Ended | None:
-    """Before each batch: whatever may end the rollout there. Today a cancel (or an admin ending the deploy);
-    a judgement of the batches so far (their metrics against the hosts still on the old release) belongs here
-    too, as an ending."""
-    return cancel_check(fleet)
+def _between_batches(fleet: Fleet, number: int) -> Ended | None:
+    """Before each batch: whatever may end the rollout there: a cancel (or an admin ending the deploy), or,
+    before a later batch, the service's error budget spent or burning (a person decides)."""
+    return cancel_check(fleet) or (budget_between_batches(fleet) if number > 1 else None)
 
 
 def _joining_kept_out(fleet: Fleet) -> str:
