@@ -102,7 +102,7 @@ def service_page(
             can_deploy=access.can_deploy(state.environment),
             refusal="" if access.can_deploy(state.environment) else access.why_not_deploy(state.environment),
             lock=lock_summary(state.environment) if state.environment.is_locked else "",
-            freezes=[freeze.summary for freeze in freezes_ahead(state.environment)],
+            freezes=[freeze.described for freeze in freezes_ahead(state.environment)],
             frozen=bool(freeze_now(state.environment.freeze)),
             lease=lease_summary(state.environment) if state.environment.is_leased else "",
             lease_mine=state.environment.is_leased and state.environment.leased_by_id == request.user.pk,

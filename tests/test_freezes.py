@@ -267,7 +267,7 @@ def test_pages_and_the_api_show_the_open_window_and_the_next(app: dict[str, Envi
         matrix = dana.get(reverse("services")).content.decode()
         assert "data-frozen" in matrix and "nightly batch" in matrix
         service = dana.get(reverse("service", args=["app"])).content.decode()
-        assert "data-frozen" in service and "frozen for nightly batch" in service
+        assert "data-frozen" in service and "data-frozen>frozen</span> nightly batch (0 22 * * * for 4h" in service
         assert "next freeze" in service and "payments launch" in service  # prod, in three days
         [listed] = [s for s in dana.get("/api/v1/services/").json()["results"] if s["name"] == "app"]
         environments = listed["environments"]
@@ -314,5 +314,5 @@ def test_a_deploy_approved_after_a_window_opened_is_not_started_by_the_worker(
     deploy = wait_for_deploy(deploy.pk, celery_worker)
 
     assert deploy.status == DeployStatus.CANCELLED
-    assert deploy.reason.startswith("not started: the environment is frozen for database move")
+    assert deploy.reason.startswith("not started: app/test is frozen for database move")
     assert not any((Path(host.path) / "releases").exists() for host in environment.hosts.all())

@@ -129,9 +129,10 @@ def metric_of(entry: MetricSpec | BuiltinMetricSpec | str) -> MetricSpec:
 
 
 def _kind(value: object) -> str:
+    """The entry's kind, from what was written (validating) or from the model it became (serializing)."""
     if isinstance(value, str):
         return "builtin-name"
-    if isinstance(value, dict) and "builtin" in value:
+    if (isinstance(value, dict) and "builtin" in value) or isinstance(value, BuiltinMetricSpec):
         return "builtin-metric"
     return "metric"
 

@@ -163,7 +163,8 @@ def _gated(deploy: Deploy) -> Outcome | None:
     found = deploy_freeze(deploy.environment)
     if found is None or deploy.freeze_overridden.startswith(f"{found.summary}; "):
         return None  # (an override holds for the window it was given for, not for one days later)
-    return Outcome(DeployStatus.CANCELLED, f"not started: {freeze_refusal(found, deploy_duration(deploy.environment))}")
+    refusal = freeze_refusal(found, deploy_duration(environment), where=str(environment))
+    return Outcome(DeployStatus.CANCELLED, f"not started: {refusal}")
 
 
 def _release(deploy: Deploy, config: Rendered, tmp: Path) -> Ended | str:

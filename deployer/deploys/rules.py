@@ -157,7 +157,7 @@ def freeze(ask: Ask) -> str:
         return "no freeze window now or before the deploy would end"
     if ask.freeze_overridden:
         return f"{found.summary}; deploying in it (recorded): {one_line(ask.options.freeze_override, limit=500)}"
-    refusal = freeze_refusal(found, deploy_duration(ask.environment))
+    refusal = freeze_refusal(found, deploy_duration(ask.environment), where=str(ask.environment))
     if ask.access.is_admin and ask.options.freeze_override:
         raise Frozen(f"{refusal}. Say why in at least {FREEZE_REASON_MIN} characters")
     raise Frozen(refusal)

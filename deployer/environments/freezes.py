@@ -42,10 +42,15 @@ class Freeze:
     @property
     def summary(self) -> str:
         """e.g. "frozen for nightly batch (0 22 * * * for 4h, Europe/Berlin) from 12-07 22:00 until 12-08 02:00"."""
+        return f"frozen for {self.described}"
+
+    @property
+    def described(self) -> str:
+        """The window without the verb: "nightly batch (0 22 * * * for 4h, Europe/Berlin) from ... until ..."."""
         local = ZoneInfo(self.zone)
         start, end = self.start.astimezone(local), self.end.astimezone(local)
         shape = f" ({self.recurring}, {self.zone})" if self.recurring else f" ({self.zone})"
-        return f"frozen for {self.reason}{shape} from {start:%Y-%m-%d %H:%M} until {end:%Y-%m-%d %H:%M}"
+        return f"{self.reason}{shape} from {start:%Y-%m-%d %H:%M} until {end:%Y-%m-%d %H:%M}"
 
 
 def _occurrence(window: dict[str, Any], after: datetime) -> Freeze | None:
@@ -114,13 +119,15 @@ def freeze_blocking(
     return None
 
 
-def freeze_refusal(freeze: Freeze, duration: timedelta | None, *, now: datetime | None = None) -> str:
+def freeze_refusal(
+    freeze: Freeze, duration: timedelta | None, *, where: str = "the environment", now: datetime | None = None
+) -> str:
     """Why a deploy may not start now, naming the window and when to come back."""
     now = now or timezone.now()
     local = freeze.end.astimezone(ZoneInfo(freeze.zone))
     after = f"deploy after {local:%Y-%m-%d %H:%M} {freeze.zone}, or an admin deploys anyway with a reason (recorded)"
     if freeze.open_at(now):
-        return f"the environment is {freeze.summary}; {after}"
+        return f"{where} is {freeze.summary}; {after}"
     took = f"about {round(duration.total_seconds() / 60)} min" if duration else "an unknown time (taken as 10 min)"
     minutes = max(1, round((freeze.start - now).total_seconds() / 60))
     return (
