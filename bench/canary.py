@@ -39,6 +39,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from bench.prometheus_run import free_port, prometheus_start  # noqa: E402
 from deployer.catalog.analysis_spec import AnalysisSpec  # noqa: E402
 from deployer.catalog.load import catalog_apply, catalog_parse  # noqa: E402
 from deployer.deploys import analysis  # noqa: E402
@@ -47,14 +48,6 @@ from deployer.models import Deploy, Environment  # noqa: E402
 
 ADDRESSES = ["127.0.2.1", "127.0.2.2", "127.0.2.3"]
 APP = ROOT / "deployer" / "demo" / "app" / "app.py"
-
-
-def free_port(address: str) -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -70,7 +63,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gantry-bench-canary-"))
     port = free_port("127.0.0.1")
     apps = [subprocess.Popen([sys.executable, str(APP), "--host", a, "--port", str(port)]) for a in ADDRESSES]
-    prometheus = _prometheus(work, [f"{a}:{port}" for a in ADDRESSES])
+    prom_port = free_port("127.0.0.1")
+    prometheus = prometheus_start(work, prom_port, [f"{a}:{port}" for a in ADDRESSES])
+    settings.PROMETHEUS_SERVERS = {"main": f"http://127.0.0.1:{prom_port}"}
     stop = threading.Event()
     load = [threading.Thread(target=_traffic, args=(f"http://{a}:{port}/", stop), daemon=True) for a in ADDRESSES]
     for thread in load:
@@ -149,35 +144,6 @@ def _run(fleet: object, spec: AnalysisSpec, canary: list, baseline: list, *, mea
     if measure:
         assert judged is not None and judged.verdict == "pass", judged
     return took, sent[0]
-
-
-def _prometheus(work: Path, targets: list[str]) -> subprocess.Popen[bytes]:
-    port = free_port("127.0.0.1")
-    listed = ", ".join(f'"{t}"' for t in targets)
-    (work / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: app\n    static_configs: [{{targets: [{listed}]}}]\n"
-    )
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    settings.PROMETHEUS_SERVERS = {"main": f"http://127.0.0.1:{port}"}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok:
-                return process
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    sys.exit("Prometheus did not start")
 
 
 def _traffic(url: str, stop: threading.Event) -> None:
