@@ -24,6 +24,7 @@ from deployer.choices import DeployStatus
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.demo.watching import users, watching_configure, watching_of, watching_start
+from deployer.deploys.error_budget import budget_read
 from deployer.deploys.request import deploy_request, deploy_rollback
 from deployer.deploys.rules import DeployOptions
 from deployer.deploys.schema_changes import RollbackNeedsConfirmation
@@ -125,7 +126,9 @@ def test_the_demo_deploys_a_web_a_worker_and_a_migration(demo: list[SshdHost], c
     assert applied(database) == ["0001_visits.sql", "0002_visit_paths.sql"]
 
 
-def test_the_readmes_bad_canary_is_rolled_back_by_its_error_rate(demo: list[SshdHost], celery_worker: Worker) -> None:
+def test_the_readmes_bad_canary_is_rolled_back_by_its_error_rate(
+    demo: list[SshdHost], celery_worker: Worker, settings: Any, demo_prometheus_port: int
+) -> None:
     """What the README tells a newcomer to try: deploy main, then bad-canary, and watch it go back."""
     environment = Environment.objects.get(service__name="demo", name="test")
     admin = get_user_model().objects.get(username=setup.DEMO_ADMIN)
@@ -139,6 +142,11 @@ def test_the_readmes_bad_canary_is_rolled_back_by_its_error_rate(demo: list[Sshd
     assert "canary analysis" in bad.reason and "error_rate failed" in bad.reason, bad.reason
     failed = Measurement.objects.filter(deploy=bad, verdict=Measurement.Verdict.FAIL).first()
     assert failed is not None and failed.canary is not None and failed.canary > 0.01, bad.reason
+
+    # The demo's SLO over HAProxy's counters saw those errors (the scheduler reads it every minute).
+    settings.PROMETHEUS_SERVERS = {"demo": f"http://127.0.0.1:{demo_prometheus_port}"}
+    reading = budget_read(environment.service)
+    assert reading.error == "" and reading.remaining is not None and reading.remaining < 1, reading.error
 
 
 def test_demo_branches_made_before_the_database_are_made_again_on_main(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from deployer.demo.hosts import SshdHost
-from deployer.demo.watching import FIRST_PORTS, Watching, analysis_yaml
+from deployer.demo.watching import FIRST_PORTS, Watching, analysis_yaml, slo_yaml
 from deployer.environments.host_keys import host_key_trust
 from deployer.integrations.ssh import Target
 from deployer.integrations.ssh_keys import HostKey, ssh_key_ensure
@@ -192,7 +192,8 @@ def catalog_text(repo: Path, hosts: list[SshdHost], app_port: int, watching: Wat
         "# Gantry's demo catalog, written by `manage.py demo_setup`.\n"
         'teams:\n  demo-team: {slack_channel: "#deploys"}\n'
         "services:\n  demo:\n    team: demo-team\n"
-        f"    repo: {repo}\n    default_branch: main\n"
+        + (slo_yaml() if watching else "")
+        + f"    repo: {repo}\n    default_branch: main\n"
         "    # Written to shared/.env on every host (0600) and read by every command; the secret's value\n"
         f"    # comes from GANTRY_SECRET_{DEMO_SECRET_NAME} on the workers (the Procfile sets a demo one).\n"
         f"    config:\n      DATABASE_PATH: {demo_dir() / 'demo.sqlite3'}\n      GREETING_STYLE: friendly\n"

@@ -150,3 +150,15 @@ def analysis_yaml(name: str = "demo") -> str:
         f"        analysis: {{prometheus: {name}, traffic: 25, bake: 4, window: 20s, on_inconclusive: continue,\n"
         "                   metrics: [{builtin: error_rate, interval: 4, count: 3, min_sample: 15}]}\n"
     )
+
+
+def slo_yaml(name: str = "demo") -> str:
+    """The demo service's SLO over HAProxy's own counters: 99 % of requests answered without a 5xx over a
+    day, shown on the service page, the matrix and the plan (not a gate: the demo is for trying things)."""
+    responses = 'haproxy_backend_http_responses_total{proxy="app"'
+    return (
+        "    # Its SLO, read from HAProxy's counters every minute (shown only: gate: true would stop deploys).\n"
+        f"    slo:\n      prometheus: {name}\n      objective: 99\n      window: 1d\n"
+        f'      good: sum(increase({responses},code!="5xx"}}[{{{{range}}}}]))\n'
+        f"      total: sum(increase({responses}}}[{{{{range}}}}]))\n"
+    )
