@@ -231,6 +231,7 @@ def deploy_page(request: SignedInRequest, deploy: Deploy, *, error: str = "", st
         "canary_charts": _canary_charts(measurements),
         **_rejudged(request, deploy, measurements),
         "error": error,
+        "frozen": freeze_now(deploy.environment.freeze),
         **_migration_check_of(deploy),
     }
     return render(request, "dashboards/deploy.html", context, status=status)

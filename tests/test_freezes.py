@@ -241,8 +241,10 @@ def test_an_admin_deploys_in_a_window_with_a_reason_recorded_audited_and_told(ap
     assert entry.actor_name == "root" and reason in entry.detail
     told = str(story(deploy))
     assert "In a freeze window" in told and reason in told
-    page = root.get(reverse("deploy", args=[deploy.pk])).content.decode()
+    with time_machine.travel(berlin(10, 12), tick=False):
+        page = root.get(reverse("deploy", args=[deploy.pk])).content.decode()
     assert "data-freeze-overridden" in page and reason in page
+    assert "app/prod is frozen for payments launch" in page, "shown where the lock is"
 
 
 def test_emergency_deploys_go_through_and_a_person_without_admin_cannot_override(
