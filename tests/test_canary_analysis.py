@@ -121,6 +121,7 @@ def test_a_good_release_passes_its_canary_and_reaches_every_host(
     assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
     plan = plan_page(deployer_client, "app", "test", "feature/shout")
     assert "the first batch (1 host) is judged in Prometheus &#x27;main&#x27;" in plan and "adds up to 9 s" in plan
+    assert "the canary gets what its clients send it (about 33% if they spread requests evenly)" in plan
 
     with traffic(ssh_hosts, app_port):
         deploy = deploy_and_wait(environment, "feature/shout", deployer, celery_worker)

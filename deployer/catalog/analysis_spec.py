@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag
 
-from deployer.catalog.fields import Name, Spec
+from deployer.catalog.fields import Name, Spec, valid_batch_size
 from deployer.lib.conditions import ConditionError, condition_check
 
 PLACEHOLDERS = ("{{service}}", "{{environment}}", "{{hosts}}", "{{servers}}", "{{backend}}", "{{window}}", "{{sha}}")
@@ -150,7 +150,9 @@ MetricEntry = Annotated[
 
 class AnalysisSpec(Spec):
     prometheus: Name = Field(description="a Prometheus server named in Gantry's settings (GANTRY_PROMETHEUS)")
-    canary: int = Field(default=1, ge=1, description="hosts in the first batch: the canary")
+    canary: Annotated[str | int, AfterValidator(valid_batch_size)] = Field(
+        default="1", description="the first batch, the canary: a number of hosts, or a percentage like 10%"
+    )
     instance: Annotated[str, Field(max_length=200), AfterValidator(valid_instance)] = Field(
         default="{address}", description='a host\'s instance label in Prometheus, e.g. "{address}:9100"'
     )

@@ -13,8 +13,15 @@ def batch_sizes(hosts: int, batch_size: str) -> list[int]:
     return [min(per_batch, hosts - start) for start in range(0, hosts, per_batch)]
 
 
-def canary_first(hosts: int, canary: int, batch_size: str) -> list[int]:
-    """The canary's batch first (`canary` hosts, leaving at least one for the baseline when there are two or
-    more), then the rest in the environment's batches."""
-    first = max(1, min(canary, hosts - 1)) if hosts > 1 else hosts
+def canary_hosts(hosts: int, canary: str | int) -> int:
+    """How many of `hosts` the canary is ("2" hosts, or "10%" of them, at least one), leaving at least one for
+    the baseline when there are two or more."""
+    text = str(canary).strip()
+    wanted = math.ceil(hosts * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+    return max(1, min(wanted, hosts - 1)) if hosts > 1 else hosts
+
+
+def canary_first(hosts: int, canary: str | int, batch_size: str) -> list[int]:
+    """The canary's batch first (see canary_hosts), then the rest in the environment's batches."""
+    first = canary_hosts(hosts, canary)
     return [first, *batch_sizes(hosts - first, batch_size)] if hosts > first else [first]

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 
 from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.choices import HostStatus
-from deployer.deploys.batches import batch_sizes, canary_first
+from deployer.deploys.batches import batch_sizes, canary_first, canary_hosts
 from deployer.deploys.check_ahead import check_request, checkable
 from deployer.deploys.config import config_changes
 from deployer.deploys.estimates import eta_seconds
@@ -29,7 +29,7 @@ from deployer.environments.leases import LeaseHeld
 from deployer.environments.secret_scope import granted_secrets
 from deployer.errors import DeployRefused, Locked
 from deployer.integrations import git
-from deployer.models import ChangeSet, Deploy, DeployHost, Environment, MigrationCheck
+from deployer.models import ChangeSet, Deploy, DeployHost, Environment, Measurement, MigrationCheck
 from deployer.sources.changes import NotComputed, change_set, commits_of, waited_too_long
 
 # The rules the plan shows (the others depend on what the person ticks or types when they confirm).
@@ -133,6 +133,8 @@ def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool
         batches.append(hosts[start : start + size])
         start += size
     eta, basis = eta_seconds(environment)
+    if spec and eta is not None and not Measurement.objects.filter(deploy__environment=environment).exists():
+        eta += analysis_longest(spec)  # the deploys it comes from ran without this analysis
     return Plan(
         environment=environment,
         ref=ref,
@@ -148,21 +150,34 @@ def deploy_plan(*, environment: Environment, ref: str, user: User, promote: bool
         secrets=secrets_described(environment),
         promoted_from=promoted_from,
         hosts=[str(host) for host in environment.hosts.all()],
-        analysis=analysis_described(spec, len(hosts)),
+        analysis=analysis_described(spec, len(hosts), balanced=bool(environment.lb_runtime_api)),
     )
 
 
-def analysis_described(spec: AnalysisSpec | None, hosts: int) -> str:
-    """The canary analysis as the plan says it: which batch, by what, against what, and its longest time."""
+def analysis_longest(spec: AnalysisSpec) -> int:
+    """The longest an analysis of one batch waits and measures (seconds)."""
+    return max(spec.bake, spec.bake_max) + max(metric.count * metric.interval for metric in spec.judged_by)
+
+
+def analysis_described(spec: AnalysisSpec | None, hosts: int, *, balanced: bool = False) -> str:
+    """The canary analysis as the plan says it: which batch, by what, against what, the canary's share of the
+    requests, and its longest time."""
     if spec is None:
         return ""
-    longest = max(spec.bake, spec.bake_max) + max(metric.count * metric.interval for metric in spec.judged_by)
+    longest = analysis_longest(spec)
+    canary = canary_hosts(hosts, spec.canary)
+    share = (
+        f"behind HAProxy the canary gets about {spec.traffic}% of the requests while it is judged"
+        if balanced
+        else f"with no load balancer here the canary gets what its clients send it (about "
+        f"{100 * canary / max(hosts, 1):.0f}% if they spread requests evenly)"
+    )
     metrics = ", ".join(f"{m.name} ({m.condition}{', dry run' if m.dry_run else ''})" for m in spec.judged_by)
     against = "the hosts still on the old release" if hosts > 1 else "absolute conditions only (one host)"
     return (
-        f"the first batch ({min(spec.canary, max(1, hosts - 1))} host){' and every later one' * spec.every_batch} "
+        f"the first batch ({canary} host){' and every later one' * spec.every_batch} "
         f"is judged in Prometheus {spec.prometheus!r} "
-        f"against {against} by {metrics}; it adds up to {longest} s"
+        f"against {against} by {metrics}; {share}; it adds up to {longest} s"
         + (f" (bake waits up to {spec.bake_max} s for each metric's min_sample)" if spec.bake_max > spec.bake else "")
     )
 
