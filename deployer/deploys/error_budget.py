@@ -123,7 +123,8 @@ def budget_summary(reading: BudgetReading | None) -> str:
     if reading is None or reading.read_at is None:
         return "not read yet" + (f" ({reading.error})" if reading and reading.error else "")
     left = "budget unknown" if reading.remaining is None else f"{reading.remaining:.0%} of the budget left"
-    burns = ", ".join(f"{r} {v:.1f}×" for r, v in reading.burn_rates.items() if v is not None)
+    rates = reading.burn_rates  # (in the ranges' order: PostgreSQL's jsonb keeps keys in its own)
+    burns = ", ".join(f"{r} {rates[r]:.1f}×" for r in RANGES if rates.get(r) is not None)
     said = f"{left}; burn rate {burns}" if burns else left
     if reading.fast_burn:
         said += f" — burning fast (1h and 5m above {FAST}×)"
