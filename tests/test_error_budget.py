@@ -27,7 +27,6 @@ from deployer.models import Branch, BudgetReading, Deploy, DeployLog, Environmen
 from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
 from tests.support.prometheus import backfill, prometheus_running
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
 
 pytestmark = pytest.mark.django_db
 
@@ -205,7 +204,10 @@ def test_a_budget_spent_during_a_rollout_pauses_it_before_the_next_batch(
         ssh_hosts[:2],
         options={"production": "true", "require_green_build": "false", "batch_size": "1", "healthy_for": "3"},
     )
-    assert deploy_and_wait(environment, "main", deployer, celery_worker).status == DeployStatus.SUCCEEDED
+    assert (
+        wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker).status
+        == DeployStatus.SUCCEEDED
+    )
     slo = {"prometheus": "main", "objective": 99.9, "window": "1d", "good": "x[{{range}}]", "total": "y[{{range}}]"}
     Service.objects.filter(pk=environment.service_id).update(slo={**slo, "gate": True})
     now = timezone.now()

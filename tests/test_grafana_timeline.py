@@ -11,12 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployer.choices import DeployStatus
+from deployer.deploys.request import deploy_request
 from deployer.models import GrafanaAnnotation
 from deployer.notify.grafana_outbox import annotation_send
-from tests.conftest import MakeEnvironment, wait_until
+from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.grafana import FakeGrafana
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_a_deploy_is_a_region_with_a_sub_region_per_batch_and_a_lock_is_a_point(
 ) -> None:
     environment = make_environment()
 
-    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+    deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
 
     assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
     wait_until(lambda: bool(grafana.with_tag("outcome:succeeded")))
@@ -72,7 +72,7 @@ def test_grafana_down_never_slows_a_deploy_and_the_timeline_arrives_when_it_is_b
     environment = make_environment()
     grafana.fail(r"^/api/annotations", status=503)
 
-    deploy = deploy_and_wait(environment, "main", deployer, celery_worker)
+    deploy = wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
 
     assert deploy.status == DeployStatus.SUCCEEDED, deploy.reason
     wait_until(lambda: GrafanaAnnotation.objects.filter(deploy=deploy, attempts__gt=0).exists())
