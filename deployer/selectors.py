@@ -345,8 +345,8 @@ def stale_sync_states() -> QuerySet[SyncState]:
     return SyncState.objects.select_related("service").exclude(error="").order_by("service__name", "source")
 
 
-def deploy_log_after(deploy: Deploy, after: int) -> list[DeployLog]:
-    return list(deploy.log_lines.filter(pk__gt=after).order_by("pk"))
+def deploy_log_after(deploy: Deploy, after: int, *, limit: int | None = None) -> list[DeployLog]:
+    return list(deploy.log_lines.filter(pk__gt=after).order_by("pk")[:limit])
 
 
 def deploy_history() -> QuerySet[Deploy]:

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",  # API tokens, stored as digests (the key is shown once)
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Redoc and Swagger UI's files, served from here (/api/docs/): no CDN
     "axes",
     "deployer",
     "dashboards",

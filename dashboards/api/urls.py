@@ -1,36 +1,67 @@
-"""/api/v1/ routes and the OpenAPI schema. DRF authenticates these itself (token or session),
-so Django's login-required middleware lets them through."""
+"""/api/ routes: v1 of the API, its OpenAPI schema and the docs that read it (Redoc and Swagger UI, served from
+this server: no CDN). DRF authenticates the API itself (token or session), so Django's login-required
+middleware lets these through.
+
+Every route ends in a slash. The spellings without one that earlier versions answered (rollback, lock,
+unlock, approve, cancel) are still answered as they are, by the same view — a redirect would make clients
+that do not follow one with the same method fail — and the schema lists only the slashed route
+(`slashed_only`)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_not_required
-from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from typing import Any
 
-from dashboards.api import views as api
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from dashboards.api import actions, views
+
+_ENV = "v1/services/<slug:name>/<slug:environment>/"
+_DEPLOY = "v1/deploys/<int:pk>/"
+
+
+def route(spelling: str, view: Any, name: str, *, old: bool = False) -> list[URLPattern]:
+    """The route, open to DRF's authentication; with `old`, also its earlier spelling without the slash."""
+    answered = login_not_required(view.as_view())
+    routes = [path(spelling, answered, name=name)]
+    if old:
+        routes.append(path(spelling.rstrip("/"), answered))
+    return routes
+
+
+def slashed_only(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) -> list[tuple[str, str, str, Any]]:
+    """The schema's preprocessing hook: the old spellings without a slash are not documented."""
+    return [endpoint for endpoint in endpoints if endpoint[0].endswith("/")]
+
 
 urlpatterns = [
     path("schema/", login_not_required(SpectacularAPIView.as_view()), name="api-schema"),
-    path("v1/services/", login_not_required(api.ServiceList.as_view()), name="api-services"),
-    path("v1/services/<slug:name>/branches/", login_not_required(api.BranchList.as_view()), name="api-branches"),
-    path("v1/services/<slug:name>/builds/", login_not_required(api.BuildList.as_view()), name="api-builds"),
+    path("docs/", login_not_required(SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),
     path(
-        "v1/services/<slug:name>/<slug:environment>/rollback",
-        login_not_required(api.EnvironmentRollback.as_view()),
-        name="api-rollback",
+        "docs/swagger/",
+        login_not_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs-swagger",
     ),
-    path(
-        "v1/services/<slug:name>/<slug:environment>/lock",
-        login_not_required(api.EnvironmentLock.as_view()),
-        name="api-lock",
-    ),
-    path(
-        "v1/services/<slug:name>/<slug:environment>/unlock",
-        login_not_required(api.EnvironmentUnlock.as_view()),
-        name="api-unlock",
-    ),
-    path("v1/deploys/", login_not_required(api.DeployList.as_view()), name="api-deploys"),
-    path("v1/deploys/<int:pk>/", login_not_required(api.DeployDetail.as_view()), name="api-deploy"),
-    path("v1/deploys/<int:pk>/approve", login_not_required(api.DeployApprove.as_view()), name="api-approve"),
-    path("v1/deploys/<int:pk>/cancel", login_not_required(api.DeployCancel.as_view()), name="api-cancel"),
+    *route("v1/services/", views.ServiceList, "api-services"),
+    *route("v1/services/<slug:name>/", views.ServiceDetail, "api-service"),
+    *route("v1/services/<slug:name>/branches/", views.BranchList, "api-branches"),
+    *route("v1/services/<slug:name>/builds/", views.BuildList, "api-builds"),
+    *route("v1/services/<slug:name>/refresh/", actions.ServiceRefresh, "api-refresh"),
+    *route(_ENV, views.EnvironmentDetail, "api-environment"),
+    *route(_ENV + "plan/", views.PlanView, "api-plan"),
+    *route(_ENV + "rollback/", actions.EnvironmentRollback, "api-rollback", old=True),
+    *route(_ENV + "promote/", actions.EnvironmentPromote, "api-promote"),
+    *route(_ENV + "lock/", actions.EnvironmentLock, "api-lock", old=True),
+    *route(_ENV + "unlock/", actions.EnvironmentUnlock, "api-unlock", old=True),
+    *route(_ENV + "api-tests/", actions.EnvironmentApiTests, "api-tests-run"),
+    *route("v1/deploys/", views.DeployList, "api-deploys"),
+    *route(_DEPLOY, views.DeployDetail, "api-deploy"),
+    *route(_DEPLOY + "log/", views.DeployLogView, "api-deploy-log"),
+    *route(_DEPLOY + "approve/", actions.DeployApprove, "api-approve", old=True),
+    *route(_DEPLOY + "reject/", actions.DeployReject, "api-reject"),
+    *route(_DEPLOY + "cancel/", actions.DeployCancel, "api-cancel", old=True),
+    *route(_DEPLOY + "decide/", actions.DeployDecide, "api-decide"),
+    *route(_DEPLOY + "mark-failed/", actions.DeployMarkFailed, "api-mark-failed"),
+    *route("v1/history/", views.HistoryList, "api-history"),
 ]

@@ -1,106 +1,55 @@
-"""The REST API (/api/v1/): the same functions and rules as the pages, for scripts and other tools.
+"""The REST API's reads (/api/v1/): services, environments, branches, builds, deploys, a deploy's log, the
+plan, history, and the deploy request itself (POST to the deploy list). What changes things is in
+api/actions.py; both use the same functions and rules as the pages.
 
-Token authentication (`Authorization: Token <key>`; django-rest-knox keeps only
-digests; keys are made in the admin or with `manage.py api_token USER`) or the
-browser's session. A refusal
-answers with the domain's status (400 bad request, 403 permission, 409 busy
-with the running deploy's id, 423 locked) and `{"error": "..."}` saying why.
-The schema is at /api/schema/ (OpenAPI 3).
+Token authentication (`Authorization: Bearer <token>`, a personal token made on /me/; django-rest-knox keeps
+only digests) or the browser's session. A refusal answers with the domain's status (400 bad request, 403
+permission, 409 busy with the running deploy's id, 423 locked or frozen) and `{"error": "..."}` saying why.
+The schema is at /api/schema/ (OpenAPI 3), read at /api/docs/.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotAuthenticated
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from dashboards.api import token_scheme  # noqa: F401 (registers how the schema says to send a token)
+from dashboards.api.answers import REFUSALS, Page, answered, deploys, invalid, person, refused, valid
 from dashboards.api.serializers import (
+    AuditEntrySerializer,
     BranchSerializer,
     BuildSerializer,
-    CancelSerializer,
     DeployFilterSerializer,
     DeployRequestSerializer,
     DeploySerializer,
-    ErrorSerializer,
-    LockSerializer,
-    RollbackSerializer,
+    EnvironmentDetailSerializer,
+    LogPageSerializer,
+    LogQuerySerializer,
+    PlanQuerySerializer,
+    PlanSerializer,
     ServiceSerializer,
-    UnlockSerializer,
 )
+from dashboards.history import HistoryFilter
 from deployer.choices import DeployStatus
-from deployer.deploys.actions import deploy_approve, deploy_cancel
-from deployer.deploys.request import deploy_request, deploy_rollback, queue_waiting_message
+from deployer.deploys.plan import Plan, deploy_plan
+from deployer.deploys.request import deploy_request
 from deployer.deploys.rules import DeployOptions
-from deployer.environments.locks import environment_lock, environment_unlock
-from deployer.errors import DeployConflict, DeployRefused, PermissionRefused
-from deployer.models import Branch, Build, Deploy, Environment, Service
-from deployer.selectors import environment_named, service_named
-
-REFUSALS = {
-    400: OpenApiResponse(ErrorSerializer, description="Bad request, or a rule refused it (the error says which)"),
-    403: OpenApiResponse(ErrorSerializer, description="Not allowed here (the error names the grant needed)"),
-    404: OpenApiResponse(ErrorSerializer, description="No such service, environment or deploy"),
-    409: OpenApiResponse(ErrorSerializer, description="The environment is busy (running: the deploy holding it)"),
-    423: OpenApiResponse(ErrorSerializer, description="The environment is locked"),
-    503: OpenApiResponse(
-        ErrorSerializer,
-        description="The task queue is unreachable: the error says what happened (a deploy in `deploy` is "
-        "recorded and starts as soon as the queue is back)",
-    ),
-}
+from deployer.errors import DeployRefused, PermissionRefused
+from deployer.models import AuditEntry, Branch, Build, Deploy, Environment, Service
+from deployer.selectors import deploy_log_after, environment_named, service_named
 
 
-def person(request: Request) -> User:
-    """The signed-in person: every endpoint but the schema needs one (IsAuthenticated, the default)."""
-    user = request.user
-    if not isinstance(user, User):
-        raise NotAuthenticated()
-    return user
-
-
-class Page(LimitOffsetPagination):
-    default_limit = 50
-    max_limit = 500
-
-
-def refused(exc: DeployRefused) -> Response:
-    body: dict[str, Any] = {"error": str(exc)}
-    if isinstance(exc, DeployConflict):
-        body["running"] = exc.running.pk
-    return Response(body, status=exc.status_code)
-
-
-def answered(deploy: Deploy, status_code: int) -> Response:
-    """The deploy as asked for; 503 saying it waits when it could not be handed to the task queue."""
-    if deploy.waits_for_queue:
-        return Response(
-            {"error": queue_waiting_message(deploy), "deploy": DeploySerializer(deploy).data},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return Response(DeploySerializer(deploy).data, status=status_code)
-
-
-def invalid(errors: dict[str, Any]) -> Response:
-    said = "; ".join(f"{field}: {' '.join(str(e) for e in problems)}" for field, problems in errors.items())
-    return Response({"error": said, "fields": errors}, status=status.HTTP_400_BAD_REQUEST)
-
-
-def _deploys() -> QuerySet[Deploy]:
-    return Deploy.objects.select_related("environment__service", "requested_by").order_by("-id")
+def _services() -> QuerySet[Service]:
+    return Service.objects.select_related("team").prefetch_related("environments").order_by("name")
 
 
 class ServiceList(generics.ListAPIView):
@@ -110,16 +59,49 @@ class ServiceList(generics.ListAPIView):
     pagination_class = Page
 
     def get_queryset(self) -> QuerySet[Service]:
-        return Service.objects.select_related("team").prefetch_related("environments").order_by("name")
+        return _services()
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "current": _current_deploys(Deploy.objects.all())}
+        return {**super().get_serializer_context(), "current": current_deploys(Deploy.objects.all())}
 
 
-def _current_deploys(deploys: QuerySet[Deploy]) -> dict[int, int]:
-    """For each environment of `deploys`: the last deploy whose release went live (what runs there now)."""
+class ServiceDetail(generics.RetrieveAPIView):
+    """One service with its environments."""
+
+    serializer_class = ServiceSerializer
+    lookup_field = "name"
+
+    def get_object(self) -> Service:
+        return get_object_or_404(_services(), name=self.kwargs["name"])
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        mine = Deploy.objects.filter(environment__service__name=self.kwargs.get("name", ""))
+        return {**super().get_serializer_context(), "current": current_deploys(mine)}
+
+
+class EnvironmentDetail(generics.RetrieveAPIView):
+    """One environment: its lock, freeze windows, checklist (what a deploy must tick), hosts, what runs."""
+
+    serializer_class = EnvironmentDetailSerializer
+
+    @extend_schema(operation_id="v1_environment_retrieve")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_object(self) -> Environment:
+        return environment_named(self.kwargs["name"], self.kwargs["environment"])
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        mine = Deploy.objects.filter(
+            environment__service__name=self.kwargs.get("name", ""), environment__name=self.kwargs.get("environment")
+        )
+        return {**super().get_serializer_context(), "current": current_deploys(mine)}
+
+
+def current_deploys(of: QuerySet[Deploy]) -> dict[int, int]:
+    """For each environment of `of`: the last deploy whose release went live (what runs there now)."""
     live = (
-        deploys.filter(status__in=DeployStatus.live())
+        of.filter(status__in=DeployStatus.live())
         .values("environment_id")
         .annotate(latest=Max("id"))
         .values_list("environment_id", "latest")
@@ -139,7 +121,7 @@ class BranchList(generics.ListAPIView):
 
 
 class BuildList(generics.ListAPIView):
-    """A service's CI builds as last synced from Jenkins (newest first)."""
+    """A service's CI builds as last synced (newest first)."""
 
     serializer_class = BuildSerializer
     pagination_class = Page
@@ -170,22 +152,21 @@ class DeployList(generics.ListAPIView):
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Deploy]:
-        deploys = _deploys()
+        found = deploys()
         query = getattr(self, "filters", {})
         if query.get("service"):
-            deploys = deploys.filter(environment__service__name=query["service"])
+            found = found.filter(environment__service__name=query["service"])
         if query.get("environment"):
-            deploys = deploys.filter(environment__name=query["environment"])
+            found = found.filter(environment__name=query["environment"])
         if query.get("status") in DeployStatus.values:
-            deploys = deploys.filter(status=query["status"])
-        return deploys
+            found = found.filter(status=query["status"])
+        return found
 
     @extend_schema(request=DeployRequestSerializer, responses={201: DeploySerializer, **REFUSALS})
     def post(self, request: Request) -> Response:
-        form = DeployRequestSerializer(data=request.data)
-        if not form.is_valid():
-            return invalid(form.errors)
-        data = form.validated_data
+        data = valid(DeployRequestSerializer, request.data)
+        if isinstance(data, Response):
+            return data
         try:
             if data["freeze_override"] and request.auth is not None:
                 # A token is a machine's (CI) or lives for months: going through a freeze takes a person.
@@ -198,7 +179,13 @@ class DeployList(generics.ListAPIView):
                 environment=environment,
                 ref=data["ref"],
                 user=person(request),
-                options=DeployOptions(confirm_schema=data["force"], freeze_override=data["freeze_override"]),
+                options=DeployOptions(
+                    confirm_schema=data["force"],
+                    freeze_override=data["freeze_override"],
+                    checklist=tuple(data["checklist"]),
+                    override_lock=data["override_lock"],
+                    expected_sha=data["expected_sha"],
+                ),
             )
         except DeployRefused as exc:
             return refused(exc)
@@ -207,116 +194,77 @@ class DeployList(generics.ListAPIView):
 
 class DeployDetail(generics.RetrieveAPIView):
     serializer_class = DeploySerializer
-    queryset = _deploys()
+    queryset = deploys()
 
 
-class _DeployAction(APIView):
-    """POST to a deploy: approve or cancel it."""
+class DeployLogView(APIView):
+    """The deploy's log lines after `since` (a follower asks again with `next` until the deploy is finished)."""
 
-    def act(self, deploy: Deploy, request: Request) -> Deploy:
-        raise NotImplementedError
-
-    @extend_schema(request=None, responses={200: DeploySerializer, **REFUSALS})
-    def post(self, request: Request, pk: int) -> Response:
-        deploy = get_object_or_404(_deploys(), pk=pk)
-        try:
-            deploy = self.act(deploy, request)
-        except DeployRefused as exc:
-            return refused(exc)
-        return answered(deploy, status.HTTP_200_OK)
-
-
-class DeployApprove(_DeployAction):
-    """A second person approves a deploy awaiting approval."""
-
-    def act(self, deploy: Deploy, request: Request) -> Deploy:
-        return deploy_approve(deploy=deploy, user=person(request))
+    @extend_schema(parameters=[LogQuerySerializer], responses={200: LogPageSerializer, **REFUSALS})
+    def get(self, request: Request, pk: int) -> Response:
+        query = valid(LogQuerySerializer, request.query_params)
+        if isinstance(query, Response):
+            return query
+        deploy = get_object_or_404(deploys(), pk=pk)
+        limit = query["limit"]
+        lines = deploy_log_after(deploy, query["since"], limit=limit + 1)
+        more, lines = len(lines) > limit, lines[:limit]
+        body = {"lines": lines, "next": lines[-1].pk if lines else query["since"], "more": more, "deploy": deploy}
+        return Response(LogPageSerializer(body).data)
 
 
-class DeployCancel(APIView):
-    """Cancel at once if it has not started; if it runs, between batches, or with {"stop": true} at once
-    (the commands running on hosts are stopped; nothing is rolled back)."""
+class PlanView(APIView):
+    """What a deploy of `ref` (or a promotion) would do and whether the rules allow it now: the plan page's
+    checks, batches, ETA, commits and migrations. Asking changes nothing."""
 
-    @extend_schema(request=CancelSerializer, responses={200: DeploySerializer, **REFUSALS})
-    def post(self, request: Request, pk: int) -> Response:
-        form = CancelSerializer(data=request.data)
-        if not form.is_valid():
-            return invalid(form.errors)
-        deploy = get_object_or_404(_deploys(), pk=pk)
-        try:
-            deploy = deploy_cancel(deploy=deploy, user=person(request), stop=form.validated_data["stop"])
-        except DeployRefused as exc:
-            return refused(exc)
-        return answered(deploy, status.HTTP_200_OK)
-
-
-class EnvironmentRollback(APIView):
-    """Roll the environment back to an earlier release its hosts keep (and lock it once done)."""
-
-    @extend_schema(request=RollbackSerializer, responses={201: DeploySerializer, **REFUSALS})
-    def post(self, request: Request, name: str, environment: str) -> Response:
-        form = RollbackSerializer(data=request.data)
-        if not form.is_valid():
-            return invalid(form.errors)
-        target = form.validated_data["to"]
+    @extend_schema(parameters=[PlanQuerySerializer], responses={200: PlanSerializer, **REFUSALS})
+    def get(self, request: Request, name: str, environment: str) -> Response:
+        query = valid(PlanQuerySerializer, request.query_params)
+        if isinstance(query, Response):
+            return query
         try:
             env = environment_named(name, environment)
-            to = get_object_or_404(Deploy, pk=target, environment=env) if target else None
-            deploy = deploy_rollback(
-                environment=env, user=person(request), to=to, confirm_schema=form.validated_data["force"]
-            )
+            plan = deploy_plan(environment=env, ref=query["ref"], user=person(request), promote=query["promote"])
         except DeployRefused as exc:
             return refused(exc)
-        return answered(deploy, status.HTTP_201_CREATED)
+        return Response(PlanSerializer(plan_fields(plan)).data)
 
 
-class EnvironmentLock(APIView):
-    @extend_schema(request=LockSerializer, responses={200: ServiceSerializer, **REFUSALS})
-    def post(self, request: Request, name: str, environment: str) -> Response:
-        form = LockSerializer(data=request.data)
-        if not form.is_valid():
-            return invalid(form.errors)
-        hours = form.validated_data["hours"]
-        try:
-            env = environment_named(name, environment)
-            environment_lock(
-                env,
-                user=person(request),
-                reason=form.validated_data["reason"],
-                expires_at=timezone.now() + timedelta(hours=hours) if hours else None,
-            )
-        except DeployRefused as exc:
-            return refused(exc)
-        return _service_answer(env)
+def plan_fields(plan: Plan) -> dict[str, object]:
+    changes = plan.changes
+    return {
+        "service": plan.environment.service.name,
+        "environment": plan.environment.name,
+        "ref": plan.ref,
+        "sha": plan.sha,
+        "current_deploy": plan.current.pk if plan.current else None,
+        "current_sha": plan.current.sha if plan.current else "",
+        "promoted_from": plan.promoted_from.pk if plan.promoted_from else None,
+        "blocked": plan.blocked,
+        "checks": plan.checks,
+        "batches": plan.batches,
+        "eta_seconds": plan.eta_seconds,
+        "eta_basis": plan.eta_basis,
+        "commits_ahead": changes.ahead,
+        "commits_behind": changes.behind,
+        "commits": changes.commits,
+        "migrations": changes.migrations,
+        "needs_confirmation": changes.needs_confirmation,
+        "config_changes": plan.config_changes,
+        "build": plan.build,
+        "secrets": plan.secrets,
+        "analysis": plan.analysis,
+        "checklist": list(plan.environment.checklist or []),
+    }
 
 
-class EnvironmentUnlock(APIView):
-    @extend_schema(request=UnlockSerializer, responses={200: ServiceSerializer, **REFUSALS})
-    def post(self, request: Request, name: str, environment: str) -> Response:
-        form = UnlockSerializer(data=request.data)
-        if not form.is_valid():
-            return invalid(form.errors)
-        try:
-            env = environment_named(name, environment)
-            environment_unlock(env, user=person(request), reason=form.validated_data["reason"])
-        except DeployRefused as exc:
-            return refused(exc)
-        return _service_answer(env)
+class HistoryList(generics.ListAPIView):
+    """The audit log, newest first, with the history page's filters: who did what, where, and how it ended."""
 
+    serializer_class = AuditEntrySerializer
+    pagination_class = Page
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = HistoryFilter
 
-def _service_answer(environment: Environment) -> Response:
-    """The service as the services list shows it (the lock and unlock answers say what runs there too)."""
-    service = Service.objects.select_related("team").prefetch_related("environments").get(pk=environment.service_id)
-    current = _current_deploys(Deploy.objects.filter(environment__service=service))
-    return Response(ServiceSerializer(service, context={"current": current}).data)
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's own answers (401, 404, 405, bad JSON...) and the deploy rules' refusals in the API's shape:
-    {"error": "..."}."""
-    if isinstance(exc, DeployRefused):
-        return refused(exc)
-    response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
-        response.data = {"error": str(response.data["detail"])}
-    return response
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        return AuditEntry.objects.order_by("-at", "-id")
