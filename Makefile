@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt cli/pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -71,7 +71,7 @@ serve: $(VENV)/.installed system-deps
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	GANTRY_VAR_DIR=$$(mktemp -d) $(VENV)/bin/mypy deployer dashboards
+	GANTRY_VAR_DIR=$$(mktemp -d) $(VENV)/bin/mypy deployer dashboards cli/gantry_cli
 
 # The suite runs twice: SQLite with the embedded broker, then PostgreSQL with Redis (what touches SQL,
 # transactions, locking or the broker; tests marked one_backend run in the SQLite half only).

@@ -332,7 +332,11 @@ class UnlockSerializer(serializers.Serializer):
 
 class RollbackSerializer(serializers.Serializer):
     to = serializers.IntegerField(
-        min_value=1, required=False, default=None, help_text="Deploy id to go back to (default: the previous)."
+        min_value=1,
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="Deploy id to go back to (default: the previous).",
     )
     force = serializers.BooleanField(
         required=False,

@@ -64,4 +64,5 @@ urlpatterns = [
     *route(_DEPLOY + "decide/", actions.DeployDecide, "api-decide"),
     *route(_DEPLOY + "mark-failed/", actions.DeployMarkFailed, "api-mark-failed"),
     *route("v1/history/", views.HistoryList, "api-history"),
+    *route("v1/me/", views.MeView, "api-me"),
 ]

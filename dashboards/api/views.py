@@ -16,8 +16,8 @@ from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +43,7 @@ from deployer.choices import DeployStatus
 from deployer.deploys.plan import Plan, deploy_plan
 from deployer.deploys.request import deploy_request
 from deployer.deploys.rules import DeployOptions
+from deployer.environments.access import access_for
 from deployer.errors import DeployRefused, PermissionRefused
 from deployer.models import AuditEntry, Branch, Build, Deploy, Environment, Service
 from deployer.selectors import deploy_log_after, environment_named, service_named
@@ -256,6 +257,20 @@ def plan_fields(plan: Plan) -> dict[str, object]:
         "analysis": plan.analysis,
         "checklist": list(plan.environment.checklist or []),
     }
+
+
+MeSerializer = inline_serializer(
+    "Me", fields={"username": serializers.CharField(), "admin": serializers.BooleanField()}
+)
+
+
+class MeView(APIView):
+    """Who the token (or session) is: `gantry login` checks a token with it."""
+
+    @extend_schema(responses={200: MeSerializer})
+    def get(self, request: Request) -> Response:
+        user = person(request)
+        return Response({"username": user.get_username(), "admin": access_for(user).is_admin})
 
 
 class HistoryList(generics.ListAPIView):

@@ -1,6 +1,8 @@
-"""`manage.py deploy SERVICE REF --env ENV [--wait]`: request a deploy from a shell or a script.
+"""`manage.py deploy SERVICE REF --env ENV --as ADMIN [--wait]`: an operator's deploy from the server's shell.
 
-The same rules as the pages (deploy_request as the named user). With --wait it
+Whoever runs it holds the server's settings and database, so it names no one else: `--as` must be a
+superuser (it is recorded as theirs). People and CI deploy with the `gantry` command (cli/), which
+authenticates with their own token. The same rules as the pages (deploy_request as that superuser). With --wait it
 follows the deploy's log until it ends, and the exit status says how it went:
 0 succeeded, 1 it ended otherwise (failed, rolled back, tests failed...),
 2 the request was refused, 3 --timeout passed first (the deploy goes on).
@@ -40,7 +42,7 @@ class Command(BaseCommand):
             "--as",
             dest="username",
             default=os.environ.get("GANTRY_CLI_USER", ""),
-            help="the Gantry user who deploys (default: $GANTRY_CLI_USER); their grants apply",
+            help="the superuser recorded as deploying (default: $GANTRY_CLI_USER); others use the gantry CLI",
         )
         parser.add_argument(
             "--through-lock", action="store_true", help="an admin deploys although the environment is locked"
@@ -105,4 +107,11 @@ def _user(username: str) -> User:
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
         raise CommandError(f"there is no active Gantry user {username!r}", returncode=EXIT_REFUSED)
+    if not user.is_superuser:
+        # It cannot check who runs it: acting as a person would put their name on a deploy they never asked for.
+        raise CommandError(
+            f"{username} is not a superuser: manage.py deploy acts only as one; people deploy with the gantry "
+            "command and their own token (gantry login)",
+            returncode=EXIT_REFUSED,
+        )
     return user
