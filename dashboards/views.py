@@ -52,6 +52,7 @@ from deployer.models import (
     Service,
     WebhookDelivery,
 )
+from deployer.notify.hooks_out import hooks_backlog
 from deployer.sources import integration_health
 
 
@@ -328,5 +329,6 @@ def integration_status(request: SignedInRequest) -> HttpResponse:
         "integrations": integration_health.overview(),
         "stale": selectors.stale_sync_states()[:200],
         "deliveries": WebhookDelivery.objects.order_by("-received_at")[:20],
+        "hooks_out": hooks_backlog(),
     }
     return render(request, "dashboards/status.html", context)

@@ -220,6 +220,7 @@ CELERY_TASK_ROUTES = {
     "gantry.hosts_left": {"queue": "deploys"},  # the load balancer, reached from where deploys run
     "gantry.send_slack": {"queue": "notify"},
     "gantry.send_grafana": {"queue": "notify"},
+    "gantry.send_hook": {"queue": "notify"},
     "gantry.chatops": {"queue": "notify"},
     "gantry.slack_respond": {"queue": "notify"},
     "gantry.link_slack": {"queue": "notify"},

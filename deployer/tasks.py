@@ -36,6 +36,7 @@ from deployer.lib.logcontext import deploy_context
 from deployer.models import ApiTestRun, Environment, Service
 from deployer.notify.github_deployments import PublishLater, deployment_publish
 from deployer.notify.grafana_outbox import annotation_send, annotations_sweep
+from deployer.notify.hooks_out import BACKOFF, hook_send, hooks_sweep
 from deployer.notify.identity import slack_link
 from deployer.notify.outbox import SendLater, message_send
 from deployer.ops.catalog_follow import catalog_follow
@@ -151,6 +152,7 @@ def sweep_webhooks() -> None:
     if _round(queue.SWEEP_WEBHOOKS):
         deliveries_sweep()
         annotations_sweep()  # (the same minute: Grafana annotations whose send was lost or gave up)
+        hooks_sweep()  # and outgoing webhooks due again
 
 
 @shared_task(name=queue.SEND_SLACK, bind=True, max_retries=30)
@@ -165,6 +167,14 @@ def send_slack(self: Task, message_id: int) -> None:
 def send_grafana(self: Task, annotation_id: int) -> None:
     try:
         annotation_send(annotation_id)
+    except SendLater as exc:
+        raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
+
+
+@shared_task(name=queue.SEND_HOOK, bind=True, max_retries=len(BACKOFF))
+def send_hook(self: Task, delivery_id: int) -> None:
+    try:
+        hook_send(delivery_id)
     except SendLater as exc:
         raise self.retry(countdown=max(exc.delay, 0.2), exc=exc) from exc
 

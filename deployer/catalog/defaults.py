@@ -12,8 +12,9 @@ from typing import Any
 from deployer.catalog.schema import ReleaseSpec
 
 RELEASE_KEYS = frozenset(ReleaseSpec.model_fields)
-# Lists that add up instead: a team's freeze windows hold in an environment that declares windows of its own.
-ADDITIVE_KEYS = frozenset({"freeze"})
+# Lists that add up instead: a team's freeze windows hold in an environment that declares windows of its own,
+# and a team's webhooks hear from it.
+ADDITIVE_KEYS = frozenset({"freeze", "webhooks"})
 
 
 def has_defaults(data: dict[str, Any]) -> bool:

@@ -323,6 +323,7 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
         for window in spec.freeze
         if window.environments is None or name in window.environments
     ]
+    values["webhooks"] = [hook.model_dump(mode="json", exclude_none=True) for hook in spec.webhooks]
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""
     values["api_test_repo_secrets"] = (

@@ -39,6 +39,7 @@ from deployer.catalog.fields import (
 from deployer.catalog.freeze_spec import FreezeSpec
 from deployer.catalog.migration_check_spec import MigrationCheckSpec
 from deployer.catalog.slo_spec import SloSpec
+from deployer.catalog.webhook_spec import WebhookSpec
 
 
 class HostSpec(Spec):
@@ -310,6 +311,9 @@ class EnvironmentSpec(ReleaseSpec):
     )
     freeze: list[FreezeSpec] = Field(
         default_factory=list, max_length=50, description="windows with no deploys: [{reason, cron, duration}]"
+    )
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list, max_length=10, description="signed JSON POSTs of its deploy events: [{url, secret_env}]"
     )
     hosts: list[HostSpec] = Field(min_length=1, description="list of hosts: - address: 10.0.0.5")
 

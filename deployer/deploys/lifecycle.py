@@ -21,7 +21,7 @@ from deployer.environments.locks import environment_lock
 from deployer.lib import generations
 from deployer.lib.secrets import scrubbed
 from deployer.models import Deploy, DeployLog
-from deployer.notify import grafana_outbox, outbox
+from deployer.notify import grafana_outbox, hooks_out, outbox
 from deployer.notify.github_deployments import publishing_enabled
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def deploy_transition(
         _lock_after(deploy, to, lock)
         outbox.story_changed(deploy)  # the message's new version is there as soon as the state is
         grafana_outbox.deploy_changed(deploy)  # and Grafana's region: opened at the start, closed at the end
+        hooks_out.deploy_changed(deploy, to)  # and the catalog's webhooks: rows sent after commit
     logger.info("deploy #%s %s", deploy.pk, line)
     _after_transition(deploy, to)
     return True

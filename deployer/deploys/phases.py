@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from django.utils import timezone
 
 from deployer.models import Deploy, DeployPhase
-from deployer.notify import grafana_outbox
+from deployer.notify import grafana_outbox, hooks_out
 
 
 @contextmanager
@@ -22,3 +22,4 @@ def phase(deploy: Deploy, kind: DeployPhase.Kind, label: str) -> Iterator[Deploy
     finally:
         DeployPhase.objects.filter(pk=row.pk).update(ended_at=timezone.now(), label=row.label[:500])
         grafana_outbox.deploy_changed(deploy, row)
+        hooks_out.phase_ended(deploy, row)

@@ -22,7 +22,7 @@ from django.db import connection
 from deployer.choices import AuditAction
 from deployer.models import AuditEntry, Deploy, Environment
 from deployer.models.access import SYSTEM_USERNAME
-from deployer.notify import grafana_outbox
+from deployer.notify import grafana_outbox, hooks_out
 
 
 def audit_record(
@@ -57,6 +57,7 @@ def audit_record(
         detail=detail,
     )
     grafana_outbox.audit_noted(entry)  # a lock, an override, an emergency: a point on Grafana's timeline
+    hooks_out.audit_noted(entry, environment, deploy)  # a request, a lock, an unlock: the catalog's webhooks
     return entry
 
 

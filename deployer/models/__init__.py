@@ -6,7 +6,7 @@ sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, Chang
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
 access.py    Grant, SystemIdentity, PersonalToken, ExternalIdentity
 audit.py     AuditEntry
-notify.py    SlackMessage, SlackAttempt, SlackIdentity
+notify.py    SlackMessage, SlackAttempt, SlackIdentity, HookDelivery
 apitests.py  ApiTestRun, ApiTestStep
 trust.py     TrustedHostKey, OfferedHostKey
 measurements.py Measurement, BudgetReading
@@ -29,7 +29,7 @@ from deployer.models.deploys import (
     LeaseRequest,
 )
 from deployer.models.measurements import BudgetReading, Measurement
-from deployer.models.notify import SlackAttempt, SlackIdentity, SlackMessage
+from deployer.models.notify import HookDelivery, SlackAttempt, SlackIdentity, SlackMessage
 from deployer.models.sources import (
     Branch,
     Build,
@@ -64,6 +64,7 @@ __all__ = [
     "ExternalIdentity",
     "GrafanaAnnotation",
     "Grant",
+    "HookDelivery",
     "Host",
     "IntegrationStatus",
     "LeaseRequest",

@@ -96,6 +96,7 @@ class Environment(Scrubbed):
     analysis = models.JSONField(default=dict, blank=True)
     # [{"reason", "from", "until"} | {"reason", "cron", "duration", "timezone"}]: no deploys then (freezes.py).
     freeze = models.JSONField(default=list, blank=True)
+    webhooks = models.JSONField(default=list, blank=True, help_text="Where its events are POSTed (catalog).")
     # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
     # settings Gantry writes, and the commands that run once per deploy.
     shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")

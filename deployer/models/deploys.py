@@ -118,6 +118,8 @@ class Deploy(Scrubbed):
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    # The last sequence number its webhook events carry (notify/hooks_out.py): receivers order by it.
+    hook_sequence = models.PositiveIntegerField(default=0, editable=False)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

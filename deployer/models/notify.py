@@ -1,4 +1,5 @@
-"""Slack: the outbox of messages (each attempt recorded) and Slack users linked to Gantry accounts."""
+"""Slack: the outbox of messages (each attempt recorded) and Slack users linked to Gantry accounts; the outbox
+of outgoing webhook events."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from deployer.models.catalog import Environment
 from deployer.models.deploys import Deploy
 
 
@@ -89,3 +91,35 @@ class SlackIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slack_user_id} ({self.slack_name}) → {self.user or 'nobody'}"
+
+
+class HookDelivery(models.Model):
+    """One event for one webhook (the catalog's `webhooks:`), kept until the receiver took it. Writers add
+    rows in the transaction of the change they tell; workers send them (notify/hooks_out.py)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting to be sent"
+        DELIVERED = "delivered", "the receiver answered 2xx"
+        FAILED = "failed", "given up (the last error says why)"
+
+    delivery_id = models.UUIDField(unique=True, help_text="X-Gantry-Delivery: the same on every retry.")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    deploy = models.ForeignKey(Deploy, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    url = models.CharField(max_length=500)
+    secret_env = models.CharField(max_length=80)
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="hook_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.url} ({self.state})"
