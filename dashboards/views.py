@@ -116,6 +116,7 @@ def service_page(
     ]
     limit = None if show_all else settings.SERVICE_BRANCHES_SHOWN
     branch_rows, branches_total = selectors.service_branches(service, states, query=query, limit=limit)
+    tag_rows = selectors.service_tags(service, states) if not query else []
     reading = BudgetReading.objects.filter(service=service).first() if service.slo else None
     context = {
         "service": service,
@@ -124,6 +125,7 @@ def service_page(
         "budget_blocks": budget_blocks(service) if service.slo else "",
         "rows": branch_rows,
         "branches_total": branches_total,
+        "tag_rows": tag_rows,
         "all_branches": show_all,
         "commit_base": integration_health.commit_url(service.github_repo, ""),
         "q": query,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from deployer.choices import DeployStatus, HostStatus
@@ -15,6 +16,7 @@ from deployer.deploys.gates import Gate, build_trusted, deploy_gate
 from deployer.environments.freezes import freeze_now
 from deployer.environments.host_keys import KeyWaiting
 from deployer.errors import DeployRefused, NotFound
+from deployer.lib.refs import newest_first_key
 from deployer.models import (
     ApiTestRun,
     Branch,
@@ -25,6 +27,7 @@ from deployer.models import (
     Environment,
     Service,
     SyncState,
+    Tag,
     Team,
 )
 
@@ -296,7 +299,7 @@ def service_environments(service: Service) -> list[EnvironmentState]:
 
 @dataclass(frozen=True)
 class BranchRow:
-    branch: Branch
+    branch: Branch | Tag  # (a tag is shown as a branch is)
     build: Build | None
     runs_in: list[str]
     gates: list[tuple[EnvironmentState, Gate]]
@@ -320,20 +323,27 @@ def service_branches(
         )
     ).order_by("rank", "-committed_at", "name")
     total = branches.count() if limit is not None else 0
-    branch_list = list(ranked[:limit] if limit is not None else ranked)
-    builds = Build.objects.newest_of({service.pk}, {b.sha for b in branch_list})
-    rows = []
-    for branch in branch_list:
-        build = builds.get((service.pk, branch.sha))
-        rows.append(
-            BranchRow(
-                branch=branch,
-                build=build,
-                runs_in=[s.environment.name for s in states if s.current and s.current.sha == branch.sha],
-                gates=[(s, _gate(s.environment, branch.sha, build)) for s in states],
-            )
-        )
+    rows = _ref_rows(service, list(ranked[:limit] if limit is not None else ranked), states)
     return rows, total if limit is not None else len(rows)
+
+
+def service_tags(service: Service, states: list[EnvironmentState], *, limit: int = 10) -> list[BranchRow]:
+    """The newest tags (by their commit's date), each with its build and gates, as branches are shown."""
+    recent = service.tags.order_by(F("committed_at").desc(nulls_last=True))[: limit * 5]
+    return _ref_rows(service, sorted(recent, key=newest_first_key, reverse=True)[:limit], states)
+
+
+def _ref_rows(service: Service, refs: Sequence[Branch | Tag], states: list[EnvironmentState]) -> list[BranchRow]:
+    builds = Build.objects.newest_of({service.pk}, {ref.sha for ref in refs})
+    return [
+        BranchRow(
+            branch=ref,
+            build=builds.get((service.pk, ref.sha)),
+            runs_in=[s.environment.name for s in states if s.current and s.current.sha == ref.sha],
+            gates=[(s, _gate(s.environment, ref.sha, builds.get((service.pk, ref.sha)))) for s in states],
+        )
+        for ref in refs
+    ]
 
 
 def sync_states(service: Service) -> dict[str, SyncState]:

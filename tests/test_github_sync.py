@@ -61,7 +61,8 @@ def test_a_second_sync_of_an_unchanged_repo_is_all_304_and_costs_nothing(github:
 
     branch_sync(service=service)
 
-    assert github.count() == 3, "one conditional request per page"
+    assert github.count("GET", "/branches") == 3, "one conditional request per page"
+    assert github.count("GET", "/tags") == 1, "and one for the (empty) tag list"
     assert github.units_spent == spent, "304 answers cost no rate limit"
     assert Branch.objects.filter(service=service).count() == 250
 
@@ -124,7 +125,7 @@ def test_the_budget_reserve_stops_commit_lookups_but_not_the_list(github: FakeGi
 
     assert Branch.objects.filter(service=service).count() == 20
     assert Branch.objects.filter(service=service, committed_at__isnull=True).count() == 15
-    assert github.units_spent == 6, "the page and five commits; then the budget is at the reserve"
+    assert github.units_spent == 7, "the page, five commits and the tag list; then the budget is at the reserve"
 
 
 def test_github_500_marks_the_service_stale_and_the_others_still_sync(github: FakeGitHub) -> None:
@@ -217,7 +218,7 @@ def test_a_branch_that_starts_a_new_page_is_found_though_every_known_page_is_unc
     github.reset_counters()
     spent = github.units_spent
     branch_sync(service=service)
-    assert github.count() == 2 and github.units_spent == spent, "two pages known: two 304s, nothing spent"
+    assert github.count() == 3 and github.units_spent == spent, "two pages and the tags known: 304s, nothing spent"
 
 
 def test_a_full_last_page_costs_one_probe_of_the_next_and_then_nothing(github: FakeGitHub) -> None:
@@ -229,9 +230,9 @@ def test_a_full_last_page_costs_one_probe_of_the_next_and_then_nothing(github: F
 
     branch_sync(service=service)
 
-    assert github.count() == 2, "page 1 (304) and the page after it (empty)"
+    assert github.count() == 3, "page 1 (304) and the page after it (empty), and the tags (304)"
     assert github.units_spent == spent + 1, "the empty page's first answer costs one unit"
     github.reset_counters()
     branch_sync(service=service)
-    assert github.count() == 2 and github.units_spent == spent + 1, "then both are 304s"
+    assert github.count() == 3 and github.units_spent == spent + 1, "then all are 304s"
     assert Branch.objects.filter(service=service).count() == 100

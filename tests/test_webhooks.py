@@ -125,10 +125,12 @@ def test_a_push_that_deletes_a_branch_removes_it(client: Client, app: Service, g
     assert not Branch.objects.filter(service=app, name="feature/b001").exists()
 
 
-def test_tags_and_unknown_repositories_are_ignored(client: Client, app: Service, github: FakeGitHub) -> None:
+def test_a_tag_syncs_the_tags_again_and_unknown_repositories_are_ignored(
+    client: Client, app: Service, github: FakeGitHub
+) -> None:
     post(client, "create", ref_event(github, "acme/app", "v1.0", ref_type="tag"))
     process_all()
-    assert WebhookDelivery.objects.get().outcome == "not a branch"
+    assert WebhookDelivery.objects.get().outcome == "tags changed: synced again"
     github.add_repo("acme/other")
     response = post(client, "push", push_event(github, "acme/other", "main", ZERO_SHA))
     assert response.status_code == 202 and b"no service" in response.content

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from deployer.choices import Decision, DeployStatus
 from deployer.environments.freezes import freeze_now, freezes_ahead
 from deployer.lib.text import REASON_MAX
-from deployer.models import AuditEntry, Branch, Build, Deploy, DeployLog, Environment, Host, Service
+from deployer.models import AuditEntry, Branch, Build, Deploy, DeployLog, Environment, Host, Service, Tag
 
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
 SHA_RE = r"^[0-9a-f]{40}$"
@@ -47,6 +47,12 @@ class ServiceSerializer(serializers.ModelSerializer):
 class BranchSerializer(serializers.ModelSerializer):
     class Meta:
         model = Branch
+        fields = ["name", "sha", "author", "message", "committed_at"]
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
         fields = ["name", "sha", "author", "message", "committed_at"]
 
 

@@ -47,6 +47,7 @@ urlpatterns = [
     *route("v1/services/<slug:name>/", views.ServiceDetail, "api-service"),
     *route("v1/services/<slug:name>/branches/", views.BranchList, "api-branches"),
     *route("v1/services/<slug:name>/builds/", views.BuildList, "api-builds"),
+    *route("v1/services/<slug:name>/tags/", views.TagList, "api-tags"),
     *route("v1/services/<slug:name>/refresh/", actions.ServiceRefresh, "api-refresh"),
     *route(_ENV, views.EnvironmentDetail, "api-environment"),
     *route(_ENV + "plan/", views.PlanView, "api-plan"),

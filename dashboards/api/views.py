@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import F, Max, QuerySet
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -37,6 +37,7 @@ from dashboards.api.serializers import (
     PlanQuerySerializer,
     PlanSerializer,
     ServiceSerializer,
+    TagSerializer,
 )
 from dashboards.history import HistoryFilter
 from deployer.choices import DeployStatus
@@ -45,7 +46,7 @@ from deployer.deploys.request import deploy_request
 from deployer.deploys.rules import DeployOptions
 from deployer.environments.access import access_for
 from deployer.errors import DeployRefused, PermissionRefused
-from deployer.models import AuditEntry, Branch, Build, Deploy, Environment, Service
+from deployer.models import AuditEntry, Branch, Build, Deploy, Environment, Service, Tag
 from deployer.selectors import deploy_log_after, environment_named, service_named
 
 
@@ -119,6 +120,17 @@ class BranchList(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Branch]:
         service = service_named(self.kwargs["name"])
         return Branch.objects.filter(service=service).order_by("-committed_at", "name")
+
+
+class TagList(generics.ListAPIView):
+    """A service's tags as last synced (newest commit first); each deploys by its name."""
+
+    serializer_class = TagSerializer
+    pagination_class = Page
+
+    def get_queryset(self) -> QuerySet[Tag]:
+        service = service_named(self.kwargs["name"])
+        return Tag.objects.filter(service=service).order_by(F("committed_at").desc(nulls_last=True), "-name")
 
 
 class BuildList(generics.ListAPIView):

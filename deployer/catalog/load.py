@@ -294,7 +294,10 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
 def _environment_values(position: int, name: str, spec: EnvironmentSpec, default_branch: str) -> dict[str, Any]:
     production = environment_is_production(name, spec)
     values = spec.model_dump(
-        exclude={"hosts", "production", "require_green_build", "follow", "load_balancer", "secrets", "trusted_builds"}
+        exclude={
+            *("hosts", "production", "require_green_build", "follow", "follow_tags", "load_balancer", "secrets"),
+            "trusted_builds",
+        }
     )
     trusted = spec.trusted_builds
     values["trusted_build_jobs"] = list(trusted.jobs) if trusted else []
@@ -339,6 +342,7 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
         "production": production,
         "require_green_build": spec.require_green_build if spec.require_green_build is not None else production,
         "follow_branch": spec.follow or "",
+        "follow_tags": spec.follow_tags or "",
     }
 
 

@@ -309,6 +309,11 @@ class EnvironmentSpec(ReleaseSpec):
     follow: Annotated[str, AfterValidator(valid_branch)] | None = Field(
         default=None, description="branch to deploy by itself once its head has a green build"
     )
+    follow_tags: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._/*?\[\]-]{1,100}$",
+        description='deploy by itself the newest tag matching this glob once it has a green build, e.g. "v*"',
+    )
     freeze: list[FreezeSpec] = Field(
         default_factory=list, max_length=50, description="windows with no deploys: [{reason, cron, duration}]"
     )
@@ -319,6 +324,8 @@ class EnvironmentSpec(ReleaseSpec):
 
     @model_validator(mode="after")
     def _check_or_none(self) -> EnvironmentSpec:
+        if self.follow and self.follow_tags:
+            raise ValueError("follow (a branch) and follow_tags (tags) both say what to deploy by itself: keep one")
         return check_or_none(self)
 
 

@@ -1,12 +1,14 @@
 """Continuous delivery and drift: what runs where, and what should run next.
 
 An environment that follows a branch gets that branch's head as soon as its
-build is green, deployed by Gantry's system user under the same rules as a
-person's deploy (gate, one active deploy). Called by workers after syncs.
+build is green (one that follows tags, `follow_tags: "v*"`, the newest matching
+tag), deployed by Gantry's system user under the same rules as a person's deploy
+(gate, one active deploy). Called by workers after syncs.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import logging
 
@@ -15,7 +17,8 @@ from deployer.deploys.request import current_deploy, deploy_continuous
 from deployer.errors import DeployRefused
 from deployer.integrations import git
 from deployer.lib import generations
-from deployer.models import Branch, Build, Deploy, Environment, Service
+from deployer.lib.refs import newest_first_key
+from deployer.models import Branch, Build, Deploy, Environment, Service, Tag
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +26,8 @@ logger = logging.getLogger(__name__)
 def continuous_delivery(*, service: Service) -> list[Deploy]:
     """Start the deploys continuous delivery calls for now; return them."""
     started = []
-    for environment in service.environments.exclude(follow_branch="").order_by("position"):
+    following = service.environments.exclude(follow_branch="", follow_tags="").order_by("position")
+    for environment in following:
         deploy = _deliver(service, environment)
         if deploy is not None:
             started.append(deploy)
@@ -31,7 +35,7 @@ def continuous_delivery(*, service: Service) -> list[Deploy]:
 
 
 def _deliver(service: Service, environment: Environment) -> Deploy | None:
-    branch = Branch.objects.filter(service=service, name=environment.follow_branch).first()
+    branch = _followed(service, environment)
     if branch is None:
         return None
     build = Build.objects.newest_for(service.pk, branch.sha)
@@ -52,6 +56,15 @@ def _deliver(service: Service, environment: Environment) -> Deploy | None:
     except DeployRefused as exc:  # includes DeployConflict: someone started a deploy meanwhile
         logger.info("continuous delivery to %s waits: %s", environment, exc)
         return None
+
+
+def _followed(service: Service, environment: Environment) -> Branch | Tag | None:
+    """The followed branch, or the newest tag matching `follow_tags` (its commit's date, then the version in
+    its name: v1.10.0 after v1.9.0)."""
+    if environment.follow_branch:
+        return Branch.objects.filter(service=service, name=environment.follow_branch).first()
+    tags = [t for t in Tag.objects.filter(service=service) if fnmatch.fnmatchcase(t.name, environment.follow_tags)]
+    return max(tags, key=newest_first_key, default=None)
 
 
 def _is_newer(service: Service, current: str, candidate: str) -> bool:

@@ -29,7 +29,7 @@ from deployer.lib import generations
 from deployer.lib.humanize import ago
 from deployer.lib.refs import RefError, branch_name_check, is_full_sha
 from deployer.lib.text import one_line
-from deployer.models import Branch, Deploy, DeployHost, DeployLog, Environment
+from deployer.models import Branch, Deploy, DeployHost, DeployLog, Environment, Tag
 from deployer.notify import outbox
 
 
@@ -76,8 +76,9 @@ def promotion_of(environment: Environment) -> Deploy:
     return running
 
 
-def deploy_continuous(*, environment: Environment, branch: Branch) -> Deploy:
-    """Deploy a followed branch's head as Gantry's system user (continuous delivery)."""
+def deploy_continuous(*, environment: Environment, branch: Branch | Tag) -> Deploy:
+    """Deploy a followed branch's head, or the newest tag that matches `follow_tags`, as Gantry's system user
+    (continuous delivery)."""
     return _deploy_create(
         environment, ref=branch.name, sha=branch.sha, user=system_user(), trigger=DeployTrigger.CONTINUOUS
     )
@@ -361,14 +362,21 @@ def resolve_ref(environment: Environment, ref: str) -> str:
     try:
         branch_name_check(ref)
     except RefError as exc:
-        raise DeployRefused(f"{exc}. Pick a branch from the list on the service page.") from exc
+        raise DeployRefused(f"{exc}. Pick a branch or a tag from the lists on the service page.") from exc
     sha = Branch.objects.filter(service_id=environment.service_id, name=ref).values_list("sha", flat=True).first()
-    if sha is None:
+    tagged = Tag.objects.filter(service_id=environment.service_id, name=ref).values_list("sha", flat=True).first()
+    if sha is not None and tagged is not None and sha != tagged:
+        # git would pick one silently (and warn); a deploy must not ship the other by surprise.
         raise DeployRefused(
-            f"{environment.service.name} has no branch {ref!r}. If it was just pushed, "
+            f"{ref!r} is both a branch ({sha[:12]}) and a tag ({tagged[:12]}) of {environment.service.name}; "
+            "deploy the full sha you mean"
+        )
+    if sha is None and tagged is None:
+        raise DeployRefused(
+            f"{environment.service.name} has no branch {ref!r} (nor a tag). If it was just pushed, "
             "press Refresh branches on the service page and try again."
         )
-    return sha
+    return sha or str(tagged)
 
 
 def _busy_message(running: Deploy) -> str:

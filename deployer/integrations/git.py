@@ -139,6 +139,31 @@ def branches_list(service_name: str) -> list[BranchInfo]:
     return branches
 
 
+def tags_list(service_name: str) -> list[BranchInfo]:
+    """The mirror's tags that name a commit, each with that commit (an annotated tag peeled once; a tag of
+    a tree, a blob or another tag is left out: nothing to deploy)."""
+    fields = ("refname:strip=2", "objecttype", "objectname", "authorname", "committerdate:unix", "contents:subject")
+    fmt = "%00".join([f"%({f})" for f in fields] + [f"%(*{f})" for f in fields[1:]])
+    out = _git("for-each-ref", f"--format={fmt}", "refs/tags/", cwd=mirror_path(service_name))
+    tags = []
+    for line in out.splitlines():
+        name, kind, sha, author, when, subject, *peeled = line.split("\0")
+        if kind == "tag":
+            kind, sha, author, when, subject = peeled
+        if kind != "commit" or not when.isdigit():
+            continue
+        tags.append(
+            BranchInfo(
+                name=name,
+                sha=sha,
+                author=author,
+                committed_at=datetime.fromtimestamp(int(when), tz=UTC),
+                message=subject[:500],
+            )
+        )
+    return tags
+
+
 def archive(service_name: str, repo_url: str, sha: str, dest: Path) -> Path:
     """Write a .tar.gz of the tree at `sha` to `dest`, fetching first if the mirror lacks it."""
     if not is_full_sha(sha):

@@ -191,14 +191,17 @@ def _is_timeout(exc: requests.RequestException) -> bool:
     return isinstance(reason, TimeoutError | urllib3.exceptions.TimeoutError)
 
 
-def branches_page(repo: str, *, url: str | None = None, etag: str = "") -> Page:
-    """One page of `repo`'s branches, conditional on `etag`.
+def branches_page(repo: str, *, url: str | None = None, etag: str = "", kind: str = "branches") -> Page:
+    """One page of `repo`'s branches (or, with kind="tags", its tags), conditional on `etag`.
 
     PyGithub's paginated lists cannot send If-None-Match, so this goes through
-    its requester and follows GitHub's `Link: rel="next"` URLs itself.
+    its requester and follows GitHub's `Link: rel="next"` URLs itself. Both lists answer
+    [{name, commit: {sha}}]; a tag's commit is peeled (an annotated tag's commit, not the tag object).
     """
-    # Reference: https://docs.github.com/en/rest/branches/branches#list-branches
-    path = url or f"/repos/{repo}/branches"
+    # Reference: https://docs.github.com/en/rest/branches/branches#list-branches and
+    # https://docs.github.com/en/rest/repos/repos#list-repository-tags
+    assert kind in ("branches", "tags")
+    path = url or f"/repos/{repo}/{kind}"
     params = None if url else {"per_page": PER_PAGE}
     headers = {"If-None-Match": etag} if etag else {}
     with _errors():
@@ -212,9 +215,9 @@ def branches_page(repo: str, *, url: str | None = None, etag: str = "") -> Page:
     return Page(path, response_headers.get("etag", ""), heads, _next_link(response_headers.get("link", "")))
 
 
-def branches_page_url(repo: str, number: int) -> str:
-    """The URL of page `number` of `repo`'s branch list, for a page no `Link` named yet."""
-    return f"/repos/{repo}/branches?per_page={PER_PAGE}&page={number}"
+def branches_page_url(repo: str, number: int, kind: str = "branches") -> str:
+    """The URL of page `number` of `repo`'s branch (or tag) list, for a page no `Link` named yet."""
+    return f"/repos/{repo}/{kind}?per_page={PER_PAGE}&page={number}"
 
 
 def _json(body: str) -> Any:

@@ -8,6 +8,7 @@ passed to a shell quoted, and the deploy itself uses the resolved sha.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 SHA_RE = re.compile(r"[0-9a-f]{40}")
 MAX_REF_LENGTH = 255
@@ -31,6 +32,16 @@ class RefError(ValueError):
 
 def is_full_sha(ref: str) -> bool:
     return SHA_RE.fullmatch(ref) is not None
+
+
+def version_key(name: str) -> list[tuple[int, int | str]]:
+    """A ref's name as a person compares versions: numbers as numbers (v1.10.0 after v1.9.0)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def newest_first_key(ref: Any) -> tuple[bool, Any, list[tuple[int, int | str]]]:
+    """Sort key of a tag (or branch) row: its commit's date, then the version in its name (max: the newest)."""
+    return (ref.committed_at is not None, ref.committed_at, version_key(ref.name))
 
 
 def branch_name_check(name: str) -> str:

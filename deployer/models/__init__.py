@@ -1,7 +1,7 @@
 """Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
 
 catalog.py   Team, Service, Environment, Host, CatalogState
-sources.py   Branch, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
+sources.py   Branch, Tag, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
              ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
 access.py    Grant, SystemIdentity, PersonalToken, ExternalIdentity
@@ -38,6 +38,7 @@ from deployer.models.sources import (
     MigrationCheck,
     ScheduledRound,
     SyncState,
+    Tag,
     WebhookDelivery,
 )
 from deployer.models.timeline import DeployPhase, GrafanaAnnotation
@@ -79,6 +80,7 @@ __all__ = [
     "SlackMessage",
     "SyncState",
     "SystemIdentity",
+    "Tag",
     "Team",
     "TrustedHostKey",
     "WebhookDelivery",

@@ -158,6 +158,9 @@ class Environment(Scrubbed):
     follow_branch = models.CharField(
         max_length=255, blank=True, help_text="Continuous delivery: deploy this branch's head once its build is green."
     )
+    follow_tags = models.CharField(
+        max_length=100, blank=True, help_text="Continuous delivery: the newest tag matching this glob, once green."
+    )
     commit_warning = models.PositiveIntegerField(
         default=25, help_text="The plan warns when a deploy ships more commits than this."
     )

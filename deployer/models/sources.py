@@ -31,6 +31,25 @@ class Branch(models.Model):
         return f"{self.service.name}:{self.name}"
 
 
+class Tag(models.Model):
+    """A tag of a service's repository and the commit it names (peeled: an annotated tag's commit)."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=255)
+    sha = models.CharField(max_length=40)
+    author = models.CharField(max_length=255, blank=True)
+    message = models.CharField(max_length=500, blank=True, help_text="First line of the commit's message.")
+    committed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-committed_at", "-name"]
+        constraints = [models.UniqueConstraint(fields=["service", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}:tags/{self.name}"
+
+
 class BuildQuerySet(models.QuerySet["Build"]):
     def newest_of(self, service_ids: set[int], shas: set[str]) -> dict[tuple[int, str], Build]:
         """The newest build of each (service, sha) among `shas`, in one query."""

@@ -1,7 +1,8 @@
-"""Keeping the Branch table in step with each service's repository.
+"""Keeping the Branch and Tag tables in step with each service's repository.
 
-A service with `github_repo` (and GitHub configured) reads its branches from
-GitHub's API; any other reads its git repository through a local mirror.
+A service with `github_repo` (and GitHub configured) reads its branches and tags from
+GitHub's API (each list's pages with their ETags: an unchanged repository costs nothing);
+any other reads its git repository through a local mirror. Tags come with every branch sync.
 Workers call `branch_sync` (and the webhook handlers below); pages only read
 the rows, with the freshness recorded in SyncState.
 """
@@ -20,7 +21,8 @@ from django.utils import timezone
 from deployer.choices import SyncSource
 from deployer.errors import SyncFailed
 from deployer.integrations import git, github
-from deployer.models import Branch, Service, SyncState
+from deployer.lib.refs import RefError, branch_name_check
+from deployer.models import Branch, Service, SyncState, Tag
 from deployer.sources import integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
 
@@ -49,11 +51,13 @@ def branch_sync(*, service: Service) -> int:
         if service.github_repo and github.enabled():
             return _sync_from_github(service, state)
         heads = [Head(b.name, b.sha, b.author, b.message, b.committed_at) for b in _git_branches(service)]
+        tags = [Head(t.name, t.sha, t.author, t.message, t.committed_at) for t in git.tags_list(service.name)]
     except (git.GitError, github.GitHubError, SyncFailed) as exc:
         logger.warning("branch sync of %s failed: %s", service.name, exc)
         sync_failed(state, str(exc))
         raise SyncFailed(str(exc)) from exc
     _apply(service, heads)
+    _tags_apply(service, tags)
     sync_succeeded(state)
     return len(heads)
 
@@ -72,13 +76,16 @@ def _sync_from_github(service: Service, state: SyncState) -> int:
         pages, heads = _list_pages(service.github_repo, state.etags.get("pages", []), counter)
         if heads is not None:
             _apply(service, _with_commit_details(service, heads, counter))
+        tag_pages, tags = _list_pages(service.github_repo, state.etags.get("tags", []), counter, kind="tags")
+        if tags is not None:
+            _tags_apply(service, _with_commit_details(service, tags, counter))
     except github.GitHubError as exc:
         _record_github_failure(exc, counter)
         raise
     integration_health.record_success(
         integration_health.GITHUB, requests=counter.requests, rate=github.rate_limit_seen()
     )
-    sync_succeeded(state, etags={"pages": pages})
+    sync_succeeded(state, etags={"pages": pages, "tags": tag_pages})
     return Branch.objects.filter(service=service).count()
 
 
@@ -99,7 +106,7 @@ def _record_github_failure(exc: github.GitHubError, counter: _Counter) -> None:
 
 
 def _list_pages(
-    repo: str, stored: list[dict[str, Any]], counter: _Counter
+    repo: str, stored: list[dict[str, Any]], counter: _Counter, kind: str = "branches"
 ) -> tuple[list[dict[str, Any]], list[github.BranchHead] | None]:
     """Walk the branch list with each page's stored ETag and size.
 
@@ -118,7 +125,7 @@ def _list_pages(
         index = len(pages)
         known = stored[index] if index < len(stored) else None
         etag = known["etag"] if known and (url is None or known["url"] == url) else ""
-        page = github.branches_page(repo, url=url, etag=etag)
+        page = github.branches_page(repo, url=url, etag=etag, kind=kind)
         counter.requests += 1
         size = len(page.heads) if page.heads is not None else (known or {}).get("size")
         pages.append({"url": page.url, "etag": page.etag, "size": size})
@@ -127,7 +134,7 @@ def _list_pages(
         if url is None and page.heads is None and index + 1 < len(stored):
             url = stored[index + 1]["url"]  # a 304 comes without its Link header
         elif url is None and page.heads is None and size == github.PER_PAGE:
-            url = github.branches_page_url(repo, index + 2)
+            url = github.branches_page_url(repo, index + 2, kind)
         if url is None:
             break
     # An empty page after a full one (probed, or its stored ETag) is kept: asked with its ETag, it costs nothing.
@@ -138,7 +145,7 @@ def _list_pages(
     heads: list[github.BranchHead] = []
     for number, page_heads in enumerate(found):
         if page_heads is None:
-            page = github.branches_page(repo, url=pages[number]["url"] if number else None)
+            page = github.branches_page(repo, url=pages[number]["url"] if number else None, kind=kind)
             counter.requests += 1
             pages[number] = {"url": page.url, "etag": page.etag, "size": len(page.heads or [])}
             page_heads = page.heads or []
@@ -149,10 +156,11 @@ def _list_pages(
 def _with_commit_details(service: Service, heads: list[github.BranchHead], counter: _Counter) -> list[Head]:
     """Author, message and date of each head: known shas from the table, new ones from GitHub
     while the rate-limit budget allows (the rest are filled in by a later sync)."""
-    known = {
-        b.sha: b
-        for b in Branch.objects.filter(service=service, sha__in={h.sha for h in heads}, committed_at__isnull=False)
+    shas = {h.sha for h in heads}
+    known: dict[str, Branch | Tag] = {
+        b.sha: b for b in Branch.objects.filter(service=service, sha__in=shas, committed_at__isnull=False)
     }
+    known |= {t.sha: t for t in Tag.objects.filter(service=service, sha__in=shas, committed_at__isnull=False)}
     out = []
     for head in heads:
         branch = known.get(head.sha)
@@ -193,6 +201,33 @@ def _apply(service: Service, heads: list[Head]) -> None:
             updates.append(branch)
     Branch.objects.bulk_create(creates)
     Branch.objects.bulk_update(updates, ["sha", "author", "message", "committed_at", "updated_at"])
+
+
+@transaction.atomic
+def _tags_apply(service: Service, heads: list[Head]) -> None:
+    """Make the Tag table match `heads` (tags with a name git would refuse as a ref are left out)."""
+    heads = [head for head in heads if not _bad_name(head.name)]
+    Tag.objects.filter(service=service).exclude(name__in=[h.name for h in heads]).delete()
+    existing = {t.name: t for t in Tag.objects.filter(service=service)}
+    creates, updates = [], []
+    for head in heads:
+        tag = existing.get(head.name)
+        if tag is None:
+            creates.append(Tag(service=service, name=head.name, **_values(head)))
+        elif tag.sha != head.sha or (head.committed_at and not tag.committed_at):
+            for key, value in _values(head).items():
+                setattr(tag, key, value)
+            updates.append(tag)
+    Tag.objects.bulk_create(creates)
+    Tag.objects.bulk_update(updates, ["sha", "author", "message", "committed_at"])
+
+
+def _bad_name(name: str) -> bool:
+    try:
+        branch_name_check(name)
+    except RefError:
+        return True
+    return False
 
 
 def _values(head: Head) -> dict[str, object]:

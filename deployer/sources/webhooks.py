@@ -25,6 +25,7 @@ from deployer.sources import branches
 logger = logging.getLogger(__name__)
 GITHUB_EVENTS = {"push", "create", "delete"}
 HEADS = "refs/heads/"
+TAGS = "refs/tags/"
 ZERO_SHA = "0" * 40  # a push's `before` when it created the branch
 
 
@@ -68,6 +69,9 @@ def _github_apply(delivery: WebhookDelivery) -> str:
     service = github_service(payload)
     if service is None:
         return catalog or "no service uses this repository"
+    if _is_tag(delivery.event, payload):  # the tag list again, with its ETags (and continuous delivery after)
+        queue.enqueue_after_commit(queue.SYNC_BRANCHES, service.pk)
+        return f"{catalog}; tags changed" if catalog else "tags changed: synced again"
     if delivery.event == "push":
         outcome = _push(service, payload)
     elif payload.get("ref_type") != "branch":
@@ -80,6 +84,12 @@ def _github_apply(delivery: WebhookDelivery) -> str:
         outcome = f"branch {payload['ref']} deleted"
     queue.enqueue_after_commit(queue.DELIVER, service.pk)
     return f"{catalog}; {outcome}" if catalog else outcome
+
+
+def _is_tag(event: str, payload: dict[str, Any]) -> bool:
+    if event == "push":
+        return str(payload.get("ref", "")).startswith(TAGS)
+    return event in ("create", "delete") and payload.get("ref_type") == "tag"
 
 
 def is_catalog_repository(payload: dict[str, Any]) -> bool:

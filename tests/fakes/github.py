@@ -45,6 +45,7 @@ class FakeRepo:
     full_name: str
     default_branch: str
     branches: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
     commits: dict[str, FakeCommit] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -72,6 +73,8 @@ class FakeGitHub(FakeServer):
         self.route("GET", prefix + repo + "/branches", self._branches_by_name)
         self.route("GET", prefix + r"/repositories/(\d+)/branches", self._branches_by_id)
         self.route("GET", prefix + repo + "/branches/(.+)", self._branch)
+        self.route("GET", prefix + repo + "/tags", self._tags_by_name)
+        self.route("GET", prefix + r"/repositories/(\d+)/tags", self._tags_by_id)
         self.route("GET", prefix + repo + "/commits/([0-9a-f]{40})", self._commit)
         self.route("GET", prefix + repo + "/deployments", self._deployments)
         self.route("GET", prefix + r"/repositories/(\d+)/deployments", self._deployments_by_id)
@@ -139,6 +142,15 @@ class FakeGitHub(FakeServer):
             self.refill()
             self.units_spent = 0
             self.exhausted_status = 403
+
+    def add_tag(self, full_name: str, name: str, sha: str) -> None:
+        """Tag `sha` (a commit of the repository) as `name`; the tag list answers with it (GitHub peels it)."""
+        with self.data_lock:
+            self.repos[full_name].tags[name] = sha
+
+    def delete_tag(self, full_name: str, name: str) -> None:
+        with self.data_lock:
+            del self.repos[full_name].tags[name]
 
     def delete_branch(self, full_name: str, branch: str) -> None:
         with self.data_lock:
@@ -411,6 +423,31 @@ class FakeGitHub(FakeServer):
             ]
         last = max((len(names) + per_page - 1) // per_page, 1)
         return self._conditional(request, items, self._links(repo, per_page, page, last))
+
+    def _tags_by_name(self, request: Request, full_name: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        return self._tag_page(request, repo) if repo else self.not_found(request)
+
+    def _tags_by_id(self, request: Request, repo_id: str) -> Response:
+        repo = self._repo_by_id(repo_id)
+        return self._tag_page(request, repo) if repo else self.not_found(request)
+
+    def _tag_page(self, request: Request, repo: FakeRepo) -> Response:
+        """GitHub lists tags newest first by name (as `git tag --sort=-v:refname` would), 30 a page."""
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        with self.data_lock:
+            names = sorted(repo.tags, reverse=True)
+            items = [
+                {
+                    "name": name,
+                    "commit": {"sha": repo.tags[name], "url": f"{api}/commits/{repo.tags[name]}"},
+                    "zipball_url": f"{api}/zipball/refs/tags/{name}",
+                    "tarball_url": f"{api}/tarball/refs/tags/{name}",
+                    "node_id": f"REF_{repo.id}_{name}",
+                }
+                for name in names
+            ]
+        return self._paged(request, repo, items, "tags")
 
     def _links(
         self, repo: FakeRepo, per_page: int, page: int, last: int, what: str = "branches", **query: str

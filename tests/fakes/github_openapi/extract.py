@@ -19,6 +19,7 @@ OPERATIONS = {
     "repos/get": "200",
     "repos/list-branches": "200",
     "repos/get-branch": "200",
+    "repos/list-tags": "200",
     "repos/get-commit": "200",
     "repos/list-deployments": "200",
     "repos/get-deployment": "200",
