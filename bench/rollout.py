@@ -82,6 +82,7 @@ class Bench:
     def __init__(self, hosts: list[SshdHost], batch: int, repo: Path, archive: Path, sha: str, work: Path) -> None:
         self.hosts, self.batch, self.repo, self.archive, self.sha, self.work = hosts, batch, repo, archive, sha, work
         self.round = 0
+        self.proxy_jump = ""  # bench/bastion.py: every host through this jump host
 
     def roots(self, label: str) -> list[Path]:
         return [self.work / label / f"r{self.round}" / h.address for h in self.hosts]
@@ -90,8 +91,9 @@ class Bench:
 
     def gantry(self, *, parallelism: int, batch: int, label: str) -> None:
         roots = self.roots(label)
+        jump = f", proxy_jump: '{self.proxy_jump}'" if self.proxy_jump else ""
         hosts = "\n".join(
-            f"          - {{address: {h.address}, port: {h.port}, user: {h.user}, deploy_path: {root}}}"
+            f"          - {{address: {h.address}, port: {h.port}, user: {h.user}, deploy_path: {root}{jump}}}"
             for h, root in zip(self.hosts, roots, strict=True)
         )
         catalog_apply(

@@ -254,6 +254,7 @@ GANTRY_SSH_KEY = Path(env.str("GANTRY_SSH_KEY", default=str(VAR_DIR / "ssh" / "i
 # Host keys are trusted in the database; a known_hosts file here from before is imported once by a migration.
 GANTRY_KNOWN_HOSTS = Path(env.str("GANTRY_KNOWN_HOSTS", default=str(VAR_DIR / "ssh" / "known_hosts")))
 SSH_CONNECT_TIMEOUT = env.int("GANTRY_SSH_CONNECT_TIMEOUT", default=10)
+SSH_CONFIG_FILE = env.str("GANTRY_SSH_CONFIG", default="")  # an OpenSSH client config for hosts (ssh_config.py)
 # SSH connections a worker process holds open at once (a bigger rollout closes each host's between steps).
 SSH_MAX_CONNECTIONS = env.int("GANTRY_SSH_MAX_CONNECTIONS", default=100)
 # A service's artifacts kept on its builder (build: builder), newest first; older ones are removed after a deploy.

@@ -112,7 +112,9 @@ def test_continuous_delivery_follows_the_newest_green_tag_matching_the_pattern(t
     service = service_of(tagged_repo, '        follow_tags: "v*"\n')
     branch_sync(service=service)
     for tag in Tag.objects.all():
-        Build.objects.create(service=service, job="app", number=tag.pk, branch="x", sha=tag.sha, result=BuildResult.SUCCESS)
+        Build.objects.create(
+            service=service, job="app", number=tag.pk, branch="x", sha=tag.sha, result=BuildResult.SUCCESS
+        )
     (deploy,) = continuous_delivery(service=service)
     assert (deploy.ref, deploy.trigger) == ("v1.10.0", DeployTrigger.CONTINUOUS)
     assert continuous_delivery(service=service) == [], "one at a time, and never twice"

@@ -276,6 +276,8 @@ def _apply_environments(report: ApplyReport, service: Service, spec: ServiceSpec
                     "position": host_position,
                     "lb_server": host_spec.lb_server or "",
                     "roles": host_spec.roles or [],
+                    # Its own jump hosts, else the environment's: what the rollout connects through.
+                    "proxy_jump": host_spec.proxy_jump if host_spec.proxy_jump is not None else environment.proxy_jump,
                 },
             )
             keep.append(host.pk)
@@ -326,6 +328,7 @@ def _environment_values(position: int, name: str, spec: EnvironmentSpec, default
         for window in spec.freeze
         if window.environments is None or name in window.environments
     ]
+    values["proxy_jump"] = spec.proxy_jump or []
     values["webhooks"] = [hook.model_dump(mode="json", exclude_none=True) for hook in spec.webhooks]
     values["base_url"] = spec.base_url or ""
     values["host_base_url"] = spec.host_base_url or ""

@@ -40,6 +40,7 @@ from deployer.catalog.freeze_spec import FreezeSpec
 from deployer.catalog.migration_check_spec import MigrationCheckSpec
 from deployer.catalog.slo_spec import SloSpec
 from deployer.catalog.webhook_spec import WebhookSpec
+from deployer.lib.hops import hops_normalized
 
 
 class HostSpec(Spec):
@@ -54,6 +55,9 @@ class HostSpec(Spec):
     )
     roles: list[Name] | None = Field(
         default=None, min_length=1, max_length=20, description="roles this host runs, e.g. [web, worker] (default: all)"
+    )
+    proxy_jump: Annotated[str | list[str], AfterValidator(hops_normalized)] | None = Field(
+        default=None, description="jump hosts to reach it through (overrides the environment's; [] for none)"
     )
 
 
@@ -316,6 +320,10 @@ class EnvironmentSpec(ReleaseSpec):
     )
     freeze: list[FreezeSpec] = Field(
         default_factory=list, max_length=50, description="windows with no deploys: [{reason, cron, duration}]"
+    )
+    proxy_jump: Annotated[str | list[str], AfterValidator(hops_normalized)] | None = Field(
+        default=None,
+        description="jump hosts its hosts are reached through: deploy@bastion.example.com:22 (or a list, in order)",
     )
     webhooks: list[WebhookSpec] = Field(
         default_factory=list, max_length=10, description="signed JSON POSTs of its deploy events: [{url, secret_env}]"

@@ -29,7 +29,7 @@ from deployer.choices import DeployStatus, DeployTrigger, HostStatus
 from deployer.deploys.balancer import Balancer
 from deployer.deploys.log import deploy_logger
 from deployer.deploys.roles import ProcessRole, environment_roles, host_roles, serves_traffic, switch_order
-from deployer.environments.host_keys import host_key_offered, host_keys_of
+from deployer.environments.host_keys import hop_keys_of, host_key_offered, host_keys_of, host_target
 from deployer.errors import StepFailed
 from deployer.integrations import ssh
 from deployer.integrations.ssh_sessions import commands_planned, sessions_ahead
@@ -91,7 +91,7 @@ class HostRun:
 
     @property
     def target(self) -> ssh.Target:
-        return ssh.Target(self.host.address, self.host.port, self.host.user)
+        return host_target(self.host)
 
     @property
     def path(self) -> str:
@@ -132,7 +132,7 @@ def connect(target: ssh.Target) -> Connection:
     """An SSH connection to `target`, checked against the host keys Gantry trusts (the database's: the same
     on every machine); the caller closes it. A key it does not trust is kept for a person to check."""
     try:
-        return ssh.open_connection(target, host_keys_of(target))
+        return ssh.open_connection(target, host_keys_of(target), hop_keys_of(target))
     except ssh.HostKeyError as exc:
         host_key_offered(exc.name, exc.offered)
         raise

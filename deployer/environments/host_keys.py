@@ -22,7 +22,9 @@ from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
 from deployer.errors import DeployRefused
 from deployer.integrations import ssh
+from deployer.integrations.ssh_config import ssh_config_applied
 from deployer.integrations.ssh_keys import HostKey, known_hosts_line, known_hosts_parse
+from deployer.lib.hops import hop_parse
 from deployer.models import Environment, Host, OfferedHostKey, TrustedHostKey
 from deployer.models.access import SYSTEM_USERNAME
 
@@ -33,6 +35,20 @@ OFFERED_KEPT = 5  # the newest keys each host offered that are kept for a person
 
 class HostKeyConflict(Exception):
     """Another key is trusted for that host: replacing it is a person's explicit choice."""
+
+
+def host_target(host: Host) -> ssh.Target:
+    """How Gantry reaches `host`: its address, and the jump hosts (the catalog's proxy_jump) in order."""
+    via = []
+    for hop in host.proxy_jump or []:
+        user, address, port = hop_parse(hop)
+        via.append(ssh.Target(address, port, user))
+    return ssh_config_applied(ssh.Target(host.address, host.port, host.user, via=tuple(via)))
+
+
+def hop_keys_of(target: ssh.Target) -> dict[str, list[HostKey]]:
+    """The keys Gantry trusts for each of `target`'s jump hosts, by their known_hosts names."""
+    return {hop.known_hosts_name: host_keys_of(hop) for hop in target.via}
 
 
 def host_keys_of(target: ssh.Target) -> list[HostKey]:
@@ -123,7 +139,8 @@ class KeyWaiting:
 
 def keys_waiting(environment: Environment) -> list[KeyWaiting]:
     """The keys the environment's hosts offered that Gantry does not trust, newest first."""
-    names = {ssh.Target(h.address, h.port, h.user).known_hosts_name for h in environment.hosts.all()}
+    targets = [host_target(h) for h in environment.hosts.all()]
+    names = {name for t in targets for name in (t.known_hosts_name, *(hop.known_hosts_name for hop in t.via))}
     trusted: dict[str, list[str]] = {}
     for host, fingerprint in TrustedHostKey.objects.filter(host__in=names).values_list("host", "fingerprint"):
         trusted.setdefault(host, []).append(fingerprint)

@@ -2,7 +2,10 @@
 
 Fabric accepts any host key by default; Gantry trusts only the keys its caller
 hands over (the trust store in the database, read by every worker) and refuses
-unknown or changed ones; its own key is ssh_keys.identity(). Fabric opens the
+unknown or changed ones; its own key is ssh_keys.identity(). A host behind
+bastions (`via`, the catalog's proxy_jump) is reached over a direct-tcpip channel
+of one connection per chain of hops and worker process (each hop's key checked
+the same way), shared by every host behind it and opened again when it died. Fabric opens the
 connection; commands run on a paramiko channel of it. Every remote command runs
 under the remote `timeout` utility (a local timeout alone would leave it
 running) and under a local silence timeout too, in case the connection hangs.
@@ -17,9 +20,10 @@ import secrets
 import shlex
 import signal
 import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paramiko
@@ -40,6 +44,7 @@ class Target:
     address: str
     port: int
     user: str
+    via: tuple[Target, ...] = ()  # the jump hosts, in order (the first is reached directly)
 
     def __str__(self) -> str:
         return f"{self.user}@{self.address}:{self.port}"
@@ -79,25 +84,49 @@ class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
         )
 
 
-def open_connection(target: Target, trusted: Sequence[HostKey]) -> Connection:
-    """An open connection to `target`, whose key must be one of `trusted`, holding one of the process's
-    connection slots (ssh_slots.py); the caller closes it."""
+def open_connection(
+    target: Target, trusted: Sequence[HostKey], hop_keys: Mapping[str, Sequence[HostKey]] | None = None
+) -> Connection:
+    """An open connection to `target`, whose key must be one of `trusted` (each of its hops' one of
+    `hop_keys[hop.known_hosts_name]`), holding one of the process's connection slots (ssh_slots.py); the
+    caller closes it."""
     slot = slot_take(str(target))
-    conn = SlotConnection(
+    try:
+        sock = _through(target, hop_keys or {}) if target.via else None
+    except BaseException:
+        slot.release()
+        raise
+    conn = _connection(target, trusted, SlotConnection, sock)
+    conn.hold(slot)
+    try:
+        _open(conn, target)
+        if sock is None:  # Small packets at once: else each command waits on Nagle + delayed ACK (~40 ms a round).
+            conn.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connection(target: Target, trusted: Sequence[HostKey], kind: type[Connection], sock: object) -> Connection:
+    """A Fabric connection (not open yet) that accepts only `trusted` keys and Gantry's own identity."""
+    connect_kwargs: dict[str, object] = {
+        "pkey": identity(),
+        "look_for_keys": False,
+        "allow_agent": False,
+        "banner_timeout": settings.SSH_CONNECT_TIMEOUT,
+        "auth_timeout": settings.SSH_CONNECT_TIMEOUT,
+    }
+    if sock is not None:
+        connect_kwargs["sock"] = sock
+    conn = kind(
         host=target.address,
         port=target.port,
         user=target.user,
         connect_timeout=settings.SSH_CONNECT_TIMEOUT,
         config=Config(overrides={"load_ssh_configs": False}),
-        connect_kwargs={
-            "pkey": identity(),
-            "look_for_keys": False,
-            "allow_agent": False,
-            "banner_timeout": settings.SSH_CONNECT_TIMEOUT,
-            "auth_timeout": settings.SSH_CONNECT_TIMEOUT,
-        },
+        connect_kwargs=connect_kwargs,
     )
-    conn.hold(slot)
     known = conn.client.get_host_keys()
     for key in trusted:
         try:
@@ -105,14 +134,44 @@ def open_connection(target: Target, trusted: Sequence[HostKey]) -> Connection:
         except (ValueError, TypeError, binascii.Error, paramiko.SSHException):
             continue  # a key paramiko cannot read is one it could never match
     conn.client.set_missing_host_key_policy(_RefuseUnknownKey(target))
-    try:
-        _open(conn, target)
-        # Small packets at once: without this, each command waits on Nagle + delayed ACK (~40 ms a round).
-        conn.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except BaseException:
-        conn.close()
-        raise
     return conn
+
+
+_gateways: dict[tuple[str, ...], Connection] = {}
+_gateways_lock = threading.RLock()  # (re-entered: a second hop opens through the first)
+
+
+def _through(target: Target, hop_keys: Mapping[str, Sequence[HostKey]]) -> paramiko.Channel:
+    """A channel to `target` through its hops (bounded by the connect timeout: paramiko's default is an hour)."""
+    last = target.via[-1]
+    gateway = _gateway(target.via, hop_keys)
+    try:
+        return gateway.client.get_transport().open_channel(
+            "direct-tcpip", (target.address, target.port), ("", 0), timeout=settings.SSH_CONNECT_TIMEOUT
+        )
+    except (paramiko.SSHException, OSError, EOFError) as exc:  # ChannelException: the bastion could not connect
+        raise Unreachable(f"cannot connect to {target} through {last.address}:{last.port}: {exc}") from exc
+
+
+def _gateway(hops: tuple[Target, ...], hop_keys: Mapping[str, Sequence[HostKey]]) -> Connection:
+    """The open connection to the last of `hops` (through the ones before it), shared in this process."""
+    chain = tuple(str(hop) for hop in hops)
+    with _gateways_lock:  # one opening at a time: hosts behind one bastion share its connection
+        gateway = _gateways.get(chain)
+        if gateway is not None and gateway.is_connected:
+            return gateway
+        if gateway is not None:
+            gateway.close()
+        hop = hops[-1]
+        sock = _through(replace(hop, via=hops[:-1]), hop_keys) if len(hops) > 1 else None
+        gateway = _connection(hop, hop_keys.get(hop.known_hosts_name, ()), Connection, sock)
+        try:
+            _open(gateway, hop)
+        except BaseException:
+            gateway.close()
+            raise
+        _gateways[chain] = gateway
+        return gateway
 
 
 def _open(conn: Connection, target: Target) -> None:

@@ -97,6 +97,7 @@ class Environment(Scrubbed):
     # [{"reason", "from", "until"} | {"reason", "cron", "duration", "timezone"}]: no deploys then (freezes.py).
     freeze = models.JSONField(default=list, blank=True)
     webhooks = models.JSONField(default=list, blank=True, help_text="Where its events are POSTed (catalog).")
+    proxy_jump = models.JSONField(default=list, blank=True, help_text="Jump hosts: user@host:port, in order.")
     # The release model (deployer/deploys/host_steps.py, config.py): what is shared across releases, the
     # settings Gantry writes, and the commands that run once per deploy.
     shared_files = models.JSONField(default=list, blank=True, help_text="Linked from shared/ into each release.")
@@ -252,6 +253,7 @@ class Host(models.Model):
     position = models.PositiveIntegerField(default=0)
     lb_server = models.CharField(max_length=100, blank=True, help_text="Server name in the HAProxy backend.")
     roles = models.JSONField(default=list, blank=True, help_text="The roles it runs (empty: every role).")
+    proxy_jump = models.JSONField(default=list, blank=True, help_text="Jump hosts it is reached through, in order.")
 
     class Meta:
         ordering = ["position", "address", "port"]
