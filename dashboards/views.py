@@ -130,7 +130,8 @@ def service_page(
         "commit_base": integration_health.commit_url(service.github_repo, ""),
         "q": query,
         "freshness": selectors.sync_states(service),
-        "uses_jenkins": bool(service.jenkins_job and integration_health.enabled(integration_health.JENKINS)),
+        "uses_jenkins": bool(service.jenkins_job and integration_health.enabled(integration_health.JENKINS))
+        or (service.ci == "github" and integration_health.enabled(integration_health.GITHUB)),
         "recent": selectors.deploy_history().filter(environment__service=service)[:10],
         "error": error,
         "running": running,

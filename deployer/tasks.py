@@ -114,7 +114,8 @@ def sync_all_branches() -> None:
 def sync_all_builds() -> None:
     if not _round(queue.SYNC_ALL_BUILDS):
         return
-    for service_id in Service.objects.exclude(jenkins_job="").values_list("pk", flat=True):
+    with_ci = Service.objects.exclude(jenkins_job="", ci="jenkins")  # a Jenkins job, or GitHub Actions
+    for service_id in with_ci.values_list("pk", flat=True):
         queue.enqueue(queue.SYNC_BUILDS, service_id)
 
 

@@ -36,6 +36,8 @@ def world(github: FakeGitHub) -> dict[str, Any]:
     repo = github.add_repo("acme/app", branches=3)
     sha = repo.branches["main"]
     github.add_tag("acme/app", "v1.0.0", sha)
+    github.add_run("acme/app", sha)
+    github.add_run("acme/app", sha, status="in_progress", conclusion=None)
     deployment = answer(
         github,
         "POST",
@@ -55,6 +57,7 @@ def test_every_answer_of_the_fake_validates_against_githubs_schema(github: FakeG
         "repos/list-branches": answer(github, "GET", "/repos/acme/app/branches?per_page=100"),
         "repos/get-branch": answer(github, "GET", "/repos/acme/app/branches/main"),
         "repos/list-tags": answer(github, "GET", "/repos/acme/app/tags"),
+        "actions/list-workflow-runs-for-repo": answer(github, "GET", "/repos/acme/app/actions/runs?per_page=100"),
         "repos/get-commit": answer(github, "GET", f"/repos/acme/app/commits/{sha}"),
         "repos/list-deployments": answer(github, "GET", "/repos/acme/app/deployments"),
         "repos/get-deployment": answer(github, "GET", f"/repos/acme/app/deployments/{deployment_id}"),

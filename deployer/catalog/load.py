@@ -29,6 +29,7 @@ from deployer.catalog.catalog_files import (
     gathered,
     located,
 )
+from deployer.catalog.ci_spec import GithubActionsSpec
 from deployer.catalog.defaults import defaults_applied, has_defaults
 from deployer.catalog.problems import Loc, Problem, cross_problems, effective, environment_is_production, where
 from deployer.catalog.schema import (
@@ -190,6 +191,8 @@ def catalog_apply(spec: CatalogSpec) -> ApplyReport:
                 "github_repo": service_spec.github or "",
                 "default_branch": service_spec.default_branch,
                 "jenkins_job": service_spec.jenkins_job,
+                "ci": service_spec.ci,
+                "github_actions": (service_spec.github_actions or GithubActionsSpec()).model_dump(),
                 "runbook_url": service_spec.runbook or "",
                 "slo": service_spec.slo.model_dump(exclude_none=True) if service_spec.slo else {},
                 "api_tests": {

@@ -73,6 +73,11 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
             yield Problem(
                 line_of(root, loc), where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
             )
+        if service.ci == "github" and not service.github:
+            loc = ("services", service_name, "ci")
+            yield Problem(
+                line_of(root, loc), where(loc), "ci: github reads GitHub Actions runs: set github: owner/name"
+            )
         if service.team and service.team not in spec.teams:
             loc = ("services", service_name, "team")
             declared = ", ".join(spec.teams) or "none"

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, create_model, model
 from deployer.apitests.schema import SuiteSpec
 from deployer.catalog.analysis_spec import AnalysisSpec
 from deployer.catalog.builder_spec import BuildCacheSpec, BuilderSpec
+from deployer.catalog.ci_spec import GithubActionsSpec
 from deployer.catalog.fields import (
     GITHUB_REPO_RE,
     LB_NAME_RE,
@@ -351,6 +352,8 @@ class ServiceSpec(ReleaseSpec):
     github: str | None = Field(default=None, pattern=GITHUB_REPO_RE.pattern, description="owner/name on GitHub")
     default_branch: Annotated[str, AfterValidator(valid_branch)] = Field(default="main", description="main branch")
     jenkins_job: str = Field(default="", description="Jenkins job name")
+    ci: Literal["jenkins", "github"] = Field(default="jenkins", description="builds from: jenkins or github (Actions)")
+    github_actions: GithubActionsSpec | None = Field(default=None, description="ci: github: which runs count")
     runbook: Annotated[str, AfterValidator(valid_http_url)] | None = Field(default=None, description="runbook URL")
     environments: dict[Name, EnvironmentSpec] = Field(
         min_length=1, description="mapping of environment name to settings, e.g. test: {...}"

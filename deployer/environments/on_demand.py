@@ -47,7 +47,7 @@ def service_refresh(*, service: Service, user: User) -> None:
         raise Throttled(f"already refreshing {service.name} (asked {ago(asked)}); reload in a few seconds")
     try:
         queue.enqueue(queue.SYNC_BRANCHES, service.pk)
-        if service.jenkins_job:
+        if service.jenkins_job or service.ci == "github":
             queue.enqueue(queue.SYNC_BUILDS, service.pk)
     except queue.QueueUnavailable as exc:
         Service.objects.filter(pk=service.pk, refresh_requested_at=now).update(refresh_requested_at=None)

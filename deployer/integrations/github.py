@@ -215,6 +215,74 @@ def branches_page(repo: str, *, url: str | None = None, etag: str = "", kind: st
     return Page(path, response_headers.get("etag", ""), heads, _next_link(response_headers.get("link", "")))
 
 
+@dataclass(frozen=True)
+class WorkflowRun:
+    """A GitHub Actions workflow run, as the runs list and the workflow_run webhook give it."""
+
+    id: int
+    number: int
+    path: str  # .github/workflows/ci.yml: which workflow (the "job" its builds are shown as)
+    event: str
+    branch: str
+    sha: str
+    status: str  # queued, in_progress, completed, ...
+    conclusion: str  # success, failure, cancelled, ... ("" while it runs)
+    started_at: datetime | None
+    updated_at: datetime | None
+    url: str
+
+
+def workflow_run_of(item: dict[str, Any]) -> WorkflowRun:
+    """One run of GitHub's JSON; ValueError/KeyError/TypeError when it is not one."""
+    return WorkflowRun(
+        id=int(item["id"]),
+        number=int(item["run_number"]),
+        path=str(item["path"])[:400],
+        event=str(item["event"]),
+        branch=str(item.get("head_branch") or "")[:255],
+        sha=str(item["head_sha"])[:40],
+        status=str(item.get("status") or ""),
+        conclusion=str(item.get("conclusion") or ""),
+        started_at=_moment(item.get("run_started_at") or item.get("created_at")),
+        updated_at=_moment(item.get("updated_at")),
+        url=str(item.get("html_url") or "")[:1000],
+    )
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def workflow_runs(repo: str, *, etag: str = "") -> tuple[str, list[WorkflowRun] | None]:
+    """The newest 100 workflow runs of `repo`, conditional on `etag`: (new etag, runs), runs None on a 304."""
+    # Reference: https://docs.github.com/en/rest/actions/workflow-runs#list-workflow-runs-for-a-repository
+    headers = {"If-None-Match": etag} if etag else {}
+    with _errors():
+        status, response_headers, body = client().requester.requestJson(
+            "GET", f"/repos/{repo}/actions/runs", {"per_page": PER_PAGE}, headers
+        )
+    if status == 304:
+        return etag, None
+    data = _json(body)
+    if status != 200:
+        _raise_for(status, response_headers, data)
+    items = data.get("workflow_runs") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise GitHubUnavailable("GitHub's workflow runs answer has no workflow_runs list")
+    runs = []
+    for item in items:
+        try:
+            runs.append(workflow_run_of(item))
+        except (KeyError, TypeError, ValueError):
+            continue  # a run GitHub describes oddly is left out, not the list
+    return response_headers.get("etag", ""), runs
+
+
 def branches_page_url(repo: str, number: int, kind: str = "branches") -> str:
     """The URL of page `number` of `repo`'s branch (or tag) list, for a page no `Link` named yet."""
     return f"/repos/{repo}/{kind}?per_page={PER_PAGE}&page={number}"

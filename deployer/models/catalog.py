@@ -46,6 +46,8 @@ class Service(models.Model):
         max_length=200, blank=True, help_text="owner/name on GitHub; branches then come from GitHub's API."
     )
     jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
+    ci = models.CharField(max_length=10, default="jenkins", help_text="Where its builds come from: jenkins or github.")
+    github_actions = models.JSONField(default=dict, blank=True, help_text="ci: github: {workflows, events}.")
     runbook_url = models.URLField(max_length=500, blank=True)
     api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
     # {"prometheus", "objective", "window", "good", "total" | "sloth", "gate"}: deploys/error_budget.py.

@@ -1,4 +1,8 @@
-"""Keeping the Build table in step with each service's Jenkins job (one request per service)."""
+"""Keeping the Build table in step with each service's CI (one request per service): its Jenkins job, or with
+`ci: github` its GitHub Actions workflow runs (conditional on the last answer's ETag: an unchanged repository
+costs no rate-limit unit), each run a build of its workflow's file (job), numbered as GitHub numbers it.
+A run counts only from the workflows and events the catalog names (github_actions:): anyone with write
+access can run a workflow of their own on a branch, and a pull request's own workflow is its author's."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from django.db import transaction
 
 from deployer.choices import BuildResult, SyncSource
 from deployer.errors import SyncFailed
-from deployer.integrations import jenkins
+from deployer.integrations import github, jenkins
 from deployer.lib import generations
 from deployer.models import Build, Service
 from deployer.sources import integration_health
@@ -32,11 +36,13 @@ def build_result(word: str) -> BuildResult:
 
 
 def build_sync(*, service: Service) -> int:
-    """Refresh `service`'s builds from Jenkins; return how many were new or changed.
+    """Refresh `service`'s builds from its CI; return how many were new or changed.
 
     Failures are recorded on the service's SyncState and raised as SyncFailed;
     known builds stay as they were.
     """
+    if service.ci == "github":
+        return _actions_sync(service) if service.github_repo and github.enabled() else 0
     if not (service.jenkins_job and jenkins.enabled()):
         return 0
     state = sync_state(service, SyncSource.BUILDS)
@@ -57,6 +63,63 @@ def build_sync(*, service: Service) -> int:
     changed = _apply(service, found)
     sync_succeeded(state)
     return changed
+
+
+def _actions_sync(service: Service) -> int:
+    state = sync_state(service, SyncSource.BUILDS)
+    try:
+        if reason := integration_health.unavailable_reason(integration_health.GITHUB):
+            raise SyncFailed(reason)
+        try:
+            etag, runs = github.workflow_runs(service.github_repo, etag=str(state.etags.get("runs", "")))
+        except github.GitHubError as exc:
+            integration_health.record_failure(integration_health.GITHUB, str(exc), transient=exc.retryable, requests=1)
+            raise SyncFailed(str(exc)) from exc
+    except SyncFailed as exc:
+        logger.warning("build sync of %s failed: %s", service.name, exc)
+        sync_failed(state, str(exc))
+        raise
+    integration_health.record_success(integration_health.GITHUB, requests=1, rate=github.rate_limit_seen())
+    changed = runs_record(service, runs) if runs is not None else 0
+    sync_succeeded(state, etags={"runs": etag})
+    return changed
+
+
+def runs_record(service: Service, runs: list[github.WorkflowRun]) -> int:
+    """Record the runs the catalog counts (its workflows, its events) as builds; how many were new or changed.
+    The workflow_run webhook calls this with the one run it carries."""
+    return _apply(service, [_as_build(run) for run in runs if run_counted(service, run)])
+
+
+def run_counted(service: Service, run: github.WorkflowRun) -> bool:
+    """A run of a workflow and an event the catalog names (github_actions:; default: every workflow, push)."""
+    wanted = service.github_actions or {}
+    workflows, events = set(wanted.get("workflows") or []), set(wanted.get("events") or ["push"])
+    return run.event in events and (not workflows or run.path in workflows)
+
+
+def _as_build(run: github.WorkflowRun) -> jenkins.BuildInfo:
+    took = run.updated_at - run.started_at if run.status == "completed" and run.started_at and run.updated_at else None
+    return jenkins.BuildInfo(
+        job=run.path,
+        number=run.number,
+        branch=run.branch,
+        sha=run.sha,
+        result=_ACTIONS.get(run.conclusion, "NOT_BUILT") if run.status == "completed" else jenkins.RUNNING,
+        started_at=run.started_at,
+        duration_ms=int(took.total_seconds() * 1000) if took else None,
+        url=run.url,
+    )
+
+
+# GitHub Actions' conclusions in Jenkins' words (build_result reads those).
+_ACTIONS = {
+    "success": "SUCCESS",
+    "failure": "FAILURE",
+    "timed_out": "FAILURE",
+    "startup_failure": "FAILURE",
+    "cancelled": "ABORTED",
+}
 
 
 @transaction.atomic

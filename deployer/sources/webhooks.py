@@ -20,10 +20,11 @@ from django.utils.dateparse import parse_datetime
 from deployer import queue
 from deployer.integrations import github
 from deployer.models import Branch, CatalogState, Service, WebhookDelivery
-from deployer.sources import branches
+from deployer.sources import branches, builds
 
 logger = logging.getLogger(__name__)
-GITHUB_EVENTS = {"push", "create", "delete"}
+GITHUB_EVENTS = {"push", "create", "delete", "workflow_run", "check_suite", "check_run", "status"}
+CHECK_EVENTS = {"check_suite", "check_run", "status"}
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 ZERO_SHA = "0" * 40  # a push's `before` when it created the branch
@@ -69,6 +70,8 @@ def _github_apply(delivery: WebhookDelivery) -> str:
     service = github_service(payload)
     if service is None:
         return catalog or "no service uses this repository"
+    if delivery.event == "workflow_run" or delivery.event in CHECK_EVENTS:
+        return _ci_event(service, delivery.event, payload)
     if _is_tag(delivery.event, payload):  # the tag list again, with its ETags (and continuous delivery after)
         queue.enqueue_after_commit(queue.SYNC_BRANCHES, service.pk)
         return f"{catalog}; tags changed" if catalog else "tags changed: synced again"
@@ -84,6 +87,26 @@ def _github_apply(delivery: WebhookDelivery) -> str:
         outcome = f"branch {payload['ref']} deleted"
     queue.enqueue_after_commit(queue.DELIVER, service.pk)
     return f"{catalog}; {outcome}" if catalog else outcome
+
+
+def _ci_event(service: Service, event: str, payload: dict[str, Any]) -> str:
+    """A workflow run started or ended (recorded from the event itself: no request), or checks changed (the
+    runs list again, conditional); continuous delivery looks again after either."""
+    if service.ci != "github":
+        return f"{service.name} does not build with GitHub Actions (ci: github)"
+    if event in CHECK_EVENTS:
+        queue.enqueue_after_commit(queue.SYNC_BUILDS, service.pk)
+        return "checks changed: builds synced again"
+    try:
+        run = github.workflow_run_of(payload["workflow_run"])
+    except (KeyError, TypeError, ValueError):
+        return "not a workflow run"
+    said = f"workflow run {run.path} #{run.number} of {run.sha[:8]}: {run.conclusion or run.status}"
+    if not builds.run_counted(service, run):
+        return f"{said} (not counted: github_actions names other workflows or events)"
+    builds.runs_record(service, [run])
+    queue.enqueue_after_commit(queue.DELIVER, service.pk)
+    return said
 
 
 def _is_tag(event: str, payload: dict[str, Any]) -> bool:

@@ -46,6 +46,7 @@ class FakeRepo:
     default_branch: str
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # GitHub Actions workflow runs, oldest first
     commits: dict[str, FakeCommit] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -74,6 +75,7 @@ class FakeGitHub(FakeServer):
         self.route("GET", prefix + r"/repositories/(\d+)/branches", self._branches_by_id)
         self.route("GET", prefix + repo + "/branches/(.+)", self._branch)
         self.route("GET", prefix + repo + "/tags", self._tags_by_name)
+        self.route("GET", prefix + repo + "/actions/runs", self._runs)
         self.route("GET", prefix + r"/repositories/(\d+)/tags", self._tags_by_id)
         self.route("GET", prefix + repo + "/commits/([0-9a-f]{40})", self._commit)
         self.route("GET", prefix + repo + "/deployments", self._deployments)
@@ -147,6 +149,92 @@ class FakeGitHub(FakeServer):
         """Tag `sha` (a commit of the repository) as `name`; the tag list answers with it (GitHub peels it)."""
         with self.data_lock:
             self.repos[full_name].tags[name] = sha
+
+    def add_run(
+        self,
+        full_name: str,
+        sha: str,
+        *,
+        branch: str = "main",
+        path: str = ".github/workflows/ci.yml",
+        event: str = "push",
+        status: str = "completed",
+        conclusion: str | None = "success",
+    ) -> dict[str, Any]:
+        """A GitHub Actions workflow run of `sha` (as the runs list and the workflow_run webhook show it)."""
+        with self.data_lock:
+            repo = self.repos[full_name]
+            run_id = next(self._ids)
+            number = 1 + sum(1 for r in repo.runs if r["path"] == path)
+            api = f"{self.api_url}/repos/{full_name}/actions/runs/{run_id}"
+            commit = repo.commits.get(sha)
+            when = "2026-12-01T10:00:00Z"
+            person = {"name": commit.author if commit else "Ada Lovelace", "email": "ada@example.com"}
+            run = {
+                "id": run_id,
+                "node_id": f"WFR_{run_id}",
+                "name": "CI",
+                "head_branch": branch,
+                "head_sha": sha,
+                "path": path,
+                "display_title": commit.message if commit else "Build",
+                "run_number": number,
+                "run_attempt": 1,
+                "event": event,
+                "status": status,
+                "conclusion": conclusion,
+                "workflow_id": 7000 + len(path),
+                "check_suite_id": run_id + 1,
+                "check_suite_node_id": f"CS_{run_id}",
+                "url": api,
+                "html_url": f"{self.url}/{full_name}/actions/runs/{run_id}",
+                "pull_requests": [],
+                "created_at": when,
+                "updated_at": "2026-12-01T10:03:20Z",
+                "run_started_at": when,
+                "jobs_url": f"{api}/jobs",
+                "logs_url": f"{api}/logs",
+                "check_suite_url": f"{self.api_url}/repos/{full_name}/check-suites/{run_id + 1}",
+                "artifacts_url": f"{api}/artifacts",
+                "cancel_url": f"{api}/cancel",
+                "rerun_url": f"{api}/rerun",
+                "workflow_url": f"{self.api_url}/repos/{full_name}/actions/workflows/{7000 + len(path)}",
+                "head_commit": {
+                    "id": sha,
+                    "tree_id": hashlib.sha1(sha.encode()).hexdigest(),
+                    "message": commit.message if commit else "Build",
+                    "timestamp": when,
+                    "author": person,
+                    "committer": person,
+                },
+                "repository": self._minimal_repo(repo),
+                "head_repository": self._minimal_repo(repo),
+            }
+            repo.runs.append(run)
+            return run
+
+    def run_update(self, full_name: str, run_id: int, *, status: str, conclusion: str | None) -> dict[str, Any]:
+        with self.data_lock:
+            run = next(r for r in self.repos[full_name].runs if r["id"] == run_id)
+            run.update(status=status, conclusion=conclusion, updated_at="2026-12-01T10:05:00Z")
+            return dict(run)
+
+    def _minimal_repo(self, repo: FakeRepo) -> dict[str, Any]:
+        """GitHub's "minimal-repository": the full one's fields validate as it (tests/test_github_fake_schema.py)."""
+        return self._repo_json(repo)
+
+    def _runs(self, request: Request, full_name: str) -> Response:
+        """The newest runs first, filtered by head_sha/branch/event as GitHub does, per_page at most 100."""
+        repo = self._repo_or_none(full_name)
+        if repo is None:
+            return self.not_found(request)
+        per_page = min(max(int(request.query.get("per_page", 30)), 1), 100)
+        with self.data_lock:
+            runs = [dict(r) for r in reversed(repo.runs)]
+        for key, field_name in (("head_sha", "head_sha"), ("branch", "head_branch"), ("event", "event")):
+            if request.query.get(key):
+                runs = [r for r in runs if r[field_name] == request.query[key]]
+        return self._conditional(request, {"total_count": len(runs), "workflow_runs": runs[:per_page]})
 
     def delete_tag(self, full_name: str, name: str) -> None:
         with self.data_lock:

@@ -20,6 +20,7 @@ OPERATIONS = {
     "repos/list-branches": "200",
     "repos/get-branch": "200",
     "repos/list-tags": "200",
+    "actions/list-workflow-runs-for-repo": "200",
     "repos/get-commit": "200",
     "repos/list-deployments": "200",
     "repos/get-deployment": "200",
