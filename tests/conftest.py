@@ -44,7 +44,9 @@ from tests.support.worker import Worker
 TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 DEMO_SECRET = "demo-key-for-the-tests"
 SHOP_SECRET = "shop-secret-9876"
-HOOK_SECRET = "hook-secret-2468"  # GANTRY_WEBHOOK_TEST of the workers: signs the webhooks of tests/test_hooks_out.py
+HOOK_SECRET = (
+    "hook-secret-2468"  # GANTRY_WEBHOOK_WEB_TEST of the workers: signs the webhooks of tests/test_hooks_out.py
+)
 
 
 def free_port(*addresses: str) -> int:
@@ -329,7 +331,7 @@ def celery_worker(
         "GANTRY_SECRET_PROD_DB_PASSWORD": "prod-db-5678",
         "GANTRY_SECRET_SHOP_SECRET": SHOP_SECRET,  # granted to a release's config in tests/test_release_model.py
         "GANTRY_SECRET_DEMO_API_KEY": DEMO_SECRET,  # the demo's config (tests/test_demo.py)
-        "GANTRY_WEBHOOK_TEST": HOOK_SECRET,
+        "GANTRY_WEBHOOK_WEB_TEST": HOOK_SECRET,
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
         "SLACK_SIGNING_SECRET": slack_server.signing_secret,  # the messages carry buttons

@@ -166,3 +166,29 @@ def test_the_docs_are_served_from_here(db: None) -> None:
         assert "/api/schema/" in html and "cdn" not in html.lower(), page
     redoc = client.get("/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js")
     assert redoc.status_code == 200
+
+
+def test_a_token_neither_refreshes_another_service_nor_deploys_through_a_lock(
+    environment: Environment, deployer: AbstractBaseUser
+) -> None:
+    from deployer.environments.api_tokens import token_create
+
+    other = "  other:\n    team: web\n    repo: /srv/git/o.git\n    environments:\n      test:\n"
+    catalog_apply(
+        catalog_parse(SMALL_CATALOG + other + "        deploy_path: /srv/o\n        hosts: [{address: 10.0.0.9}]\n")
+    )
+    text = token_create(deployer, name="ci", scope="deploy", targets=["other"], days=30)[1]  # type: ignore[arg-type]
+    scoped = Client(headers={"Authorization": f"Bearer {text}"})
+    aimed = post(scoped, "/api/v1/services/app/refresh/", {"service": "other"})
+    assert aimed.status_code == 403, "the URL names the service, whatever the body says"
+
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client = api(admin)
+    post(client, "/api/v1/services/app/test/lock/", {"reason": "incident"})
+    through = post(client, "/api/v1/deploys/", {"service": "app", "ref": "main", "override_lock": True})
+    assert through.status_code == 403 and "not a token" in through.json()["error"]
+    browser = Client()
+    browser.force_login(admin)
+    assert (
+        post(browser, "/api/v1/deploys/", {"service": "app", "ref": "main", "override_lock": True}).status_code == 201
+    )

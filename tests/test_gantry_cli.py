@@ -137,3 +137,12 @@ def test_gantry_unreachable_or_in_clear_text_is_said_plainly(home: Path) -> None
     assert helped.returncode == 0 and "deploy" in helped.stdout and "Exit codes" in helped.stdout
     completion = gantry(home, "completion", "bash")
     assert completion.returncode == 0 and "_GANTRY_COMPLETE" in completion.stdout
+
+
+def test_what_a_branch_author_wrote_cannot_drive_the_terminal() -> None:
+    from gantry_cli.show import clean, log_line
+
+    line = {"at": "2026-12-07T10:00:00Z", "level": "info", "host": "h1", "message": "ok\x1b]0;pwned\x07\x1b[2J"}
+    shown = log_line(line)
+    assert "\x1b" not in shown and "\x07" not in shown and "ok" in shown
+    assert clean("tab\tstays") == "tab\tstays"

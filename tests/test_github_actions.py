@@ -4,8 +4,13 @@ nothing), updated by signed workflow_run webhooks without a request, and gating 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import subprocess
+import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,15 +19,18 @@ from django.urls import reverse
 
 from deployer.catalog.catalog_files import CatalogError
 from deployer.catalog.load import catalog_apply, catalog_parse
-from deployer.choices import BuildResult
+from deployer.choices import BuildResult, DeployStatus
 from deployer.deploys.request import deploy_request
 from deployer.errors import DeployRefused
-from deployer.models import Build, Environment, Grant, Service, WebhookDelivery
+from deployer.integrations import git
+from deployer.models import Build, Deploy, Environment, Grant, Service, WebhookDelivery
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from deployer.sources.webhooks import delivery_process
-from tests.conftest import WEBHOOK_SECRET
+from tests.conftest import WEBHOOK_SECRET, AppRepo, MakeEnvironment, wait_for_deploy
 from tests.fakes.github import FakeGitHub, sign
+from tests.fakes.jenkins import FakeJenkins
+from tests.support.worker import Worker
 
 pytestmark = pytest.mark.django_db
 CI = ".github/workflows/ci.yml"
@@ -112,3 +120,74 @@ def test_ci_github_needs_the_repository(db: None) -> None:
             "services:\n  app:\n    repo: /srv/git/app.git\n    ci: github\n    environments:\n"
             "      prod: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}\n"
         )
+
+
+def _with_marker(archive: Path) -> bytes:
+    """The release tree with one more file, as a workflow's build output would be."""
+    out = io.BytesIO()
+    with tarfile.open(archive) as source, tarfile.open(fileobj=out, mode="w:gz") as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        info = tarfile.TarInfo("BUILT_BY_ACTIONS")
+        info.size = 4
+        target.addfile(info, io.BytesIO(b"yes\n"))
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_build_github_ships_what_the_trusted_run_uploaded_checked_against_its_digest(
+    make_environment: MakeEnvironment,
+    celery_worker: Worker,
+    deployer: AbstractBaseUser,
+    integrations: tuple[FakeGitHub, FakeJenkins],
+    app_repo: AppRepo,
+    tmp_path: Path,
+) -> None:
+    github, _ = integrations
+    github.add_repo("acme/app")
+    sha = git_head(app_repo)
+    github.push_existing("acme/app", "main", sha, "Main")
+    environment = make_environment(options={"build": "github"}, github_repo="acme/app", service_yaml="    ci: github")
+
+    def deploy() -> Deploy:
+        build_sync(service=environment.service)
+        return wait_for_deploy(deploy_request(environment=environment, ref="main", user=deployer).pk, celery_worker)
+
+    unbuilt = deploy()
+    assert unbuilt.status == DeployStatus.FAILED and "acme/app has no successful run of" in unbuilt.reason
+
+    tree = tmp_path / "tree.tar.gz"
+    git.archive("app", str(app_repo.path), sha, tree)
+    built = _with_marker(tree)
+    tampered = github.add_run("acme/app", sha)
+    github.add_artifact("acme/app", tampered, "release", {"release.tar.gz": built}, digest="sha256:" + "0" * 64)
+    refused = deploy()
+    assert refused.status == DeployStatus.FAILED and "does not match its digest on GitHub" in refused.reason
+
+    good = github.add_run("acme/app", sha)
+    github.add_artifact("acme/app", good, "release", {"release.tar.gz": built, "report.html": b"<html>"})
+    shipped = deploy()
+    assert shipped.status == DeployStatus.SUCCEEDED, shipped.reason
+    assert shipped.artifact_sha256 == hashlib.sha256(built).hexdigest()
+    assert shipped.artifact_source == f"GitHub Actions {CI} #{good['run_number']}: release"
+    assert github.blob_authorizations and set(github.blob_authorizations) == {""}, "no token to the storage"
+    for host in environment.hosts.all():
+        root = tmp_path / "hosts" / f"{host.address}-{host.port}" / "srv" / "app"
+        assert (root / "current" / "BUILT_BY_ACTIONS").read_text() == "yes\n"
+
+
+def git_head(repo: AppRepo) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "main"], cwd=repo.path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_a_run_of_a_tag_named_like_a_branch_does_not_count_as_that_branch(github: FakeGitHub) -> None:
+    repo = github.add_repo("acme/app", branches=2)
+    unreviewed = repo.branches["feature/b001"]
+    github.add_run("acme/app", unreviewed, branch="main")  # a tag called "main" on that commit: GitHub says main
+    github.add_run("acme/app", repo.branches["main"])
+    service = actions_service()
+    branch_sync(service=service)
+    build_sync(service=service)
+    assert dict(Build.objects.values_list("sha", "branch")) == {unreviewed: "", repo.branches["main"]: "main"}

@@ -36,7 +36,9 @@ def world(github: FakeGitHub) -> dict[str, Any]:
     repo = github.add_repo("acme/app", branches=3)
     sha = repo.branches["main"]
     github.add_tag("acme/app", "v1.0.0", sha)
-    github.add_run("acme/app", sha)
+    run = github.add_run("acme/app", sha)
+    github.add_artifact("acme/app", run, "release", {"release.tar.gz": b"tar"})
+    github.add_artifact("acme/app", run, "old", {"x": b"y"}, digest=None)
     github.add_run("acme/app", sha, status="in_progress", conclusion=None)
     deployment = answer(
         github,
@@ -46,7 +48,7 @@ def world(github: FakeGitHub) -> dict[str, Any]:
     )
     github.add_foreign_deployment("acme/app", sha=sha, environment="production", payload="deployed by a script")
     status = answer(github, "POST", f"/repos/acme/app/deployments/{deployment['id']}/statuses", {"state": "success"})
-    return {"sha": sha, "deployment": deployment, "status": status}
+    return {"sha": sha, "deployment": deployment, "status": status, "run": run}
 
 
 def test_every_answer_of_the_fake_validates_against_githubs_schema(github: FakeGitHub, world: dict) -> None:
@@ -58,6 +60,9 @@ def test_every_answer_of_the_fake_validates_against_githubs_schema(github: FakeG
         "repos/get-branch": answer(github, "GET", "/repos/acme/app/branches/main"),
         "repos/list-tags": answer(github, "GET", "/repos/acme/app/tags"),
         "actions/list-workflow-runs-for-repo": answer(github, "GET", "/repos/acme/app/actions/runs?per_page=100"),
+        "actions/list-workflow-run-artifacts": answer(
+            github, "GET", f"/repos/acme/app/actions/runs/{world['run']['id']}/artifacts"
+        ),
         "repos/get-commit": answer(github, "GET", f"/repos/acme/app/commits/{sha}"),
         "repos/list-deployments": answer(github, "GET", "/repos/acme/app/deployments"),
         "repos/get-deployment": answer(github, "GET", f"/repos/acme/app/deployments/{deployment_id}"),

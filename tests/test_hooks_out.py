@@ -33,7 +33,7 @@ def receiver() -> Iterator[HookReceiver]:
 
 
 def hooked(url: str, extra: str = "") -> dict[str, str | None]:
-    return {"webhooks": f"[{{url: '{url}', secret_env: GANTRY_WEBHOOK_TEST{extra}}}]", "batch_size": "1"}
+    return {"webhooks": f"[{{url: '{url}', secret_env: GANTRY_WEBHOOK_WEB_TEST{extra}}}]", "batch_size": "1"}
 
 
 @pytest.mark.slow
@@ -78,7 +78,7 @@ def test_every_event_arrives_signed_and_the_sequence_rebuilds_the_order(
 def test_a_receiver_down_is_tried_again_and_what_cannot_work_is_given_up_saying_why(
     db: None, deployer: AbstractBaseUser, receiver: HookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GANTRY_WEBHOOK_TEST", HOOK_SECRET)  # this process sends here, as a worker would
+    monkeypatch.setenv("GANTRY_WEBHOOK_WEB_TEST", HOOK_SECRET)  # this process sends here, as a worker would
     closed = Listener()  # a port nobody answers HTTP on once closed
     url = closed.url
     closed.sock.close()
@@ -124,7 +124,7 @@ def _environment(url: str) -> Environment:
 
 
 def _hooks_yaml(url: str) -> str:
-    return f"deploy_path: /srv/app\n        webhooks: [{{url: '{url}', secret_env: GANTRY_WEBHOOK_TEST}}]"
+    return f"deploy_path: /srv/app\n        webhooks: [{{url: '{url}', secret_env: GANTRY_WEBHOOK_WEB_TEST}}]"
 
 
 @pytest.mark.parametrize(
@@ -135,6 +135,7 @@ def _hooks_yaml(url: str) -> str:
         ("{url: 'ftp://hooks.example.com/', secret_env: GANTRY_WEBHOOK_X}", "http:// or https:// URL"),
         ("{url: 'https://hooks.example.com/', secret_env: SECRET_KEY}", "GANTRY_WEBHOOK_"),
         ("{url: 'https://hooks.example.com/', secret_env: GANTRY_WEBHOOK_X, events: [deploy.exploded]}", "events"),
+        ("{url: 'https://hooks.example.com/', secret_env: GANTRY_WEBHOOK_OPS_KEY}", "is not app's to sign with"),
     ],
 )
 def test_the_catalog_refuses_a_webhook_it_could_not_send_safely(db: None, hook: str, said: str) -> None:

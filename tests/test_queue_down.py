@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +21,7 @@ from tests.fakes.github import sign
 from tests.fakes.slack import FakeSlack
 from tests.support.redis import RedisServer
 from tests.support.webserver import WebServer
-from tests.support.worker import BASE_DIR, Beat, Worker, database_url
+from tests.support.worker import BASE_DIR, Beat, Worker
 
 
 @pytest.fixture
@@ -60,7 +59,7 @@ def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_bac
     try:
         redis_server.stop()
 
-        cli = gantry_cli(["app", "main", "--as", "dana"], on_our_redis)
+        cli = gantry_cli(["deploy", "app", "test", "main"], web, api.headers["Authorization"].split()[1])
         assert cli.returncode == 0, cli.stderr
         assert "is recorded, but the task queue is unreachable: it waits for the queue" in cli.stderr
         waiting = Deploy.objects.get()
@@ -120,11 +119,11 @@ def test_with_redis_down_a_deploy_is_recorded_waits_and_starts_when_redis_is_bac
             process.stop()
 
 
-def gantry_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`manage.py deploy`, as a person runs it, on the same Redis as the web process."""
-    full = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url()}
-    command = [sys.executable, "manage.py", "deploy", *args]
-    return subprocess.run(command, cwd=BASE_DIR, env=full, capture_output=True, text=True, timeout=120, check=False)
+def gantry_cli(args: list[str], web: WebServer, token: str) -> subprocess.CompletedProcess[str]:
+    """The `gantry` command, as a person runs it, against the web process."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(BASE_DIR / "var"), "GANTRY_URL": web.url, "GANTRY_TOKEN": token}
+    command = [str(BASE_DIR / ".venv" / "bin" / "gantry"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def _csrf(session: requests.Session, web: WebServer) -> str:

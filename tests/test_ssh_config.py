@@ -67,3 +67,26 @@ def test_a_jump_host_the_catalog_cannot_read_is_refused_saying_the_form(value: s
 
     with pytest.raises(CatalogError, match=said):
         host("web-1", f", proxy_jump: {value}")
+
+
+def test_a_config_gantry_cannot_use_fails_the_deploy_step_never_a_page(
+    tmp_path: Path, settings: object, deployer_client: object
+) -> None:
+    from deployer.environments.host_keys import keys_waiting
+    from deployer.errors import StepFailed
+
+    path = tmp_path / "ssh_config"
+    settings.SSH_CONFIG_FILE = str(path)  # type: ignore[attr-defined]
+    added = host("web-1")
+    for text, said in [
+        ('Match exec "touch /tmp/pwned"\n    User x\n', "Match exec"),
+        ("Host web-*\n    Port many\n", "cannot be used"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(StepFailed, match=said):
+            host_target(added)
+        assert keys_waiting(added.environment) == [], "the page shows the catalog's hosts instead"
+    path.unlink()
+    with pytest.raises(StepFailed, match="cannot be read"):
+        host_target(added)
+    assert not Path("/tmp/pwned").exists()

@@ -35,20 +35,13 @@ def tagged_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "app"
     setup.repo_create(repo)
     git(repo, "tag", "v1.9.0", "main")  # lightweight
-    setup.repo_branch(repo, "release", {"VERSION": "1.10.0\n"}, "Release 1.10.0")
+    setup.repo_branch(repo, "main", {"VERSION": "1.10.0\n"}, "Release 1.10.0")
+    git(repo, "branch", "release", "main")
     git(
-        repo,
-        "-c",
-        "user.name=Rel",
-        "-c",
-        "user.email=rel@example.com",
-        "tag",
-        "-a",
-        "v1.10.0",
-        "-m",
-        "The release",
-        "release",
+        repo, "-c", "user.name=R", "-c", "user.email=r@example.com", "tag", "-a", "v1.10.0", "-m", "The release", "main"
     )
+    setup.repo_branch(repo, "unmerged", {"VERSION": "9.9.9\n"}, "Not reviewed")
+    git(repo, "tag", "v9.9.9", "unmerged")  # anyone may push a tag: it names no commit of main
     tree = git(repo, "rev-parse", "main^{tree}")
     git(repo, "tag", "a-tree", tree)  # names no commit: nothing to deploy
     return repo
@@ -68,10 +61,10 @@ def test_tags_come_from_the_mirror_peeled_and_deploy_by_name(tagged_repo: Path, 
     service = service_of(tagged_repo)
     branch_sync(service=service)
     tags = {t.name: t for t in Tag.objects.filter(service=service)}
-    assert set(tags) == {"v1.9.0", "v1.10.0"}, "a tag of a tree is left out"
+    assert set(tags) == {"v1.9.0", "v1.10.0", "v9.9.9"}, "a tag of a tree is left out"
     release = git(tagged_repo, "rev-parse", "release")
     assert tags["v1.10.0"].sha == release and tags["v1.10.0"].message == "Release 1.10.0", "the commit, not the tag"
-    assert tags["v1.9.0"].sha == git(tagged_repo, "rev-parse", "main")
+    assert tags["v1.9.0"].sha == git(tagged_repo, "rev-parse", "main~1")
 
     environment = Environment.objects.get()
     deploy = deploy_request(environment=environment, ref="v1.10.0", user=deployer)  # type: ignore[arg-type]
@@ -103,7 +96,7 @@ def test_the_service_page_and_the_api_show_tags_with_their_builds(
     assert "/services/app/test/plan?ref=v1.10.0" in page
     client = Client(headers={"Authorization": f"Bearer {AuthToken.objects.create(user=deployer)[1]}"})
     listed = client.get("/api/v1/services/app/tags/").json()["results"]
-    assert {t["name"]: t["sha"] for t in listed}["v1.10.0"] == release.sha and len(listed) == 2
+    assert {t["name"]: t["sha"] for t in listed}["v1.10.0"] == release.sha and len(listed) == 3
     plan = client.get("/api/v1/services/app/test/plan/", {"ref": "v1.10.0"}).json()
     assert plan["sha"] == release.sha
 
@@ -116,7 +109,7 @@ def test_continuous_delivery_follows_the_newest_green_tag_matching_the_pattern(t
             service=service, job="app", number=tag.pk, branch="x", sha=tag.sha, result=BuildResult.SUCCESS
         )
     (deploy,) = continuous_delivery(service=service)
-    assert (deploy.ref, deploy.trigger) == ("v1.10.0", DeployTrigger.CONTINUOUS)
+    assert (deploy.ref, deploy.trigger) == ("v1.10.0", DeployTrigger.CONTINUOUS), "v9.9.9 is on no commit of main"
     assert continuous_delivery(service=service) == [], "one at a time, and never twice"
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import click
 import requests
 
 from gantry_cli.config import Target
+from gantry_cli.show import clean
 
 EXIT_OK, EXIT_ENDED_BADLY, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
@@ -58,7 +60,7 @@ class Gantry:
                 EXIT_UNREACHABLE,
             )
         if response.status_code >= 500 and response.status_code != 503:
-            raise Stop(f"Gantry at {self.url} answered {response.status_code}: {answer.error}", EXIT_UNREACHABLE)
+            raise Stop(f"Gantry at {self.url} answered {response.status_code}: {clean(answer.error)}", EXIT_UNREACHABLE)
         return answer
 
     def get(self, path: str, **params: Any) -> Any:
@@ -70,7 +72,7 @@ class Gantry:
 
 def _ok(answer: Answer) -> Any:
     if answer.status >= 400:
-        raise Stop(answer.error or f"Gantry answered {answer.status}", EXIT_REFUSED)
+        raise Stop(clean(answer.error) or f"Gantry answered {answer.status}", EXIT_REFUSED)
     return answer.body
 
 
@@ -78,6 +80,7 @@ def refused_unless_ok(answer: Answer) -> Any:
     """The body of an answer that went through; Stop (exit 2) with Gantry's reason otherwise. A 503 whose
     deploy was recorded goes through: it starts when Gantry's queue is back."""
     if answer.status == 503 and isinstance(answer.body, dict) and "deploy" in answer.body:
+        click.echo(f"warning: {clean(answer.error)}", err=True)  # recorded: it starts when the queue is back
         return answer.body["deploy"]
     return _ok(answer)
 

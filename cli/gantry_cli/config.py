@@ -68,10 +68,17 @@ def target_save(saved: Target) -> Path:
     """Write the file `target` reads, readable by its owner only."""
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump({"url": saved.url, "token": saved.token}, file)
-    os.chmod(path, 0o600)
+    # A new file (never one that was there, nor a link someone put there), 0600 from its first byte, then
+    # moved over the old one at once: the token is never readable by others, not even for a moment.
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            json.dump({"url": saved.url, "token": saved.token}, file)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from gantry_cli.client import EXIT_ENDED_BADLY, EXIT_OK, EXIT_TIMEOUT, EXIT_UNREACHABLE, Gantry, Stop
-from gantry_cli.show import as_json, deploy_ending, log_line
+from gantry_cli.show import as_json, clean, deploy_ending, log_line
 
 POLL_SECONDS = 1.0
 
@@ -37,7 +37,7 @@ def follow(gantry: Gantry, deploy: dict[str, Any], *, timeout: float, json_out: 
         since = page["next"]
         paused = deploy.get("waiting_for_decision", "")
         if paused and paused != told_pause and not json_out:
-            click.echo(f"paused: {paused}; answer with: gantry decide {deploy['id']} retry|skip|abort", err=True)
+            click.echo(clean(f"paused: {paused}; answer with: gantry decide {deploy['id']} retry|skip|abort"), err=True)
         told_pause = paused
         if deploy["finished"] and not page["more"]:
             return _ended(deploy, json_out)

@@ -19,7 +19,7 @@ from click.shell_completion import get_completion_class
 from gantry_cli.client import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, Gantry, Stop, refused_unless_ok
 from gantry_cli.config import ConfigProblem, Target, target, target_forget, target_save, url_checked
 from gantry_cli.follow import follow
-from gantry_cli.show import as_json, deploy_line, log_line, moment, plan_text, table
+from gantry_cli.show import as_json, clean, deploy_line, log_line, moment, plan_text, table
 
 VERSION = "0.1.0"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -193,13 +193,13 @@ def status(client: Gantry, service: str, environment: str | None, output: str) -
         now = f"#{env['current_deploy']}" if env["current_deploy"] else "nothing deployed yet"
         if running:
             now = f"#{running['id']} {running['ref']} ({running['sha'][:12]}) by {running['requested_by']}"
-        click.echo(click.style(f"{service}/{env['name']}", bold=True) + f"  {now}")
+        click.echo(click.style(f"{service}/{env['name']}", bold=True) + clean(f"  {now}"))
         if env["locked"]:
-            click.echo(f"  locked by {env['locked_by']}: {env['lock_reason']}")
+            click.echo(clean(f"  locked by {env['locked_by']}: {env['lock_reason']}"))
         for freeze in env["freezes"]:
-            click.echo(f"  {freeze['summary']}")
+            click.echo(clean(f"  {freeze['summary']}"))
         if env["checklist"]:
-            click.echo("  checklist: " + "; ".join(env["checklist"]))
+            click.echo(clean("  checklist: " + "; ".join(env["checklist"])))
     if recent:
         click.echo()
         rows = [
@@ -441,9 +441,9 @@ def show(client: Gantry, deploy_id: int, output: str) -> int:
     click.echo(deploy_line(found))
     click.echo(f"  asked by {found['requested_by'] or 'Gantry'} at {moment(found['created_at'])} ({found['trigger']})")
     if found["reason"]:
-        click.echo(f"  {found['reason']}")
+        click.echo(clean(f"  {found['reason']}"))
     if found["waiting_for_decision"]:
-        click.echo(f"  paused: {found['waiting_for_decision']} (gantry decide {found['id']} retry|skip|abort)")
+        click.echo(clean(f"  paused: {found['waiting_for_decision']} (gantry decide {found['id']} retry|skip|abort)"))
     click.echo(f"  {found['url']}")
     return EXIT_OK
 

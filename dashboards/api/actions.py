@@ -28,14 +28,14 @@ from dashboards.api.serializers import (
     ServiceSerializer,
     UnlockSerializer,
 )
-from dashboards.api.views import current_deploys
+from dashboards.api.views import current_deploys, token_may_not_override
 from deployer.choices import Decision
 from deployer.deploys.actions import deploy_approve, deploy_cancel, deploy_decide, deploy_mark_failed, deploy_reject
 from deployer.deploys.request import deploy_promote, deploy_rollback
 from deployer.deploys.rules import DeployOptions
 from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.environments.on_demand import api_tests_request, service_refresh
-from deployer.errors import DeployRefused, Throttled
+from deployer.errors import DeployRefused, PermissionRefused, Throttled
 from deployer.models import Deploy, Environment, Service
 from deployer.selectors import environment_named, service_named
 
@@ -143,6 +143,8 @@ class EnvironmentPromote(APIView):
         data = valid(PromoteSerializer, request.data)
         if isinstance(data, Response):
             return data
+        if data["override_lock"] and request.auth is not None:
+            return refused(PermissionRefused(token_may_not_override()))
         options = DeployOptions(
             checklist=tuple(data["checklist"]),
             override_lock=data["override_lock"],

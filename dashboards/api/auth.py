@@ -83,6 +83,8 @@ def _target(request: Request, view: APIView) -> tuple[str, str] | None:
     kwargs = view.kwargs
     if "name" in kwargs and "environment" in kwargs:
         return str(kwargs["name"]), str(kwargs["environment"])
+    if "name" in kwargs:  # a service's own action (refresh): the URL says which, never the body
+        return str(kwargs["name"]), ""
     if "pk" in kwargs:
         row = Deploy.objects.filter(pk=kwargs["pk"]).values_list("environment__service__name", "environment__name")
         return row.first()

@@ -50,6 +50,14 @@ from deployer.models import AuditEntry, Branch, Build, Deploy, Environment, Serv
 from deployer.selectors import deploy_log_after, environment_named, service_named
 
 
+def token_may_not_override() -> str:
+    # A token is a machine's (CI) or lives for months: going through a lock or a freeze takes a person.
+    return (
+        "deploying through a lock or in a freeze window takes an admin signed in (the plan page, or the API with "
+        "a browser session), not a token"
+    )
+
+
 def _services() -> QuerySet[Service]:
     return Service.objects.select_related("team").prefetch_related("environments").order_by("name")
 
@@ -181,12 +189,8 @@ class DeployList(generics.ListAPIView):
         if isinstance(data, Response):
             return data
         try:
-            if data["freeze_override"] and request.auth is not None:
-                # A token is a machine's (CI) or lives for months: going through a freeze takes a person.
-                raise PermissionRefused(
-                    "deploying in a freeze window takes an admin signed in (the plan page, or the API with a "
-                    "browser session), not a token"
-                )
+            if (data["freeze_override"] or data["override_lock"]) and request.auth is not None:
+                raise PermissionRefused(token_may_not_override())
             environment = environment_named(data["service"], data["environment"])
             deploy = deploy_request(
                 environment=environment,

@@ -73,6 +73,7 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
             yield Problem(
                 line_of(root, loc), where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
             )
+        yield from _webhook_secret_problems(root, service_name, service, spec)
         if service.ci == "github" and not service.github:
             loc = ("services", service_name, "ci")
             yield Problem(
@@ -144,6 +145,10 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
             )
             for why in _migration_check_problems(env.migration_check, env.build, env.builder):
                 yield Problem(line_of(root, loc), where(loc), why)
+        if env.build == "github" and service.ci != "github":
+            loc = (*at, "build") if "build" in env_spec.model_fields_set else ("services", service_name, "build")
+            said = "build: github ships what a GitHub Actions run uploaded: set ci: github (and github:)"
+            yield Problem(line_of(root, loc), where(loc), said)
         if env.build == "jenkins" and not service.jenkins_job:
             loc = (*at, "build") if "build" in env_spec.model_fields_set else ("services", service_name, "build")
             yield Problem(
@@ -156,6 +161,27 @@ def _release_problems(root: CommentedMap, service_name: str, service: ServiceSpe
                 line_of(root, loc),
                 where(loc),
                 f"{env.release_host} is not a host of {env_name}; pick one of: {', '.join(addresses)}",
+            )
+
+
+def _webhook_secret_problems(
+    root: CommentedMap, service_name: str, service: ServiceSpec, spec: CatalogSpec
+) -> Iterable[Problem]:
+    """A webhook signs with its team's secrets only (GANTRY_WEBHOOK_<TEAM>_...): in a catalog whose files
+    different teams own, one team's file must not make Gantry sign its events with another team's secret."""
+    prefixes = {team: f"GANTRY_WEBHOOK_{team.upper().replace('-', '_')}_" for team in spec.teams}
+    for env_name, env_spec in service.environments.items():
+        for index, hook in enumerate(effective(service, env_spec).webhooks):
+            mine = prefixes.get(service.team or "")
+            if mine and hook.secret_env.startswith(mine):
+                continue
+            others = [p for t, p in prefixes.items() if t != service.team and hook.secret_env.startswith(p)]
+            if mine is None and not others:
+                continue  # a service of no team: any secret that is no team's
+            loc: Loc = ("services", service_name, "environments", env_name, "webhooks", index, "secret_env")
+            wanted = f"one named {mine}..." if mine else "one that is no team's"
+            yield Problem(
+                line_of(root, loc), where(loc), f"{hook.secret_env} is not {service_name}'s to sign with: use {wanted}"
             )
 
 

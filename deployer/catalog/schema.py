@@ -175,9 +175,9 @@ class ReleaseSpec(Spec):
     """The release model's keys: a service sets them for all its environments, an environment may override."""
 
     build_command: str = Field(default="", description="shell command run in the new release directory")
-    build: Literal["hosts", "builder", "jenkins"] = Field(
+    build: Literal["hosts", "builder", "jenkins", "github"] = Field(
         default="hosts",
-        description="where the release is built: on every host, once on the builder, or by Jenkins (its artifact)",
+        description="where the release is built: every host, once on the builder, or by Jenkins or GitHub Actions",
     )
     builder: BuilderSpec | None = Field(default=None, description="the builder host for build: builder")
     build_cache: BuildCacheSpec | None = Field(
@@ -191,8 +191,9 @@ class ReleaseSpec(Spec):
     )
     analysis: AnalysisSpec | None = Field(default=None, description="judge a canary by Prometheus metrics")
     jenkins_artifact: Annotated[str, AfterValidator(valid_glob)] = Field(
-        default="*.tar.gz", description="for build: jenkins, the archived file to ship (a glob of its path)"
+        default="*.tar.gz", description="build: jenkins or github: the file to ship (a glob; github: in the zip)"
     )
+    github_artifact: str = Field(default="release", max_length=200, description="build: github: the artifact's name")
     shared_files: list[RelativePath] = Field(
         default_factory=list, max_length=100, description="files linked from <deploy_path>/shared/ into each release"
     )

@@ -54,7 +54,7 @@ class WebhookSpec(Spec):
     url: Annotated[str, AfterValidator(valid_hook_url)] = Field(description="where each event is POSTed as JSON")
     secret_env: str = Field(
         pattern=SECRET_ENV_PATTERN,
-        description="the variable of Gantry's environment holding the HMAC secret, e.g. GANTRY_WEBHOOK_OPS",
+        description="the variable of Gantry's environment holding the HMAC secret: GANTRY_WEBHOOK_<TEAM>_<NAME>",
     )
     events: list[HookEvent] | None = Field(
         default=None, description="only these events (default: all), e.g. [deploy.succeeded, deploy.failed]"

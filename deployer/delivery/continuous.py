@@ -17,10 +17,11 @@ from deployer.deploys.request import current_deploy, deploy_continuous
 from deployer.errors import DeployRefused
 from deployer.integrations import git
 from deployer.lib import generations
-from deployer.lib.refs import newest_first_key
+from deployer.lib.refs import version_key
 from deployer.models import Branch, Build, Deploy, Environment, Service, Tag
 
 logger = logging.getLogger(__name__)
+TAGS_LOOKED_AT = 5  # the highest matching tags asked whether they are on the default branch (a git call each)
 
 
 def continuous_delivery(*, service: Service) -> list[Deploy]:
@@ -59,12 +60,17 @@ def _deliver(service: Service, environment: Environment) -> Deploy | None:
 
 
 def _followed(service: Service, environment: Environment) -> Branch | Tag | None:
-    """The followed branch, or the newest tag matching `follow_tags` (its commit's date, then the version in
-    its name: v1.10.0 after v1.9.0)."""
+    """The followed branch, or the highest version among the tags matching `follow_tags` (v1.10.0 after
+    v1.9.0; never by date, which whoever commits sets) whose commit is on the default branch: a tag anyone
+    may push on a commit nobody merged is not a release."""
     if environment.follow_branch:
         return Branch.objects.filter(service=service, name=environment.follow_branch).first()
+    head = Branch.objects.filter(service=service, name=service.default_branch).values_list("sha", flat=True).first()
     tags = [t for t in Tag.objects.filter(service=service) if fnmatch.fnmatchcase(t.name, environment.follow_tags)]
-    return max(tags, key=newest_first_key, default=None)
+    for tag in sorted(tags, key=lambda t: version_key(t.name), reverse=True)[:TAGS_LOOKED_AT]:
+        if head and _is_newer(service, tag.sha, head):
+            return tag
+    return None
 
 
 def _is_newer(service: Service, current: str, candidate: str) -> bool:

@@ -29,7 +29,8 @@
                   (health.py); balancer.py: HAProxy drain around a restart;
                   builder.py: build once on the builder (sandbox.py: a bubblewrap sandbox per build;
                   build_cache.py: its dependency cache; lint_run.py: the migration check's step), or
-                  take what Jenkins built; phases.py: each batch and analysis as a phase (Grafana)
+                  take what Jenkins built (ci_artifacts.py: or what a GitHub Actions run uploaded);
+                  phases.py: each batch and analysis as a phase (Grafana)
 6. lifecycle.py   every state change: one conditional UPDATE, its log line, history entry, lock and
                   Slack version in one transaction
 7. reaper.py      deploys nobody runs any more are settled (a dead worker, a lost message)

@@ -18,6 +18,7 @@ from deployer.apitests import runs as api_test_runs
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys import rollout
 from deployer.deploys.builder import artifact_for, artifacts_prune, jenkins_artifact
+from deployer.deploys.ci_artifacts import github_artifact
 from deployer.deploys.config import ConfigError, Rendered, SecretMissing, config_render
 from deployer.deploys.endings import Ended, Ending
 from deployer.deploys.error_budget import budget_blocks
@@ -180,7 +181,7 @@ def _release(deploy: Deploy, config: Rendered, tmp: Path) -> Ended | str:
         api_test_runs.tests_file_record(deploy)  # whichever worker runs its tests reads it from here
     with Fleet.rolling_out(deploy).connected() as fleet:
         checksum = ""
-        if deploy.environment.build_mode in {"builder", "jenkins"}:
+        if deploy.environment.build_mode in {"builder", "jenkins", "github"}:
             failure = ""
             with fleet.connecting() as begun:  # the build says when its own work has begun: it goes first
                 try:
@@ -203,9 +204,10 @@ def _outcome(ended: Ended) -> Outcome:
 def _built_once(deploy: Deploy, source: Path, workdir: Path, building: Callable[[], None]) -> tuple[Path, str]:
     """build: builder (built now, or reused) or build: jenkins (what it archived): the artifact, its
     checksum kept on the deploy. `building`: the hosts may be connected now."""
-    if deploy.environment.build_mode == "jenkins":
+    if deploy.environment.build_mode in {"jenkins", "github"}:
         building()
-        path, sha256, where = jenkins_artifact(deploy, workdir)
+        take = jenkins_artifact if deploy.environment.build_mode == "jenkins" else github_artifact
+        path, sha256, where = take(deploy, workdir)
         Deploy.objects.filter(pk=deploy.pk).update(artifact_sha256=sha256, artifact_source=where)
         return path, sha256
     built = artifact_for(deploy, source, workdir, building=building)

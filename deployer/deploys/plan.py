@@ -186,6 +186,11 @@ def build_described(environment: Environment) -> str:
     """Where the release is built and what keeps that build from every other, as the plan says it."""
     if environment.build_mode == "jenkins":
         return f"by Jenkins: the file its successful build of this commit archived ({environment.jenkins_artifact})"
+    if environment.build_mode == "github":
+        return (
+            f"by GitHub Actions: {environment.jenkins_artifact} in the artifact {environment.github_artifact!r} its "
+            "successful run of this commit uploaded (checked against GitHub's digest)"
+        )
     if environment.build_mode != "builder":
         return "on every host, in the new release directory"
     where = f"once on the builder {environment.builder_address}"

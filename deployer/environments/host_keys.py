@@ -20,7 +20,7 @@ from deployer import queue
 from deployer.choices import AuditAction
 from deployer.environments.access import access_for
 from deployer.environments.audit import audit_record
-from deployer.errors import DeployRefused
+from deployer.errors import DeployRefused, StepFailed
 from deployer.integrations import ssh
 from deployer.integrations.ssh_config import ssh_config_applied
 from deployer.integrations.ssh_keys import HostKey, known_hosts_line, known_hosts_parse
@@ -44,6 +44,15 @@ def host_target(host: Host) -> ssh.Target:
         user, address, port = hop_parse(hop)
         via.append(ssh.Target(address, port, user))
     return ssh_config_applied(ssh.Target(host.address, host.port, host.user, via=tuple(via)))
+
+
+def _shown_target(host: Host) -> ssh.Target:
+    """host_target for a page: a GANTRY_SSH_CONFIG the web machine cannot use (it is the workers') falls back to
+    the catalog's own values (the deploy says what is wrong with it)."""
+    try:
+        return host_target(host)
+    except StepFailed:
+        return ssh.Target(host.address, host.port, host.user)
 
 
 def hop_keys_of(target: ssh.Target) -> dict[str, list[HostKey]]:
@@ -139,7 +148,7 @@ class KeyWaiting:
 
 def keys_waiting(environment: Environment) -> list[KeyWaiting]:
     """The keys the environment's hosts offered that Gantry does not trust, newest first."""
-    targets = [host_target(h) for h in environment.hosts.all()]
+    targets = [_shown_target(h) for h in environment.hosts.all()]
     names = {name for t in targets for name in (t.known_hosts_name, *(hop.known_hosts_name for hop in t.via))}
     trusted: dict[str, list[str]] = {}
     for host, fingerprint in TrustedHostKey.objects.filter(host__in=names).values_list("host", "fingerprint"):

@@ -147,7 +147,10 @@ def tags_list(service_name: str) -> list[BranchInfo]:
     out = _git("for-each-ref", f"--format={fmt}", "refs/tags/", cwd=mirror_path(service_name))
     tags = []
     for line in out.splitlines():
-        name, kind, sha, author, when, subject, *peeled = line.split("\0")
+        parts = line.split("\0")
+        if len(parts) != 2 * len(fields) - 1:
+            continue  # a NUL inside a message: the fields cannot be told apart, so this tag is left out
+        name, kind, sha, author, when, subject, *peeled = parts
         if kind == "tag":
             kind, sha, author, when, subject = peeled
         if kind != "commit" or not when.isdigit():
@@ -156,7 +159,7 @@ def tags_list(service_name: str) -> list[BranchInfo]:
             BranchInfo(
                 name=name,
                 sha=sha,
-                author=author,
+                author=author[:255],
                 committed_at=datetime.fromtimestamp(int(when), tz=UTC),
                 message=subject[:500],
             )

@@ -61,6 +61,7 @@ class BuildInfo:
     duration_ms: int | None
     url: str
     replayed: bool = False  # a Pipeline replay: its script was edited in Jenkins, not taken from the repository
+    run_id: int | None = None  # a GitHub Actions run recorded in this shape (sources/builds.py): its id
 
 
 def enabled() -> bool:

@@ -1,11 +1,9 @@
-"""SSH to hosts, the one place that imports Fabric (paramiko: here and in ssh_keys.py, the keys).
+"""SSH to hosts: connections (opened by ssh_connect.py, through bastions by ssh_gateways.py) and the commands
+run on them (Fabric: here and in those two; paramiko: also ssh_keys.py, the keys).
 
 Fabric accepts any host key by default; Gantry trusts only the keys its caller
 hands over (the trust store in the database, read by every worker) and refuses
-unknown or changed ones; its own key is ssh_keys.identity(). A host behind
-bastions (`via`, the catalog's proxy_jump) is reached over a direct-tcpip channel
-of one connection per chain of hops and worker process (each hop's key checked
-the same way), shared by every host behind it and opened again when it died. Fabric opens the
+unknown or changed ones; its own key is ssh_keys.identity(). Fabric opens the
 connection; commands run on a paramiko channel of it. Every remote command runs
 under the remote `timeout` utility (a local timeout alone would leave it
 running) and under a local silence timeout too, in case the connection hangs.
@@ -13,75 +11,35 @@ running) and under a local silence timeout too, in case the connection hangs.
 
 from __future__ import annotations
 
-import binascii
 import codecs
 import hashlib
 import secrets
 import shlex
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paramiko
 from django.conf import settings
-from fabric import Config, Connection
+from fabric import Connection
 
 from deployer.errors import StepFailed
-from deployer.integrations.ssh_keys import HostKey, fingerprint, identity
+from deployer.integrations.ssh_connect import (  # noqa: F401 (HostKeyError, Target, Unreachable: ssh.X for callers)
+    HostKeyError,
+    Target,
+    Unreachable,
+    connection_new,
+    connection_open,
+)
+from deployer.integrations.ssh_gateways import through
+from deployer.integrations.ssh_keys import HostKey
 from deployer.integrations.ssh_sessions import planned_next, session_started, spares_open
 from deployer.integrations.ssh_slots import SlotConnection, slot_take
 
 # Exit status of coreutils `timeout` when it had to stop the command.
 TIMEOUT_EXIT = 124
-
-
-@dataclass(frozen=True)
-class Target:
-    address: str
-    port: int
-    user: str
-    via: tuple[Target, ...] = ()  # the jump hosts, in order (the first is reached directly)
-
-    def __str__(self) -> str:
-        return f"{self.user}@{self.address}:{self.port}"
-
-    @property
-    def known_hosts_name(self) -> str:
-        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
-
-
-class HostKeyError(StepFailed):
-    """The host's key is unknown or differs from the one Gantry trusts; `offered` is the key it showed (under
-    `name`, as known_hosts names the host), for a person to check and trust."""
-
-    def __init__(self, message: str, *, name: str, offered: HostKey) -> None:
-        super().__init__(message)
-        self.name, self.offered = name, offered
-
-
-class Unreachable(StepFailed):
-    """Nothing answers at the host's address and port (connection refused, timed out, no route)."""
-
-
-class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
-    """Refuse hosts whose key Gantry does not know, saying how to trust them."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise HostKeyError(
-            f"{self.target.address}:{self.target.port} offered host key {fingerprint(key)} ({key.get_name()}), "
-            f"which Gantry does not trust. If you expect this host and fingerprint, trust it on its service's "
-            f"page (host keys) or with: manage.py trust_host {self.target.address}:{self.target.port} "
-            f"--fingerprint {fingerprint(key)}",
-            name=self.target.known_hosts_name,
-            offered=HostKey.of(key),
-        )
 
 
 def open_connection(
@@ -92,110 +50,20 @@ def open_connection(
     caller closes it."""
     slot = slot_take(str(target))
     try:
-        sock = _through(target, hop_keys or {}) if target.via else None
+        sock = through(target, hop_keys or {}) if target.via else None
     except BaseException:
         slot.release()
         raise
-    conn = _connection(target, trusted, SlotConnection, sock)
+    conn = connection_new(target, trusted, SlotConnection, sock)
     conn.hold(slot)
     try:
-        _open(conn, target)
+        connection_open(conn, target)
         if sock is None:  # Small packets at once: else each command waits on Nagle + delayed ACK (~40 ms a round).
             conn.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         conn.close()
         raise
     return conn
-
-
-def _connection(target: Target, trusted: Sequence[HostKey], kind: type[Connection], sock: object) -> Connection:
-    """A Fabric connection (not open yet) that accepts only `trusted` keys and Gantry's own identity."""
-    connect_kwargs: dict[str, object] = {
-        "pkey": identity(),
-        "look_for_keys": False,
-        "allow_agent": False,
-        "banner_timeout": settings.SSH_CONNECT_TIMEOUT,
-        "auth_timeout": settings.SSH_CONNECT_TIMEOUT,
-    }
-    if sock is not None:
-        connect_kwargs["sock"] = sock
-    conn = kind(
-        host=target.address,
-        port=target.port,
-        user=target.user,
-        connect_timeout=settings.SSH_CONNECT_TIMEOUT,
-        config=Config(overrides={"load_ssh_configs": False}),
-        connect_kwargs=connect_kwargs,
-    )
-    known = conn.client.get_host_keys()
-    for key in trusted:
-        try:
-            known.add(target.known_hosts_name, key.key_type, key.pkey())
-        except (ValueError, TypeError, binascii.Error, paramiko.SSHException):
-            continue  # a key paramiko cannot read is one it could never match
-    conn.client.set_missing_host_key_policy(_RefuseUnknownKey(target))
-    return conn
-
-
-_gateways: dict[tuple[str, ...], Connection] = {}
-_gateways_lock = threading.RLock()  # (re-entered: a second hop opens through the first)
-
-
-def _through(target: Target, hop_keys: Mapping[str, Sequence[HostKey]]) -> paramiko.Channel:
-    """A channel to `target` through its hops (bounded by the connect timeout: paramiko's default is an hour)."""
-    last = target.via[-1]
-    gateway = _gateway(target.via, hop_keys)
-    try:
-        return gateway.client.get_transport().open_channel(
-            "direct-tcpip", (target.address, target.port), ("", 0), timeout=settings.SSH_CONNECT_TIMEOUT
-        )
-    except (paramiko.SSHException, OSError, EOFError) as exc:  # ChannelException: the bastion could not connect
-        raise Unreachable(f"cannot connect to {target} through {last.address}:{last.port}: {exc}") from exc
-
-
-def _gateway(hops: tuple[Target, ...], hop_keys: Mapping[str, Sequence[HostKey]]) -> Connection:
-    """The open connection to the last of `hops` (through the ones before it), shared in this process."""
-    chain = tuple(str(hop) for hop in hops)
-    with _gateways_lock:  # one opening at a time: hosts behind one bastion share its connection
-        gateway = _gateways.get(chain)
-        if gateway is not None and gateway.is_connected:
-            return gateway
-        if gateway is not None:
-            gateway.close()
-        hop = hops[-1]
-        sock = _through(replace(hop, via=hops[:-1]), hop_keys) if len(hops) > 1 else None
-        gateway = _connection(hop, hop_keys.get(hop.known_hosts_name, ()), Connection, sock)
-        try:
-            _open(gateway, hop)
-        except BaseException:
-            gateway.close()
-            raise
-        _gateways[chain] = gateway
-        return gateway
-
-
-def _open(conn: Connection, target: Target) -> None:
-    try:
-        conn.open()
-    except paramiko.BadHostKeyException as exc:
-        raise HostKeyError(
-            f"the host key of {target.address}:{target.port} CHANGED: it offered {fingerprint(exc.key)}, "
-            f"Gantry trusts {fingerprint(exc.expected_key)}. This is what a man-in-the-middle looks like; if the "
-            f"host was rebuilt, check the new fingerprint with its owner, then trust it on its service's page "
-            f"(host keys) or run: manage.py trust_host {target.address}:{target.port} --replace --fingerprint "
-            f"{fingerprint(exc.key)}",
-            name=target.known_hosts_name,
-            offered=HostKey.of(exc.key),
-        ) from exc
-    except paramiko.AuthenticationException as exc:
-        raise StepFailed(
-            f"{target} refused Gantry's SSH key: add the public key (manage.py ssh_key prints it) "
-            f"to ~{target.user}/.ssh/authorized_keys on {target.address}"
-        ) from exc
-    except OSError as exc:  # refused, timed out, no route: nothing answers there
-        raise Unreachable(f"cannot connect to {target}: {exc}") from exc
-    except paramiko.SSHException as exc:
-        raise StepFailed(f"cannot connect to {target}: {exc}") from exc
 
 
 class _LineWriter:

@@ -3,11 +3,14 @@ fleets already described there: each host's and jump host's entry may give HostN
 ProxyJump. The catalog's own values win; the file fills in what the catalog leaves at its defaults (port 22,
 user deploy, no proxy_jump); HostName always applies (an alias in the catalog, the address in the file).
 Nothing else of the file is used: ProxyCommand, IdentityFile or StrictHostKeyChecking would run commands,
-use other keys or skip the host key checks Gantry makes (paramiko's parser reads it; Gantry applies it)."""
+use other keys or skip the host key checks Gantry makes (paramiko's parser reads it; Gantry applies it). A file
+with `Match exec` is refused: paramiko would run its command on every lookup. A file Gantry cannot read or a
+value it cannot use fails the step that needed it, saying what (StepFailed), never anything else."""
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,9 +24,15 @@ from deployer.lib.hops import hop_parse, hops_normalized
 DEFAULT_PORT, DEFAULT_USER = 22, "deploy"
 
 
+_MATCH_EXEC = re.compile(r"^\s*match\b.*\bexec\b", re.IGNORECASE | re.MULTILINE)
+
+
 @functools.cache
 def _parsed(path: str, mtime: float) -> paramiko.SSHConfig:
-    return paramiko.SSHConfig.from_path(path)
+    text = Path(path).read_text()
+    if _MATCH_EXEC.search(text):
+        raise ValueError("it uses Match exec, which would run a command on every lookup; Gantry does not")
+    return paramiko.SSHConfig.from_text(text)
 
 
 def _config() -> paramiko.SSHConfig | None:
@@ -41,7 +50,12 @@ def ssh_config_applied(target: Target) -> Target:
     config = _config()
     if config is None:
         return target
-    return _applied(config, target, depth=0)
+    try:
+        return _applied(config, target, depth=0)
+    except (ValueError, TypeError, KeyError, paramiko.SSHException) as exc:
+        raise StepFailed(
+            f"GANTRY_SSH_CONFIG={settings.SSH_CONFIG_FILE}: its entry for {target.address} cannot be used: {exc}"
+        ) from exc
 
 
 def _applied(config: paramiko.SSHConfig, target: Target, *, depth: int) -> Target:

@@ -81,8 +81,9 @@ class Environment(Scrubbed):
     deploy_path = models.CharField(max_length=500, help_text="Absolute directory on each host.")
     build_command = models.TextField(blank=True, help_text="Runs in the new release directory.")
     # Where the release is built (deployer/deploys/builder.py): on every host, or once on a builder host.
-    build_mode = models.CharField(max_length=20, default="hosts", help_text="hosts, builder or jenkins.")
+    build_mode = models.CharField(max_length=20, default="hosts", help_text="hosts, builder, jenkins or github.")
     jenkins_artifact = models.CharField(max_length=200, default="*.tar.gz", help_text="build: jenkins ships it.")
+    github_artifact = models.CharField(max_length=200, default="release", help_text="build: github: artifact name.")
     builder_address = models.CharField(max_length=255, blank=True)
     builder_port = models.PositiveIntegerField(default=22)
     builder_user = models.CharField(max_length=64, blank=True)

@@ -67,7 +67,7 @@ class BuildQuerySet(models.QuerySet["Build"]):
 
 
 class Build(models.Model):
-    """One Jenkins build of a service, as last synced: which sha it built and how it ended."""
+    """One CI build of a service (a Jenkins build, or a GitHub Actions run), as last synced: its sha and ending."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="builds")
     job = models.CharField(max_length=400, help_text="Jenkins job; for multibranch pipelines, job/branch.")
@@ -80,6 +80,7 @@ class Build(models.Model):
     url = models.URLField(max_length=1000, blank=True)
     # A Pipeline replay: someone edited its script in Jenkins; it never counts where trusted_builds applies.
     replayed = models.BooleanField(default=False)
+    run_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="GitHub Actions: the run's id.")
 
     objects = BuildQuerySet.as_manager()
 

@@ -45,6 +45,7 @@ from deployer.lib.guarded_http import (
     deadline,
     guarded_session,
     origin_of,
+    show_origin,
 )
 from deployer.models import AuditEntry, Deploy, DeployPhase, Environment, HookDelivery
 from deployer.notify.outbox import SendLater
@@ -194,7 +195,7 @@ def hook_send(delivery_pk: int) -> None:
         next_attempt_at=timezone.now() + timedelta(seconds=wait),
     )
     if final:
-        logger.warning("gave up webhook %s to %s: %s", row.event, row.url, error.lstrip("!"))
+        logger.warning("gave up webhook %s to %s: %s", row.event, shown_url(row.url), error.lstrip("!"))
     elif wait <= RETRIED_BY_TASK:
         raise SendLater(wait, error)
 
@@ -238,12 +239,21 @@ def _post(row: HookDelivery) -> tuple[int | None, str]:
             return None, f"!{reason}"
         if cut_short():
             return None, f"no answer within {SEND_SECONDS:.0f} s"
-        return None, f"could not reach {row.url}: {type(exc).__name__}: {exc}"[:500]
+        # Only the exception's kind: requests' message repeats the URL, whose path may hold a token.
+        return None, f"could not reach {shown_url(row.url)}: {type(exc).__name__}"
     if 200 <= response.status_code < 300:
         return response.status_code, ""
     if 300 <= response.status_code < 400:
         return response.status_code, f"answered {response.status_code}: redirects are not followed; use the final URL"
     return response.status_code, f"answered {response.status_code}: {said}"
+
+
+def shown_url(url: str) -> str:
+    """Where a webhook goes, as pages and logs show it: its origin only (a path may hold the receiver's token)."""
+    try:
+        return show_origin(origin_of(url)) + "/…"
+    except ValueError:
+        return "(not a URL)"
 
 
 def hooks_sweep(limit: int = 200) -> int:
@@ -275,5 +285,5 @@ def hooks_backlog() -> list[dict[str, Any]]:
     backlog = []
     for row in rows:
         last = HookDelivery.objects.filter(url=row["url"]).exclude(last_error="").order_by("-pk").first()
-        backlog.append({**row, "last_error": last.last_error if last else ""})
+        backlog.append({**row, "url": shown_url(row["url"]), "last_error": last.last_error if last else ""})
     return backlog

@@ -21,7 +21,7 @@ from django.utils import timezone
 from deployer.choices import SyncSource
 from deployer.errors import SyncFailed
 from deployer.integrations import git, github
-from deployer.lib.refs import RefError, branch_name_check
+from deployer.lib.refs import RefError, branch_name_check, is_full_sha
 from deployer.models import Branch, Service, SyncState, Tag
 from deployer.sources import integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
@@ -206,7 +206,8 @@ def _apply(service: Service, heads: list[Head]) -> None:
 @transaction.atomic
 def _tags_apply(service: Service, heads: list[Head]) -> None:
     """Make the Tag table match `heads` (tags with a name git would refuse as a ref are left out)."""
-    heads = [head for head in heads if not _bad_name(head.name)]
+    # A name git refuses, or one that reads as a full sha (resolve_ref would take it as that commit): left out.
+    heads = [head for head in heads if not _bad_name(head.name) and not is_full_sha(head.name)]
     Tag.objects.filter(service=service).exclude(name__in=[h.name for h in heads]).delete()
     existing = {t.name: t for t in Tag.objects.filter(service=service)}
     creates, updates = [], []
@@ -233,7 +234,7 @@ def _bad_name(name: str) -> bool:
 def _values(head: Head) -> dict[str, object]:
     return {
         "sha": head.sha,
-        "author": head.author or "",
+        "author": (head.author or "")[:255],
         "message": (head.message or "")[:500],
         "committed_at": head.committed_at,
     }

@@ -12,14 +12,14 @@ from django.db import transaction
 
 from deployer.choices import BuildResult, SyncSource
 from deployer.errors import SyncFailed
-from deployer.integrations import github, jenkins
+from deployer.integrations import github, github_actions, jenkins
 from deployer.lib import generations
-from deployer.models import Build, Service
+from deployer.models import Branch, Build, Service
 from deployer.sources import integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
 
 logger = logging.getLogger(__name__)
-UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url", "replayed"]
+UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url", "replayed", "run_id"]
 # Jenkins' words for how a build ended, in Gantry's vocabulary (anything else: not built).
 _RESULTS = {
     "SUCCESS": BuildResult.SUCCESS,
@@ -71,7 +71,7 @@ def _actions_sync(service: Service) -> int:
         if reason := integration_health.unavailable_reason(integration_health.GITHUB):
             raise SyncFailed(reason)
         try:
-            etag, runs = github.workflow_runs(service.github_repo, etag=str(state.etags.get("runs", "")))
+            etag, runs = github_actions.workflow_runs(service.github_repo, etag=str(state.etags.get("runs", "")))
         except github.GitHubError as exc:
             integration_health.record_failure(integration_health.GITHUB, str(exc), transient=exc.retryable, requests=1)
             raise SyncFailed(str(exc)) from exc
@@ -85,30 +85,49 @@ def _actions_sync(service: Service) -> int:
     return changed
 
 
-def runs_record(service: Service, runs: list[github.WorkflowRun]) -> int:
+def runs_record(service: Service, runs: list[github_actions.WorkflowRun]) -> int:
     """Record the runs the catalog counts (its workflows, its events) as builds; how many were new or changed.
-    The workflow_run webhook calls this with the one run it carries."""
-    return _apply(service, [_as_build(run) for run in runs if run_counted(service, run)])
+    The workflow_run webhook calls this with the one run it carries.
+
+    A run's branch is what GitHub calls its head_branch, and for a tag's run that is the tag's name: anyone
+    who may push a tag named `main` would make their commit's run count as main's. So a run is recorded as
+    of its branch only when it built that branch's head as Gantry knows it (or was recorded so before);
+    otherwise with no branch, which no trusted_builds: {branches: [...]} accepts."""
+    counted = [run for run in runs if run_counted(service, run)]
+    heads = dict(
+        Branch.objects.filter(service=service, name__in={r.branch for r in counted}).values_list("name", "sha")
+    )
+    known = set(
+        Build.objects.filter(service=service, run_id__in=[r.id for r in counted]).values_list("run_id", "branch")
+    )
+    return _apply(
+        service,
+        [
+            _as_build(run, run.branch if heads.get(run.branch) == run.sha or (run.id, run.branch) in known else "")
+            for run in counted
+        ],
+    )
 
 
-def run_counted(service: Service, run: github.WorkflowRun) -> bool:
+def run_counted(service: Service, run: github_actions.WorkflowRun) -> bool:
     """A run of a workflow and an event the catalog names (github_actions:; default: every workflow, push)."""
     wanted = service.github_actions or {}
     workflows, events = set(wanted.get("workflows") or []), set(wanted.get("events") or ["push"])
     return run.event in events and (not workflows or run.path in workflows)
 
 
-def _as_build(run: github.WorkflowRun) -> jenkins.BuildInfo:
+def _as_build(run: github_actions.WorkflowRun, branch: str) -> jenkins.BuildInfo:
     took = run.updated_at - run.started_at if run.status == "completed" and run.started_at and run.updated_at else None
     return jenkins.BuildInfo(
         job=run.path,
         number=run.number,
-        branch=run.branch,
+        branch=branch,
         sha=run.sha,
         result=_ACTIONS.get(run.conclusion, "NOT_BUILT") if run.status == "completed" else jenkins.RUNNING,
         started_at=run.started_at,
         duration_ms=int(took.total_seconds() * 1000) if took else None,
         url=run.url,
+        run_id=run.id,
     )
 
 
@@ -137,6 +156,7 @@ def _apply(service: Service, found: list[jenkins.BuildInfo]) -> int:
             "duration_ms": info.duration_ms,
             "url": info.url,
             "replayed": info.replayed,
+            "run_id": info.run_id,
         }
         build = existing.get((info.job, info.number))
         if build is None:

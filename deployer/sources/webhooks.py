@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deployer import queue
-from deployer.integrations import github
+from deployer.integrations import github, github_actions
 from deployer.models import Branch, CatalogState, Service, WebhookDelivery
 from deployer.sources import branches, builds
 
@@ -98,7 +98,7 @@ def _ci_event(service: Service, event: str, payload: dict[str, Any]) -> str:
         queue.enqueue_after_commit(queue.SYNC_BUILDS, service.pk)
         return "checks changed: builds synced again"
     try:
-        run = github.workflow_run_of(payload["workflow_run"])
+        run = github_actions.workflow_run_of(payload["workflow_run"])
     except (KeyError, TypeError, ValueError):
         return "not a workflow run"
     said = f"workflow run {run.path} #{run.number} of {run.sha[:8]}: {run.conclusion or run.status}"

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +49,7 @@ class FakeRepo:
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)  # GitHub Actions workflow runs, oldest first
+    artifacts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> what it uploaded
     commits: dict[str, FakeCommit] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -76,6 +79,10 @@ class FakeGitHub(FakeServer):
         self.route("GET", prefix + repo + "/branches/(.+)", self._branch)
         self.route("GET", prefix + repo + "/tags", self._tags_by_name)
         self.route("GET", prefix + repo + "/actions/runs", self._runs)
+        self.route("GET", prefix + repo + r"/actions/runs/(\d+)/artifacts", self._run_artifacts)
+        self.route("GET", prefix + repo + r"/actions/artifacts/(\d+)/zip", self._artifact_zip)
+        self.blobs: dict[str, bytes] = {}
+        self.blob_authorizations: list[str] = []
         self.route("GET", prefix + r"/repositories/(\d+)/tags", self._tags_by_id)
         self.route("GET", prefix + repo + "/commits/([0-9a-f]{40})", self._commit)
         self.route("GET", prefix + repo + "/deployments", self._deployments)
@@ -213,6 +220,62 @@ class FakeGitHub(FakeServer):
             repo.runs.append(run)
             return run
 
+    def add_artifact(
+        self, full_name: str, run: dict[str, Any], name: str, files: dict[str, bytes], *, digest: str | None = ""
+    ) -> dict[str, Any]:
+        """An artifact `run` uploaded (a zip of `files`); `digest` None as upload-artifact before v4 leaves it,
+        "" for the true sha256 of the zip, or any other value (a tampered one)."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zipped:
+            for file_name, content in files.items():
+                zipped.writestr(file_name, content)
+        data = buffer.getvalue()
+        with self.data_lock:
+            repo = self.repos[full_name]
+            artifact_id = next(self._ids)
+            self.blobs[str(artifact_id)] = data
+            api = f"{self.api_url}/repos/{full_name}/actions/artifacts/{artifact_id}"
+            artifact = {
+                "id": artifact_id,
+                "node_id": f"MDg6QXJ0aWZhY3Q{artifact_id}",
+                "name": name,
+                "size_in_bytes": len(data),
+                "url": api,
+                "archive_download_url": f"{api}/zip",
+                "expired": False,
+                "created_at": "2026-12-01T10:03:00Z",
+                "expires_at": "2027-03-01T10:03:00Z",
+                "updated_at": "2026-12-01T10:03:00Z",
+                "digest": None if digest is None else (digest or f"sha256:{hashlib.sha256(data).hexdigest()}"),
+                "workflow_run": {
+                    "id": run["id"],
+                    "repository_id": repo.id,
+                    "head_repository_id": repo.id,
+                    "head_branch": run["head_branch"],
+                    "head_sha": run["head_sha"],
+                },
+            }
+            repo.artifacts.setdefault(run["id"], []).append(artifact)
+            return artifact
+
+    def _run_artifacts(self, request: Request, full_name: str, run_id: str) -> Response:
+        repo = self._repo_or_none(full_name)
+        if repo is None:
+            return self.not_found(request)
+        with self.data_lock:
+            found = list(repo.artifacts.get(int(run_id), []))
+        return self._conditional(request, {"total_count": len(found), "artifacts": found})
+
+    def _artifact_zip(self, request: Request, full_name: str, artifact_id: str) -> Response:
+        """GitHub answers 302 to a short-lived signed storage URL (another host, in GitHub's case)."""
+        if artifact_id not in self.blobs:
+            return self.not_found(request)
+        return Response(302, None, {"Location": f"{self.url}/_blobs/{artifact_id}?sig=short-lived"})
+
+    def _blob(self, request: Request, artifact_id: str) -> Response:
+        data = self.blobs.get(artifact_id.split("?", 1)[0])
+        return Response(200, data) if data is not None else Response(404, "no such blob")
+
     def run_update(self, full_name: str, run_id: int, *, status: str, conclusion: str | None) -> dict[str, Any]:
         with self.data_lock:
             run = next(r for r in self.repos[full_name].runs if r["id"] == run_id)
@@ -271,6 +334,9 @@ class FakeGitHub(FakeServer):
 
     def dispatch(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
+        if request.path.startswith("/_blobs/"):  # the storage an artifact's download redirects to: signed URL
+            self.blob_authorizations.append(auth)  # what a client sent there (GitHub's token must not go)
+            return self._blob(request, request.path.rsplit("/", 1)[-1])
         if request.path.startswith(("/login/oauth/", "/api/v3/applications/")):  # the app's own secret, no token
             return super().dispatch(request)
         if auth not in {f"token {self.token}", f"Bearer {self.token}"} and not self.people.token_owner(auth):

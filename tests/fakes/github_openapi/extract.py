@@ -21,6 +21,7 @@ OPERATIONS = {
     "repos/get-branch": "200",
     "repos/list-tags": "200",
     "actions/list-workflow-runs-for-repo": "200",
+    "actions/list-workflow-run-artifacts": "200",
     "repos/get-commit": "200",
     "repos/list-deployments": "200",
     "repos/get-deployment": "200",
