@@ -116,7 +116,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Save the server's URL and your token")
 @click.option("--url", help="the Gantry server, e.g. https://gantry.example.com")
 @click.option("--with-token", is_flag=True, help="read the token from standard input (for scripts)")
 def login(url: str | None, with_token: bool) -> None:
@@ -145,13 +145,13 @@ def login(url: str | None, with_token: bool) -> None:
     click.echo(f"Signed in to {url} as {me['username']} (saved in {path}).")
 
 
-@cli.command()
+@cli.command(short_help="Forget the saved URL and token")
 def logout() -> None:
     """Forget the saved URL and token (revoke the token itself on the server's /me/ page)."""
     click.echo("Forgotten." if target_forget() else "Nothing was saved.")
 
 
-@cli.command()
+@cli.command(short_help="List services and what runs where")
 @output_option
 @gantry_call
 def services(client: Gantry, output: str) -> int:
@@ -170,7 +170,7 @@ def services(client: Gantry, output: str) -> int:
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Show a service's environments and deploys")
 @SERVICE
 @click.argument("environment", required=False, shell_complete=_complete_environment)
 @output_option
@@ -210,7 +210,7 @@ def status(client: Gantry, service: str, environment: str | None, output: str) -
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Deploy a branch, tag or sha")
 @SERVICE
 @ENVIRONMENT
 @click.argument("ref")
@@ -252,7 +252,7 @@ def deploy(
     return _started(client, made, output, wait, timeout)
 
 
-@cli.command()
+@cli.command(short_help="Show what a deploy would do")
 @SERVICE
 @ENVIRONMENT
 @click.argument("ref", required=False, default="")
@@ -274,7 +274,7 @@ def plan(client: Gantry, service: str, environment: str, ref: str, promote: bool
     return EXIT_REFUSED if found["blocked"] else EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Roll an environment back")
 @SERVICE
 @ENVIRONMENT
 @click.option("--to", "to", type=int, help="the deploy to go back to (default: the release before)")
@@ -291,7 +291,7 @@ def rollback(
     return _started(client, made, output, wait, timeout)
 
 
-@cli.command()
+@cli.command(short_help="Ship what runs in the environment before")
 @SERVICE
 @ENVIRONMENT
 @click.option("--tick", multiple=True, metavar="ITEM", help="a checklist item ticked (repeat for each)")
@@ -315,7 +315,7 @@ def promote(
     return _started(client, made, output, wait, timeout)
 
 
-@cli.command()
+@cli.command(short_help="Lock an environment")
 @SERVICE
 @ENVIRONMENT
 @click.option("--reason", "-r", required=True, help="why (shown to whoever tries to deploy)")
@@ -334,7 +334,7 @@ def lock(client: Gantry, service: str, environment: str, reason: str, hours: int
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Unlock an environment")
 @SERVICE
 @ENVIRONMENT
 @click.option("--reason", "-r", default="", help="why (recorded)")
@@ -359,7 +359,7 @@ def _deploy_action(client: Gantry, deploy_id: int, verb: str, body: dict[str, An
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Approve a deploy")
 @click.argument("deploy_id", type=int, metavar="DEPLOY")
 @output_option
 @gantry_call
@@ -368,7 +368,7 @@ def approve(client: Gantry, deploy_id: int, output: str) -> int:
     return _deploy_action(client, deploy_id, "approve", {}, output)
 
 
-@cli.command()
+@cli.command(short_help="Reject a deploy")
 @click.argument("deploy_id", type=int, metavar="DEPLOY")
 @click.option("--reason", "-r", default="", help="told to whoever asked for it")
 @output_option
@@ -378,7 +378,7 @@ def reject(client: Gantry, deploy_id: int, reason: str, output: str) -> int:
     return _deploy_action(client, deploy_id, "reject", {"reason": reason}, output)
 
 
-@cli.command()
+@cli.command(short_help="Cancel a deploy")
 @click.argument("deploy_id", type=int, metavar="DEPLOY")
 @click.option("--stop", is_flag=True, help="stop the commands running on hosts now (nothing is rolled back)")
 @output_option
@@ -388,7 +388,7 @@ def cancel(client: Gantry, deploy_id: int, stop: bool, output: str) -> int:
     return _deploy_action(client, deploy_id, "cancel", {"stop": stop}, output)
 
 
-@cli.command()
+@cli.command(short_help="Answer a paused rollout")
 @click.argument("deploy_id", type=int, metavar="DEPLOY")
 @click.argument("choice", type=click.Choice(["retry", "skip", "abort"]))
 @output_option
@@ -398,7 +398,7 @@ def decide(client: Gantry, deploy_id: int, choice: str, output: str) -> int:
     return _deploy_action(client, deploy_id, "decide", {"choice": choice}, output)
 
 
-@cli.command()
+@cli.command(short_help="Print (or follow) a deploy's log")
 @click.argument("deploy_id", type=int, metavar="DEPLOY")
 @click.option("--follow", "-f", is_flag=True, help="keep printing until the deploy ends")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="seconds --follow waits at most")
@@ -428,7 +428,7 @@ def _follow(client: Gantry, deploy: dict[str, Any], timeout: float, output: str)
     return follow(client, deploy, timeout=timeout, json_out=output == "json")
 
 
-@cli.command()
+@cli.command(short_help="Show one deploy")
 @click.argument("deploy_id", type=int, metavar="DEPLOY")
 @output_option
 @gantry_call
@@ -448,7 +448,7 @@ def show(client: Gantry, deploy_id: int, output: str) -> int:
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Search the audit history")
 @click.option("--service", "-s", help="only this service")
 @click.option("--env", "-e", "environment", help="only this environment")
 @click.option("--user", "-u", help="only what this person did")
@@ -493,12 +493,12 @@ def history(
     return EXIT_OK
 
 
-@cli.group()
+@cli.group(short_help="Run API test suites")
 def tests() -> None:
     """The environments' API test suites."""
 
 
-@tests.command("run")
+@tests.command("run", short_help="Run an environment's API tests now")
 @SERVICE
 @ENVIRONMENT
 @output_option
@@ -513,7 +513,7 @@ def tests_run(client: Gantry, service: str, environment: str, output: str) -> in
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Print shell completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print shell completion for SHELL (commands, options, and service and environment names).
