@@ -493,6 +493,20 @@ def history(
     return EXIT_OK
 
 
+@cli.command(short_help="Sync a service's branches, tags and builds now")
+@SERVICE
+@output_option
+@gantry_call
+def refresh(client: Gantry, service: str, output: str) -> int:
+    """Ask Gantry to sync SERVICE's branches, tags and builds now (a just-pushed branch or tag)."""
+    found = refused_unless_ok(client.post(f"services/{service}/refresh/"))
+    if output == "json":
+        as_json(found)
+    else:
+        click.echo(clean(found["said"][:1].upper() + found["said"][1:] + "."))
+    return EXIT_OK
+
+
 @cli.group(short_help="Run API test suites")
 def tests() -> None:
     """The environments' API test suites."""
