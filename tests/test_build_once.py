@@ -5,8 +5,6 @@ hosts (one of them also the builder), a real Celery worker."""
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from deployer.sources.builds import build_sync
 from tests.conftest import AppRepo, MakeEnvironment, SshdHost, free_port, wait_for_deploy
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
+from tests.support.archives import with_file
 from tests.support.worker import Worker
 from tests.test_rollout import deploy_and_wait, head, host_root
 
@@ -149,7 +148,7 @@ def test_build_jenkins_ships_what_the_jenkins_build_of_the_sha_archived(
 
     tree = tmp_path / "tree.tar.gz"
     git.archive("app", str(app_repo.path), sha, tree)
-    built = _with_file(tree, "BUILT_BY_JENKINS", b"yes\n")
+    built = with_file(tree, "BUILT_BY_JENKINS", b"yes\n")
     jenkins.build("app-ci", "main", sha, artifacts={"dist/app.tar.gz": built, "report.html": b"<html>"})
     build_sync(service=environment.service)
     shipped = deploy_and_wait(environment, "main", deployer, celery_worker)
@@ -159,18 +158,6 @@ def test_build_jenkins_ships_what_the_jenkins_build_of_the_sha_archived(
     assert shipped.artifact_source == "Jenkins app-ci #2: dist/app.tar.gz"
     for index in range(3):
         assert (host_root(environment, index) / "current" / "BUILT_BY_JENKINS").read_text() == "yes\n"
-
-
-def _with_file(archive: Path, name: str, data: bytes) -> bytes:
-    """`archive` (.tar.gz) with one more file, as a CI build's output would be."""
-    out = io.BytesIO()
-    with tarfile.open(archive) as source, tarfile.open(fileobj=out, mode="w:gz") as target:
-        for member in source.getmembers():
-            target.addfile(member, source.extractfile(member) if member.isfile() else None)
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        target.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 @pytest.mark.slow

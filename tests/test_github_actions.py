@@ -5,10 +5,8 @@ nothing), updated by signed workflow_run webhooks without a request, and gating 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
-import tarfile
 import uuid
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from deployer.sources.webhooks import delivery_process
 from tests.conftest import WEBHOOK_SECRET, AppRepo, MakeEnvironment, wait_for_deploy
 from tests.fakes.github import FakeGitHub, sign
 from tests.fakes.jenkins import FakeJenkins
+from tests.support.archives import with_file
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.django_db
@@ -122,18 +121,6 @@ def test_ci_github_needs_the_repository(db: None) -> None:
         )
 
 
-def _with_marker(archive: Path) -> bytes:
-    """The release tree with one more file, as a workflow's build output would be."""
-    out = io.BytesIO()
-    with tarfile.open(archive) as source, tarfile.open(fileobj=out, mode="w:gz") as target:
-        for member in source.getmembers():
-            target.addfile(member, source.extractfile(member) if member.isfile() else None)
-        info = tarfile.TarInfo("BUILT_BY_ACTIONS")
-        info.size = 4
-        target.addfile(info, io.BytesIO(b"yes\n"))
-    return out.getvalue()
-
-
 @pytest.mark.slow
 def test_build_github_ships_what_the_trusted_run_uploaded_checked_against_its_digest(
     make_environment: MakeEnvironment,
@@ -158,7 +145,7 @@ def test_build_github_ships_what_the_trusted_run_uploaded_checked_against_its_di
 
     tree = tmp_path / "tree.tar.gz"
     git.archive("app", str(app_repo.path), sha, tree)
-    built = _with_marker(tree)
+    built = with_file(tree, "BUILT_BY_ACTIONS", b"yes\n")
     tampered = github.add_run("acme/app", sha)
     github.add_artifact("acme/app", tampered, "release", {"release.tar.gz": built}, digest="sha256:" + "0" * 64)
     refused = deploy()

@@ -25,10 +25,9 @@ from django.conf import settings
 from django.db import IntegrityError
 from fabric import Connection
 
-from deployer.choices import BuildResult
 from deployer.deploys.build_cache import CACHE_MARK, cache_key, cache_plan
 from deployer.deploys.fleet import connect
-from deployer.deploys.gates import build_trusted, provenance
+from deployer.deploys.gates import shipped_build
 from deployer.deploys.host_steps import last_lines
 from deployer.deploys.lint_run import Checked, LintOutput, lint_step
 from deployer.deploys.log import deploy_logger
@@ -37,7 +36,7 @@ from deployer.deploys.sandbox import NO_SANDBOX_MARK, SANDBOX_PROBE, sandbox_dir
 from deployer.deploys.schema_changes import migrations_described
 from deployer.errors import StepFailed
 from deployer.integrations import jenkins, ssh
-from deployer.models import Artifact, Build, Deploy, Environment
+from deployer.models import Artifact, Deploy, Environment
 
 ARTIFACT_MARK = "GANTRY-ARTIFACT "
 BUILDING_MARK = "GANTRY-BUILDING"
@@ -269,11 +268,7 @@ def jenkins_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
     environment = deploy.environment
     service = environment.service
     log = deploy_logger(deploy.pk)
-    successful = Build.objects.filter(service=service, sha=deploy.sha, result=BuildResult.SUCCESS)
-    builds = list(successful.order_by("-started_at", "-number")[:50])
-    build = next((b for b in builds if build_trusted(environment, b)), None)
-    if build is None and builds:
-        raise StepFailed(f"build: jenkins ships what a trusted build archived: {provenance(environment, builds)}")
+    build = shipped_build(environment, deploy.sha, what="build: jenkins")
     if build is None:
         raise StepFailed(
             f"build: jenkins ships what Jenkins built, and {service.jenkins_job} has no successful build of "

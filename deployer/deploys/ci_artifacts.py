@@ -10,23 +10,18 @@ from pathlib import Path
 
 from django.conf import settings
 
-from deployer.choices import BuildResult
-from deployer.deploys.gates import build_trusted, provenance
+from deployer.deploys.gates import shipped_build
 from deployer.deploys.log import deploy_logger
 from deployer.errors import StepFailed
 from deployer.integrations import github, github_actions
-from deployer.models import Build, Deploy
+from deployer.models import Deploy
 
 
 def github_artifact(deploy: Deploy, workdir: Path) -> tuple[Path, str, str]:
     """(file, sha256, where from); StepFailed saying why when there is no such run, artifact or file."""
     environment = deploy.environment
     service = environment.service
-    successful = Build.objects.filter(service=service, sha=deploy.sha, result=BuildResult.SUCCESS)
-    runs = list(successful.exclude(run_id=None).order_by("-started_at", "-number")[:50])
-    run = next((b for b in runs if build_trusted(environment, b)), None)
-    if run is None and runs:
-        raise StepFailed(f"build: github ships what a trusted run uploaded: {provenance(environment, runs)}")
+    run = shipped_build(environment, deploy.sha, what="build: github", runs_only=True)
     if run is None or run.run_id is None:
         raise StepFailed(
             f"build: github ships what GitHub Actions built, and {service.github_repo} has no successful run of "

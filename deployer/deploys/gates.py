@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deployer.choices import BuildResult
+from deployer.errors import StepFailed
 from deployer.models import Build, Environment
 
 
@@ -37,6 +38,20 @@ def trusted_build(environment: Environment, sha: str) -> tuple[Build | None, lis
             return build, passed
         passed.append(build)
     return None, passed
+
+
+def shipped_build(environment: Environment, sha: str, *, what: str, runs_only: bool = False) -> Build | None:
+    """build: jenkins or github: the newest successful build of `sha` that counts here (None when there is
+    none); StepFailed (`what` ships...) naming the successful ones that do not count. `runs_only`: GitHub
+    Actions runs (they know their run, whose artifacts are asked for)."""
+    successful = Build.objects.filter(service_id=environment.service_id, sha=sha, result=BuildResult.SUCCESS)
+    if runs_only:
+        successful = successful.exclude(run_id=None)
+    builds = list(successful.order_by("-started_at", "-number")[:50])
+    build = next((b for b in builds if build_trusted(environment, b)), None)
+    if build is None and builds:
+        raise StepFailed(f"{what} ships what a trusted build made: {provenance(environment, builds)}")
+    return build
 
 
 def provenance(environment: Environment, untrusted: Sequence[Build]) -> str:

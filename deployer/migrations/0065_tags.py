@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=255)),
                 ('sha', models.CharField(max_length=40)),
                 ('author', models.CharField(blank=True, max_length=255)),
-                ('message', models.CharField(blank=True, help_text="First line of the commit's message.", max_length=500)),
+                ('message', models.CharField(blank=True, help_text="First line of the head commit message.", max_length=500)),
                 ('committed_at', models.DateTimeField(blank=True, null=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tags', to='deployer.service')),

@@ -12,16 +12,24 @@ from deployer.choices import (
 from deployer.models.catalog import Service
 
 
-class Branch(models.Model):
-    """A branch of a service's repository and its head commit, as last synced."""
+class RefHead(models.Model):
+    """A named ref of a service's repository (a branch, a tag) and the commit it names, as last synced."""
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="branches")
     name = models.CharField(max_length=255)
     sha = models.CharField(max_length=40)
     author = models.CharField(max_length=255, blank=True)
     message = models.CharField(max_length=500, blank=True, help_text="First line of the head commit message.")
     committed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Branch(RefHead):
+    """A branch of a service's repository and its head commit, as last synced."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="branches")
 
     class Meta:
         ordering = ["-committed_at", "name"]
@@ -31,16 +39,10 @@ class Branch(models.Model):
         return f"{self.service.name}:{self.name}"
 
 
-class Tag(models.Model):
+class Tag(RefHead):
     """A tag of a service's repository and the commit it names (peeled: an annotated tag's commit)."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="tags")
-    name = models.CharField(max_length=255)
-    sha = models.CharField(max_length=40)
-    author = models.CharField(max_length=255, blank=True)
-    message = models.CharField(max_length=500, blank=True, help_text="First line of the commit's message.")
-    committed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-committed_at", "-name"]

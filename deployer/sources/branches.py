@@ -182,45 +182,36 @@ def _budget_low() -> bool:
     return rate is not None and rate.remaining <= settings.GITHUB_RATE_LIMIT_RESERVE
 
 
-@transaction.atomic
 def _apply(service: Service, heads: list[Head]) -> None:
-    """Make the table match `heads`: add, update, delete; keep commit details a source did not give."""
-    names = [h.name for h in heads]
-    Branch.objects.filter(service=service).exclude(name__in=names).delete()
-    existing = {b.name: b for b in Branch.objects.filter(service=service)}
+    """Make the Branch table match `heads`."""
+    _heads_apply(Branch, service, heads)
+
+
+def _tags_apply(service: Service, heads: list[Head]) -> None:
+    """Make the Tag table match `heads`: a name git refuses, or one that reads as a full sha (resolve_ref would
+    take it as that commit), is left out."""
+    _heads_apply(Tag, service, [h for h in heads if not _bad_name(h.name) and not is_full_sha(h.name)])
+
+
+@transaction.atomic
+def _heads_apply(model: type[Branch] | type[Tag], service: Service, heads: list[Head]) -> None:
+    """Make `model`'s rows of `service` match `heads`: add, update, delete; keep commit details a source did
+    not give."""
+    model.objects.filter(service=service).exclude(name__in=[h.name for h in heads]).delete()
+    existing: dict[str, Branch | Tag] = {row.name: row for row in model.objects.filter(service=service)}
     now = timezone.now()
     creates, updates = [], []
     for head in heads:
-        branch = existing.get(head.name)
-        if branch is None:
-            creates.append(Branch(service=service, name=head.name, **_values(head)))
-        elif branch.sha != head.sha or (head.committed_at and not branch.committed_at):
+        row = existing.get(head.name)
+        if row is None:
+            creates.append(model(service=service, name=head.name, **_values(head)))
+        elif row.sha != head.sha or (head.committed_at and not row.committed_at):
             for key, value in _values(head).items():
-                setattr(branch, key, value)
-            branch.updated_at = now
-            updates.append(branch)
-    Branch.objects.bulk_create(creates)
-    Branch.objects.bulk_update(updates, ["sha", "author", "message", "committed_at", "updated_at"])
-
-
-@transaction.atomic
-def _tags_apply(service: Service, heads: list[Head]) -> None:
-    """Make the Tag table match `heads` (tags with a name git would refuse as a ref are left out)."""
-    # A name git refuses, or one that reads as a full sha (resolve_ref would take it as that commit): left out.
-    heads = [head for head in heads if not _bad_name(head.name) and not is_full_sha(head.name)]
-    Tag.objects.filter(service=service).exclude(name__in=[h.name for h in heads]).delete()
-    existing = {t.name: t for t in Tag.objects.filter(service=service)}
-    creates, updates = [], []
-    for head in heads:
-        tag = existing.get(head.name)
-        if tag is None:
-            creates.append(Tag(service=service, name=head.name, **_values(head)))
-        elif tag.sha != head.sha or (head.committed_at and not tag.committed_at):
-            for key, value in _values(head).items():
-                setattr(tag, key, value)
-            updates.append(tag)
-    Tag.objects.bulk_create(creates)
-    Tag.objects.bulk_update(updates, ["sha", "author", "message", "committed_at"])
+                setattr(row, key, value)
+            row.updated_at = now
+            updates.append(row)
+    model.objects.bulk_create(creates)  # type: ignore[arg-type]
+    model.objects.bulk_update(updates, ["sha", "author", "message", "committed_at", "updated_at"])  # type: ignore[arg-type]
 
 
 def _bad_name(name: str) -> bool:
