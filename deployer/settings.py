@@ -42,7 +42,9 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Absolute base URL of this Gantry, used in links sent out (Slack, GitHub).
-GANTRY_BASE_URL = env.str("GANTRY_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Links in Slack, the API and the CLI: by default where `make run`/`make serve` listen (GANTRY_PORT moves both).
+_LOCAL = f"http://127.0.0.1:{env.int('GANTRY_PORT', default=8000)}"
+GANTRY_BASE_URL = env.str("GANTRY_BASE_URL", default=_LOCAL).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

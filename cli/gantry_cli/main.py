@@ -216,7 +216,6 @@ def status(client: Gantry, service: str, environment: str | None, output: str) -
 @click.argument("ref")
 @click.option("--tick", multiple=True, metavar="ITEM", help="a checklist item ticked (repeat for each)")
 @click.option("--force", is_flag=True, help="confirm a schema change the plan asks about (recorded)")
-@click.option("--through-lock", is_flag=True, help="an admin deploys although the environment is locked")
 @click.option("--expect-sha", default="", metavar="SHA", help="refuse if REF no longer points at this sha")
 @wait_options
 @output_option
@@ -228,7 +227,6 @@ def deploy(
     ref: str,
     tick: tuple[str, ...],
     force: bool,
-    through_lock: bool,
     expect_sha: str,
     wait: bool,
     timeout: float,
@@ -245,7 +243,6 @@ def deploy(
         "ref": ref,
         "checklist": list(tick),
         "force": force,
-        "override_lock": through_lock,
         "expected_sha": expect_sha,
     }
     made = refused_unless_ok(client.post("deploys/", body))

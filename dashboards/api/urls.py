@@ -35,6 +35,50 @@ def slashed_only(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) -> l
     return [endpoint for endpoint in endpoints if endpoint[0].endswith("/")]
 
 
+def readable(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """The schema's postprocessing hook, for the docs a person reads: each operation grouped by what it acts
+    on (services, environments, deploys, history, me) and titled in a few words."""
+    for route, item in result.get("paths", {}).items():
+        parts = route.removeprefix("/api/v1/").strip("/").split("/")
+        on_environment = parts[0] == "services" and len(parts) >= 3 and parts[2] not in _SERVICE_PARTS
+        for method, operation in item.items():
+            if isinstance(operation, dict):
+                operation["tags"] = ["environments" if on_environment else parts[0]]
+                operation["summary"] = _TITLES.get((method.upper(), parts[-1] if len(parts) > 1 else ""), "")
+                operation["summary"] = operation["summary"] or _TITLES.get((method.upper(), route), route)
+    return result
+
+
+_SERVICE_PARTS = {"branches", "builds", "tags", "refresh"}
+# (method, the route's last part) -> a title; the routes whose last part is a name or an id by route.
+_TITLES = {
+    ("GET", "/api/v1/services/"): "List services",
+    ("GET", "/api/v1/services/{name}/"): "Get a service",
+    ("GET", "/api/v1/services/{name}/{environment}/"): "Get an environment",
+    ("GET", "/api/v1/deploys/"): "List deploys",
+    ("POST", "/api/v1/deploys/"): "Request a deploy",
+    ("GET", "/api/v1/deploys/{id}/"): "Get a deploy",
+    ("GET", "/api/v1/history/"): "Search the audit history",
+    ("GET", "/api/v1/me/"): "Who am I",
+    ("GET", "branches"): "List a service's branches",
+    ("GET", "builds"): "List a service's builds",
+    ("GET", "tags"): "List a service's tags",
+    ("POST", "refresh"): "Sync a service now",
+    ("GET", "plan"): "Plan a deploy",
+    ("POST", "rollback"): "Roll back",
+    ("POST", "promote"): "Promote",
+    ("POST", "lock"): "Lock",
+    ("POST", "unlock"): "Unlock",
+    ("POST", "api-tests"): "Run the API tests",
+    ("GET", "log"): "Read a deploy's log",
+    ("POST", "approve"): "Approve a deploy",
+    ("POST", "reject"): "Reject a deploy",
+    ("POST", "cancel"): "Cancel a deploy",
+    ("POST", "decide"): "Answer a paused rollout",
+    ("POST", "mark-failed"): "Mark a deploy failed",
+}
+
+
 urlpatterns = [
     path("schema/", login_not_required(SpectacularAPIView.as_view()), name="api-schema"),
     path("docs/", login_not_required(SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),

@@ -130,7 +130,8 @@ def lock(ask: Ask) -> str:
         return f"{summary}; deploying through it (recorded)"
     if ask.access.is_admin:
         raise Locked(
-            f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock"
+            f"{environment} is {summary}. As an admin you may deploy anyway: confirm deploying through the lock "
+            "(signed in, on the plan page or with the API and a browser session; never with a token)"
         )
     raise Locked(f"{environment} is {summary}. Ask whoever locked it to unlock it, or an admin to deploy")
 
