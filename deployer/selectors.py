@@ -30,6 +30,7 @@ from deployer.models import (
     Tag,
     Team,
 )
+from deployer.sources.checks import Verdict, verdicts_of
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,7 @@ def services_matrix(
         MatrixRow(row.name, row.team__name or "", cells[row.pk], *budgets.get(row.pk, ("", False)))
         for row in service_rows
     ]
-    teams = list(Team.objects.order_by("name").values_list("name", flat=True))
-    return Matrix(list(columns), rows, teams, total)
+    return Matrix(list(columns), rows, list(Team.objects.order_by("name").values_list("name", flat=True)), total)
 
 
 def _build_summaries(shas: set[str]) -> dict[tuple[int, str], BuildSummary]:
@@ -303,6 +303,7 @@ class BranchRow:
     build: Build | None
     runs_in: list[str]
     gates: list[tuple[EnvironmentState, Gate]]
+    checks: Verdict | None = None  # its required GitHub checks combined (ci: github with required_checks)
 
 
 def service_branches(
@@ -335,12 +336,14 @@ def service_tags(service: Service, states: list[EnvironmentState], *, limit: int
 
 def _ref_rows(service: Service, refs: Sequence[Branch | Tag], states: list[EnvironmentState]) -> list[BranchRow]:
     builds = Build.objects.newest_of({service.pk}, {ref.sha for ref in refs})
+    verdicts = verdicts_of(service, {ref.sha for ref in refs})
     return [
         BranchRow(
             branch=ref,
-            build=builds.get((service.pk, ref.sha)),
+            build=(build := builds.get((service.pk, ref.sha))),
             runs_in=[s.environment.name for s in states if s.current and s.current.sha == ref.sha],
-            gates=[(s, _gate(s.environment, ref.sha, builds.get((service.pk, ref.sha)))) for s in states],
+            gates=[(s, _gate(s.environment, ref.sha, build, verdicts.get(ref.sha))) for s in states],
+            checks=verdicts.get(ref.sha),
         )
         for ref in refs
     ]
@@ -389,9 +392,9 @@ def environment_named(service_name: str, name: str = "") -> Environment:
     return found
 
 
-def _gate(environment: Environment, sha: str, build: Build | None) -> Gate:
+def _gate(environment: Environment, sha: str, build: Build | None, checks: Verdict | None = None) -> Gate:
     """The gate as the page shows it from the newest build of `sha` (no query per environment): one from a
     job or branch the environment does not trust shows closed; the click looks further (deploys/rules.py)."""
     if build is not None and not build_trusted(environment, build):
-        return deploy_gate(environment, sha, None, [build])
-    return deploy_gate(environment, sha, build)
+        return deploy_gate(environment, sha, None, [build], checks=checks)
+    return deploy_gate(environment, sha, build, checks=checks)

@@ -40,6 +40,10 @@ def world(github: FakeGitHub) -> dict[str, Any]:
     github.add_artifact("acme/app", run, "release", {"release.tar.gz": b"tar"})
     github.add_artifact("acme/app", run, "old", {"x": b"y"}, digest=None)
     github.add_run("acme/app", sha, status="in_progress", conclusion=None)
+    github.checks.add_check_run("acme/app", sha, "test")
+    github.checks.add_check_run("acme/app", sha, "lint", status="in_progress", conclusion=None)
+    github.checks.add_status("acme/app", sha, "ci/circleci", "success", creator="circleci")
+    github.checks.protect("acme/app", "main", [("test", 15368), ("ci/circleci", None)])
     deployment = answer(
         github,
         "POST",
@@ -64,6 +68,11 @@ def test_every_answer_of_the_fake_validates_against_githubs_schema(github: FakeG
             github, "GET", f"/repos/acme/app/actions/runs/{world['run']['id']}/artifacts"
         ),
         "repos/get-commit": answer(github, "GET", f"/repos/acme/app/commits/{sha}"),
+        "checks/list-for-ref": answer(github, "GET", f"/repos/acme/app/commits/{sha}/check-runs"),
+        "repos/list-commit-statuses-for-ref": answer(github, "GET", f"/repos/acme/app/commits/{sha}/statuses"),
+        "repos/get-status-checks-protection": answer(
+            github, "GET", "/repos/acme/app/branches/main/protection/required_status_checks"
+        ),
         "repos/list-deployments": answer(github, "GET", "/repos/acme/app/deployments"),
         "repos/get-deployment": answer(github, "GET", f"/repos/acme/app/deployments/{deployment_id}"),
         "repos/create-deployment": world["deployment"],

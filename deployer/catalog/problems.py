@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ruamel.yaml.comments import CommentedMap
 
 from deployer.apitests.schema import TEMPLATE_RE, names_used, secrets_named
+from deployer.catalog.ci_spec import ci_problems
 from deployer.catalog.schema import (
     BuilderSpec,
     CatalogSpec,
@@ -74,11 +75,9 @@ def cross_problems(root: CommentedMap, spec: CatalogSpec) -> Iterable[Problem]:
                 line_of(root, loc), where(loc), "missing repo: add repo: <git URL or path> or github: <owner/name>"
             )
         yield from _webhook_secret_problems(root, service_name, service, spec)
-        if service.ci == "github" and not service.github:
-            loc = ("services", service_name, "ci")
-            yield Problem(
-                line_of(root, loc), where(loc), "ci: github reads GitHub Actions runs: set github: owner/name"
-            )
+        for tail, said in ci_problems(service):
+            loc = ("services", service_name, *tail)
+            yield Problem(line_of(root, loc), where(loc), said)
         if service.team and service.team not in spec.teams:
             loc = ("services", service_name, "team")
             declared = ", ".join(spec.teams) or "none"

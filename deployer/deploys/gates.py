@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from deployer.choices import BuildResult
 from deployer.errors import StepFailed
 from deployer.models import Build, Environment
+from deployer.sources.checks import Verdict
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,24 @@ def provenance(environment: Environment, untrusted: Sequence[Build]) -> str:
     )
 
 
-def deploy_gate(environment: Environment, sha: str, build: Build | None, untrusted: Sequence[Build] = ()) -> Gate:
+def deploy_gate(
+    environment: Environment,
+    sha: str,
+    build: Build | None,
+    untrusted: Sequence[Build] = (),
+    *,
+    checks: Verdict | None = None,
+) -> Gate:
     """`build` is the newest build of `sha` that counts here (None if Jenkins has none); `untrusted`, newer
-    builds of it from jobs or branches the environment does not trust."""
+    builds of it from jobs or branches the environment does not trust. `checks`: the required GitHub checks
+    of `sha` combined (sources/checks.py), which decide instead of the build when the catalog names some."""
     if not environment.require_green_build:
         return OPEN
     short = sha[:8]
+    if checks is not None:
+        if checks.state == "success":
+            return OPEN
+        return Gate(False, f"{environment.name} needs its required checks to pass on {short}; {checks.said}")
     if build is None and untrusted:
         return Gate(False, f"{environment.name} needs a green build of {short}; {provenance(environment, untrusted)}")
     if build is None:

@@ -28,6 +28,7 @@ from deployer.environments.locks import lock_summary
 from deployer.errors import BudgetSpent, DeployRefused, Frozen, Locked
 from deployer.lib.text import one_line
 from deployer.models import BudgetReading, Deploy, Environment
+from deployer.sources.checks import commit_verdict
 
 EMERGENCY_REASON_MIN = 10
 
@@ -207,9 +208,12 @@ def build_gate(ask: Ask) -> str:
     if ask.emergency:
         return "an emergency deploy skips the build gate"
     build, untrusted = trusted_build(ask.environment, ask.sha)
-    gate = deploy_gate(ask.environment, ask.sha, build, untrusted)
+    checks = commit_verdict(ask.environment.service, ask.sha)
+    gate = deploy_gate(ask.environment, ask.sha, build, untrusted, checks=checks)
     if not gate.open:
         raise DeployRefused(gate.reason)
+    if checks is not None and ask.environment.require_green_build:
+        return f"checks passed: {checks.said}"
     if not ask.environment.require_green_build or build is None:
         return "no green build required here"
     return f"green: build #{build.number}"

@@ -1,8 +1,8 @@
 """Gantry's data, split by concern; every model is importable from here (one app label, one migration history).
 
 catalog.py   Team, Service, Environment, Host, CatalogState
-sources.py   Branch, Tag, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet, MigrationCheck,
-             ScheduledRound
+sources.py   Branch, Tag, CommitChecks, Build, SyncState, IntegrationStatus, WebhookDelivery, ChangeSet,
+             MigrationCheck, ScheduledRound
 deploys.py   Deploy, DeployCommit, DeployHost, DeployLog, LeaseRequest
 access.py    Grant, SystemIdentity, PersonalToken, ExternalIdentity
 audit.py     AuditEntry
@@ -34,6 +34,7 @@ from deployer.models.sources import (
     Branch,
     Build,
     ChangeSet,
+    CommitChecks,
     IntegrationStatus,
     MigrationCheck,
     ScheduledRound,
@@ -55,6 +56,7 @@ __all__ = [
     "Build",
     "CatalogState",
     "ChangeSet",
+    "CommitChecks",
     "Deploy",
     "DeployCommit",
     "DeployHost",

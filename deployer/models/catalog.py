@@ -47,7 +47,10 @@ class Service(models.Model):
     )
     jenkins_job = models.CharField(max_length=255, blank=True, help_text="Jenkins job (folder/name) that builds it.")
     ci = models.CharField(max_length=10, default="jenkins", help_text="Where its builds come from: jenkins or github.")
-    github_actions = models.JSONField(default=dict, blank=True, help_text="ci: github: {workflows, events}.")
+    github_actions = models.JSONField(default=dict, blank=True, help_text="ci: github: which runs and checks count.")
+    # github_actions.branch_protection: the checks the default branch's protection requires, as last read
+    # ([{context, app_id}]; sources/checks.py).
+    protected_checks = models.JSONField(default=list, blank=True, editable=False)
     runbook_url = models.URLField(max_length=500, blank=True)
     api_tests = models.JSONField(default=dict, blank=True, help_text="Post-deploy API test suites (catalog).")
     # {"prometheus", "objective", "window", "good", "total" | "sloth", "gate"}: deploys/error_budget.py.

@@ -107,6 +107,24 @@ class Build(models.Model):
         return self.result == BuildResult.SUCCESS
 
 
+class CommitChecks(models.Model):
+    """What GitHub says about one commit of a service (ci: github with required checks): the newest check run
+    or commit status per name and poster, as last read (sources/checks.py); the build gate combines them."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="commit_checks")
+    sha = models.CharField(max_length=40)
+    # [{name, kind: check|status, by: app slug or login, app_id, state: success|failure|pending, word, url, at}]
+    contexts = models.JSONField(default=list, blank=True)
+    etags = models.JSONField(default=dict, blank=True, help_text="ETag of the check runs and statuses answers.")
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "sha"], name="commitchecks_unique_sha")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} checks of {self.sha[:8]}"
+
+
 class SyncState(models.Model):
     """How fresh a service's data from one source is: last success, last error, conditional-request state."""
 

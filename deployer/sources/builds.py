@@ -2,7 +2,8 @@
 `ci: github` its GitHub Actions workflow runs (conditional on the last answer's ETag: an unchanged repository
 costs no rate-limit unit), each run a build of its workflow's file (job), numbered as GitHub numbers it.
 A run counts only from the workflows and events the catalog names (github_actions:): anyone with write
-access can run a workflow of their own on a branch, and a pull request's own workflow is its author's."""
+access can run a workflow of their own on a branch, and a pull request's own workflow is its author's.
+With required checks named, the same sync reads the heads' check runs and statuses (sources/checks.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from deployer.errors import SyncFailed
 from deployer.integrations import github, github_actions, jenkins
 from deployer.lib import generations
 from deployer.models import Branch, Build, Service
-from deployer.sources import integration_health
+from deployer.sources import checks, integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def _actions_sync(service: Service) -> int:
             raise SyncFailed(reason)
         try:
             etag, runs = github_actions.workflow_runs(service.github_repo, etag=str(state.etags.get("runs", "")))
+            changed = runs_record(service, runs) if runs is not None else 0
+            etags, requests = checks.checks_sync(service, state.etags)
         except github.GitHubError as exc:
             integration_health.record_failure(integration_health.GITHUB, str(exc), transient=exc.retryable, requests=1)
             raise SyncFailed(str(exc)) from exc
@@ -79,9 +82,8 @@ def _actions_sync(service: Service) -> int:
         logger.warning("build sync of %s failed: %s", service.name, exc)
         sync_failed(state, str(exc))
         raise
-    integration_health.record_success(integration_health.GITHUB, requests=1, rate=github.rate_limit_seen())
-    changed = runs_record(service, runs) if runs is not None else 0
-    sync_succeeded(state, etags={"runs": etag})
+    integration_health.record_success(integration_health.GITHUB, requests=1 + requests, rate=github.rate_limit_seen())
+    sync_succeeded(state, etags={**etags, "runs": etag})
     return changed
 
 

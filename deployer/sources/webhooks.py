@@ -19,8 +19,9 @@ from django.utils.dateparse import parse_datetime
 
 from deployer import queue
 from deployer.integrations import github, github_actions
+from deployer.lib.refs import SHA_RE
 from deployer.models import Branch, CatalogState, Service, WebhookDelivery
-from deployer.sources import branches, builds
+from deployer.sources import branches, builds, checks
 
 logger = logging.getLogger(__name__)
 GITHUB_EVENTS = {"push", "create", "delete", "workflow_run", "check_suite", "check_run", "status"}
@@ -96,7 +97,12 @@ def _ci_event(service: Service, event: str, payload: dict[str, Any]) -> str:
         return f"{service.name} does not build with GitHub Actions (ci: github)"
     if event in CHECK_EVENTS:
         queue.enqueue_after_commit(queue.SYNC_BUILDS, service.pk)
-        return "checks changed: builds synced again"
+        sha = _checked_sha(event, payload)
+        if not (checks.checks_wanted(service) and sha):
+            return "checks changed: builds synced again"
+        checks.checks_read(service, sha)  # the commit's checks now, not the payload's (deliveries come out of order)
+        queue.enqueue_after_commit(queue.DELIVER, service.pk)
+        return f"checks of {sha[:8]} read again"
     try:
         run = github_actions.workflow_run_of(payload["workflow_run"])
     except (KeyError, TypeError, ValueError):
@@ -107,6 +113,13 @@ def _ci_event(service: Service, event: str, payload: dict[str, Any]) -> str:
     builds.runs_record(service, [run])
     queue.enqueue_after_commit(queue.DELIVER, service.pk)
     return said
+
+
+def _checked_sha(event: str, payload: dict[str, Any]) -> str:
+    """The commit a check_run, check_suite or status event is about ("" when the payload names none)."""
+    holder, key = (payload, "sha") if event == "status" else (payload.get(event), "head_sha")
+    found = holder.get(key) if isinstance(holder, dict) else None
+    return found if isinstance(found, str) and SHA_RE.fullmatch(found) else ""
 
 
 def _is_tag(event: str, payload: dict[str, Any]) -> bool:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from tests.fakes.github_checks import GitHubChecks
 from tests.fakes.github_people import GitHubPeople
 from tests.fakes.server import FakeServer, Request, Response
 
@@ -73,6 +74,7 @@ class FakeGitHub(FakeServer):
         prefix = "/api/v3"
         repo = r"/repos/([^/]+/[^/]+)"
         self.route("GET", prefix + "/rate_limit", self._rate_limit_answer)
+        self.checks = GitHubChecks(self)  # (its routes first: /branches/(.+) would take the protection path)
         self.route("GET", prefix + repo, self._repo)
         self.route("GET", prefix + repo + "/branches", self._branches_by_name)
         self.route("GET", prefix + r"/repositories/(\d+)/branches", self._branches_by_id)
@@ -146,6 +148,7 @@ class FakeGitHub(FakeServer):
         with self.data_lock:
             self.repos.clear()
             self.people.reset()
+            self.checks.reset()
             self.heal()
             self.reset_counters()
             self.refill()
