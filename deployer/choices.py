@@ -184,6 +184,7 @@ _BUILD_COLOURS = {
 class SyncSource(models.TextChoices):
     BRANCHES = "branches", "branches"
     BUILDS = "builds", "builds"
+    CHECKS = "checks", "required checks"
 
 
 # Hooks (deployer/deploys/phase_hooks.py; the phases are catalog/schema.py's HookPhase):

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from deployer.choices import DeployStatus, HostStatus
 from deployer.deploys.error_budget import budget_badges
-from deployer.deploys.gates import Gate, build_trusted, deploy_gate
+from deployer.deploys.gates import Gate, shown_gate
+from deployer.deploys.required_checks import verdicts_of
 from deployer.environments.freezes import freeze_now
 from deployer.environments.host_keys import KeyWaiting
 from deployer.errors import DeployRefused, NotFound
@@ -30,7 +31,7 @@ from deployer.models import (
     Tag,
     Team,
 )
-from deployer.sources.checks import Verdict, verdicts_of
+from deployer.sources.checks import Verdict
 
 
 @dataclass(frozen=True)
@@ -336,14 +337,17 @@ def service_tags(service: Service, states: list[EnvironmentState], *, limit: int
 
 def _ref_rows(service: Service, refs: Sequence[Branch | Tag], states: list[EnvironmentState]) -> list[BranchRow]:
     builds = Build.objects.newest_of({service.pk}, {ref.sha for ref in refs})
-    verdicts = verdicts_of(service, {ref.sha for ref in refs})
+    badges, verdicts = verdicts_of(service, {ref.sha for ref in refs}, [s.environment for s in states])
     return [
         BranchRow(
             branch=ref,
             build=(build := builds.get((service.pk, ref.sha))),
             runs_in=[s.environment.name for s in states if s.current and s.current.sha == ref.sha],
-            gates=[(s, _gate(s.environment, ref.sha, build, verdicts.get(ref.sha))) for s in states],
-            checks=verdicts.get(ref.sha),
+            gates=[
+                (s, shown_gate(s.environment, ref.sha, build, verdicts.get((s.environment.pk, ref.sha))))
+                for s in states
+            ],
+            checks=badges.get(ref.sha),
         )
         for ref in refs
     ]
@@ -390,11 +394,3 @@ def environment_named(service_name: str, name: str = "") -> Environment:
         known = ", ".join(env.name for env in environments)
         raise NotFound(f"{service.name} has no environment {name!r}; it has: {known}")
     return found
-
-
-def _gate(environment: Environment, sha: str, build: Build | None, checks: Verdict | None = None) -> Gate:
-    """The gate as the page shows it from the newest build of `sha` (no query per environment): one from a
-    job or branch the environment does not trust shows closed; the click looks further (deploys/rules.py)."""
-    if build is not None and not build_trusted(environment, build):
-        return deploy_gate(environment, sha, None, [build], checks=checks)
-    return deploy_gate(environment, sha, build, checks=checks)

@@ -1,6 +1,7 @@
 """Required GitHub checks (ci: github, github_actions.required_checks / branch_protection): the check runs and
 commit statuses on the exact sha gate a deploy as GitHub combines them, counted only from the apps and
-accounts the catalog (or the branch protection rule) names, read with ETags and again on a signed webhook."""
+accounts the catalog (or the branch protection rule) names, a GitHub Actions job only from a workflow run the
+environment trusts, read with ETags and again after a signed webhook."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from django.urls import reverse
 
 from deployer.catalog.catalog_files import CatalogError
 from deployer.catalog.load import catalog_apply, catalog_parse
+from deployer.choices import DeployStatus
 from deployer.deploys.request import deploy_request
-from deployer.errors import DeployRefused, SyncFailed
-from deployer.models import Environment, Grant, Service, WebhookDelivery
+from deployer.errors import DeployRefused
+from deployer.models import CommitChecks, Deploy, Environment, Grant, Service, SyncState, WebhookDelivery
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from deployer.sources.webhooks import delivery_process
@@ -28,11 +30,14 @@ pytestmark = pytest.mark.django_db
 CHECKED = "    github_actions:\n      required_checks: [test, ci/circleci]\n      status_creators: [circleci]\n"
 
 
-def checked_service(extra: str = CHECKED) -> Service:
+def checked_service(extra: str = CHECKED, environments: str = "") -> Service:
     catalog_apply(
         catalog_parse(
-            "services:\n  app:\n    github: acme/app\n    ci: github\n" + extra + "    environments:\n"
-            "      prod: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}\n"
+            "services:\n  app:\n    github: acme/app\n    ci: github\n"
+            + extra
+            + "    environments:\n"
+            + environments
+            + "      prod: {deploy_path: /srv/app, hosts: [{address: 10.0.0.1}]}\n"
         )
     )
     service = Service.objects.get()
@@ -41,12 +46,13 @@ def checked_service(extra: str = CHECKED) -> Service:
     return service
 
 
-def ask(ref: str, user: AbstractBaseUser) -> str:
-    """Deploy `ref` to prod; the build gate's word, or the refusal."""
+def ask(ref: str, user: AbstractBaseUser, environment: str = "prod") -> str:
+    """Deploy `ref` to prod (the deploy is then cancelled: no worker here); the sha, or the refusal."""
     try:
-        deploy = deploy_request(environment=Environment.objects.get(), ref=ref, user=user)  # type: ignore[arg-type]
+        deploy = deploy_request(environment=Environment.objects.get(name=environment), ref=ref, user=user)  # type: ignore[arg-type]
     except DeployRefused as refused:
         return f"refused: {refused}"
+    Deploy.objects.filter(pk=deploy.pk).update(status=DeployStatus.CANCELLED)
     return f"allowed: {deploy.sha[:8]}"
 
 
@@ -81,7 +87,7 @@ def test_required_checks_count_only_from_the_named_app_and_status_creators(
 ) -> None:
     repo = github.add_repo("acme/app", branches=2)
     main, feature = repo.branches["main"], repo.branches["feature/b001"]
-    github.checks.add_check_run("acme/app", main, "test")
+    github.checks.add_check_run("acme/app", main, "test", run=github.add_run("acme/app", main))
     github.checks.add_status("acme/app", main, "ci/circleci", "success", creator="circleci")
     # Anyone who may push can post a status, or run a workflow of their own, under any name.
     github.checks.add_check_run("acme/app", feature, "test", app="my-own-app", app_id=4242)
@@ -91,8 +97,8 @@ def test_required_checks_count_only_from_the_named_app_and_status_creators(
     assert ask("main", prod_deployer) == f"allowed: {main[:8]}"
     refused = ask("feature/b001", prod_deployer)
     assert "prod needs its required checks to pass on" in refused
-    assert "test reported only by my-own-app, which does not count (not in check_apps or status_creators)" in refused
-    assert "ci/circleci reported only by mallory" in refused
+    assert "test does not count: my-own-app posted it, an app not in check_apps" in refused
+    assert "ci/circleci does not count: mallory posted it, an account not in status_creators" in refused
 
     client.force_login(prod_deployer)
     page = client.get(reverse("service", args=["app"])).content.decode()
@@ -104,30 +110,63 @@ def test_a_check_run_webhook_reads_the_commits_checks_again_and_a_failure_closes
 ) -> None:
     repo = github.add_repo("acme/app")
     main = repo.branches["main"]
-    github.checks.add_check_run("acme/app", main, "test")
+    run = github.add_run("acme/app", main)
+    github.checks.add_check_run("acme/app", main, "test", run=run)
     github.checks.add_status("acme/app", main, "ci/circleci", "success", creator="circleci")
     service = checked_service()
     assert ask("main", prod_deployer).startswith("allowed")
 
-    spent = github.units_spent
+    github.reset_counters()
     build_sync(service=service)
-    assert github.units_spent == spent, "a settled commit is not read again; the runs list answers 304"
+    assert github.count("GET", "/check-runs") == 0, "a settled commit is not read again before RECHECK"
 
-    rerun = github.checks.add_check_run("acme/app", main, "test", conclusion="failure")
+    rerun = github.checks.add_check_run("acme/app", main, "test", run=run, conclusion="failure")
     outcome = webhook(client, "check_run", {"action": "completed", "check_run": rerun})
-    assert outcome == f"checks of {main[:8]} read again"
+    assert outcome == f"checks changed: builds and the checks of {main[:8]} synced again"
+    assert ask("main", prod_deployer).startswith("allowed"), "read by the next sync, not by the webhook itself"
+    build_sync(service=service)
     assert "test failed (github-actions)" in ask("main", prod_deployer)
 
     github.checks.add_status("acme/app", main, "ci/circleci", "pending", creator="circleci")
-    github.checks.add_check_run("acme/app", main, "test")
+    github.checks.add_check_run("acme/app", main, "test", run=run)
     assert webhook(client, "status", {"sha": main, "state": "pending", "context": "ci/circleci"}).startswith("checks")
+    build_sync(service=service)
     assert "ci/circleci pending (circleci)" in ask("main", prod_deployer)
     spent = github.units_spent
-    build_sync(service=service)  # pending: read again, and unchanged answers cost nothing
+    CommitChecks.objects.update(stale=True)
+    build_sync(service=service)  # read again, and unchanged answers cost nothing
     assert github.units_spent == spent
 
+    other = "f" * 40
+    outcome = webhook(client, "status", {"sha": other, "state": "success", "context": "ci/circleci"})
+    assert outcome == "checks changed: builds synced again", "a commit Gantry keeps no checks for is not read"
     outcome = webhook(client, "check_run", {"action": "completed", "check_run": {"head_sha": "not a sha"}})
-    assert outcome == "checks changed: builds synced again", "a payload without a commit reads nothing"
+    assert outcome == "checks changed: builds synced again"
+    assert not CommitChecks.objects.filter(sha=other).exists()
+
+
+def test_a_github_actions_job_counts_only_from_a_workflow_run_the_environment_trusts(
+    github: FakeGitHub, prod_deployer: AbstractBaseUser
+) -> None:
+    repo = github.add_repo("acme/app", branches=2)
+    main, feature = repo.branches["main"], repo.branches["feature/b001"]
+    pushed = github.add_run("acme/app", feature, branch="feature/b001")
+    github.checks.add_check_run("acme/app", feature, "test", run=pushed)
+    github.checks.add_status("acme/app", feature, "ci/circleci", "success", creator="circleci")
+    # On main: the push's job failed; a pull request's run of the same workflow, and a check run a workflow
+    # posted with its token (a suite of its own), say success under the same name.
+    github.checks.add_check_run("acme/app", main, "test", run=github.add_run("acme/app", main), conclusion="failure")
+    pull = github.add_run("acme/app", main, event="pull_request")
+    github.checks.add_check_run("acme/app", main, "test", run=pull)
+    github.checks.add_check_run("acme/app", main, "test")
+    github.checks.add_status("acme/app", main, "ci/circleci", "success", creator="circleci")
+    checked_service(environments="      test: {deploy_path: /srv/app, hosts: [{address: 10.0.0.2}]}\n")
+
+    assert ask("feature/b001", prod_deployer, "test").startswith("allowed"), "test trusts any branch's build"
+    refused = ask("feature/b001", prod_deployer)
+    assert "test does not count: from .github/workflows/ci.yml #1 (branch feature/b001), not trusted_builds" in refused
+    assert "ci/circleci does not count: prod counts it only on a commit that headed main" in refused
+    assert "test failed (github-actions)" in ask("main", prod_deployer), "only the push's run counts, and it failed"
 
 
 def test_branch_protection_names_the_checks_and_the_app_that_must_post_them(
@@ -136,27 +175,35 @@ def test_branch_protection_names_the_checks_and_the_app_that_must_post_them(
     repo = github.add_repo("acme/app")
     main = repo.branches["main"]
     github.checks.protect("acme/app", "main", [("test", GITHUB_ACTIONS_APP_ID), ("e2e", None)])
+    run = github.add_run("acme/app", main)
     github.checks.add_check_run("acme/app", main, "test", app="github-actions-look-alike", app_id=999)
-    github.checks.add_check_run("acme/app", main, "e2e")
+    github.checks.add_check_run("acme/app", main, "e2e", run=run)
     service = checked_service("    github_actions: {branch_protection: true}\n")
     assert service.protected_checks == [
         {"context": "test", "app_id": GITHUB_ACTIONS_APP_ID},
         {"context": "e2e", "app_id": None},
     ]
     refused = ask("main", prod_deployer)
-    said = f"test reported only by github-actions-look-alike, which does not count (protection asks app {15368})"
+    said = f"test does not count: github-actions-look-alike posted it; the protection rule asks for app {15368}"
     assert said in refused
 
-    github.checks.add_check_run("acme/app", main, "test")
+    github.checks.add_check_run("acme/app", main, "test", run=run)
+    CommitChecks.objects.update(stale=True)
     build_sync(service=service)
     assert ask("main", prod_deployer).startswith("allowed")
 
     github.checks.protection_refused = True
     github.checks.protect("acme/app", "main", [("test", None)])
-    with pytest.raises(SyncFailed, match="branch_protection: true reads the default branch's protection"):
-        build_sync(service=service)
+    build_sync(service=service)  # the runs and the commits' checks are still read
+    state = SyncState.objects.get(service=service, source="checks")
+    assert "branch_protection: true reads the default branch's protection" in state.error
     service.refresh_from_db()
     assert len(service.protected_checks) == 2, "what was read before stays"
+
+    github.checks.protection_refused = False
+    github.checks.protection.clear()  # the rule is gone (or moved to a ruleset, which is not read)
+    build_sync(service=service)
+    assert "protection rule requires no check Gantry can read" in ask("main", prod_deployer), "it fails closed"
 
 
 def test_without_required_checks_the_workflow_runs_gate_as_before(

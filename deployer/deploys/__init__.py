@@ -1,8 +1,9 @@
 """THE FLOW: what happens to a deploy, in order, and the file of each step.
 
 1. request.py     asked for (a branch, a promotion, continuous delivery, a rollback): the rules checked,
-                  the sha pinned, the row written, handed to the queue (gates.py: the build gate;
-                  estimates.py: how long it will take; plan.py: the same rules shown before a click)
+                  the sha pinned, the row written, handed to the queue (gates.py: the build gate,
+                  required_checks.py: or GitHub's required checks; estimates.py: how long it will
+                  take; plan.py: the same rules shown before a click)
 2. actions.py     what people do to it meanwhile: approve, reject, cancel, decide when paused, mark failed
 3. lease_queue.py requests waiting behind a lease start when it ends
 4. execution.py   a worker runs it, top to bottom: claim, build once while the hosts connect, roll out,

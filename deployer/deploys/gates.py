@@ -100,3 +100,10 @@ def deploy_gate(
         label = BuildResult(build.result).label
         return Gate(False, f"{environment.name} needs a green build of {short}; build #{build.number}: {label}")
     return OPEN
+
+
+def shown_gate(environment: Environment, sha: str, build: Build | None, checks: Verdict | None = None) -> Gate:
+    """The gate as a page shows it from the newest build of `sha` (no query per environment): one from a job
+    or branch the environment does not trust shows closed; the click looks further (rules.py)."""
+    untrusted = [build] if build is not None and not build_trusted(environment, build) else []
+    return deploy_gate(environment, sha, None if untrusted else build, untrusted, checks=checks)

@@ -19,6 +19,7 @@ from deployer.deploys.error_budget import budget_blocks, budget_summary
 from deployer.deploys.estimates import eta_seconds
 from deployer.deploys.gates import deploy_gate, trusted_build
 from deployer.deploys.migration_check import migrations_unsafe
+from deployer.deploys.required_checks import commit_verdict
 from deployer.deploys.roles import environment_roles, roles_unchecked
 from deployer.deploys.schema_changes import schema_behind
 from deployer.environments.access import Access
@@ -28,7 +29,6 @@ from deployer.environments.locks import lock_summary
 from deployer.errors import BudgetSpent, DeployRefused, Frozen, Locked
 from deployer.lib.text import one_line
 from deployer.models import BudgetReading, Deploy, Environment
-from deployer.sources.checks import commit_verdict
 
 EMERGENCY_REASON_MIN = 10
 
@@ -208,7 +208,7 @@ def build_gate(ask: Ask) -> str:
     if ask.emergency:
         return "an emergency deploy skips the build gate"
     build, untrusted = trusted_build(ask.environment, ask.sha)
-    checks = commit_verdict(ask.environment.service, ask.sha)
+    checks = commit_verdict(ask.environment, ask.sha)
     gate = deploy_gate(ask.environment, ask.sha, build, untrusted, checks=checks)
     if not gate.open:
         raise DeployRefused(gate.reason)

@@ -50,6 +50,7 @@ class WorkflowRun:
     started_at: datetime | None
     updated_at: datetime | None
     url: str
+    suite_id: int | None = None  # the check suite its jobs' check runs belong to
 
 
 def workflow_run_of(item: dict[str, Any]) -> WorkflowRun:
@@ -66,6 +67,7 @@ def workflow_run_of(item: dict[str, Any]) -> WorkflowRun:
         started_at=_moment(item.get("run_started_at") or item.get("created_at")),
         updated_at=_moment(item.get("updated_at")),
         url=str(item.get("html_url") or "")[:1000],
+        suite_id=int(item["check_suite_id"]) if isinstance(item.get("check_suite_id"), int) else None,
     )
 
 

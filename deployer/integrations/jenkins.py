@@ -62,6 +62,7 @@ class BuildInfo:
     url: str
     replayed: bool = False  # a Pipeline replay: its script was edited in Jenkins, not taken from the repository
     run_id: int | None = None  # a GitHub Actions run recorded in this shape (sources/builds.py): its id
+    suite_id: int | None = None  # and its check suite
 
 
 def enabled() -> bool:

@@ -83,6 +83,8 @@ class Build(models.Model):
     # A Pipeline replay: someone edited its script in Jenkins; it never counts where trusted_builds applies.
     replayed = models.BooleanField(default=False)
     run_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="GitHub Actions: the run's id.")
+    # GitHub Actions: the run's check suite, which its jobs' check runs name (sources/checks.py).
+    suite_id = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = BuildQuerySet.as_manager()
 
@@ -117,6 +119,10 @@ class CommitChecks(models.Model):
     contexts = models.JSONField(default=list, blank=True)
     etags = models.JSONField(default=dict, blank=True, help_text="ETag of the check runs and statuses answers.")
     read_at = models.DateTimeField(null=True, blank=True)
+    # The branches this commit was the head of when its checks were read: where trusted_builds names branches,
+    # a check other than a trusted workflow run's counts only for a commit that headed one of them.
+    branches = models.JSONField(default=list, blank=True)
+    stale = models.BooleanField(default=False, help_text="A webhook said its checks changed: read them again.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["service", "sha"], name="commitchecks_unique_sha")]

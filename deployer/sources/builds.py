@@ -20,7 +20,7 @@ from deployer.sources import checks, integration_health
 from deployer.sources.freshness import sync_failed, sync_state, sync_succeeded
 
 logger = logging.getLogger(__name__)
-UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url", "replayed", "run_id"]
+UPDATABLE = ["branch", "sha", "result", "started_at", "duration_ms", "url", "replayed", "run_id", "suite_id"]
 # Jenkins' words for how a build ended, in Gantry's vocabulary (anything else: not built).
 _RESULTS = {
     "SUCCESS": BuildResult.SUCCESS,
@@ -73,8 +73,6 @@ def _actions_sync(service: Service) -> int:
             raise SyncFailed(reason)
         try:
             etag, runs = github_actions.workflow_runs(service.github_repo, etag=str(state.etags.get("runs", "")))
-            changed = runs_record(service, runs) if runs is not None else 0
-            etags, requests = checks.checks_sync(service, state.etags)
         except github.GitHubError as exc:
             integration_health.record_failure(integration_health.GITHUB, str(exc), transient=exc.retryable, requests=1)
             raise SyncFailed(str(exc)) from exc
@@ -82,9 +80,32 @@ def _actions_sync(service: Service) -> int:
         logger.warning("build sync of %s failed: %s", service.name, exc)
         sync_failed(state, str(exc))
         raise
-    integration_health.record_success(integration_health.GITHUB, requests=1 + requests, rate=github.rate_limit_seen())
-    sync_succeeded(state, etags={**etags, "runs": etag})
+    integration_health.record_success(integration_health.GITHUB, requests=1, rate=github.rate_limit_seen())
+    changed = runs_record(service, runs) if runs is not None else 0
+    sync_succeeded(state, etags={"runs": etag})
+    if checks.checks_wanted(service):
+        _checks_sync(service)
     return changed
+
+
+def _checks_sync(service: Service) -> None:
+    """The required checks after the runs (a check run counts through its workflow run): failures recorded on
+    their own sync state, then raised as SyncFailed like the runs'."""
+    state = sync_state(service, SyncSource.CHECKS)
+    try:
+        etags, requests, refused = checks.checks_sync(service, state.etags)
+    except github.GitHubError as exc:
+        integration_health.record_failure(integration_health.GITHUB, str(exc), transient=exc.retryable, requests=1)
+        logger.warning("checks sync of %s failed: %s", service.name, exc)
+        sync_failed(state, str(exc))
+        raise SyncFailed(str(exc)) from exc
+    integration_health.record_success(integration_health.GITHUB, requests=requests, rate=github.rate_limit_seen())
+    if refused:  # GitHub refused a commit or the protection rule; the others were read
+        sync_failed(state, "; ".join(refused))
+        state.etags = etags
+        state.save(update_fields=["etags"])
+    else:
+        sync_succeeded(state, etags=etags)
 
 
 def runs_record(service: Service, runs: list[github_actions.WorkflowRun]) -> int:
@@ -130,6 +151,7 @@ def _as_build(run: github_actions.WorkflowRun, branch: str) -> jenkins.BuildInfo
         duration_ms=int(took.total_seconds() * 1000) if took else None,
         url=run.url,
         run_id=run.id,
+        suite_id=run.suite_id,
     )
 
 
@@ -159,6 +181,7 @@ def _apply(service: Service, found: list[jenkins.BuildInfo]) -> int:
             "url": info.url,
             "replayed": info.replayed,
             "run_id": info.run_id,
+            "suite_id": info.suite_id,
         }
         build = existing.get((info.job, info.number))
         if build is None:

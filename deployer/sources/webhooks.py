@@ -98,11 +98,10 @@ def _ci_event(service: Service, event: str, payload: dict[str, Any]) -> str:
     if event in CHECK_EVENTS:
         queue.enqueue_after_commit(queue.SYNC_BUILDS, service.pk)
         sha = _checked_sha(event, payload)
-        if not (checks.checks_wanted(service) and sha):
-            return "checks changed: builds synced again"
-        checks.checks_read(service, sha)  # the commit's checks now, not the payload's (deliveries come out of order)
-        queue.enqueue_after_commit(queue.DELIVER, service.pk)
-        return f"checks of {sha[:8]} read again"
+        # The sync reads the commit's checks as they are then, not the payload's (deliveries come out of order).
+        if checks.checks_wanted(service) and sha and checks.checks_mark_stale(service, sha):
+            return f"checks changed: builds and the checks of {sha[:8]} synced again"
+        return "checks changed: builds synced again"
     try:
         run = github_actions.workflow_run_of(payload["workflow_run"])
     except (KeyError, TypeError, ValueError):

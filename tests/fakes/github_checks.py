@@ -42,12 +42,14 @@ class GitHubChecks:
         sha: str,
         name: str,
         *,
+        run: dict[str, Any] | None = None,
         app: str = "github-actions",
         app_id: int = GITHUB_ACTIONS_APP_ID,
         status: str = "completed",
         conclusion: str | None = "success",
     ) -> dict[str, Any]:
-        """A check run on `sha` posted by the GitHub App `app` (newer than every earlier one)."""
+        """A check run on `sha` posted by the GitHub App `app` (newer than every earlier one): a job of the
+        workflow run `run` (its check suite), or of a suite of its own."""
         run_id, at = next(self._ids), self._moment()
         api = f"{self.github.api_url}/repos/{full_name}/check-runs/{run_id}"
         run = {
@@ -70,7 +72,7 @@ class GitHubChecks:
                 "annotations_count": 0,
                 "annotations_url": f"{api}/annotations",
             },
-            "check_suite": {"id": run_id + 1},
+            "check_suite": {"id": run["check_suite_id"] if run else run_id + 1},
             "app": self._app(app, app_id),
             "pull_requests": [],
         }
@@ -106,7 +108,7 @@ class GitHubChecks:
     # --- answers -----------------------------------------------------------------
 
     def _check_runs(self, request: Request, full_name: str, ref: str) -> Response:
-        """The newest run per name and app first, as filter=latest (the default) answers."""
+        """Newest first; filter=latest (the default) keeps the newest run per name and app."""
         if self.github._repo_or_none(full_name) is None:
             return self.github.not_found(request)
         with self.github.data_lock:
@@ -114,7 +116,7 @@ class GitHubChecks:
         latest: dict[tuple[str, int], dict[str, Any]] = {}
         for run in runs:
             latest.setdefault((run["name"], run["app"]["id"]), run)
-        shown = list(latest.values())
+        shown = runs if request.query.get("filter") == "all" else list(latest.values())
         return self.github._conditional(request, {"total_count": len(shown), "check_runs": shown[:100]})
 
     def _statuses(self, request: Request, full_name: str, ref: str) -> Response:
