@@ -1,6 +1,6 @@
-"""The catalog's JSON Schema (docs/catalog.schema.json, for editors) is current, and agrees with the loader:
-every catalog the loader takes, the schema takes (the README's, the demo's, the tests'), and a typo in a key
-is underlined."""
+"""The catalog's JSON Schema (docs/catalog.schema.json, for editors) and the reference written from it
+(docs/catalog-reference.md) are current, and the schema agrees with the loader: every catalog the loader
+takes, the schema takes (the docs', the demo's, the tests'), and a typo in a key is underlined."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from deployer.catalog.load import CatalogError, catalog_json_schema, catalog_parse
+from deployer.catalog.reference import catalog_reference
 from deployer.demo.hosts import SshdHost
 from deployer.demo.setup import catalog_text
 from tests.conftest import SMALL_CATALOG
@@ -34,8 +35,18 @@ def test_the_committed_schema_is_current() -> None:
     )
 
 
+def test_the_committed_reference_is_current() -> None:
+    reference = catalog_reference(catalog_json_schema())
+    assert (ROOT / "docs" / "catalog-reference.md").read_text() == reference, (
+        "the catalog's schema changed: python manage.py catalog_reference > docs/catalog-reference.md"
+    )
+    assert "| `required_checks` | list of string |" in reference
+    assert "## `services.<service>.environments.<environment>`" in reference
+
+
 def _readme_catalogs() -> list[str]:
-    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    text = "".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
     return [block for block in blocks if block.lstrip().startswith(("teams:", "services:", "#"))]
 
 
