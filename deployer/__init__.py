@@ -3,7 +3,7 @@
 At the root: settings, the Celery app (celery.py, broker.py: the embedded broker), the vocabulary
 (choices.py, errors.py), enqueueing by task name (queue.py), and the entry points that call the rooms
 below: tasks.py (workers), selectors.py (reads for the pages), chatops.py (Slack), admin.py, management/.
-The rooms, and the one-way arrows between them, are in the README (Development) and
+The rooms, and the one-way arrows between them, are in docs/development.md and
 tests/test_layout.py. Importing this package exposes the Celery app (`celery -A deployer`).
 """
 

@@ -62,8 +62,8 @@ def test_the_settings_loader_takes_env_example_as_it_is(tmp_path: Path) -> None:
 
 
 def _units() -> list[tuple[str, str]]:
-    """(file name, text) of every systemd unit in the README's ini blocks."""
-    readme = (ROOT / "README.md").read_text()
+    """(file name, text) of every systemd unit in the ini blocks of docs/operations.md."""
+    readme = (ROOT / "docs" / "operations.md").read_text()
     units = []
     for block in re.findall(r"```ini\n(.*?)```", readme, re.S):
         if "[Unit]" in block and (named := re.search(r"^# /etc/systemd/system/(\S+)$", block, re.M)):

@@ -16,7 +16,7 @@
                   schema_changes.py: the migration files a deploy ships and code lacking applied ones;
                   migration_check.py: those files linted for what the running release cannot live with
                   (check_ahead.py: asked by a plan page, ahead of any deploy)
-5. rollout.py     the batch loop, as the README tells it: stage all, the release phase once, then per
+5. rollout.py     the batch loop, as docs/release-model.md tells: stage all, the release phase once, then per
                   batch (batches.py) drain, switch, restart, health check, undrain; post-release once.
                   It returns how it ended (endings.py: live, rolled back, cancelled, failed);
                   recovery.py: what a failed batch or a cancel leads to (roll back, stop, pause for a

@@ -1,4 +1,4 @@
-"""Rolling one release out over an environment's hosts, as the README tells it:
+"""Rolling one release out over an environment's hosts, as docs/release-model.md tells it:
 
 1. Stage all: every host is staged (upload, extract, build), in parallel, before any host is switched: a
    failed build leaves `current` untouched everywhere.

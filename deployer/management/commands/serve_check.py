@@ -19,11 +19,12 @@ class Command(BaseCommand):
         if not Service.objects.exists() and settings.CATALOG_REPO:
             todo.append(
                 f"the workers follow the catalog in {settings.CATALOG_REPO} ({settings.CATALOG_BRANCH}): "
-                f"{settings.GANTRY_BASE_URL}/catalog/ says what they applied or refused (README: The catalog in git)"
+                f"{settings.GANTRY_BASE_URL}/catalog/ says what they applied or refused "
+                "(docs/catalog.md: The catalog in git)"
             )
         elif not Service.objects.exists():
             todo.append(
-                "describe your services in a catalog.yml (README: The catalog), then  .venv/bin/python manage.py "
+                "describe your services in a catalog.yml (docs/catalog.md), then  .venv/bin/python manage.py "
                 "load_catalog catalog.yml  (print Gantry's SSH key for your hosts with  manage.py ssh_key)"
             )
         if not settings.SECRET_KEY_FROM_ENV:
