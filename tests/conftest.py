@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
-import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,35 +35,13 @@ from tests.fakes.grafana import FakeGrafana
 from tests.fakes.jenkins import FakeJenkins
 from tests.fakes.slack import FakeSlack
 from tests.support.builder_account import Builder, builder_started
+from tests.support.catalogs import SMALL_CATALOG, AppRepo, MakeEnvironment
+from tests.support.constants import DEMO_SECRET, HOOK_SECRET, SHOP_SECRET
+from tests.support.integrations import integration_settings
+from tests.support.net import TEST_ADDRESSES, free_port
 from tests.support.prometheus import ADDRESS as PROMETHEUS_ADDRESS
+from tests.support.shop import ITEMS, MIGRATE
 from tests.support.worker import Worker
-
-TEST_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
-DEMO_SECRET = "demo-key-for-the-tests"
-SHOP_SECRET = "shop-secret-9876"
-HOOK_SECRET = (
-    "hook-secret-2468"  # GANTRY_WEBHOOK_WEB_TEST of the workers: signs the webhooks of tests/test_hooks_out.py
-)
-
-
-def free_port(*addresses: str) -> int:
-    """A TCP port that is free on every one of `addresses`."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind((addresses[0], 0))
-            port = probe.getsockname()[1]
-        if all(_bindable(address, port) for address in addresses[1:]):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _bindable(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -159,22 +134,6 @@ def deployer_client(deployer: AbstractBaseUser) -> Client:
 
 # --- a catalog without live hosts (for rules and pages) -----------------------
 
-SMALL_CATALOG = """
-teams:
-  web: {}
-services:
-  app:
-    team: web
-    repo: /srv/git/app.git
-    default_branch: main
-    environments:
-      test:
-        deploy_path: /srv/app
-        hosts:
-          - {address: 10.0.0.1}
-          - {address: 10.0.0.2}
-"""
-
 
 @pytest.fixture
 def environment(db: None) -> Environment:
@@ -218,9 +177,6 @@ def ssh_hosts(sshd_processes: list[SshdHost], django_db_setup: None, django_db_b
 
 # --- fake GitHub and Jenkins ---------------------------------------------------
 
-WEBHOOK_SECRET = "webhook-secret"
-JENKINS_HOOK_TOKEN = "jenkins-hook-token"
-
 
 @pytest.fixture(scope="session")
 def fakes() -> Iterator[tuple[FakeGitHub, FakeJenkins]]:
@@ -229,19 +185,6 @@ def fakes() -> Iterator[tuple[FakeGitHub, FakeJenkins]]:
     yield fake_github, fake_jenkins
     fake_github.stop()
     fake_jenkins.stop()
-
-
-def integration_settings(fake_github: FakeGitHub, fake_jenkins: FakeJenkins) -> dict[str, str]:
-    return {
-        "GITHUB_TOKEN": fake_github.token,
-        "GITHUB_API_URL": fake_github.api_url,
-        "GITHUB_WEB_URL": fake_github.url,
-        "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "JENKINS_URL": fake_jenkins.url,
-        "JENKINS_USER": fake_jenkins.user,
-        "JENKINS_TOKEN": fake_jenkins.token,
-        "JENKINS_WEBHOOK_TOKEN": JENKINS_HOOK_TOKEN,
-    }
 
 
 @pytest.fixture
@@ -364,11 +307,6 @@ def app_port() -> int:
     return free_port(*TEST_ADDRESSES)
 
 
-@dataclass
-class AppRepo:
-    path: Path
-
-
 @pytest.fixture(scope="session")
 def app_repo(tmp_path_factory: pytest.TempPathFactory) -> AppRepo:
     """The demo service's repository, plus branches whose build fails or hangs."""
@@ -383,8 +321,6 @@ def app_repo(tmp_path_factory: pytest.TempPathFactory) -> AppRepo:
 
 
 # --- environments -------------------------------------------------------------
-
-MakeEnvironment = Callable[..., Environment]
 
 
 @pytest.fixture
@@ -455,53 +391,6 @@ def _stop_app(pidfile: Path) -> None:
         os.kill(int(pidfile.read_text()), signal.SIGTERM)
 
 
-def deploy_story(worker: Worker) -> str:
-    """Every deploy's state and log, and the worker's log: what a failing test needs to explain itself."""
-    parts = []
-    for deploy in Deploy.objects.order_by("pk"):
-        lines = "\n".join(str(line) for line in deploy.log_lines.all())
-        parts.append(f"--- deploy #{deploy.pk}: {deploy.status} {deploy.reason}\n{lines}")
-    return "\n".join(parts) + f"\n--- worker log (last 4000 characters)\n{worker.log()[-4000:]}"
-
-
-def wait_for_deploy(deploy_id: int, worker: Worker, timeout: float = 60.0) -> Deploy:
-    """Wait for a deploy to finish; fail with the whole story if it does not."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        deploy = Deploy.objects.get(pk=deploy_id)
-        if not deploy.is_active:
-            return deploy
-        time.sleep(0.2)
-    pytest.fail(f"deploy #{deploy_id} did not finish in {timeout} s\n{deploy_story(worker)}")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"condition not met within {timeout} s")
-
-
-def plan_page(client: Client, service: str, environment: str, ref: str, timeout: float = 20.0) -> str:
-    """The plan page as a browser ends up showing it: its commits and migration files come from a worker,
-    which the page polls for (hx-get) until they are there."""
-    from django.urls import reverse
-
-    page = client.get(reverse("deploy-plan", args=[service, environment]), {"ref": ref}).content.decode()
-    deadline = time.monotonic() + timeout
-    while (poll := re.search(r'<div id="plan-changes" class="poll" hx-get="([^"]+)"', page)) is not None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the plan's changes did not arrive within {timeout} s")
-        time.sleep(0.1)
-        fragment = client.get(poll.group(1)).content.decode()
-        start = page.index('<div id="plan-changes"')
-        end = page.index("</div>", start) + len("</div>")
-        page = page[:start] + fragment + page[end:]
-    return page
-
-
 @pytest.fixture
 def builder(ssh_hosts: list[SshdHost]) -> Iterator[Builder]:
     with builder_started("127.0.0.14", free_port("127.0.0.14")) as started:
@@ -541,3 +430,12 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def shop(app_repo: AppRepo, tmp_path: Path) -> dict[str, Path]:
+    """Branches of the app with a migration step, and the database the hosts share (as a DB server would be)."""
+    setup.repo_branch(app_repo.path, "migrations", {"migrate.py": MIGRATE, "migrations/0001_items.sql": ITEMS}, "M1")
+    broken = "CREATE TABLE prices (id INTEGER PRIMARY KEY);\nCREATE TABLE nonsense (;\n"
+    setup.repo_branch(app_repo.path, "bad-migration", {"migrations/0002_price.sql": broken}, "M2", base="migrations")
+    return {"database": tmp_path / "shop.sqlite3", "runs": tmp_path / "migrate-runs.log"}

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
-from knox.models import AuthToken
 
 from deployer.choices import AuditAction, DeployStatus
 from deployer.models import AuditEntry, Deploy, Environment
-
-
-def api(user: AbstractBaseUser | None = None) -> Client:
-    """A client that authenticates with the user's API token (no session, no CSRF)."""
-    if user is None:
-        return Client()
-    key = AuthToken.objects.create(user=user)[1]
-    return Client(headers={"Authorization": f"Token {key}"})
-
-
-def post(client: Client, url: str, body: dict[str, Any] | None = None) -> Any:
-    return client.post(url, body or {}, content_type="application/json")
+from tests.support.api import api, post
 
 
 def test_without_a_token_the_api_says_401(environment: Environment) -> None:

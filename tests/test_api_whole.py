@@ -14,7 +14,7 @@ from knox.models import AuthToken
 from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import AuditAction, DeployStatus
 from deployer.models import AuditEntry, Branch, Deploy, DeployLog, Environment
-from tests.conftest import SMALL_CATALOG
+from tests.support.catalogs import SMALL_CATALOG
 
 
 def api(user: AbstractBaseUser) -> Client:

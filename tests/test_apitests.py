@@ -22,11 +22,13 @@ from deployer.catalog.load import CatalogError, catalog_parse
 from deployer.choices import DeployStatus
 from deployer.demo import setup
 from deployer.models import ApiTestRun, ApiTestStep, Environment
-from tests.conftest import AppRepo, MakeEnvironment, wait_until
 from tests.fakes.server import FakeServer, Request, Response
+from tests.support.apitests import SMOKE
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import deploy_and_wait, host_root
 from tests.support.listener import Listener
+from tests.support.waiting import wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
 
 
 class App(FakeServer):
@@ -175,25 +177,6 @@ def test_bad_suites_are_refused(text: str, message: str) -> None:
     with pytest.raises(ValidationError) as error:
         suite(text)
     assert message in str(error.value)
-
-
-SMOKE = """
-    api_tests:
-      smoke:
-        steps:
-          - name: version
-            url: "{{base_url}}/version"
-            extract: {running: json.sha}
-            assert:
-              - {status: 200}
-              - {json: sha, equals: "{{sha}}"}
-              - {header: Content-Type, contains: json}
-          - name: greeting
-            url: "{{base_url}}/version"
-            assert:
-              - {json: greeting, contains: "{{loud}}"}
-              - {response_time_ms: 2000}
-"""
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ import pytest
 
 from deployer.demo.hosts import SshdHost
 from deployer.integrations.ssh_keys import HostKey
-from tests.conftest import AppRepo, free_port
+from tests.support.catalogs import AppRepo
+from tests.support.net import free_port
 from tests.support.worker import BASE_DIR
 
 pytestmark = pytest.mark.one_backend  # each machine has a database of its own, SQLite or PostgreSQL

@@ -20,7 +20,9 @@ from deployer.environments.host_keys import keys_waiting
 from deployer.integrations.ssh import Target
 from deployer.integrations.ssh_keys import HostKey
 from deployer.models import TrustedHostKey
-from tests.conftest import MakeEnvironment, free_port, wait_for_deploy
+from tests.support.catalogs import MakeEnvironment
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.slow

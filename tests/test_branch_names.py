@@ -16,7 +16,8 @@ from deployer.demo.setup import repo_branch
 from deployer.deploys.request import deploy_request
 from deployer.models import Deploy, Environment
 from deployer.sources.branches import branch_sync
-from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here

@@ -16,7 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from playwright.sync_api import Browser, Page, expect
 
 from deployer.models import Deploy
-from tests.conftest import MakeEnvironment, deploy_story
+from tests.support.catalogs import MakeEnvironment
+from tests.support.waiting import deploy_story
 from tests.support.worker import BASE_DIR, Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]

@@ -16,9 +16,9 @@ from deployer.demo.setup import git
 from deployer.deploys.request import deploy_request
 from deployer.models import Deploy, DeployLog, Environment
 from deployer.sources.branches import branch_sync
-from tests.conftest import wait_for_deploy
 from tests.support.builder_account import Builder
 from tests.support.builder_catalog import builder_catalog, commit
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here

@@ -12,18 +12,21 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from deployer.catalog.load import CatalogError, catalog_apply, catalog_parse
 from deployer.choices import DeployStatus
+from deployer.demo.hosts import SshdHost
 from deployer.deploys.builder import artifacts_prune
 from deployer.deploys.request import deploy_promote, deploy_request
 from deployer.integrations import git
 from deployer.models import Artifact, DeployLog, Environment, Service
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
-from tests.conftest import AppRepo, MakeEnvironment, SshdHost, free_port, wait_for_deploy
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.support.archives import with_file
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import deploy_and_wait, head, host_root
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, head, host_root
 
 
 def catalog(app_repo: AppRepo, hosts: list[SshdHost], root: Path) -> str:

@@ -24,8 +24,9 @@ from deployer.demo.setup import git
 from deployer.deploys.request import deploy_request
 from deployer.models import DeployLog, Environment
 from deployer.sources.branches import branch_sync
-from tests.conftest import plan_page, wait_for_deploy
 from tests.support.builder_account import Builder, crontab_of, processes_of
+from tests.support.pages import plan_page
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here

@@ -22,12 +22,14 @@ from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
 from deployer.integrations import haproxy
 from deployer.models import Deploy, DeployLog, DeployPhase, Measurement
-from tests.conftest import AppRepo, MakeEnvironment, deploy_story, plan_page, wait_for_deploy, wait_until
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import deploy_and_wait, host_root
 from tests.support.haproxy import all_up, haproxy_running
 from tests.support.load import Load
+from tests.support.pages import plan_page
 from tests.support.prometheus import ADDRESS, prometheus_running
+from tests.support.waiting import deploy_story, wait_for_deploy, wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
@@ -275,7 +277,7 @@ def test_the_slack_story_and_the_page_say_what_the_canary_measured(db: None, dep
     from deployer.catalog.load import catalog_apply, catalog_parse
     from deployer.models import Environment
     from deployer.notify.story import story
-    from tests.conftest import SMALL_CATALOG
+    from tests.support.catalogs import SMALL_CATALOG
 
     catalog_apply(catalog_parse(SMALL_CATALOG))
     deploy = Deploy.objects.create(environment=Environment.objects.get(name="test"), ref="main", sha="a" * 40)
@@ -349,7 +351,7 @@ def test_a_finished_analysis_is_judged_again_by_todays_catalog(db: None, deploye
 
     from deployer.catalog.load import catalog_apply, catalog_parse
     from deployer.models import Environment
-    from tests.conftest import SMALL_CATALOG
+    from tests.support.catalogs import SMALL_CATALOG
 
     catalog_apply(catalog_parse(SMALL_CATALOG))
     environment = Environment.objects.get(name="test")

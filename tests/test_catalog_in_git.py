@@ -25,9 +25,9 @@ from deployer.models import AuditEntry, CatalogState, Environment, Service, Slac
 from deployer.notify.outbox import message_send
 from deployer.ops.catalog_follow import _older, catalog_follow
 from deployer.sources.webhooks import delivery_process
-from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.github import ZERO_SHA, FakeGitHub, push_event, sign
 from tests.fakes.slack import FakeSlack
+from tests.support.constants import WEBHOOK_SECRET
 from tests.support.worker import Worker
 
 CATALOG = """

@@ -17,7 +17,7 @@ from deployer.catalog.load import CatalogError, catalog_json_schema, catalog_par
 from deployer.catalog.reference import catalog_reference
 from deployer.demo.hosts import SshdHost
 from deployer.demo.setup import catalog_text
-from tests.conftest import SMALL_CATALOG
+from tests.support.catalogs import SMALL_CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "docs" / "catalog.schema.json"

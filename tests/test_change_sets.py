@@ -18,9 +18,11 @@ from deployer.demo import setup
 from deployer.deploys.plan import plan_changes
 from deployer.models import Branch, ChangeSet, Environment
 from deployer.sources.changes import NEW_PER_MINUTE, WAIT_AT_MOST, change_set, change_set_compute, migration_globs
-from tests.conftest import AppRepo, MakeEnvironment, plan_page, wait_until
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import deploy_and_wait
+from tests.support.pages import plan_page
+from tests.support.waiting import wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
 
 
 def head(environment: Environment, branch: str) -> str:

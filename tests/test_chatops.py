@@ -9,38 +9,20 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
-from django.urls import reverse
 from slack_sdk.models.blocks import Block
 
 from deployer.chatops import CommandError, command_parse
 from deployer.choices import AuditAction, DeployStatus, Role
 from deployer.deploys.request import deploy_request
 from deployer.models import AuditEntry, Deploy, DeployLog, Environment, Grant, SlackIdentity, SlackMessage
-from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.slack import FakeSlack, Message, SignedRequest, sign
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait
+from tests.support.slack import ACTIONS, answer, send, settled, told
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
-from tests.test_slack import settled, told
 
 BASE = django_settings.GANTRY_BASE_URL  # the worker's links start with it
-COMMANDS = reverse("hook-slack-commands")
-ACTIONS = reverse("hook-slack-actions")
-
-
-def send(request: SignedRequest, url: str = COMMANDS) -> Any:
-    """POST what Slack would, byte for byte (the signature covers the raw body)."""
-    return Client().post(
-        url, data=request.body, content_type="application/x-www-form-urlencoded", headers=request.headers
-    )
-
-
-def answer(slack: FakeSlack, request: SignedRequest) -> str:
-    """The worker's answer to the person, through the request's response_url."""
-    wait_until(lambda: bool(slack.answers(request)), timeout=30)
-    (said,) = slack.answers(request)
-    assert said["response_type"] == "ephemeral" and said["replace_original"] is False
-    return str(said["text"])
 
 
 def buttons(message: Message) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from deployer.choices import DeployStatus
 from deployer.models import Deploy
-from tests.conftest import MakeEnvironment
+from tests.support.catalogs import MakeEnvironment
 from tests.support.worker import BASE_DIR, Worker, database_url
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,15 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from deployer import tasks
 from deployer.choices import DeployStatus
+from deployer.demo.hosts import SshdHost
 from deployer.integrations import ssh, ssh_slots
 from deployer.integrations.ssh_keys import HostKey
 from deployer.models import Branch, Deploy
-from tests.conftest import MakeEnvironment, SshdHost, integration_settings, wait_for_deploy
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
+from tests.support.catalogs import MakeEnvironment
+from tests.support.integrations import integration_settings
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]

@@ -20,8 +20,8 @@ from deployer.errors import DeployRefused
 from deployer.models import Branch, Deploy, Environment, Service
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
-from tests.conftest import AppRepo
 from tests.fakes.jenkins import FakeJenkins
+from tests.support.catalogs import AppRepo
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dana_deploys_to_prod")]
 

@@ -16,9 +16,9 @@ from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import DeployStatus, DeployTrigger
 from deployer.delivery.dora import Scope, figures
 from deployer.models import Deploy, DeployCommit, Environment
-from tests.conftest import MakeEnvironment
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
 
 CATALOG = """
 teams:

@@ -29,7 +29,8 @@ from deployer.deploys.request import deploy_request, deploy_rollback
 from deployer.deploys.rules import DeployOptions
 from deployer.deploys.schema_changes import RollbackNeedsConfirmation
 from deployer.models import DeployLog, Environment, Measurement
-from tests.conftest import DEMO_SECRET, wait_for_deploy
+from tests.support.constants import DEMO_SECRET
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]

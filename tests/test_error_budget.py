@@ -24,8 +24,9 @@ from deployer.deploys.rules import Ask, DeployOptions, error_budget
 from deployer.environments.access import access_for
 from deployer.errors import BudgetSpent
 from deployer.models import Branch, BudgetReading, Deploy, DeployLog, Environment, Service
-from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
+from tests.support.catalogs import MakeEnvironment
 from tests.support.prometheus import backfill, prometheus_running
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.django_db

@@ -28,7 +28,9 @@ from deployer.errors import Frozen
 from deployer.lib import generations
 from deployer.models import AuditEntry, Branch, Build, Deploy, Environment
 from deployer.notify.story import story
-from tests.conftest import MakeEnvironment, plan_page, wait_for_deploy
+from tests.support.catalogs import MakeEnvironment
+from tests.support.pages import plan_page
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 BERLIN = ZoneInfo("Europe/Berlin")

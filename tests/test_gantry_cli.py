@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser, User
 from deployer.choices import DeployStatus, TokenScope
 from deployer.environments.api_tokens import token_create
 from deployer.models import AuditEntry, Deploy
-from tests.conftest import MakeEnvironment
+from tests.support.catalogs import MakeEnvironment
 from tests.support.webserver import WebServer
 from tests.support.worker import BASE_DIR, Worker
 

@@ -25,10 +25,12 @@ from deployer.models import Build, Deploy, Environment, Grant, Service, WebhookD
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from deployer.sources.webhooks import delivery_process
-from tests.conftest import WEBHOOK_SECRET, AppRepo, MakeEnvironment, wait_for_deploy
 from tests.fakes.github import FakeGitHub, sign
 from tests.fakes.jenkins import FakeJenkins
 from tests.support.archives import with_file
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.constants import WEBHOOK_SECRET
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.django_db

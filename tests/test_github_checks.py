@@ -22,9 +22,9 @@ from deployer.models import CommitChecks, Deploy, Environment, Grant, Service, S
 from deployer.sources.branches import branch_sync
 from deployer.sources.builds import build_sync
 from deployer.sources.webhooks import delivery_process
-from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.github import FakeGitHub, sign
 from tests.fakes.github_checks import GITHUB_ACTIONS_APP_ID
+from tests.support.constants import WEBHOOK_SECRET
 
 pytestmark = pytest.mark.django_db
 CHECKED = "    github_actions:\n      required_checks: [test, ci/circleci]\n      status_creators: [circleci]\n"

@@ -11,10 +11,11 @@ from deployer.choices import DeployStatus
 from deployer.demo.setup import git
 from deployer.deploys.request import deploy_request
 from deployer.models import Branch, Environment
-from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.github import FakeGitHub, push_event
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.waiting import wait_for_deploy, wait_until
+from tests.support.webhooks import post
 from tests.support.worker import Worker
-from tests.test_webhooks import post
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import Role
 from deployer.environments.access import access_for
 from deployer.models import Environment, Grant
-from tests.conftest import SMALL_CATALOG
 from tests.fakes.github import FakeGitHub
+from tests.support.catalogs import SMALL_CATALOG
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 

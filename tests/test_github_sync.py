@@ -10,7 +10,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployer.catalog.load import catalog_apply, catalog_parse
 from deployer.choices import SyncSource
 from deployer.errors import SyncFailed
 from deployer.models import Branch, IntegrationStatus, Service, SyncState
@@ -18,19 +17,9 @@ from deployer.sources import integration_health
 from deployer.sources.branches import branch_sync
 from deployer.sources.pacing import peak_per_minute, resync_round
 from tests.fakes.github import FakeGitHub
+from tests.support.catalogs import github_services
 
 pytestmark = pytest.mark.django_db
-
-
-def github_services(*names: str) -> list[Service]:
-    """Services whose branches come from the fake GitHub repository acme/<name>."""
-    body = "".join(
-        f"  {name}:\n    github: acme/{name}\n    environments:\n"
-        f"      test: {{deploy_path: /srv/{name}, hosts: [{{address: 10.0.0.1}}]}}\n"
-        for name in names
-    )
-    catalog_apply(catalog_parse("services:\n" + body))
-    return [Service.objects.get(name=name) for name in names]
 
 
 def stale_reason(service: Service) -> str:

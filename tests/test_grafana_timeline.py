@@ -14,8 +14,9 @@ from deployer.choices import DeployStatus
 from deployer.deploys.request import deploy_request
 from deployer.models import GrafanaAnnotation
 from deployer.notify.grafana_outbox import annotation_send
-from tests.conftest import MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.grafana import FakeGrafana
+from tests.support.catalogs import MakeEnvironment
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.slow

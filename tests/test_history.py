@@ -23,7 +23,7 @@ from deployer.deploys.lifecycle import deploy_transition
 from deployer.deploys.request import deploy_request
 from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.models import AuditEntry, Deploy, Environment, Service
-from tests.conftest import SMALL_CATALOG
+from tests.support.catalogs import SMALL_CATALOG
 
 HISTORY = reverse("history")
 CSV = reverse("history-csv")

@@ -10,10 +10,11 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from deployer.catalog.load import CatalogError, catalog_parse
 from deployer.choices import DeployStatus
+from deployer.demo.hosts import SshdHost
 from deployer.models import Environment
-from tests.conftest import MakeEnvironment, SshdHost
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait, head, host_root
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, head, host_root
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 

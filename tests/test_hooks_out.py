@@ -19,9 +19,11 @@ from deployer.environments.locks import environment_lock, environment_unlock
 from deployer.models import Environment, HookDelivery
 from deployer.notify.hooks_out import hook_send
 from deployer.notify.outbox import SendLater
-from tests.conftest import HOOK_SECRET, SMALL_CATALOG, MakeEnvironment, wait_for_deploy, wait_until
+from tests.support.catalogs import SMALL_CATALOG, MakeEnvironment
+from tests.support.constants import HOOK_SECRET
 from tests.support.hook_receiver import HookReceiver
 from tests.support.listener import Listener
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
 
 

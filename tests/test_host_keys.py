@@ -29,7 +29,9 @@ from deployer.errors import DeployRefused, PermissionRefused
 from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey, ed25519_key_write, ssh_key_ensure
 from deployer.models import AuditEntry, Environment, TrustedHostKey
-from tests.conftest import MakeEnvironment, free_port, wait_for_deploy
+from tests.support.catalogs import MakeEnvironment
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 

@@ -15,7 +15,8 @@ from deployer.choices import DeployStatus, HostStatus
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
 from deployer.models import Deploy, DeployHost, Environment
-from tests.conftest import MakeEnvironment, wait_for_deploy
+from tests.support.catalogs import MakeEnvironment
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here

@@ -25,8 +25,10 @@ from deployer.errors import DeployConflict, DeployRefused
 from deployer.integrations import haproxy
 from deployer.models import AuditEntry, Deploy, DeployLog, Environment
 from deployer.tasks import hosts_joined
-from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
+from tests.support.catalogs import MakeEnvironment
 from tests.support.haproxy import HAProxy, haproxy_running
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here

@@ -1,4 +1,4 @@
-"""The house rules of the code's layout (../shared/DESIGN.md, Layout), checked by reading the imports.
+"""The house rules of the code's layout (docs/development.md, Layout), checked by reading the imports.
 
 Rooms are deployer's folders and root modules, and the dashboards package. Each room sits on a floor; a
 module may import from its own room and from rooms on lower floors, never from a room on its own floor or
@@ -165,6 +165,19 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def test_no_test_module_imports_another_or_the_conftest() -> None:
+    """Helpers live in tests/support/, fixtures in conftest.py (pytest hands them out): a test module that
+    imports another runs the other's module code, and a helper in a test file is one nobody finds."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [module or ""]
+            if any(name.startswith("tests.test_") or name == "tests.conftest" for name in names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {', '.join(names)}")
+    assert found == [], "move what they share to tests/support/"
 
 
 def test_no_module_is_over_400_lines() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.support.net import free_port
 from tests.support.worker import BASE_DIR, database_url
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.support.net import free_port
 from tests.support.worker import BASE_DIR
 
 pytestmark = pytest.mark.one_backend  # SQLite and the embedded broker: what one box starts with

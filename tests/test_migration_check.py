@@ -22,9 +22,10 @@ from deployer.deploys.rules import DeployOptions
 from deployer.errors import DeployRefused
 from deployer.models import Branch, Deploy, DeployLog, Environment, MigrationCheck
 from deployer.sources.branches import branch_sync
-from tests.conftest import plan_page, wait_for_deploy
 from tests.support.builder_account import Builder
 from tests.support.builder_catalog import builder_catalog, commit
+from tests.support.pages import plan_page
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.one_backend  # the database backend of Gantry makes no difference here

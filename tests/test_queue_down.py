@@ -16,10 +16,12 @@ from knox.models import AuthToken
 
 from deployer.choices import DeployStatus
 from deployer.models import Deploy, Service
-from tests.conftest import JENKINS_HOOK_TOKEN, WEBHOOK_SECRET, MakeEnvironment, wait_for_deploy
 from tests.fakes.github import sign
 from tests.fakes.slack import FakeSlack
+from tests.support.catalogs import MakeEnvironment
+from tests.support.constants import JENKINS_HOOK_TOKEN, WEBHOOK_SECRET
 from tests.support.redis import RedisServer
+from tests.support.waiting import wait_for_deploy
 from tests.support.webserver import WebServer
 from tests.support.worker import BASE_DIR, Beat, Worker
 

@@ -14,17 +14,15 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 
 from deployer.choices import DeployStatus
-from deployer.demo import setup
 from deployer.models import Deploy, DeployHost, DeployLog, Environment
 from deployer.notify.story import story
-from tests.conftest import SHOP_SECRET, AppRepo, MakeEnvironment
+from tests.support.catalogs import MakeEnvironment
+from tests.support.constants import SHOP_SECRET
+from tests.support.deploys import deploy_and_wait, host_root
+from tests.support.shop import release_options
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
 
 pytestmark = pytest.mark.slow
-
-MIGRATE = (setup.DATABASE_SOURCE / "migrate.py").read_text()
-ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
 
 
 def current(environment: Environment, index: int) -> str:
@@ -34,20 +32,6 @@ def current(environment: Environment, index: int) -> str:
 def tables(database: Path) -> set[str]:
     with sqlite3.connect(database) as connection:
         return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-@pytest.fixture
-def shop(app_repo: AppRepo, tmp_path: Path) -> dict[str, Path]:
-    """Branches of the app with a migration step, and the database the hosts share (as a DB server would be)."""
-    setup.repo_branch(app_repo.path, "migrations", {"migrate.py": MIGRATE, "migrations/0001_items.sql": ITEMS}, "M1")
-    broken = "CREATE TABLE prices (id INTEGER PRIMARY KEY);\nCREATE TABLE nonsense (;\n"
-    setup.repo_branch(app_repo.path, "bad-migration", {"migrations/0002_price.sql": broken}, "M2", base="migrations")
-    return {"database": tmp_path / "shop.sqlite3", "runs": tmp_path / "migrate-runs.log"}
-
-
-def release_options(shop: dict[str, Path], **extra: str) -> dict[str, str]:
-    config = {"DATABASE_PATH": str(shop["database"]), "MIGRATE_LOG": str(shop["runs"])}
-    return {"config": json.dumps(config), "release_command": "python3 migrate.py", **extra}
 
 
 def test_the_release_phase_runs_once_before_any_host_switches(

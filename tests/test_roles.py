@@ -16,9 +16,9 @@ from deployer.choices import DeployStatus
 from deployer.demo import setup
 from deployer.deploys.fleet import Fleet
 from deployer.models import Deploy, DeployHost, Environment
-from tests.conftest import AppRepo, MakeEnvironment
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import deploy_and_wait, host_root
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 

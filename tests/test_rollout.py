@@ -16,24 +16,14 @@ from deployer import tasks
 from deployer.choices import DeployStatus, HostStatus
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
-from deployer.models import Branch, Deploy, Environment
-from tests.conftest import MakeEnvironment, free_port, wait_for_deploy, wait_until
+from deployer.models import Deploy, Environment
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait, head, host_root
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.slow
-
-
-def host_root(environment: Environment, index: int) -> Path:
-    return Path(environment.hosts.all()[index].path)
-
-
-def head(environment: Environment, branch: str) -> str:
-    return Branch.objects.get(service=environment.service, name=branch).sha
-
-
-def deploy_and_wait(environment: Environment, ref: str, user: AbstractBaseUser, worker: Worker) -> Deploy:
-    deploy = deploy_request(environment=environment, ref=ref, user=user)
-    return wait_for_deploy(deploy.pk, worker)
 
 
 def test_it_deploys_one_commit_to_three_hosts(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -27,22 +26,16 @@ from deployer.demo.hosts import SshdHost
 from deployer.deploys.actions import deploy_cancel, deploy_mark_failed
 from deployer.deploys.reaper import deploys_reap
 from deployer.deploys.request import deploy_request
-from deployer.models import AuditEntry, Branch, Deploy, DeployHost, Environment
-from tests.conftest import AppRepo, MakeEnvironment, free_port, plan_page, wait_for_deploy, wait_until
+from deployer.models import AuditEntry, Branch, Deploy, Environment
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import current_release, deploy_and_wait, host_root, host_status
+from tests.support.net import free_port
+from tests.support.pages import plan_page
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.webserver import WebServer
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
 
 pytestmark = pytest.mark.slow
-
-
-def current_release(environment: Environment, index: int) -> str:
-    return os.readlink(host_root(environment, index) / "current")
-
-
-def host_status(deploy: Deploy, address: str) -> str:
-    record = DeployHost.objects.filter(deploy=deploy, host__address=address).first()
-    return record.status if record else ""
 
 
 @pytest.fixture

@@ -20,14 +20,15 @@ from deployer.deploys.request import deploy_rollback
 from deployer.environments.locks import environment_unlock
 from deployer.models import AuditEntry, ChangeSet, Deploy, Environment, Service
 from deployer.sources.changes import DEFAULT_MIGRATIONS, migrations_in
-from tests.conftest import AppRepo, MakeEnvironment, plan_page, wait_for_deploy
 from tests.fakes.slack import FakeSlack
+from tests.support.api import api, post
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import current_release, deploy_and_wait
+from tests.support.pages import plan_page
+from tests.support.shop import release_options
+from tests.support.slack import answer, send
+from tests.support.waiting import wait_for_deploy
 from tests.support.worker import Worker
-from tests.test_api import api, post
-from tests.test_chatops import answer, send
-from tests.test_release_model import release_options, shop  # noqa: F401  (the fixture)
-from tests.test_rollout import deploy_and_wait
-from tests.test_rollout_safety import current_release
 
 
 @pytest.mark.slow
@@ -36,7 +37,7 @@ def test_a_rollback_across_migrations_asks_and_records_the_confirmation(
     celery_worker: Worker,
     deployer: AbstractBaseUser,
     deployer_client: Client,
-    shop: dict[str, Path],  # noqa: F811
+    shop: dict[str, Path],
 ) -> None:
     options = release_options(shop, release_command='"test ! -e migrate.py || python3 migrate.py"')
     environment = make_environment(options=options)
@@ -161,7 +162,7 @@ def test_a_deploy_of_code_lacking_applied_migrations_asks_like_a_rollback(
     deployer: AbstractBaseUser,
     deployer_client: Client,
     slack: FakeSlack,
-    shop: dict[str, Path],  # noqa: F811
+    shop: dict[str, Path],
 ) -> None:
     """Found by a real application: with a migration applied, deploying `main` (which lacks it) ran with one
     click and every write then failed. Now the plan, the page, the API and Slack ask, the worker refuses what
@@ -221,7 +222,7 @@ def test_after_a_rollback_new_code_lacking_an_applied_migration_asks_once(
     deployer: AbstractBaseUser,
     deployer_client: Client,
     app_repo: AppRepo,
-    shop: dict[str, Path],  # noqa: F811
+    shop: dict[str, Path],
 ) -> None:
     """What runs after a rollback lacks the migration too, so comparing with it alone says nothing: the
     worker also checks what deploys here applied. Confirmed once, it is not asked again."""

@@ -17,10 +17,12 @@ from deployer.choices import AuditAction, DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request, deploy_rollback
 from deployer.models import AuditEntry, Deploy, DeployHost, DeployLog, Environment, SlackMessage, Team
-from tests.conftest import SHOP_SECRET, MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.slack import FakeSlack
+from tests.support.catalogs import MakeEnvironment
+from tests.support.constants import SHOP_SECRET
+from tests.support.deploys import deploy_and_wait
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 

@@ -19,9 +19,10 @@ from deployer.catalog.load import CatalogError, catalog_parse
 from deployer.choices import AuditAction, DeployStatus
 from deployer.lib.secrets import SecretSourceError
 from deployer.models import AuditEntry, Deploy, DeployHost, DeployLog, Environment
-from tests.conftest import MakeEnvironment, plan_page
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait, host_root
+from tests.support.pages import plan_page
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 

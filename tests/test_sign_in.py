@@ -18,7 +18,8 @@ from deployer.choices import AuditAction, Role
 from deployer.environments import team_identity
 from deployer.environments.access import access_for
 from deployer.models import AuditEntry, Environment, Grant, SlackMessage
-from tests.conftest import SMALL_CATALOG, free_port
+from tests.support.catalogs import SMALL_CATALOG
+from tests.support.net import free_port
 from tests.support.oidc_provider import Provider, oidc_provider
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]

@@ -15,23 +15,15 @@ from deployer.deploys.actions import deploy_approve
 from deployer.deploys.request import deploy_request
 from deployer.models import Deploy, Environment, SlackAttempt, SlackMessage, Team
 from deployer.notify.outbox import message_send, story_changed
-from tests.conftest import AppRepo, MakeEnvironment, wait_for_deploy, wait_until
 from tests.fakes.slack import FakeSlack
+from tests.support.apitests import SMOKE
+from tests.support.catalogs import AppRepo, MakeEnvironment
+from tests.support.deploys import deploy_and_wait
+from tests.support.slack import settled, told
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
-from tests.test_apitests import SMOKE
-from tests.test_rollout import deploy_and_wait
 
 pytestmark = pytest.mark.slow
-
-
-def told(environment: Environment, channel: str = "#web-deploys") -> Environment:
-    Team.objects.filter(services__environments=environment).update(slack_channel=channel)
-    return Environment.objects.select_related("service__team").get(pk=environment.pk)
-
-
-def settled(deploy: Deploy) -> bool:
-    message = SlackMessage.objects.filter(deploy=deploy).first()
-    return message is not None and message.sent_version == message.version and message.claimed_at is None
 
 
 def test_a_deploy_tells_its_story_in_one_message_updated_in_place(

@@ -15,14 +15,15 @@ from django.test import Client
 from django.urls import reverse
 
 from deployer.choices import DeployStatus, HostStatus
+from deployer.demo.hosts import SshdHost
 from deployer.deploys.request import deploy_request
 from deployer.integrations import ssh
 from deployer.integrations.ssh_keys import HostKey
 from deployer.models import Environment
-from tests.conftest import MakeEnvironment, SshdHost, wait_for_deploy, wait_until
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait, host_root, host_status
+from tests.support.waiting import wait_for_deploy, wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait, host_root
-from tests.test_rollout_safety import host_status
 
 pytestmark = pytest.mark.slow
 

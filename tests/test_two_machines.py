@@ -24,7 +24,8 @@ import requests
 from deployer.demo import setup
 from deployer.demo.hosts import SshdHost
 from deployer.integrations.ssh_keys import HostKey, ed25519_key_write
-from tests.conftest import AppRepo, free_port
+from tests.support.catalogs import AppRepo
+from tests.support.net import free_port
 from tests.support.worker import BASE_DIR
 
 pytestmark = pytest.mark.slow

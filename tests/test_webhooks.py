@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -14,27 +12,14 @@ from django.urls import reverse
 
 from deployer.models import Branch, Service, WebhookDelivery
 from deployer.sources.webhooks import deliveries_sweep, delivery_process
-from tests.conftest import JENKINS_HOOK_TOKEN, WEBHOOK_SECRET
-from tests.fakes.github import ZERO_SHA, FakeGitHub, push_event, ref_event, sign
+from tests.fakes.github import ZERO_SHA, FakeGitHub, push_event, ref_event
 from tests.fakes.jenkins import FakeJenkins
-from tests.test_github_sync import github_services
+from tests.support.catalogs import github_services
+from tests.support.constants import JENKINS_HOOK_TOKEN
+from tests.support.webhooks import post
 
 pytestmark = pytest.mark.django_db
 CaptureOnCommit = Callable[..., AbstractContextManager[list[Callable[[], None]]]]
-
-
-def post(client: Client, event: str, body: dict | bytes, *, secret: str = WEBHOOK_SECRET, delivery: str = "") -> object:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post(
-        reverse("hook-github"),
-        raw,
-        content_type="application/json",
-        headers={
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-Hub-Signature-256": sign(raw, secret),
-        },
-    )
 
 
 @pytest.fixture

@@ -13,11 +13,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from deployer.choices import DeployStatus
 from deployer.demo.hosts import SshdHost
 from deployer.integrations import haproxy
-from tests.conftest import MakeEnvironment, wait_until
+from tests.support.catalogs import MakeEnvironment
+from tests.support.deploys import deploy_and_wait
 from tests.support.haproxy import HAProxy, all_up, haproxy_running
 from tests.support.load import Load
+from tests.support.waiting import wait_until
 from tests.support.worker import Worker
-from tests.test_rollout import deploy_and_wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from deployer.integrations import haproxy
-from tests.conftest import free_port, wait_until
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 
 @dataclass
