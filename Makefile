@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/gantry
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run serve test test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
+.PHONY: run serve screenshots test test-fast test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Gantry needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -79,6 +79,14 @@ test: lint test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed-dev system-deps-test
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest --durations=15
+
+# The README's pictures, from the demo (run it beside `make run`).
+screenshots: $(VENV)/.installed-dev
+	$(PY) manage.py demo_screenshots --out docs
+
+# The everyday loop: every test that needs no worker, sshd host, browser or Prometheus, on SQLite.
+test-fast: $(VENV)/.installed-dev
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not heavy" -q --durations=10
 
 test-postgres: $(VENV)/.installed-dev system-deps-test
 	@$(PY) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2); socket.create_connection(('127.0.0.1', 6379), 2)" \

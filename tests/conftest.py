@@ -245,10 +245,27 @@ def grafana(grafana_server: FakeGrafana, settings: object) -> FakeGrafana:
     return grafana_server
 
 
+# A test that uses one of these (or is marked slow) is heavy: `make test-fast` leaves it out.
+HEAVY_FIXTURES = {
+    "celery_worker",
+    "sshd_processes",
+    "ssh_hosts",
+    "conn",
+    "make_environment",
+    "builder",
+    "browser",
+    "prometheus_port",
+    "demo_prometheus_port",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The PostgreSQL half of `make test` runs what touches SQL, transactions, locking or the Redis broker;
-    tests marked one_backend (the backend makes no difference) run in the SQLite half only, which keeps CI
-    affordable. GANTRY_TEST_BOTH_BACKENDS=1 runs them here too."""
+    """Marks heavy tests (HEAVY_FIXTURES). The PostgreSQL half of `make test` runs what touches SQL,
+    transactions, locking or the Redis broker; tests marked one_backend (the backend makes no difference)
+    run in the SQLite half only, which keeps CI affordable. GANTRY_TEST_BOTH_BACKENDS=1 runs them here too."""
+    for item in items:
+        if item.get_closest_marker("slow") or HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.heavy)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or os.environ.get("GANTRY_TEST_BOTH_BACKENDS"):
         return
     neutral = [item for item in items if item.get_closest_marker("one_backend")]

@@ -1,6 +1,7 @@
 """In a real browser: sign in, press Deploy, watch the log grow live to success, find the deploy in the
-history, filter it and export the CSV, and see the delivery charts. Each page is saved as a screenshot
-under docs/ (the README shows them)."""
+history, filter it and export the CSV, and see the delivery charts. Each page is saved as a screenshot in
+the test's temporary folder (GANTRY_SCREENSHOTS names another): the suite never rewrites tracked files; the
+README's pictures come from the demo (`make screenshots`)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ from playwright.sync_api import Browser, Page, expect
 from deployer.models import Deploy
 from tests.support.catalogs import MakeEnvironment
 from tests.support.waiting import deploy_story
-from tests.support.worker import BASE_DIR, Worker
+from tests.support.worker import Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
-SCREENSHOTS = Path(os.environ.get("GANTRY_SCREENSHOTS", BASE_DIR / "docs"))
 
 
 @pytest.fixture
@@ -36,10 +36,16 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def shot(page: Page, name: str) -> None:
-    """Save what the browser shows as docs/<name>.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("GANTRY_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shot(page: Page, folder: Path, name: str) -> None:
+    """Save what the browser shows as <folder>/<name>.png (a failing test's last pictures are there)."""
+    page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def sign_in(page: Page, base_url: str, user: AbstractBaseUser) -> None:
@@ -70,21 +76,22 @@ def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     celery_worker: Worker,
     deployer: AbstractBaseUser,
     dana_deploys_to_prod: None,
+    screenshots: Path,
 ) -> None:
     # A production environment, so the deploy counts in the delivery metrics.
     make_environment(options={"production": "true", "require_green_build": "false"})
     sign_in(page, str(live_server), deployer)
-    shot(page, "services")
+    shot(page, screenshots, "services")
 
     page.click("text=app")
     expect(page.locator("h1")).to_contain_text("app")
-    shot(page, "service")
+    shot(page, screenshots, "service")
     page.click("tr[data-branch='main'] a:has-text('Deploy to test')")
     # The pre-flight plan: batches, checks, the first deploy's note; then the button that starts it.
     expect(page.locator("h1")).to_have_text("Deploy main to test")
     expect(page.locator("[data-check='permission']")).to_contain_text("you may deploy here")
     expect(page.locator("ol.batches li")).to_have_count(3)
-    shot(page, "plan")
+    shot(page, screenshots, "plan")
     page.click("[data-deploy-now]")
     expect(page.locator("h1")).to_contain_text("Deploy #")
     page.evaluate("window.gantryMarker = 'same page'")  # gone if the page reloads
@@ -92,7 +99,7 @@ def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     try:
         # Lines arrive while the deploy is still running, without a reload.
         expect(page.locator("#log .line", has_text="staging")).to_have_count(3, timeout=30_000)
-        shot(page, "deploy-running")
+        shot(page, screenshots, "deploy-running")
         expect(page.locator("#deploy-status [data-status]")).to_have_attribute(
             "data-status", "succeeded", timeout=60_000
         )
@@ -105,7 +112,7 @@ def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     # log has every line.
     expect(page.locator("#log .line")).to_have_count(_settled_count(deploy), timeout=15_000)
     expect(page.locator(".hosts [data-status='live']")).to_have_count(3)
-    shot(page, "deploy")
+    shot(page, screenshots, "deploy")
 
     # History: the deploy's request and its end; filter to the end, then export exactly that.
     page.click("header >> text=History")
@@ -117,7 +124,7 @@ def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(f"#{deploy.pk}")
     expect(rows.first.locator("[data-status]")).to_have_attribute("data-status", "succeeded")
-    shot(page, "history")
+    shot(page, screenshots, "history")
     with page.expect_download() as download:
         page.click("text=Export CSV")
     exported = list(csv.DictReader(Path(download.value.path()).read_text().splitlines()))
@@ -128,4 +135,4 @@ def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     expect(page.locator("[data-figure='deploys'] td").nth(1)).to_have_text("1")
     for chart in ("per_day", "per_week", "by_weekday", "by_hour"):
         expect(page.locator(f"canvas[data-chart='{chart}']")).to_have_attribute("data-drawn", "true")
-    shot(page, "delivery")
+    shot(page, screenshots, "delivery")

@@ -68,11 +68,11 @@ def _table(title: str, node: dict[str, Any], anchor: str = "") -> list[str]:
     head = [f'<a id="{anchor.lower()}"></a>', ""] if anchor else []
     lines = [*head, f"## {title}", ""]
     if node.get("description") and anchor:
-        lines += [_cell(node["description"]), ""]
+        lines += [_prose(node["description"]), ""]
     lines += ["| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
     for key, field in properties.items():
         default = "required" if key in required else _default(field)
-        lines.append(f"| `{key}` | {_type(field)} | {default} | {_cell(field.get('description', ''))} |")
+        lines.append(f"| `{key}` | {_type(field)} | {default} | {_prose(field.get('description', ''))} |")
     return [*lines, ""]
 
 
@@ -100,6 +100,11 @@ def _default(field: dict[str, Any]) -> str:
         return ""
     value = json.dumps(field["default"], ensure_ascii=False)
     return _cell(f"`{value}`") if len(value) <= 60 else "see description"
+
+
+def _prose(text: str) -> str:
+    """A description: `<deploy_path>` would be an (invisible) HTML tag on GitHub."""
+    return _cell(str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def _cell(text: str) -> str:
