@@ -57,6 +57,18 @@ class MatrixFilterForm(forms.Form):
         required=False,
         error_messages={"invalid_choice": "show takes one value: ?show=all shows every service on one page"},
     )
+    # Applied in the browser to the rows shown (static/js/gantry.js); checked here so a typo says so.
+    state = forms.ChoiceField(
+        choices=[
+            ("", "any"),
+            ("failing", "failing"),
+            ("deploying", "deploying"),
+            ("locked", "locked"),
+            ("drifted", "drifted"),
+        ],
+        required=False,
+        error_messages={"invalid_choice": "state is one of failing, deploying, locked, drifted: ?state=failing"},
+    )
 
     def clean_team(self) -> str:
         return self.cleaned_data["team"].replace("\0", "")

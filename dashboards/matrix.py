@@ -29,6 +29,7 @@ from deployer.lib import generations
 from deployer.selectors import DeploySummary, Matrix, MatrixCell, MatrixRow
 
 _BUILD_STYLE = {result.value: (result.colour, result.label) for result in BuildResult}
+_RED = {BuildResult.FAILURE.value, BuildResult.UNSTABLE.value}
 
 
 class _Urls:
@@ -58,12 +59,25 @@ def _row(row: MatrixRow, urls: _Urls, now: datetime) -> SafeString:
     name = escape(row.service)
     cells = "".join(f'<td class="cell">{_cell(c, row.service, urls, now)}</td>' for c in row.cells)
     team = escape(row.team or "—")
-    html = f'<tr data-service="{name}"><td><a href="{urls.for_service(row.service)}"><strong>{name}</strong></a>'
+    html = f'<tr data-service="{name}" data-states="{" ".join(_states(row))}">'
+    html += f'<td><a href="{urls.for_service(row.service)}"><strong>{name}</strong></a>'
     if row.budget:
         colour = "red" if row.budget_bad else "grey"
         html += f' <span class="badge badge-{colour}" data-budget title="error budget">{escape(row.budget)}</span>'
     html += "</td>"
     return mark_safe(f"{html}<td>{team}</td>{cells}</tr>")  # every value above went through escape()
+
+
+def _states(row: MatrixRow) -> list[str]:
+    """What the services page's state filter matches a row by (static/js/gantry.js)."""
+    cells = [cell for cell in row.cells if cell is not None]
+    found = {
+        "deploying": any(cell.active for cell in cells),
+        "locked": any(cell.lock or cell.freeze for cell in cells),
+        "drifted": any(cell.ahead_of_next or cell.promote_from or cell.behind for cell in cells),
+        "failing": row.budget_bad or any(cell.build and cell.build.result in _RED for cell in cells),
+    }
+    return [state for state, on in found.items() if on]
 
 
 def _cell(cell: MatrixCell | None, service: str, urls: _Urls, now: datetime) -> str:

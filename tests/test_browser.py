@@ -1,5 +1,6 @@
 """In a real browser: sign in, press Deploy, watch the log grow live to success, find the deploy in the
-history, filter it and export the CSV, and see the delivery charts. Each page is saved as a screenshot in
+history, filter it and export the CSV, and see the delivery charts. Every page passes axe-core's WCAG 2 A and
+AA rules in the light and the dark theme, and works 390 px wide. Each page is saved as a screenshot in
 the test's temporary folder (GANTRY_SCREENSHOTS names another): the suite never rewrites tracked files; the
 README's pictures come from the demo (`make screenshots`)."""
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import AbstractBaseUser
 from playwright.sync_api import Browser, Page, expect
 
@@ -44,8 +46,25 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 def shot(page: Page, folder: Path, name: str) -> None:
-    """Save what the browser shows as <folder>/<name>.png (a failing test's last pictures are there)."""
+    """Save what the browser shows as <folder>/<name>.png (a failing test's last pictures are there), after
+    checking the page's accessibility in both themes."""
     page.screenshot(path=str(folder / f"{name}.png"))
+    assert accessibility_problems(page) == [], name
+
+
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the page, in the light and then the dark theme."""
+    found = []
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for violation in Axe().run(page, options=WCAG_AA).response["violations"]:
+            targets = ", ".join(str(node["target"]) for node in violation["nodes"][:3])
+            found.append(f"{scheme}: {violation['id']} ({violation['help']}): {targets}")
+    page.emulate_media(color_scheme="light")
+    return found
 
 
 def sign_in(page: Page, base_url: str, user: AbstractBaseUser) -> None:
@@ -136,3 +155,22 @@ def test_deploy_watch_it_find_it_in_history_export_it_and_see_the_metrics(
     for chart in ("per_day", "per_week", "by_weekday", "by_hour"):
         expect(page.locator(f"canvas[data-chart='{chart}']")).to_have_attribute("data-drawn", "true")
     shot(page, screenshots, "delivery")
+
+
+def test_pages_work_390_pixels_wide(
+    browser: Browser, live_server: object, make_environment: MakeEnvironment, deployer: AbstractBaseUser
+) -> None:
+    """A phone: nothing makes the page itself scroll sideways (wide tables scroll inside themselves), and the
+    Deploy buttons are there."""
+    make_environment()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, str(live_server), deployer)
+    for path in ("/", "/services/app/", "/history/", "/delivery/"):
+        page.goto(str(live_server) + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide"
+        assert accessibility_problems(page) == [], path
+    page.goto(str(live_server) + "/services/app/")
+    expect(page.locator("tr[data-branch='main'] a:has-text('Deploy to test')")).to_be_visible()
+    context.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -86,7 +88,7 @@ def test_the_service_page_shows_each_shas_build_or_none(
     assert 'data-build="failure"' in main_row and "#1 failure" in main_row
     feature_row = page[page.index('data-branch="feature/x"') :]
     assert 'data-build="none"' in feature_row.split("</tr>")[0], "feature/x's sha has no build"
-    assert "builds updated 0 s ago" in page
+    assert re.search(r"builds updated <time [^>]*>0 s ago</time>", page)
 
 
 @pytest.mark.parametrize(("fault", "message"), [({"status": 500}, "Jenkins"), ({"hang": 4}, "did not answer")])

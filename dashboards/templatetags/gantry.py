@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django import template
 from django.conf import settings
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from deployer.lib import humanize
+from deployer.lib.ansi import ansi_pieces
 from deployer.sources import integration_health
 
 register = template.Library()
@@ -19,6 +21,47 @@ register = template.Library()
 def ago(value: datetime | None) -> str:
     """'12 s ago', '3 min ago', '2 h ago', '4 days ago'; 'never' for no time (None, or a missing value)."""
     return age(value, timezone.now())
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """`ago` as a <time> the page keeps current (static/js/gantry.js), its absolute time on hover in the
+    viewer's time zone (UTC until the script runs)."""
+    if not isinstance(value, datetime):
+        return "never"
+    return format_html(
+        '<time datetime="{}" data-ago title="{}">{}</time>', value.isoformat(), _utc(value), humanize.ago(value)
+    )
+
+
+@register.filter
+def at(value: datetime | None, shape: str = "datetime") -> str:
+    """An absolute time (shape: datetime, date or time) shown in the viewer's time zone by the page's script;
+    UTC, and saying so, until it runs."""
+    if not isinstance(value, datetime):
+        return ""
+    text = {"date": "%Y-%m-%d", "time": "%H:%M:%S"}.get(shape, "%Y-%m-%d %H:%M:%S")
+    shown = value.astimezone(UTC).strftime(text) + ("" if shape == "date" else " UTC")
+    return format_html(
+        '<time datetime="{}" data-at="{}" title="{}">{}</time>', value.isoformat(), shape, _utc(value), shown
+    )
+
+
+@register.filter
+def ansi(text: str) -> str:
+    """A log message with its ANSI colours as spans (deployer/lib/ansi.py), everything escaped."""
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (format_html('<span class="{}">{}</span>', p.classes, p.text) if p.classes else p.text,)
+            for p in ansi_pieces(text)
+        ),
+    )
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def age(value: datetime | None, now: datetime) -> str:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,13 +122,17 @@ def watching_start(found: Watching) -> list[subprocess.Popen[bytes]]:
 
 
 @contextlib.contextmanager
-def users(url: str, per_second: int = LOAD_PER_SECOND) -> Iterator[None]:
+def users(url: str, per_second: int = LOAD_PER_SECOND, *, first_up: Sequence[str] = ()) -> Iterator[None]:
     """Requests to `url` at about `per_second`, in a thread, while the block runs (failures are the point:
-    they are what the canary analysis sees)."""
+    they are what the canary analysis sees). Users arrive once one of `first_up` (the hosts' health URLs,
+    asked directly, not through HAProxy) answers: before the first deploy nothing runs, and a day of 503s
+    would spend the demo SLO's budget before anyone deployed."""
     stop = threading.Event()
 
     def send() -> None:
         session = requests.Session()
+        while first_up and not stop.wait(2) and not any(_answers(session, health) for health in first_up):
+            pass
         while not stop.wait(1 / per_second):
             with contextlib.suppress(requests.RequestException):
                 session.get(url, timeout=2)
@@ -140,6 +144,13 @@ def users(url: str, per_second: int = LOAD_PER_SECOND) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _answers(session: requests.Session, url: str) -> bool:
+    try:
+        return session.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def analysis_yaml(name: str = "demo") -> str:

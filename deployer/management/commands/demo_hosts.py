@@ -43,10 +43,12 @@ class Command(BaseCommand):
             watching = watching_of(setup.demo_dir())
             if watching is not None:
                 extra.extend(watching_start(watching))
-                stack.enter_context(users(watching.site_url))
+                app_port = setup.demo_ports()["app"]
+                health = [f"http://{host.address}:{app_port}/healthz" for host in hosts]
+                stack.enter_context(users(watching.site_url, first_up=health))
                 self.stdout.write(
                     f"HAProxy {watching.site_url} and Prometheus {watching.prometheus_url} are up; users send "
-                    f"{LOAD_PER_SECOND} requests a second through HAProxy",
+                    f"{LOAD_PER_SECOND} requests a second through HAProxy once a host runs the app",
                     ending="\n",
                 )
             self.stdout.flush()
