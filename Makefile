@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/gantry
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run serve screenshots test test-fast test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
+.PHONY: run serve serve-deps screenshots test test-fast test-sqlite test-postgres lint system-deps system-deps-test test-accounts apt-deps clean
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) --version >/dev/null 2>&1 || { echo "Gantry needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -24,6 +24,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt cli/pyproject.to
 # and cron (the builder isolation test tries to leave a crontab behind).
 system-deps:
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd"
+
+# Your own Gantry needs git (the repositories' mirrors); sshd is only for the demo's hosts.
+serve-deps:
+	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git"
 
 system-deps-test: test-accounts tests/support/oidc/node_modules/.installed
 	@$(MAKE) --no-print-directory apt-deps PACKAGES="git:git openssh-server:sshd chromium:chromium haproxy:haproxy bubblewrap:bwrap cron:crontab systemd:systemd-analyze prometheus:prometheus"
@@ -63,7 +67,7 @@ run: $(VENV)/.installed system-deps
 
 # A Gantry of your own on this machine: the same processes as `make run`, without the demo (no demo hosts,
 # repository, service or password). Settings come from the environment or .env (see .env.example).
-serve: $(VENV)/.installed system-deps
+serve: $(VENV)/.installed serve-deps
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py serve_check
 	$(VENV)/bin/honcho start -f Procfile.serve

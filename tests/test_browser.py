@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
-from deployer.models import Deploy
+from deployer.models import Deploy, DeployLog
 from tests.support.catalogs import MakeEnvironment
 from tests.support.waiting import deploy_story
 from tests.support.worker import Worker
@@ -162,11 +163,13 @@ def test_pages_work_390_pixels_wide(
 ) -> None:
     """A phone: nothing makes the page itself scroll sideways (wide tables scroll inside themselves), and the
     Deploy buttons are there."""
-    make_environment()
+    environment = make_environment()
+    deploy = Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status="succeeded")
+    DeployLog.objects.create(deploy=deploy, at=timezone.now(), host="127.0.0.11", message="a long line " * 30)
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     sign_in(page, str(live_server), deployer)
-    for path in ("/", "/services/app/", "/history/", "/delivery/"):
+    for path in ("/", "/services/app/", f"/deploys/{deploy.pk}/", "/history/", "/delivery/"):
         page.goto(str(live_server) + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width} px wide"

@@ -26,12 +26,13 @@ def catalog_reference(schema_text: str) -> str:
     lines = [
         "# Catalog reference",
         "",
-        "<!-- Written by `python manage.py catalog_reference > docs/catalog-reference.md` from the catalog's",
+        "<!-- Written by `.venv/bin/python manage.py catalog_reference > docs/catalog-reference.md` from the catalog's",
         "     schema (deployer/catalog/); edit the field descriptions there, not this file. -->",
         "",
         "Every key the catalog takes, with its type and default. The loader also checks rules that span keys",
-        "(a host used twice, a secret not granted, …) and says what to change; `python manage.py load_catalog",
-        "--check catalog.yml` runs them all. Editors complete keys from [catalog.schema.json](catalog.schema.json).",
+        "(a host used twice, a secret not granted, …) and says what to change; `.venv/bin/python manage.py",
+        "load_catalog --check catalog.yml` runs them all. Editors complete keys from",
+        "[catalog.schema.json](catalog.schema.json).",
         "",
         *_table("The catalog file (top level)", schema),
     ]
@@ -91,7 +92,9 @@ def _type(field: dict[str, Any]) -> str:
     if kind == "array":
         return f"list of {_type(field.get('items', {}))}"
     if kind == "object" and isinstance(field.get("additionalProperties"), dict):
-        return f"mapping of name → {_type(field['additionalProperties'])}"
+        keys = field.get("propertyNames", {}).get("enum")
+        named = " \\| ".join(f"`{key}`" for key in keys) if keys else "name"
+        return f"mapping of {named} → {_type(field['additionalProperties'])}"
     return str(kind)
 
 

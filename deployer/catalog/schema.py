@@ -217,7 +217,8 @@ class ReleaseSpec(Spec):
         default_factory=dict, max_length=20, description="process roles: web: {restart_command: ...}, worker: {...}"
     )
     hooks: dict[HookPhase, HookList] = Field(
-        default_factory=dict, description="commands at a deploy's phases: after_switch: [{command: ..., role: web}]"
+        default_factory=dict,
+        description="commands at phases; a command, a hook or a list: after_switch: [{command: x}]",
     )
 
 
