@@ -19,7 +19,7 @@ from deployer.deploys.request import deploy_request
 from deployer.models import Environment
 from deployer.wsgi import application
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # a fuzzer: seconds, not milliseconds
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.support.catalogs import AppRepo
 from tests.support.net import free_port
 from tests.support.worker import BASE_DIR
 
-pytestmark = pytest.mark.one_backend  # each machine has a database of its own, SQLite or PostgreSQL
+pytestmark = [pytest.mark.one_backend, pytest.mark.slow]  # each machine has a database of its own, SQLite or PostgreSQL
 
 HOST_ADDRESS = "127.0.0.17"
 ADMIN = """

@@ -223,6 +223,7 @@ def test_the_admin_does_not_edit_what_the_catalog_in_git_makes(db: None, catalog
     assert change.status_code == 403 and Service.objects.get().name == "app"
 
 
+@pytest.mark.slow
 def test_a_worker_follows_the_catalog_repository(transactional_db: None, tmp_path: Path) -> None:
     repo = CatalogRepo(tmp_path / "catalog")
     repo.commit(CATALOG, "The first services")

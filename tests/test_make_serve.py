@@ -18,7 +18,7 @@ import requests
 from tests.support.net import free_port
 from tests.support.worker import BASE_DIR
 
-pytestmark = pytest.mark.one_backend  # SQLite and the embedded broker: what one box starts with
+pytestmark = [pytest.mark.one_backend, pytest.mark.slow]  # SQLite and the embedded broker: what one box starts with
 
 
 def test_make_serve_runs_gantry_without_the_demo_and_the_first_admin_signs_in(tmp_path: Path) -> None:

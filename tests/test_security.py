@@ -377,6 +377,7 @@ def test_private_files_are_created_0600_whatever_the_umask(tmp_path: Path) -> No
     assert (tmp_path / "ssh").stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.slow
 @pytest.mark.one_backend  # a one-box install is SQLite whatever the half
 def test_a_one_box_install_keeps_its_database_and_var_dir_private(tmp_path: Path) -> None:
     """Under the common umask 022, var/ would be 0755 and gantry.sqlite3 (API tokens, sessions) 0644."""
