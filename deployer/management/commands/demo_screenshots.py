@@ -60,7 +60,6 @@ def _tour(page: Any, url: str, password: str, out: Path, say: Any) -> None:
     # The first release is never judged: ship main first, then a branch (as the README's tour does).
     running_main = page.locator("tr[data-branch='main'] .badge-green").count() > 0
     branch = "feature/shout" if running_main else "main"
-    shot("service")
     page.click(f"tr[data-branch='{branch}'] a:has-text('Deploy to test')")
     expect(page.locator("h1")).to_have_text(f"Deploy {branch} to test")
     expect(page.locator("#plan-changes.poll")).to_have_count(0, timeout=30_000)
@@ -70,7 +69,10 @@ def _tour(page: Any, url: str, password: str, out: Path, say: Any) -> None:
     shot("deploy-running")
     expect(page.locator("#deploy-status [data-status='succeeded']")).to_have_count(1, timeout=180_000)
     page.wait_for_timeout(2_000)  # the last lines (pruning) arrive after the end
+    page.evaluate("window.scrollTo(0, 0)")
     shot("deploy")
+    page.goto(url + "/services/demo/")
+    shot("service")
     page.goto(url + "/")
     shot("services")
     page.goto(url + "/history/?outcome=succeeded")
