@@ -4,7 +4,7 @@ At the root: settings, the Celery app (celery.py, broker.py: the embedded broker
 (choices.py, errors.py), enqueueing by task name (queue.py), and the entry points that call the rooms
 below: tasks.py (workers), selectors.py (reads for the pages), chatops.py (Slack), admin.py, management/.
 The rooms, and the one-way arrows between them, are in docs/development.md and
-tests/test_layout.py. Importing this package exposes the Celery app (`celery -A deployer`).
+tests/house/test_layout.py. Importing this package exposes the Celery app (`celery -A deployer`).
 """
 
 from __future__ import annotations

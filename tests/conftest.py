@@ -287,10 +287,10 @@ def celery_worker(
     """A real Celery worker process consuming the deploys, sync and notify queues (GitHub, Jenkins and
     Slack = the fakes; Prometheus "main" where tests/support/prometheus.py starts one)."""
     slack_env = {
-        # Workers hold secrets; no test environment grants this one (tests/test_apitests.py tries to steal it).
+        # Workers hold secrets; no test environment grants this one (tests/apitests/test_apitests.py tries to steal it).
         "GANTRY_SECRET_PROD_DB_PASSWORD": "prod-db-5678",
-        "GANTRY_SECRET_SHOP_SECRET": SHOP_SECRET,  # granted to a release's config in tests/test_release_model.py
-        "GANTRY_SECRET_DEMO_API_KEY": DEMO_SECRET,  # the demo's config (tests/test_demo.py)
+        "GANTRY_SECRET_SHOP_SECRET": SHOP_SECRET,  # granted to a release's config (deploys/test_release_model.py)
+        "GANTRY_SECRET_DEMO_API_KEY": DEMO_SECRET,  # the demo's config (tests/ops/test_demo.py)
         "GANTRY_WEBHOOK_WEB_TEST": HOOK_SECRET,
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
@@ -315,7 +315,7 @@ def prometheus_port() -> int:
 
 @pytest.fixture(scope="session")
 def demo_prometheus_port() -> int:
-    """Where the demo's Prometheus listens in tests/test_demo.py (the worker knows it as "demo")."""
+    """Where the demo's Prometheus listens in tests/ops/test_demo.py (the worker knows it as "demo")."""
     return free_port("127.0.0.1")
 
 

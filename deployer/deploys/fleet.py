@@ -2,7 +2,7 @@
 
 Every host of a deploy has a HostRun (where it is, its roles, load balancer and open connection) and a
 DeployHost row (what the deploy page and the host table show). This module is the only code that writes
-those rows and a host's state (tests/test_layout.py checks it); every move of a host's state is one of
+those rows and a host's state (tests/house/test_layout.py checks it); every move of a host's state is one of
 _MOVES, as lifecycle.py's table is for deploys. Steps elsewhere run commands and report what they read
 on the host (where `current` points, how a role is doing) through the functions here.
 

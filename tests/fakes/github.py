@@ -286,7 +286,7 @@ class FakeGitHub(FakeServer):
             return dict(run)
 
     def _minimal_repo(self, repo: FakeRepo) -> dict[str, Any]:
-        """GitHub's "minimal-repository": the full one's fields validate as it (tests/test_github_fake_schema.py)."""
+        """GitHub's "minimal-repository": the full one's fields validate as it (house/test_github_fake_schema.py)."""
         return self._repo_json(repo)
 
     def _runs(self, request: Request, full_name: str) -> Response:

@@ -1,5 +1,5 @@
 """The fake GitHub's check runs, commit statuses and branch protection (what deployer/sources/checks.py reads),
-shaped as GitHub's OpenAPI description says (tests/test_github_fake_schema.py)."""
+shaped as GitHub's OpenAPI description says (tests/house/test_github_fake_schema.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """People in the fake GitHub: an OAuth app's web flow (/login/oauth/authorize and /login/oauth/access_token,
 as GitHub documents them: https://docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps,
 PKCE with S256 included) and what a person's own token reads (GET /user, /user/emails, /user/teams,
-/user/memberships/orgs/{org}), in the shapes of GitHub's OpenAPI description (tests/test_github_fake_schema.py
+/user/memberships/orgs/{org}), in the shapes of GitHub's OpenAPI description (tests/house/test_github_fake_schema.py
 checks them).
 
 The browser is "signed in to GitHub" as `browser_login`; authorizing redirects straight back, as GitHub does

@@ -9,7 +9,7 @@ SHOP_SECRET = "shop-secret-9876"
 
 
 HOOK_SECRET = (
-    "hook-secret-2468"  # GANTRY_WEBHOOK_WEB_TEST of the workers: signs the webhooks of tests/test_hooks_out.py
+    "hook-secret-2468"  # GANTRY_WEBHOOK_WEB_TEST of the workers: signs the webhooks of tests/notify/test_hooks_out.py
 )
 
 

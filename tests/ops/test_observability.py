@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 RULES = DOCS / "prometheus" / "gantry-alerts.yml"
 DASHBOARD = DOCS / "grafana" / "gantry-dashboard.json"
 

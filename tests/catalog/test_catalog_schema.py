@@ -19,7 +19,7 @@ from deployer.demo.hosts import SshdHost
 from deployer.demo.setup import catalog_text
 from tests.support.catalogs import SMALL_CATALOG
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "catalog.schema.json"
 
 

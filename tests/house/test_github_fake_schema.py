@@ -15,7 +15,8 @@ from tests.fakes.github import FakeGitHub
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
-SCHEMAS = json.loads((Path(__file__).parent / "fakes" / "github_openapi" / "schemas.json").read_text())["operations"]
+SCHEMA_FILE = Path(__file__).parents[1] / "fakes" / "github_openapi" / "schemas.json"
+SCHEMAS = json.loads(SCHEMA_FILE.read_text())["operations"]
 
 
 def answer(github: FakeGitHub, method: str, path: str, body: dict | None = None, *, token: str = "") -> Any:

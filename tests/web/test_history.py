@@ -112,7 +112,7 @@ def test_csv_cells_never_become_spreadsheet_formulas(story: dict[str, Deploy], d
 
 
 def test_neither_the_pages_nor_the_admin_offer_a_way_to_change_entries(story: dict[str, Deploy]) -> None:
-    """Single changes and deletes are refused in tests/test_access.py; here the bulk paths."""
+    """Single changes and deletes are refused in tests/environments/test_access.py; here the bulk paths."""
     admin = Client()
     admin.force_login(get_user_model().objects.get(username="olga"))
     bulk = {"action": "delete_selected", "_selected_action": list(AuditEntry.objects.values_list("pk", flat=True))}

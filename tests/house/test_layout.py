@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Lowest floor first. Rooms on one floor are peers: they must not import each other.
 FLOORS: list[set[str]] = [
@@ -68,7 +68,7 @@ def floor(of_room: str) -> int:
     for number, rooms in enumerate(FLOORS):
         if of_room in rooms:
             return number
-    raise AssertionError(f"{of_room} is on no floor: add it to FLOORS in tests/test_layout.py")
+    raise AssertionError(f"{of_room} is on no floor: add it to FLOORS in tests/house/test_layout.py")
 
 
 def _type_checking_lines(tree: ast.Module) -> set[int]:
@@ -120,7 +120,7 @@ def test_arrows_point_one_way_between_rooms() -> None:
                 wrong.append(f"{module}:{line} imports {target}: {here} may use only {', '.join(sorted(allowed))}")
             elif floor(there) >= floor(here):
                 wrong.append(f"{module}:{line} imports {target} ({there} is not below {here})")
-    assert not wrong, "imports against the layout (tests/test_layout.py FLOORS):\n" + "\n".join(wrong)
+    assert not wrong, "imports against the layout (tests/house/test_layout.py FLOORS):\n" + "\n".join(wrong)
 
 
 def test_no_two_files_import_each_other() -> None:

@@ -211,7 +211,7 @@ def test_a_branch_named_like_a_slack_mention_reaches_slack_escaped(app: Service,
 
 def python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run Python in the project's folder with `env`: Gantry's settings as a fresh process reads them."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return subprocess.run(
         [sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -219,7 +219,7 @@ def python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 
 def readme_production_settings() -> dict[str, str]:
     """The production settings block of docs/operations.md, as environment variables (placeholders filled)."""
-    readme = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     block = readme.split("### Production settings", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     values = {}
     for line in block.splitlines():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETTING = re.compile(r"^(# )?([A-Z][A-Z0-9_]*)=")
 # What verify says because the README's install path (/opt/gantry) is not on this machine: not the unit's fault.
 ELSEWHERE = re.compile(r"Command /opt/gantry/\S+ is not executable: No such file or directory")

@@ -1,5 +1,5 @@
 """`manage.py deploy`, an operator's command on the server: it acts only as a superuser (people use the
-`gantry` CLI with their own token: tests/test_gantry_cli.py). A process of its own, a real worker."""
+`gantry` CLI with their own token: tests/web/test_gantry_cli.py). A process of its own, a real worker."""
 
 from __future__ import annotations
 

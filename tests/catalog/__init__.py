@@ -1,0 +1,1 @@
+"""Tests of catalog.yml: loading, files, the catalog in git, its schema."""

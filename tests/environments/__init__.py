@@ -1,0 +1,1 @@
+"""Tests of who may deploy where and when: access, locks, freezes, host keys, SSH reach."""

@@ -1,0 +1,1 @@
+"""Tests of the house rules: layout, docs, the fakes' schemas."""

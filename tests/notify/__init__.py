@@ -1,0 +1,1 @@
+"""Tests of telling the world: Slack, ChatOps, outgoing webhooks, GitHub deployments, Grafana."""

@@ -1,0 +1,1 @@
+"""Tests of what the outside systems say: branches, tags, builds, checks, webhooks, change sets."""
