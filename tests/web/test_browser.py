@@ -177,3 +177,22 @@ def test_pages_work_390_pixels_wide(
     page.goto(str(live_server) + "/services/app/")
     expect(page.locator("tr[data-branch='main'] a:has-text('Deploy to test')")).to_be_visible()
     context.close()
+
+
+def test_the_other_pages_pass_the_accessibility_rules_in_both_themes(
+    page: Page, live_server: object, make_environment: MakeEnvironment, deployer: AbstractBaseUser
+) -> None:
+    """The pages the deploy story above does not pass through: sign-in, the catalog, the person's page, the
+    integrations page (an admin's), and a deploy waiting for its approval (the approve button)."""
+    environment = make_environment()
+    Deploy.objects.create(environment=environment, ref="main", sha="a" * 40, status="awaiting_approval")
+    waiting = Deploy.objects.get()
+    deployer.is_superuser = deployer.is_staff = True  # type: ignore[attr-defined]
+    deployer.save()
+    page.goto(str(live_server) + "/accounts/login/")
+    assert accessibility_problems(page) == [], "sign-in"
+    sign_in(page, str(live_server), deployer)
+    for path in ("/catalog/", "/me/", "/status/", f"/deploys/{waiting.pk}/"):
+        page.goto(str(live_server) + path)
+        expect(page.locator("h1")).to_be_visible()
+        assert accessibility_problems(page) == [], path
