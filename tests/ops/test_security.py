@@ -220,7 +220,7 @@ def python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 def readme_production_settings() -> dict[str, str]:
     """The production settings block of docs/operations.md, as environment variables (placeholders filled)."""
     readme = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
-    block = readme.split("### Production settings", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = readme.split("## Production settings", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     values = {}
     for line in block.splitlines():
         name, _, value = line.partition("=")
