@@ -24,6 +24,7 @@ from deployer.models import ApiTestRun, ApiTestStep, Environment
 from deployer.sources.branches import branch_sync
 from tests.fakes.server import FakeServer, Request, Response
 from tests.support.listener import Listener
+from tests.support.net import port_free
 
 pytestmark = pytest.mark.one_backend  # the database backend makes no difference here
 
@@ -305,20 +306,11 @@ def metadata_service() -> Iterator[Listener]:
     added = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
     if added.returncode != 0 and b"File exists" not in added.stderr:
         pytest.skip(f"cannot add {address} to lo (needs root): {added.stderr.decode().strip()}")
-    listener = Listener(address, 80 if _port_free(address, 80) else 0).start()
+    listener = Listener(address, 80 if port_free(address, 80) else 0).start()
     yield listener
     listener.stop()
     if added.returncode == 0:
         subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
-
-
-def _port_free(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
 
 
 def one_step(url: str, policy_urls: list[str]) -> str:

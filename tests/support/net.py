@@ -11,12 +11,13 @@ def free_port(*addresses: str) -> int:
         with socket.socket() as probe:
             probe.bind((addresses[0], 0))
             port = probe.getsockname()[1]
-        if all(_bindable(address, port) for address in addresses[1:]):
+        if all(port_free(address, port) for address in addresses[1:]):
             return port
     raise RuntimeError("no free port")
 
 
-def _bindable(address: str, port: int) -> bool:
+def port_free(address: str, port: int) -> bool:
+    """Whether `port` on `address` can be bound now."""
     with socket.socket() as probe:
         try:
             probe.bind((address, port))
