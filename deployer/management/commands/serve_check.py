@@ -25,7 +25,8 @@ class Command(BaseCommand):
         elif not Service.objects.exists():
             todo.append(
                 "describe your services in a catalog.yml (docs/catalog.md), then  .venv/bin/python manage.py "
-                "load_catalog catalog.yml  (print Gantry's SSH key for your hosts with  manage.py ssh_key)"
+                "load_catalog catalog.yml  (print Gantry's SSH key for your hosts with  "
+                ".venv/bin/python manage.py ssh_key)"
             )
         if not settings.SECRET_KEY_FROM_ENV:
             todo.append(
